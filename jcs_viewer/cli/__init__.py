@@ -1,0 +1,67 @@
+"""The ``jcs-viewer`` command line.
+
+Every subcommand lives in its own module under :mod:`jcs_viewer.cli` exposing
+``HELP`` (one line), ``configure(parser)`` and ``run(args) -> int``. Those modules
+import only the standard library at import time so that ``--help`` is instant;
+heavy packages (torch, Qt, VTK) are imported inside ``run``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from jcs_viewer import RESEARCH_USE_NOTICE, __version__
+
+# Order is the order shown by --help. "gui" is the default when no subcommand is given.
+SUBCOMMANDS = ("gui", "demo", "analyze", "bench", "train", "evaluate")
+
+
+class UserError(Exception):
+    """A problem the user can fix; the CLI prints its one sentence and exits 2."""
+
+
+def _load(name: str):
+    return importlib.import_module(f"jcs_viewer.cli.{name}_cmd")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="jcs-viewer",
+        description="Explainable COVID-19 chest CT reading aid (JCS). " + RESEARCH_USE_NOTICE,
+    )
+    parser.add_argument("--version", action="version", version=f"jcs-viewer {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in SUBCOMMANDS:
+        module = _load(name)
+        module.configure(sub.add_parser(name, help=module.HELP, description=module.HELP))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # `jcs-viewer` and `jcs-viewer STUDY` open the viewer.
+    if not argv or (argv[0] not in SUBCOMMANDS and not argv[0].startswith("-")):
+        argv = ["gui", *argv]
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    try:
+        return int(_load(args.command).run(args) or 0)
+    except KeyboardInterrupt:
+        print("Interrupted.", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the CLI's last line of defence
+        from jcs_viewer.errors import JCSError
+
+        if isinstance(exc, (JCSError, UserError)):
+            print(f"jcs-viewer: {exc}", file=sys.stderr)
+            return 2
+        raise
+
+
+def gui_main() -> int:
+    return main(["gui", *sys.argv[1:]])

@@ -1,0 +1,17 @@
+"""``jcs-viewer evaluate``: placeholder until its issue lands."""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "evaluate (not yet available)"
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    pass
+
+
+def run(args: argparse.Namespace) -> int:
+    from jcs_viewer.cli import UserError
+
+    raise UserError("'evaluate' is not available in this version yet.")

@@ -1,0 +1,30 @@
+"""Shared fixtures. Qt runs offscreen here; tests that need a real X display start a
+subprocess with ``QT_QPA_PLATFORM=xcb`` (see ``tests/helpers.py``)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")
+# Keep the two cores for the test itself: torch's intra-op pool otherwise oversubscribes.
+os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("JCS_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
+
+
+def shared_data_path(*parts: str) -> Path:
+    """Path under ``../shared/data``; skips the calling test when it is absent."""
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"public data not present: {path} (clone with ../shared beside the repo to run this)")
+    return path
+
+
+@pytest.fixture
+def shared_data():
+    return shared_data_path
