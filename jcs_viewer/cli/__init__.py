@@ -16,6 +16,7 @@ from jcs_viewer import RESEARCH_USE_NOTICE, __version__
 
 # Order is the order shown by --help. "gui" is the default when no subcommand is given.
 SUBCOMMANDS = ("gui", "demo", "analyze", "bench", "train", "evaluate")
+_TOP_LEVEL_FLAGS = ("-h", "--help", "--version")
 
 
 class UserError(Exception):
@@ -41,8 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    # `jcs-viewer` and `jcs-viewer STUDY` open the viewer.
-    if not argv or (argv[0] not in SUBCOMMANDS and not argv[0].startswith("-")):
+    # `jcs-viewer`, `jcs-viewer STUDY` and `jcs-viewer --demo` open the viewer.
+    if not argv or (argv[0] not in SUBCOMMANDS and argv[0] not in _TOP_LEVEL_FLAGS):
         argv = ["gui", *argv]
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -1,0 +1,173 @@
+"""Per-study session files: edits, review states and notes, saved atomically (no Qt).
+
+A session file lives in the user's data folder, named by a key derived from the study
+(series UID and geometry), so reopening the same study finds it. Saving is debounced
+by :class:`Autosaver`: every change re-arms a timer and the file is written once the
+reader pauses, well within two seconds of the last change.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import tempfile
+import threading
+import time
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from jcs_viewer import __version__
+from jcs_viewer.errors import JCSError
+
+SCHEMA_VERSION = 1
+AUTOSAVE_DELAY_S = 1.0
+
+
+class SessionError(JCSError):
+    """A session file could not be read or written."""
+
+
+def data_dir() -> Path:
+    """The user's data folder for JCS Viewer (``$JCS_VIEWER_DATA`` overrides it)."""
+    override = os.environ.get("JCS_VIEWER_DATA")
+    if override:
+        return Path(override)
+    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(base) / "jcs-viewer"
+
+
+def study_key(volume) -> str:
+    """A stable key for a study: series UID (or source paths) plus the volume geometry."""
+    info = volume.info
+    identity = info.series_uid or "|".join(str(p) for p in volume.source_files[:1] + volume.source_files[-1:])
+    text = f"{identity}|{volume.shape}|{tuple(round(s, 4) for s in volume.spacing)}"
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def session_path(volume, folder: Path | None = None) -> Path:
+    return (folder or data_dir() / "sessions") / f"{study_key(volume)}.jcssession"
+
+
+@dataclass
+class SessionState:
+    """What a reader adds to an analysed study."""
+
+    edited_mask: np.ndarray | None = None  # uint8 (z, y, x)
+    review: dict[int, str] = field(default_factory=dict)  # slice -> "confirmed" | "rejected"
+    notes: str = ""
+    reviewer: str = ""
+    study_key: str = ""
+    saved_at: float = 0.0
+
+
+def save_session(state: SessionState, path: Path) -> Path:
+    """Write ``state`` to ``path`` atomically (temp file in the same folder, then rename)."""
+    path = Path(path)
+    meta = {
+        "schema_version": SCHEMA_VERSION,
+        "app_version": __version__,
+        "review": {str(k): v for k, v in sorted(state.review.items())},
+        "notes": state.notes,
+        "reviewer": state.reviewer,
+        "study_key": state.study_key,
+        "saved_at": time.time(),
+        "has_mask": state.edited_mask is not None,
+    }
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".session-", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as fh, zipfile.ZipFile(fh, "w", zipfile.ZIP_DEFLATED) as zf:
+                zf.writestr("session.json", json.dumps(meta, indent=1))
+                if state.edited_mask is not None:
+                    buf = io.BytesIO()
+                    np.save(buf, np.ascontiguousarray(state.edited_mask, dtype=np.uint8))
+                    zf.writestr("edited_mask.npy", buf.getvalue())
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    except OSError as exc:
+        raise SessionError(f"Could not save the session to {path}: {exc.strerror or exc}.") from exc
+    return path
+
+
+def load_session(path: Path) -> SessionState:
+    """Read a session file written by :func:`save_session`."""
+    path = Path(path)
+    try:
+        with zipfile.ZipFile(path) as zf:
+            meta = json.loads(zf.read("session.json"))
+            mask = None
+            if meta.get("has_mask"):
+                mask = np.load(io.BytesIO(zf.read("edited_mask.npy")), allow_pickle=False)
+    except FileNotFoundError as exc:
+        raise SessionError(f"There is no session file at {path}.") from exc
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
+        raise SessionError(f"The session file {path.name} is damaged and cannot be restored ({exc}).") from exc
+    if meta.get("schema_version", 0) > SCHEMA_VERSION:
+        raise SessionError(f"The session file {path.name} was written by a newer JCS Viewer ({meta.get('app_version')}).")
+    return SessionState(
+        edited_mask=mask,
+        review={int(k): v for k, v in meta.get("review", {}).items()},
+        notes=meta.get("notes", ""),
+        reviewer=meta.get("reviewer", ""),
+        study_key=meta.get("study_key", ""),
+        saved_at=float(meta.get("saved_at", 0.0)),
+    )
+
+
+class Autosaver:
+    """Debounced background saving: call :meth:`changed` after every edit.
+
+    Args:
+        snapshot: returns the current :class:`SessionState` (called on the saving thread,
+            so it must copy what it returns or be safe to read concurrently).
+        path: the session file.
+        delay_s: quiet time before a save; each change restarts the wait.
+        on_error: called with the :class:`SessionError` when a save fails.
+    """
+
+    def __init__(self, snapshot, path: Path, delay_s: float = AUTOSAVE_DELAY_S, on_error=None) -> None:
+        self._snapshot = snapshot
+        self.path = Path(path)
+        self.delay_s = delay_s
+        self._on_error = on_error
+        self._timer: threading.Timer | None = None
+        self._lock = threading.Lock()
+        self.saves = 0
+
+    def changed(self) -> None:
+        with self._lock:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer = threading.Timer(self.delay_s, self.flush)
+            self._timer.daemon = True
+            self._timer.start()
+
+    def flush(self) -> None:
+        """Save now (also what the timer calls)."""
+        with self._lock:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+        try:
+            save_session(self._snapshot(), self.path)
+            self.saves += 1
+        except SessionError as exc:
+            if self._on_error is None:
+                raise
+            self._on_error(exc)
+
+    def cancel(self) -> None:
+        with self._lock:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None

@@ -1,0 +1,153 @@
+"""Undo/redo as compressed deltas, and the slice tools."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from jcs_viewer.session import tools
+from jcs_viewer.session.labels import LabelLayer
+
+
+@pytest.fixture
+def layer():
+    return LabelLayer(np.zeros((6, 64, 80), np.uint8), undo_depth=5)
+
+
+def test_stroke_is_one_undo_step_and_redo_restores(layer):
+    with layer.stroke("brush"):
+        layer.paint_disk(2, (20, 20), 4, 1)
+        layer.paint_disk(2, (24, 30), 4, 1)
+        layer.paint_disk(3, (24, 30), 4, 1)
+    painted = layer.data.copy()
+    assert painted[2, 20, 20] == 1 and painted[3, 24, 30] == 1
+    assert layer.undo_labels() == ["brush"]
+    assert layer.undo() == "brush"
+    assert not layer.data.any()
+    assert layer.redo() == "brush"
+    np.testing.assert_array_equal(layer.data, painted)
+
+
+def test_undo_order_is_last_in_first_out(layer):
+    states = [layer.data.copy()]
+    for i, z in enumerate((1, 2, 3)):
+        with layer.stroke(f"s{i}"):
+            layer.paint_disk(z, (10 + 5 * i, 10), 3, 1)
+        states.append(layer.data.copy())
+    for expected in reversed(states[:-1]):
+        layer.undo()
+        np.testing.assert_array_equal(layer.data, expected)
+    assert layer.undo() is None
+
+
+def test_new_edit_clears_redo(layer):
+    with layer.stroke("a"):
+        layer.paint_disk(1, (10, 10), 3, 1)
+    layer.undo()
+    assert layer.can_redo
+    with layer.stroke("b"):
+        layer.paint_disk(1, (30, 30), 3, 1)
+    assert not layer.can_redo and layer.redo() is None
+
+
+def test_depth_cap_drops_oldest(layer):
+    for i in range(8):
+        with layer.stroke(f"s{i}"):
+            layer.paint_disk(i % 6, (5 + 6 * i, 40), 2, 1)
+    assert layer.undo_labels() == [f"s{i}" for i in range(3, 8)]
+    for _ in range(5):
+        assert layer.undo() is not None
+    assert layer.undo() is None
+    # The three oldest strokes could not be undone and remain painted.
+    assert layer.data.sum() > 0
+
+
+def test_eraser_and_hu_limited_brush(layer):
+    hu = np.full((64, 80), -900, np.int16)
+    hu[:, 40:] = -500
+    allowed = tools.hu_allowed(hu, (-800, 100))
+    with layer.stroke("brush"):
+        layer.paint_disk(0, (32, 40), 10, 1, allowed=allowed)
+    assert layer.data[0, 32, 45] == 1 and layer.data[0, 32, 35] == 0
+    with layer.stroke("eraser"):
+        layer.paint_disk(0, (32, 45), 3, 0)
+    assert layer.data[0, 32, 45] == 0 and layer.data[0, 32, 49] == 1
+
+
+def test_empty_stroke_records_nothing(layer):
+    with layer.stroke("noop"):
+        layer.paint_disk(0, (10, 10), 3, 0)
+    assert not layer.can_undo and layer.revision == 0
+
+
+def test_brush_is_circular_in_mm_on_anisotropic_pixels(layer):
+    ry, rx = tools.brush_radius_px(4.0, (0.5, 1.0))
+    with layer.stroke():
+        layer.paint_disk(0, (32, 40), (ry, rx), 1)
+    rows = np.flatnonzero(layer.data[0].any(axis=1))
+    cols = np.flatnonzero(layer.data[0].any(axis=0))
+    assert (rows[-1] - rows[0] + 1) * 0.5 == pytest.approx(8.5, abs=0.6)
+    assert (cols[-1] - cols[0] + 1) * 1.0 == pytest.approx(9.0, abs=1.1)
+
+
+def test_fill_holes_and_remove_islands_and_clear(layer):
+    ring = np.zeros((64, 80), bool)
+    yy, xx = np.ogrid[:64, :80]
+    d = (yy - 30) ** 2 + (xx - 30) ** 2
+    ring[(d <= 100) & (d >= 25)] = True
+    layer.paint_mask(1, ring, 1)
+    layer.paint_mask(1, (yy == 60) & (xx == 70), 1)  # a one-pixel island
+    assert layer.data[1, 30, 30] == 0
+    assert tools.fill_holes(layer, 1)
+    assert layer.data[1, 30, 30] == 1
+    assert tools.remove_islands(layer, 1, min_area_mm2=2.0, pixel_spacing_yx=(1.0, 1.0))
+    assert layer.data[1, 60, 70] == 0 and layer.data[1, 30, 30] == 1
+    assert tools.clear_slice(layer, 1)
+    assert not layer.data[1].any()
+    layer.undo()
+    assert layer.data[1, 30, 30] == 1
+
+
+def test_reset_slice_and_accept_ai_are_undoable(layer):
+    ai = np.zeros_like(layer.data)
+    ai[2, 10:20, 10:20] = 1
+    with layer.stroke():
+        layer.paint_disk(2, (40, 40), 3, 1)
+    assert tools.reset_slice(layer, 2, ai)
+    np.testing.assert_array_equal(layer.data[2], ai[2])
+    assert layer.undo() == "reset slice to AI"
+    assert layer.data[2, 40, 40] == 1
+    assert layer.replace_all(ai, "accept AI")
+    np.testing.assert_array_equal(layer.data, ai)
+    layer.undo()
+    assert layer.data[2, 40, 40] == 1
+
+
+def test_sphere_brush_spans_slices(layer):
+    tools.paint_sphere(layer, (3, 32, 40), radius_mm=5.0, spacing_zyx=(2.0, 1.0, 1.0), value=1)
+    painted_slices = np.flatnonzero(layer.data.any(axis=(1, 2)))
+    assert painted_slices.tolist() == [1, 2, 3, 4, 5]
+    assert layer.undo_labels() == ["3-D brush"]
+
+
+def test_listener_gets_changed_z_range(layer):
+    seen = []
+    layer.add_listener(seen.append)
+    with layer.stroke():
+        layer.paint_disk(4, (10, 10), 2, 1)
+    layer.undo()
+    assert seen == [slice(4, 5), slice(4, 5)]
+
+
+def test_history_of_100_strokes_on_a_full_study_stays_small():
+    # Worst case for compression: the strokes paint over random labels.
+    noise = (np.random.default_rng(0).random((300, 512, 512), np.float32) < 0.5).astype(np.uint8)
+    layer = LabelLayer(noise, undo_depth=100)
+    for i in range(100):
+        z = 3 * i  # every stroke paints fresh voxels, so every stroke is recorded
+        with layer.stroke():
+            for step in range(20):  # a drag of 20 dabs, 10 mm brush at 0.7 mm pixels
+                layer.paint_disk(z, (200 + 3 * step, 150 + 2 * step), 14.0, 1)
+    assert len(layer.undo_labels()) == 100
+    assert layer.history_nbytes < 50 * 2**20
+    print(f"undo history for 100 strokes: {layer.history_nbytes / 1024:.1f} KiB")
