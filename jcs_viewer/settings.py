@@ -1,0 +1,106 @@
+"""User settings shared by the GUI and the headless commands (no Qt).
+
+The GUI persists them with ``QSettings(settings_path(), QSettings.IniFormat)``; the
+core reads the same plain INI file with :mod:`configparser`, so ``jcs-viewer analyze``
+honours the device and thresholds a reader chose in the app. Keys live in the
+``[General]`` section, which is where QSettings writes top-level keys.
+"""
+
+from __future__ import annotations
+
+import configparser
+import os
+import tempfile
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+SECTION = "General"
+
+
+def config_dir() -> Path:
+    """``$JCS_VIEWER_CONFIG`` or ``$XDG_CONFIG_HOME/jcs-viewer`` (``~/.config/jcs-viewer``)."""
+    override = os.environ.get("JCS_VIEWER_CONFIG")
+    if override:
+        return Path(override)
+    base = os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config"
+    return Path(base) / "jcs-viewer"
+
+
+def settings_path() -> Path:
+    return config_dir() / "settings.ini"
+
+
+@dataclass
+class Settings:
+    """Reader preferences. ``None`` means "use the built-in rule"."""
+
+    device: str = "auto"  # auto | cpu | cuda
+    slice_threshold: int | None = None  # positive slices needed for a positive study
+    slice_cutoff: float = 0.5  # slice probability counted as positive
+    segment_all_slices: bool = False
+    auto_analyze: bool = True
+    autosave_dir: str = ""  # empty: the user's data folder
+    default_layout: str = "axial"  # axial | 1x3
+    reviewer_name: str = ""
+    undo_depth: int = 100
+
+    @classmethod
+    def load(cls, path: Path | None = None) -> "Settings":
+        """Read the INI file; unknown keys are ignored and bad values fall back to defaults."""
+        parser = configparser.ConfigParser(interpolation=None)
+        try:
+            parser.read(path or settings_path(), encoding="utf-8")
+        except (configparser.Error, UnicodeDecodeError):
+            return cls()
+        section = parser[SECTION] if parser.has_section(SECTION) else {}
+        values = {}
+        for f in fields(cls):
+            raw = section.get(f.name)
+            if raw is None:
+                continue
+            try:
+                values[f.name] = _parse(raw, f.type)
+            except ValueError:
+                continue
+        return cls(**values)
+
+    def save(self, path: Path | None = None) -> Path:
+        """Write atomically in the format QSettings' IniFormat reads."""
+        path = Path(path or settings_path())
+        parser = configparser.ConfigParser(interpolation=None)
+        parser[SECTION] = {k: _format(v) for k, v in asdict(self).items()}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".settings-", dir=path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                parser.write(fh)
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        return path
+
+
+def _format(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _parse(raw: str, annotation: str):
+    raw = raw.strip().strip('"')
+    if "None" in annotation and raw in ("", "@Invalid()"):
+        return None
+    if annotation.startswith("bool"):
+        if raw.lower() in ("true", "1", "yes"):
+            return True
+        if raw.lower() in ("false", "0", "no"):
+            return False
+        raise ValueError(raw)
+    if annotation.startswith("int"):
+        return int(raw)
+    if annotation.startswith("float"):
+        return float(raw)
+    return raw
