@@ -1,8 +1,11 @@
 """Study discovery and loading, the :class:`Volume` type, the demo phantom and exports.
 
-Imports numpy, pydicom, SimpleITK and highdicom only (never Qt, VTK or torch).
+Imports numpy, pydicom, SimpleITK and highdicom only (never Qt, VTK or torch);
+SimpleITK is imported only when a NIfTI/MHA/NRRD file or an image folder is opened.
 """
 
+from jcs_viewer.io.dicom_scan import SeriesEntry, scan_folder
+from jcs_viewer.io.loader import load_study
 from jcs_viewer.io.volume import StudyInfo, Volume
 
-__all__ = ["StudyInfo", "Volume"]
+__all__ = ["SeriesEntry", "StudyInfo", "Volume", "load_study", "scan_folder"]

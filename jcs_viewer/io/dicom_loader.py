@@ -1,0 +1,99 @@
+"""Turn one scanned DICOM series into a :class:`Volume`."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from jcs_viewer.errors import StudyLoadError
+from jcs_viewer.io.dicom_geometry import arrange_slices
+from jcs_viewer.io.dicom_multiframe import frame_headers
+from jcs_viewer.io.dicom_pixels import read_pixels
+from jcs_viewer.io.dicom_scan import ScanResult, SeriesEntry, describe_files
+from jcs_viewer.io.volume import Volume
+
+
+def choose_series(scan: ScanResult, where: str, series_uid: str | None) -> tuple[SeriesEntry, list[str]]:
+    """The requested series, or by default the CT series with the most slices.
+
+    Returns:
+        The series and warnings (other series present, modality not CT).
+
+    Raises:
+        StudyLoadError: no series, the UID is absent, or no series holds images.
+    """
+    entries = scan.entries
+    if not entries:
+        if scan.problems:
+            raise StudyLoadError(scan.problems[0])
+        if scan.n_files == 0:
+            raise StudyLoadError(f"{where} is empty: no files to load.")
+        raise StudyLoadError(f"No DICOM files found in {where} ({scan.n_files} files checked).")
+    if series_uid is not None:
+        for entry in entries:
+            if entry.series_uid == series_uid:
+                return entry, []
+        listed = "; ".join(f"{e.series_uid} = {e.label()}" for e in entries[:5])
+        raise StudyLoadError(f"Series {series_uid} is not in {where} (found: {listed}).")
+    with_pixels = [e for e in entries if e.has_pixels]
+    if not with_pixels:
+        files = [f for e in entries for f in e.files]
+        raise StudyLoadError(
+            f"No DICOM file in {where} holds an image ({describe_files(files)}: no pixel data)."
+        )
+    ct = [e for e in with_pixels if e.modality == "CT"]
+    pool = ct or with_pixels
+    chosen = max(pool, key=lambda e: e.n_slices)  # first of equals: lowest series number
+    warnings = []
+    others = [e for e in entries if e is not chosen]
+    if others:
+        names = "; ".join(e.label() for e in others[:4])
+        more = f" and {len(others) - 4} more" if len(others) > 4 else ""
+        warnings.append(
+            f"{where} holds {len(entries)} series; loaded {chosen.label()}, not: {names}{more}. "
+            "Pick another with its series UID."
+        )
+    return chosen, warnings
+
+
+def load_series(entry: SeriesEntry, warnings: list[str] | None = None) -> Volume:
+    """Load one scanned series: sort slices, read pixels once, rescale to HU.
+
+    Raises:
+        StudyLoadError: the series holds no image or a file is damaged.
+    """
+    warnings = list(warnings or [])
+    images = [h for h in entry.headers if h.has_pixels]
+    no_pixels = [h.path for h in entry.headers if not h.has_pixels]
+    if not images:
+        raise StudyLoadError(f"DICOM file {entry.files[0]} has no pixel data (no image to show).")
+    if no_pixels:
+        plural = "s" if len(no_pixels) > 1 else ""
+        warnings.append(f"Ignored {len(no_pixels)} file{plural} without pixel data ({describe_files(no_pixels)}).")
+    images = [frame for h in images for frame in (frame_headers(h) if h.n_frames > 1 else [h])]
+    if any(h.samples_per_pixel != 1 for h in images):
+        colour = next(h for h in images if h.samples_per_pixel != 1)
+        raise StudyLoadError(f"{colour.path} is a colour image; only grey-scale CT slices can be loaded.")
+    is_ct = entry.modality == "CT"
+    if not is_ct:
+        warnings.append(
+            f"Modality is {entry.modality or 'not given'}, not CT: values are shown as stored, not as HU, "
+            "and the COVID-19 analysis is not meant for this image."
+        )
+    geometry = arrange_slices(images)
+    warnings.extend(geometry.warnings)
+    array, pixel_warnings = read_pixels(geometry.headers, is_ct)
+    warnings.extend(pixel_warnings)
+    info = entry.info
+    if info.slice_thickness is None and geometry.headers[0].slice_thickness is not None:
+        info = replace(info, slice_thickness=geometry.headers[0].slice_thickness)
+    return Volume(
+        array=array,
+        spacing=geometry.spacing,
+        origin=geometry.origin,
+        direction=geometry.direction,
+        is_hu=is_ct,
+        info=info,
+        source_files=tuple(h.path for h in geometry.headers),
+        warnings=warnings,
+        source_format="dicom",
+    )

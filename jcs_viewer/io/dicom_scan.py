@@ -1,0 +1,426 @@
+"""Find DICOM series in a folder by reading headers only (never pixel data)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import struct
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pydicom
+from pydicom.dataelem import RawDataElement
+from pydicom.errors import InvalidDicomError
+
+from jcs_viewer.errors import StudyLoadError
+from jcs_viewer.io.volume import StudyInfo
+
+log = logging.getLogger(__name__)
+
+_PIXEL_DATA_TAG_LE = b"\xe0\x7f\x10\x00"  # (7FE0,0010) in little-endian byte order
+_DICOMDIR_SOP_CLASS = "1.2.840.10008.1.3.10"
+
+
+@dataclass(frozen=True)
+class SliceHeader:
+    """What the loader needs from one file's header (pixel data not read).
+
+    ``pixel_offset`` is the byte offset of the Pixel Data element in the file, so that
+    uncompressed pixels can be read later without parsing the header again. A frame of
+    a multi-frame file has ``frame`` set and its own position/orientation/rescale.
+    """
+
+    path: Path
+    series_uid: str
+    modality: str
+    transfer_syntax: str
+    rows: int
+    columns: int
+    samples_per_pixel: int
+    bits_allocated: int
+    bits_stored: int
+    pixel_representation: int
+    n_frames: int
+    position: tuple[float, float, float] | None
+    orientation: tuple[float, ...] | None
+    pixel_spacing: tuple[float, float] | None
+    slice_thickness: float | None
+    spacing_between_slices: float | None
+    slope: float
+    intercept: float
+    padding: tuple[int, int] | None
+    instance_number: int
+    has_pixels: bool
+    pixel_offset: int | None
+    frame: int | None = None  # index in a multi-frame file, else None
+
+
+@dataclass(frozen=True)
+class SeriesEntry:
+    """One DICOM series found by :func:`scan_folder`.
+
+    Attributes:
+        series_uid: SeriesInstanceUID ("" when the files carry none).
+        modality: e.g. ``"CT"``.
+        description: SeriesDescription.
+        n_slices: number of image files (frames for a multi-frame file).
+        rows, columns: image size (the most common one in the series).
+        slice_thickness: SliceThickness in mm, when given.
+        info: patient, study and series fields from the series' first file.
+        files: every file of the series, in scan order (not sorted).
+    """
+
+    series_uid: str
+    modality: str
+    description: str
+    n_slices: int
+    rows: int
+    columns: int
+    slice_thickness: float | None
+    info: StudyInfo
+    files: tuple[Path, ...]
+    headers: tuple[SliceHeader, ...] = field(default=(), repr=False, compare=False)
+
+    @property
+    def has_pixels(self) -> bool:
+        """Whether at least one file of the series holds an image."""
+        return any(h.has_pixels for h in self.headers)
+
+    def label(self) -> str:
+        """Short human-readable name, e.g. ``series 3 "CHEST 1.25" (CT, 240 slices)``."""
+        number = self.info.series_number or "?"
+        desc = f' "{self.description}"' if self.description else ""
+        return f"series {number}{desc} ({self.modality or 'no modality'}, {self.n_slices} slices)"
+
+
+@dataclass
+class ScanResult:
+    """Series found, plus files that look like DICOM but could not be parsed."""
+
+    entries: list[SeriesEntry]
+    problems: list[str]
+    n_files: int
+
+
+def _text(ds: pydicom.Dataset, keyword: str) -> str:
+    try:
+        value = ds.get(keyword, "")
+    except Exception:  # noqa: BLE001 - a malformed optional field must not stop loading
+        return ""
+    if value is None:
+        return ""
+    if isinstance(value, pydicom.multival.MultiValue):
+        return "\\".join(str(v) for v in value)
+    return str(value).strip()
+
+
+def _float(ds: pydicom.Dataset, keyword: str) -> float | None:
+    try:
+        value = ds.get(keyword)
+        if value is None or value == "":
+            return None
+        if isinstance(value, pydicom.multival.MultiValue):
+            value = value[0]
+        return float(value)
+    except Exception:  # noqa: BLE001
+        return None
+
+
+def _floats(ds: pydicom.Dataset, keyword: str, count: int) -> tuple[float, ...] | None:
+    try:
+        value = ds.get(keyword)
+        if value is None or len(value) != count:
+            return None
+        return tuple(float(v) for v in value)
+    except Exception:  # noqa: BLE001
+        return None
+
+
+def _int(ds: pydicom.Dataset, keyword: str, default: int) -> int:
+    try:
+        value = ds.get(keyword)
+        return default if value is None or value == "" else int(value)
+    except Exception:  # noqa: BLE001
+        return default
+
+
+def study_info(ds: pydicom.Dataset) -> StudyInfo:
+    """Patient, study and series fields of one dataset."""
+    return StudyInfo(
+        patient_name=_text(ds, "PatientName"),
+        patient_id=_text(ds, "PatientID"),
+        birth_date=_text(ds, "PatientBirthDate"),
+        sex=_text(ds, "PatientSex"),
+        age=_text(ds, "PatientAge"),
+        study_uid=_text(ds, "StudyInstanceUID"),
+        study_date=_text(ds, "StudyDate"),
+        study_time=_text(ds, "StudyTime"),
+        study_description=_text(ds, "StudyDescription"),
+        accession_number=_text(ds, "AccessionNumber"),
+        series_uid=_text(ds, "SeriesInstanceUID"),
+        series_number=_text(ds, "SeriesNumber"),
+        series_description=_text(ds, "SeriesDescription"),
+        modality=_text(ds, "Modality"),
+        manufacturer=_text(ds, "Manufacturer"),
+        institution=_text(ds, "InstitutionName"),
+        frame_of_reference_uid=_text(ds, "FrameOfReferenceUID"),
+        slice_thickness=_float(ds, "SliceThickness"),
+        kvp=_float(ds, "KVP"),
+        convolution_kernel=_text(ds, "ConvolutionKernel"),
+    )
+
+
+def _padding(ds: pydicom.Dataset) -> tuple[int, int] | None:
+    """Stored-value range marked as padding (outside the scanned field of view)."""
+    try:
+        value = ds.get("PixelPaddingValue")
+        if value is None or isinstance(value, bytes):
+            return None
+        low = int(value)
+        limit = ds.get("PixelPaddingRangeLimit")
+        high = low if limit is None or isinstance(limit, bytes) else int(limit)
+        return (min(low, high), max(low, high))
+    except Exception:  # noqa: BLE001
+        return None
+
+
+class _RawFields:
+    """Per-slice header values decoded straight from pydicom's raw elements.
+
+    pydicom converts a value on first access, which costs more than parsing the whole
+    header; these few numeric/text fields are read for every file, so they are decoded
+    here from the raw bytes (falling back to pydicom for anything unusual).
+    """
+
+    def __init__(self, ds: pydicom.Dataset) -> None:
+        self.ds = ds
+
+    def _raw(self, tag: int) -> tuple[bytes | None, bool] | None:
+        """(bytes, little_endian) of a raw element; None when absent; ValueError if converted."""
+        try:
+            elem = self.ds.get_item(tag)
+        except Exception:  # noqa: BLE001 - malformed element: treat as absent
+            return None
+        if elem is None:
+            return None
+        if not isinstance(elem, RawDataElement):
+            raise ValueError("already converted")
+        return elem.value, elem.is_little_endian
+
+    def text(self, tag: int, keyword: str) -> str:
+        try:
+            raw = self._raw(tag)
+        except ValueError:
+            return _text(self.ds, keyword)
+        if raw is None or raw[0] is None:
+            return ""
+        return raw[0].decode("latin-1").strip(" \x00")
+
+    def numbers(self, tag: int, keyword: str, count: int) -> tuple[float, ...] | None:
+        """``count`` DS/IS values (``count=1``: a 1-tuple)."""
+        try:
+            raw = self._raw(tag)
+        except ValueError:
+            return _floats(self.ds, keyword, count) if count > 1 else _as_tuple(_float(self.ds, keyword))
+        if raw is None or raw[0] is None:
+            return None
+        try:
+            parts = raw[0].decode("latin-1").strip(" \x00").split("\\")
+            values = tuple(float(p) for p in parts[:count])
+        except ValueError:
+            return None
+        return values if len(values) == count else None
+
+    def number(self, tag: int, keyword: str) -> float | None:
+        values = self.numbers(tag, keyword, 1)
+        return None if values is None else values[0]
+
+    def ushort(self, tag: int, keyword: str, default: int) -> int:
+        try:
+            raw = self._raw(tag)
+        except ValueError:
+            return _int(self.ds, keyword, default)
+        if raw is None or raw[0] is None or len(raw[0]) != 2:
+            return default
+        return struct.unpack("<H" if raw[1] else ">H", raw[0])[0]
+
+
+def _as_tuple(value: float | None) -> tuple[float] | None:
+    return None if value is None else (value,)
+
+
+def _header_from(ds: pydicom.Dataset, path: Path, pixel_offset: int | None, has_pixels: bool) -> SliceHeader:
+    meta = getattr(ds, "file_meta", None)
+    syntax = str(getattr(meta, "TransferSyntaxUID", "")) if meta is not None else ""
+    f = _RawFields(ds)
+    slope = f.number(0x00281053, "RescaleSlope")
+    intercept = f.number(0x00281052, "RescaleIntercept")
+    bits_allocated = f.ushort(0x00280100, "BitsAllocated", 16)
+    frames = f.number(0x00280008, "NumberOfFrames")
+    instance = f.number(0x00200013, "InstanceNumber")
+    return SliceHeader(
+        path=path,
+        series_uid=f.text(0x0020000E, "SeriesInstanceUID"),
+        modality=f.text(0x00080060, "Modality"),
+        transfer_syntax=syntax,
+        rows=f.ushort(0x00280010, "Rows", 0),
+        columns=f.ushort(0x00280011, "Columns", 0),
+        samples_per_pixel=f.ushort(0x00280002, "SamplesPerPixel", 1),
+        bits_allocated=bits_allocated,
+        bits_stored=f.ushort(0x00280101, "BitsStored", bits_allocated),
+        pixel_representation=f.ushort(0x00280103, "PixelRepresentation", 0),
+        n_frames=max(1, int(frames or 1)),
+        position=f.numbers(0x00200032, "ImagePositionPatient", 3),  # type: ignore[arg-type]
+        orientation=f.numbers(0x00200037, "ImageOrientationPatient", 6),
+        pixel_spacing=f.numbers(0x00280030, "PixelSpacing", 2),  # type: ignore[arg-type]
+        slice_thickness=f.number(0x00180050, "SliceThickness"),
+        spacing_between_slices=f.number(0x00180088, "SpacingBetweenSlices"),
+        slope=1.0 if slope in (None, 0.0) else slope,
+        intercept=0.0 if intercept is None else intercept,
+        padding=_padding(ds) if 0x00280120 in ds else None,
+        instance_number=int(instance or 0),
+        has_pixels=has_pixels,
+        pixel_offset=pixel_offset,
+    )
+
+
+def _looks_like_dicom(path: Path) -> bool:
+    try:
+        with open(path, "rb") as fp:
+            fp.seek(128)
+            return fp.read(4) == b"DICM"
+    except OSError:
+        return False
+
+
+def read_header(path: Path) -> tuple[SliceHeader, pydicom.Dataset] | None:
+    """Read one file's header; ``None`` when it is not a DICOM file (or is a DICOMDIR).
+
+    Raises:
+        StudyLoadError: the file is DICOM but its header cannot be parsed.
+    """
+    if path.name.upper() == "DICOMDIR":
+        return None
+    try:
+        with open(path, "rb") as fp:
+            ds = pydicom.dcmread(fp, stop_before_pixels=True, force=False)
+            # pydicom stops with the file positioned at the Pixel Data tag (if any).
+            offset = fp.tell()
+            tag = fp.read(4)
+    except InvalidDicomError:
+        return None
+    except OSError as exc:
+        raise StudyLoadError(f"Cannot read {path}: {exc.strerror or exc}.") from exc
+    except Exception as exc:  # noqa: BLE001 - pydicom raises many types on corrupt headers
+        if _looks_like_dicom(path):
+            raise StudyLoadError(f"DICOM file {path} is damaged or truncated ({type(exc).__name__}).") from exc
+        return None
+    meta = getattr(ds, "file_meta", None)
+    if str(getattr(meta, "MediaStorageSOPClassUID", "")) == _DICOMDIR_SOP_CLASS:
+        return None
+    if "SOPClassUID" not in ds and "SeriesInstanceUID" not in ds:
+        # pydicom stops quietly at the end of a cut file: an image header without these is incomplete.
+        raise StudyLoadError(f"DICOM file {path} is damaged or truncated (its header is incomplete).")
+    syntax = str(getattr(meta, "TransferSyntaxUID", ""))
+    if syntax in (pydicom.uid.DeflatedExplicitVRLittleEndian, pydicom.uid.ExplicitVRBigEndian):
+        # Offsets are meaningless (deflate) or the tag bytes differ (big endian): let pydicom decide later.
+        has_pixels = "Rows" in ds
+        offset_or_none = None
+    else:
+        has_pixels = tag == _PIXEL_DATA_TAG_LE
+        offset_or_none = offset if has_pixels else None
+    return _header_from(ds, path, offset_or_none, has_pixels), ds
+
+
+def iter_files(root: Path):
+    """Every regular file under ``root`` (recursively), in a stable order."""
+    if root.is_file():
+        yield root
+        return
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for name in sorted(filenames):
+            yield Path(dirpath) / name
+
+
+def scan(path: str | os.PathLike[str]) -> ScanResult:
+    """Headers of every DICOM file under ``path``, grouped by series (see :func:`scan_folder`)."""
+    root = Path(path)
+    if not root.exists():
+        raise StudyLoadError(f"Study path {root} does not exist.")
+    headers: dict[str, list[SliceHeader]] = {}
+    infos: dict[str, StudyInfo] = {}
+    problems: list[str] = []
+    n_files = 0
+    for file in iter_files(root):
+        n_files += 1
+        try:
+            found = read_header(file)
+        except StudyLoadError as exc:
+            problems.append(str(exc))
+            continue
+        if found is None:
+            continue
+        header, ds = found
+        if header.series_uid not in headers:
+            headers[header.series_uid] = []
+            infos[header.series_uid] = study_info(ds)
+        headers[header.series_uid].append(header)
+    entries = [_entry(uid, hs, infos[uid]) for uid, hs in headers.items()]
+    entries.sort(key=lambda e: (e.info.study_uid, _series_number(e), e.series_uid))
+    return ScanResult(entries, problems, n_files)
+
+
+def _series_number(entry: SeriesEntry) -> float:
+    try:
+        return float(entry.info.series_number)
+    except ValueError:
+        return float("inf")
+
+
+def _entry(uid: str, headers: list[SliceHeader], info: StudyInfo) -> SeriesEntry:
+    size = Counter((h.rows, h.columns) for h in headers).most_common(1)[0][0]
+    n_slices = sum(h.n_frames for h in headers if h.has_pixels) or len(headers)
+    return SeriesEntry(
+        series_uid=uid,
+        modality=info.modality,
+        description=info.series_description,
+        n_slices=n_slices,
+        rows=size[0],
+        columns=size[1],
+        slice_thickness=info.slice_thickness,
+        info=info,
+        files=tuple(h.path for h in headers),
+        headers=tuple(headers),
+    )
+
+
+def scan_folder(path: str | os.PathLike[str]) -> list[SeriesEntry]:
+    """One entry per DICOM series under ``path`` (recursing into sub-folders).
+
+    Reads headers only. Files that are not DICOM (no ``DICM`` preamble) and DICOMDIR
+    index files are skipped quietly; damaged DICOM files are skipped with a logged warning.
+
+    Args:
+        path: a folder (or a single file).
+
+    Returns:
+        Series ordered by study, series number and UID; empty when none is found.
+
+    Raises:
+        StudyLoadError: ``path`` does not exist.
+    """
+    result = scan(path)
+    for problem in result.problems:
+        log.warning("%s", problem)
+    return result.entries
+
+
+def describe_files(paths: Any, limit: int = 4) -> str:
+    """``"a.dcm, b.dcm and 3 more"``: file names for a warning sentence."""
+    names = [Path(p).name for p in paths]
+    if len(names) <= limit:
+        return ", ".join(names)
+    return f"{', '.join(names[:limit])} and {len(names) - limit} more"

@@ -1,0 +1,84 @@
+"""A folder of PNG/JPEG slices as a volume (8-bit intensities, not HU)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+
+from jcs_viewer.errors import StudyLoadError
+from jcs_viewer.io.volume import StudyInfo, Volume
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+
+
+def natural_key(path: Path) -> list[object]:
+    """Sort key putting ``slice2.png`` before ``slice10.png``."""
+    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", path.name)]
+
+
+def image_files(folder: Path) -> list[Path]:
+    """PNG/JPEG files directly in ``folder``, in natural name order."""
+    files = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
+    return sorted(files, key=natural_key)
+
+
+def _read_grey(path: Path) -> np.ndarray:
+    import SimpleITK as sitk  # imported only when images are actually opened
+
+    try:
+        image = sitk.ReadImage(str(path))
+    except RuntimeError as exc:
+        raise StudyLoadError(f"Cannot read image {path}: the file is damaged or not a PNG/JPEG image.") from exc
+    array = sitk.GetArrayFromImage(image)
+    if image.GetNumberOfComponentsPerPixel() > 1:
+        channels = array[..., :3].astype(np.float32)
+        if channels.shape[-1] == 3:
+            # Luminance (ITU-R BT.601); grey images saved as RGB keep their values.
+            array = np.rint(channels @ np.array([0.299, 0.587, 0.114], np.float32))
+        else:
+            array = channels[..., 0]
+    if array.ndim == 3 and array.shape[0] == 1:
+        array = array[0]
+    if array.ndim != 2:
+        raise StudyLoadError(f"{path} is not a 2-D image (shape {array.shape}).")
+    return array
+
+
+def load_image_stack(files: list[Path]) -> Volume:
+    """Stack same-size grey-scale images, first file = slice 0.
+
+    Raises:
+        StudyLoadError: a file cannot be read or differs in size from the first.
+    """
+    if not files:
+        raise StudyLoadError("No PNG or JPEG images to load.")
+    first = _read_grey(files[0])
+    volume = np.empty((len(files), *first.shape), np.int16)
+    clipped = False
+    for z, path in enumerate(files):
+        pixels = first if z == 0 else _read_grey(path)
+        if pixels.shape != first.shape:
+            raise StudyLoadError(
+                f"Image {path} is {pixels.shape[1]}x{pixels.shape[0]} pixels but {files[0].name} is "
+                f"{first.shape[1]}x{first.shape[0]}: all slices of a folder must have the same size."
+            )
+        if pixels.max() > 32767:
+            clipped = True
+        volume[z] = np.clip(pixels, -32768, 32767)
+    warnings = [
+        f"Loaded {len(files)} images from {files[0].parent} as slices in file-name order; they carry no "
+        "position or size, so 1 mm voxels are assumed and values are image intensities, not HU."
+    ]
+    if clipped:
+        warnings.append("16-bit image values above 32767 were clipped.")
+    return Volume(
+        array=volume,
+        spacing=(1.0, 1.0, 1.0),
+        is_hu=False,
+        info=StudyInfo(series_description=files[0].parent.name),
+        source_files=tuple(files),
+        warnings=warnings,
+        source_format="images",
+    )

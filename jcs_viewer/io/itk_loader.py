@@ -1,0 +1,146 @@
+"""NIfTI, MetaImage (MHA/MHD) and NRRD volumes through SimpleITK."""
+
+from __future__ import annotations
+
+import gzip
+import struct
+from pathlib import Path
+
+import numpy as np
+
+from jcs_viewer.errors import StudyLoadError
+from jcs_viewer.io.volume import StudyInfo, Volume
+
+VOLUME_SUFFIXES = {".nii": "nifti", ".nii.gz": "nifti", ".mha": "mha", ".mhd": "mha", ".nrrd": "nrrd", ".nhdr": "nrrd"}
+_HU_AIR_LIMIT = -500.0  # a CT in HU has air (about -1000); a volume whose low values stay above this is not HU
+
+
+def volume_format(path: Path) -> str | None:
+    """``"nifti"``, ``"mha"`` or ``"nrrd"`` from the file name, else ``None``."""
+    name = path.name.lower()
+    for suffix, fmt in VOLUME_SUFFIXES.items():
+        if name.endswith(suffix):
+            return fmt
+    return None
+
+
+def _to_int16(array: np.ndarray, path: Path, warnings: list[str]) -> np.ndarray:
+    if array.dtype == np.int16:
+        return array
+    if np.issubdtype(array.dtype, np.floating):
+        finite = np.isfinite(array)
+        n_bad = int(array.size - np.count_nonzero(finite))
+        if n_bad == array.size:
+            raise StudyLoadError(f"{path} contains no usable values: every voxel is NaN or infinite.")
+        if n_bad:
+            fill = float(array[finite].min())
+            array = np.where(finite, array, fill)
+            warnings.append(f"{path.name} has {n_bad} NaN or infinite voxels; they were set to {fill:g}.")
+        array = np.rint(array)
+    low, high = float(array.min()), float(array.max())
+    if low < -32768 or high > 32767:
+        warnings.append(f"{path.name} values {low:g}..{high:g} exceed the int16 range and were clipped.")
+        array = np.clip(array, -32768, 32767)
+    return array.astype(np.int16)
+
+
+def _nifti_nan_count(path: Path) -> tuple[int, int] | None:
+    """(NaN voxels, all voxels) of a float NIfTI-1 file, read from the file itself.
+
+    ITK's NIfTI reader silently turns NaN into 0, so NaNs must be counted before it.
+    ``None`` when the file is not a float NIfTI-1 image.
+    """
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    with opener(path, "rb") as fp:
+        header = fp.read(348)
+        if len(header) < 348:
+            return None
+        order = "<" if struct.unpack("<i", header[:4])[0] == 348 else ">"
+        if struct.unpack(order + "i", header[:4])[0] != 348:
+            return None  # NIfTI-2: not checked
+        dims = struct.unpack(order + "8h", header[40:56])
+        datatype = struct.unpack(order + "h", header[70:72])[0]
+        vox_offset = int(struct.unpack(order + "f", header[108:112])[0])
+        dtype = {16: "f4", 64: "f8"}.get(datatype)
+        if dtype is None:
+            return None
+        total = int(np.prod([max(1, d) for d in dims[1 : 1 + max(1, min(dims[0], 7))]]))
+        fp.read(max(0, vox_offset - 348))
+        item = np.dtype(order + dtype)
+        nans = seen = 0
+        while seen < total:
+            chunk = fp.read(min(total - seen, 1 << 22) * item.itemsize)
+            if not chunk:
+                break
+            values = np.frombuffer(chunk[: len(chunk) // item.itemsize * item.itemsize], item)
+            nans += int(np.count_nonzero(~np.isfinite(values)))
+            seen += values.size
+    return nans, total
+
+
+def _check_nifti_nan(path: Path, warnings: list[str]) -> None:
+    try:
+        counts = _nifti_nan_count(path)
+    except (OSError, EOFError, struct.error, ValueError):
+        return  # ITK read it; this check is best effort
+    if counts is None or counts[0] == 0:
+        return
+    nans, total = counts
+    if nans == total:
+        raise StudyLoadError(f"{path} contains no usable values: every voxel is NaN or infinite.")
+    warnings.append(f"{path.name} has {nans} NaN or infinite voxels; they were read as 0.")
+
+
+def load_itk_volume(path: Path) -> Volume:
+    """Read a 3-D volume file, reoriented so that the array is ``(z, y, x)`` in LPS.
+
+    The image is permuted/flipped (never resampled) to the orientation closest to
+    LPS, so that an axial scan shows like an axial DICOM series; origin and direction
+    are copied from the reoriented image.
+
+    Raises:
+        StudyLoadError: unreadable file, not 3-D grey-scale, or only NaN values.
+    """
+    import SimpleITK as sitk  # heavy: imported when a volume file is actually opened
+
+    fmt = volume_format(path) or "nifti"
+    try:
+        image = sitk.ReadImage(str(path))
+    except RuntimeError as exc:
+        raise StudyLoadError(
+            f"Cannot read volume file {path}: it is damaged, truncated or not a valid {fmt.upper()} file."
+        ) from exc
+    if image.GetNumberOfComponentsPerPixel() != 1:
+        raise StudyLoadError(f"{path} is a multi-channel (colour or vector) image; a grey-scale volume is needed.")
+    if image.GetDimension() == 2:
+        image = sitk.JoinSeries(image)
+    if image.GetDimension() != 3:
+        raise StudyLoadError(f"{path} is a {image.GetDimension()}-D image; a 3-D volume is needed.")
+    warnings: list[str] = []
+    if fmt == "nifti" and image.GetPixelID() in (sitk.sitkFloat32, sitk.sitkFloat64):
+        _check_nifti_nan(path, warnings)
+    image = sitk.DICOMOrient(image, "LPS")
+    array = _to_int16(sitk.GetArrayFromImage(image), path, warnings)
+    return _volume(array, image, path, fmt, warnings)
+
+
+def _volume(array: np.ndarray, image, path: Path, fmt: str, warnings: list[str]) -> Volume:
+    sample = array[:: max(1, array.shape[0] // 16)]
+    low = float(np.percentile(sample, 0.5))
+    is_hu = low < _HU_AIR_LIMIT
+    if not is_hu:
+        warnings.append(
+            f"{path.name} does not look like Hounsfield units (values {int(array.min())}..{int(array.max())}, "
+            "no air near -1000): loaded as plain intensities."
+        )
+    return Volume(
+        array=np.ascontiguousarray(array),
+        spacing=tuple(reversed(image.GetSpacing())),
+        origin=image.GetOrigin(),
+        direction=np.array(image.GetDirection()).reshape(3, 3),
+        is_hu=is_hu,
+        info=StudyInfo(series_description=path.name),
+        source_files=(path,),
+        warnings=warnings,
+        source_format=fmt,
+    )

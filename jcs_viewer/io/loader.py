@@ -1,0 +1,75 @@
+"""``load_study``: one entry point for every study format the viewer opens."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from jcs_viewer.errors import StudyLoadError
+from jcs_viewer.io.dicom_loader import choose_series, load_series
+from jcs_viewer.io.dicom_scan import ScanResult, read_header, scan
+from jcs_viewer.io.image_stack import IMAGE_SUFFIXES, image_files, load_image_stack
+from jcs_viewer.io.itk_loader import load_itk_volume, volume_format
+from jcs_viewer.io.volume import Volume
+
+log = logging.getLogger(__name__)
+
+
+def load_study(path: str | os.PathLike[str], series_uid: str | None = None) -> Volume:
+    """Load a study as an int16 ``(z, y, x)`` volume.
+
+    Args:
+        path: a folder of DICOM files (searched recursively), a folder of PNG/JPEG slices,
+            a single DICOM file, or a NIfTI (``.nii``/``.nii.gz``), MetaImage (``.mha``/``.mhd``)
+            or NRRD file.
+        series_uid: which DICOM series to load; by default the CT series with the most slices.
+
+    Returns:
+        The volume; ``volume.warnings`` lists problems found (gaps, duplicates, tilt, other
+        series present, ...), each naming the files concerned. They are also logged.
+
+    Raises:
+        StudyLoadError: one sentence naming the file or folder and the problem.
+    """
+    source = Path(path)
+    if not source.exists():
+        raise StudyLoadError(f"Study path {source} does not exist.")
+    if source.is_dir():
+        volume = _load_folder(source, series_uid)
+    elif volume_format(source):
+        volume = load_itk_volume(source)
+    elif source.suffix.lower() in IMAGE_SUFFIXES:
+        volume = load_image_stack([source])
+    else:
+        volume = _load_dicom_file(source, series_uid)
+    for warning in volume.warnings:
+        log.warning("%s", warning)
+    return volume
+
+
+def _load_folder(folder: Path, series_uid: str | None) -> Volume:
+    result = scan(folder)
+    if not result.entries and series_uid is None:
+        images = image_files(folder)
+        if images:
+            return load_image_stack(images)
+        volumes = [p for p in folder.iterdir() if p.is_file() and volume_format(p)]
+        if len(volumes) == 1:
+            return load_itk_volume(volumes[0])
+    return _load_scanned(result, str(folder), series_uid)
+
+
+def _load_scanned(result: ScanResult, where: str, series_uid: str | None) -> Volume:
+    entry, warnings = choose_series(result, where, series_uid)
+    warnings += [f"Skipped: {problem}" for problem in result.problems]
+    return load_series(entry, warnings)
+
+
+def _load_dicom_file(path: Path, series_uid: str | None) -> Volume:
+    found = read_header(path)  # raises StudyLoadError for a damaged DICOM file
+    if found is None:
+        raise StudyLoadError(
+            f"{path} is not a file this viewer can open (DICOM, NIfTI, MHA/MHD, NRRD, PNG or JPEG)."
+        )
+    return _load_scanned(scan(path), str(path), series_uid)

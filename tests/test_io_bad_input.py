@@ -1,0 +1,185 @@
+"""Bad input never crashes: a StudyLoadError naming the file, or a warning naming the files."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+from helpers_dicom import hu_slice, write_series, write_slice
+from jcs_viewer.errors import StudyLoadError
+from jcs_viewer.io import load_study, scan_folder
+
+
+def _one_sentence(exc: pytest.ExceptionInfo) -> str:
+    text = str(exc.value)
+    assert "\n" not in text and text.endswith("."), text
+    return text
+
+
+def test_missing_path(tmp_path):
+    with pytest.raises(StudyLoadError) as exc:
+        load_study(tmp_path / "nope")
+    assert "does not exist" in _one_sentence(exc) and "nope" in str(exc.value)
+
+
+def test_empty_folder(tmp_path):
+    with pytest.raises(StudyLoadError) as exc:
+        load_study(tmp_path)
+    assert "empty" in _one_sentence(exc) and str(tmp_path) in str(exc.value)
+
+
+def test_only_non_dicom_files(tmp_path):
+    (tmp_path / "readme.txt").write_text("hello")
+    (tmp_path / "data.bin").write_bytes(np.random.default_rng(0).bytes(4096))
+    assert scan_folder(tmp_path) == []
+    with pytest.raises(StudyLoadError) as exc:
+        load_study(tmp_path)
+    assert "No DICOM files" in _one_sentence(exc) and "2 files" in str(exc.value)
+
+
+def test_unknown_single_file(tmp_path):
+    path = tmp_path / "notes.txt"
+    path.write_text("hello")
+    with pytest.raises(StudyLoadError) as exc:
+        load_study(path)
+    assert "notes.txt" in _one_sentence(exc)
+
+
+def test_truncated_pixel_data(tmp_path):
+    files, _ = write_series(tmp_path, n=3, size=32)
+    data = files[1].read_bytes()
+    files[1].write_bytes(data[: len(data) - 700])
+    with pytest.raises(StudyLoadError) as exc:
+        load_study(tmp_path)
+    assert "truncated" in _one_sentence(exc) and files[1].name in str(exc.value)
+
+
+def test_truncated_header_is_skipped_with_warning_or_named(tmp_path):
+    files, _ = write_series(tmp_path, n=3, size=32)
+    broken = tmp_path / "broken.dcm"
+    broken.write_bytes(files[0].read_bytes()[:300])  # preamble + part of the meta header
+    vol = load_study(tmp_path)
+    assert vol.n_slices == 3
+    assert any("broken.dcm" in w and "truncated" in w for w in vol.warnings)
+    with pytest.raises(StudyLoadError) as exc:
+        load_study(broken)
+    assert "broken.dcm" in _one_sentence(exc)
+
+
+def test_dicom_without_pixel_data(tmp_path):
+    path = write_slice(tmp_path / "nopix.dcm", hu_slice(16, 0), position=(0, 0, 0), series_uid="1.2.3",
+                       with_pixels=False)
+    with pytest.raises(StudyLoadError) as exc:
+        load_study(path)
+    assert "nopix.dcm" in _one_sentence(exc) and "pixel data" in str(exc.value)
+
+
+def test_file_without_pixels_in_series_is_ignored_with_warning(tmp_path):
+    files, uid = write_series(tmp_path, n=3, size=16)
+    write_slice(tmp_path / "extra.dcm", hu_slice(16, 0), position=(0, 0, 50), series_uid=uid, with_pixels=False)
+    vol = load_study(tmp_path)
+    assert vol.n_slices == 3
+    assert any("extra.dcm" in w and "without pixel data" in w for w in vol.warnings)
+
+
+def test_two_series_picks_ct_with_most_slices_and_names_the_others(tmp_path):
+    write_series(tmp_path, n=2, size=16, names=["a1.dcm", "a2.dcm"], description="SCOUT", series_number=1)
+    write_series(tmp_path, n=4, size=16, names=[f"b{i}.dcm" for i in range(4)], description="LUNG", series_number=2)
+    write_series(tmp_path, n=6, size=16, names=[f"m{i}.dcm" for i in range(6)], modality="MR", series_number=3)
+    vol = load_study(tmp_path)
+    assert vol.n_slices == 4 and vol.info.series_description == "LUNG"
+    note = next(w for w in vol.warnings if "3 series" in w)
+    assert "SCOUT" in note and "MR" in note
+
+
+def test_non_ct_modality_loads_with_warning(tmp_path):
+    write_series(tmp_path, n=3, size=16, modality="MR")
+    vol = load_study(tmp_path)
+    assert vol.n_slices == 3 and not vol.is_hu
+    assert any("Modality is MR" in w for w in vol.warnings)
+
+
+def test_single_slice_uses_slice_thickness(tmp_path):
+    write_series(tmp_path, n=1, size=16, thickness=5.0, names=["only.dcm"])
+    vol = load_study(tmp_path)
+    assert vol.shape == (1, 16, 16) and vol.spacing[0] == pytest.approx(5.0)
+    assert any("only.dcm" in w and "one slice" in w for w in vol.warnings)
+
+
+def test_duplicate_slices_keep_one(tmp_path):
+    files, _ = write_series(tmp_path, n=4, size=16)
+    shutil.copy(files[2], tmp_path / "copy_of_slice2.dcm")
+    vol = load_study(tmp_path)
+    assert vol.n_slices == 4 and vol.spacing[0] == pytest.approx(1.25)
+    note = next(w for w in vol.warnings if "Duplicate" in w)
+    assert "copy_of_slice2.dcm" in note or files[2].name in note
+
+
+def test_missing_slice_is_a_named_gap(tmp_path):
+    files, _ = write_series(tmp_path, n=6, size=16, spacing=1.0)
+    files[3].unlink()  # slice 3 of 0..5
+    vol = load_study(tmp_path)
+    assert vol.n_slices == 5 and vol.spacing[0] == pytest.approx(1.0)
+    gap = next(w for w in vol.warnings if w.startswith("Gap"))
+    assert files[2].name in gap and files[4].name in gap and "1 missing slice" in gap
+
+
+def test_uneven_spacing_is_named(tmp_path):
+    files, _ = write_series(tmp_path, n=6, size=16, spacing=1.0, step_offsets={3: 0.3})
+    vol = load_study(tmp_path)
+    note = next(w for w in vol.warnings if w.startswith("Uneven"))
+    assert files[3].name in note
+
+
+def test_mixed_orientations_keep_majority(tmp_path):
+    files, uid = write_series(tmp_path, n=5, size=16)
+    coronal = (1.0, 0.0, 0.0, 0.0, 0.0, -1.0)
+    write_slice(tmp_path / "coronal.dcm", hu_slice(16, 0), position=(0, 5, 0), orientation=coronal, series_uid=uid)
+    vol = load_study(tmp_path)
+    assert vol.n_slices == 5 and [p.name for p in vol.source_files] == [f.name for f in files]
+    assert any("Mixed orientations" in w and "coronal.dcm" in w for w in vol.warnings)
+
+
+def test_gantry_tilt_is_reported(tmp_path):
+    uid = "1.2.826.0.1.3680043.8.498.77"
+    for i in range(4):  # positions drift in y as z increases: a 15 degree tilt
+        write_slice(tmp_path / f"t{i}.dcm", hu_slice(16, i), position=(0.0, i * np.tan(np.radians(15)), float(i)),
+                    series_uid=uid, instance=i + 1)
+    vol = load_study(tmp_path)
+    note = next(w for w in vol.warnings if "tilt" in w)
+    assert "15.0 degrees" in note and "t0.dcm" in note and "t3.dcm" in note
+
+
+def test_unknown_series_uid(tmp_path):
+    write_series(tmp_path, n=2, size=16)
+    with pytest.raises(StudyLoadError) as exc:
+        load_study(tmp_path, series_uid="9.9.9")
+    assert "9.9.9" in _one_sentence(exc)
+
+
+def test_nan_filled_nifti(tmp_path):
+    sitk = pytest.importorskip("SimpleITK")
+    path = tmp_path / "nan.nii.gz"
+    sitk.WriteImage(sitk.GetImageFromArray(np.full((3, 8, 8), np.nan, np.float32)), str(path))
+    with pytest.raises(StudyLoadError) as exc:
+        load_study(path)
+    assert "nan.nii.gz" in _one_sentence(exc) and "NaN" in str(exc.value)
+
+
+def test_damaged_volume_file(tmp_path):
+    path = tmp_path / "bad.nii.gz"
+    path.write_bytes(b"\x1f\x8b not really gzip")
+    with pytest.raises(StudyLoadError) as exc:
+        load_study(path)
+    assert "bad.nii.gz" in _one_sentence(exc)
+
+
+def test_image_folder_with_different_sizes(tmp_path):
+    sitk = pytest.importorskip("SimpleITK")
+    sitk.WriteImage(sitk.GetImageFromArray(np.zeros((8, 8), np.uint8)), str(tmp_path / "1.png"))
+    sitk.WriteImage(sitk.GetImageFromArray(np.zeros((8, 9), np.uint8)), str(tmp_path / "2.png"))
+    with pytest.raises(StudyLoadError) as exc:
+        load_study(tmp_path)
+    assert "2.png" in _one_sentence(exc) and "same size" in str(exc.value)

@@ -1,0 +1,74 @@
+"""NIfTI / MHA / NRRD volumes through SimpleITK, and folders of PNG/JPEG slices."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from jcs_viewer.io import load_study
+
+sitk = pytest.importorskip("SimpleITK")
+
+
+def _marked_volume() -> np.ndarray:
+    """HU volume (z, y, x) = (4, 6, 8) where every voxel's value encodes its index."""
+    z, y, x = np.mgrid[:4, :6, :8]
+    return (-1000 + 100 * z + 10 * y + x).astype(np.int16)
+
+
+def test_nifti_in_ras_is_reoriented_to_lps(tmp_path):
+    data = _marked_volume()
+    image = sitk.GetImageFromArray(data)
+    image.SetSpacing((0.5, 0.6, 2.0))
+    # x index runs to patient right, y to anterior (a typical RAS-stored NIfTI), z to head.
+    image.SetDirection((-1, 0, 0, 0, -1, 0, 0, 0, 1))
+    image.SetOrigin((10.0, 20.0, -30.0))
+    path = tmp_path / "ct.nii.gz"
+    sitk.WriteImage(image, str(path))
+    vol = load_study(path)
+    assert vol.source_format == "nifti" and vol.is_hu and vol.array.dtype == np.int16
+    np.testing.assert_allclose(vol.direction, np.eye(3), atol=1e-6)
+    np.testing.assert_array_equal(vol.array, data[:, ::-1, ::-1])
+    assert vol.spacing == pytest.approx((2.0, 0.6, 0.5))
+    # The voxel that was [0, 0, 0] keeps its LPS position after the flip.
+    np.testing.assert_allclose(vol.index_to_lps((0, 5, 7)), (10.0, 20.0, -30.0), atol=1e-4)
+
+
+def test_mha_float_is_rounded_to_int16(tmp_path):
+    data = _marked_volume().astype(np.float32) + 0.4
+    path = tmp_path / "ct.mha"
+    sitk.WriteImage(sitk.GetImageFromArray(data), str(path))
+    vol = load_study(path)
+    assert vol.source_format == "mha" and vol.is_hu
+    np.testing.assert_array_equal(vol.array, _marked_volume())
+
+
+def test_nrrd_uint8_is_not_hu(tmp_path):
+    data = np.arange(4 * 6 * 8, dtype=np.uint8).reshape(4, 6, 8)
+    path = tmp_path / "scan.nrrd"
+    sitk.WriteImage(sitk.GetImageFromArray(data), str(path))
+    vol = load_study(path)
+    assert vol.source_format == "nrrd" and not vol.is_hu
+    np.testing.assert_array_equal(vol.array, data.astype(np.int16))
+    assert any("Hounsfield" in w for w in vol.warnings)
+
+
+def test_png_folder_in_natural_order(tmp_path):
+    for index in (1, 2, 10):
+        sitk.WriteImage(sitk.GetImageFromArray(np.full((6, 5), index * 20, np.uint8)), str(tmp_path / f"s{index}.png"))
+    rgb = np.zeros((6, 5, 3), np.uint8)
+    rgb[...] = 90
+    sitk.WriteImage(sitk.GetImageFromArray(rgb, isVector=True), str(tmp_path / "s3.png"))
+    vol = load_study(tmp_path)
+    assert vol.source_format == "images" and not vol.is_hu
+    assert [p.name for p in vol.source_files] == ["s1.png", "s2.png", "s3.png", "s10.png"]
+    assert vol.array[:, 0, 0].tolist() == [20, 40, 90, 200]
+    assert vol.shape == (4, 6, 5)
+
+
+def test_jpeg_folder_loads(tmp_path):
+    for index in range(3):
+        sitk.WriteImage(sitk.GetImageFromArray(np.full((8, 8), 50 * index, np.uint8)), str(tmp_path / f"{index}.jpg"))
+    vol = load_study(tmp_path)
+    assert vol.n_slices == 3 and not vol.is_hu
+    assert abs(int(vol.array[2].mean()) - 100) <= 2  # JPEG is lossy
