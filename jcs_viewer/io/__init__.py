@@ -6,6 +6,17 @@ SimpleITK is imported only when a NIfTI/MHA/NRRD file or an image folder is open
 
 from jcs_viewer.io.dicom_scan import SeriesEntry, scan_folder
 from jcs_viewer.io.loader import load_study
+from jcs_viewer.io.phantom import Phantom, demo_study_path, make_phantom, write_demo_study
 from jcs_viewer.io.volume import StudyInfo, Volume
 
-__all__ = ["SeriesEntry", "StudyInfo", "Volume", "load_study", "scan_folder"]
+__all__ = [
+    "Phantom",
+    "SeriesEntry",
+    "StudyInfo",
+    "Volume",
+    "demo_study_path",
+    "load_study",
+    "make_phantom",
+    "scan_folder",
+    "write_demo_study",
+]
