@@ -1,0 +1,443 @@
+"""Standard exports of a study's masks: NIfTI, DICOM SEG and a per-slice CSV.
+
+Every writer is atomic (a temporary file in the target folder, then ``os.replace``) and
+turns any failure into :class:`~jcs_viewer.errors.ExportError` with one sentence naming the
+file. Heavy packages (SimpleITK, highdicom) are imported inside the functions.
+
+Geometry conventions (see :class:`~jcs_viewer.io.volume.Volume`): arrays are ``(z, y, x)``,
+``spacing`` is ``(z, y, x)`` mm, ``origin`` is the LPS position ``(x, y, z)`` of voxel 0 and the
+columns of ``direction`` are the LPS directions of the x, y and z index axes.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import tempfile
+import warnings
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from jcs_viewer.errors import ExportError, JCSError
+
+#: Lesion mask values with a class meaning when the mask carries classes (1/2).
+GGO_LABEL, CONSOLIDATION_LABEL = 1, 2
+#: Lung mask values (contract of the pipeline's lung mask).
+RIGHT_LUNG, LEFT_LUNG = 1, 2
+
+_CSV_COLUMNS = (
+    "slice_index",
+    "position_mm",
+    "probability",
+    "positive",
+    "segmented",
+    "lesion_area_mm2",
+    "lesion_count",
+    "review_state",
+)
+
+
+# --------------------------------------------------------------------------- atomic writes
+def _suffix_of(path: Path) -> str:
+    """Full suffix (``.nii.gz`` stays whole) so writers that pick a format by name still work."""
+    return "".join(path.suffixes[-2:]) if path.name.endswith(".nii.gz") else path.suffix
+
+
+def check_target(path: str | os.PathLike[str]) -> Path:
+    """Fail early, before any slow rendering, when ``path`` can obviously not be written.
+
+    Returns:
+        ``path`` as a Path.
+
+    Raises:
+        ExportError: a file stands where a folder of the path should be, or a folder stands
+            where the file should be.
+    """
+    path = Path(path)
+    for ancestor in path.parents:
+        if ancestor.exists():
+            if not ancestor.is_dir():
+                raise ExportError(f"Cannot write {path}: {ancestor} is a file, not a folder.")
+            break
+    if path.is_dir():
+        raise ExportError(f"Cannot write {path}: a folder with that name exists.")
+    return path
+
+
+@contextmanager
+def atomic_target(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; move it onto ``path`` when the block succeeds.
+
+    The parent folder is created when missing. Any failure, inside the block or while
+    preparing the folder, removes the temporary file and raises :class:`ExportError`.
+
+    Raises:
+        ExportError: the target cannot be written (read-only folder, a file where a folder
+            is expected, a folder where the file should be, a full disk, a writer error).
+    """
+    path = check_target(path)
+    parent = path.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        # A hidden name that still ends like the target: writers pick the format by suffix.
+        fd, tmp_name = tempfile.mkstemp(dir=parent, prefix=f".{path.name}.tmp-", suffix=_suffix_of(path))
+    except OSError as exc:
+        raise ExportError(f"Cannot write {path}: {exc.strerror or exc}.") from exc
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; an export is meant to be shared
+        os.replace(tmp, path)
+    except JCSError:
+        tmp.unlink(missing_ok=True)
+        raise
+    except Exception as exc:  # noqa: BLE001 - any writer failure becomes one sentence
+        tmp.unlink(missing_ok=True)
+        raise ExportError(f"Cannot write {path}: {_reason(exc)}.") from exc
+
+
+def _reason(exc: BaseException) -> str:
+    """First line of an exception's message (SimpleITK's run over many lines)."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[0].rstrip(".") if lines else type(exc).__name__
+
+
+def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically; return the path."""
+    with atomic_target(path) as tmp:
+        tmp.write_bytes(data)
+    return Path(path)
+
+
+# --------------------------------------------------------------------------- NIfTI
+def _check_mask(mask: np.ndarray, volume: Any, what: str, path: Path) -> np.ndarray:
+    mask = np.asarray(mask)
+    if mask.shape != tuple(volume.shape):
+        raise ExportError(f"Cannot write {path}: the {what} has shape {mask.shape}, the study {tuple(volume.shape)}.")
+    if mask.size and (mask.min() < 0 or mask.max() > 255):
+        raise ExportError(f"Cannot write {path}: the {what} holds values outside 0..255.")
+    return mask
+
+
+def export_nifti(mask: np.ndarray, volume: Any, path: str | os.PathLike[str]) -> Path:
+    """Write a label mask as NIfTI with exactly the study's geometry.
+
+    Label values are kept (lesion 0/1 or classes 1/2; lungs 0 none / 1 right / 2 left).
+
+    Args:
+        mask: ``(z, y, x)`` integer mask with the volume's shape.
+        volume: the :class:`~jcs_viewer.io.volume.Volume` the mask belongs to.
+        path: target ending in ``.nii`` or ``.nii.gz``.
+
+    Returns:
+        The written path.
+
+    Raises:
+        ExportError: wrong name, shape or values, or an unwritable target.
+    """
+    path = Path(path)
+    if not (path.name.endswith(".nii") or path.name.endswith(".nii.gz")):
+        raise ExportError(f"Cannot write {path}: a NIfTI file name must end in .nii or .nii.gz.")
+    mask = _check_mask(mask, volume, "mask", path)
+    import SimpleITK as sitk
+
+    image = sitk.GetImageFromArray(np.ascontiguousarray(mask, dtype=np.uint8))
+    # SimpleITK orders everything (x, y, z); Volume.spacing is (z, y, x).
+    image.SetSpacing(tuple(float(s) for s in reversed(volume.spacing)))
+    image.SetOrigin(tuple(float(o) for o in volume.origin))
+    image.SetDirection(tuple(float(d) for d in np.asarray(volume.direction, dtype=float).reshape(9)))
+    with atomic_target(path) as tmp:
+        sitk.WriteImage(image, str(tmp), useCompression=path.name.endswith(".gz"))
+    return path
+
+
+# --------------------------------------------------------------------------- CSV
+def slice_positions_mm(geometry: Any, n_slices: int) -> np.ndarray:
+    """Slice positions along the slice normal (mm), as :meth:`Volume.slice_position_mm` gives them.
+
+    Args:
+        geometry: any object with ``origin``, ``direction`` and ``spacing`` (a Volume or a
+            StudyResult, which copies them from the volume).
+        n_slices: number of slices.
+    """
+    direction = np.asarray(geometry.direction, dtype=float).reshape(3, 3)
+    start = float(np.dot(np.asarray(geometry.origin, dtype=float), direction[:, 2]))
+    return start + np.arange(n_slices) * float(geometry.spacing[0])
+
+
+def normalise_review(review: Any) -> dict[int, str]:
+    """Review states as ``{slice: "confirmed" | "rejected"}``.
+
+    Accepts a mapping slice -> state (strings or enums with ``.value``) or an object with a
+    ``decisions()`` method (the session's ``ReviewState``). Unknown states are ignored.
+    """
+    if review is None:
+        return {}
+    items = review.decisions() if hasattr(review, "decisions") else review
+    if not isinstance(items, Mapping):
+        raise TypeError(f"review must be a mapping slice -> state, got {type(review).__name__}")
+    out: dict[int, str] = {}
+    for z, state in items.items():
+        value = str(getattr(state, "value", state)).lower()
+        if value in ("confirmed", "rejected"):
+            out[int(z)] = value
+    return out
+
+
+def export_csv(
+    result: Any,
+    path: str | os.PathLike[str],
+    *,
+    review: Any = None,
+    quant: Any = None,
+) -> Path:
+    """Write one CSV row of metrics per slice.
+
+    Columns: slice_index, position_mm, probability, positive (0/1), segmented (0/1),
+    lesion_area_mm2, lesion_count, review_state (confirmed / rejected / unreviewed).
+
+    Args:
+        result: a ``StudyResult`` (reads n_slices, geometry, slice_probability,
+            slice_positive, segmented_slices and quant).
+        path: target ``.csv`` file.
+        review: optional review states (see :func:`normalise_review`).
+        quant: a Quantification to use instead of ``result.quant`` (e.g. of an edited mask).
+
+    Returns:
+        The written path.
+    """
+    n = int(result.n_slices)
+    quant = result.quant if quant is None else quant
+    states = normalise_review(review)
+    positions = slice_positions_mm(result, n)
+    prob = np.asarray(result.slice_probability, dtype=float).reshape(-1)
+    positive = np.asarray(result.slice_positive, dtype=bool).reshape(-1)
+    segmented = np.asarray(result.segmented_slices, dtype=bool).reshape(-1)
+    area = np.asarray(quant.per_slice_area_mm2, dtype=float).reshape(-1)
+    count = np.asarray(quant.per_slice_count).reshape(-1)
+    for name, arr in (("slice_probability", prob), ("slice_positive", positive), ("segmented_slices", segmented),
+                      ("per_slice_area_mm2", area), ("per_slice_count", count)):
+        if arr.shape[0] != n:
+            raise ExportError(f"Cannot write {path}: {name} has {arr.shape[0]} values for {n} slices.")
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(_CSV_COLUMNS)
+    for z in range(n):
+        writer.writerow(
+            (
+                z,
+                f"{positions[z]:.2f}",
+                f"{prob[z]:.4f}",
+                int(positive[z]),
+                int(segmented[z]),
+                f"{area[z]:.1f}",
+                int(count[z]),
+                states.get(z, "unreviewed"),
+            )
+        )
+    return write_bytes_atomic(path, buffer.getvalue().encode("utf-8"))
+
+
+# --------------------------------------------------------------------------- DICOM SEG
+def _codes() -> dict[str, Any]:
+    """Coded concepts for the segments (DICOM PS3.16; SNOMED CT where DICOM uses it)."""
+    from pydicom.sr.codedict import codes
+    from pydicom.sr.coding import Code
+
+    return {
+        "abnormal": codes.cid7150.MorphologicallyAbnormalStructure,  # SCT 49755003
+        "anatomy": codes.cid7150.AnatomicalStructure,  # SCT 91723000
+        "lesion": codes.cid7159.Lesion,  # SCT 52988006
+        "ggo": codes.DCM.GroundGlassOpacity,  # DCM 112120 (CID 6104)
+        "consolidation": Code("95436008", "SCT", "Lung consolidation"),
+        "lung": codes.cid7151.Lung,  # SCT 39607008
+        "right": codes.SCT.Right,  # SCT 24028007
+        "left": codes.SCT.Left,  # SCT 7771000
+    }
+
+
+def _lesion_segments(
+    lesion_mask: np.ndarray, lesion_classes: Mapping[int, str] | None
+) -> list[tuple[str, str, np.ndarray]]:
+    """(label, code key, binary mask) per lesion class present."""
+    known = {"ggo": "ggo", "ground-glass opacity": "ggo", "ground glass opacity": "ggo",
+             "consolidation": "consolidation", "lesion": "lesion"}
+    if lesion_classes is None:
+        values = set(np.unique(lesion_mask).tolist()) - {0}
+        if values and values <= {GGO_LABEL, CONSOLIDATION_LABEL} and CONSOLIDATION_LABEL in values:
+            lesion_classes = {GGO_LABEL: "Ground-glass opacity", CONSOLIDATION_LABEL: "Consolidation"}
+        else:
+            return [("Lesion", "lesion", lesion_mask > 0)]
+    segments = []
+    for value, label in sorted(lesion_classes.items()):
+        key = known.get(str(label).strip().lower(), "lesion")
+        segments.append((str(label), key, lesion_mask == int(value)))
+    return segments
+
+
+def _read_sources(volume: Any, path: Path) -> list[Any]:
+    """Source datasets (headers only) in slice order, checked against the volume geometry."""
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+
+    files = list(volume.source_files)
+    if len(files) != volume.n_slices:
+        raise ExportError(
+            f"Cannot write {path}: DICOM SEG needs one source file per slice "
+            f"({len(files)} files for {volume.n_slices} slices; multi-frame sources are not supported)."
+        )
+    datasets = []
+    for z, name in enumerate(files):
+        try:
+            ds = pydicom.dcmread(name, stop_before_pixels=True)
+        except (OSError, InvalidDicomError) as exc:
+            raise ExportError(f"Cannot write {path}: the source file {name} cannot be read ({exc}).") from exc
+        try:
+            ipp = np.asarray([float(v) for v in ds.ImagePositionPatient])
+            rows, cols = int(ds.Rows), int(ds.Columns)
+        except (AttributeError, TypeError, ValueError) as exc:
+            raise ExportError(f"Cannot write {path}: the source file {name} has no image position or size.") from exc
+        if "SpecificCharacterSet" in ds and not ds.SpecificCharacterSet:
+            del ds.SpecificCharacterSet  # empty means the default repertoire; highdicom rejects ''
+        expected = volume.index_to_lps((z, 0, 0))
+        if (rows, cols) != tuple(volume.shape[1:]) or not np.allclose(ipp, expected, atol=0.05):
+            raise ExportError(f"Cannot write {path}: the source file {name} does not match slice {z} of the study.")
+        datasets.append(ds)
+    return datasets
+
+
+def export_dicom_seg(
+    volume: Any,
+    lesion_mask: np.ndarray,
+    lung_mask: np.ndarray | None,
+    path: str | os.PathLike[str],
+    *,
+    lesion_classes: Mapping[int, str] | None = None,
+    edited: bool = False,
+    anonymize: bool = False,
+) -> Path:
+    """Write a BINARY DICOM Segmentation of the lesions and lungs that references the source series.
+
+    Segments: one per lesion class (ground-glass opacity / consolidation when the mask holds
+    classes 1 and 2 or ``lesion_classes`` names them, else one "Lesion"), then the right and
+    left lung (lung mask 1/2; one "Lung" segment when the mask has only the value 1).
+
+    Args:
+        volume: the DICOM-loaded :class:`~jcs_viewer.io.volume.Volume` (``source_files`` per slice).
+        lesion_mask: ``(z, y, x)`` lesion mask (0/1, or classes 1/2).
+        lung_mask: ``(z, y, x)`` lung mask 0/1/2, or None for no lung segments.
+        path: target file (``.dcm``).
+        lesion_classes: optional mapping lesion mask value -> label ("Ground-glass opacity",
+            "Consolidation", "Lesion"); the code follows the label.
+        edited: the reader edited the lesion mask: its segments are SEMIAUTOMATIC.
+        anonymize: blank the patient name, ID, birth date and accession number copied from
+            the source (the references to the source UIDs stay).
+
+    Returns:
+        The written path.
+
+    Raises:
+        ExportError: a non-DICOM study, unreadable or mismatching sources, an unwritable target.
+    """
+    path = Path(path)
+    if getattr(volume, "source_format", "") != "dicom":
+        raise ExportError(
+            f"Cannot write {path}: DICOM SEG needs a DICOM source, and this study was loaded from "
+            f"{getattr(volume, 'source_format', 'an unknown format')} files."
+        )
+    check_target(path)
+    lesion_mask = _check_mask(lesion_mask, volume, "lesion mask", path)
+    if lung_mask is not None:
+        lung_mask = _check_mask(lung_mask, volume, "lung mask", path)
+    sources = _read_sources(volume, path)
+
+    import highdicom as hd
+
+    from jcs_viewer import __version__
+
+    code = _codes()
+    algorithm = hd.AlgorithmIdentificationSequence(
+        name="JCS Viewer", family=hd.sr.CodedConcept.from_code(_ai_family()), version=__version__
+    )
+    planned: list[tuple[str, Any, Any, Any, np.ndarray, str]] = []
+    lesion_type = "SEMIAUTOMATIC" if edited else "AUTOMATIC"
+    for label, key, mask in _lesion_segments(lesion_mask, lesion_classes):
+        planned.append((label, code["abnormal"], code[key], None, mask, lesion_type))
+    if lung_mask is not None:
+        if np.any(lung_mask == LEFT_LUNG):
+            for label, side, value in (("Right lung", "right", RIGHT_LUNG), ("Left lung", "left", LEFT_LUNG)):
+                planned.append((label, code["anatomy"], code["lung"], code[side], lung_mask == value, "AUTOMATIC"))
+        else:
+            planned.append(("Lung", code["anatomy"], code["lung"], None, lung_mask > 0, "AUTOMATIC"))
+
+    descriptions = []
+    for number, (label, category, prop, modifier, _mask, algo_type) in enumerate(planned, start=1):
+        desc = hd.seg.SegmentDescription(
+            segment_number=number,
+            segment_label=label,
+            segmented_property_category=category,
+            segmented_property_type=prop,
+            algorithm_type=algo_type,
+            algorithm_identification=algorithm,
+            tracking_uid=hd.UID(),
+            tracking_id=f"JCS {label}",
+        )
+        if modifier is not None:
+            # The laterality modifier lives inside the property type item (PS3.3 C.8.20.2).
+            desc.SegmentedPropertyTypeCodeSequence[0].SegmentedPropertyTypeModifierCodeSequence = [
+                hd.sr.CodedConcept.from_code(modifier)
+            ]
+        descriptions.append(desc)
+    # (frames, rows, cols, segments): segments overlap (lesion inside lung), so no label map.
+    pixels = np.stack([m for *_, m, _t in planned], axis=-1).astype(bool, copy=False)
+
+    try:
+        series_number = int(getattr(sources[0], "SeriesNumber", 0) or 0) + 1000
+    except (TypeError, ValueError):
+        series_number = 1000
+    try:
+        with warnings.catch_warnings():
+            # highdicom warns about odd source values it copies (e.g. one-component patient
+            # names); nothing the reader can act on while exporting.
+            warnings.simplefilter("ignore", UserWarning)
+            seg = hd.seg.Segmentation(
+                source_images=sources,
+                pixel_array=pixels,
+                segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
+                segment_descriptions=descriptions,
+                series_instance_uid=hd.UID(),
+                series_number=series_number,
+                sop_instance_uid=hd.UID(),
+                instance_number=1,
+                manufacturer="JCS Viewer developers",
+                manufacturer_model_name="JCS Viewer",
+                software_versions=__version__,
+                device_serial_number="0",
+                content_label="JCS_LESIONS",
+                content_description="JCS Viewer lesion and lung segmentation (research use only)",
+                series_description="JCS Viewer segmentation",
+            )
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise ExportError(f"Cannot write {path}: the segmentation could not be built ({exc}).") from exc
+    if anonymize:
+        seg.PatientName = "Anonymous"
+        seg.PatientID = "ANONYMOUS"
+        seg.PatientBirthDate = ""
+        seg.AccessionNumber = ""
+    with atomic_target(path) as tmp:
+        seg.save_as(tmp)
+    return path
+
+
+def _ai_family() -> Any:
+    from pydicom.sr.codedict import codes
+
+    return codes.cid7162.ArtificialIntelligence

@@ -1,0 +1,624 @@
+"""The annotated PDF report (reportlab platypus).
+
+Layout: header (study and patient, or an anonymised notice), decision and summary, the
+per-slice score plot (vector), lesion table by lung and zone, lesion attributes, key
+images, review summary, models and thresholds. Every page carries the research-use notice
+and "page i of n" in the footer.
+
+Anonymised reports hold no patient name, ID, birth date or accession number anywhere: not
+in the text, not in the document information, not in the suggested file name.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+from pathlib import Path
+from typing import Any
+from xml.sax.saxutils import escape
+
+import numpy as np
+from reportlab import rl_config
+from reportlab.lib import colors
+from reportlab.lib.pagesizes import A4
+from reportlab.lib.styles import ParagraphStyle
+from reportlab.lib.units import mm
+from reportlab.lib.utils import ImageReader, simpleSplit
+from reportlab.platypus import (
+    CondPageBreak,
+    Flowable,
+    KeepTogether,
+    Paragraph,
+    SimpleDocTemplate,
+    Spacer,
+    Table,
+    TableStyle,
+)
+
+from jcs_viewer import RESEARCH_USE_NOTICE, __version__
+from jcs_viewer.errors import ExportError
+from jcs_viewer.io.export import check_target, write_bytes_atomic
+from jcs_viewer.report import images as img
+from jcs_viewer.report.content import ATTRIBUTE_NAMES, ReportContent, build_content, compress_ranges
+from jcs_viewer.report.fonts import Fonts, report_fonts
+from jcs_viewer.report.plots import score_plot
+
+PAGE = A4
+MARGIN = 16 * mm
+FOOTER_SPACE = 14 * mm
+GRID = colors.Color(0.55, 0.55, 0.55)
+HEAD_FILL = colors.Color(0.90, 0.90, 0.90)
+# The document frame pads 6 pt on each side: content wider than this would overflow the margin.
+CONTENT_W = PAGE[0] - 2 * MARGIN - 12
+
+
+# --------------------------------------------------------------------------- public API
+def write_report(
+    result: Any,
+    volume: Any,
+    path: str | os.PathLike[str],
+    *,
+    anonymize: bool = False,
+    reviewer: str = "",
+    review: Any = None,
+    edited_mask: np.ndarray | None = None,
+    notes: str = "",
+) -> Path:
+    """Write the annotated PDF report of one analysed study.
+
+    Args:
+        result: the pipeline's ``StudyResult``.
+        volume: the :class:`~jcs_viewer.io.volume.Volume` it was computed from.
+        path: target ``.pdf`` file (written atomically).
+        anonymize: leave out patient name, ID, birth date and accession number (and the
+            study/series UIDs and institution, which can lead back to the patient).
+        reviewer: the reader's name, printed with the report time.
+        review: review states, a mapping slice -> "confirmed"/"rejected" or a ``ReviewState``.
+        edited_mask: the reader's lesion mask; when it differs from the AI's, every lesion
+            number is recomputed from it and the edited slices are listed.
+        notes: free text printed in the review section.
+
+    Returns:
+        The written path.
+
+    Raises:
+        ExportError: inconsistent inputs or an unwritable target.
+    """
+    check_target(path)
+    try:
+        content = build_content(result, volume, review=review, edited_mask=edited_mask, reviewer=reviewer, notes=notes)
+    except ValueError as exc:
+        raise ExportError(f"Cannot write {path}: {exc}.") from exc
+    data = render_report(result, volume, content, anonymize=anonymize)
+    return write_bytes_atomic(path, data)
+
+
+def suggest_report_name(info: Any, *, anonymize: bool = False) -> str:
+    """A file name for the report: study date and accession, never identifying when anonymised."""
+    parts = ["JCS_report"]
+    date = re.sub(r"[^0-9]", "", getattr(info, "study_date", "") or "")
+    if date:
+        parts.append(date)
+    accession = re.sub(r"[^A-Za-z0-9_-]", "", getattr(info, "accession_number", "") or "")
+    if accession and not anonymize:
+        parts.append(accession)
+    if anonymize:
+        parts.append("anonymised")
+    return "_".join(parts) + ".pdf"
+
+
+# --------------------------------------------------------------------------- styles
+def _styles(fonts: Fonts) -> dict[str, ParagraphStyle]:
+    base = ParagraphStyle("base", fontName=fonts.regular, fontSize=8.5, leading=11)
+    return {
+        "base": base,
+        "small": ParagraphStyle("small", parent=base, fontSize=7.2, leading=9),
+        "mono": ParagraphStyle("mono", parent=base, fontName=fonts.mono, fontSize=6.3, leading=8),
+        "title": ParagraphStyle("title", parent=base, fontName=fonts.bold, fontSize=15, leading=19),
+        "subtitle": ParagraphStyle("subtitle", parent=base, fontSize=9, leading=12,
+                                   textColor=colors.Color(0.25, 0.25, 0.25)),
+        "h2": ParagraphStyle("h2", parent=base, fontName=fonts.bold, fontSize=11, leading=14,
+                             spaceBefore=9, spaceAfter=4),
+        "decision": ParagraphStyle("decision", parent=base, fontName=fonts.bold, fontSize=14, leading=18),
+        "cell": ParagraphStyle("cell", parent=base, fontSize=8, leading=10),
+        "cellb": ParagraphStyle("cellb", parent=base, fontName=fonts.bold, fontSize=8, leading=10),
+    }
+
+
+def _table(rows: list[list[Any]], widths: list[float], *, header: bool = True, fonts: Fonts) -> Table:
+    table = Table(rows, colWidths=widths, hAlign="LEFT", repeatRows=1 if header else 0)
+    style = [
+        ("FONT", (0, 0), (-1, -1), fonts.regular, 8),
+        ("GRID", (0, 0), (-1, -1), 0.4, GRID),
+        ("VALIGN", (0, 0), (-1, -1), "MIDDLE"),
+        ("TOPPADDING", (0, 0), (-1, -1), 2),
+        ("BOTTOMPADDING", (0, 0), (-1, -1), 2),
+    ]
+    if header:
+        style += [("BACKGROUND", (0, 0), (-1, 0), HEAD_FILL), ("FONT", (0, 0), (-1, 0), fonts.bold, 8)]
+    table.setStyle(TableStyle(style))
+    return table
+
+
+def _fmt(value: float | None, digits: int = 1, unit: str = "") -> str:
+    if value is None or (isinstance(value, float) and not np.isfinite(value)):
+        return "n/a"
+    return f"{value:,.{digits}f}{(' ' + unit) if unit else ''}"
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def _person_name(name: str) -> str:
+    """DICOM ``Family^Given^Middle^Prefix^Suffix`` -> ``Family, Given Middle``."""
+    parts = [p.strip() for p in (name or "").split("^")]
+    if len(parts) == 1:
+        return parts[0]
+    given = " ".join(p for p in parts[1:3] if p)
+    return f"{parts[0]}, {given}" if given else parts[0]
+
+
+def _date(value: str) -> str:
+    value = (value or "").strip()
+    if re.fullmatch(r"\d{8}", value):
+        return f"{value[:4]}-{value[4:6]}-{value[6:]}"
+    return value
+
+
+# --------------------------------------------------------------------------- sections
+def _header(volume: Any, result: Any, anonymize: bool, st: dict[str, ParagraphStyle], fonts: Fonts) -> list[Any]:
+    info = volume.info
+    out: list[Any] = [
+        Paragraph("JCS Viewer: COVID-19 chest CT analysis report", st["title"]),
+        Paragraph("Joint classification and segmentation (JCS) with reader review. "
+                  "<b>Research use only, not for diagnosis.</b>", st["subtitle"]),
+        Spacer(1, 5),
+    ]
+    p = lambda text: Paragraph(escape(str(text)) if text not in ("", None) else "-", st["cell"])  # noqa: E731
+    b = lambda text: Paragraph(escape(str(text)), st["cellb"])  # noqa: E731
+    sex_age = p(" / ".join(x for x in (info.sex, info.age) if x))
+    if anonymize:
+        removed = "<i>anonymised report: name, ID, birth date and accession number removed</i>"
+        patient_rows = [[b("Patient"), Paragraph(removed, st["cell"]), b("Sex / age"), sex_age]]
+    else:
+        patient_rows = [
+            [b("Patient name"), p(_person_name(info.patient_name)), b("Patient ID"), p(info.patient_id)],
+            [b("Birth date"), p(_date(info.birth_date)), b("Sex / age"), sex_age],
+            [b("Accession"), p(info.accession_number), b("Institution"), p(info.institution)],
+        ]
+    nz, ny, nx = volume.shape
+    sz, sy, sx = volume.spacing
+    study_rows = [
+        [b("Study date"), p(_date(info.study_date)), b("Study"), p(info.study_description)],
+        [b("Series"), p(" ".join(x for x in (info.series_number, info.series_description) if x)),
+         b("Modality / scanner"), p(" ".join(x for x in (info.modality, info.manufacturer) if x))],
+        [b("Image"), p(f"{nz} slices of {ny} x {nx}, voxel {sx:.2f} x {sy:.2f} x {sz:.2f} mm"),
+         b("Source"), p(f"{volume.source_format}{'' if volume.is_hu else ' (not Hounsfield units)'}")],
+    ]
+    uid_row = None
+    if not anonymize and info.study_uid:
+        study_rows.append([b("Study UID"), Paragraph(escape(info.study_uid), st["small"]), "", ""])
+        uid_row = len(patient_rows) + len(study_rows) - 1
+    w = CONTENT_W
+    widths = [27 * mm, w / 2 - 27 * mm, 30 * mm, w / 2 - 30 * mm]
+    table = _table(patient_rows + study_rows, widths, header=False, fonts=fonts)
+    if not anonymize:
+        shade = colors.Color(0.95, 0.95, 0.95)
+        table.setStyle(TableStyle([("BACKGROUND", (0, 0), (-1, len(patient_rows) - 1), shade)]))
+    if uid_row is not None:
+        table.setStyle(TableStyle([("SPAN", (1, uid_row), (3, uid_row))]))
+    out.append(table)
+    return out
+
+
+def _decision(result: Any, content: ReportContent, st: dict[str, ParagraphStyle], fonts: Fonts) -> list[Any]:
+    positive = str(result.decision).lower() == "positive"
+    verdict = "COVID-19 POSITIVE" if positive else "COVID-19 NEGATIVE"
+    box = Table(
+        [[Paragraph(f"AI decision: {verdict}", st["decision"])],
+         [Paragraph(
+             f"{int(result.positive_slices)} of {int(result.n_slices)} slices flagged (slice probability "
+             f"{fonts.ge()} {float(result.slice_cutoff):.2f}); the study is called positive when more than "
+             f"{int(result.threshold)} slices are flagged.", st["base"])],
+         [Paragraph(f"<i>Threshold rule:</i> {escape(str(result.threshold_rule))}", st["small"])]],
+        colWidths=[CONTENT_W],
+    )
+    box.setStyle(TableStyle([
+        ("BOX", (0, 0), (-1, -1), 2.0 if positive else 1.0, colors.black),
+        ("BACKGROUND", (0, 0), (-1, 0), colors.Color(0.88, 0.88, 0.88) if positive else colors.white),
+        ("TOPPADDING", (0, 0), (-1, -1), 3), ("BOTTOMPADDING", (0, 0), (-1, -1), 3),
+    ]))
+    out: list[Any] = [Spacer(1, 8), box]
+    if content.edited:
+        out.append(Spacer(1, 3))
+        out.append(Paragraph(
+            "Lesion numbers below use the <b>reader-edited lesion mask</b> "
+            f"({_count(len(content.edited_slices), 'slice')} edited); "
+            "the AI decision above comes from the classifier and does not change with edits.", st["small"]))
+    return out
+
+
+def _summary(
+    result: Any, volume: Any, content: ReportContent, st: dict[str, ParagraphStyle], fonts: Fonts
+) -> list[Any]:
+    q = content.quant
+    lv, lu, inv = q.lesion_volume_ml, q.lung_volume_ml, q.involvement_percent
+    rows = [
+        ["", "Right lung", "Left lung", "Total"],
+        ["Lesion volume (mL)", _fmt(lv["right"]), _fmt(lv["left"]), _fmt(lv["total"])],
+        ["Lung volume (mL)", _fmt(lu["right"], 0), _fmt(lu["left"], 0), _fmt(lu["total"], 0)],
+        ["Involvement (% of lung)", _fmt(inv["right"]), _fmt(inv["left"]), _fmt(inv["total"])],
+    ]
+    w = CONTENT_W
+    out: list[Any] = [Paragraph("Summary", st["h2"]), _table(rows, [50 * mm] + [(w - 50 * mm) / 3] * 3, fonts=fonts)]
+    outside = float(getattr(q, "lesion_outside_lungs_ml", 0.0) or 0.0)
+    bins = getattr(q, "hu_bins", {}) or {}
+
+    def hu_label(name: str, key: str) -> str:
+        lo_hi = bins.get(key)
+        return f"{name} ({lo_hi[0]} to {lo_hi[1]} HU)" if lo_hi else name
+
+    b = lambda text: Paragraph(escape(text), st["cellb"])  # noqa: E731
+    more = [
+        [b("Flagged slices"), f"{int(result.positive_slices)} (threshold {int(result.threshold)})",
+         b("Lesion count (3-D)"), str(int(q.lesion_count))],
+        [b("Craniocaudal extent"), _fmt(q.extent_mm, 0, "mm"), b("Mean lesion density"), _fmt(q.mean_hu, 0, "HU")],
+        [b(hu_label("Ground-glass", "ggo")), _fmt(q.ggo_ml, 1, "mL"),
+         b(hu_label("Consolidation", "consolidation")), _fmt(q.consolidation_ml, 1, "mL")],
+    ]
+    if outside >= 0.05:  # shown with one decimal: float dust would print as "0.0 mL"
+        more.append([b("Lesion outside lungs"), _fmt(outside, 1, "mL"), "", ""])
+    t = _table(more, [50 * mm, w / 2 - 50 * mm, 50 * mm, w / 2 - 50 * mm], header=False, fonts=fonts)
+    out += [Spacer(1, 4), t]
+    if not volume.is_hu:
+        out.append(Paragraph("The image is not in Hounsfield units: density-based numbers are not available.",
+                             st["small"]))
+    return out
+
+
+def _plot_section(result: Any, content: ReportContent, st: dict[str, ParagraphStyle], fonts: Fonts) -> list[Any]:
+    w = CONTENT_W
+    drawing = score_plot(
+        np.asarray(result.slice_probability, dtype=float),
+        float(result.slice_cutoff),
+        np.asarray(result.slice_positive, dtype=bool),
+        np.asarray(content.quant.per_slice_area_mm2, dtype=float),
+        [k.index for k in content.key_slices],
+        width=w,
+        font=fonts.regular,
+        ge=fonts.ge(),
+    )
+    pos = content.positions_mm
+    caption = (f"Slice index 0 is at {pos[0]:.1f} mm and the last slice at {pos[-1]:.1f} mm along the slice normal "
+               f"(patient z). Lesion area is per slice, from the {'edited' if content.edited else 'AI'} lesion mask.")
+    return [KeepTogether([Paragraph("Per-slice score", st["h2"]), drawing, Paragraph(caption, st["small"])])]
+
+
+def _zone_section(content: ReportContent, st: dict[str, ParagraphStyle], fonts: Fonts) -> list[Any]:
+    rows = [["Zone", "Right lung (mL)", "Left lung (mL)", "Total (mL)", "Share of lesion"]]
+    total = sum(r["total"] for r in content.zone_table.values())
+    for zone in ("upper", "middle", "lower"):
+        r = content.zone_table[zone]
+        share = f"{100 * r['total'] / total:.0f} %" if total > 0 else "-"
+        rows.append([zone.capitalize(), _fmt(r["right"]), _fmt(r["left"]), _fmt(r["total"]), share])
+    rows.append(["All zones", _fmt(sum(r["right"] for r in content.zone_table.values())),
+                 _fmt(sum(r["left"] for r in content.zone_table.values())), _fmt(total), "100 %" if total > 0 else "-"])
+    w = CONTENT_W
+    t = _table(rows, [30 * mm] + [(w - 30 * mm) / 4] * 4, fonts=fonts)
+    t.setStyle(TableStyle([("FONT", (0, -1), (-1, -1), fonts.bold, 8),
+                           ("LINEABOVE", (0, -1), (-1, -1), 1.0, colors.black)]))
+    note = ("Zones: each lung's craniocaudal range in thirds (upper = cranial). Lesion voxels outside both lung masks "
+            "are not in this table.")
+    return [KeepTogether([Paragraph("Lesions by lung and zone", st["h2"]), t, Paragraph(note, st["small"])])]
+
+
+def _attribute_section(result: Any, st: dict[str, ParagraphStyle], fonts: Fonts) -> list[Any]:
+    attrs = getattr(result, "attributes", None)
+    if attrs is None:
+        return []
+    attrs = np.asarray(attrs, dtype=float)
+    flagged = np.asarray(result.slice_positive, dtype=bool)
+    rows = [["Lesion attribute (LA-DNN head)", "Mean probability (flagged)", f"Flagged slices with p {fonts.ge()} 0.5"]]
+    for i, name in enumerate(ATTRIBUTE_NAMES[: attrs.shape[1]]):
+        col = attrs[:, i]
+        mean = _fmt(float(col[flagged].mean()), 2) if flagged.any() else "-"
+        count = str(int(np.count_nonzero(col[flagged] >= 0.5))) if flagged.any() else "-"
+        rows.append([name, mean, count])
+    w = CONTENT_W
+    t = _table(rows, [70 * mm, (w - 70 * mm) / 2, (w - 70 * mm) / 2], fonts=fonts)
+    return [KeepTogether([Paragraph("Lesion attributes", st["h2"]), t])]
+
+
+class KeyImageRow(Flowable):
+    """One key slice: caption, lesion-overlay image and activation-map image side by side.
+
+    The scale bar, orientation letters and labels are vector drawing on top of the images.
+    """
+
+    CAPTION_W = 36 * mm
+    GAP = 3 * mm
+    LABEL_H = 10
+    MAX_IMAGE_H = 52 * mm  # four rows fit on a page
+
+    def __init__(self, caption: list[str], left_png: bytes, right_png: bytes | None, crop: img.Crop,
+                 orientation: tuple[str, str], fonts: Fonts, width: float) -> None:
+        super().__init__()
+        self.caption = caption
+        self.left_png, self.right_png = left_png, right_png
+        self.crop, self.orientation, self.fonts = crop, orientation, fonts
+        self.width = width
+        aspect = crop.out_h / crop.out_w
+        self.img_w = (width - self.CAPTION_W - self.GAP) / 2
+        self.img_h = self.img_w * aspect
+        if self.img_h > self.MAX_IMAGE_H:
+            self.img_h = self.MAX_IMAGE_H
+            self.img_w = self.img_h / aspect
+        self.height = self.img_h + self.LABEL_H + 4
+
+    def wrap(self, avail_width: float, avail_height: float) -> tuple[float, float]:
+        return self.width, self.height
+
+    def _scale_bar(self, c: Any, x: float, y: float) -> None:
+        mm_per_pt = self.crop.mm_per_px * self.crop.out_w / self.img_w
+        length_mm = next((v for v in (50, 20, 10, 5) if v / mm_per_pt <= 0.4 * self.img_w), 5)
+        length = length_mm / mm_per_pt
+        # White bar inside a black frame: visible on dark lung and bright tissue alike.
+        c.setFillColor(colors.white)
+        c.setStrokeColor(colors.black)
+        c.setLineWidth(0.8)
+        c.rect(x + 6, y + 6, length, 3.5, stroke=1, fill=1)
+        c.setFont(self.fonts.bold, 7)
+        text = f"{length_mm} mm"
+        tw = c.stringWidth(text, self.fonts.bold, 7)
+        c.setFillColor(colors.black)
+        c.rect(x + 6, y + 12, tw + 4, 9, stroke=0, fill=1)
+        c.setFillColor(colors.white)
+        c.drawString(x + 8, y + 14.5, text)
+
+    def _orientation(self, c: Any, x: float, y: float) -> None:
+        c.setFont(self.fonts.bold, 8)
+        for text, tx in ((self.orientation[0], x + 3), (self.orientation[1], x + self.img_w - 10)):
+            c.setFillColor(colors.black)
+            c.rect(tx - 1, y + self.img_h / 2 - 4, 9, 10, stroke=0, fill=1)
+            c.setFillColor(colors.white)
+            c.drawString(tx + 1, y + self.img_h / 2 - 1.5, text)
+
+    def draw(self) -> None:
+        c = self.canv
+        top = self.height
+        c.setFillColor(colors.black)
+        y = top - 9
+        for i, line in enumerate(self.caption):
+            font, size = (self.fonts.bold, 9) if i == 0 else (self.fonts.regular, 7.5)
+            c.setFont(font, size)
+            for part in simpleSplit(line, font, size, self.CAPTION_W - 4):
+                c.drawString(0, y, part)
+                y -= 11 if i == 0 else 9
+        x = self.CAPTION_W
+        for label, png in (("Lesion overlay", self.left_png), ("Activation map (Grad-CAM)", self.right_png)):
+            c.setFillColor(colors.black)
+            c.setFont(self.fonts.regular, 7.5)
+            c.drawString(x, top - 8, label)
+            iy = top - self.LABEL_H - self.img_h
+            if png is None:
+                c.setStrokeColor(GRID)
+                c.rect(x, iy, self.img_w, self.img_h, stroke=1, fill=0)
+                c.setFont(self.fonts.regular, 8)
+                c.drawCentredString(x + self.img_w / 2, iy + self.img_h / 2, "no activation map in this result")
+            else:
+                c.drawImage(ImageReader(io.BytesIO(png)), x, iy, self.img_w, self.img_h)
+                self._scale_bar(c, x, iy)
+                self._orientation(c, x, iy)
+            x += self.img_w + self.GAP
+
+
+class ImageLegend(Flowable):
+    """Explains the overlay marks: the hatched lesion with its double edge and the activation ramp."""
+
+    def __init__(self, fonts: Fonts, width: float) -> None:
+        super().__init__()
+        self.fonts, self.width, self.height = fonts, width, 22
+        gray = np.full((40, 60), 90, np.uint8)
+        yy, xx = np.indices(gray.shape)
+        blob = ((yy - 20) / 13.0) ** 2 + ((xx - 30) / 22.0) ** 2 <= 1
+        self.swatch = img.png_bytes(img.lesion_overlay(gray, blob))
+        self.ramp = img.png_bytes(img.colour_bar())
+
+    def wrap(self, avail_width: float, avail_height: float) -> tuple[float, float]:
+        return self.width, self.height
+
+    def draw(self) -> None:
+        c = self.canv
+        c.drawImage(ImageReader(io.BytesIO(self.swatch)), 0, 0, 30, 20)
+        c.setFont(self.fonts.regular, 7.5)
+        c.setFillColor(colors.black)
+        text = "lesion: hatched fill, white/black edge"
+        c.drawString(35, 7, text)
+        x = 35 + c.stringWidth(text, self.fonts.regular, 7.5) + 18
+        for part in ("activation: low", None, "high (outlined from 50 %)"):
+            if part is None:
+                c.drawImage(ImageReader(io.BytesIO(self.ramp)), x, 4, 80, 9)
+                x += 86
+                continue
+            c.drawString(x, 7, part)
+            x += c.stringWidth(part, self.fonts.regular, 7.5) + (6 if part != "high" else 18)
+
+
+def _orientation_letters(direction: np.ndarray) -> tuple[str, str]:
+    """Which patient side lies at the image's left and right edge (LPS: +x points to patient left)."""
+    x_axis = np.asarray(direction, dtype=float).reshape(3, 3)[:, 0]
+    return ("R", "L") if x_axis[0] >= 0 else ("L", "R")
+
+
+def render_key_images(
+    result: Any, volume: Any, content: ReportContent
+) -> tuple[img.Crop, dict[int, tuple[bytes, bytes | None]]]:
+    """PNG bytes of the lesion-overlay and activation images of every key slice (one shared crop)."""
+    crop = img.field_of_view(np.asarray(result.lung_mask) > 0, volume.shape[1:], volume.spacing[1:])
+    window = img.display_window(volume.array, volume.is_hu)
+    cams = getattr(result, "cams", None)
+    pngs: dict[int, tuple[bytes, bytes | None]] = {}
+    for key in content.key_slices:
+        z = key.index
+        left, right = img.render_pair(volume.array[z], content.lesion_mask[z], None if cams is None else cams[z],
+                                      crop, window)
+        pngs[z] = (img.png_bytes(left), None if right is None else img.png_bytes(right))
+    return crop, pngs
+
+
+def _key_image_section(volume: Any, content: ReportContent, crop: img.Crop, pngs: dict[int, tuple[bytes, bytes | None]],
+                       st: dict[str, ParagraphStyle], fonts: Fonts) -> list[Any]:
+    if not content.key_slices:
+        return []
+    w = CONTENT_W
+    letters = _orientation_letters(volume.direction)
+    intro = ("The most involved slices (spread along the study) and the slices the reader confirmed; R/L mark the "
+             "patient's right and left; "
+             + (f"lung window W{img.LUNG_WINDOW[0]:.0f}/L{img.LUNG_WINDOW[1]:.0f}." if volume.is_hu else
+                "window from the image's intensity percentiles (not Hounsfield units)."))
+    out: list[Any] = [CondPageBreak(90 * mm), Paragraph("Key images", st["h2"]), Paragraph(intro, st["small"]),
+                      Spacer(1, 2), ImageLegend(fonts, w), Spacer(1, 4)]
+    for key in content.key_slices:
+        caption = [
+            f"Slice {key.index}",
+            f"position {key.position_mm:.1f} mm",
+            f"probability {key.probability:.2f}",
+            f"lesion {key.area_mm2:,.0f} mm\u00b2",
+            key.reason,
+            f"review: {key.review_state}",
+        ]
+        left, right = pngs[key.index]
+        out += [KeyImageRow(caption, left, right, crop, letters, fonts, w), Spacer(1, 5)]
+    return out
+
+
+def _review_section(result: Any, content: ReportContent, st: dict[str, ParagraphStyle], fonts: Fonts) -> list[Any]:
+    flagged = np.flatnonzero(np.asarray(result.slice_positive, dtype=bool)).tolist()
+    unreviewed = [z for z in flagged if z not in content.review]
+    b = lambda t: Paragraph(escape(t), st["cellb"])  # noqa: E731
+    p = lambda t: Paragraph(escape(t), st["cell"])  # noqa: E731
+    rows = [
+        [b("Reviewer"), p(content.reviewer or "not given")],
+        [b("Report time"), p(content.generated.strftime("%Y-%m-%d %H:%M %Z").strip())],
+        [b("Confirmed slices"), p(f"{len(content.confirmed)}: {compress_ranges(content.confirmed)}")],
+        [b("Rejected slices"), p(f"{len(content.rejected)}: {compress_ranges(content.rejected)}")],
+        [b("Flagged, not reviewed"), p(f"{len(unreviewed)} of {len(flagged)} flagged slices")],
+        [b("Edited lesion mask"),
+         p(f"{_count(len(content.edited_slices), 'slice')}: {compress_ranges(content.edited_slices)}"
+           if content.edited else "no edits (AI segmentation)")],
+    ]
+    if content.notes:
+        rows.append([b("Notes"), Paragraph(escape(content.notes).replace("\n", "<br/>"), st["cell"])])
+    w = CONTENT_W
+    table = _table(rows, [40 * mm, w - 40 * mm], header=False, fonts=fonts)
+    return [KeepTogether([Paragraph("Review", st["h2"]), table])]
+
+
+def _technical_section(result: Any, volume: Any, content: ReportContent, st: dict[str, ParagraphStyle],
+                       fonts: Fonts) -> list[Any]:
+    w = CONTENT_W
+    rows: list[list[Any]] = [["Task", "Model", "Architecture", "Weights SHA-256"]]
+    for task, m in (getattr(result, "models", None) or {}).items():
+        rows.append([escape(str(task)), Paragraph(escape(str(m.get("name", ""))), st["cell"]),
+                     Paragraph(escape(str(m.get("arch", ""))), st["cell"]),
+                     Paragraph(escape(str(m.get("sha256", "") or "not recorded")), st["mono"])])
+    out: list[Any] = [Paragraph("Models and thresholds", st["h2"])]
+    if len(rows) > 1:
+        # Wide enough for a 64-digit hash on one line, so it can be compared by eye or copied.
+        out.append(_table(rows, [25 * mm, 28 * mm, 29 * mm, w - 82 * mm], fonts=fonts))
+    thresholds = [
+        ["Slice cutoff", f"a slice is flagged when its probability is {fonts.ge()} {float(result.slice_cutoff):.2f}"],
+        ["Patient threshold", f"positive when more than {int(result.threshold)} slices are flagged"],
+        ["Lesion count", f"3-D components of at least {int(getattr(content.quant, 'min_lesion_voxels', 1))} voxels"],
+        ["Software", f"JCS Viewer {__version__}"],
+    ]
+    cutoff = getattr(result, "lesion_cutoff", None)
+    if cutoff is not None:
+        rule = f"a pixel is lesion when its probability is {fonts.ge()} {float(cutoff):.2f}"
+        thresholds.insert(2, ["Lesion cutoff", rule])
+    rows_t = [[Paragraph(escape(a), st["cellb"]), Paragraph(escape(b), st["cell"])] for a, b in thresholds]
+    out += [Spacer(1, 4), _table(rows_t, [40 * mm, w - 40 * mm], header=False, fonts=fonts)]
+    messages = list(getattr(result, "messages", []) or []) + list(getattr(volume, "warnings", []) or [])
+    if messages:
+        out += [Spacer(1, 4), Paragraph("Messages from loading and analysis:", st["small"])]
+        out += [Paragraph("- " + escape(str(m)), st["small"]) for m in messages[:12]]
+    return [KeepTogether(out)]
+
+
+# --------------------------------------------------------------------------- assembly
+class _Footer:
+    """Draws the research-use notice and "page i of n" on every page."""
+
+    def __init__(self, fonts: Fonts, total: int | None) -> None:
+        self.fonts, self.total, self.pages = fonts, total, 0
+
+    def __call__(self, canvas: Any, doc: Any) -> None:
+        self.pages += 1
+        canvas.saveState()
+        width = PAGE[0]
+        canvas.setStrokeColor(colors.black)
+        canvas.setLineWidth(0.5)
+        canvas.line(MARGIN, FOOTER_SPACE - 2 * mm, width - MARGIN, FOOTER_SPACE - 2 * mm)
+        canvas.setFont(self.fonts.bold, 7)
+        canvas.setFillColor(colors.black)
+        canvas.drawString(MARGIN, FOOTER_SPACE - 6 * mm, RESEARCH_USE_NOTICE)
+        canvas.setFont(self.fonts.regular, 7)
+        page = f"Page {doc.page}" + (f" of {self.total}" if self.total else "")
+        canvas.drawRightString(width - MARGIN, FOOTER_SPACE - 9.5 * mm, page)
+        canvas.drawString(MARGIN, FOOTER_SPACE - 9.5 * mm, f"JCS Viewer {__version__}")
+        canvas.restoreState()
+
+
+def render_report(result: Any, volume: Any, content: ReportContent, *, anonymize: bool = False) -> bytes:
+    """Lay out the report and return the PDF bytes."""
+    fonts = report_fonts()
+    st = _styles(fonts)
+    crop, pngs = render_key_images(result, volume, content)
+
+    def story() -> list[Any]:
+        return (
+            _header(volume, result, anonymize, st, fonts)
+            + _decision(result, content, st, fonts)
+            + _summary(result, volume, content, st, fonts)
+            + _plot_section(result, content, st, fonts)
+            + _zone_section(content, st, fonts)
+            + _attribute_section(result, st, fonts)
+            + _key_image_section(volume, content, crop, pngs, st, fonts)
+            + _review_section(result, content, st, fonts)
+            + _technical_section(result, volume, content, st, fonts)
+        )
+
+    def build(total: int | None) -> tuple[bytes, int]:
+        buffer = io.BytesIO()
+        doc = SimpleDocTemplate(
+            buffer,
+            pagesize=PAGE,
+            leftMargin=MARGIN,
+            rightMargin=MARGIN,
+            topMargin=MARGIN,
+            bottomMargin=FOOTER_SPACE + 2 * mm,
+            # Document information: nothing that identifies the patient, anonymised or not.
+            title="JCS Viewer COVID-19 chest CT analysis report",
+            author="JCS Viewer",
+            subject="Research use only: not for diagnosis",
+            creator=f"JCS Viewer {__version__}",
+            keywords="",
+        )
+        footer = _Footer(fonts, total)
+        # Flowables keep layout state, so each pass builds its own story (images are rendered once).
+        doc.build(story(), onFirstPage=footer, onLaterPages=footer)
+        return buffer.getvalue(), footer.pages
+
+    # ASCII85 on images costs seconds in reportlab's pure-Python encoder and 25 % in size;
+    # a binary PDF is fine for files, so switch it off for this build only.
+    saved_a85 = rl_config.useA85
+    rl_config.useA85 = 0
+    try:
+        # Two passes: the first counts the pages so that the footer can say "page i of n".
+        _, pages = build(None)
+        data, _ = build(pages)
+    finally:
+        rl_config.useA85 = saved_a85
+    return data

@@ -1,0 +1,271 @@
+"""NIfTI, DICOM SEG and CSV exports: exact geometry, a valid SEG that reads back, atomic writes."""
+
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import highdicom as hd
+import numpy as np
+import pydicom
+import pytest
+import SimpleITK as sitk
+
+from jcs_viewer.errors import ExportError
+from jcs_viewer.io.export import export_csv, export_dicom_seg, export_nifti
+from jcs_viewer.io.volume import Volume
+from jcs_viewer.report import export_all
+from test_export_support import PATIENT, make_study
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    return make_study(tmp_path_factory.mktemp("study"), n_slices=10, size=48, classes=True)
+
+
+def dciodvfy_errors(path: Path) -> list[str]:
+    run = subprocess.run(["dciodvfy", str(path)], capture_output=True, text=True)
+    return [line for line in (run.stdout + run.stderr).splitlines() if line.startswith("Error")]
+
+
+def read_seg(path: Path, volume) -> tuple[hd.seg.Segmentation, list[str], np.ndarray]:
+    seg = hd.seg.segread(path)
+    sops = [pydicom.dcmread(f, stop_before_pixels=True).SOPInstanceUID for f in volume.source_files]
+    pixels = seg.get_pixels_by_source_instance(source_sop_instance_uids=sops, combine_segments=False)
+    return seg, sops, pixels
+
+
+# --------------------------------------------------------------------------- NIfTI
+def test_nifti_keeps_the_exact_source_geometry(tmp_path):
+    rng = np.random.default_rng(1)
+    angle = np.deg2rad(12)
+    rot = np.array([[np.cos(angle), -np.sin(angle), 0], [np.sin(angle), np.cos(angle), 0], [0, 0, 1]])
+    direction = rot @ np.diag([1.0, -1.0, -1.0])  # oblique, with flipped y and z index axes
+    volume = Volume(array=np.zeros((7, 9, 11), np.int16), spacing=(2.5, 0.7, 0.8), origin=(-120.25, 33.5, -301.75),
+                    direction=direction, source_format="nifti")
+    mask = (rng.random(volume.shape) > 0.7).astype(np.uint8) * 2
+    path = export_nifti(mask, volume, tmp_path / "lung_mask.nii.gz")
+    image = sitk.ReadImage(str(path))
+    assert np.array_equal(sitk.GetArrayFromImage(image), mask)
+    assert np.allclose(image.GetSpacing(), (0.8, 0.7, 2.5), atol=1e-6)
+    assert np.allclose(image.GetOrigin(), volume.origin, atol=1e-4)
+    assert np.allclose(np.reshape(image.GetDirection(), (3, 3)), direction, atol=1e-6)
+    # The same voxel lands on the same LPS point in both conventions.
+    z, y, x = 6, 8, 10
+    assert np.allclose(image.TransformIndexToPhysicalPoint((x, y, z)), volume.index_to_lps((z, y, x)), atol=1e-3)
+
+
+def test_nifti_rejects_wrong_shape_and_name(study, tmp_path):
+    volume, _ = study
+    with pytest.raises(ExportError, match="shape"):
+        export_nifti(np.zeros((1, 2, 3), np.uint8), volume, tmp_path / "m.nii.gz")
+    with pytest.raises(ExportError, match=r"\.nii or \.nii\.gz"):
+        export_nifti(np.zeros(volume.shape, np.uint8), volume, tmp_path / "m.png")
+
+
+# --------------------------------------------------------------------------- DICOM SEG
+def test_dicom_seg_is_valid_and_reads_back_to_the_same_masks_and_positions(study, tmp_path):
+    volume, result = study
+    path = export_dicom_seg(volume, result.lesion_classes, result.lung_mask, tmp_path / "lesion_seg.dcm")
+    if shutil.which("dciodvfy"):
+        assert dciodvfy_errors(path) == []
+    seg, sops, pixels = read_seg(path, volume)
+    labels = [seg.get_segment_description(n).segment_label for n in seg.get_segment_numbers()]
+    assert labels == ["Ground-glass opacity", "Consolidation", "Right lung", "Left lung"]
+    expected = [result.lesion_classes == 1, result.lesion_classes == 2, result.lung_mask == 1, result.lung_mask == 2]
+    for i, mask in enumerate(expected):
+        assert np.array_equal(pixels[..., i] > 0, mask), labels[i]
+    ggo = seg.get_segment_description(1)
+    assert ggo.segmented_property_type.value == "112120" and ggo.algorithm_type.value == "AUTOMATIC"
+    right = seg.SegmentSequence[2].SegmentedPropertyTypeCodeSequence[0]
+    assert right.CodeValue == "39607008" and right.SegmentedPropertyTypeModifierCodeSequence[0].CodeMeaning == "Right"
+    # References the source series, and every frame sits at its source slice's position.
+    source = pydicom.dcmread(volume.source_files[0], stop_before_pixels=True)
+    assert seg.ReferencedSeriesSequence[0].SeriesInstanceUID == source.SeriesInstanceUID
+    assert seg.StudyInstanceUID == source.StudyInstanceUID and seg.FrameOfReferenceUID == source.FrameOfReferenceUID
+    z_of_sop = {sop: z for z, sop in enumerate(sops)}
+    for frame in seg.PerFrameFunctionalGroupsSequence:
+        sop = frame.DerivationImageSequence[0].SourceImageSequence[0].ReferencedSOPInstanceUID
+        ipp = [float(v) for v in frame.PlanePositionSequence[0].ImagePositionPatient]
+        assert np.allclose(ipp, volume.index_to_lps((z_of_sop[sop], 0, 0)), atol=1e-3)
+
+
+def test_binary_lesion_mask_gives_one_lesion_segment_and_edits_are_semiautomatic(study, tmp_path):
+    volume, result = study
+    path = export_dicom_seg(volume, result.lesion_mask, result.lung_mask, tmp_path / "seg.dcm", edited=True,
+                            anonymize=True)
+    if shutil.which("dciodvfy"):
+        assert dciodvfy_errors(path) == []
+    seg, _, pixels = read_seg(path, volume)
+    first = seg.get_segment_description(1)
+    assert first.segment_label == "Lesion" and first.segmented_property_type.value == "52988006"
+    assert first.algorithm_type.value == "SEMIAUTOMATIC"
+    assert first.algorithm_identification[0].AlgorithmName == "JCS Viewer"
+    assert np.array_equal(pixels[..., 0] > 0, result.lesion_mask > 0)
+    raw = path.read_bytes()
+    for ident in (PATIENT["name"], PATIENT["id"], PATIENT["birth"], PATIENT["accession"]):
+        assert ident.encode() not in raw
+
+
+def test_empty_lesion_mask_still_exports(study, tmp_path):
+    volume, result = study
+    path = export_dicom_seg(volume, np.zeros(volume.shape, np.uint8), result.lung_mask, tmp_path / "seg.dcm")
+    if shutil.which("dciodvfy"):
+        assert dciodvfy_errors(path) == []
+    _, _, pixels = read_seg(path, volume)
+    assert not pixels[..., 0].any() and np.array_equal(pixels[..., 1] > 0, result.lung_mask == 1)
+
+
+def test_dicom_seg_needs_a_dicom_source(study, tmp_path):
+    volume, result = study
+    nifti = Volume(array=volume.array, spacing=volume.spacing, source_files=(tmp_path / "ct.nii.gz",),
+                   source_format="nifti")
+    with pytest.raises(ExportError, match="DICOM SEG needs a DICOM source"):
+        export_dicom_seg(nifti, result.lesion_mask, result.lung_mask, tmp_path / "seg.dcm")
+    assert not (tmp_path / "seg.dcm").exists()
+
+
+@pytest.mark.shared_data
+def test_dicom_seg_of_real_ct_slices(tmp_path, shared_data):
+    folder = shared_data("ct_3slice_dcmqi")
+    files = sorted(folder.glob("*.dcm"))
+    headers = sorted(((pydicom.dcmread(f), f) for f in files), key=lambda d: float(d[0].ImagePositionPatient[2]))
+    first = headers[0][0]
+    hu = np.stack([d.pixel_array * float(d.RescaleSlope) + float(d.RescaleIntercept) for d, _ in headers])
+    dz = float(headers[1][0].ImagePositionPatient[2]) - float(first.ImagePositionPatient[2])
+    row, col = (float(v) for v in first.PixelSpacing)
+    volume = Volume(array=hu.astype(np.int16), spacing=(dz, row, col),
+                    origin=tuple(float(v) for v in first.ImagePositionPatient), source_files=tuple(f for _, f in headers))
+    lung = ((hu > -950) & (hu < -500)).astype(np.uint8)
+    lesion = np.zeros_like(lung)
+    lesion[1, 200:240, 120:170] = 1
+    path = export_dicom_seg(volume, lesion, lung, tmp_path / "seg.dcm")
+    if shutil.which("dciodvfy"):
+        assert dciodvfy_errors(path) == []
+    seg, _, pixels = read_seg(path, volume)
+    assert seg.PatientID == first.PatientID
+    assert np.array_equal(pixels[..., 0] > 0, lesion > 0) and np.array_equal(pixels[..., 1] > 0, lung > 0)
+
+
+# --------------------------------------------------------------------------- CSV
+def test_csv_has_one_row_per_slice_with_the_metrics(study, tmp_path):
+    volume, result = study
+    review = {1: "confirmed", 4: "rejected"}
+    path = export_csv(result, tmp_path / "per_slice.csv", review=review)
+    rows = list(csv.DictReader(path.open()))
+    assert len(rows) == result.n_slices
+    for z, row in enumerate(rows):
+        assert int(row["slice_index"]) == z
+        assert float(row["position_mm"]) == pytest.approx(volume.slice_position_mm(z), abs=0.01)
+        assert float(row["probability"]) == pytest.approx(float(result.slice_probability[z]), abs=1e-4)
+        assert row["positive"] == str(int(result.slice_positive[z]))
+        assert float(row["lesion_area_mm2"]) == pytest.approx(result.lesion_mask[z].sum() * 25.0, abs=0.1)
+        assert row["review_state"] == review.get(z, "unreviewed")
+
+
+# --------------------------------------------------------------------------- bundle and errors
+def test_export_all_writes_every_file_with_edits(study, tmp_path):
+    volume, result = study
+    edited = result.lesion_mask.copy()
+    edited[0, 10:14, 10:14] = 1
+    written = export_all(result, volume, tmp_path / "out", edited_mask=edited, review={2: "confirmed"})
+    names = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert names == ["lesion_mask.nii.gz", "lesion_seg.dcm", "lung_mask.nii.gz", "per_slice.csv", "report.pdf"]
+    assert set(written) == {"report", "lesion_seg", "lesion_nifti", "lung_nifti", "csv"}
+    assert np.array_equal(sitk.GetArrayFromImage(sitk.ReadImage(str(written["lesion_nifti"]))), edited)
+    seg = hd.seg.segread(written["lesion_seg"])
+    assert seg.get_segment_description(1).algorithm_type.value == "SEMIAUTOMATIC"
+    rows = list(csv.DictReader(written["csv"].open()))
+    assert float(rows[0]["lesion_area_mm2"]) == pytest.approx(edited[0].sum() * 25.0)
+
+
+def test_export_all_skips_seg_for_non_dicom(study, tmp_path):
+    volume, result = study
+    images = Volume(array=volume.array, spacing=volume.spacing, source_format="images")
+    written = export_all(result, images, tmp_path / "out", report=False)
+    assert "lesion_seg" not in written and written["csv"].exists()
+
+
+def test_unwritable_targets_raise_export_error(study, tmp_path):
+    volume, result = study
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(ExportError, match="is a file, not a folder"):
+        export_nifti(result.lung_mask, volume, blocker / "lung.nii.gz")
+    with pytest.raises(ExportError, match="is a file, not a folder"):
+        export_all(result, volume, blocker)
+    with pytest.raises(ExportError, match="a folder with that name exists"):
+        export_csv(result, tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root writes into read-only folders")
+def test_read_only_folder_raises_export_error(study, tmp_path):
+    volume, result = study
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    try:
+        with pytest.raises(ExportError, match="Cannot write"):
+            export_dicom_seg(volume, result.lesion_mask, result.lung_mask, locked / "seg.dcm")
+    finally:
+        locked.chmod(0o755)
+    assert list(locked.iterdir()) == []
+
+
+def test_failed_writer_leaves_no_partial_file(study, tmp_path, monkeypatch):
+    volume, result = study
+    target = tmp_path / "lesion_mask.nii.gz"
+
+    def broken(image, name, useCompression=False):
+        Path(name).write_bytes(b"partial")
+        raise RuntimeError("disk full\nITK details that the user does not need")
+
+    monkeypatch.setattr(sitk, "WriteImage", broken)
+    with pytest.raises(ExportError) as info:
+        export_nifti(result.lesion_mask, volume, target)
+    assert str(info.value) == f"Cannot write {target}: disk full."
+    assert list(tmp_path.iterdir()) == []
+
+
+# --------------------------------------------------------------------------- with the project's loader
+def test_demo_study_round_trip_through_the_loader(tmp_path):
+    """The demo phantom's DICOM series, loaded by load_study, exports to NIfTI with the
+    geometry SimpleITK reads from the DICOM files themselves, and to a valid SEG."""
+    phantom = pytest.importorskip("jcs_viewer.io.phantom")
+    loader = pytest.importorskip("jcs_viewer.io.loader")
+    root = phantom.write_demo_study(tmp_path / "demo", n_slices=12, seed=2, size=96)
+    volume = loader.load_study(root / "dicom")
+    lesion = sitk.GetArrayFromImage(sitk.ReadImage(str(root / "ground_truth" / "lesion_mask.nii.gz")))
+    lung = sitk.GetArrayFromImage(sitk.ReadImage(str(root / "ground_truth" / "lung_mask.nii.gz")))
+
+    reader = sitk.ImageSeriesReader()
+    reader.SetFileNames([str(f) for f in volume.source_files])
+    source = reader.Execute()
+    exported = sitk.ReadImage(str(export_nifti(lung, volume, tmp_path / "lung_mask.nii.gz")))
+    assert exported.GetSize() == source.GetSize()
+    assert np.allclose(exported.GetSpacing(), source.GetSpacing(), atol=1e-5)
+    assert np.allclose(exported.GetOrigin(), source.GetOrigin(), atol=1e-4)
+    assert np.allclose(exported.GetDirection(), source.GetDirection(), atol=1e-6)
+    assert np.array_equal(sitk.GetArrayFromImage(exported), lung)
+
+    path = export_dicom_seg(volume, lesion, lung, tmp_path / "lesion_seg.dcm")
+    if shutil.which("dciodvfy"):
+        assert dciodvfy_errors(path) == []
+    seg, _, pixels = read_seg(path, volume)
+    expected = [lesion == 1, lesion == 2] if (lesion == 2).any() else [lesion > 0]  # GGO / consolidation classes
+    for i, mask in enumerate(expected):
+        assert np.array_equal(pixels[..., i] > 0, mask)
+    assert np.array_equal(pixels[..., len(expected)] > 0, lung == 1)
+
+
+@pytest.mark.skipif(not Path("/sys/kernel").is_dir(), reason="needs Linux sysfs, a folder even root cannot write")
+def test_folder_nobody_may_write_raises_export_error(study):
+    volume, result = study
+    with pytest.raises(ExportError, match=r"^Cannot write /sys/jcs_per_slice\.csv: .+\.$"):
+        export_csv(result, "/sys/jcs_per_slice.csv")
+    with pytest.raises(ExportError, match=r"^Cannot write /sys/jcs_seg\.dcm: "):
+        export_dicom_seg(volume, result.lesion_mask, result.lung_mask, "/sys/jcs_seg.dcm")

@@ -1,0 +1,184 @@
+"""The PDF report: valid PDF, the right numbers in its text, anonymisation everywhere, layout facts."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from jcs_viewer import RESEARCH_USE_NOTICE
+from jcs_viewer.errors import ExportError
+from jcs_viewer.pipeline.quantify import quantify
+from jcs_viewer.report import suggest_report_name, write_report
+from jcs_viewer.report import pdf as pdf_module
+from jcs_viewer.report.fonts import Fonts
+from test_export_support import PATIENT, make_study
+
+needs_poppler = pytest.mark.skipif(
+    not (shutil.which("pdftotext") and shutil.which("qpdf") and shutil.which("pdfimages")),
+    reason="poppler-utils (pdftotext, pdfimages) and qpdf are needed to inspect PDFs",
+)
+
+IDENTIFIERS = [
+    *PATIENT["name"].split("^"),
+    PATIENT["id"],
+    PATIENT["birth"],
+    f"{PATIENT['birth'][:4]}-{PATIENT['birth'][4:6]}-{PATIENT['birth'][6:]}",
+    PATIENT["accession"],
+]
+
+
+def pdf_text(path: Path, page: int | None = None) -> str:
+    args = ["pdftotext", "-layout"]
+    if page is not None:
+        args += ["-f", str(page), "-l", str(page)]
+    return subprocess.run([*args, str(path), "-"], capture_output=True, text=True, check=True).stdout
+
+
+def n_pages(path: Path) -> int:
+    info = subprocess.run(["pdfinfo", str(path)], capture_output=True, text=True, check=True).stdout
+    return int(re.search(r"^Pages:\s+(\d+)", info, re.M).group(1))
+
+
+def uncompressed_bytes(path: Path, tmp_path: Path) -> bytes:
+    """The PDF with every stream decompressed and no object streams, so metadata and text are greppable."""
+    out = tmp_path / f"{path.stem}_qdf.pdf"
+    subprocess.run(["qpdf", "--qdf", "--object-streams=disable", str(path), str(out)], check=True)
+    return out.read_bytes()
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    return make_study(tmp_path_factory.mktemp("study"), n_slices=16, size=64)
+
+
+@needs_poppler
+def test_report_is_valid_and_states_decision_volumes_and_patient(study, tmp_path):
+    volume, result = study
+    path = write_report(result, volume, tmp_path / "report.pdf", reviewer="Dr. Ada Reader")
+    subprocess.run(["qpdf", "--check", str(path)], check=True, capture_output=True)
+    text = pdf_text(path)
+    assert f"COVID-19 {result.decision.upper()}" in text
+    # The lesion volume, counted here independently of the quantification code.
+    voxel_ml = np.prod(volume.spacing) / 1000
+    assert f"{result.lesion_mask.sum() * voxel_ml:.1f}" in text
+    right = np.count_nonzero(result.lesion_mask & (result.lung_mask == 1)) * voxel_ml
+    assert f"{right:.1f}" in text
+    assert f"{result.positive_slices} of {result.n_slices} slices flagged" in re.sub(r"\s+", " ", text)
+    assert "Qwertyson, Zelda" in text and PATIENT["id"] in text and "1947-03-12" in text and PATIENT["accession"] in text
+    assert "Dr. Ada Reader" in text
+    assert result.models["classifier"]["sha256"] in text.replace("\n", "").replace(" ", "")
+    pages = n_pages(path)
+    assert pages >= 2
+    for page in range(1, pages + 1):
+        page_text = re.sub(r"\s+", " ", pdf_text(path, page))
+        assert RESEARCH_USE_NOTICE in page_text
+        assert f"Page {page} of {pages}" in page_text
+
+
+@needs_poppler
+@pytest.mark.parametrize("standard_fonts", [False, True], ids=["embedded-font", "standard-font"])
+def test_anonymised_report_has_no_identifier_anywhere(study, tmp_path, monkeypatch, standard_fonts):
+    volume, result = study
+    if standard_fonts:
+        # With a standard font the text is plain in the content stream, so the raw-byte check
+        # below is known to see a name when one is there (the control before the real check).
+        monkeypatch.setattr(pdf_module, "report_fonts", lambda: Fonts("Helvetica", "Helvetica-Bold", "Courier", False))
+        named = write_report(result, volume, tmp_path / "named.pdf")
+        assert b"Qwertyson" in uncompressed_bytes(named, tmp_path)
+    name = suggest_report_name(volume.info, anonymize=True)
+    path = write_report(result, volume, tmp_path / name, anonymize=True)
+    raw = path.read_bytes() + uncompressed_bytes(path, tmp_path)
+    text = pdf_text(path)
+    info = subprocess.run(["pdfinfo", "-meta", str(path)], capture_output=True, text=True, check=True).stdout
+    for ident in IDENTIFIERS:
+        assert ident.encode() not in raw, ident
+        assert ident.lower() not in text.lower(), ident
+        assert ident not in info and ident not in name, ident
+    assert "anonymised" in text
+    assert "COVID-19" in text and f"{result.quant.lesion_volume_ml['total']:.1f}" in text
+
+
+def test_suggested_name_keeps_accession_only_when_not_anonymised(study):
+    volume, _ = study
+    assert PATIENT["accession"] in suggest_report_name(volume.info)
+    assert PATIENT["accession"] not in suggest_report_name(volume.info, anonymize=True)
+    assert suggest_report_name(volume.info, anonymize=True).endswith(".pdf")
+
+
+@needs_poppler
+def test_edited_mask_is_requantified_and_review_summarised(study, tmp_path):
+    volume, result = study
+    edited = result.lesion_mask.copy()
+    busiest = int(np.argmax(edited.reshape(len(edited), -1).sum(1)))
+    edited[busiest] = 0  # the reader erased one slice
+    edited[2, 20:26, 16:22] = 1  # and drew a lesion the AI missed
+    expected = quantify(volume, result.lung_mask, edited)
+    review = {busiest + 1: "confirmed", 2: "confirmed", busiest - 1: "rejected"}
+    path = write_report(result, volume, tmp_path / "edited.pdf", reviewer="R. Eviewer", review=review,
+                        edited_mask=edited, notes="Checked & corrected <basal> slices.")
+    text = re.sub(r"\s+", " ", pdf_text(path))
+    assert f"{expected.lesion_volume_ml['total']:.1f}" in text
+    assert f"{result.quant.lesion_volume_ml['total']:.1f}" not in text  # the AI's total is not shown as the reader's
+    assert "reader-edited lesion mask" in text
+    edited_list = ", ".join(str(z) for z in sorted({2, busiest}))
+    assert f"Edited lesion mask 2 slices: {edited_list}" in text
+    assert "Confirmed slices 2:" in text and "Rejected slices 1:" in text
+    assert "Checked & corrected <basal> slices." in text
+    # Reviewer-confirmed slices are key images, marked as such.
+    assert f"Slice {busiest + 1}" in text and "reviewer-confirmed" in text
+
+
+@needs_poppler
+def test_score_plot_is_vector_and_key_images_are_embedded(study, tmp_path):
+    volume, result = study
+    path = write_report(result, volume, tmp_path / "report.pdf")
+    listing = subprocess.run(["pdfimages", "-list", str(path)], capture_output=True, text=True, check=True).stdout
+    image_pages = {int(line.split()[0]) for line in listing.splitlines()[2:]}
+    page_one = pdf_text(path, 1)
+    assert "Per-slice score" in page_one and "slice index" in page_one  # the plot's own labels are text
+    assert 1 not in image_pages  # ... and the plot on page 1 is not a raster image
+    assert image_pages  # the key images are
+
+
+def test_report_without_cams_attributes_or_hu(tmp_path):
+    volume, result = make_study(tmp_path, n_slices=8, size=48)
+    volume.is_hu = False
+    volume.source_format = "images"
+    result.cams = None
+    result.attributes = None
+    path = write_report(result, volume, tmp_path / "plain.pdf")
+    assert path.read_bytes().startswith(b"%PDF")
+    if shutil.which("pdftotext"):
+        text = pdf_text(path)
+        assert "no activation map in this result" in text
+        assert "Lesion attributes" not in text
+        assert "not in Hounsfield units" in text
+
+
+def test_unwritable_target_raises_export_error_and_leaves_nothing(study, tmp_path):
+    volume, result = study
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    with pytest.raises(ExportError, match=r"a_file is a file, not a folder"):
+        write_report(result, volume, blocker / "report.pdf")
+    with pytest.raises(ExportError, match="a folder with that name exists"):
+        write_report(result, volume, tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file"]
+
+
+def test_mismatched_edited_mask_is_an_export_error(study, tmp_path):
+    volume, result = study
+    with pytest.raises(ExportError, match="edited mask has shape"):
+        write_report(result, volume, tmp_path / "r.pdf", edited_mask=np.zeros((2, 2, 2), np.uint8))
+
+
+@pytest.mark.skipif(not Path("/sys/kernel").is_dir(), reason="needs Linux sysfs, a folder even root cannot write")
+def test_report_into_a_folder_nobody_may_write(study):
+    volume, result = study
+    with pytest.raises(ExportError, match=r"^Cannot write /sys/jcs_report\.pdf: .+\.$"):
+        write_report(result, volume, "/sys/jcs_report.pdf")
