@@ -1,17 +1,35 @@
-"""``jcs-viewer gui``: placeholder until its issue lands."""
+"""``jcs-viewer gui [STUDY]``: the desktop viewer (also what ``jcs-viewer`` alone starts)."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
-HELP = "gui (not yet available)"
+HELP = "open the desktop viewer (default command)"
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    pass
+    parser.add_argument("study", nargs="?", type=Path, help="study folder or volume file to open")
+    parser.add_argument("--demo", action="store_true", help="open the built-in synthetic demo study")
+    parser.add_argument("--screenshot", type=Path, metavar="PNG",
+                        help="save a PNG of the window once the study is analysed (for tests and docs)")
+    parser.add_argument("--quit-after-analysis", action="store_true",
+                        help="exit after the analysis (and the screenshot) is done")
+    parser.add_argument("--no-analysis", action="store_true",
+                        help="do not analyse automatically on open (this run only)")
 
 
 def run(args: argparse.Namespace) -> int:
     from jcs_viewer.cli import UserError
 
-    raise UserError("'gui' is not available in this version yet.")
+    if args.study is not None and args.demo:
+        raise UserError("Give either a study or --demo, not both.")
+    if args.study is not None and not args.study.exists():
+        raise UserError(f"{args.study} does not exist.")
+    if args.quit_after_analysis and args.screenshot is None:
+        raise UserError("--quit-after-analysis needs --screenshot PNG.")
+    from jcs_viewer.gui.app import run_viewer
+
+    return run_viewer(study=args.study, demo=args.demo, screenshot=args.screenshot,
+                      quit_after_analysis=args.quit_after_analysis,
+                      auto_analyse=False if args.no_analysis else None)

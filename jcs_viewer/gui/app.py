@@ -1,0 +1,68 @@
+"""Creating the QApplication and running the viewer."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+APP_ID = "jcs-viewer"
+SCREENSHOT_SIZE = (1440, 900)
+
+
+def ensure_app() -> Any:
+    """The QApplication (created once), with pyqtgraph configured for row-major images."""
+    import pyqtgraph as pg
+    from PySide6.QtWidgets import QApplication
+
+    pg.setConfigOptions(imageAxisOrder="row-major", antialias=False)
+    app = QApplication.instance()
+    if app is None:
+        app = QApplication(sys.argv[:1])
+        app.setApplicationName(APP_ID)
+        app.setOrganizationName("JCS Viewer")
+        app.setApplicationDisplayName("JCS Viewer")
+    return app
+
+
+def run_viewer(study: Path | None = None, demo: bool = False, screenshot: Path | None = None,
+               quit_after_analysis: bool = False, auto_analyse: bool | None = None) -> int:
+    """Show the main window, optionally open a study, and run the event loop.
+
+    With ``screenshot`` the window saves a PNG once the analysis finished (or the study loaded
+    when analysis is off); with ``quit_after_analysis`` it then exits with 0 (or 2 on an error).
+    """
+    app = ensure_app()
+    from PySide6.QtCore import QTimer
+
+    from jcs_viewer.gui.main_window import MainWindow
+    from jcs_viewer.gui.user_messages import setup_logging
+
+    setup_logging()
+    window = MainWindow()
+    window.auto_override = auto_analyse
+    window.screenshot_path = screenshot
+    window.quit_after_analysis = quit_after_analysis
+    if screenshot is None:
+        _fit_to_screen(window)
+    else:
+        window.resize(*SCREENSHOT_SIZE)  # deterministic pictures for tests and docs
+    window.show()
+    # Open after the window is on screen so start-up feels instant.
+    if demo:
+        QTimer.singleShot(0, window.open_demo)
+    elif study is not None:
+        QTimer.singleShot(0, lambda: window.open_path(study))
+    elif screenshot is not None:
+        QTimer.singleShot(300, lambda: window._finish_screenshot_run(0))
+    code = app.exec()
+    return int(window.exit_code or code)
+
+
+def _fit_to_screen(window: Any) -> None:
+    """Default size 1440x900, shrunk to 95 % of a smaller screen."""
+    screen = window.screen()
+    if screen is None:
+        return
+    area = screen.availableGeometry()
+    window.resize(min(SCREENSHOT_SIZE[0], int(area.width() * 0.95)), min(SCREENSHOT_SIZE[1], int(area.height() * 0.95)))

@@ -1,0 +1,41 @@
+"""The non-Qt functions the viewer calls in its workers, imported lazily (torch loads only when analysing)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+
+def load_study(path: Path, series_uid: str | None = None) -> Any:
+    from jcs_viewer.io import load_study as _load
+
+    return _load(path, series_uid=series_uid)
+
+
+def scan_folder(path: Path) -> list[Any]:
+    """Series in a folder (``scan_folder`` may return a list or an object with ``entries``)."""
+    from jcs_viewer.io import scan_folder as _scan
+
+    found = _scan(path)
+    return list(getattr(found, "entries", found))
+
+
+def demo_study_path() -> Path:
+    """The cached demo study's DICOM folder (generated on first use)."""
+    from jcs_viewer.io.phantom import demo_study_path as _demo
+
+    root = Path(_demo())
+    return root / "dicom" if (root / "dicom").is_dir() else root
+
+
+def analyze(volume: Any, options: Any = None, progress: Any = None, cancel: Any = None, models: Any = None) -> Any:
+    from jcs_viewer.pipeline import analyze as _analyze
+
+    return _analyze(volume, options=options, progress=progress, cancel=cancel, models=models)
+
+
+def load_models(options: Any = None) -> Any:
+    """Load the default (or ``options``-named) weights once; the window keeps them for later runs."""
+    from jcs_viewer.pipeline import load_models as _load_models
+
+    return _load_models(options)

@@ -1,0 +1,649 @@
+"""The main window: menus, slice view + score strip, review/layers/summary panels, workers."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import QEvent, QObject, QSettings, Qt, QTimer
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import (QApplication, QFileDialog, QFrame, QGroupBox, QHBoxLayout, QLabel, QMainWindow,
+                               QMessageBox, QProgressBar, QPushButton, QSplitter, QToolBar, QVBoxLayout, QWidget)
+
+from jcs_viewer import RESEARCH_USE_NOTICE, __version__
+from jcs_viewer.gui import backend
+from jcs_viewer.gui.layers_panel import LayersPanel
+from jcs_viewer.gui.review_panel import ReviewPanel
+from jcs_viewer.gui.score_strip import ScoreStrip
+from jcs_viewer.gui.series_picker import SeriesPickerDialog
+from jcs_viewer.gui.slice_view import SliceView
+from jcs_viewer.gui.state import HU_PRESETS, ViewerState
+from jcs_viewer.gui.summary_panel import SummaryPanel
+from jcs_viewer.gui.user_messages import user_message
+from jcs_viewer.gui.workers import TaskWorker
+
+APP_NAME = "JCS Viewer"
+MAX_RECENT = 8
+STAGE_LABELS = {"load models": "Loading models", "lungs": "Finding the lungs", "classify": "Classifying slices",
+                "segment": "Segmenting lesions", "quantify": "Quantifying", "load": "Loading study",
+                "scan": "Scanning folder", "demo": "Preparing the demo study"}
+_ORPHANS: list[TaskWorker] = []  # workers that outlived their window (see closeEvent)
+FILE_FILTER = ("CT volumes (*.nii *.nii.gz *.mha *.mhd *.nrrd *.nhdr *.dcm);;"
+               "DICOM file (*.dcm);;All files (*)")
+
+
+class WarningBanner(QFrame):
+    """A dismissible yellow strip for load warnings."""
+
+    def __init__(self, parent: Any = None) -> None:
+        super().__init__(parent)
+        self.setStyleSheet("WarningBanner { background: #5a4a10; border-radius: 3px; } QLabel { color: #ffe9a8; }")
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(8, 3, 4, 3)
+        self.label = QLabel()
+        self.label.setWordWrap(True)
+        self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        close = QPushButton("Dismiss")
+        close.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        close.clicked.connect(self.hide)
+        layout.addWidget(self.label, 1)
+        layout.addWidget(close)
+        self.hide()
+
+    def show_messages(self, messages: list[str]) -> None:
+        if not messages:
+            self.hide()
+            return
+        shown = messages[:4]
+        more = f" (+{len(messages) - 4} more)" if len(messages) > 4 else ""
+        self.label.setText("⚠ " + "  ".join(shown) + more)
+        self.label.setToolTip("\n".join(messages))
+        self.show()
+
+
+class MainWindow(QMainWindow):
+    """The viewer. Study reading and analysis run in :class:`TaskWorker` threads.
+
+    Args:
+        settings: QSettings to use (tests pass an INI file); default: the user's settings.
+        analyze: ``analyze(volume, options=, progress=, cancel=, models=)``; default: the pipeline.
+        load_study, scan_folder, demo_study_path: the io functions (injectable for tests).
+        models: passed through to ``analyze`` (``None``: the registered default weights).
+        options: an ``AnalysisOptions`` (``None``: defaults).
+    """
+
+    def __init__(self, *, settings: QSettings | None = None, analyze: Callable[..., Any] | None = None,
+                 load_study: Callable[..., Any] | None = None, scan_folder: Callable[..., Any] | None = None,
+                 demo_study_path: Callable[[], Any] | None = None, models: Any = None, options: Any = None,
+                 parent: Any = None) -> None:
+        super().__init__(parent)
+        self.settings = settings or QSettings("JCS Viewer", "jcs-viewer")
+        self._analyze = analyze or backend.analyze
+        # Models are loaded once by the first analysis and kept (only with the real pipeline).
+        self._load_models = backend.load_models if analyze is None else None
+        self._load_study = load_study or backend.load_study
+        self._scan_folder = scan_folder or backend.scan_folder
+        self._demo_study_path = demo_study_path or backend.demo_study_path
+        self.models = models
+        self.options = options
+        self.state = ViewerState()
+        self.study_path: Path | None = None
+        self.load_worker: TaskWorker | None = None
+        self.analysis_worker: TaskWorker | None = None
+        self.last_error: str | None = None
+        self.last_status: str = ""
+        self._message_box: QMessageBox | None = None
+        self._old_workers: list[TaskWorker] = []
+        # Screenshot mode (--screenshot/--quit-after-analysis): set by the CLI.
+        self.screenshot_path: Path | None = None
+        self.quit_after_analysis = False
+        self.exit_code = 0
+        # Overrides the saved "analyse on open" setting for this window only (CLI --no-analysis).
+        self.auto_override: bool | None = None
+
+        self.setWindowTitle(f"{APP_NAME} — research use only")
+        self.setAcceptDrops(True)
+        self.resize(1440, 900)
+        self._build_widgets()
+        self._build_menus()
+        self._build_status_bar()
+        self._connect_state()
+        QApplication.instance().installEventFilter(self)
+
+    # ================================================================== construction
+    def _build_widgets(self) -> None:
+        state = self.state
+        self.slice_view = SliceView(state)
+        self.slice_view.setAcceptDrops(False)
+        self.score_strip = ScoreStrip(state)
+        self.score_strip.setAcceptDrops(False)
+        self.banner = WarningBanner()
+        self.empty_hint = QLabel("Open a study: File ▸ Open Study (Ctrl+O), drop a folder or file here, "
+                                 "or File ▸ Open Demo Study.")
+        self.empty_hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.empty_hint.setStyleSheet("color: #aaa; font-size: 13pt;")
+
+        left = QWidget()
+        left_layout = QVBoxLayout(left)
+        left_layout.setContentsMargins(0, 0, 0, 0)
+        left_layout.setSpacing(2)
+        left_layout.addWidget(self.banner)
+        image_split = QSplitter(Qt.Orientation.Vertical)
+        image_split.addWidget(self.slice_view)
+        image_split.addWidget(self.score_strip)
+        image_split.setStretchFactor(0, 5)
+        image_split.setStretchFactor(1, 1)
+        image_split.setSizes([700, 150])
+        left_layout.addWidget(self.empty_hint)
+        left_layout.addWidget(image_split, 1)
+        self.image_split = image_split
+
+        self.review_panel = ReviewPanel(state)
+        self.layers_panel = LayersPanel(state)
+        self.summary_panel = SummaryPanel(state)
+        right = QSplitter(Qt.Orientation.Vertical)
+        for title, widget in (("Summary", self.summary_panel), ("Flagged slices", self.review_panel),
+                              ("Layers", self.layers_panel)):
+            box = QGroupBox(title)
+            box_layout = QVBoxLayout(box)
+            box_layout.setContentsMargins(4, 6, 4, 4)
+            box_layout.addWidget(widget)
+            right.addWidget(box)
+        right.setStretchFactor(0, 3)
+        right.setStretchFactor(1, 2)
+        right.setStretchFactor(2, 0)
+        right.setMinimumWidth(360)
+
+        main = QSplitter(Qt.Orientation.Horizontal)
+        main.addWidget(left)
+        main.addWidget(right)
+        main.setStretchFactor(0, 3)
+        main.setStretchFactor(1, 1)
+        main.setSizes([1040, 400])
+        self.setCentralWidget(main)
+
+        # Toolbar: open/analyse buttons, then the progress of the running task and its Cancel.
+        bar = QToolBar("Main")
+        bar.setMovable(False)
+        self.addToolBar(bar)
+        self.toolbar = bar
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1000)
+        self.progress.setMinimumWidth(320)
+        self.progress.setFormat("")
+        self.progress.setTextVisible(True)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setToolTip("Stop the running task; the previous result is kept (Esc)")
+        self.cancel_button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.cancel_button.clicked.connect(self.cancel_tasks)
+        self._progress_widget = QWidget()
+        pl = QHBoxLayout(self._progress_widget)
+        pl.setContentsMargins(12, 0, 0, 0)
+        pl.addWidget(self.progress)
+        pl.addWidget(self.cancel_button)
+
+    def _build_menus(self) -> None:
+        menu = self.menuBar()
+        file_menu = menu.addMenu("&File")
+        self.open_study_action = self._action(file_menu, "Open &Study…", self.choose_study_folder,
+                                              QKeySequence.StandardKey.Open)
+        self._action(file_menu, "Open &File…", self.choose_study_file, "Ctrl+Shift+O")
+        self.open_demo_action = self._action(file_menu, "Open &Demo Study", self.open_demo, "Ctrl+D")
+        self.recent_menu = file_menu.addMenu("&Recent Studies")
+        file_menu.addSeparator()
+        self._action(file_menu, "&Quit", self.close, QKeySequence.StandardKey.Quit)
+
+        analysis = menu.addMenu("&Analysis")
+        self.analyse_action = self._action(analysis, "&Analyse", self.start_analysis, "F5")
+        self.cancel_action = self._action(analysis, "&Cancel\tEsc", self.cancel_tasks)
+        analysis.addSeparator()
+        self.auto_action = QAction("Analyse automatically on open", self, checkable=True)
+        self.auto_action.setChecked(self.auto_analyse)
+        self.auto_action.toggled.connect(lambda on: self.settings.setValue("analysis/auto", on))
+        analysis.addAction(self.auto_action)
+
+        view = menu.addMenu("&View")
+        for key, (name, width, level) in HU_PRESETS.items():
+            self._action(view, f"{name.title()} window (W{width:.0f}/L{level:.0f})\t{key}",
+                         lambda _=False, k=key: self.state.apply_preset(k))
+        self._action(view, "&Reset view\tR", self.state.reset_view)
+        self._action(view, "Toggle &overlays\tS", self.state.toggle_overlays)
+        view.addSeparator()
+        self._action(view, "&Next flagged slice\tN", self.state.next_flagged)
+        self._action(view, "&Previous flagged slice\tP", self.state.previous_flagged)
+        self._action(view, "&Confirm slice\tC", lambda: self.state.review.confirm(self.state.z))
+        self._action(view, "Re&ject slice\tX", lambda: self.state.review.reject(self.state.z))
+
+        help_menu = menu.addMenu("&Help")
+        self._action(help_menu, "&Keyboard and mouse", lambda: self._info("Keyboard and mouse", self.KEY_HELP))
+        self._action(help_menu, "&About JCS Viewer", lambda: self._info(
+            f"About {APP_NAME}", f"{APP_NAME} {__version__}: an explainable COVID-19 chest CT reading aid "
+            f"(JCS: joint classification and segmentation). {RESEARCH_USE_NOTICE}"))
+
+        bar = self.toolbar
+        for action in (self.open_study_action, self.open_demo_action, self.analyse_action):
+            bar.addAction(action)
+        # A widget in a toolbar is shown/hidden through its action.
+        self._progress_action = bar.addWidget(self._progress_widget)
+        self._progress_action.setVisible(False)
+        self._rebuild_recent_menu()
+
+    def _action(self, menu: Any, text: str, slot: Callable[..., Any], shortcut: Any = None) -> QAction:
+        action = QAction(text, self)
+        if shortcut is not None:
+            action.setShortcut(QKeySequence(shortcut))
+        action.triggered.connect(lambda *_: slot())
+        menu.addAction(action)
+        return action
+
+    def _build_status_bar(self) -> None:
+        bar = self.statusBar()
+        self.slice_label = QLabel("—")
+        self.position_label = QLabel("")
+        self.cursor_label = QLabel("")
+        self.window_label = QLabel("")
+        for label, width in ((self.slice_label, 110), (self.position_label, 120), (self.cursor_label, 230),
+                             (self.window_label, 210)):
+            label.setMinimumWidth(width)
+            # Permanent: showMessage() must not hide the slice read-out.
+            bar.addPermanentWidget(label)
+        self.notice_label = QLabel("Research use only — not a medical device")
+        self.notice_label.setToolTip(RESEARCH_USE_NOTICE)
+        self.notice_label.setStyleSheet("color: #e08a00; font-weight: bold;")
+        bar.addPermanentWidget(self.notice_label)
+
+    def _connect_state(self) -> None:
+        state = self.state
+        state.on("slice", lambda z: self._update_slice_labels())
+        state.on("volume", lambda v: self._on_volume_shown())
+        state.on("window", lambda w, l: self.window_label.setText(
+            f"W {w:.0f}  L {l:.0f}  ({state.preset})"))
+        state.on("cursor", self._on_cursor)
+        self._on_volume_shown()
+
+    # ================================================================== settings / recent
+    @property
+    def auto_analyse(self) -> bool:
+        if self.auto_override is not None:
+            return self.auto_override
+        value = self.settings.value("analysis/auto", True)
+        return value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes")
+
+    def recent_studies(self) -> list[str]:
+        value = self.settings.value("recent/studies", [])
+        if isinstance(value, str):
+            value = [value]
+        return [str(v) for v in (value or [])]
+
+    def _remember(self, path: Path) -> None:
+        recent = [p for p in self.recent_studies() if p != str(path)]
+        recent.insert(0, str(path))
+        self.settings.setValue("recent/studies", recent[:MAX_RECENT])
+        self.settings.sync()
+        self._rebuild_recent_menu()
+
+    def _rebuild_recent_menu(self) -> None:
+        self.recent_menu.clear()
+        recent = self.recent_studies()
+        for path in recent:
+            self._action(self.recent_menu, path, lambda p=path: self.open_path(Path(p)))
+        if recent:
+            self.recent_menu.addSeparator()
+            self._action(self.recent_menu, "Clear list", self._clear_recent)
+        self.recent_menu.setEnabled(bool(recent))
+
+    def _clear_recent(self) -> None:
+        self.settings.setValue("recent/studies", [])
+        self._rebuild_recent_menu()
+
+    # ================================================================== opening studies
+    def choose_study_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Open study folder", self._last_dir())
+        if folder:
+            self.open_path(Path(folder))
+
+    def choose_study_file(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open CT volume", self._last_dir(), FILE_FILTER)
+        if path:
+            self.open_path(Path(path))
+
+    def _last_dir(self) -> str:
+        recent = self.recent_studies()
+        return str(Path(recent[0]).parent) if recent else str(Path.home())
+
+    def open_demo(self) -> None:
+        """Open the built-in synthetic study (generated once, in the worker)."""
+        def task(progress: Callable[..., None], cancel: Any) -> Any:
+            progress("demo", 0, 1, "")
+            path = Path(self._demo_study_path())
+            progress("load", 0, 1, "")
+            return ("volume", path, self._load_study(path, series_uid=None))
+        self._start_load(task, "opening the demo study")
+
+    def open_path(self, path: Path, series_uid: str | None = None) -> None:
+        """Open a study folder or file in the background; a folder with several series asks which."""
+        path = Path(path)
+
+        def task(progress: Callable[..., None], cancel: Any) -> Any:
+            if series_uid is None and path.is_dir():
+                progress("scan", 0, 1, "")
+                entries = [e for e in self._scan_folder(path) if getattr(e, "has_pixels", True)]
+                if len(entries) > 1:
+                    return ("pick", path, entries)
+            progress("load", 0, 1, "")
+            return ("volume", path, self._load_study(path, series_uid=series_uid))
+        self._start_load(task, f"opening {path.name or path}")
+
+    def _start_load(self, task: Callable[..., Any], action: str) -> None:
+        if self.load_worker is not None and self.load_worker.busy:
+            self.show_status("A study is already being opened; wait for it or cancel it.")
+            return
+        worker = TaskWorker(action, task, self)
+        worker.progress.connect(self._on_progress)
+        worker.succeeded.connect(lambda payload: self._on_loaded(payload))
+        worker.failed.connect(lambda exc: self._on_task_failed(exc, action))
+        worker.cancelled.connect(lambda: self.show_status("Opening the study was cancelled."))
+        worker.finished.connect(self._update_busy)
+        self.load_worker = worker
+        worker.start()
+        self._update_busy()
+
+    def pick_series(self, folder: Path, entries: list[Any]) -> str | None:
+        """Ask which series to open (tests replace this method)."""
+        dialog = SeriesPickerDialog(entries, str(folder), self)
+        if dialog.exec() == SeriesPickerDialog.DialogCode.Accepted:
+            return dialog.selected_uid()
+        return None
+
+    def _on_loaded(self, payload: tuple[Any, ...]) -> None:
+        kind, path = payload[0], payload[1]
+        if kind == "pick":
+            uid = self.pick_series(path, payload[2])
+            if uid is not None:
+                QTimer.singleShot(0, lambda: self.open_path(path, series_uid=uid))
+            elif self.screenshot_path is not None:
+                self._finish_screenshot_run(2)
+            return
+        volume = payload[2]
+        self.cancel_analysis()  # a result for the previous study must not land on this one
+        self.study_path = path
+        self.state.set_volume(volume)
+        self._remember(path)
+        self.banner.show_messages(list(getattr(volume, "warnings", []) or []))
+        info = getattr(volume, "info", None)
+        desc = getattr(info, "series_description", "") or getattr(info, "study_description", "")
+        self.setWindowTitle(f"{path.name or path}{' — ' + desc if desc else ''} — {APP_NAME} (research use only)")
+        self.show_status(f"Opened {path} ({volume.n_slices} slices).")
+        if self.auto_analyse:
+            QTimer.singleShot(0, self.start_analysis)
+        elif self.screenshot_path is not None:
+            QTimer.singleShot(200, lambda: self._finish_screenshot_run(0))
+
+    def _on_volume_shown(self) -> None:
+        has = self.state.volume is not None
+        self.empty_hint.setVisible(not has)
+        self.image_split.setVisible(has)
+        self.analyse_action.setEnabled(has)
+        self._update_slice_labels()
+
+    # ================================================================== analysis
+    def start_analysis(self) -> None:
+        """Run the pipeline on the open study in the background (F5 / toolbar / on open)."""
+        volume = self.state.volume
+        if volume is None:
+            self.show_status("Open a study first.")
+            return
+        if self.analysis_worker is not None and self.analysis_worker.busy:
+            self.show_status("The analysis is already running.")
+            return
+
+        options, models, load_models = self.options, self.models, self._load_models
+
+        def task(progress: Callable[..., None], cancel: Any) -> Any:
+            nonlocal models
+            if models is None and load_models is not None:
+                progress("load models", 0, 1, "Loading the models")
+                models = load_models(options)
+            result = self._analyze(volume, options=options, progress=progress, cancel=cancel, models=models)
+            return result, models
+
+        worker = TaskWorker("analysis", task, self)
+        worker.volume = volume
+        worker.progress.connect(self._on_progress)
+        worker.succeeded.connect(lambda payload, w=worker: self._on_analysed(w, *payload))
+        worker.failed.connect(lambda exc, w=worker: self._on_analysis_failed(w, exc))
+        worker.cancelled.connect(lambda w=worker: self._on_analysis_cancelled(w))
+        worker.finished.connect(self._update_busy)
+        self.analysis_worker = worker
+        self.show_status("Analysing…")
+        worker.start()
+        self._update_busy()
+
+    def _on_analysed(self, worker: TaskWorker, result: Any, models: Any = None) -> None:
+        if models is not None:
+            self.models = models
+        if worker.volume is not self.state.volume:
+            return  # the user opened another study meanwhile
+        try:
+            self.state.set_result(result)
+        except Exception as exc:  # noqa: BLE001 - a malformed result must not crash the viewer
+            self._on_task_failed(exc, "showing the analysis")
+            return
+        decision = getattr(result, "decision", "")
+        self.show_status(f"Analysis finished: {decision}, {int(np.sum(result.slice_positive))} flagged slices.")
+        if self.screenshot_path is not None:
+            self._prepare_screenshot_view()
+            QTimer.singleShot(300, lambda: self._finish_screenshot_run(0))
+
+    def _on_analysis_failed(self, worker: TaskWorker, exc: BaseException) -> None:
+        if worker.volume is not self.state.volume:
+            return
+        self._on_task_failed(exc, "analysing the study")
+
+    def _on_analysis_cancelled(self, worker: TaskWorker) -> None:
+        if worker.volume is not self.state.volume:
+            return  # cancelled because another study was opened
+        kept = "the previous result is kept" if self.state.result is not None else "no result was kept"
+        self.show_status(f"Analysis cancelled; {kept}.")
+        if self.screenshot_path is not None:
+            self._finish_screenshot_run(1)
+
+    def cancel_analysis(self) -> None:
+        if self.analysis_worker is not None and self.analysis_worker.busy:
+            self.analysis_worker.cancel()
+            old = self.analysis_worker
+            self._old_workers.append(old)
+            old.finished.connect(lambda w=old: self._old_workers.remove(w) if w in self._old_workers else None)
+            self.analysis_worker = None  # a new analysis may start while this one winds down
+
+    def cancel_tasks(self) -> None:
+        """Cancel whatever runs (Esc / Cancel button)."""
+        for worker in (self.load_worker, self.analysis_worker):
+            if worker is not None and worker.busy:
+                worker.cancel()
+                self.progress.setFormat("Cancelling…")
+
+    @property
+    def busy(self) -> bool:
+        return any(w is not None and w.busy for w in (self.load_worker, self.analysis_worker))
+
+    def _update_busy(self) -> None:
+        busy = self.busy
+        self._progress_action.setVisible(busy)
+        self.cancel_action.setEnabled(busy)
+        if not busy:
+            self.progress.setValue(0)
+            self.progress.setFormat("")
+
+    def _on_progress(self, stage: str, done: int, total: int, message: str) -> None:
+        from jcs_viewer.pipeline.progress import STAGES
+
+        label = STAGE_LABELS.get(stage, stage.capitalize())
+        fraction = 1.0 if total <= 0 else min(1.0, done / total)
+        if stage in STAGES:
+            overall = (STAGES.index(stage) + fraction) / len(STAGES)
+            count = f" {done}/{total}" if total > 1 else ""
+        else:
+            overall, count = fraction, ""
+        self.progress.setValue(int(round(overall * 1000)))
+        self.progress.setFormat(f"{label}{count}" + (f" — {message}" if message else ""))
+
+    # ================================================================== messages
+    def _on_task_failed(self, exc: BaseException, action: str) -> None:
+        self.show_error(user_message(exc, action))
+
+    def show_error(self, sentence: str) -> None:
+        """One plain sentence in a (non-blocking) message box; never a traceback."""
+        self.last_error = sentence
+        self.show_status(sentence)
+        if self.screenshot_path is not None:
+            import sys
+
+            print(f"jcs-viewer: {sentence}", file=sys.stderr)
+            self._finish_screenshot_run(2)
+            return
+        box = QMessageBox(QMessageBox.Icon.Warning, APP_NAME, sentence, QMessageBox.StandardButton.Ok, self)
+        box.setTextFormat(Qt.TextFormat.PlainText)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        self._message_box = box
+        box.open()
+
+    def _info(self, title: str, text: str) -> None:
+        box = QMessageBox(QMessageBox.Icon.Information, title, text, QMessageBox.StandardButton.Ok, self)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.open()
+
+    def show_status(self, text: str) -> None:
+        self.last_status = text
+        self.statusBar().showMessage(text, 8000)
+
+    def _update_slice_labels(self) -> None:
+        state = self.state
+        if state.volume is None:
+            self.slice_label.setText("No study")
+            self.position_label.setText("")
+            return
+        flag = ""
+        if state.result is not None and bool(np.asarray(state.result.slice_positive)[state.z]):
+            flag = " ⚑"
+        self.slice_label.setText(f"Slice {state.z + 1}/{state.n_slices}{flag}")
+        try:
+            self.position_label.setText(f"z = {state.volume.slice_position_mm(state.z):.1f} mm")
+        except Exception:  # noqa: BLE001 - a volume without geometry still shows its slices
+            self.position_label.setText("")
+        self._on_cursor(state.cursor)
+
+    def _on_cursor(self, info: dict[str, Any] | None) -> None:
+        if info is None:
+            self.cursor_label.setText("")
+            return
+        unit = "HU" if self.state.is_hu else "value"
+        self.cursor_label.setText(f"voxel ({info['x']}, {info['y']}, {info['z']})  {unit} {info['value']}")
+
+    # ================================================================== keys
+    KEY_HELP = ("Keys 1/2/3: lung/mediastinum/bone window. Wheel or ↑/↓: next/previous slice (PgUp/PgDn: 10). "
+                "Ctrl+wheel: zoom; left-drag: pan; right-drag: window/level; R: reset view. "
+                "S: show/hide overlays. N/P: next/previous flagged slice; C: confirm; X: reject. "
+                "Click or drag on the score strip to go to a slice. Esc: cancel the running task.")
+
+    def handle_key(self, key: int) -> bool:
+        """Viewer hotkeys (DESIGN.md); returns whether the key was used."""
+        state = self.state
+        k = Qt.Key
+        actions: dict[int, Callable[[], Any]] = {
+            k.Key_1: lambda: state.apply_preset(1), k.Key_2: lambda: state.apply_preset(2),
+            k.Key_3: lambda: state.apply_preset(3), k.Key_Up: lambda: state.step(1),
+            k.Key_Down: lambda: state.step(-1), k.Key_PageUp: lambda: state.step(10),
+            k.Key_PageDown: lambda: state.step(-10), k.Key_Home: lambda: state.set_slice(0),
+            k.Key_End: lambda: state.set_slice(state.n_slices - 1), k.Key_R: state.reset_view,
+            k.Key_S: state.toggle_overlays, k.Key_N: state.next_flagged, k.Key_P: state.previous_flagged,
+            k.Key_C: lambda: state.review.confirm(state.z) if state.result is not None else None,
+            k.Key_X: lambda: state.review.reject(state.z) if state.result is not None else None,
+            k.Key_Escape: self.cancel_tasks,
+        }
+        action = actions.get(key)
+        if action is None:
+            return False
+        action()
+        return True
+
+    def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt naming
+        # Keys are handled here, before child widgets (the graphics view would eat the arrows).
+        if event.type() == QEvent.Type.KeyPress and isinstance(obj, QWidget) and obj.window() == self:
+            mods = event.modifiers() & ~Qt.KeyboardModifier.KeypadModifier
+            if mods == Qt.KeyboardModifier.NoModifier and self.handle_key(event.key()):
+                return True
+        return super().eventFilter(obj, event)
+
+    # ================================================================== drag and drop
+    def dragEnterEvent(self, event: Any) -> None:  # noqa: N802 - Qt naming
+        if event.mimeData().hasUrls() and any(u.isLocalFile() for u in event.mimeData().urls()):
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dropEvent(self, event: Any) -> None:  # noqa: N802 - Qt naming
+        paths = [Path(u.toLocalFile()) for u in event.mimeData().urls() if u.isLocalFile()]
+        if not paths:
+            event.ignore()
+            return
+        event.acceptProposedAction()
+        self.open_path(paths[0])
+
+    # ================================================================== screenshot run
+    def _prepare_screenshot_view(self) -> None:
+        """Show the most suspicious slice so the picture shows what the app does."""
+        result = self.state.result
+        if result is not None and np.any(result.slice_positive):
+            self.state.set_slice(int(np.argmax(result.slice_probability)))
+
+    def _finish_screenshot_run(self, code: int) -> None:
+        if self.screenshot_path is None:
+            return
+        path, self.screenshot_path = self.screenshot_path, None
+        self.exit_code = code
+        QApplication.processEvents()
+        try:
+            save_png_atomic(self.grab(), path)
+        except OSError as exc:
+            print(f"jcs-viewer: could not write the screenshot {path}: {exc}")
+            self.exit_code = 2
+        if self.quit_after_analysis:
+            self.close()
+            QApplication.instance().exit(self.exit_code)
+
+    # ================================================================== closing
+    def closeEvent(self, event: Any) -> None:  # noqa: N802 - Qt naming
+        app = QApplication.instance()
+        if app is not None:
+            app.removeEventFilter(self)
+        for worker in (self.load_worker, self.analysis_worker, *self._old_workers):
+            if worker is not None and worker.isRunning():
+                worker.cancel()
+                if not worker.wait(5000):
+                    # Still busy (e.g. inside one long model call): let it finish on its own
+                    # rather than destroying a running thread with this window.
+                    worker.setParent(None)
+                    _ORPHANS.append(worker)
+                    worker.finished.connect(lambda w=worker: _ORPHANS.remove(w) if w in _ORPHANS else None)
+        super().closeEvent(event)
+
+
+def save_png_atomic(pixmap: Any, path: Path) -> None:
+    """Save a QPixmap as PNG through a temporary file and ``os.replace``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
+    os.close(fd)
+    try:
+        if not pixmap.save(tmp, "PNG"):
+            raise OSError("Qt could not encode the image")
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)

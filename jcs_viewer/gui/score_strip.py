@@ -1,0 +1,125 @@
+"""The score strip under the image: per-slice COVID probability, cutoff, flagged runs, review ticks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt
+
+from jcs_viewer.gui.state import ViewerState
+from jcs_viewer.session.review import ReviewDecision
+
+CONFIRMED_BRUSH = (40, 200, 70)
+REJECTED_BRUSH = (150, 150, 150)
+FLAG_FILL = (255, 120, 0, 55)
+
+
+def flagged_runs(positive: np.ndarray) -> list[tuple[int, int]]:
+    """``(first, last)`` slice index of each run of consecutive True values."""
+    p = np.asarray(positive, dtype=bool).astype(np.int8)
+    edges = np.diff(np.concatenate(([0], p, [0])))
+    starts = np.flatnonzero(edges == 1)
+    ends = np.flatnonzero(edges == -1) - 1
+    return list(zip(starts.tolist(), ends.tolist()))
+
+
+class StripViewBox(pg.ViewBox):
+    """Click or drag anywhere on the strip to move to that slice (no pan/zoom here)."""
+
+    def __init__(self, state: ViewerState) -> None:
+        super().__init__(enableMenu=False)
+        self.viewer = state
+        self.setMouseEnabled(x=False, y=False)
+
+    def _go(self, ev: Any) -> None:
+        # The strip shows 1-based slice numbers, like the status bar and the review list.
+        self.viewer.set_slice(self.mapSceneToView(ev.scenePos()).x() - 1)
+
+    def mouseClickEvent(self, ev: Any) -> None:  # noqa: N802 - Qt naming
+        if ev.button() == Qt.MouseButton.LeftButton:
+            ev.accept()
+            self._go(ev)
+
+    def mouseDragEvent(self, ev: Any, axis: Any = None) -> None:  # noqa: N802 - Qt naming
+        if ev.button() == Qt.MouseButton.LeftButton:
+            ev.accept()
+            self._go(ev)
+
+    def wheelEvent(self, ev: Any, axis: Any = None) -> None:  # noqa: N802 - Qt naming
+        delta = ev.delta() if hasattr(ev, "delta") else ev.angleDelta().y()
+        if delta:
+            self.viewer.step(1 if delta > 0 else -1)
+        ev.accept()
+
+
+class ScoreStrip(pg.PlotWidget):
+    """Observes the state's result, slice and review; writes only the slice."""
+
+    def __init__(self, state: ViewerState, parent: Any = None) -> None:
+        self.viewer = state
+        super().__init__(parent, viewBox=StripViewBox(state), background=(24, 24, 28))
+        self.setToolTip("Per-slice COVID probability. Click or drag to go to a slice; "
+                        "shaded: flagged runs; ticks: confirmed (green) / rejected (grey).")
+        plot = self.getPlotItem()
+        plot.setMenuEnabled(False)
+        plot.hideButtons()
+        plot.setLabel("left", "P(COVID)")
+        plot.setLabel("bottom", "slice")
+        plot.showGrid(x=False, y=True, alpha=0.2)
+        plot.setYRange(0.0, 1.12, padding=0.0)
+        plot.getAxis("left").setTicks([[(0.0, "0"), (0.5, "0.5"), (1.0, "1")]])
+        self.curve = plot.plot([], [], pen=pg.mkPen((90, 170, 255), width=2))
+        self.cutoff_line = pg.InfiniteLine(pos=0.5, angle=0, pen=pg.mkPen((255, 200, 0), style=Qt.PenStyle.DashLine))
+        self.marker = pg.InfiniteLine(pos=0, angle=90, pen=pg.mkPen((255, 255, 255), width=2))
+        self.ticks = pg.ScatterPlotItem(size=9, symbol="t1", pen=None)
+        for item in (self.cutoff_line, self.marker, self.ticks):
+            plot.addItem(item)
+        self.cutoff_line.setZValue(5)
+        self.marker.setZValue(10)
+        self._regions: list[pg.LinearRegionItem] = []
+        self.setMinimumHeight(90)
+
+        state.on("volume", lambda v: self._on_result(None))
+        state.on("result", self._on_result)
+        state.on("slice", lambda z: self.marker.setValue(z + 1))
+        state.on("review", lambda z, d: self._update_ticks())
+
+    def _on_result(self, result: Any) -> None:
+        plot = self.getPlotItem()
+        for region in self._regions:
+            plot.removeItem(region)
+        self._regions = []
+        n = max(1, self.viewer.n_slices)
+        plot.setXRange(0.5, n + 0.5, padding=0.0)
+        if result is None:
+            self.curve.setData([], [])
+            self.cutoff_line.hide()
+            self._update_ticks()
+            return
+        prob = np.asarray(result.slice_probability, dtype=float)
+        self.curve.setData(np.arange(1, len(prob) + 1), prob)
+        self.cutoff_line.setValue(float(getattr(result, "slice_cutoff", 0.5)))
+        self.cutoff_line.show()
+        for first, last in flagged_runs(result.slice_positive):
+            region = pg.LinearRegionItem((first + 0.5, last + 1.5), movable=False,
+                                         brush=pg.mkBrush(*FLAG_FILL), pen=pg.mkPen(None))
+            region.setZValue(-10)
+            plot.addItem(region)
+            self._regions.append(region)
+        self._update_ticks()
+
+    def _update_ticks(self) -> None:
+        decisions = self.viewer.review.decisions()
+        if not decisions:
+            self.ticks.setData([], [])
+            return
+        xs = [z + 1 for z in decisions]
+        brushes = [pg.mkBrush(*(CONFIRMED_BRUSH if d == ReviewDecision.CONFIRMED else REJECTED_BRUSH))
+                   for d in decisions.values()]
+        self.ticks.setData(x=xs, y=[1.06] * len(xs), brush=brushes)
+
+    @property
+    def flagged_region_count(self) -> int:
+        return len(self._regions)

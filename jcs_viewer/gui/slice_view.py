@@ -1,0 +1,183 @@
+"""The axial slice view: one pyqtgraph ImageItem for the CT plus three RGBA overlay items."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pyqtgraph as pg
+from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtGui import QPainter
+
+from jcs_viewer.gui import overlays
+from jcs_viewer.gui.state import LayerSettings, ViewerState
+
+LUNG_COLORS = {1: (0, 200, 255), 2: (120, 255, 120)}  # right lung cyan, left lung green
+# Right-drag sensitivity: HU of width/level per screen pixel, scaled by the current width.
+_WL_GAIN = 0.004
+
+
+class SliceViewBox(pg.ViewBox):
+    """ViewBox with the reading-room mouse: wheel = slices, Ctrl+wheel = zoom, right-drag = W/L."""
+
+    sigSliceStep = Signal(int)
+    sigWindowDrag = Signal(float, float)
+
+    def __init__(self) -> None:
+        super().__init__(invertY=True, lockAspect=True, enableMenu=False)
+
+    def wheelEvent(self, ev: Any, axis: Any = None) -> None:  # noqa: N802 - Qt naming
+        if ev.modifiers() & Qt.KeyboardModifier.ControlModifier:
+            super().wheelEvent(ev, axis)
+            return
+        delta = ev.delta() if hasattr(ev, "delta") else ev.angleDelta().y()
+        if delta:
+            self.sigSliceStep.emit(1 if delta > 0 else -1)
+        ev.accept()
+
+    def mouseDragEvent(self, ev: Any, axis: Any = None) -> None:  # noqa: N802 - Qt naming
+        if ev.button() == Qt.MouseButton.RightButton:
+            ev.accept()
+            d = ev.screenPos() - ev.lastScreenPos()
+            self.sigWindowDrag.emit(float(d.x()), float(d.y()))
+            return
+        super().mouseDragEvent(ev, axis)
+
+
+class SmoothImageItem(pg.ImageItem):
+    """An ImageItem drawn with bilinear smoothing: stretches a low-resolution activation map nicely."""
+
+    def paint(self, p: QPainter, *args: Any) -> None:
+        p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, True)
+        super().paint(p, *args)
+
+
+class SliceView(pg.GraphicsLayoutWidget):
+    """Shows ``state.volume[state.z]`` with the result's overlays; observes :class:`ViewerState`.
+
+    Three items are drawn: the CT slice, the activation map (kept at its own resolution and
+    stretched with bilinear smoothing) and one RGBA image holding lung outlines and lesions.
+    """
+
+    def __init__(self, state: ViewerState, parent: Any = None) -> None:
+        super().__init__(parent)
+        self.viewer = state
+        self.setBackground("k")
+        self.ci.setContentsMargins(0, 0, 0, 0)
+        self.view = SliceViewBox()
+        self.addItem(self.view)
+        self.image = pg.ImageItem(axisOrder="row-major")
+        self.cam_item = SmoothImageItem(axisOrder="row-major")
+        self.mask_item = pg.ImageItem(axisOrder="row-major")
+        for z, item in enumerate((self.image, self.cam_item, self.mask_item)):
+            item.setZValue(z)
+            self.view.addItem(item)
+        self._cam_lut = overlays.colormap_lut(state.layers.cam_colormap)
+        self._rect = QRectF()
+        self._layers = state.layers
+
+        self.view.sigSliceStep.connect(state.step)
+        self.view.sigWindowDrag.connect(self._on_window_drag)
+        self.scene().sigMouseMoved.connect(self._on_mouse_moved)
+        state.on("volume", self._on_volume)
+        state.on("slice", lambda z: self.refresh())
+        state.on("window", lambda w, l: self.image.setLevels(state.levels))
+        state.on("layers", self._on_layers)
+        state.on("view_reset", self.reset_view)
+        self._apply_visibility(state.layers)
+
+    # --- state observers ---------------------------------------------------------------
+    def _on_volume(self, volume: Any) -> None:
+        if volume is None:
+            return
+        _, ny, nx = volume.array.shape
+        _, sy, sx = volume.spacing
+        # Pixel spacing sets the aspect: items live in millimetres.
+        self._rect = QRectF(0.0, 0.0, nx * sx, ny * sy)
+        for item in (self.image, self.cam_item, self.mask_item):
+            item.clear()
+        self.reset_view()
+
+    def _on_layers(self, layers: LayerSettings) -> None:
+        old, self._layers = self._layers, layers
+        self._apply_visibility(layers)
+        if layers.cam_colormap != old.cam_colormap:
+            self._cam_lut = overlays.colormap_lut(layers.cam_colormap)
+            self._draw_cam()
+        elif layers.cam_flagged_only != old.cam_flagged_only:
+            self._draw_cam()
+        mask_fields = ("lesion_visible", "lesion_opacity", "lesion_outline", "lesion_color", "lung_visible",
+                       "lung_opacity")
+        if any(getattr(layers, f) != getattr(old, f) for f in mask_fields):
+            self._draw_masks()
+
+    def _apply_visibility(self, layers: LayerSettings) -> None:
+        on = layers.overlays_visible
+        self.cam_item.setVisible(on and layers.cam_visible)
+        self.cam_item.setOpacity(layers.cam_opacity)
+        self.mask_item.setVisible(on and (layers.lesion_visible or layers.lung_visible))
+
+    # --- drawing -----------------------------------------------------------------------
+    def refresh(self) -> None:
+        """Draw the current slice and build its overlays (one slice of RGBA, never the volume)."""
+        state = self.viewer
+        if state.volume is None:
+            return
+        self.image.setImage(state.volume.array[state.z], autoLevels=False, levels=state.levels)
+        self.image.setRect(self._rect)
+        self._draw_cam()
+        self._draw_masks()
+
+    def _draw_cam(self) -> None:
+        state = self.viewer
+        cams = getattr(state.result, "cams", None) if state.result is not None else None
+        if cams is None or state.volume is None or (
+                self._layers.cam_flagged_only and not bool(state.result.slice_positive[state.z])):
+            self.cam_item.clear()
+            return
+        self.cam_item.setImage(overlays.activation_rgba(cams[state.z], self._cam_lut), autoLevels=False,
+                               levels=None)
+        self.cam_item.setRect(self._rect)
+
+    def _draw_masks(self) -> None:
+        state, layers = self.viewer, self._layers
+        result = state.result
+        if result is None or state.volume is None:
+            self.mask_item.clear()
+            return
+        z = state.z
+        lesion = getattr(result, "lesion_mask", None)
+        lung = getattr(result, "lung_mask", None)
+        rgba = overlays.masks_rgba(
+            state.volume.array.shape[1:],
+            lesion[z] if lesion is not None and layers.lesion_visible else None,
+            lung[z] if lung is not None and layers.lung_visible else None,
+            lesion_color=layers.lesion_color, lesion_alpha=layers.lesion_opacity,
+            lesion_outline=layers.lesion_outline, lung_colors=LUNG_COLORS, lung_alpha=layers.lung_opacity)
+        self.mask_item.setImage(rgba, autoLevels=False, levels=None)
+        self.mask_item.setRect(self._rect)
+
+    def reset_view(self) -> None:
+        """Fit the slice in the view (key ``r``)."""
+        if not self._rect.isEmpty():
+            self.view.setRange(self._rect, padding=0.0)
+
+    # --- mouse -------------------------------------------------------------------------
+    def _on_window_drag(self, dx: float, dy: float) -> None:
+        width, level = self.viewer.window
+        gain = max(width, 50.0) * _WL_GAIN
+        # Drag right widens the window, drag down raises the level (as in most PACS viewers).
+        self.viewer.set_window(width + dx * gain, level + dy * gain)
+
+    def _on_mouse_moved(self, scene_pos: QPointF) -> None:
+        volume = self.viewer.volume
+        if volume is None or not self.view.sceneBoundingRect().contains(scene_pos):
+            self.viewer.set_cursor(None)
+            return
+        p = self.view.mapSceneToView(scene_pos)
+        _, sy, sx = volume.spacing
+        self.viewer.set_cursor(p.x() / sx, p.y() / sy)
+
+    def voxel_to_scene(self, x: float, y: float) -> QPointF:
+        """Scene position of the centre of voxel column ``x``, row ``y`` (used by tests)."""
+        _, sy, sx = self.viewer.volume.spacing
+        return self.view.mapViewToScene(QPointF((x + 0.5) * sx, (y + 0.5) * sy))

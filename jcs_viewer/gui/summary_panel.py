@@ -1,0 +1,162 @@
+"""The per-patient summary: decision, quantification, attributes, models, timings, research notice."""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+import numpy as np
+from PySide6.QtWidgets import QLabel, QTextBrowser, QVBoxLayout, QWidget
+
+from jcs_viewer import RESEARCH_USE_NOTICE
+from jcs_viewer.gui.state import ViewerState
+
+ATTRIBUTE_NAMES = ("Ground-glass opacity", "Consolidation", "Crazy paving", "Air bronchogram",
+                   "Interlobular septal thickening")
+
+
+def _get(obj: Any, name: str, default: Any = None) -> Any:
+    if obj is None:
+        return default
+    if isinstance(obj, dict):
+        return obj.get(name, default)
+    return getattr(obj, name, default)
+
+
+def _num(value: Any, fmt: str = "{:.1f}") -> str:
+    try:
+        if value is None or not np.isfinite(float(value)):
+            return "—"
+        return fmt.format(float(value))
+    except (TypeError, ValueError):
+        return "—"
+
+
+def slice_attributes_text(result: Any, z: int) -> str:
+    """One line with the current slice's lesion-attribute probabilities ("" without attributes)."""
+    attributes = _get(result, "attributes", None)
+    if attributes is None or not 0 <= z < len(attributes):
+        return ""
+    short = ("GGO", "consolidation", "crazy paving", "air bronchogram", "septal thickening")
+    values = ", ".join(f"{name} {float(v):.2f}" for name, v in zip(short, attributes[z]))
+    return f"Slice {z + 1} attributes: {values}"
+
+
+def summary_html(result: Any, volume: Any = None) -> str:
+    """HTML for the summary panel (also handy for tests: plain text is in it)."""
+    notice = f"<p style='color:#b06000'><i>{html.escape(RESEARCH_USE_NOTICE)}</i></p>"
+    if result is None:
+        study = ""
+        if volume is not None:
+            info = getattr(volume, "info", None)
+            desc = html.escape(str(_get(info, "series_description", "") or _get(info, "study_description", "")))
+            shape = "×".join(str(s) for s in volume.array.shape[::-1])
+            study = f"<p>Study loaded: {shape} voxels {desc}</p><p>Analysis has not run yet.</p>"
+        return f"<h3>Summary</h3>{study or '<p>No study open.</p>'}{notice}"
+
+    decision = str(_get(result, "decision", "")).lower()
+    color = "#d03030" if decision == "positive" else "#2a9d4a"
+    positive = int(_get(result, "positive_slices", int(np.sum(_get(result, "slice_positive", [])))))
+    threshold = _get(result, "threshold", None)
+    n = int(_get(result, "n_slices", 0))
+    parts = [
+        "<h3>Summary</h3>",
+        f"<p style='font-size:14pt'><b>Decision: <span style='color:{color}'>"
+        f"{html.escape(decision.upper() or '—')}</span></b></p>",
+        f"<p><b>{positive}</b> of {n} slices positive (cutoff {_num(_get(result, 'slice_cutoff', 0.5), '{:.2f}')})"
+        f"; patient threshold: more than <b>{threshold if threshold is not None else '—'}</b> slices.</p>",
+    ]
+    rule = _get(result, "threshold_rule", "")
+    if rule:
+        parts.append(f"<p style='color:#888'>{html.escape(str(rule))}</p>")
+
+    quant = _get(result, "quant", None)
+    if quant is not None:
+        vol = _get(quant, "lesion_volume_ml", {}) or {}
+        inv = _get(quant, "involvement_percent", {}) or {}
+        zones = _get(quant, "zones", {}) or {}
+        rows = [
+            ("Lesion volume", f"{_num(vol.get('total'))} mL (R {_num(vol.get('right'))}, L {_num(vol.get('left'))})"),
+            ("Involvement", f"R {_num(inv.get('right'))} %, L {_num(inv.get('left'))} %, "
+                            f"total {_num(inv.get('total'))} %"),
+            ("Lesions", str(_get(quant, "lesion_count", "—"))),
+            ("Zones (mL)", ", ".join(f"{k} {_num(v)}" for k, v in zones.items()) or "—"),
+            ("Cranio-caudal extent", f"{_num(_get(quant, 'extent_mm'))} mm"),
+        ]
+        mean_hu = _get(quant, "mean_hu", None)
+        if mean_hu is not None:
+            rows.append(("Mean lesion HU", _num(mean_hu, "{:.0f}")))
+        ggo, cons = _get(quant, "ggo_ml", None), _get(quant, "consolidation_ml", None)
+        if ggo is not None or cons is not None:
+            rows.append(("GGO / consolidation", f"{_num(ggo)} / {_num(cons)} mL"))
+        parts.append(_table(rows))
+
+    attributes = _get(result, "attributes", None)
+    if attributes is not None:
+        att = np.asarray(attributes, dtype=float)
+        flagged = np.asarray(_get(result, "slice_positive", np.zeros(len(att), bool)), dtype=bool)
+        study_level = att[flagged].mean(axis=0) if flagged.any() else att.mean(axis=0)
+        header = "Lesion attributes (mean over flagged slices"
+        rows = []
+        for i, name in enumerate(ATTRIBUTE_NAMES[: att.shape[1]]):
+            rows.append((name, f"{study_level[i]:.2f}"))
+        parts.append(f"<p><b>{header})</b></p>" + _table(rows))
+
+    models = _get(result, "models", {}) or {}
+    if models:
+        rows = []
+        for task, meta in models.items():
+            name = _get(meta, "name", "") or ""
+            arch = _get(meta, "arch", "") or ""
+            sha = str(_get(meta, "sha256", "") or "")[:10]
+            rows.append((str(task), f"{name} ({arch}) {sha}".strip()))
+        parts.append("<p><b>Models</b></p>" + _table(rows))
+    timings = _get(result, "timings", {}) or {}
+    if timings:
+        parts.append("<p><b>Timings</b></p>" + _table([(k, f"{float(v):.2f} s") for k, v in timings.items()]))
+    messages = _get(result, "messages", []) or []
+    if messages:
+        parts.append("<ul>" + "".join(f"<li>{html.escape(str(m))}</li>" for m in messages) + "</ul>")
+    parts.append(notice)
+    return "".join(parts)
+
+
+def _table(rows: list[tuple[str, str]]) -> str:
+    body = "".join(f"<tr><td style='color:#999;padding-right:8px'>{html.escape(k)}</td>"
+                   f"<td>{html.escape(v)}</td></tr>" for k, v in rows)
+    return f"<table cellspacing='0' cellpadding='1'>{body}</table>"
+
+
+class SummaryPanel(QWidget):
+    """Re-renders on a new result; per-slice attribute values follow the current slice."""
+
+    def __init__(self, state: ViewerState, parent: Any = None) -> None:
+        super().__init__(parent)
+        self.state = state
+        self.browser = QTextBrowser()
+        self.browser.setOpenLinks(False)
+        # Per-slice attributes live in a label: re-rendering the whole HTML per slice is too slow.
+        self.slice_label = QLabel()
+        self.slice_label.setWordWrap(True)
+        self.slice_label.setStyleSheet("color: #555;")
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.browser, 1)
+        layout.addWidget(self.slice_label)
+        state.on("volume", lambda v: self.render())
+        state.on("result", lambda r: self.render())
+        state.on("slice", self._on_slice)
+        self.render()
+
+    def _on_slice(self, z: int) -> None:
+        text = slice_attributes_text(self.state.result, z)
+        self.slice_label.setVisible(bool(text))
+        if text != self.slice_label.text():
+            self.slice_label.setText(text)
+
+    def render(self) -> None:
+        self.browser.setHtml(summary_html(self.state.result, self.state.volume))
+        self._on_slice(self.state.z)
+
+    def text(self) -> str:
+        return self.browser.toPlainText() + "\n" + self.slice_label.text()

@@ -1,0 +1,115 @@
+"""Background work: study scanning/loading and analysis run in a QThread, never on the GUI thread."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from PySide6.QtCore import QThread, Signal
+
+from jcs_viewer.errors import Cancelled
+
+
+class SimpleCancelToken:
+    """Fallback cancel token (same interface as ``jcs_viewer.pipeline.CancelToken``)."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def cancel(self) -> None:
+        self._event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()
+
+    def is_cancelled(self) -> bool:
+        return self._event.is_set()
+
+    def raise_if_cancelled(self) -> None:
+        if self._event.is_set():
+            raise Cancelled("The operation was cancelled.")
+
+
+def make_cancel_token() -> Any:
+    """The pipeline's CancelToken when available, else :class:`SimpleCancelToken`."""
+    try:
+        from jcs_viewer.pipeline.progress import CancelToken
+    except ImportError:
+        return SimpleCancelToken()
+    return CancelToken()
+
+
+class TaskWorker(QThread):
+    """Runs ``func(progress, cancel)`` in a thread and reports through queued signals.
+
+    ``progress`` is a callable taking a ``ProgressEvent``-like object (``stage``, ``done``,
+    ``total``, ``message``) or the four values; ``cancel`` is a cancel token.
+
+    Signals:
+        progress(stage, done, total, message)
+        succeeded(result)
+        failed(exception)  -- the exception object; the GUI turns it into one sentence
+        cancelled()
+    """
+
+    progress = Signal(str, int, int, str)
+    succeeded = Signal(object)
+    failed = Signal(object)
+    cancelled = Signal()
+
+    def __init__(self, name: str, func: Callable[[Callable[..., None], Any], Any], parent=None) -> None:
+        super().__init__(parent)
+        self.name = name
+        self._func = func
+        self.token = make_cancel_token()
+        # True once the outcome signal reached the GUI thread (isRunning() turns False earlier).
+        self.delivered = False
+        self._started = False
+        for signal in (self.succeeded, self.failed, self.cancelled):
+            signal.connect(self._mark_delivered)
+
+    def _mark_delivered(self, *_: Any) -> None:
+        self.delivered = True
+
+    def start(self, *args: Any) -> None:  # noqa: D102 - QThread.start
+        self._started = True
+        super().start(*args)
+
+    @property
+    def busy(self) -> bool:
+        """Started and its outcome not yet handled by the GUI thread (isRunning() ends earlier)."""
+        return self._started and not self.delivered
+
+    def cancel(self) -> None:
+        self.token.cancel()
+
+    def _report(self, event: Any = None, done: int = 0, total: int = 0, message: str = "") -> None:
+        if hasattr(event, "stage"):
+            self.progress.emit(str(event.stage), int(getattr(event, "done", 0) or 0),
+                               int(getattr(event, "total", 0) or 0), str(getattr(event, "message", "") or ""))
+        else:
+            self.progress.emit(str(event or ""), int(done), int(total), str(message))
+
+    def run(self) -> None:  # noqa: D102 - QThread entry point
+        try:
+            result = self._func(self._report, self.token)
+        except Cancelled:
+            self.cancelled.emit()
+        except Exception as exc:  # noqa: BLE001 - the GUI shows one sentence and logs the traceback
+            self.failed.emit(exc)
+        else:
+            if _is_cancelled(self.token):
+                self.cancelled.emit()
+            else:
+                self.succeeded.emit(result)
+
+
+def _is_cancelled(token: Any) -> bool:
+    value = getattr(token, "cancelled", None)
+    if callable(value):
+        value = value()
+    if value is None and hasattr(token, "is_cancelled"):
+        value = token.is_cancelled()
+    return bool(value)

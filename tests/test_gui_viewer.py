@@ -1,0 +1,431 @@
+"""The viewer window driven with pytest-qt (offscreen): keys, W/L, strip, layers, workers, errors."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("pytestqt")
+from PySide6.QtCore import QMimeData, QPoint, QPointF, QSettings, Qt, QTimer, QUrl  # noqa: E402
+from PySide6.QtGui import QDropEvent  # noqa: E402
+
+from jcs_viewer.gui.main_window import MainWindow  # noqa: E402
+from jcs_viewer.gui.synthetic import synthetic_result, synthetic_volume  # noqa: E402
+from jcs_viewer.io.volume import Volume  # noqa: E402
+from jcs_viewer.pipeline.progress import ProgressEvent  # noqa: E402
+from jcs_viewer.session.review import ReviewDecision  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def study():
+    volume, lung, lesion = synthetic_volume(n_slices=40, size=128, seed=3)
+    return volume, synthetic_result(volume, lung, lesion, cam_size=16)
+
+
+@pytest.fixture
+def make_window(qtbot, tmp_path, monkeypatch):
+    monkeypatch.setenv("JCS_VIEWER_DATA_DIR", str(tmp_path / "data"))
+
+    def make(**kwargs):
+        settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+        settings.setValue("analysis/auto", kwargs.pop("auto", False))
+        window = MainWindow(settings=settings, **kwargs)
+        qtbot.addWidget(window)
+        window.show()
+        return window
+    return make
+
+
+def _key(qtbot, window, key):
+    qtbot.keyClick(window.slice_view, key)
+
+
+def _open_volume(qtbot, window, volume, path=Path("/synthetic")):
+    window._load_study = lambda p, series_uid=None: volume
+    window.open_path(path)
+    qtbot.waitUntil(lambda: window.state.volume is volume, timeout=5000)
+
+
+def staged_analysis(result, steps=12, delay=0.05, started=None):
+    """An analyze() stand-in that reports progress per stage and honours the cancel token."""
+    def analyze(volume, options=None, progress=None, cancel=None, models=None):
+        if started is not None:
+            started.set()
+        for stage in ("classify", "segment"):
+            for done in range(steps + 1):
+                cancel.raise_if_cancelled()
+                progress(ProgressEvent(stage, done, steps, ""))
+                time.sleep(delay)
+        return result
+    return analyze
+
+
+def test_keys_presets_and_navigation(qtbot, make_window, study):
+    volume, result = study
+    window = make_window(analyze=staged_analysis(result, steps=1, delay=0))
+    _open_volume(qtbot, window, volume)
+    state = window.state
+    assert state.z == 20 and window.slice_label.text().startswith("Slice 21/40")
+    assert state.window == (1500.0, -600.0)
+    assert window.slice_view.image.levels is not None
+    assert list(window.slice_view.image.levels) == [-1350.0, 150.0]
+    _key(qtbot, window, Qt.Key.Key_2)
+    assert state.window == (400.0, 40.0) and list(window.slice_view.image.levels) == [-160.0, 240.0]
+    _key(qtbot, window, Qt.Key.Key_3)
+    assert state.window == (2000.0, 500.0) and "bone" in window.window_label.text()
+    _key(qtbot, window, Qt.Key.Key_Up)
+    _key(qtbot, window, Qt.Key.Key_Up)
+    _key(qtbot, window, Qt.Key.Key_Down)
+    assert state.z == 21
+    shown = window.slice_view.image.image
+    assert np.array_equal(shown, volume.array[21])
+    for _ in range(60):
+        _key(qtbot, window, Qt.Key.Key_Up)
+    assert state.z == 39  # clamped
+    # Zoom then `r`: the view fits the slice again and the lung window is back.
+    view = window.slice_view.view
+    fitted = view.viewRange()
+    view.scaleBy((0.3, 0.3))
+    assert view.viewRange()[0][1] - view.viewRange()[0][0] < 0.5 * (fitted[0][1] - fitted[0][0])
+    _key(qtbot, window, Qt.Key.Key_R)
+    assert state.window == (1500.0, -600.0)
+    assert np.allclose(view.viewRange(), fitted, atol=1.0)
+
+
+def test_wheel_right_drag_and_cursor_readout(qtbot, make_window, study):
+    volume, result = study
+    window = make_window()
+    _open_volume(qtbot, window, volume)
+    state = window.state
+    view = window.slice_view.view
+
+    class Wheel:  # the pyqtgraph wheel event interface the view box reads
+        def __init__(self, delta, mods=Qt.KeyboardModifier.NoModifier):
+            self._d, self._m, self.accepted = delta, mods, False
+
+        def delta(self):
+            return self._d
+
+        def modifiers(self):
+            return self._m
+
+        def accept(self):
+            self.accepted = True
+
+    view.wheelEvent(Wheel(120))
+    view.wheelEvent(Wheel(120))
+    assert state.z == 22
+    view.wheelEvent(Wheel(-120))
+    assert state.z == 21
+    width, level = state.window
+    view.sigWindowDrag.emit(100.0, -50.0)  # drag right and up: wider window, lower level
+    assert state.window[0] > width and state.window[1] < level and state.preset == "custom"
+    # Move the mouse over voxel (x=70, y=40): the status bar shows that voxel and its HU.
+    scene_pos = window.slice_view.voxel_to_scene(70, 40)
+    window.slice_view.scene().sigMouseMoved.emit(scene_pos)
+    expected = int(volume.array[21, 40, 70])
+    assert state.cursor == {"x": 70, "y": 40, "z": 21, "value": expected}
+    assert f"voxel (70, 40, 21)" in window.cursor_label.text() and f"HU {expected}" in window.cursor_label.text()
+    _key(qtbot, window, Qt.Key.Key_Up)  # the HU under a still cursor follows the slice
+    assert state.cursor["z"] == 22 and state.cursor["value"] == int(volume.array[22, 40, 70])
+    assert "mm" in window.position_label.text()
+
+
+def test_load_warnings_show_in_a_dismissible_banner(qtbot, make_window, study):
+    volume, _ = study
+    warned = Volume(array=volume.array, spacing=volume.spacing,
+                    warnings=["Slice gap of 5.0 mm between IM_7.dcm and IM_8.dcm."])
+    window = make_window()
+    _open_volume(qtbot, window, warned)
+    assert window.banner.isVisible() and "IM_7.dcm" in window.banner.label.text()
+    window.banner.findChild(type(window.cancel_button)).click()
+    assert not window.banner.isVisible()
+    _open_volume(qtbot, window, volume)
+    assert not window.banner.isVisible()
+
+
+def test_non_hu_volume_presets_use_full_range(qtbot, make_window):
+    array = np.random.default_rng(0).integers(0, 256, (6, 32, 32)).astype(np.int16)
+    volume = Volume(array=array, spacing=(1.0, 0.5, 0.5), is_hu=False, source_format="images")
+    window = make_window()
+    _open_volume(qtbot, window, volume)
+    for key in (Qt.Key.Key_1, Qt.Key.Key_2, Qt.Key.Key_3):
+        _key(qtbot, window, key)
+        assert window.state.levels == (0.0, 255.0)
+    window.slice_view.scene().sigMouseMoved.emit(window.slice_view.voxel_to_scene(3, 4))
+    assert "value" in window.cursor_label.text()
+
+
+def test_analysis_strip_review_layers_and_summary(qtbot, make_window, study):
+    volume, result = study
+    window = make_window(analyze=staged_analysis(result, steps=2, delay=0.0), auto=True)
+    _open_volume(qtbot, window, volume)
+    qtbot.waitUntil(lambda: window.state.result is result, timeout=10000)
+    state, strip = window.state, window.score_strip
+    flagged = np.flatnonzero(result.slice_positive)
+    assert len(flagged) > 0
+    # Strip: curve, cutoff, one shaded region per run of flagged slices.
+    xs, ys = strip.curve.getData()
+    assert np.allclose(ys, result.slice_probability) and xs[0] == 1
+    assert strip.cutoff_line.value() == pytest.approx(result.slice_cutoff)
+    runs = np.count_nonzero(np.diff(np.concatenate(([0], result.slice_positive.astype(int)))) == 1)
+    assert strip.flagged_region_count == runs
+    # Click on the strip at slice number 6 (index 5).
+    vb = strip.getPlotItem().vb
+    target = strip.mapFromScene(vb.mapViewToScene(QPointF(6.0, 0.5)))
+    qtbot.mouseClick(strip.viewport(), Qt.MouseButton.LeftButton, pos=QPoint(int(target.x()), int(target.y())))
+    assert state.z == 5 and strip.marker.value() == 6
+    # Activation maps show on flagged slices only, unless the reader asks for every slice.
+    state.set_slice(int(np.flatnonzero(~result.slice_positive)[0]))
+    assert window.slice_view.cam_item.image is None
+    window.layers_panel.cam_flagged.setChecked(False)
+    assert window.slice_view.cam_item.image is not None
+    window.layers_panel.cam_flagged.setChecked(True)
+    assert window.slice_view.cam_item.image is None
+    state.set_slice(5)
+    # n / p jump between flagged slices; c confirms, x rejects.
+    _key(qtbot, window, Qt.Key.Key_N)
+    first = int(flagged[flagged > 5][0])
+    assert state.z == first
+    _key(qtbot, window, Qt.Key.Key_C)
+    assert state.review.decision(first) == ReviewDecision.CONFIRMED
+    _key(qtbot, window, Qt.Key.Key_N)
+    second = state.z
+    assert second == int(flagged[flagged > first][0])
+    window.review_panel.reject_button.click()
+    assert state.review.decision(second) == ReviewDecision.REJECTED
+    _key(qtbot, window, Qt.Key.Key_P)
+    assert state.z == first
+    assert window.review_panel.progress_label.text().startswith(f"<b>2 of {len(flagged)} reviewed")
+    assert "confirmed" in window.review_panel._items[first].text()
+    tick_x, _ = strip.ticks.getData()
+    assert sorted(tick_x.tolist()) == [first + 1, second + 1]
+    # Overlays are drawn on the flagged slice: lesions (on top of lung outlines) where the mask is.
+    view, lesion = window.slice_view, result.lesion_mask[first] > 0
+    rgba = view.mask_item.image
+    assert rgba.shape == volume.array.shape[1:] + (4,)
+    assert np.all(rgba[lesion][:, :3] == state.layers.lesion_color)
+    lung_edge = (rgba[..., 3] > 0) & ~lesion
+    assert lung_edge.sum() > 0 and np.all(result.lung_mask[first][lung_edge] > 0)
+    assert view.cam_item.image.shape == result.cams.shape[1:] + (4,)
+    assert view.cam_item.image[..., 3].max() > 0
+    window.layers_panel.lung_box.setChecked(False)
+    assert np.array_equal(view.mask_item.image[..., 3] > 0, lesion)
+    # `s` hides every overlay; the layers panel mirrors it; `s` again shows them.
+    _key(qtbot, window, Qt.Key.Key_S)
+    assert not view.mask_item.isVisible() and not view.cam_item.isVisible()
+    assert not window.layers_panel.all_box.isChecked()
+    _key(qtbot, window, Qt.Key.Key_S)
+    assert view.mask_item.isVisible() and view.cam_item.isVisible()
+    window.layers_panel.lesion_outline.setChecked(True)
+    outline = view.mask_item.image[..., 3] > 0
+    assert 0 < outline.sum() < lesion.sum() and not outline[~lesion].any()
+    window.layers_panel.lesion_opacity.setValue(40)
+    assert view.mask_item.image[..., 3].max() == round(0.4 * 255)
+    window.layers_panel.cam_opacity.setValue(20)
+    assert view.cam_item.opacity() == pytest.approx(0.2)
+    window.layers_panel.cam_box.setChecked(False)
+    assert not view.cam_item.isVisible()
+    # Summary: decision, count vs threshold, rule, quantification, attributes, notice.
+    text = window.summary_panel.text()
+    assert f"Decision: {result.decision.upper()}" in text
+    assert f"{result.positive_slices} of {result.n_slices} slices positive" in text
+    assert f"more than {result.threshold} slices" in text and result.threshold_rule in text
+    assert f"{result.quant.lesion_volume_ml['total']:.1f} mL" in text
+    assert "Ground-glass opacity" in text and "Research use only" in text
+    assert f"Slice {first + 1} attributes: GGO {result.attributes[first, 0]:.2f}" in text
+    assert "Research use only" in window.notice_label.text()
+
+
+def test_event_loop_runs_during_analysis_and_cancel_keeps_result(qtbot, make_window, study):
+    volume, result = study
+    window = make_window(analyze=staged_analysis(result, steps=1, delay=0.0))
+    _open_volume(qtbot, window, volume)
+    window.start_analysis()
+    qtbot.waitUntil(lambda: window.state.result is result, timeout=10000)
+    window.state.review.confirm(int(np.flatnonzero(result.slice_positive)[0]))
+
+    # A second, slow analysis: a QTimer keeps ticking and the progress bar moves while it runs.
+    started = threading.Event()
+    other = synthetic_result(volume, np.zeros_like(result.lung_mask), np.zeros_like(result.lesion_mask))
+    window._analyze = staged_analysis(other, steps=40, delay=0.05, started=started)
+    ticks = []
+    timer = QTimer()
+    timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
+    timer.start(20)
+    window.start_analysis()
+    assert window.busy and window._progress_action.isVisible()
+    qtbot.waitUntil(lambda: window.progress.value() > 0, timeout=5000)
+    qtbot.wait(500)
+    timer.stop()
+    assert len(ticks) >= 10, "the GUI event loop stalled while the analysis ran"
+    assert max(np.diff(ticks)) < 0.25
+    assert "Classifying slices" in window.progress.format() or "Segmenting" in window.progress.format()
+    _key(qtbot, window, Qt.Key.Key_Up)  # the viewer still reacts to keys
+    window.cancel_button.click()
+    qtbot.waitUntil(lambda: not window.busy, timeout=10000)
+    assert window.state.result is result  # the previous result and its review are kept
+    assert window.state.review.reviewed == 1
+    assert "previous result is kept" in window.last_status
+    assert not window._progress_action.isVisible()
+
+
+def test_bad_folder_gives_one_sentence(qtbot, make_window, tmp_path):
+    empty = tmp_path / "empty study"
+    empty.mkdir()
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "readme.txt").write_text("not an image")
+    window = make_window()
+    for folder in (empty, tmp_path / "notes"):
+        window.last_error = None
+        window.open_path(folder)
+        qtbot.waitUntil(lambda: window.last_error is not None, timeout=10000)
+        sentence = window.last_error
+        assert "Traceback" not in sentence and "\n" not in sentence
+        assert folder.name in sentence
+        box = window._message_box
+        assert box is not None and box.text() == sentence
+        box.close()
+    assert window.state.volume is None
+
+
+def test_unexpected_error_is_logged_not_shown(qtbot, make_window, tmp_path):
+    def broken(path, series_uid=None):
+        raise ZeroDivisionError("internal detail")
+    window = make_window(load_study=broken)
+    window._scan_folder = lambda p: []
+    window.open_path(tmp_path)
+    qtbot.waitUntil(lambda: window.last_error is not None, timeout=5000)
+    assert "internal detail" not in window.last_error and "ZeroDivisionError" not in window.last_error
+    assert "details were written to" in window.last_error
+    log = tmp_path / "data" / "logs" / "jcs-viewer.log"
+    from jcs_viewer.gui.user_messages import setup_logging
+    setup_logging()
+    window.last_error = None
+    window.open_path(tmp_path)
+    qtbot.waitUntil(lambda: window.last_error is not None, timeout=5000)
+    assert "ZeroDivisionError" in log.read_text()
+
+
+def test_series_picker_recent_studies_and_drop(qtbot, make_window, study, tmp_path):
+    volume, _ = study
+
+    class Entry:
+        def __init__(self, uid, n, modality="CT"):
+            self.series_uid, self.n_slices, self.modality = uid, n, modality
+            self.description, self.rows, self.columns, self.slice_thickness = f"s{uid}", 128, 128, 1.0
+
+    calls = []
+
+    def load(path, series_uid=None):
+        calls.append(series_uid)
+        return volume
+    window = make_window(load_study=load)
+    window._scan_folder = lambda p: [Entry("1.2.1", 40), Entry("1.2.2", 80), Entry("1.2.3", 3, "SR")]
+    asked = []
+
+    def pick(folder, entries):
+        from jcs_viewer.gui.series_picker import SeriesPickerDialog
+        dialog = SeriesPickerDialog(entries, str(folder), window)
+        asked.append((dialog.table.rowCount(), dialog.selected_uid()))  # pre-selects the biggest CT
+        dialog.deleteLater()
+        return "1.2.1"
+    window.pick_series = pick
+    folder = tmp_path / "two series"
+    folder.mkdir()
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(folder))])
+    drop = QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                      Qt.KeyboardModifier.NoModifier)
+    window.dropEvent(drop)
+    qtbot.waitUntil(lambda: window.state.volume is volume, timeout=5000)
+    assert asked == [(3, "1.2.2")] and calls == ["1.2.1"]
+    assert window.recent_studies()[0] == str(folder)
+    assert [a.text() for a in window.recent_menu.actions()][0] == str(folder)
+
+
+def test_cancel_token_stops_a_real_worker(qtbot):
+    from jcs_viewer.gui.workers import TaskWorker
+
+    def task(progress, cancel):
+        for i in range(200):
+            cancel.raise_if_cancelled()
+            progress("classify", i, 200, "")
+            time.sleep(0.01)
+        return "done"
+    worker = TaskWorker("test", task)
+    finished = []
+    worker.succeeded.connect(finished.append)
+    with qtbot.waitSignal(worker.cancelled, timeout=5000):
+        worker.start()
+        qtbot.wait(50)
+        worker.cancel()
+    assert worker.wait(2000) and finished == []
+
+
+def test_open_a_nifti_file_with_the_real_loader(qtbot, make_window, tmp_path):
+    sitk = pytest.importorskip("SimpleITK")
+    array = np.full((5, 24, 20), -1000, np.int16)
+    array[:, 6:18, 4:16] = 40
+    image = sitk.GetImageFromArray(array)
+    image.SetSpacing((0.8, 0.8, 2.0))
+    path = tmp_path / "small.nii.gz"
+    sitk.WriteImage(image, str(path))
+    window = make_window()
+    window.open_path(path)
+    qtbot.waitUntil(lambda: window.state.volume is not None or window.last_error is not None, timeout=10000)
+    assert window.last_error is None
+    volume = window.state.volume
+    assert volume.array.shape == (5, 24, 20) and volume.spacing[1:] == pytest.approx((0.8, 0.8))
+    assert window.slice_label.text().startswith("Slice 3/5")
+    assert window.windowTitle().startswith("small.nii.gz")
+
+
+def test_models_are_loaded_once_and_kept(qtbot, make_window, study):
+    volume, result = study
+    window = make_window()
+    assert window._load_models is not None  # the real pipeline path loads models itself
+    loads, seen = [], []
+
+    def load_models(options):
+        loads.append(options)
+        return "loaded-models"
+
+    def analyze(volume, options=None, progress=None, cancel=None, models=None):
+        seen.append(models)
+        return result
+    window._load_models, window._analyze = load_models, analyze
+    _open_volume(qtbot, window, volume)
+    for _ in range(2):
+        window.start_analysis()
+        qtbot.waitUntil(lambda: not window.busy, timeout=5000)
+    assert len(loads) == 1 and seen == ["loaded-models", "loaded-models"]
+    assert window.state.result is result
+
+
+def test_opening_another_study_cancels_the_running_analysis(qtbot, make_window, study):
+    volume, result = study
+    other_volume, lung, lesion = synthetic_volume(n_slices=12, size=64, seed=5)
+    other_result = synthetic_result(other_volume, lung, lesion, cam_size=8)
+    results = {id(volume): result, id(other_volume): other_result}
+
+    def analyze(vol, options=None, progress=None, cancel=None, models=None):
+        for i in range(100 if vol is volume else 1):
+            cancel.raise_if_cancelled()
+            progress(ProgressEvent("classify", i, 100, ""))
+            time.sleep(0.02)
+        return results[id(vol)]
+    window = make_window(analyze=analyze, auto=True)
+    _open_volume(qtbot, window, volume)
+    qtbot.waitUntil(lambda: window.progress.value() > 0, timeout=5000)
+    first_worker = window.analysis_worker
+    _open_volume(qtbot, window, other_volume, Path("/other"))
+    qtbot.waitUntil(lambda: window.state.result is other_result, timeout=10000)
+    qtbot.waitUntil(lambda: not first_worker.isRunning(), timeout=5000)
+    qtbot.wait(100)
+    assert window.state.volume is other_volume and window.state.result is other_result
+    assert first_worker.token.cancelled
