@@ -1,0 +1,87 @@
+"""JCS classifier: Res2Net-v1b + fc 2048->2 without bias (class 1 = COVID), optional LA-DNN head."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from jcs_viewer.models.res2net import Res2Net
+
+#: Order of the five lesion-attribute logits of the LA-DNN head.
+ATTRIBUTE_NAMES: tuple[str, ...] = (
+    "GGO",
+    "consolidation",
+    "crazy paving",
+    "air bronchogram",
+    "interlobular septal thickening",
+)
+#: Spelled out, same order (for reports).
+ATTRIBUTE_LONG_NAMES: tuple[str, ...] = (
+    "ground-glass opacity", "consolidation", "crazy paving", "air bronchogram", "interlobular septal thickening")
+#: LA-DNN's CSV column codes, same order.
+ATTRIBUTE_CODES: tuple[str, ...] = ("GGO", "Csld", "CrPa", "AirBr", "InSepThi")
+
+
+@dataclass(frozen=True)
+class ClsConfig:
+    """Configuration of :class:`JCSClassifier`; defaults are the official Res2Net-101-v1b-26w-4s.
+
+    Attributes:
+        layers: Bottle2neck blocks per layer.
+        width: multiplier on stem and layer widths (official 1.0 -> 2048 features).
+        base_width: Res2Net base width (26).
+        scale: Res2Net scale (4).
+        norm: ``"frozen"`` (official) or ``"batch"`` (trainable, lite models trained from scratch).
+        num_classes: 2 (class 1 = COVID).
+        attributes: add the LA-DNN head ``attr_head`` (five lesion-attribute logits). Off by
+            default so official checkpoints load strictly.
+        dropout: dropout before the heads while training (0 = none; the official model has none).
+    """
+
+    layers: tuple[int, ...] = (3, 4, 23, 3)
+    width: float = 1.0
+    base_width: int = 26
+    scale: int = 4
+    norm: str = "frozen"
+    num_classes: int = 2
+    attributes: bool = False
+    dropout: float = 0.0
+
+
+class JCSClassifier(Res2Net):
+    """Res2Net-v1b trunk, global average pool of layer4, ``fc`` (no bias); keys as the official files."""
+
+    def __init__(self, config: ClsConfig | None = None) -> None:
+        config = config or ClsConfig()
+        super().__init__(config.layers, config.width, config.base_width, config.scale, config.norm)
+        self.config = config
+        feat = self.channels[-1]
+        self.drop = nn.Dropout(config.dropout) if config.dropout > 0 else nn.Identity()
+        self.fc = nn.Linear(feat, config.num_classes, bias=False)
+        if config.attributes:
+            self.attr_head = nn.Linear(feat, len(ATTRIBUTE_NAMES))
+
+    @property
+    def feature_channels(self) -> int:
+        return self.channels[-1]
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """layer4 activation, N x C x h x w (the Grad-CAM layer)."""
+        return self.forward_layer4(x)
+
+    def head(self, feats: torch.Tensor) -> torch.Tensor:
+        """Class logits from layer4 features."""
+        return self.fc(self.drop(feats.mean(dim=(2, 3))))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        """N x num_classes logits."""
+        return self.head(self.features(x))
+
+    def forward_with_attributes(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(N x 2 class logits, N x 5 attribute logits in :data:`ATTRIBUTE_NAMES` order)."""
+        if not self.config.attributes:
+            raise RuntimeError("this classifier was built without the attribute head (attributes=False)")
+        pooled = self.drop(self.features(x).mean(dim=(2, 3)))
+        return self.fc(pooled), self.attr_head(pooled)

@@ -1,0 +1,399 @@
+"""Weights registry, modelled on torchvision's ``_api`` (an entry per weights file with its recipe).
+
+Where weights come from (earlier wins on a name clash):
+
+1. folders added with :func:`add_weights_dir` (the CLI's ``--weights DIR``) or passed as ``extra_dirs``;
+2. ``$JCS_VIEWER_WEIGHTS`` (``os.pathsep``-separated folders) if set, else the shipped ``weights/``
+   folder beside the package (``Path(jcs_viewer.__file__).parents[1] / "weights"``);
+3. the user's folder ``$XDG_DATA_HOME/jcs-viewer/weights`` (default ``~/.local/share/jcs-viewer/weights``).
+
+Each folder may hold a ``manifest.json`` and any number of official JCS ``.pth`` files. A ``.pth``
+that no manifest entry names is registered as ``official:<file stem>``; its architecture comes from
+the file name (``joint.pth``, ``res2net_cls.pth``, ``res2net_segloss.pth``) or else from its keys.
+
+``manifest.json`` schema (``schema_version`` 1)::
+
+    {
+      "schema_version": 1,
+      "weights": [
+        {
+          "name": "jcs_seg_lite-medseg-v1",       # unique; what load() takes
+          "task": "seg",                          # "seg" | "cls"
+          "arch": "jcs_seg_lite",                 # build() name
+          "config": {"width": 0.25},              # build() overrides (fields of SegConfig/ClsConfig)
+          "file": "jcs_seg_lite-medseg-v1.safetensors",   # relative to the manifest's folder
+          "sha256": "<64 hex digits>",            # verified on every load
+          "input_size": 256,                      # square model input in pixels
+          "mean": [0.485, 0.456, 0.406],          # ImageNet normalisation after scaling 8-bit to [0, 1]
+          "std": [0.229, 0.224, 0.225],
+          "window": [-600, 1500],                 # (center, width) HU -> 8-bit, see below
+          "default": true,                        # default_weights(task) picks it
+          "licence": "...", "provenance": "...", "training_data": "...", "split": "...",
+          "command": "jcs-viewer train ...", "seed": 0,
+          "metrics": {"dice": 0.71}, "description": "..."
+        }
+      ]
+    }
+
+Intensity convention: an HU slice becomes the 8-bit image the weights were trained on with
+``u8 = clip((HU - (center - width / 2)) / width, 0, 1) * 255``; then ``(u8 / 255 - mean) / std`` per
+channel, the grey image repeated on 3 channels. ``window`` is null for weights trained on 8-bit images
+whose window is unknown; callers then use their own estimate.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from jcs_viewer.errors import ModelLoadError
+
+SCHEMA_VERSION = 1
+MANIFEST_NAME = "manifest.json"
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+#: Lung window assumed for the official checkpoints (their HU window is undocumented upstream).
+OFFICIAL_WINDOW = (-600.0, 1500.0)
+_OFFICIAL_NAMES = {"joint": "jcs_joint", "res2net_cls": "jcs_cls", "res2net_segloss": "jcs_cls"}
+_OFFICIAL_SIZES = {"jcs_seg": 512, "jcs_joint": 512, "jcs_cls": 224}
+_EXTRA_DIRS: list[Path] = []
+_KIND_CACHE: dict[tuple[str, int, int], str | None] = {}
+
+
+@dataclass(frozen=True)
+class WeightsEntry:
+    """One weights file and everything needed to use and reproduce it.
+
+    Attributes:
+        name: unique registry name.
+        task: ``"seg"`` or ``"cls"``.
+        arch: :func:`jcs_viewer.models.build` name.
+        file: file name relative to ``root``.
+        sha256: hex digest verified on load (None: not verified, official files only).
+        config: ``build`` overrides.
+        input_size: square input side in pixels.
+        mean, std: per-channel normalisation of [0, 1] intensities.
+        window: (center, width) in HU mapping HU to 8-bit before normalising; None if unknown.
+        licence, provenance, training_data, split, command, seed, metrics, description: the recipe.
+        default: picked by :func:`default_weights` for its task.
+        official: an upstream JCS ``.pth`` (loaded by ``load_official_checkpoint``), not safetensors.
+        root: the folder holding ``file`` (not serialised).
+    """
+
+    name: str
+    task: str
+    arch: str
+    file: str
+    sha256: str | None = None
+    config: dict[str, Any] = field(default_factory=dict)
+    input_size: int = 256
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    window: tuple[float, float] | None = None
+    licence: str = ""
+    provenance: str = ""
+    training_data: str = ""
+    split: str = ""
+    command: str = ""
+    seed: int | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+    description: str = ""
+    default: bool = False
+    official: bool = False
+    root: Path | None = field(default=None, compare=False)
+
+    @property
+    def path(self) -> Path:
+        """Absolute path of the weights file."""
+        return (self.root or Path.cwd()) / self.file
+
+    def to_json(self) -> dict[str, Any]:
+        """The manifest record (``root`` left out)."""
+        d = dataclasses.asdict(self)
+        d.pop("root")
+        for k in ("mean", "std", "window"):
+            d[k] = list(d[k]) if d[k] is not None else None
+        return d
+
+    @classmethod
+    def from_json(cls, record: dict[str, Any], root: Path | None) -> WeightsEntry:
+        """Parse a manifest record; unknown fields are ignored so newer manifests still load."""
+        known = {f.name for f in dataclasses.fields(cls)} - {"root"}
+        d = {k: v for k, v in record.items() if k in known}
+        for k in ("mean", "std", "window"):
+            if d.get(k) is not None:
+                d[k] = tuple(float(v) for v in d[k])
+        entry = cls(**d, root=root)
+        if entry.task not in ("seg", "cls"):
+            raise ValueError(f"task must be 'seg' or 'cls', not {entry.task!r}")
+        return entry
+
+
+def shipped_weights_dir() -> Path:
+    """The repository's ``weights/`` folder."""
+    import jcs_viewer
+
+    return Path(jcs_viewer.__file__).resolve().parents[1] / "weights"
+
+
+def primary_weights_dir() -> Path:
+    """Where new entries go by default: the first ``$JCS_VIEWER_WEIGHTS`` folder, else the shipped one."""
+    env = [p for p in os.environ.get("JCS_VIEWER_WEIGHTS", "").split(os.pathsep) if p]
+    return Path(env[0]).expanduser() if env else shipped_weights_dir()
+
+
+def user_weights_dir() -> Path:
+    """``$XDG_DATA_HOME/jcs-viewer/weights`` (default ``~/.local/share/jcs-viewer/weights``)."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "jcs-viewer" / "weights"
+
+
+def add_weights_dir(path: str | Path) -> None:
+    """Search ``path`` first from now on (the CLI's ``--weights DIR``)."""
+    p = Path(path).expanduser()
+    if p not in _EXTRA_DIRS:
+        _EXTRA_DIRS.insert(0, p)
+
+
+def weights_dirs(extra_dirs: tuple[str | Path, ...] | list[str | Path] = ()) -> list[Path]:
+    """Folders searched for weights, highest precedence first."""
+    dirs = [Path(p).expanduser() for p in extra_dirs] + list(_EXTRA_DIRS)
+    env = os.environ.get("JCS_VIEWER_WEIGHTS")
+    dirs += [Path(p).expanduser() for p in env.split(os.pathsep) if p] if env else [shipped_weights_dir()]
+    dirs.append(user_weights_dir())
+    out: list[Path] = []
+    for d in dirs:
+        if d not in out:
+            out.append(d)
+    return out
+
+
+def read_manifest(folder: Path) -> list[WeightsEntry]:
+    """Entries of ``folder/manifest.json`` (empty when there is none).
+
+    Raises:
+        ModelLoadError: the manifest exists but is not valid.
+    """
+    path = folder / MANIFEST_NAME
+    if not path.is_file():
+        return []
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        records = data.get("weights", []) if isinstance(data, dict) else None
+        if not isinstance(records, list):
+            raise ValueError("no 'weights' list")
+        return [WeightsEntry.from_json(r, folder) for r in records]
+    except (OSError, ValueError, TypeError, AttributeError) as exc:
+        raise ModelLoadError(f"{path} is not a valid weights manifest ({exc}).") from None
+
+
+def official_entry(path: Path) -> WeightsEntry | None:
+    """A registry entry for an official JCS ``.pth`` (kind from its name, else from its keys)."""
+    kind = _OFFICIAL_NAMES.get(path.stem) or _kind_from_keys(path)
+    if kind not in _OFFICIAL_SIZES:
+        return None
+    return WeightsEntry(
+        name=f"official:{path.stem}", task="cls" if kind == "jcs_cls" else "seg", arch=kind, file=path.name,
+        input_size=_OFFICIAL_SIZES[kind], window=OFFICIAL_WINDOW, official=True, root=path.parent,
+        licence="unstated upstream (JCS repository has no licence); Res2Net weights CC BY-NC-SA 4.0",
+        provenance="official JCS release (github.com/yuhuan-wu/JCS), supplied by the user",
+        training_data="COVID-CS (JCS authors)",
+        description=f"official {kind} checkpoint {path.name}; HU window assumed (lung W1500/L-600)")
+
+
+def _kind_from_keys(path: Path) -> str | None:
+    from jcs_viewer.models.checkpoints import detect_kind, read_state_dict
+
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    key = (str(path.resolve()), st.st_size, int(st.st_mtime_ns))
+    if key not in _KIND_CACHE:
+        try:  # mmap: reads the key table, not 0.5 GB of tensors
+            _KIND_CACHE[key] = detect_kind(read_state_dict(path, mmap=True))
+        except ModelLoadError:
+            try:
+                _KIND_CACHE[key] = detect_kind(read_state_dict(path))
+            except ModelLoadError:
+                _KIND_CACHE[key] = None
+    return _KIND_CACHE[key]
+
+
+def list_weights(task: str | None = None, extra_dirs: tuple[str | Path, ...] = ()) -> list[WeightsEntry]:
+    """All registered weights (manifest entries, then unlisted official ``.pth``), optionally one task."""
+    entries: dict[str, WeightsEntry] = {}
+    for folder in weights_dirs(extra_dirs):
+        found = read_manifest(folder)
+        listed = {e.file for e in found}
+        if folder.is_dir():
+            for pth in sorted(folder.glob("*.pth")) + sorted(folder.glob("*.pth.tar")):
+                if pth.name not in listed and (off := official_entry(pth)) is not None:
+                    found.append(off)
+        for e in found:
+            entries.setdefault(e.name, e)
+    return [e for e in entries.values() if task is None or e.task == task]
+
+
+def get_weights(name: str, extra_dirs: tuple[str | Path, ...] = ()) -> WeightsEntry:
+    """The entry called ``name``.
+
+    Raises:
+        ModelLoadError: no such entry.
+    """
+    all_entries = list_weights(extra_dirs=extra_dirs)
+    for e in all_entries:
+        if e.name == name:
+            return e
+    names = ", ".join(e.name for e in all_entries) or "none installed"
+    raise ModelLoadError(f"No weights named {name!r} (available: {names}).")
+
+
+def default_weights(task: str, extra_dirs: tuple[str | Path, ...] = ()) -> WeightsEntry | None:
+    """The entry marked ``default`` for ``task``; else an official file for it; else None."""
+    entries = list_weights(task, extra_dirs)
+    for e in entries:
+        if e.default:
+            return e
+    return next((e for e in entries if e.official), None)
+
+
+def sha256_of(path: str | Path) -> str:
+    """Hex SHA-256 of a file, streamed."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def load(name_or_path: str | Path, device: str | torch.device = "cpu", extra_dirs: tuple[str | Path, ...] = (),
+         fold_bn: bool = True) -> tuple[nn.Module, WeightsEntry]:
+    """Build the network of an entry, verify the file hash and load the weights strictly.
+
+    Args:
+        name_or_path: a registry name, or a path to an official ``.pth`` or a manifest-listed file.
+        device: ``"cpu"``, ``"cuda"`` or ``"auto"``; the module is channels-last.
+        extra_dirs: more weights folders to search first.
+        fold_bn: fold batch norms into the convs for faster inference (same outputs; the module's
+            state_dict keys then differ, so pass False to fine-tune or re-save it).
+
+    Returns:
+        ``(module in eval mode on device, entry)``.
+
+    Raises:
+        ModelLoadError: unknown name, missing file, hash mismatch, unreadable or mismatching weights.
+    """
+    from jcs_viewer.models.checkpoints import load_official_checkpoint, load_strict
+    from jcs_viewer.models.device import resolve_device
+    from jcs_viewer.models.factory import build
+
+    entry = _resolve(name_or_path, extra_dirs)
+    path = entry.path
+    if not path.is_file():
+        raise ModelLoadError(f"{path.name}: weights file of {entry.name!r} is missing ({path}).")
+    if entry.sha256:
+        actual = sha256_of(path)
+        if actual.lower() != entry.sha256.lower():
+            raise ModelLoadError(f"{path.name} does not match the SHA-256 recorded for {entry.name!r} "
+                                 "(file changed or corrupt).")
+    if entry.official:
+        model = load_official_checkpoint(path, entry.arch)
+    else:
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        try:
+            sd = load_file(str(path))
+        except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+            raise ModelLoadError(f"{path.name} is not a readable safetensors file ({exc}).") from None
+        try:
+            model = build(entry.arch, **entry.config)
+        except (ValueError, TypeError) as exc:
+            raise ModelLoadError(f"{entry.name!r} names an invalid architecture or config ({exc}).") from None
+        load_strict(model, sd, path.name, entry.arch)
+    if fold_bn:
+        from jcs_viewer.models.inference import fold_batchnorm
+
+        model = fold_batchnorm(model)
+    model = model.to(device=resolve_device(device), memory_format=torch.channels_last).eval()
+    return model, entry
+
+
+def _resolve(name_or_path: str | Path, extra_dirs: tuple[str | Path, ...]) -> WeightsEntry:
+    text = str(name_or_path)
+    entries = list_weights(extra_dirs=extra_dirs)
+    for e in entries:
+        if e.name == text:
+            return e
+    p = Path(text).expanduser()
+    if p.is_file():
+        resolved = p.resolve()
+        for e in entries:
+            if e.path.resolve() == resolved:
+                return e
+        entry = official_entry(resolved)
+        if entry is not None:
+            return entry
+        entries_dir = list_weights(extra_dirs=(resolved.parent,))  # a manifest beside the file
+        for e in entries_dir:
+            if e.path.resolve() == resolved:
+                return e
+        raise ModelLoadError(f"{p.name} is neither an official JCS checkpoint nor listed in a weights manifest.")
+    names = ", ".join(e.name for e in entries) or "none installed"
+    raise ModelLoadError(f"No weights named {text!r} and no such file (available: {names}).")
+
+
+def save_weights(model: nn.Module, path: str | Path) -> str:
+    """Write ``model``'s state_dict as safetensors atomically; returns the file's SHA-256."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sd = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        save_file(sd, tmp, metadata={"arch": str(getattr(model, "arch_name", ""))})
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return sha256_of(path)
+
+
+def add_manifest_entry(entry: WeightsEntry, folder: str | Path | None = None) -> Path:
+    """Add or replace ``entry`` (by name) in ``folder/manifest.json`` atomically; returns the manifest path.
+
+    ``folder`` defaults to ``entry.root``, else :func:`primary_weights_dir`. When ``entry.default`` is
+    set, other entries of the same task lose their default flag.
+    """
+    folder = Path(folder or entry.root or primary_weights_dir())
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / MANIFEST_NAME
+    data: dict[str, Any] = {"schema_version": SCHEMA_VERSION, "weights": []}
+    if path.is_file():
+        data = json.loads(path.read_text(encoding="utf-8"))
+    records = [r for r in data.get("weights", []) if r.get("name") != entry.name]
+    if entry.default:
+        for r in records:
+            if r.get("task") == entry.task:
+                r["default"] = False
+    records.append(entry.to_json())
+    data["weights"] = records
+    data["schema_version"] = SCHEMA_VERSION
+    fd, tmp = tempfile.mkstemp(prefix=MANIFEST_NAME + ".", suffix=".tmp", dir=folder)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=2)
+        f.write("\n")
+    os.replace(tmp, path)
+    return path

@@ -1,0 +1,144 @@
+"""Weights registry: manifest entries, safetensors loading with hash check, official .pth discovery."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from jcs_viewer.errors import ModelLoadError
+from jcs_viewer.models import (
+    WeightsEntry,
+    add_manifest_entry,
+    build,
+    default_weights,
+    get_weights,
+    list_weights,
+    load,
+    save_weights,
+    sha256_of,
+    weights_dirs,
+)
+from jcs_viewer.models.registry import read_manifest, shipped_weights_dir
+
+torch.set_num_threads(2)
+
+
+@pytest.fixture
+def weights_dir(tmp_path, monkeypatch) -> Path:
+    """An empty weights folder standing in for the shipped one, and an empty user folder."""
+    folder = tmp_path / "weights"
+    folder.mkdir()
+    monkeypatch.setenv("JCS_VIEWER_WEIGHTS", str(folder))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    return folder
+
+
+def _trained_like(name: str, **overrides) -> torch.nn.Module:
+    torch.manual_seed(0)
+    model = build(name, **overrides)
+    with torch.no_grad():  # non-default BN statistics, as after training
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.2, 0.2)
+                m.running_var.uniform_(0.5, 2.0)
+    return model.eval()
+
+
+def _entry(name: str, arch: str, file: str, sha: str, task: str, **kw) -> WeightsEntry:
+    return WeightsEntry(name=name, task=task, arch=arch, file=file, sha256=sha,
+                        input_size=224 if task == "cls" else 256,
+                        window=(-600.0, 1500.0), licence="CC BY 4.0 (test)", provenance="unit test",
+                        training_data="synthetic", split="none", command="pytest", seed=0,
+                        metrics={"auc": 0.5}, description="test entry", **kw)
+
+
+def test_manifest_round_trip_load_and_tamper(weights_dir):
+    cls = _trained_like("jcs_cls_lite", attributes=True)
+    seg = _trained_like("jcs_seg_lite")
+    sha_c = save_weights(cls, weights_dir / "cls.safetensors")
+    sha_s = save_weights(seg, weights_dir / "seg.safetensors")
+    assert sha_c == sha256_of(weights_dir / "cls.safetensors")
+    add_manifest_entry(_entry("cls-test", "jcs_cls_lite", "cls.safetensors", sha_c, "cls",
+                              config={"attributes": True}, default=True))
+    add_manifest_entry(_entry("seg-test", "jcs_seg_lite", "seg.safetensors", sha_s, "seg"), weights_dir)
+    add_manifest_entry(_entry("seg-test2", "jcs_seg_lite", "seg.safetensors", sha_s, "seg", default=True), weights_dir)
+
+    data = json.loads((weights_dir / "manifest.json").read_text())
+    assert data["schema_version"] == 1 and len(data["weights"]) == 3
+    assert [e.name for e in list_weights("seg")] == ["seg-test", "seg-test2"]
+    assert default_weights("cls").name == "cls-test"
+    assert default_weights("seg").name == "seg-test2"  # a new default replaces the old one
+    entry = get_weights("cls-test")
+    assert entry.window == (-600.0, 1500.0) and entry.mean == (0.485, 0.456, 0.406) and entry.seed == 0
+
+    x = torch.randn(2, 3, 224, 224)
+    model, loaded_entry = load("cls-test")
+    assert loaded_entry == entry and not model.training
+    with torch.no_grad():
+        ref_logits, ref_attrs = cls.forward_with_attributes(x)
+        logits, attrs = model.forward_with_attributes(x)
+    torch.testing.assert_close(logits, ref_logits, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(attrs, ref_attrs, rtol=1e-4, atol=1e-4)
+    raw, _ = load(weights_dir / "seg.safetensors", fold_bn=False)  # by path, unfolded: the exact state_dict
+    assert all(torch.equal(raw.state_dict()[k], v) for k, v in seg.state_dict().items())
+
+    data = bytearray((weights_dir / "cls.safetensors").read_bytes())
+    data[-1] ^= 0xFF
+    (weights_dir / "cls.safetensors").write_bytes(bytes(data))
+    with pytest.raises(ModelLoadError, match=r"cls\.safetensors does not match the SHA-256"):
+        load("cls-test")
+
+
+def test_registry_errors(weights_dir):
+    assert list_weights() == [] and default_weights("seg") is None
+    with pytest.raises(ModelLoadError, match="No weights named 'nothing'"):
+        load("nothing")
+    add_manifest_entry(_entry("gone", "jcs_seg_lite", "gone.safetensors", "0" * 64, "seg"), weights_dir)
+    with pytest.raises(ModelLoadError, match="gone.safetensors.*missing"):
+        load("gone")
+    (weights_dir / "junk.safetensors").write_bytes(b"\x00" * 64)
+    add_manifest_entry(_entry("junk", "jcs_seg_lite", "junk.safetensors", None, "seg"), weights_dir)
+    with pytest.raises(ModelLoadError, match="junk.safetensors is not a readable safetensors"):
+        load("junk")
+    sha = save_weights(build("jcs_cls_lite"), weights_dir / "other.safetensors")
+    add_manifest_entry(_entry("mismatch", "jcs_seg_lite", "other.safetensors", sha, "seg"), weights_dir)
+    with pytest.raises(ModelLoadError, match="does not match the jcs_seg_lite architecture"):
+        load("mismatch")
+    (weights_dir / "manifest.json").write_text("{not json")
+    with pytest.raises(ModelLoadError, match="not a valid weights manifest"):
+        list_weights()
+
+
+def test_official_files_in_user_folder_are_registered(weights_dir, tmp_path):
+    user = tmp_path / "xdg" / "jcs-viewer" / "weights"
+    user.mkdir(parents=True)
+    assert user in weights_dirs()
+    cls_sd = build("jcs_cls").state_dict()
+    torch.save({"module." + k: v for k, v in cls_sd.items()}, user / "res2net_cls.pth")
+    # An unknown file name: the architecture is read from its keys (a seg-only-like key set).
+    torch.save({"vgg16.conv1_1.conv.weight": torch.zeros(1)}, user / "my_seg_model.pth")
+    (user / "notes.pth").write_text("not a checkpoint")
+    names = {e.name: e for e in list_weights()}
+    assert set(names) == {"official:res2net_cls", "official:my_seg_model"}
+    assert names["official:res2net_cls"].arch == "jcs_cls" and names["official:res2net_cls"].official
+    assert names["official:my_seg_model"].task == "seg" and names["official:my_seg_model"].input_size == 512
+    assert default_weights("cls").name == "official:res2net_cls"
+    model, entry = load("official:res2net_cls")
+    assert type(model).__name__ == "JCSClassifier" and entry.task == "cls"
+    with pytest.raises(ModelLoadError, match="my_seg_model.pth does not match the jcs_seg architecture"):
+        load(user / "my_seg_model.pth")
+    with pytest.raises(ModelLoadError, match="notes.pth is neither"):
+        load(user / "notes.pth")
+
+
+def test_shipped_manifest_is_valid_and_its_files_match():
+    """Every entry the repository ships names an existing file with the recorded hash and a real architecture."""
+    folder = shipped_weights_dir()
+    for entry in read_manifest(folder):
+        assert entry.path.is_file(), entry.name
+        assert entry.sha256 and sha256_of(entry.path) == entry.sha256, entry.name
+        build(entry.arch, **entry.config)
+        assert entry.task in ("seg", "cls") and entry.licence and entry.training_data
