@@ -1,0 +1,202 @@
+"""Preferences dialog: edits :class:`jcs_viewer.settings.Settings` in the INI file the headless core reads.
+
+The dialog writes with ``QSettings(settings_path(), IniFormat)`` (top-level keys, i.e. the INI's
+``[General]`` section) and reads back with :meth:`Settings.load`, so what the reader sees here is
+exactly what ``jcs-viewer analyze`` will use.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QSettings, Signal
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFileDialog,
+                               QFormLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit, QMessageBox, QPushButton,
+                               QSpinBox, QVBoxLayout, QWidget)
+
+from jcs_viewer.settings import Settings, settings_path
+
+DEVICES = (("auto", "Automatic (GPU when available)"), ("cpu", "CPU"), ("cuda", "CUDA GPU"))
+LAYOUTS = (("axial", "Axial slice only"), ("1x3", "Axial, coronal and sagittal (1×3)"))
+AUTO_THRESHOLD = -1  # spin box value shown as "Automatic"
+MAX_THRESHOLD = 2000
+MAX_UNDO = 1000
+
+
+def open_settings(path: str | Path | None = None) -> QSettings:
+    """The user's settings file (or ``path``) as an INI-format ``QSettings``."""
+    return QSettings(str(path or settings_path()), QSettings.Format.IniFormat)
+
+
+def read_settings(qsettings: QSettings) -> Settings:
+    """The :class:`Settings` stored in ``qsettings``' file, parsed the way the headless core parses it."""
+    qsettings.sync()
+    return Settings.load(Path(qsettings.fileName()))
+
+
+def write_settings(qsettings: QSettings, settings: Settings) -> None:
+    """Store every field as a top-level key; ``None`` becomes an empty value ("use the built-in rule").
+
+    Raises:
+        OSError: the file could not be written (one sentence naming it).
+    """
+    for key, value in dataclasses.asdict(settings).items():
+        qsettings.setValue(key, "" if value is None else value)
+    qsettings.sync()
+    if qsettings.status() != QSettings.Status.NoError:
+        raise OSError(f"Could not save settings to {qsettings.fileName()} (the file or its folder is not writable).")
+
+
+class SettingsDialog(QDialog):
+    """Edit the reader's preferences; OK saves them, Cancel leaves the file as it was.
+
+    Args:
+        parent: parent widget.
+        qsettings: where to read and write (default: :func:`open_settings`).
+
+    Signals:
+        saved(Settings): emitted after OK wrote the file.
+    """
+
+    saved = Signal(object)
+
+    def __init__(self, parent: QWidget | None = None, qsettings: QSettings | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("JCS Viewer Settings")
+        self.qsettings = qsettings or open_settings()
+        self._build()
+        self.set_values(read_settings(self.qsettings))
+
+    def _build(self) -> None:
+        analysis = QGroupBox("Analysis")
+        form = QFormLayout(analysis)
+        self.device = QComboBox()
+        for key, label in DEVICES:
+            self.device.addItem(label, key)
+        form.addRow("Device:", self.device)
+        self.threshold = QSpinBox()
+        self.threshold.setRange(AUTO_THRESHOLD, MAX_THRESHOLD)
+        self.threshold.setSpecialValueText("Automatic (paper's 25, scaled to the study)")
+        self.threshold.setToolTip("A study is positive when MORE than this many slices are positive.")
+        form.addRow("Positive-slice threshold:", self.threshold)
+        self.cutoff = QDoubleSpinBox()
+        self.cutoff.setRange(0.05, 0.95)
+        self.cutoff.setSingleStep(0.05)
+        self.cutoff.setDecimals(2)
+        self.cutoff.setToolTip("Slice probability from which a slice counts as positive.")
+        form.addRow("Slice probability cut-off:", self.cutoff)
+        self.segment_all = QCheckBox("Segment every slice, not only flagged ones (slower)")
+        form.addRow("", self.segment_all)
+        self.auto_analyze = QCheckBox("Analyse a study as soon as it is opened")
+        form.addRow("", self.auto_analyze)
+
+        reading = QGroupBox("Reading")
+        form2 = QFormLayout(reading)
+        self.reviewer = QLineEdit()
+        self.reviewer.setPlaceholderText("Shown in reports and review notes")
+        form2.addRow("Reviewer name:", self.reviewer)
+        self.layout_combo = QComboBox()
+        for key, label in LAYOUTS:
+            self.layout_combo.addItem(label, key)
+        form2.addRow("Default layout:", self.layout_combo)
+        self.undo_depth = QSpinBox()
+        self.undo_depth.setRange(1, MAX_UNDO)
+        self.undo_depth.setSuffix(" steps")
+        form2.addRow("Undo depth:", self.undo_depth)
+        row = QHBoxLayout()
+        self.autosave = QLineEdit()
+        self.autosave.setPlaceholderText("Default: the user's data folder")
+        browse = QPushButton("Browse…")
+        browse.clicked.connect(self._browse_autosave)
+        row.addWidget(self.autosave, 1)
+        row.addWidget(browse)
+        form2.addRow("Autosave folder:", row)
+
+        self.error = QLabel()
+        self.error.setStyleSheet("color: #c0392b;")
+        self.error.setWordWrap(True)
+        self.error.hide()
+        where = QLabel(f"Stored in {self.qsettings.fileName()}; <code>jcs-viewer analyze</code> uses the same file.")
+        where.setWordWrap(True)
+        where.setStyleSheet("color: gray;")
+
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
+                                   | QDialogButtonBox.StandardButton.RestoreDefaults)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        buttons.button(QDialogButtonBox.StandardButton.RestoreDefaults).clicked.connect(
+            lambda: self.set_values(Settings()))
+        self.buttons = buttons
+
+        layout = QVBoxLayout(self)
+        layout.addWidget(analysis)
+        layout.addWidget(reading)
+        layout.addWidget(self.error)
+        layout.addWidget(where)
+        layout.addWidget(buttons)
+        self.setMinimumWidth(520)
+
+    def set_values(self, settings: Settings) -> None:
+        """Show ``settings`` in the widgets (unknown device/layout names fall back to the first choice)."""
+        self.device.setCurrentIndex(max(0, self.device.findData(settings.device)))
+        self.threshold.setValue(AUTO_THRESHOLD if settings.slice_threshold is None
+                                else min(max(settings.slice_threshold, 0), MAX_THRESHOLD))
+        self.cutoff.setValue(settings.slice_cutoff)
+        self.segment_all.setChecked(settings.segment_all_slices)
+        self.auto_analyze.setChecked(settings.auto_analyze)
+        self.reviewer.setText(settings.reviewer_name)
+        self.layout_combo.setCurrentIndex(max(0, self.layout_combo.findData(settings.default_layout)))
+        self.undo_depth.setValue(min(max(settings.undo_depth, 1), MAX_UNDO))
+        self.autosave.setText(settings.autosave_dir)
+        self.error.hide()
+
+    def values(self) -> Settings:
+        """The settings as currently edited (not yet saved)."""
+        threshold = self.threshold.value()
+        return Settings(
+            device=self.device.currentData(),
+            slice_threshold=None if threshold == AUTO_THRESHOLD else threshold,
+            slice_cutoff=round(self.cutoff.value(), 2),
+            segment_all_slices=self.segment_all.isChecked(),
+            auto_analyze=self.auto_analyze.isChecked(),
+            autosave_dir=self.autosave.text().strip(),
+            default_layout=self.layout_combo.currentData(),
+            reviewer_name=self.reviewer.text().strip(),
+            undo_depth=self.undo_depth.value(),
+        )
+
+    def _browse_autosave(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Autosave folder", self.autosave.text() or str(Path.home()))
+        if folder:
+            self.autosave.setText(folder)
+
+    def validation_error(self) -> str | None:
+        """One sentence about the first invalid field, or None."""
+        folder = self.autosave.text().strip()
+        if folder and Path(folder).expanduser().exists() and not Path(folder).expanduser().is_dir():
+            return f"Autosave folder {folder} is a file, not a folder."
+        return None
+
+    def accept(self) -> None:
+        """Validate, save, emit :attr:`saved`, close; on a problem keep the dialog open and say why."""
+        problem = self.validation_error()
+        if problem:
+            self.error.setText(problem)
+            self.error.show()
+            return
+        settings = self.values()
+        try:
+            write_settings(self.qsettings, settings)
+        except OSError as exc:
+            QMessageBox.warning(self, "Settings not saved", str(exc))
+            return
+        self.saved.emit(settings)
+        super().accept()
+
+
+def edit_settings(parent: Any = None) -> Settings | None:
+    """Run the dialog modally; the saved settings, or None when cancelled."""
+    dialog = SettingsDialog(parent)
+    return dialog.values() if dialog.exec() == QDialog.DialogCode.Accepted else None
