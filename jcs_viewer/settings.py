@@ -86,11 +86,26 @@ def _format(value) -> str:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
-    return str(value)
+    text = str(value)
+    if any(ch in text for ch in '",;\\') or text != text.strip():
+        # QSettings' INI quoting, so the GUI reads back exactly what the core wrote.
+        return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return text
+
+
+def _unquote(raw: str) -> str:
+    """Undo QSettings' INI quoting: ``"a, \\"b\\""`` -> ``a, "b"``."""
+    raw = raw.strip()
+    if len(raw) >= 2 and raw[0] == raw[-1] == '"':
+        out, chars = [], iter(raw[1:-1])
+        for ch in chars:
+            out.append(next(chars, "") if ch == "\\" else ch)
+        return "".join(out)
+    return raw
 
 
 def _parse(raw: str, annotation: str):
-    raw = raw.strip().strip('"')
+    raw = _unquote(raw)
     if "None" in annotation and raw in ("", "@Invalid()"):
         return None
     if annotation.startswith("bool"):

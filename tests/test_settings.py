@@ -32,3 +32,20 @@ def test_written_by_qsettings_is_readable(tmp_path, qtbot):
     qs.sync()
     s = Settings.load(path)
     assert (s.device, s.slice_threshold, s.reviewer_name, s.segment_all_slices) == ("cuda", 9, "Dr Ng", True)
+
+
+def test_quoting_matches_qsettings_both_ways(tmp_path, qtbot):
+    from PySide6.QtCore import QSettings
+
+    name = 'Dr "Q" O\\Brien, MD'
+    path = tmp_path / "a.ini"
+    qs = QSettings(str(path), QSettings.Format.IniFormat)
+    qs.setValue("reviewer_name", name)
+    qs.sync()
+    assert Settings.load(path).reviewer_name == name
+
+    path2 = tmp_path / "b.ini"
+    Settings(reviewer_name=name, autosave_dir="/data/my sessions").save(path2)
+    qs2 = QSettings(str(path2), QSettings.Format.IniFormat)
+    assert qs2.value("reviewer_name") == name
+    assert qs2.value("autosave_dir") == "/data/my sessions"
