@@ -1,17 +1,188 @@
-"""``jcs-viewer analyze``: placeholder until its issue lands."""
+"""``jcs-viewer analyze``: run the JCS pipeline headless and write the results."""
 
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 
-HELP = "analyze (not yet available)"
+HELP = "analyse a study (or a folder of studies) without the GUI and write results.json, CSV and NIfTI masks"
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    pass
+    parser.add_argument("study", metavar="STUDY", help="DICOM folder/file, NIfTI/MHA/NRRD file, image folder, "
+                        "or a folder whose sub-folders are studies (analysed one after another)")
+    parser.add_argument("--out", required=True, metavar="DIR", help="output folder (one sub-folder per study "
+                        "when STUDY holds several)")
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="inference device")
+    parser.add_argument("--weights-seg", metavar="NAME|PATH", help="segmentation weights (default: the shipped ones)")
+    parser.add_argument("--weights-cls", metavar="NAME|PATH", help="classification weights (default: the shipped ones)")
+    parser.add_argument("--weights", action="append", default=[], metavar="NAME|PATH|DIR",
+                        help="weights for whichever task they are, or a folder of weights to search first "
+                        "(repeatable)")
+    parser.add_argument("--all-slices", action="store_true", help="segment every slice, not only flagged ones")
+    parser.add_argument("--threshold", type=int, metavar="N", help="patient is positive when more than N slices "
+                        "are positive (default: scaled from the paper's 25, see results.json)")
+    parser.add_argument("--series", metavar="UID", help="DICOM series to analyse (default: the largest CT series)")
+    parser.add_argument("--batch-size", type=int, metavar="N", help="slices per forward pass (default: automatic)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def run(args: argparse.Namespace) -> int:
     from jcs_viewer.cli import UserError
 
-    raise UserError("'analyze' is not available in this version yet.")
+    if args.threshold is not None and args.threshold < 0:
+        raise UserError("--threshold must be zero or a positive number of slices.")
+    if args.batch_size is not None and args.batch_size < 1:
+        raise UserError("--batch-size must be at least 1.")
+    source = Path(args.study).expanduser()
+    if not source.exists():
+        raise UserError(f"Study path {source} does not exist.")
+
+    from jcs_viewer.errors import JCSError
+    from jcs_viewer.pipeline import AnalysisOptions
+    from jcs_viewer.pipeline.runner import load_models
+
+    seg, cls = _resolve_weights(args)
+    options = AnalysisOptions(device=args.device, seg_weights=seg, cls_weights=cls, batch_size=args.batch_size,
+                              segment_all_slices=args.all_slices, threshold=args.threshold)
+    studies = find_studies(source)
+    out_root = Path(args.out).expanduser()
+    bar = None if args.quiet else ProgressBar(sys.stderr)
+    models = load_models(options)  # once for every study; errors here are one sentence (exit 2)
+    failures = 0
+    for study in studies:
+        out_dir = out_root if len(studies) == 1 else out_root / study.name
+        try:
+            analyze_one(study, out_dir, options, models, bar, args.series)
+        except JCSError as exc:
+            if len(studies) == 1:
+                raise
+            failures += 1
+            print(f"jcs-viewer: {study.name}: {exc}", file=sys.stderr)
+    return 2 if failures else 0
+
+
+def analyze_one(study: Path, out_dir: Path, options, models, bar, series_uid: str | None = None, cancel=None):
+    """Load, analyse and write one study; nothing is written unless the analysis completes."""
+    from jcs_viewer.io import load_study
+    from jcs_viewer.io.export import export_csv, export_nifti
+    from jcs_viewer.pipeline import analyze
+
+    volume = load_study(study, series_uid=series_uid)
+    result = analyze(volume, options, progress=bar, cancel=cancel, models=models)
+    if bar is not None:
+        bar.finish()
+    result.save(out_dir)
+    export_csv(result, out_dir / "per_slice.csv")
+    export_nifti(result.lesion_mask, volume, out_dir / "lesion_mask.nii.gz")
+    export_nifti(result.lung_mask, volume, out_dir / "lung_mask.nii.gz")
+    q = result.quant
+    print(
+        f"{study.name}: {result.decision} ({result.positive_slices} positive slices, threshold {result.threshold}); "
+        f"lesions {q.lesion_volume_ml['total']:.1f} mL, {q.involvement_percent['total']:.1f} % of "
+        f"{q.lung_volume_ml['total']:.0f} mL lungs; {result.timings.get('total', 0.0):.1f} s -> {out_dir}"
+    )
+    for message in result.messages:
+        print(f"  note: {message}")
+    return result
+
+
+def find_studies(source: Path) -> list[Path]:
+    """The studies under ``source``: itself, or each sub-folder when it holds several studies.
+
+    A folder is one study when it has no sub-folders, when its DICOM files all belong to one
+    StudyInstanceUID (series may sit in sub-folders), or when it holds image/volume files
+    itself. Otherwise every non-hidden sub-folder is a study.
+    """
+    if source.is_file():
+        return [source]
+    subdirs = sorted(d for d in source.iterdir() if d.is_dir() and not d.name.startswith("."))
+    if not subdirs:
+        return [source]
+    from jcs_viewer.io import scan_folder
+
+    entries = scan_folder(source)
+    if entries:
+        if len({e.info.study_uid for e in entries}) <= 1:
+            return [source]
+        return subdirs
+    if any(f.is_file() and not f.name.startswith(".") for f in source.iterdir()):
+        return [source]
+    return subdirs
+
+
+def _resolve_weights(args: argparse.Namespace) -> tuple[str | None, str | None]:
+    """``(seg, cls)`` weights from ``--weights-seg/--weights-cls`` and the task-agnostic ``--weights``."""
+    from jcs_viewer.cli import UserError
+
+    seg, cls = args.weights_seg, args.weights_cls
+    if not args.weights:
+        return seg, cls
+    from jcs_viewer.models import registry
+
+    for item in args.weights:
+        path = Path(item).expanduser()
+        if path.is_dir():
+            registry.add_weights_dir(path)
+            continue
+        task = _task_of(item, path, registry)
+        if task == "seg":
+            if seg is not None and seg != item:
+                raise UserError(f"Two segmentation weights were given ({seg} and {item}); pass one.")
+            seg = item
+        else:
+            if cls is not None and cls != item:
+                raise UserError(f"Two classification weights were given ({cls} and {item}); pass one.")
+            cls = item
+    return seg, cls
+
+
+def _task_of(item: str, path: Path, registry) -> str:
+    from jcs_viewer.errors import ModelLoadError
+
+    if path.is_file():
+        resolved = path.resolve()
+        for entry in registry.list_weights(extra_dirs=(resolved.parent,)):
+            if entry.path.resolve() == resolved:
+                return entry.task
+        entry = registry.official_entry(resolved)
+        if entry is None:
+            raise ModelLoadError(f"{path.name} is neither an official JCS checkpoint nor listed in a weights manifest.")
+        return entry.task
+    return registry.get_weights(item).task
+
+
+class ProgressBar:
+    """A one-line progress bar on a terminal (a line per finished stage otherwise)."""
+
+    WIDTH = 30
+
+    def __init__(self, stream) -> None:
+        self.stream = stream
+        self.tty = bool(getattr(stream, "isatty", lambda: False)())
+        self._last_stage = None
+
+    def __call__(self, event) -> None:
+        if event.message and event.total == 0:  # a note (e.g. the GPU fall-back)
+            self._write_line(f"note: {event.message}")
+            return
+        if self.tty:
+            filled = int(round(self.WIDTH * event.fraction))
+            bar = "#" * filled + "." * (self.WIDTH - filled)
+            self.stream.write(f"\r{event.stage:<12} [{bar}] {event.done}/{event.total}   ")
+            self.stream.flush()
+            if event.done >= event.total:
+                self.stream.write("\n")
+        elif event.done >= event.total and event.stage != self._last_stage:
+            self._write_line(f"{event.stage}: done ({event.total})")
+            self._last_stage = event.stage
+
+    def _write_line(self, text: str) -> None:
+        if self.tty:
+            self.stream.write("\r")
+        self.stream.write(text + "\n")
+        self.stream.flush()
+
+    def finish(self) -> None:
+        self._last_stage = None

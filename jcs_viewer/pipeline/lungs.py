@@ -1,0 +1,311 @@
+"""Lung mask from a CT volume: 0 outside, 1 right lung, 2 left lung.
+
+Steps (HU volumes):
+
+1. Air: voxels below -320 HU (between aerated lung, about -850, and soft tissue).
+2. Outside air removed: 3-D air components that touch the in-plane image border (room air,
+   air under the table). If that removes every lung-sized component (a lung touching the
+   field-of-view edge, or the airway open to room air through the mouth), it is redone slice
+   by slice.
+3. Lungs: the largest remaining component, plus the second largest when it is at least
+   ``SECOND_LUNG_FRACTION`` of the largest; anything below ``MIN_LUNG_ML`` (or 0.5 % of the
+   image for very few slices) is dropped
+   (trachea, main bronchi and bowel gas are separate, smaller components). When both lungs
+   form one component (joined at the anterior junction or through the airways), each slice is
+   cut at the column of least lung tissue in the middle of the component.
+4. Right/left: the lung whose centroid has the lower patient (LPS) x is the right lung.
+5. Each lung is closed in-plane (``CLOSING_MM`` square) and its holes filled slice by slice, so
+   vessels, airway walls and lesions inside the lungs (consolidation included) are lung; lesions
+   on the pleura are added afterwards by :func:`include_lesions` from the AI mask.
+
+Non-HU volumes (8-bit slice stacks, ``is_hu=False``) have no fixed air threshold: candidate
+thresholds from just above black up to Otsu's (dark air/lung vs bright tissue), each with an
+in-plane "sealing" erosion of 0/3/6 mm that closes gaps in a chest wall nearly as dark as the
+lungs, are tried in that order and the first giving a plausible amount of lung is used (see
+:func:`_search_dark_parameters`). Sealed lungs may break into pieces along z, so every large
+piece is kept and the union is split into right/left at the midline. This is an approximation:
+in a soft-tissue window, fat next to the lungs can be included.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from jcs_viewer.pipeline.morphology import bounding_box, close_xy, dilate_xy, fill_holes_xy
+
+AIR_HU = -320
+MIN_LUNG_ML = 20.0
+SECOND_LUNG_FRACTION = 0.2
+FRAGMENT_FRACTION = 0.1
+CLOSING_MM = 3.0
+RIGHT, LEFT = 1, 2
+
+
+def compute_lung_mask(
+    volume_or_array: Any,
+    spacing: tuple[float, float, float] | None = None,
+    *,
+    is_hu: bool | None = None,
+    direction: np.ndarray | None = None,
+) -> np.ndarray:
+    """Segment the lungs.
+
+    Args:
+        volume_or_array: a :class:`~jcs_viewer.io.volume.Volume` or an ``(z, y, x)`` array.
+        spacing: voxel size (z, y, x) in mm (arrays only).
+        is_hu: whether values are HU (arrays only; default True).
+        direction: 3x3 direction matrix (arrays only; default identity, low x = patient right).
+
+    Returns:
+        ``uint8 (z, y, x)``: 0 none, 1 right lung, 2 left lung (all zeros when no lung is found).
+    """
+    if hasattr(volume_or_array, "array"):
+        image = volume_or_array.array
+        spacing = volume_or_array.spacing
+        is_hu = volume_or_array.is_hu
+        direction = volume_or_array.direction
+    else:
+        image = np.asarray(volume_or_array)
+        if spacing is None:
+            raise ValueError("spacing is required for a bare array")
+    is_hu = True if is_hu is None else is_hu
+    direction = np.eye(3) if direction is None else np.asarray(direction, dtype=float).reshape(3, 3)
+    dz, dy, dx = (float(s) for s in spacing)
+    voxel_ml = dz * dy * dx / 1000.0
+
+    # 20 mL, or 0.5 % of the image for a few thin slices (a single 2-D slice has no 20 mL lung).
+    min_voxels = min(MIN_LUNG_ML / voxel_ml, 0.005 * image.size)
+    if is_hu:
+        labels, lungs = _find_lungs(image, AIR_HU, 0, min_voxels)
+    else:
+        threshold, radius_px = _search_dark_parameters(image, spacing, min_voxels)
+        labels, lungs = _find_lungs(image, threshold, radius_px, min_voxels)
+    if not lungs:
+        return np.zeros(image.shape, dtype=np.uint8)
+
+    mask = np.zeros(image.shape, dtype=np.uint8)
+    if len(lungs) == 2 and _side_by_side(labels == lungs[0], labels == lungs[1]):
+        cx = [_lps_x_of_centroid(labels == lab, direction) for lab in lungs]
+        right_lab, left_lab = (lungs[0], lungs[1]) if cx[0] < cx[1] else (lungs[1], lungs[0])
+        mask[labels == right_lab] = RIGHT
+        mask[labels == left_lab] = LEFT
+    else:
+        # One component, or two that are not a left/right pair (e.g. cut apart along z).
+        _split_single(np.isin(labels, lungs), mask, direction)
+    del labels
+
+    radius = max(1, int(round(CLOSING_MM / min(dy, dx))))
+    out = np.zeros_like(mask)
+    for lab in (RIGHT, LEFT):
+        box = bounding_box(mask == lab, margin=radius + 1)
+        if box is None:
+            continue
+        part = fill_holes_xy(close_xy(mask[box] == lab, radius))
+        # Closing must not claim the other lung's voxels.
+        region = out[box]
+        region[part & (mask[box] != (LEFT if lab == RIGHT else RIGHT)) & (region == 0)] = lab
+    return out
+
+
+def _find_lungs(
+    image: np.ndarray, threshold: float, seal_px: int, min_voxels: float
+) -> tuple[np.ndarray, list[int]]:
+    """Label the lung components of ``image < threshold``; ``([], ...)`` when none qualifies.
+
+    ``seal_px`` > 0 first erodes the dark mask in-plane (closing gaps in a chest wall that is
+    as dark as the lungs, e.g. fat in a soft-tissue window) and grows the found lungs back.
+    """
+    dark = image < threshold
+    air = dark & ~dilate_xy(~dark, seal_px) if seal_px else dark
+    labels, sizes = _inner_air_components(air, per_slice=False, min_voxels=min_voxels)
+    lungs = _select_lungs(sizes, min_voxels, fragments=seal_px > 0)
+    if not lungs:
+        labels, sizes = _inner_air_components(air, per_slice=True, min_voxels=min_voxels)
+        lungs = _select_lungs(sizes, min_voxels, fragments=seal_px > 0)
+    del air
+    if lungs and seal_px:
+        grown = np.zeros_like(labels)
+        for lab in lungs:
+            grown[dilate_xy(labels == lab, seal_px) & dark & (grown == 0)] = lab
+        labels = grown
+    return labels, lungs
+
+
+def _search_dark_parameters(image: np.ndarray, spacing, min_voxels: float) -> tuple[float, int]:
+    """Threshold and sealing radius for a non-HU image.
+
+    Candidates go from the darkest threshold (just above black: soft-tissue windows, where
+    fat is only slightly brighter than lung) up to Otsu's (lung-window images), each with
+    sealing radii 0, 3 and 6 mm; the first giving a plausible amount of lung wins (at least
+    1.5 L, or 5 % of the scanned volume for partial studies). Larger thresholds and radii leak
+    into fat and the abdomen, so "most lung" is only the fall-back. Tried on the whole volume
+    up to 16 M voxels, else on every k-th slice; the caller applies the choice to the whole volume.
+    """
+    step = max(1, int(np.ceil(image.size / 16e6)))
+    sample = image[::step]
+    voxel_ml = float(np.prod(spacing)) / 1000.0
+    plausible_ml = min(1500.0, 0.05 * image.size * voxel_ml)
+    px = min(float(spacing[1]), float(spacing[2]))
+    thresholds, t = [], dark_threshold(image)
+    low = float(image.min()) + 1.5
+    while t >= low and len(thresholds) < 3:
+        thresholds.append(t)
+        t /= 4.0
+    thresholds.append(low)
+    best, best_volume = (thresholds[0] if thresholds else low, 0), 0.0
+    for threshold in sorted(thresholds):
+        for radius_mm in (0.0, 3.0, 6.0):
+            radius = int(round(radius_mm / px))
+            labels, lungs = _find_lungs(sample, threshold, radius, min_voxels / step)
+            volume_ml = float(np.count_nonzero(labels)) * voxel_ml * step if lungs else 0.0
+            if volume_ml >= plausible_ml:
+                return threshold, radius
+            if volume_ml > best_volume:
+                best, best_volume = (threshold, radius), volume_ml
+    return best
+
+
+def dark_threshold(image: np.ndarray) -> float:
+    """Otsu threshold between dark (air/lung) and bright (tissue) intensities of a non-HU image."""
+    import SimpleITK as sitk
+
+    sample = image[:: max(1, image.shape[0] // 32)]
+    img = sitk.GetImageFromArray(np.ascontiguousarray(sample).astype(np.float32))
+    otsu = sitk.OtsuThresholdImageFilter()
+    otsu.SetNumberOfHistogramBins(128)
+    otsu.Execute(img)
+    return float(otsu.GetThreshold())
+
+
+def include_lesions(lung_mask: np.ndarray, lesion_mask: np.ndarray, spacing, margin_mm: float = 10.0) -> np.ndarray:
+    """Add lesion voxels lying just outside the lungs (pleural consolidation) to the nearest lung.
+
+    Only lesion voxels within ``margin_mm`` in-plane of a lung join it; the rest stay outside.
+    Returns a new mask; ``lung_mask`` is not modified.
+    """
+    out = lung_mask.copy()
+    extra = lesion_mask.astype(bool) & (lung_mask == 0)
+    if not extra.any():
+        return out
+    radius = max(1, int(round(margin_mm / min(float(spacing[1]), float(spacing[2])))))
+    for lab in (RIGHT, LEFT):
+        near = dilate_xy(lung_mask == lab, radius)
+        take = extra & near
+        out[take] = lab
+        extra &= ~take
+    return out
+
+
+def restrict_region(lung_mask: np.ndarray, spacing, margin_mm: float = 5.0) -> np.ndarray:
+    """The lungs dilated in-plane by ``margin_mm``: where the AI's lesions are accepted."""
+    radius = max(1, int(round(margin_mm / min(float(spacing[1]), float(spacing[2])))))
+    return dilate_xy(lung_mask > 0, radius)
+
+
+# --------------------------------------------------------------------------- internals
+
+
+def _inner_air_components(
+    air: np.ndarray, per_slice: bool, min_voxels: float
+) -> tuple[np.ndarray, list[int]]:
+    """Label air not connected to the in-plane border, components of at least ``min_voxels``.
+
+    Returns ``uint8`` labels sorted by size (1 = largest) and the sizes in voxels.
+    """
+    import SimpleITK as sitk
+
+    if per_slice:
+        # Zero slices between the slices stop connectivity along z: one 3-D call labels every slice.
+        spaced = np.zeros((2 * air.shape[0] - 1,) + air.shape[1:], dtype=np.uint8)
+        spaced[::2] = air
+        inner = remove_labels_on_border(sitk.ConnectedComponent(sitk.GetImageFromArray(spaced), False))
+        air = sitk.GetArrayViewFromImage(inner)[::2] > 0
+    labels = sitk.ConnectedComponent(sitk.GetImageFromArray(air.view(np.uint8)), False)
+    labels = remove_labels_on_border(labels)
+    relabel = sitk.RelabelComponentImageFilter()
+    relabel.SetMinimumObjectSize(int(max(1, min_voxels)))
+    relabel.SetSortByObjectSize(True)
+    labels = relabel.Execute(labels)
+    sizes = [int(v) for v in relabel.GetSizeOfObjectsInPixels()][:250]
+    labels = sitk.Threshold(labels, 0, 250, 0)  # uint8 below; lung-sized components are never that many
+    return sitk.GetArrayFromImage(sitk.Cast(labels, sitk.sitkUInt8)), sizes
+
+
+def remove_labels_on_border(labels):
+    """Zero the components of a SimpleITK label image that touch the in-plane (x/y) border."""
+    import SimpleITK as sitk
+
+    view = sitk.GetArrayViewFromImage(labels)
+    border = _border_labels(view)
+    if border.size == 0:
+        return labels
+    return sitk.ChangeLabel(labels, changeMap={int(b): 0 for b in border})
+
+
+def _border_labels(labels: np.ndarray) -> np.ndarray:
+    edges = np.concatenate(
+        [labels[:, 0, :].ravel(), labels[:, -1, :].ravel(), labels[:, :, 0].ravel(), labels[:, :, -1].ravel()]
+    )
+    found = np.unique(edges)
+    return found[found != 0]
+
+
+def _select_lungs(sizes: list[int], min_voxels: float, fragments: bool = False) -> list[int]:
+    """Labels (1-based, by size) taken as lung: the largest and a second of comparable size.
+
+    With ``fragments`` (sealed non-HU images, whose lungs can break into pieces along z) every
+    component of at least ``FRAGMENT_FRACTION`` of the largest is kept (up to six).
+    """
+    if not sizes or sizes[0] < min_voxels:
+        return []
+    if fragments:
+        floor = max(min_voxels, FRAGMENT_FRACTION * sizes[0])
+        return [i + 1 for i, size in enumerate(sizes[:6]) if size >= floor]
+    keep = [1]
+    if len(sizes) > 1 and sizes[1] >= max(min_voxels, SECOND_LUNG_FRACTION * sizes[0]):
+        keep.append(2)
+    return keep
+
+
+def _side_by_side(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether two components are a right/left pair: overlapping in z, apart in x."""
+    za, zb = np.flatnonzero(a.any(axis=(1, 2))), np.flatnonzero(b.any(axis=(1, 2)))
+    overlap = min(za[-1], zb[-1]) - max(za[0], zb[0]) + 1
+    if overlap < 0.5 * min(za.size, zb.size):
+        return False
+    xa, xb = np.flatnonzero(a.any(axis=(0, 1))), np.flatnonzero(b.any(axis=(0, 1)))
+    # Lungs side by side overlap little in x; halves of one lung overlap almost fully.
+    x_overlap = min(xa[-1], xb[-1]) - max(xa[0], xb[0]) + 1
+    return x_overlap < 0.5 * min(xa.size, xb.size)
+
+
+def _lps_x_of_centroid(component: np.ndarray, direction: np.ndarray) -> float:
+    """Patient x (LPS, + = left) of a component's centroid, up to the origin offset."""
+    zs, ys, xs = np.nonzero(component[:: max(1, component.shape[0] // 64)])
+    ijk = np.array([xs.mean(), ys.mean(), zs.mean()])
+    return float((direction @ ijk)[0])
+
+
+def _split_single(component: np.ndarray, mask: np.ndarray, direction: np.ndarray) -> None:
+    """Cut one joined component into right/left lungs slice by slice at the thinnest middle column."""
+    cols = np.flatnonzero(component.any(axis=(0, 1)))
+    lo, hi = int(cols[0]), int(cols[-1]) + 1
+    width = hi - lo
+    mid_lo, mid_hi = lo + int(0.3 * width), lo + int(0.7 * width)
+    # Column index ascends to patient left when direction[0, 0] > 0 (standard axial LPS).
+    low_cols_are_right = float(direction[0, 0]) >= 0.0
+    profile_all = component.sum(axis=(0, 1))
+    default_cut = mid_lo + int(np.argmin(profile_all[mid_lo:mid_hi])) if mid_hi > mid_lo else (lo + hi) // 2
+    low_label, high_label = (RIGHT, LEFT) if low_cols_are_right else (LEFT, RIGHT)
+    for z in np.flatnonzero(component.any(axis=(1, 2))):
+        window = component[z, :, mid_lo:mid_hi].sum(axis=0)
+        if window.size:
+            # Of the thinnest columns (often a run of empty ones), the one nearest the study's midline.
+            candidates = mid_lo + np.flatnonzero(window == window.min())
+            cut = int(candidates[np.argmin(np.abs(candidates - default_cut))])
+        else:
+            cut = default_cut
+        mask[z, :, :cut][component[z, :, :cut]] = low_label
+        mask[z, :, cut:][component[z, :, cut:]] = high_label

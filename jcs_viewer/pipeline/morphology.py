@@ -1,0 +1,83 @@
+"""Fast in-plane binary morphology on (z, y, x) boolean volumes with numpy.
+
+SimpleITK's ball-kernel morphology takes seconds on a 300 x 512 x 512 volume on two cores;
+separable square (box) kernels built from shifted ORs take a fraction of that. All
+operations are slice-wise (no mixing along z) unless stated.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def _shift_or(mask: np.ndarray, radius: int, axis: int, op) -> np.ndarray:
+    out = mask.copy()
+    n = mask.shape[axis]
+    for step in range(1, min(radius, n - 1) + 1):
+        lo = [slice(None)] * mask.ndim
+        hi = [slice(None)] * mask.ndim
+        lo[axis], hi[axis] = slice(step, None), slice(None, -step)
+        op(out[tuple(lo)], mask[tuple(hi)], out=out[tuple(lo)])
+        op(out[tuple(hi)], mask[tuple(lo)], out=out[tuple(hi)])
+    return out
+
+
+def dilate_xy(mask: np.ndarray, radius: int) -> np.ndarray:
+    """Dilation with a (2r+1)^2 in-plane square."""
+    if radius <= 0:
+        return mask.copy()
+    return _shift_or(_shift_or(mask, radius, -1, np.logical_or), radius, -2, np.logical_or)
+
+
+def erode_xy(mask: np.ndarray, radius: int) -> np.ndarray:
+    """Erosion with a (2r+1)^2 in-plane square (pixels beyond the edge count as foreground)."""
+    if radius <= 0:
+        return mask.copy()
+    return _shift_or(_shift_or(mask, radius, -1, np.logical_and), radius, -2, np.logical_and)
+
+
+def close_xy(mask: np.ndarray, radius: int) -> np.ndarray:
+    """Closing (dilation then erosion) with a (2r+1)^2 in-plane square; padded so edges do not stick."""
+    if radius <= 0:
+        return mask.copy()
+    padded = np.pad(mask, ((0, 0), (radius, radius), (radius, radius)))
+    closed = erode_xy(dilate_xy(padded, radius), radius)
+    return closed[:, radius:-radius, radius:-radius]
+
+
+def fill_holes_xy(mask: np.ndarray) -> np.ndarray:
+    """Fill, slice by slice, background regions not connected to the slice border."""
+    import SimpleITK as sitk
+
+    out = mask.copy()
+    box = bounding_box(mask, margin=1)
+    if box is None:
+        return out
+    crop = mask[box]
+    # Background of every slice, with zero slices in between so nothing connects along z;
+    # one 3-D labelling is far faster than a SimpleITK call per slice.
+    spaced = np.zeros((2 * crop.shape[0] - 1,) + crop.shape[1:], dtype=np.uint8)
+    spaced[::2] = ~crop
+    image = sitk.ConnectedComponent(sitk.GetImageFromArray(spaced), False)
+    labels = sitk.GetArrayViewFromImage(image)[::2]  # a view: ``image`` must stay alive while it is used
+    edges = np.concatenate([labels[:, 0, :].ravel(), labels[:, -1, :].ravel(),
+                            labels[:, :, 0].ravel(), labels[:, :, -1].ravel()])
+    outside = np.zeros(int(labels.max()) + 1, dtype=bool)
+    outside[np.unique(edges)] = True
+    outside[0] = True
+    out[box] |= ~outside[labels]
+    del labels, image
+    return out
+
+
+def bounding_box(mask: np.ndarray, margin: int = 0) -> tuple[slice, slice, slice] | None:
+    """Index box of the nonzero voxels grown by ``margin`` in-plane (None when empty)."""
+    zs = np.flatnonzero(mask.reshape(mask.shape[0], -1).any(axis=1))
+    if zs.size == 0:
+        return None
+    ys, xs = np.nonzero(mask[zs[0] : zs[-1] + 1].any(axis=0))
+    return (
+        slice(int(zs[0]), int(zs[-1]) + 1),
+        slice(max(int(ys.min()) - margin, 0), min(int(ys.max()) + 1 + margin, mask.shape[1])),
+        slice(max(int(xs.min()) - margin, 0), min(int(xs.max()) + 1 + margin, mask.shape[2])),
+    )

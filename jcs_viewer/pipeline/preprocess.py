@@ -1,0 +1,133 @@
+"""From stored slices (HU or 8-bit) to a model's input tensor, and model outputs back to slices.
+
+Small composable steps, all batched torch operations on the inference device so that only
+int16 slices travel to the GPU::
+
+    slices (N, H, W) int16 --to_unit--> 0..1 --resize--> input_size --crop--> 3 channels --normalise-->
+
+- HU volumes are windowed with the weights entry's ``window = (center, width)`` (HU) and
+  mapped linearly to 0..1, clipped: the model then sees what an 8-bit training slice with that
+  window showed. Non-HU volumes (``is_hu=False``, 8-bit slice stacks) are already such images:
+  their 0..255 values are divided by 255.
+- Resizing is bilinear without keeping the aspect ratio (as the official code's cv2.resize).
+- Classification crop: when the entry declares ``resize`` larger than ``input_size`` (the
+  official classifier: Resize(256) then CenterCrop(224)), the slice is resized to ``resize``
+  and centre-cropped; otherwise the whole slice is resized to ``input_size``. Maps computed
+  on a crop are pasted back into the uncropped frame (zeros outside) before being stretched
+  to the slice.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+DEFAULT_WINDOW = (-600.0, 1500.0)  # lung window, used only when an entry declares none
+
+
+def as_hw(size: Any) -> tuple[int, int]:
+    """``512`` or ``(512, 512)`` -> ``(512, 512)``."""
+    if isinstance(size, (int, np.integer)):
+        return int(size), int(size)
+    h, w = size
+    return int(h), int(w)
+
+
+def entry_window(entry: Any) -> tuple[float, float]:
+    window = getattr(entry, "window", None) or DEFAULT_WINDOW
+    return float(window[0]), float(window[1])
+
+
+def entry_geometry(entry: Any) -> tuple[tuple[int, int], tuple[int, int]]:
+    """``(resize_hw, input_hw)``: the frame the slice is resized to, and the centre crop fed to the net."""
+    input_hw = as_hw(getattr(entry, "input_size", 512) or 512)
+    resize = getattr(entry, "resize", None)
+    resize_hw = as_hw(resize) if resize else input_hw
+    if resize_hw[0] < input_hw[0] or resize_hw[1] < input_hw[1]:
+        resize_hw = input_hw
+    return resize_hw, input_hw
+
+
+def to_unit(slices, is_hu: bool, window: tuple[float, float]):
+    """int16 (N, H, W) tensor -> float32 (N, 1, H, W) in 0..1 (HU: windowed; else /255)."""
+    import torch
+
+    x = slices.to(torch.float32)[:, None]
+    if is_hu:
+        center, width = window
+        low = center - width / 2.0
+        x = (x - low) / max(width, 1e-6)
+    else:
+        x = x / 255.0
+    return x.clamp_(0.0, 1.0)
+
+
+def resize(x, size_hw: tuple[int, int]):
+    """Bilinear resize of an (N, C, H, W) batch (no-op at the same size)."""
+    import torch.nn.functional as F
+
+    if tuple(x.shape[-2:]) == tuple(size_hw):
+        return x
+    return F.interpolate(x, size=size_hw, mode="bilinear", align_corners=False)
+
+
+def center_crop(x, size_hw: tuple[int, int]):
+    """Centre crop of an (N, C, H, W) batch to ``size_hw``."""
+    h, w = x.shape[-2:]
+    top, left = (h - size_hw[0]) // 2, (w - size_hw[1]) // 2
+    return x[..., top : top + size_hw[0], left : left + size_hw[1]]
+
+
+def normalise(x, mean, std):
+    """Repeat one channel to three and apply per-channel ``(x - mean) / std``."""
+    import torch
+
+    x = x.expand(-1, 3, -1, -1)
+    m = torch.tensor(mean, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+    s = torch.tensor(std, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+    return (x - m) / s
+
+
+def prepare_batch(slices: np.ndarray, entry: Any, is_hu: bool, device) -> Any:
+    """Model input for a batch of stored slices.
+
+    Args:
+        slices: ``(N, H, W)`` int16 array (HU or 0..255).
+        entry: the weights entry (``window``, ``input_size``, ``mean``, ``std``, optional ``resize``).
+        is_hu: whether ``slices`` are Hounsfield units.
+        device: torch device for the computation.
+
+    Returns:
+        float32 ``(N, 3, h, w)`` channels-last tensor on ``device``.
+    """
+    import torch
+
+    resize_hw, input_hw = entry_geometry(entry)
+    t = torch.from_numpy(np.ascontiguousarray(slices)).to(device, non_blocking=True)
+    x = resize(to_unit(t, is_hu, entry_window(entry)), resize_hw)
+    if resize_hw != input_hw:
+        x = center_crop(x, input_hw)
+    x = normalise(x, getattr(entry, "mean", None) or IMAGENET_MEAN, getattr(entry, "std", None) or IMAGENET_STD)
+    return x.contiguous(memory_format=torch.channels_last)
+
+
+def uncrop(maps, entry: Any):
+    """Paste (N, h, w) maps computed on the centre crop back into the resized frame (zeros outside)."""
+    import torch.nn.functional as F
+
+    resize_hw, input_hw = entry_geometry(entry)
+    if resize_hw == input_hw:
+        return maps
+    top, left = (resize_hw[0] - input_hw[0]) // 2, (resize_hw[1] - input_hw[1]) // 2
+    pad = (left, resize_hw[1] - input_hw[1] - left, top, resize_hw[0] - input_hw[0] - top)
+    return F.pad(maps, pad)
+
+
+def to_uint8(maps) -> np.ndarray:
+    """0..1 float maps -> uint8 0..255 numpy (rounded), computed on the maps' device."""
+    import torch
+
+    return (maps.float().clamp(0.0, 1.0) * 255.0).round_().to(torch.uint8).cpu().numpy()

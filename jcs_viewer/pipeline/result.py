@@ -1,0 +1,245 @@
+"""``StudyResult``: everything one analysis produced, saved as JSON + compressed arrays.
+
+On disk (one folder per study)::
+
+    results.json   summary, per-slice table, models, options, timings (versioned schema)
+    arrays.npz     slice probabilities, CAMs, attributes, lesion probability/mask, lung mask
+
+Both files are written atomically (temporary file + ``os.replace``); ``StudyResult.load``
+gives back an object equal to the one saved.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from jcs_viewer import __version__
+from jcs_viewer.errors import ExportError, StudyLoadError
+from jcs_viewer.pipeline.quantify import Quantification
+
+SCHEMA_VERSION = 1
+RESULTS_JSON = "results.json"
+ARRAYS_NPZ = "arrays.npz"
+ATTRIBUTE_NAMES = (
+    "ground_glass_opacity",
+    "consolidation",
+    "crazy_paving",
+    "air_bronchogram",
+    "interlobular_septal_thickening",
+)
+# Optional arrays stored in arrays.npz (absent when None).
+_ARRAY_FIELDS = ("slice_probability", "slice_positive", "cams", "attributes", "lesion_probability",
+                 "lesion_mask", "segmented_slices", "lung_mask")
+
+
+@dataclass(eq=False)
+class StudyResult:
+    """The outcome of :func:`jcs_viewer.pipeline.analyze` for one study.
+
+    Arrays are ``(z, y, x)`` like the :class:`~jcs_viewer.io.volume.Volume`; ``cams`` are
+    ``(z, h, w)`` at reduced resolution (stretch to the slice for display).
+    """
+
+    n_slices: int
+    spacing: tuple[float, float, float]
+    origin: tuple[float, float, float]
+    direction: np.ndarray
+    slice_probability: np.ndarray
+    slice_cutoff: float
+    slice_positive: np.ndarray
+    positive_slices: int
+    threshold: int
+    threshold_rule: str
+    decision: str
+    cams: np.ndarray | None
+    lesion_probability: np.ndarray | None
+    lesion_mask: np.ndarray
+    segmented_slices: np.ndarray
+    lung_mask: np.ndarray
+    attributes: np.ndarray | None
+    quant: Quantification
+    models: dict[str, dict[str, Any]] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+    messages: list[str] = field(default_factory=list)
+    options: dict[str, Any] = field(default_factory=dict)
+    lesion_cutoff: float = 0.5
+    is_hu: bool = True
+    study: dict[str, str] = field(default_factory=dict)
+    created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    app_version: str = __version__
+    schema_version: int = SCHEMA_VERSION
+
+    # ------------------------------------------------------------------ views
+    def per_slice(self) -> list[dict[str, Any]]:
+        """One row per slice: index, probability, positive, segmented, lesion area and count."""
+        rows = []
+        normal = np.asarray(self.direction, dtype=float).reshape(3, 3)[:, 2]
+        start = float(np.dot(np.asarray(self.origin, dtype=float), normal))
+        for z in range(self.n_slices):
+            row: dict[str, Any] = {
+                "index": z,
+                "position_mm": round(start + z * float(self.spacing[0]), 3),
+                "probability": round(float(self.slice_probability[z]), 6),
+                "positive": bool(self.slice_positive[z]),
+                "segmented": bool(self.segmented_slices[z]),
+                "lesion_area_mm2": round(float(self.quant.per_slice_area_mm2[z]), 3),
+                "lesion_count": int(self.quant.per_slice_count[z]),
+            }
+            if self.attributes is not None:
+                for name, value in zip(ATTRIBUTE_NAMES, self.attributes[z]):
+                    row[name] = round(float(value), 6)
+            rows.append(row)
+        return rows
+
+    def summary_dict(self) -> dict[str, Any]:
+        """The JSON document written as ``results.json`` (without the arrays)."""
+        q = self.quant
+        return {
+            "schema_version": self.schema_version,
+            "app_version": self.app_version,
+            "created": self.created,
+            "decision": self.decision,
+            "positive_slices": int(self.positive_slices),
+            "threshold": int(self.threshold),
+            "threshold_rule": self.threshold_rule,
+            "slice_cutoff": float(self.slice_cutoff),
+            "lesion_cutoff": float(self.lesion_cutoff),
+            "n_slices": int(self.n_slices),
+            "lesion_volume_ml": dict(q.lesion_volume_ml),
+            "lung_volume_ml": dict(q.lung_volume_ml),
+            "involvement_percent": dict(q.involvement_percent),
+            "lesion_count": int(q.lesion_count),
+            "extent_mm": float(q.extent_mm),
+            "zones_ml": dict(q.zones),
+            "mean_hu": q.mean_hu,
+            "ggo_ml": q.ggo_ml,
+            "consolidation_ml": q.consolidation_ml,
+            "quantification": q.to_dict(),
+            "geometry": {
+                "spacing_zyx_mm": list(self.spacing),
+                "origin_lps_mm": list(self.origin),
+                "direction": np.asarray(self.direction, dtype=float).reshape(3, 3).tolist(),
+                "is_hu": bool(self.is_hu),
+            },
+            "study": dict(self.study),
+            "models": {k: dict(v) for k, v in self.models.items()},
+            "options": dict(self.options),
+            "timings": {k: float(v) for k, v in self.timings.items()},
+            "messages": list(self.messages),
+            "per_slice": self.per_slice(),
+        }
+
+    # --------------------------------------------------------------- persist
+    def save(self, directory: str | os.PathLike[str]) -> Path:
+        """Write ``results.json`` and ``arrays.npz`` into ``directory`` (created if needed)."""
+        out = Path(directory)
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            arrays = {name: getattr(self, name) for name in _ARRAY_FIELDS if getattr(self, name) is not None}
+            _atomic_write(out / ARRAYS_NPZ, lambda f: np.savez_compressed(f, **arrays))
+            text = json.dumps(self.summary_dict(), indent=1, allow_nan=False)
+            _atomic_write(out / RESULTS_JSON, lambda f: f.write(text.encode("utf-8")))
+        except OSError as exc:
+            raise ExportError(f"Could not write the results to {out}: {exc.strerror or exc}.") from exc
+        return out
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike[str]) -> "StudyResult":
+        """Read a folder written by :meth:`save`."""
+        folder = Path(directory)
+        json_path, npz_path = folder / RESULTS_JSON, folder / ARRAYS_NPZ
+        try:
+            doc = json.loads(json_path.read_text(encoding="utf-8"))
+            with np.load(npz_path, allow_pickle=False) as npz:
+                arrays = {name: npz[name] for name in npz.files}
+        except FileNotFoundError as exc:
+            raise StudyLoadError(f"{exc.filename} is missing, so the saved analysis cannot be read.") from exc
+        except (OSError, ValueError) as exc:
+            raise StudyLoadError(f"The saved analysis in {folder} is damaged ({exc}).") from exc
+        if not isinstance(doc, dict) or doc.get("schema_version", 0) > SCHEMA_VERSION:
+            raise StudyLoadError(
+                f"{json_path} was written by a newer JCS Viewer (schema {doc.get('schema_version')!r})."
+            )
+        try:
+            geo = doc["geometry"]
+            return cls(
+                n_slices=int(doc["n_slices"]),
+                spacing=tuple(float(v) for v in geo["spacing_zyx_mm"]),
+                origin=tuple(float(v) for v in geo["origin_lps_mm"]),
+                direction=np.asarray(geo["direction"], dtype=float),
+                slice_probability=arrays["slice_probability"],
+                slice_cutoff=float(doc["slice_cutoff"]),
+                slice_positive=arrays["slice_positive"],
+                positive_slices=int(doc["positive_slices"]),
+                threshold=int(doc["threshold"]),
+                threshold_rule=str(doc["threshold_rule"]),
+                decision=str(doc["decision"]),
+                cams=arrays.get("cams"),
+                lesion_probability=arrays.get("lesion_probability"),
+                lesion_mask=arrays["lesion_mask"],
+                segmented_slices=arrays["segmented_slices"],
+                lung_mask=arrays["lung_mask"],
+                attributes=arrays.get("attributes"),
+                quant=Quantification.from_dict(doc["quantification"]),
+                models=doc.get("models", {}),
+                timings={k: float(v) for k, v in doc.get("timings", {}).items()},
+                messages=list(doc.get("messages", [])),
+                options=doc.get("options", {}),
+                lesion_cutoff=float(doc.get("lesion_cutoff", 0.5)),
+                is_hu=bool(geo.get("is_hu", True)),
+                study=doc.get("study", {}),
+                created=str(doc.get("created", "")),
+                app_version=str(doc.get("app_version", "")),
+                schema_version=int(doc["schema_version"]),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise StudyLoadError(f"{json_path} lacks a required entry ({exc}).") from exc
+
+    # ---------------------------------------------------------------- compare
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, StudyResult):
+            return NotImplemented
+        for name in self.__dataclass_fields__:
+            a, b = getattr(self, name), getattr(other, name)
+            if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+                if a is None or b is None:
+                    return False
+                a, b = np.asarray(a), np.asarray(b)
+                if a.shape != b.shape or a.dtype != b.dtype and name != "direction" or not np.array_equal(a, b):
+                    return False
+            elif name == "spacing" or name == "origin":
+                if tuple(map(float, a)) != tuple(map(float, b)):
+                    return False
+            elif a != b:
+                return False
+        return True
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+def _atomic_write(path: Path, write) -> None:
+    """Write through a temporary file in the same folder, then rename over ``path``."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+__all__ = ["StudyResult", "SCHEMA_VERSION", "ATTRIBUTE_NAMES", "RESULTS_JSON", "ARRAYS_NPZ"]

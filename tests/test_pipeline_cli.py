@@ -1,0 +1,116 @@
+"""``jcs-viewer analyze`` end to end on small demo studies with registered tiny weights."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from jcs_viewer.cli import main
+from test_pipeline_support import dice, register_tiny_weights
+
+
+@pytest.fixture(scope="module")
+def weights_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("weights")
+    register_tiny_weights(folder)
+    return folder
+
+
+@pytest.fixture
+def registered(weights_dir, monkeypatch):
+    monkeypatch.setenv("JCS_VIEWER_WEIGHTS", str(weights_dir))
+    monkeypatch.setenv("XDG_DATA_HOME", str(weights_dir / "no-user-weights"))
+    return weights_dir
+
+
+@pytest.fixture(scope="module")
+def demo_study(tmp_path_factory):
+    from jcs_viewer.io.phantom import write_demo_study
+
+    return write_demo_study(tmp_path_factory.mktemp("demo") / "patient_a", n_slices=10, size=128, seed=5)
+
+
+def test_analyze_writes_every_output_with_source_geometry(registered, demo_study, tmp_path, capsys):
+    import SimpleITK as sitk
+
+    out = tmp_path / "out"
+    rc = main(["analyze", str(demo_study), "--out", str(out), "--device", "cpu", "--all-slices", "--threshold", "2"])
+    assert rc == 0
+    printed = capsys.readouterr()
+    assert "patient_a:" in printed.out
+    assert {"results.json", "arrays.npz", "per_slice.csv", "lesion_mask.nii.gz", "lung_mask.nii.gz"} <= {
+        p.name for p in out.iterdir()}
+    doc = json.loads((out / "results.json").read_text())
+    assert doc["threshold"] == 2 and doc["options"]["segment_all_slices"] is True
+    assert doc["models"]["cls"]["name"] == "test-cls" and len(doc["models"]["seg"]["sha256"]) == 64
+    rows = list(csv.DictReader((out / "per_slice.csv").open()))
+    assert len(rows) == 10 and all(r["segmented"] == "1" for r in rows)
+    truth = sitk.ReadImage(str(demo_study / "ground_truth" / "lung_mask.nii.gz"))
+    for name in ("lung_mask.nii.gz", "lesion_mask.nii.gz"):
+        written = sitk.ReadImage(str(out / name))
+        assert written.GetSize() == truth.GetSize()
+        assert np.allclose(written.GetSpacing(), truth.GetSpacing())
+        assert np.allclose(written.GetOrigin(), truth.GetOrigin(), atol=1e-3)
+        assert np.allclose(written.GetDirection(), truth.GetDirection())
+    lungs = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "lung_mask.nii.gz")))
+    assert dice(lungs > 0, sitk.GetArrayFromImage(truth) > 0) >= 0.9
+
+
+def test_folder_of_studies_is_analysed_one_by_one(registered, demo_study, tmp_path):
+    import shutil
+
+    from jcs_viewer.io.phantom import write_demo_study
+
+    root = tmp_path / "studies"
+    shutil.copytree(demo_study, root / "patient_a")
+    write_demo_study(root / "patient_b", n_slices=6, size=96, seed=6)
+    out = tmp_path / "out"
+    assert main(["analyze", str(root), "--out", str(out), "--device", "cpu", "--quiet"]) == 0
+    for name in ("patient_a", "patient_b"):
+        assert (out / name / "results.json").is_file() and (out / name / "lung_mask.nii.gz").is_file()
+
+
+def test_weights_option_picks_the_task_from_the_file(registered, demo_study, tmp_path):
+    out = tmp_path / "out"
+    seg_file = registered / "test-seg.safetensors"
+    assert main(["analyze", str(demo_study), "--out", str(out), "--device", "cpu", "--quiet",
+                 "--weights", str(seg_file), "--weights", "test-cls"]) == 0
+    doc = json.loads((out / "results.json").read_text())
+    assert doc["options"]["seg_weights"] == str(seg_file) and doc["options"]["cls_weights"] == "test-cls"
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--weights-seg", "no-such-weights"], "No weights named 'no-such-weights'"),
+    (["--threshold", "-1"], "--threshold"),
+])
+def test_errors_are_one_sentence_and_exit_2(registered, demo_study, tmp_path, capsys, extra, message):
+    out = tmp_path / "out"
+    assert main(["analyze", str(demo_study), "--out", str(out), "--device", "cpu", *extra]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0] and err[0].startswith("jcs-viewer: ")
+    assert not out.exists()
+
+
+def test_missing_study_exits_2(registered, tmp_path, capsys):
+    assert main(["analyze", str(tmp_path / "nothing"), "--out", str(tmp_path / "o")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_cancelled_analysis_writes_nothing(registered, demo_study, tmp_path):
+    from jcs_viewer.cli.analyze_cmd import analyze_one
+    from jcs_viewer.errors import Cancelled
+    from jcs_viewer.pipeline import AnalysisOptions, CancelToken
+    from jcs_viewer.pipeline.runner import load_models
+
+    token = CancelToken()
+    options = AnalysisOptions(device="cpu", batch_size=2, segment_all_slices=True)
+
+    def progress(event):
+        if event.stage == "segment" and event.done > 0:
+            token.cancel()
+
+    out = tmp_path / "out"
+    with pytest.raises(Cancelled):
+        analyze_one(demo_study, out, options, load_models(options), progress, cancel=token)
+    assert not out.exists()

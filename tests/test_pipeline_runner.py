@@ -1,0 +1,140 @@
+"""The staged runner with real (tiny, random-initialised) JCS networks on a small phantom."""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from jcs_viewer.errors import Cancelled
+from jcs_viewer.pipeline import STAGES, AnalysisOptions, CancelToken, LoadedModels, StudyResult, analyze
+from test_pipeline_support import small_phantom, tiny_models
+
+OPTS = dict(device="cpu", batch_size=4, segment_all_slices=True)
+
+
+@pytest.fixture(scope="module")
+def volume():
+    return small_phantom(8, 96, seed=2).to_volume()
+
+
+@pytest.fixture(scope="module")
+def baseline(volume):
+    events = []
+    result = analyze(volume, AnalysisOptions(**OPTS), progress=events.append, models=tiny_models())
+    return result, events
+
+
+def test_result_is_complete(volume, baseline):
+    result, events = baseline
+    n, h, w = volume.shape
+    assert isinstance(result, StudyResult)
+    assert result.slice_probability.shape == (n,) and result.slice_probability.dtype == np.float32
+    assert ((result.slice_probability >= 0) & (result.slice_probability <= 1)).all()
+    assert result.cams.shape == (n, 64, 64) and result.cams.dtype == np.uint8
+    assert result.lesion_probability.shape == (n, h, w) and result.lesion_probability.dtype == np.uint8
+    assert result.lesion_mask.dtype == np.uint8 and set(np.unique(result.lesion_mask)) <= {0, 1}
+    assert result.segmented_slices.all()
+    # The binary mask is the thresholded probability restricted to (dilated) lungs.
+    assert not (result.lesion_mask.astype(bool) & (result.lesion_probability < 128)).any()
+    assert set(np.unique(result.lung_mask)) == {0, 1, 2}
+    assert result.decision in ("positive", "negative")
+    assert result.positive_slices == int(result.slice_positive.sum())
+    assert result.models["cls"]["name"] == "test-cls" and result.models["seg"]["arch"] == "jcs_seg_lite"
+    assert set(STAGES) <= set(result.timings) and result.timings["total"] > 0
+    assert [e.stage for e in events if e.done == e.total and e.total] == list(STAGES)
+    classify = [e.done for e in events if e.stage == "classify"]
+    assert classify == [0, 4, 8]
+
+
+def test_flagged_slices_only_by_default(volume):
+    models = tiny_models()
+    first = analyze(volume, AnalysisOptions(device="cpu", slice_cutoff=1.0), models=models)
+    assert not first.segmented_slices.any() and not first.lesion_mask.any()
+    every = analyze(volume, AnalysisOptions(device="cpu", slice_cutoff=0.0, threshold=3), models=models)
+    assert every.segmented_slices.all() and every.decision == "positive" and every.threshold == 3
+    assert "set by the user" in every.threshold_rule
+
+
+def test_cancel_after_first_batch_raises_and_returns_nothing(volume):
+    token = CancelToken()
+    seen = []
+
+    def progress(event):
+        seen.append(event)
+        if event.stage == "classify" and event.done > 0:
+            token.cancel()
+
+    with pytest.raises(Cancelled):
+        analyze(volume, AnalysisOptions(**OPTS), progress=progress, cancel=token, models=tiny_models())
+    assert max(e.done for e in seen if e.stage == "classify") == 4  # stopped after one batch
+    assert not any(e.stage == "segment" for e in seen)
+
+
+class FlakyOOM(nn.Module):
+    """Wraps a network and raises CUDA out-of-memory on its first ``failures`` calls."""
+
+    def __init__(self, inner: nn.Module, failures: int) -> None:
+        super().__init__()
+        self.inner = inner
+        self.failures = failures
+        self.batches: list[int] = []
+
+    def forward(self, x):
+        self.batches.append(x.shape[0])
+        if self.failures > 0:
+            self.failures -= 1
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (injected by the test)")
+        return self.inner(x)
+
+
+def test_oom_halves_the_batch(volume, baseline):
+    models = tiny_models()
+    flaky = FlakyOOM(models.seg_model, failures=1)
+    result = analyze(volume, AnalysisOptions(**OPTS), models=LoadedModels(models.cls_model, models.cls_entry,
+                                                                           flaky, models.seg_entry))
+    assert flaky.batches == [4, 2, 2, 2, 2]
+    assert any("reduced from 4 to 2" in m for m in result.messages)
+    np.testing.assert_array_equal(result.lesion_probability, baseline[0].lesion_probability)
+
+
+def test_oom_at_batch_one_falls_back_to_cpu(volume, baseline):
+    models = tiny_models()
+    flaky = FlakyOOM(models.seg_model, failures=3)  # batch 4, 2, 1 all fail
+    events = []
+    result = analyze(volume, AnalysisOptions(**OPTS), progress=events.append,
+                     models=LoadedModels(models.cls_model, models.cls_entry, flaky, models.seg_entry))
+    assert flaky.batches[:4] == [4, 2, 1, 4]  # then the CPU's default segmentation batch
+    assert any("continued on the CPU" in m for m in result.messages)
+    assert any("continued on the CPU" in e.message for e in events)
+    assert result.options["device_used"] == "cpu"
+    np.testing.assert_array_equal(result.lesion_probability, baseline[0].lesion_probability)
+
+
+def test_attribute_head_and_center_crop(volume):
+    models = tiny_models(cls_overrides={"attributes": True})
+    crop_entry = type("Entry", (), {k: getattr(models.cls_entry, k) for k in
+                                    ("name", "arch", "sha256", "mean", "std", "window")})()
+    crop_entry.input_size, crop_entry.resize = 48, 64  # Resize(64) + CenterCrop(48)
+    models.cls_entry = crop_entry
+    result = analyze(volume, AnalysisOptions(device="cpu", slice_cutoff=1.0), models=models)
+    assert result.attributes.shape == (volume.n_slices, 5)
+    assert ((result.attributes > 0) & (result.attributes < 1)).all()
+    # The 8-pixel border outside the 48/64 crop has no activation.
+    border = result.cams[:, :6, :]
+    assert border.max() == 0 and result.cams.max() > 0
+
+
+def test_hu_and_8bit_volumes_share_preprocessing(volume):
+    """An 8-bit lung-window copy of the study gives the model (almost) the same input."""
+    from jcs_viewer.io.volume import Volume
+    from jcs_viewer.pipeline.preprocess import prepare_batch
+
+    models = tiny_models()
+    entry = models.cls_entry
+    center, width = entry.window
+    u8 = np.clip((volume.array.astype(np.float32) - (center - width / 2)) / width * 255, 0, 255)
+    vol8 = Volume(array=np.rint(u8).astype(np.int16), spacing=volume.spacing, is_hu=False)
+    a = prepare_batch(volume.array[:3], entry, True, torch.device("cpu"))
+    b = prepare_batch(vol8.array[:3], entry, False, torch.device("cpu"))
+    assert a.shape == (3, 3, 64, 64)
+    assert torch.allclose(a, b, atol=0.05)
