@@ -4,6 +4,7 @@ subprocess with ``QT_QPA_PLATFORM=xcb`` (see ``tests/helpers.py``)."""
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,15 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")
 # Keep the two cores for the test itself: torch's intra-op pool otherwise oversubscribes.
 os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+# Never touch the tester's own settings, sessions or caches, and never stop on a modal
+# "restore session?" question: every test run gets private folders.
+_PRIVATE = Path(tempfile.mkdtemp(prefix="jcs-viewer-tests-"))
+for _var, _sub in (("JCS_VIEWER_DATA", "data"), ("JCS_VIEWER_DATA_DIR", "data"), ("JCS_VIEWER_CONFIG", "config"),
+                   ("XDG_CONFIG_HOME", "xdg-config"), ("XDG_DATA_HOME", "xdg-data")):
+    os.environ.setdefault(_var, str(_PRIVATE / _sub))
+os.environ.setdefault("JCS_VIEWER_CACHE", str(Path(tempfile.gettempdir()) / "jcs-viewer-test-cache"))
+os.environ.setdefault("JCS_VIEWER_RESTORE_SESSION", "never")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("JCS_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
