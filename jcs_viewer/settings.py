@@ -26,6 +26,19 @@ def config_dir() -> Path:
     return Path(base) / "jcs-viewer"
 
 
+def data_dir() -> Path:
+    """The user's data folder: sessions, logs, extra weights.
+
+    ``$JCS_VIEWER_DATA`` (or ``$JCS_VIEWER_DATA_DIR``) overrides ``$XDG_DATA_HOME/jcs-viewer``
+    (``~/.local/share/jcs-viewer``).
+    """
+    override = os.environ.get("JCS_VIEWER_DATA") or os.environ.get("JCS_VIEWER_DATA_DIR")
+    if override:
+        return Path(override)
+    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(base) / "jcs-viewer"
+
+
 def settings_path() -> Path:
     return config_dir() / "settings.ini"
 

@@ -3,24 +3,13 @@
 from __future__ import annotations
 
 import logging
-import os
 from logging.handlers import RotatingFileHandler
 from pathlib import Path
 
 from jcs_viewer.errors import JCSError
+from jcs_viewer.settings import data_dir
 
 GENERIC_SENTENCE = "Something unexpected went wrong while {action}; the details were written to {log}."
-
-
-def data_dir() -> Path:
-    """The user's data folder for JCS Viewer (``JCS_VIEWER_DATA_DIR`` overrides it)."""
-    override = os.environ.get("JCS_VIEWER_DATA_DIR")
-    if override:
-        return Path(override)
-    from PySide6.QtCore import QStandardPaths
-
-    location = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.GenericDataLocation)
-    return Path(location or Path.home() / ".local" / "share") / "jcs-viewer"
 
 
 def log_path() -> Path:

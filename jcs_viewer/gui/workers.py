@@ -2,43 +2,13 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtCore import QThread, Signal
 
 from jcs_viewer.errors import Cancelled
-
-
-class SimpleCancelToken:
-    """Fallback cancel token (same interface as ``jcs_viewer.pipeline.CancelToken``)."""
-
-    def __init__(self) -> None:
-        self._event = threading.Event()
-
-    def cancel(self) -> None:
-        self._event.set()
-
-    @property
-    def cancelled(self) -> bool:
-        return self._event.is_set()
-
-    def is_cancelled(self) -> bool:
-        return self._event.is_set()
-
-    def raise_if_cancelled(self) -> None:
-        if self._event.is_set():
-            raise Cancelled("The operation was cancelled.")
-
-
-def make_cancel_token() -> Any:
-    """The pipeline's CancelToken when available, else :class:`SimpleCancelToken`."""
-    try:
-        from jcs_viewer.pipeline.progress import CancelToken
-    except ImportError:
-        return SimpleCancelToken()
-    return CancelToken()
+from jcs_viewer.pipeline.progress import CancelToken
 
 
 class TaskWorker(QThread):
@@ -63,7 +33,7 @@ class TaskWorker(QThread):
         super().__init__(parent)
         self.name = name
         self._func = func
-        self.token = make_cancel_token()
+        self.token = CancelToken()
         # True once the outcome signal reached the GUI thread (isRunning() turns False earlier).
         self.delivered = False
         self._started = False
@@ -100,16 +70,8 @@ class TaskWorker(QThread):
         except Exception as exc:  # noqa: BLE001 - the GUI shows one sentence and logs the traceback
             self.failed.emit(exc)
         else:
-            if _is_cancelled(self.token):
+            if self.token.cancelled:
                 self.cancelled.emit()
             else:
                 self.succeeded.emit(result)
 
-
-def _is_cancelled(token: Any) -> bool:
-    value = getattr(token, "cancelled", None)
-    if callable(value):
-        value = value()
-    if value is None and hasattr(token, "is_cancelled"):
-        value = token.is_cancelled()
-    return bool(value)

@@ -152,9 +152,10 @@ def primary_weights_dir() -> Path:
 
 
 def user_weights_dir() -> Path:
-    """``$XDG_DATA_HOME/jcs-viewer/weights`` (default ``~/.local/share/jcs-viewer/weights``)."""
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / "jcs-viewer" / "weights"
+    """``weights/`` in the user's data folder (default ``~/.local/share/jcs-viewer/weights``)."""
+    from jcs_viewer.settings import data_dir
+
+    return data_dir() / "weights"
 
 
 def add_weights_dir(path: str | Path) -> None:
