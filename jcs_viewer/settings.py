@@ -29,10 +29,10 @@ def config_dir() -> Path:
 def data_dir() -> Path:
     """The user's data folder: sessions, logs, extra weights.
 
-    ``$JCS_VIEWER_DATA`` (or ``$JCS_VIEWER_DATA_DIR``) overrides ``$XDG_DATA_HOME/jcs-viewer``
+    ``$JCS_VIEWER_DATA`` overrides ``$XDG_DATA_HOME/jcs-viewer``
     (``~/.local/share/jcs-viewer``).
     """
-    override = os.environ.get("JCS_VIEWER_DATA") or os.environ.get("JCS_VIEWER_DATA_DIR")
+    override = os.environ.get("JCS_VIEWER_DATA")
     if override:
         return Path(override)
     base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"

@@ -17,7 +17,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "2")
 # Never touch the tester's own settings, sessions or caches, and never stop on a modal
 # "restore session?" question: every test run gets private folders.
 _PRIVATE = Path(tempfile.mkdtemp(prefix="jcs-viewer-tests-"))
-for _var, _sub in (("JCS_VIEWER_DATA", "data"), ("JCS_VIEWER_DATA_DIR", "data"), ("JCS_VIEWER_CONFIG", "config"),
+for _var, _sub in (("JCS_VIEWER_DATA", "data"), ("JCS_VIEWER_CONFIG", "config"),
                    ("XDG_CONFIG_HOME", "xdg-config"), ("XDG_DATA_HOME", "xdg-data")):
     os.environ.setdefault(_var, str(_PRIVATE / _sub))
 os.environ.setdefault("JCS_VIEWER_CACHE", str(Path(tempfile.gettempdir()) / "jcs-viewer-test-cache"))

@@ -40,7 +40,7 @@ def ground_truth_analysis(root: Path):
 
 
 def test_demo_open_analyse_review_summary(qtbot, tmp_path, monkeypatch, demo_root):
-    monkeypatch.setenv("JCS_VIEWER_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("JCS_VIEWER_DATA", str(tmp_path / "data"))
     settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
     window = MainWindow(settings=settings, analyze=ground_truth_analysis(demo_root))
     qtbot.addWidget(window)
@@ -104,7 +104,7 @@ def test_demo_with_the_real_pipeline_and_injected_lite_models(qtbot, tmp_path, m
         WeightsEntry(name="random-seg-lite", task="seg", arch="jcs_seg_lite", file="-", input_size=64,
                      window=window_hu),
     )
-    monkeypatch.setenv("JCS_VIEWER_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("JCS_VIEWER_DATA", str(tmp_path / "data"))
     settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
     window = MainWindow(settings=settings, models=models, options=AnalysisOptions(device="cpu"))
     qtbot.addWidget(window)

@@ -28,7 +28,7 @@ def study():
 
 @pytest.fixture
 def make_window(qtbot, tmp_path, monkeypatch):
-    monkeypatch.setenv("JCS_VIEWER_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("JCS_VIEWER_DATA", str(tmp_path / "data"))
 
     def make(**kwargs):
         settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)

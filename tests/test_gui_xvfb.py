@@ -48,7 +48,7 @@ def test_real_window_screenshot(tmp_path):
         pytest.skip("no X display: run under `xvfb-run -a pytest` to test the real window (QT_QPA_PLATFORM=xcb)")
     png = tmp_path / "viewer.png"
     env = dict(os.environ, QT_QPA_PLATFORM="xcb", DISPLAY=display,
-               JCS_VIEWER_DATA_DIR=str(tmp_path / "data"), XDG_CONFIG_HOME=str(tmp_path / "config"))
+               JCS_VIEWER_DATA=str(tmp_path / "data"), XDG_CONFIG_HOME=str(tmp_path / "config"))
     args = ["gui", "--demo", "--screenshot", str(png), "--quit-after-analysis"]
     analysed = _pipeline_can_run()
     if not analysed:

@@ -26,6 +26,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--series", metavar="UID", help="DICOM series to analyse (default: the largest CT series)")
     parser.add_argument("--batch-size", type=int, metavar="N", help="slices per forward pass (default: automatic)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--session", metavar="FILE", help="a reader's session file (.jcssession, saved by the "
+                        "viewer): its edited lesion mask, review states and notes are used for every output "
+                        "(the AI mask is kept as lesion_mask_ai.nii.gz)")
+    parser.add_argument("--report", action="store_true", help="also write the annotated PDF report (report.pdf)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -38,6 +42,9 @@ def run(args: argparse.Namespace) -> int:
     source = Path(args.study).expanduser()
     if not source.exists():
         raise UserError(f"Study path {source} does not exist.")
+    session = getattr(args, "session", None)
+    if session is not None and not Path(session).expanduser().is_file():
+        raise UserError(f"Session file {session} does not exist.")
 
     from jcs_viewer.errors import JCSError
     from jcs_viewer.pipeline import AnalysisOptions
@@ -47,6 +54,8 @@ def run(args: argparse.Namespace) -> int:
     options = AnalysisOptions(device=args.device, seg_weights=seg, cls_weights=cls, batch_size=args.batch_size,
                               segment_all_slices=args.all_slices, threshold=args.threshold)
     studies = find_studies(source)
+    if session is not None and len(studies) > 1:
+        raise UserError("--session belongs to one study; give that study, not a folder of studies.")
     out_root = Path(args.out).expanduser()
     bar = None if args.quiet else ProgressBar(sys.stderr)
     models = load_models(options)  # once for every study; errors here are one sentence (exit 2)
@@ -54,7 +63,8 @@ def run(args: argparse.Namespace) -> int:
     for study in studies:
         out_dir = out_root if len(studies) == 1 else out_root / study.name
         try:
-            analyze_one(study, out_dir, options, models, bar, args.series)
+            analyze_one(study, out_dir, options, models, bar, args.series, session=session,
+                        report=getattr(args, "report", False))
         except JCSError as exc:
             if len(studies) == 1:
                 raise
@@ -63,20 +73,37 @@ def run(args: argparse.Namespace) -> int:
     return 2 if failures else 0
 
 
-def analyze_one(study: Path, out_dir: Path, options, models, bar, series_uid: str | None = None, cancel=None):
-    """Load, analyse and write one study; nothing is written unless the analysis completes."""
+def analyze_one(study: Path, out_dir: Path, options, models, bar, series_uid: str | None = None, cancel=None,
+                session: str | Path | None = None, report: bool = False):
+    """Load, analyse and write one study; nothing is written unless the analysis completes.
+
+    With ``session`` (a viewer session file) the reader's edited mask, review states and notes
+    drive every output; with ``report`` the PDF report is written too.
+    """
     from jcs_viewer.io import load_study
     from jcs_viewer.io.export import export_csv, export_nifti
     from jcs_viewer.pipeline import analyze
+    from jcs_viewer.session.headless import EditedOutputs, apply_session_file
 
     volume = load_study(study, series_uid=series_uid)
     result = analyze(volume, options, progress=bar, cancel=cancel, models=models)
     if bar is not None:
         bar.finish()
+    outputs = EditedOutputs(result, result)
+    if session is not None:
+        outputs = apply_session_file(result, volume, Path(session).expanduser())  # before anything is written
+        result = outputs.result
     result.save(out_dir)
-    export_csv(result, out_dir / "per_slice.csv")
+    export_csv(result, out_dir / "per_slice.csv", review=outputs.review)
     export_nifti(result.lesion_mask, volume, out_dir / "lesion_mask.nii.gz")
     export_nifti(result.lung_mask, volume, out_dir / "lung_mask.nii.gz")
+    if session is not None:
+        export_nifti(outputs.ai_result.lesion_mask, volume, out_dir / "lesion_mask_ai.nii.gz")
+    if report:
+        from jcs_viewer.report import write_report
+
+        kwargs = outputs.report_kwargs()
+        write_report(kwargs.pop("result"), volume, out_dir / "report.pdf", **kwargs)
     q = result.quant
     print(
         f"{study.name}: {result.decision} ({result.positive_slices} positive slices, threshold {result.threshold}); "

@@ -22,6 +22,10 @@ def ensure_app() -> Any:
         app.setApplicationName(APP_ID)
         app.setOrganizationName("JCS Viewer")
         app.setApplicationDisplayName("JCS Viewer")
+        from jcs_viewer.gui.startup import app_icon
+
+        app.setWindowIcon(app_icon())
+        app.setDesktopFileName("jcs-viewer")  # matches packaging/jcs-viewer.desktop
     return app
 
 
@@ -47,6 +51,9 @@ def run_viewer(study: Path | None = None, demo: bool = False, screenshot: Path |
         _fit_to_screen(window)
     else:
         window.resize(*SCREENSHOT_SIZE)  # deterministic pictures for tests and docs
+    from jcs_viewer.gui.startup import maybe_probe_first_paint
+
+    maybe_probe_first_paint(window)  # JCS_VIEWER_FIRST_PAINT=1: prints "first-paint-s: X" and quits
     window.show()
     # Open after the window is on screen so start-up feels instant.
     if demo:

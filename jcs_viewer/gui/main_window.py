@@ -17,9 +17,12 @@ from PySide6.QtWidgets import (QApplication, QFileDialog, QFrame, QGroupBox, QHB
 from jcs_viewer import RESEARCH_USE_NOTICE, __version__
 from jcs_viewer.gui import backend
 from jcs_viewer.gui.layers_panel import LayersPanel
+from jcs_viewer.gui.layout import install_views
 from jcs_viewer.gui.review_panel import ReviewPanel
 from jcs_viewer.gui.score_strip import ScoreStrip
 from jcs_viewer.gui.series_picker import SeriesPickerDialog
+from jcs_viewer.gui.settings_dialog import open_settings
+from jcs_viewer.gui.session_ui import install_editing
 from jcs_viewer.gui.slice_view import SliceView
 from jcs_viewer.gui.state import HU_PRESETS, ViewerState
 from jcs_viewer.gui.summary_panel import SummaryPanel
@@ -81,7 +84,8 @@ class MainWindow(QMainWindow):
                  demo_study_path: Callable[[], Any] | None = None, models: Any = None, options: Any = None,
                  parent: Any = None) -> None:
         super().__init__(parent)
-        self.settings = settings or QSettings("JCS Viewer", "jcs-viewer")
+        # One INI file shared with the headless core (jcs_viewer.settings reads it).
+        self.settings = settings or open_settings()
         self._analyze = analyze or backend.analyze
         # Models are loaded once by the first analysis and kept (only with the real pipeline).
         self._load_models = backend.load_models if analyze is None else None
@@ -112,6 +116,8 @@ class MainWindow(QMainWindow):
         self._build_menus()
         self._build_status_bar()
         self._connect_state()
+        self.views = install_views(self)  # axial / 1×3 layouts, linked crosshair, 3-D tab
+        self.editing = install_editing(self)  # brush/eraser, Edit menu, undo/redo, session autosave/restore
         QApplication.instance().installEventFilter(self)
 
     # ================================================================== construction
@@ -195,6 +201,8 @@ class MainWindow(QMainWindow):
         self.open_demo_action = self._action(file_menu, "Open &Demo Study", self.open_demo, "Ctrl+D")
         self.recent_menu = file_menu.addMenu("&Recent Studies")
         file_menu.addSeparator()
+        self._action(file_menu, "&Settings…", self.edit_settings, "Ctrl+,")
+        file_menu.addSeparator()
         self._action(file_menu, "&Quit", self.close, QKeySequence.StandardKey.Quit)
 
         analysis = menu.addMenu("&Analysis")
@@ -203,7 +211,7 @@ class MainWindow(QMainWindow):
         analysis.addSeparator()
         self.auto_action = QAction("Analyse automatically on open", self, checkable=True)
         self.auto_action.setChecked(self.auto_analyse)
-        self.auto_action.toggled.connect(lambda on: self.settings.setValue("analysis/auto", on))
+        self.auto_action.toggled.connect(lambda on: self.settings.setValue("auto_analyze", on))
         analysis.addAction(self.auto_action)
 
         view = menu.addMenu("&View")
@@ -220,9 +228,7 @@ class MainWindow(QMainWindow):
 
         help_menu = menu.addMenu("&Help")
         self._action(help_menu, "&Keyboard and mouse", lambda: self._info("Keyboard and mouse", self.KEY_HELP))
-        self._action(help_menu, "&About JCS Viewer", lambda: self._info(
-            f"About {APP_NAME}", f"{APP_NAME} {__version__}: an explainable COVID-19 chest CT reading aid "
-            f"(JCS: joint classification and segmentation). {RESEARCH_USE_NOTICE}"))
+        self._action(help_menu, "&About JCS Viewer", self.show_about)
 
         bar = self.toolbar
         for action in (self.open_study_action, self.open_demo_action, self.analyse_action):
@@ -266,11 +272,38 @@ class MainWindow(QMainWindow):
         self._on_volume_shown()
 
     # ================================================================== settings / recent
+    def show_about(self) -> None:
+        from jcs_viewer.gui.about import show_about  # reads the weights registry (imports torch once)
+
+        show_about(self)
+
+    def edit_settings(self) -> None:
+        from jcs_viewer.gui.settings_dialog import SettingsDialog
+
+        dialog = SettingsDialog(self, qsettings=self.settings)
+        dialog.saved.connect(self.apply_settings)
+        dialog.exec()
+
+    def apply_settings(self, settings: Any) -> None:
+        """Take a saved :class:`jcs_viewer.settings.Settings` into use for the next analysis."""
+        self.auto_action.setChecked(settings.auto_analyze)
+
+    def analysis_options(self) -> Any:
+        """Options for the next run: the injected ones, else the reader's saved settings."""
+        if self.options is not None:
+            return self.options
+        from jcs_viewer.gui.settings_dialog import read_settings
+        from jcs_viewer.pipeline.options import AnalysisOptions
+
+        s = read_settings(self.settings)
+        return AnalysisOptions(device=s.device, threshold=s.slice_threshold, slice_cutoff=s.slice_cutoff,
+                               segment_all_slices=s.segment_all_slices)
+
     @property
     def auto_analyse(self) -> bool:
         if self.auto_override is not None:
             return self.auto_override
-        value = self.settings.value("analysis/auto", True)
+        value = self.settings.value("auto_analyze", True)
         return value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes")
 
     def recent_studies(self) -> list[str]:
@@ -401,7 +434,7 @@ class MainWindow(QMainWindow):
             self.show_status("The analysis is already running.")
             return
 
-        options, models, load_models = self.options, self.models, self._load_models
+        options, models, load_models = self.analysis_options(), self.models, self._load_models
 
         def task(progress: Callable[..., None], cancel: Any) -> Any:
             nonlocal models
@@ -429,7 +462,9 @@ class MainWindow(QMainWindow):
         if worker.volume is not self.state.volume:
             return  # the user opened another study meanwhile
         try:
-            self.state.set_result(result)
+            # The edited-mask session shows the result (and asks before replacing manual edits).
+            if not self.editing.adopt_result(worker.volume, result):
+                return
         except Exception as exc:  # noqa: BLE001 - a malformed result must not crash the viewer
             self._on_task_failed(exc, "showing the analysis")
             return
@@ -548,7 +583,11 @@ class MainWindow(QMainWindow):
     KEY_HELP = ("Keys 1/2/3: lung/mediastinum/bone window. Wheel or ↑/↓: next/previous slice (PgUp/PgDn: 10). "
                 "Ctrl+wheel: zoom; left-drag: pan; right-drag: window/level; R: reset view. "
                 "S: show/hide overlays. N/P: next/previous flagged slice; C: confirm; X: reject. "
-                "Click or drag on the score strip to go to a slice. Esc: cancel the running task.")
+                "Click or drag on the score strip to go to a slice. Esc: cancel the running task. "
+                "Shift+move or Shift+click: move the crosshair in all views (View ▸ 1×3 layout); "
+                "wheel in the coronal/sagittal view: step the plane. "
+                "Editing: B brush, E eraser (left-drag paints, Ctrl held erases, middle-drag pans); "
+                "[ / ] or Shift+wheel: brush size; Ctrl+Z undo; Ctrl+Y or Ctrl+Shift+Z redo.")
 
     def handle_key(self, key: int) -> bool:
         """Viewer hotkeys (DESIGN.md); returns whether the key was used."""
@@ -573,7 +612,8 @@ class MainWindow(QMainWindow):
 
     def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt naming
         # Keys are handled here, before child widgets (the graphics view would eat the arrows).
-        if event.type() == QEvent.Type.KeyPress and isinstance(obj, QWidget) and obj.window() == self:
+        if (event.type() == QEvent.Type.KeyPress and isinstance(obj, QWidget) and obj.window() == self
+                and not _is_text_input(obj)):  # typing notes or a number must not change the slice
             mods = event.modifiers() & ~Qt.KeyboardModifier.KeypadModifier
             if mods == Qt.KeyboardModifier.NoModifier and self.handle_key(event.key()):
                 return True
@@ -608,7 +648,7 @@ class MainWindow(QMainWindow):
         self.exit_code = code
         QApplication.processEvents()
         try:
-            save_png_atomic(self.grab(), path)
+            save_png_atomic(self.views.grab_window(), path)  # grab() leaves the VTK area black
         except OSError as exc:
             print(f"jcs-viewer: could not write the screenshot {path}: {exc}")
             self.exit_code = 2
@@ -631,6 +671,17 @@ class MainWindow(QMainWindow):
                     _ORPHANS.append(worker)
                     worker.finished.connect(lambda w=worker: _ORPHANS.remove(w) if w in _ORPHANS else None)
         super().closeEvent(event)
+
+
+def _is_text_input(widget: QWidget) -> bool:
+    """An editable text or number field, where plain keys are text, not viewer hotkeys."""
+    from PySide6.QtWidgets import QAbstractSpinBox, QLineEdit, QPlainTextEdit, QTextEdit
+
+    if isinstance(widget, (QLineEdit, QAbstractSpinBox)):
+        return True
+    if isinstance(widget, (QPlainTextEdit, QTextEdit)):
+        return not widget.isReadOnly()
+    return False
 
 
 def save_png_atomic(pixmap: Any, path: Path) -> None:

@@ -61,7 +61,8 @@ class ScoreStrip(pg.PlotWidget):
         self.viewer = state
         super().__init__(parent, viewBox=StripViewBox(state), background=(24, 24, 28))
         self.setToolTip("Per-slice COVID probability. Click or drag to go to a slice; "
-                        "shaded: flagged runs; ticks: confirmed (green) / rejected (grey).")
+                        "shaded: flagged runs; ticks: confirmed (green) / rejected (grey); "
+                        "red: lesion area per slice (edited mask), scaled to the largest.")
         plot = self.getPlotItem()
         plot.setMenuEnabled(False)
         plot.hideButtons()
@@ -70,6 +71,10 @@ class ScoreStrip(pg.PlotWidget):
         plot.showGrid(x=False, y=True, alpha=0.2)
         plot.setYRange(0.0, 1.12, padding=0.0)
         plot.getAxis("left").setTicks([[(0.0, "0"), (0.5, "0.5"), (1.0, "1")]])
+        # Lesion area per slice (the edited mask, live), scaled to its largest slice, drawn under the curve.
+        self.area_curve = plot.plot([], [], pen=pg.mkPen((255, 90, 90, 170), width=1), fillLevel=0.0,
+                                    brush=pg.mkBrush(255, 60, 60, 50))
+        self.area_curve.setZValue(-5)
         self.curve = plot.plot([], [], pen=pg.mkPen((90, 170, 255), width=2))
         self.cutoff_line = pg.InfiniteLine(pos=0.5, angle=0, pen=pg.mkPen((255, 200, 0), style=Qt.PenStyle.DashLine))
         self.marker = pg.InfiniteLine(pos=0, angle=90, pen=pg.mkPen((255, 255, 255), width=2))
@@ -85,6 +90,7 @@ class ScoreStrip(pg.PlotWidget):
         state.on("result", self._on_result)
         state.on("slice", lambda z: self.marker.setValue(z + 1))
         state.on("review", lambda z, d: self._update_ticks())
+        state.on("quant", self._draw_area)
 
     def _on_result(self, result: Any) -> None:
         plot = self.getPlotItem()
@@ -95,11 +101,13 @@ class ScoreStrip(pg.PlotWidget):
         plot.setXRange(0.5, n + 0.5, padding=0.0)
         if result is None:
             self.curve.setData([], [])
+            self.area_curve.setData([], [])
             self.cutoff_line.hide()
             self._update_ticks()
             return
         prob = np.asarray(result.slice_probability, dtype=float)
         self.curve.setData(np.arange(1, len(prob) + 1), prob)
+        self._draw_area()
         self.cutoff_line.setValue(float(getattr(result, "slice_cutoff", 0.5)))
         self.cutoff_line.show()
         for first, last in flagged_runs(result.slice_positive):
@@ -109,6 +117,17 @@ class ScoreStrip(pg.PlotWidget):
             plot.addItem(region)
             self._regions.append(region)
         self._update_ticks()
+
+    def _draw_area(self) -> None:
+        """Per-slice lesion area of the shown (edited) mask, as a red filled curve scaled to 0..1."""
+        quant = getattr(self.viewer.result, "quant", None)
+        area = getattr(quant, "per_slice_area_mm2", None)
+        if area is None or len(area) == 0:
+            self.area_curve.setData([], [])
+            return
+        area = np.asarray(area, dtype=float)
+        peak = float(area.max())
+        self.area_curve.setData(np.arange(1, len(area) + 1), area / peak if peak > 0 else area)
 
     def _update_ticks(self) -> None:
         decisions = self.viewer.review.decisions()

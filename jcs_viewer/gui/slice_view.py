@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pyqtgraph as pg
@@ -24,8 +25,15 @@ class SliceViewBox(pg.ViewBox):
 
     def __init__(self) -> None:
         super().__init__(invertY=True, lockAspect=True, enableMenu=False)
+        # Editing hooks (jcs_viewer.gui.editing): each returns True when it used the event,
+        # so an active brush paints with left-drag while middle-drag still pans.
+        self.drag_handler: Callable[[Any], bool] | None = None
+        self.click_handler: Callable[[Any], bool] | None = None
+        self.wheel_handler: Callable[[Any], bool] | None = None
 
     def wheelEvent(self, ev: Any, axis: Any = None) -> None:  # noqa: N802 - Qt naming
+        if self.wheel_handler is not None and self.wheel_handler(ev):
+            return
         if ev.modifiers() & Qt.KeyboardModifier.ControlModifier:
             super().wheelEvent(ev, axis)
             return
@@ -40,7 +48,14 @@ class SliceViewBox(pg.ViewBox):
             d = ev.screenPos() - ev.lastScreenPos()
             self.sigWindowDrag.emit(float(d.x()), float(d.y()))
             return
+        if self.drag_handler is not None and self.drag_handler(ev):
+            return
         super().mouseDragEvent(ev, axis)
+
+    def mouseClickEvent(self, ev: Any) -> None:  # noqa: N802 - Qt naming
+        if self.click_handler is not None and self.click_handler(ev):
+            return
+        super().mouseClickEvent(ev)
 
 
 class SmoothImageItem(pg.ImageItem):
@@ -83,6 +98,7 @@ class SliceView(pg.GraphicsLayoutWidget):
         state.on("window", lambda w, l: self.image.setLevels(state.levels))
         state.on("layers", self._on_layers)
         state.on("view_reset", self.reset_view)
+        state.on("labels", self._on_labels)  # the edited mask changed on slices zs (a brush stroke)
         self._apply_visibility(state.layers)
 
     # --- state observers ---------------------------------------------------------------
@@ -108,6 +124,11 @@ class SliceView(pg.GraphicsLayoutWidget):
         mask_fields = ("lesion_visible", "lesion_opacity", "lesion_outline", "lesion_color", "lung_visible",
                        "lung_opacity")
         if any(getattr(layers, f) != getattr(old, f) for f in mask_fields):
+            self._draw_masks()
+
+    def _on_labels(self, zs: slice) -> None:
+        start, stop, _ = zs.indices(max(self.viewer.n_slices, 1))
+        if start <= self.viewer.z < stop:
             self._draw_masks()
 
     def _apply_visibility(self, layers: LayerSettings) -> None:

@@ -2,7 +2,10 @@
 
 No Qt here: views call the setters and subscribe with :meth:`ViewerState.on`.
 Events: ``volume``, ``result``, ``review`` (slice, decision), ``slice`` (z), ``window`` (width, level),
-``layers`` (LayerSettings), ``cursor`` (info dict or None), ``view_reset``.
+``layers`` (LayerSettings), ``cursor`` (info dict or None), ``view_reset``,
+``point`` ((z, y, x): the linked 3-D crosshair; its z is the axial slice),
+``labels`` (slice of z: the edited lesion mask changed there, redraw), ``quant`` (the live numbers of the
+edited mask changed; ``result.quant`` holds them).
 """
 
 from __future__ import annotations
@@ -57,6 +60,7 @@ class ViewerState:
         self.preset: str = HU_PRESETS[1][0]
         self.layers = LayerSettings()
         self.cursor: dict[str, Any] | None = None
+        self.point_yx: tuple[int, int] = (0, 0)  # crosshair row/column; its z is self.z
 
     # --- events ------------------------------------------------------------------------
     def on(self, event: str, callback: Callable[..., None]) -> None:
@@ -77,6 +81,8 @@ class ViewerState:
         self.result = None
         self._set_review(ReviewState())
         self.z = max(0, self.n_slices // 2)
+        if volume is not None:
+            self.point_yx = (volume.array.shape[1] // 2, volume.array.shape[2] // 2)
         self.emit("volume", volume)
         self.emit("result", None)
         self.apply_preset(1)
@@ -114,6 +120,22 @@ class ViewerState:
 
     def step(self, delta: int) -> None:
         self.set_slice(self.z + delta)
+
+    @property
+    def point(self) -> tuple[int, int, int]:
+        """The linked crosshair ``(z, y, x)`` shared by the axial, coronal and sagittal views."""
+        return (self.z, *self.point_yx)
+
+    def set_point(self, z: float, y: float, x: float) -> None:
+        """Move the crosshair (Shift+move in any view): the axial view goes to ``z``, the planes follow."""
+        if self.n_slices == 0:
+            return
+        _, ny, nx = self.volume.array.shape
+        before = self.point
+        self.point_yx = (int(min(max(int(round(y)), 0), ny - 1)), int(min(max(int(round(x)), 0), nx - 1)))
+        self.set_slice(z)
+        if self.point != before:
+            self.emit("point", self.point)
 
     def next_flagged(self) -> int | None:
         z = self.review.next_flagged(self.z)

@@ -145,6 +145,7 @@ class SummaryPanel(QWidget):
         layout.addWidget(self.slice_label)
         state.on("volume", lambda v: self.render())
         state.on("result", lambda r: self.render())
+        state.on("quant", self.render)  # the reader edited the lesion mask: numbers are live
         state.on("slice", self._on_slice)
         self.render()
 

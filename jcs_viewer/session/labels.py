@@ -83,6 +83,10 @@ class LabelLayer:
     def add_listener(self, listener: Listener) -> None:
         self._listeners.append(listener)
 
+    def remove_listener(self, listener: Listener) -> None:
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+
     def _notify(self, zs: slice) -> None:
         self.revision += 1
         for listener in list(self._listeners):
@@ -109,6 +113,29 @@ class LabelLayer:
     def history_nbytes(self) -> int:
         """Memory held by the undo and redo records (compressed payloads)."""
         return sum(d.nbytes for d in self._undo) + sum(d.nbytes for d in self._redo)
+
+    def clear_history(self) -> None:
+        """Forget every undo and redo step (a restored session starts a fresh history)."""
+        self._undo.clear()
+        self._redo.clear()
+
+    def load(self, values: np.ndarray) -> None:
+        """Replace the whole volume without an undo step and clear the history (session restore)."""
+        if self._pending is not None:
+            raise RuntimeError("cannot load labels while a stroke is open")
+        if values.shape != self.data.shape:
+            raise ValueError(f"shape {values.shape} does not match the layer's {self.data.shape}")
+        self.data[...] = values
+        self.clear_history()
+        self._notify(slice(0, self.data.shape[0]))
+
+    def next_undo_label(self) -> str | None:
+        """Label of the step :meth:`undo` would revert ("brush", "clear slice", ...), or None."""
+        return self._undo[-1].label if self._undo else None
+
+    def next_redo_label(self) -> str | None:
+        """Label of the step :meth:`redo` would re-apply, or None."""
+        return self._redo[-1].label if self._redo else None
 
     def undo_labels(self) -> list[str]:
         """Labels of the undo steps, oldest first."""

@@ -1,0 +1,334 @@
+"""Lesion editing in the real main window (pytest-qt, offscreen): tools, shortcuts, undo/redo order
+and depth, live numbers, the re-run guard, autosave and restore."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+pytest.importorskip("pytestqt")
+from PySide6.QtCore import QEvent, QPoint, QPointF, QSettings, Qt  # noqa: E402
+from PySide6.QtGui import QMouseEvent  # noqa: E402
+from PySide6.QtWidgets import QApplication  # noqa: E402
+from PySide6.QtTest import QTest  # noqa: E402
+
+from jcs_viewer.gui.main_window import MainWindow  # noqa: E402
+from jcs_viewer.gui.synthetic import synthetic_result, synthetic_volume  # noqa: E402
+from jcs_viewer.pipeline.quantify import quantify  # noqa: E402
+from jcs_viewer.session.store import load_session, session_path  # noqa: E402
+from jcs_viewer.settings import Settings  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def study():
+    volume, lung, lesion = synthetic_volume(n_slices=40, size=128, seed=3)
+    return volume, lung, lesion
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch):
+    monkeypatch.setenv("JCS_VIEWER_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("JCS_VIEWER_CONFIG", str(tmp_path / "config"))
+    monkeypatch.delenv("JCS_VIEWER_RESTORE_SESSION", raising=False)
+    monkeypatch.delenv("JCS_VIEWER_EDIT_SCRIPT", raising=False)
+    Settings(undo_depth=4).save()
+    return tmp_path
+
+
+@pytest.fixture
+def open_window(qtbot, env, study):
+    volume, lung, lesion = study
+    results = {"lesion": lesion}
+
+    def analyze(vol, options=None, progress=None, cancel=None, models=None):
+        return synthetic_result(vol, lung, results["lesion"], cam_size=16)
+
+    def make(restore: str = "ask") -> MainWindow:
+        settings = QSettings(str(env / "settings.ini"), QSettings.Format.IniFormat)
+        settings.setValue("analysis/auto", True)
+        settings.setValue("session/restore", restore)
+        window = MainWindow(settings=settings, analyze=analyze, load_study=lambda path, series_uid=None: volume)
+        qtbot.addWidget(window)
+        window.show()
+        qtbot.waitExposed(window)
+        window.activateWindow()
+        window.open_path(env / "study.nii.gz")
+        qtbot.waitUntil(lambda: window.editing.session is not None, timeout=20000)
+        window.state.set_slice(20)
+        return window
+
+    make.results = results
+    return make
+
+
+def view_point(window, x: float, y: float) -> QPoint:
+    """Viewport pixel of voxel column x, row y (centre) in the axial view."""
+    scene = window.slice_view.voxel_to_scene(x, y)
+    return window.slice_view.mapFromScene(scene)
+
+
+def drag(qtbot, window, points, button=Qt.MouseButton.LeftButton, mods=Qt.KeyboardModifier.NoModifier):
+    viewport = window.slice_view.viewport()
+    pts = [view_point(window, x, y) for x, y in points]
+    QTest.mousePress(viewport, button, mods, pts[0])
+    for p in pts[1:]:  # moves carry the held button and modifiers, as a real mouse's do
+        move = QMouseEvent(QEvent.Type.MouseMove, QPointF(p), QPointF(viewport.mapToGlobal(p)),
+                           Qt.MouseButton.NoButton, button, mods)
+        QApplication.sendEvent(viewport, move)
+        qtbot.wait(5)
+    QTest.mouseRelease(viewport, button, mods, pts[-1])
+
+
+def key(qtbot, window, k, mods=Qt.KeyboardModifier.NoModifier):
+    qtbot.keyClick(window.slice_view, k, mods)
+
+
+def test_brush_drag_paints_a_gapless_stroke_and_numbers_follow(qtbot, open_window):
+    window = open_window()
+    session, z = window.editing.session, 20
+    key(qtbot, window, Qt.Key.Key_B)
+    assert window.editing.controller.tool == "brush" and window.editing.brush_action.isChecked()
+    window.editing.controller.set_radius(2.0)
+    before_ml = session.quant.lesion_volume_ml["total"]
+    before_summary = window.summary_panel.text()
+    # A fast drag: only the two end points and one in between reach the view.
+    drag(qtbot, window, [(20, 100), (60, 100), (100, 100)])
+    painted = session.labels.data[z, 100, 20:101]
+    assert painted.all(), "interpolated dabs leave no gap along a fast drag"
+    assert session.labels.undo_labels()[-1] == "brush" and len(session.labels.undo_labels()) == 1
+    # The stroke is as wide as the brush's diameter in mm, give or take a pixel.
+    rows = np.flatnonzero(session.labels.data[z, :, 60] & ~window.editing.session.ai_result.lesion_mask[z, :, 60])
+    assert abs(len(rows) * volume_spacing(window)[1] - 4.0) <= volume_spacing(window)[1]
+    # Live: quantification, summary, strip area, overlay.
+    full = quantify(window.state.volume, session.ai_result.lung_mask, session.labels.data)
+    assert session.quant.lesion_volume_ml["total"] == pytest.approx(full.lesion_volume_ml["total"])
+    assert session.quant.lesion_volume_ml["total"] > before_ml
+    assert window.summary_panel.text() != before_summary
+    area = window.score_strip.area_curve.getData()[1]
+    assert area is not None and area[z] > 0
+    assert window.slice_view.mask_item.image[100, 60, 3] > 0
+    assert window.editing.undo_action.text() == "Undo brush"
+
+
+def volume_spacing(window):
+    return window.state.volume.spacing
+
+
+def test_ctrl_erases_e_key_eraser_and_middle_drag_pans(qtbot, open_window):
+    window = open_window()
+    session, c = window.editing.session, window.editing.controller
+    z = 20
+    key(qtbot, window, Qt.Key.Key_B)
+    c.set_radius(3.0)
+    drag(qtbot, window, [(30, 30), (60, 30)])
+    assert session.labels.data[z, 30, 45]
+    drag(qtbot, window, [(40, 30), (50, 30)], mods=Qt.KeyboardModifier.ControlModifier)
+    assert not session.labels.data[z, 30, 45] and session.labels.data[z, 30, 32]
+    assert session.labels.undo_labels()[-1] == "eraser"
+    key(qtbot, window, Qt.Key.Key_E)
+    assert c.tool == "eraser"
+    drag(qtbot, window, [(30, 30), (34, 30)])
+    assert not session.labels.data[z, 30, 32]
+    # Middle-drag pans (labels unchanged), left-drag with no tool pans too.
+    labels = session.labels.data.copy()
+    before = window.slice_view.view.viewRange()
+    drag(qtbot, window, [(64, 64), (80, 64), (96, 64)], button=Qt.MouseButton.MiddleButton)
+    after = window.slice_view.view.viewRange()
+    assert after[0] != before[0]
+    np.testing.assert_array_equal(session.labels.data, labels)
+    c.set_tool("none")
+    drag(qtbot, window, [(64, 64), (80, 80), (96, 96)])
+    assert window.slice_view.view.viewRange() != after
+    np.testing.assert_array_equal(session.labels.data, labels)
+
+
+def test_brush_size_keys_wheel_and_outline(qtbot, open_window):
+    window = open_window()
+    c = window.editing.controller
+    key(qtbot, window, Qt.Key.Key_B)
+    c.set_radius(5.0)
+    key(qtbot, window, Qt.Key.Key_BracketRight)
+    assert c.radius_mm == pytest.approx(6.0)
+    key(qtbot, window, Qt.Key.Key_BracketLeft)
+    key(qtbot, window, Qt.Key.Key_BracketLeft)
+    assert c.radius_mm == pytest.approx(5.0 / 1.2)
+    assert window.editing.panel.radius.value() == pytest.approx(round(5.0 / 1.2, 1))
+    viewport = window.slice_view.viewport()
+    pos = view_point(window, 64, 64)
+    QTest.mouseMove(viewport, pos)
+    qtbot.waitUntil(lambda: c.outline.isVisible(), timeout=2000)
+    r_before = c.radius_mm
+    from PySide6.QtGui import QWheelEvent
+
+    event = QWheelEvent(QPointF(pos), QPointF(viewport.mapToGlobal(pos)), QPoint(0, 0), QPoint(0, 120),
+                        Qt.MouseButton.NoButton, Qt.KeyboardModifier.ShiftModifier, Qt.ScrollPhase.NoScrollPhase,
+                        False)
+    z = window.state.z
+    QApplication.sendEvent(viewport, event)
+    assert c.radius_mm == pytest.approx(r_before * 1.2) and window.state.z == z  # size, not slice
+    # The outline has the brush's true size: radius_mm / pixel spacing pixels, in mm view units.
+    rect = c.outline.rect()
+    sy, sx = window.state.volume.spacing[1:]
+    assert rect.width() / sx == pytest.approx(2 * c.radius_mm / sx)
+    assert rect.height() / sy == pytest.approx(2 * c.radius_mm / sy)
+    center = rect.center()
+    assert center.x() / sx - 0.5 == pytest.approx(64, abs=1.0)
+
+
+def test_hu_range_sphere_and_slice_tools(qtbot, open_window):
+    window = open_window()
+    session, c, z = window.editing.session, window.editing.controller, 20
+    volume = window.state.volume
+    key(qtbot, window, Qt.Key.Key_B)
+    c.set_radius(8.0)
+    # HU limit: painting over body (+40 HU) and lung (-850 HU) with -900..-700 only marks lung voxels.
+    c.set_hu_limit(True, -900, -700)
+    c.stroke_polyline([(10, 64), (40, 64)])
+    new = session.labels.data[z] & ~session.ai_result.lesion_mask[z]
+    assert new.any() and (volume.array[z][new > 0] <= -700).all()
+    c.set_hu_limit(False)
+    # 3-D brush: a 12 mm ball on 8 mm slices reaches z-1..z+1 (about 9 mm there), not z+-2.
+    c.set_sphere(True)
+    c.set_radius(12.0)
+    c.stroke_polyline([(64, 20)])
+    assert session.labels.undo_labels()[-1] == "3-D brush"
+    assert all(session.labels.data[zz, 20, 64] for zz in (z - 1, z, z + 1))
+    assert not any(session.labels.data[zz, 20, 64] for zz in (z - 2, z + 2))
+    c.set_sphere(False)
+    # Fill holes, remove islands, clear slice, reset slice, accept AI: each is one undo step.
+    session.labels.paint_mask(z, np.zeros_like(session.labels.data[z], bool), 1)  # no-op
+    with session.labels.stroke("ring"):
+        yy, xx = np.mgrid[0:128, 0:128]
+        ring = (np.hypot(yy - 100, xx - 100) <= 8) & (np.hypot(yy - 100, xx - 100) > 4)
+        session.labels.paint_mask(z, ring, 1)
+        session.labels.paint_mask(z, (yy == 5) & (xx == 120), 1)  # a one-pixel island
+    panel = window.editing.panel
+    panel.fill_button.click()
+    assert session.labels.data[z, 100, 100] == 1
+    panel.island_area.setValue(20.0)  # pixels are 2.8 x 2.8 mm: the island is 7.8 mm², the ring ~1200
+    panel.islands_button.click()
+    assert session.labels.data[z, 5, 120] == 0 and session.labels.data[z, 100, 100] == 1
+    panel.clear_button.click()
+    assert not session.labels.data[z].any()
+    panel.reset_button.click()
+    np.testing.assert_array_equal(session.labels.data[z], session.ai_result.lesion_mask[z])
+    panel.accept_button.click()
+    np.testing.assert_array_equal(session.labels.data, session.ai_result.lesion_mask)
+    assert session.labels.undo_labels()[-4:] == ["remove islands", "clear slice", "reset slice to AI",
+                                                 "accept AI result"]
+    assert window.editing.undo_action.text() == "Undo accept AI result"
+    # The AI outline (yellow) can be shown for comparison.
+    assert not c.ai_item.isVisible()
+    panel.ai_box.setChecked(True)
+    assert c.ai_item.isVisible() and c.ai_item.image[..., 3].any() == session.ai_result.lesion_mask[z].any()
+
+
+def test_typing_notes_or_numbers_is_not_a_hotkey(qtbot, open_window):
+    window = open_window()
+    notes, c = window.editing.panel.notes, window.editing.controller
+    notes.setFocus()
+    qtbot.waitUntil(notes.hasFocus, timeout=2000)
+    z = window.state.z
+    qtbot.keyClicks(notes, "bens 2x")
+    assert notes.toPlainText() == "bens 2x"
+    assert c.tool == "none" and window.state.z == z and window.state.preset == "lung"
+    assert window.state.review.decisions() == {}
+    qtbot.waitUntil(lambda: window.editing.session.notes == "bens 2x", timeout=2000)
+
+
+def test_undo_redo_shortcuts_order_and_depth(qtbot, open_window):
+    window = open_window()  # settings: undo_depth 4
+    session, c = window.editing.session, window.editing.controller
+    key(qtbot, window, Qt.Key.Key_B)
+    c.set_radius(2.0)
+    states = [session.labels.data.copy()]
+    for i in range(6):
+        c.stroke_polyline([(10 + 15 * i, 10), (10 + 15 * i, 30)])
+        states.append(session.labels.data.copy())
+    assert len(session.labels.undo_labels()) == 4  # depth cap from the settings
+    for expected in reversed(states[2:-1]):
+        key(qtbot, window, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+        np.testing.assert_array_equal(session.labels.data, expected)
+    key(qtbot, window, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)  # nothing left: no change
+    np.testing.assert_array_equal(session.labels.data, states[2])
+    assert window.editing.undo_action.text() == "Undo" and not window.editing.undo_action.isEnabled()
+    assert window.editing.redo_action.text() == "Redo brush"
+    key(qtbot, window, Qt.Key.Key_Y, Qt.KeyboardModifier.ControlModifier)
+    np.testing.assert_array_equal(session.labels.data, states[3])
+    key(qtbot, window, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+    np.testing.assert_array_equal(session.labels.data, states[4])
+    # Undoing a stroke made on another slice shows that slice.
+    window.state.set_slice(30)
+    key(qtbot, window, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert window.state.z == 20 and "Undid brush" in window.last_status
+    key(qtbot, window, Qt.Key.Key_Y, Qt.KeyboardModifier.ControlModifier)
+    c.stroke_polyline([(120, 120)])  # a new stroke drops the redo steps
+    assert not session.labels.can_redo and window.editing.redo_action.text() == "Redo"
+    full = quantify(window.state.volume, session.ai_result.lung_mask, session.labels.data)
+    assert session.quant.lesion_volume_ml == full.lesion_volume_ml
+
+
+def test_rerun_guard_cancel_keep_replace(qtbot, open_window):
+    window = open_window()
+    session, c, z = window.editing.session, window.editing.controller, 20
+    c.set_tool("brush")
+    c.stroke_polyline([(20, 20), (40, 20)])
+    edited = session.labels.data.copy()
+    lesion = open_window.results["lesion"]
+    shifted = np.roll(lesion, 3, axis=2)
+    open_window.results["lesion"] = shifted
+    asked = []
+
+    def rerun(choice):
+        window.editing.ask_rerun = lambda: asked.append(choice) or choice
+        old = window.state.result
+        window.start_analysis()
+        qtbot.waitUntil(lambda: not window.busy, timeout=20000)
+        return old
+
+    old = rerun("cancel")
+    assert asked == ["cancel"] and window.state.result is old
+    np.testing.assert_array_equal(session.labels.data, edited)
+    rerun("keep")
+    assert window.editing.session is session
+    np.testing.assert_array_equal(session.ai_result.lesion_mask, shifted)
+    np.testing.assert_array_equal(session.labels.data[z], edited[z])  # my slice kept
+    np.testing.assert_array_equal(session.labels.data[z + 5], shifted[z + 5])  # others: new AI
+    assert window.editing.undo_action.text() == "Undo re-run analysis (edits kept)"
+    rerun("replace")
+    np.testing.assert_array_equal(session.labels.data, shifted)
+    key(qtbot, window, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    np.testing.assert_array_equal(session.labels.data[z], edited[z])
+    assert window.state.result.lesion_mask is session.labels.data
+    open_window.results["lesion"] = lesion
+
+
+def test_autosave_within_two_seconds_and_restore_dialog(qtbot, open_window, env):
+    window = open_window()
+    session, c = window.editing.session, window.editing.controller
+    path = session_path(window.state.volume, env / "data" / "sessions")
+    assert session.autosaver.path == path
+    c.set_tool("brush")
+    for i in range(3):
+        c.stroke_polyline([(20 + 20 * i, 50), (30 + 20 * i, 60)])
+    window.state.review.confirm(window.state.review.flagged[0])
+    window.editing.panel.notes.setPlainText("RLL GGO")
+    t0 = time.monotonic()
+    qtbot.waitUntil(lambda: path.is_file() and load_session(path).notes == "RLL GGO", timeout=2500)
+    assert time.monotonic() - t0 < 2.5
+    expected = session.labels.data.copy()
+    window.close()
+
+    again = open_window(restore="ask")
+    box = again.editing.restore_box
+    assert box is not None and box.isVisible() and not box.isModal()
+    assert path.with_name(path.stem + ".previous.jcssession").is_file()  # safety copy
+    assert not again.editing.session.has_edits  # nothing restored until the reader says so
+    restore = next(b for b in box.buttons() if b.text() == "Restore")
+    restore.click()
+    np.testing.assert_array_equal(again.editing.session.labels.data, expected)
+    assert again.state.review.decision(again.state.review.flagged[0]) is not None
+    assert again.editing.panel.notes.toPlainText() == "RLL GGO"
+    np.testing.assert_array_equal(again.slice_view.mask_item.image[..., 3][expected[again.state.z] > 0] > 0, True)
