@@ -33,6 +33,7 @@ def weights_dir(tmp_path, monkeypatch) -> Path:
     folder.mkdir()
     monkeypatch.setenv("JCS_VIEWER_WEIGHTS", str(folder))
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    monkeypatch.delenv("JCS_VIEWER_DATA", raising=False)  # the user folder then follows XDG_DATA_HOME
     return folder
 
 

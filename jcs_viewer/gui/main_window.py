@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (QApplication, QFileDialog, QFrame, QGroupBox, QHB
 
 from jcs_viewer import RESEARCH_USE_NOTICE, __version__
 from jcs_viewer.gui import backend
+from jcs_viewer.gui.export_actions import ExportActions
 from jcs_viewer.gui.layers_panel import LayersPanel
 from jcs_viewer.gui.layout import install_views
 from jcs_viewer.gui.review_panel import ReviewPanel
@@ -33,7 +34,7 @@ APP_NAME = "JCS Viewer"
 MAX_RECENT = 8
 STAGE_LABELS = {"load models": "Loading models", "lungs": "Finding the lungs", "classify": "Classifying slices",
                 "segment": "Segmenting lesions", "quantify": "Quantifying", "load": "Loading study",
-                "scan": "Scanning folder", "demo": "Preparing the demo study"}
+                "scan": "Scanning folder", "demo": "Preparing the demo study", "export": "Exporting"}
 _ORPHANS: list[TaskWorker] = []  # workers that outlived their window (see closeEvent)
 FILE_FILTER = ("CT volumes (*.nii *.nii.gz *.mha *.mhd *.nrrd *.nhdr *.dcm);;"
                "DICOM file (*.dcm);;All files (*)")
@@ -118,6 +119,7 @@ class MainWindow(QMainWindow):
         self._connect_state()
         self.views = install_views(self)  # axial / 1×3 layouts, linked crosshair, 3-D tab
         self.editing = install_editing(self)  # brush/eraser, Edit menu, undo/redo, session autosave/restore
+        self.exports = ExportActions(self, self._file_menu, before=self.settings_action)  # report, SEG, NIfTI, CSV
         QApplication.instance().installEventFilter(self)
 
     # ================================================================== construction
@@ -201,7 +203,8 @@ class MainWindow(QMainWindow):
         self.open_demo_action = self._action(file_menu, "Open &Demo Study", self.open_demo, "Ctrl+D")
         self.recent_menu = file_menu.addMenu("&Recent Studies")
         file_menu.addSeparator()
-        self._action(file_menu, "&Settings…", self.edit_settings, "Ctrl+,")
+        self.settings_action = self._action(file_menu, "&Settings…", self.edit_settings, "Ctrl+,")
+        self._file_menu = file_menu
         file_menu.addSeparator()
         self._action(file_menu, "&Quit", self.close, QKeySequence.StandardKey.Quit)
 
@@ -504,7 +507,9 @@ class MainWindow(QMainWindow):
 
     @property
     def busy(self) -> bool:
-        return any(w is not None and w.busy for w in (self.load_worker, self.analysis_worker))
+        exports = getattr(self, "exports", None)
+        workers = (self.load_worker, self.analysis_worker, exports.worker if exports else None)
+        return any(w is not None and w.busy for w in workers)
 
     def _update_busy(self) -> None:
         busy = self.busy

@@ -43,7 +43,7 @@ def synthetic_volume(n_slices: int = 300, size: int = 512, seed: int = 0) -> tup
     hu += rng.normal(0.0, 15.0, hu.shape).astype(np.int16)
     spacing = (320.0 / n_slices, 358.4 / size, 358.4 / size)
     volume = Volume(array=hu, spacing=spacing, origin=(-179.0, -179.0, -310.0), is_hu=True,
-                    info=StudyInfo(modality="CT", series_description="Synthetic chest"), source_format="dicom")
+                    info=StudyInfo(modality="CT", series_description="Synthetic chest"), source_format="synthetic")
     return volume, lung, lesion
 
 

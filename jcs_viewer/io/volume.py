@@ -63,7 +63,8 @@ class Volume:
         info: patient/study/series fields.
         source_files: the file each slice came from (one entry for a single-file volume).
         warnings: human-readable sentences about problems found while loading.
-        source_format: ``"dicom"``, ``"nifti"``, ``"mha"``, ``"nrrd"`` or ``"images"``.
+        source_format: ``"dicom"``, ``"nifti"``, ``"mha"``, ``"nrrd"``, ``"images"`` or ``"synthetic"``
+            (made in memory: no source files).
     """
 
     array: np.ndarray
