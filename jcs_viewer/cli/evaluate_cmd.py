@@ -1,17 +1,71 @@
-"""``jcs-viewer evaluate``: placeholder until its issue lands."""
+"""``jcs-viewer evaluate seg|cls``: score weights on labelled images; prints one JSON object."""
 
 from __future__ import annotations
 
 import argparse
+import json
+from pathlib import Path
 
-HELP = "evaluate (not yet available)"
+HELP = "score segmentation (Dice, IoU, E-measure, JCS mIoU) or classification (acc, sens, spec, AUC, F1) weights"
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    pass
+    sub = parser.add_subparsers(dest="task", metavar="TASK", required=True)
+    seg = sub.add_parser("seg", help="lesion segmentation on image/mask pairs matched by name")
+    seg.add_argument("--images", type=Path, help="image folder (default with --split: the MedSeg tr_im folder)")
+    seg.add_argument("--masks", type=Path, help="mask folder (default with --split: the MedSeg tr_mask_new folder)")
+    seg.add_argument("--list", type=Path, help="evaluate only the images named in this file (one per line)")
+    seg.add_argument("--split", choices=("train", "val", "test"), help="our MedSeg split (jcs_viewer/train/splits.py)")
+    seg.add_argument("--threshold", type=float, default=0.5, help="probability threshold for Dice/IoU/E (0.5)")
+    cls = sub.add_parser("cls", help="COVID vs non-COVID on two image folders")
+    cls.add_argument("--covid", type=Path, help="COVID image folder (default with --split: COVID-CT's CT_COVID)")
+    cls.add_argument("--noncovid", type=Path, help="non-COVID image folder (default with --split: CT_NonCOVID)")
+    cls.add_argument("--list", type=Path, nargs=2, metavar=("COVID_LIST", "NONCOVID_LIST"),
+                     help="evaluate only the images named in these files")
+    cls.add_argument("--split", choices=("train", "val", "test"), help="the official COVID-CT split")
+    cls.add_argument("--threshold", type=float, default=0.5, help="COVID probability threshold (0.5)")
+    for p in (seg, cls):
+        p.add_argument("--weights", help="registry name or weights path (default: the task's default weights)")
+        p.add_argument("--data-root", type=Path, help="public data folder (default: ../shared/data)")
 
 
 def run(args: argparse.Namespace) -> int:
     from jcs_viewer.cli import UserError
+    from jcs_viewer.cli.train_cmd import default_data_root
+    from jcs_viewer.train.splits import covid_ct_split, medseg_image_name, medseg_split, read_list
 
-    raise UserError("'evaluate' is not available in this version yet.")
+    root = args.data_root or default_data_root()
+    if args.list is not None and args.split is not None:
+        raise UserError("Give --list or --split, not both.")
+    if args.task == "seg":
+        from jcs_viewer.train.evaluate import evaluate_seg
+
+        medseg = root / "medseg_covid19_ct100_jcs"
+        images = args.images or (medseg / "tr_im" if args.split else None)
+        masks = args.masks or (medseg / "tr_mask_new" if args.split else None)
+        if images is None or masks is None:
+            raise UserError("evaluate seg needs --images and --masks (or --split to use the MedSeg folders).")
+        names = None
+        if args.list is not None:
+            names = read_list(args.list)
+        elif args.split is not None:
+            names = [medseg_image_name(i) for i in medseg_split(args.split)]
+        result = evaluate_seg(images, masks, args.weights, names, args.threshold)
+    else:
+        from jcs_viewer.train.evaluate import evaluate_cls
+
+        ucsd = root / "ucsd_covid_ct"
+        covid = args.covid or (ucsd / "Images" / "CT_COVID" if args.split else None)
+        noncovid = args.noncovid or (ucsd / "Images" / "CT_NonCOVID" if args.split else None)
+        if covid is None or noncovid is None:
+            raise UserError("evaluate cls needs --covid and --noncovid (or --split to use the COVID-CT folders).")
+        covid_names = noncovid_names = None
+        if args.list is not None:
+            covid_names, noncovid_names = read_list(args.list[0]), read_list(args.list[1])
+        elif args.split is not None:
+            covid_names, noncovid_names = covid_ct_split(ucsd, args.split)
+        result = evaluate_cls(covid, noncovid, args.weights, covid_names, noncovid_names, args.threshold)
+    if args.split:
+        result["split"] = args.split
+    print(json.dumps(result))
+    return 0

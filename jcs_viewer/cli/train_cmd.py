@@ -1,17 +1,100 @@
-"""``jcs-viewer train``: placeholder until its issue lands."""
+"""``jcs-viewer train seg|cls``: train the lite models on the public data (see ``weights/README.md``)."""
 
 from __future__ import annotations
 
 import argparse
+import json
+from pathlib import Path
 
-HELP = "train (not yet available)"
+HELP = "train the lesion segmentation (seg) or COVID classification (cls) network"
+
+# task -> (data folder under ../shared/data, architecture, size, batch, epochs, lr)
+DEFAULTS = {
+    "seg": ("medseg_covid19_ct100_jcs", "jcs_seg_lite", 256, 8, 60, 2e-3),
+    "cls": ("ucsd_covid_ct", "jcs_cls_lite", 224, 32, 30, 2e-3),
+}
+
+
+def default_data_root() -> Path:
+    """``../shared/data`` beside the repository checkout."""
+    import jcs_viewer
+
+    return Path(jcs_viewer.__file__).resolve().parents[2] / "shared" / "data"
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    pass
+    parser.add_argument("task", choices=("seg", "cls"), help="seg: MedSeg lesion masks; cls: COVID-CT + LA-DNN")
+    parser.add_argument("--out", required=True, type=Path, help="output folder (weights, checkpoint, run.json)")
+    parser.add_argument("--data", type=Path, help="dataset folder (default: ../shared/data/<medseg|ucsd_covid_ct>)")
+    parser.add_argument("--epochs", type=int, help="epochs (seg 60, cls 30)")
+    parser.add_argument("--size", type=int, help="input size the whole image is seen at (seg 256, cls 224)")
+    parser.add_argument("--crop", type=int, help="train on random crops of this side at --size scale (default: none)")
+    parser.add_argument("--batch", type=int, help="batch size (seg 8, cls 32)")
+    parser.add_argument("--lr", type=float, help="peak Adam learning rate (2e-3)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (0)")
+    parser.add_argument("--max-steps", type=int, help="stop after this many optimiser steps (smoke tests)")
+    parser.add_argument("--max-minutes", type=float, help="stop after this many minutes (keeps the best so far)")
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (2)")
+    parser.add_argument("--arch", help="architecture (jcs_seg_lite / jcs_cls_lite)")
+    parser.add_argument("--config", default="{}", help='JSON architecture overrides, e.g. \'{"width": 0.5}\'')
+    parser.add_argument("--extra-positives", action="store_true",
+                        help="cls: add MedSeg training-split slices as COVID positives")
+
+
+def command_line(task: str, opts, explicit_data: bool) -> str:
+    """The full command that reproduces a run, every default spelled out."""
+    import shlex
+
+    parts = ["jcs-viewer", "train", task, "--out", str(opts.out)]
+    if explicit_data:
+        parts += ["--data", str(opts.data)]
+    parts += ["--epochs", str(opts.epochs), "--size", str(opts.size), "--batch", str(opts.batch),
+              "--lr", f"{opts.lr:g}", "--seed", str(opts.seed), "--arch", opts.arch]
+    for flag, value in (("--crop", opts.crop), ("--max-steps", opts.max_steps), ("--max-minutes", opts.max_minutes)):
+        if value is not None:
+            parts += [flag, f"{value:g}" if isinstance(value, float) else str(value)]
+    if opts.config:
+        import json
+
+        parts += ["--config", json.dumps(opts.config)]
+    if opts.extra_positives:
+        parts.append("--extra-positives")
+    return " ".join(shlex.quote(p) for p in parts)
 
 
 def run(args: argparse.Namespace) -> int:
     from jcs_viewer.cli import UserError
+    from jcs_viewer.train.common import TrainOptions
 
-    raise UserError("'train' is not available in this version yet.")
+    folder, arch, size, batch, epochs, lr = DEFAULTS[args.task]
+    data = args.data or default_data_root() / folder
+    if not Path(data).is_dir():
+        raise UserError(f"The training data folder {data} does not exist; pass --data.")
+    try:
+        config = json.loads(args.config)
+        if not isinstance(config, dict):
+            raise ValueError("not an object")
+    except ValueError as exc:
+        raise UserError(f"--config must be a JSON object ({exc}).") from None
+    opts = TrainOptions(
+        data=Path(data), out=args.out, epochs=args.epochs or epochs, size=args.size or size,
+        batch=args.batch or batch, lr=args.lr or lr, seed=args.seed, crop=args.crop, max_steps=args.max_steps,
+        max_minutes=args.max_minutes, threads=args.threads, arch=args.arch or arch, config=config,
+        extra_positives=args.extra_positives,
+    )
+    if opts.crop is not None and not 32 <= opts.crop <= opts.size:
+        raise UserError(f"--crop must be between 32 and --size ({opts.size}).")
+    opts.command = command_line(args.task, opts, explicit_data=args.data is not None)
+    if args.task == "seg":
+        from jcs_viewer.train.seg_train import train_seg
+
+        record = train_seg(opts)
+        summary = {"best_val_dice": record.get("best_val_dice")}
+    else:
+        from jcs_viewer.train.cls_train import train_cls
+
+        record = train_cls(opts)
+        summary = {"best_val_auc": record.get("best_val_auc")}
+    print(json.dumps({"task": args.task, "out": str(args.out), "steps": record.get("steps"),
+                      "minutes": record.get("minutes"), **summary}))
+    return 0

@@ -1,0 +1,113 @@
+"""Batch augmentation and input normalisation in plain torch (no torchvision).
+
+Geometry (flips, random crop/rescale, small rotations, shifts) is one affine warp
+per sample through ``affine_grid``/``grid_sample``, so image and mask move
+together at the cost of one resampling. Intensity jitter (contrast, brightness,
+gamma, noise) acts on grey values in [0, 1] before ImageNet normalisation.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Ranges of the random transforms (all sampled uniformly per sample)."""
+
+    scale: tuple[float, float] = (0.8, 1.25)  # zoom factor: > 1 crops in, < 1 shows more
+    aspect: float = 0.1  # +- relative stretch of one axis
+    rotate_deg: float = 10.0
+    shift: float = 0.08  # fraction of the half-size
+    hflip: float = 0.5
+    vflip: float = 0.0
+    contrast: float = 0.15
+    brightness: float = 0.08
+    gamma: float = 0.2
+    noise: float = 0.01
+
+
+def normalize(grey: torch.Tensor) -> torch.Tensor:
+    """N x 1 x H x W grey in [0, 1] -> N x 3 x H x W ImageNet-normalised (grey replicated)."""
+    mean = torch.tensor(IMAGENET_MEAN, dtype=grey.dtype, device=grey.device).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, dtype=grey.dtype, device=grey.device).view(1, 3, 1, 1)
+    return (grey.expand(-1, 3, -1, -1) - mean) / std
+
+
+def resize(grey: torch.Tensor, size: int) -> torch.Tensor:
+    """Bilinear resize of N x C x H x W to size x size (antialiased when shrinking)."""
+    if grey.shape[-2:] == (size, size):
+        return grey
+    shrink = grey.shape[-1] > size or grey.shape[-2] > size
+    return F.interpolate(grey, size=(size, size), mode="bilinear", align_corners=False, antialias=shrink)
+
+
+def random_affine(
+    grey: torch.Tensor,
+    size: int,
+    cfg: AugmentConfig,
+    gen: torch.Generator,
+    mask: torch.Tensor | None = None,
+    crop: int | None = None,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Warp a batch (and its masks) by random flips, zoom, stretch, rotation, shift and crop.
+
+    Args:
+        grey: N x 1 x H x W in [0, 1].
+        size: side length the whole image is shown at (the model's input size).
+        crop: output side length; a random ``crop``-pixel window of the ``size`` view
+            (training on crops costs (crop/size)^2 of a full view; the nets are fully convolutional).
+        cfg: transform ranges.
+        gen: random generator (seeded by the caller for reproducibility).
+        mask: optional N x 1 x H x W float masks, warped identically and re-binarised.
+    """
+    n = grey.shape[0]
+    crop = crop or size
+    fov = crop / size  # fraction of the field of view the crop covers
+
+    def uniform(lo: float, hi: float) -> torch.Tensor:
+        return lo + (hi - lo) * torch.rand(n, generator=gen)
+
+    # Zoom is sampled in log space so that in and out are equally likely.
+    zoom = torch.exp(uniform(math.log(cfg.scale[0]), math.log(cfg.scale[1])))
+    stretch = 1.0 + uniform(-cfg.aspect, cfg.aspect)
+    angle = uniform(-cfg.rotate_deg, cfg.rotate_deg) * math.pi / 180.0
+    sx = torch.where(torch.rand(n, generator=gen) < cfg.hflip, -1.0, 1.0) / (zoom * stretch)
+    sy = torch.where(torch.rand(n, generator=gen) < cfg.vflip, -1.0, 1.0) / (zoom / stretch)
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    theta = torch.zeros(n, 2, 3)
+    theta[:, 0, 0], theta[:, 0, 1] = cos * sx * fov, -sin * sy * fov
+    theta[:, 1, 0], theta[:, 1, 1] = sin * sx * fov, cos * sy * fov
+    reach = cfg.shift + (1.0 - fov)
+    theta[:, 0, 2], theta[:, 1, 2] = uniform(-reach, reach), uniform(-reach, reach)
+    theta = theta.to(grey.dtype)
+    src = resize(grey, max(size, min(grey.shape[-1], int(size * 1.25))))
+    grid = F.affine_grid(theta, [n, 1, crop, crop], align_corners=False)
+    out = F.grid_sample(src, grid.to(src.dtype), mode="bilinear", padding_mode="zeros", align_corners=False)
+    warped_mask = None
+    if mask is not None:
+        m = resize(mask, src.shape[-1])
+        warped_mask = (F.grid_sample(m, grid, mode="bilinear", padding_mode="zeros", align_corners=False) > 0.5).to(
+            grey.dtype
+        )
+    return out, warped_mask
+
+
+def jitter_intensity(grey: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> torch.Tensor:
+    """Random contrast (about mid-grey), brightness, gamma and Gaussian noise; clipped to [0, 1]."""
+    n = grey.shape[0]
+    shape = (n, 1, 1, 1)
+    contrast = 1.0 + (2 * torch.rand(shape, generator=gen) - 1) * cfg.contrast
+    bright = (2 * torch.rand(shape, generator=gen) - 1) * cfg.brightness
+    gamma = torch.exp((2 * torch.rand(shape, generator=gen) - 1) * cfg.gamma)
+    out = ((grey - 0.5) * contrast + 0.5 + bright).clamp(0, 1) ** gamma
+    if cfg.noise > 0:
+        out = out + cfg.noise * torch.randn(grey.shape, generator=gen)
+    return out.clamp(0, 1)

@@ -1,0 +1,94 @@
+"""Pieces shared by the segmentation and classification training loops."""
+
+from __future__ import annotations
+
+import platform
+import shlex
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from jcs_viewer.train.runlog import atomic_write_json
+
+
+@dataclass
+class TrainOptions:
+    """Options of one training run (the CLI's flags)."""
+
+    data: Path
+    out: Path
+    epochs: int
+    size: int
+    batch: int
+    lr: float
+    seed: int = 0
+    crop: int | None = None
+    max_steps: int | None = None
+    max_minutes: float | None = None
+    threads: int = 2
+    arch: str = ""
+    config: dict[str, Any] = field(default_factory=dict)
+    weight_decay: float = 1e-4
+    warmup: int = 50
+    extra_positives: bool = False
+    command: str = ""  # the full ``jcs-viewer train`` command line that reproduces this run
+
+
+class RunLog:
+    """The JSON log of a run (``run.json`` in the output folder), rewritten atomically after each epoch."""
+
+    def __init__(self, opts: TrainOptions, task: str, data_hashes: dict[str, str]) -> None:
+        import torch
+
+        self.path = Path(opts.out) / "run.json"
+        self.record: dict[str, Any] = {
+            "task": task,
+            "command": opts.command or " ".join(shlex.quote(a) for a in sys.argv),
+            "argv": list(sys.argv),
+            "options": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(opts).items()},
+            "data_sha256": data_hashes,
+            "torch": torch.__version__,
+            "python": platform.python_version(),
+            "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "epochs": [],
+        }
+        self.save()
+
+    def epoch(self, **values: Any) -> None:
+        self.record["epochs"].append(values)
+        self.save()
+
+    def finish(self, **values: Any) -> None:
+        self.record.update(values)
+        self.record["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        self.save()
+
+    def save(self) -> None:
+        atomic_write_json(self.path, self.record)
+
+
+def out_of_time(start: float, opts: TrainOptions, step: int) -> bool:
+    """True once ``--max-steps`` or ``--max-minutes`` is reached."""
+    if opts.max_steps is not None and step >= opts.max_steps:
+        return True
+    return opts.max_minutes is not None and (time.monotonic() - start) / 60.0 >= opts.max_minutes
+
+
+def schedule_factor(opts: TrainOptions, step: int, total: int, start: float) -> float:
+    """Learning-rate factor: linear warm-up, then poly decay (power 0.9) to zero at the end of training.
+
+    The end is whichever comes first of the step budget and ``--max-minutes``, so a run cut
+    short by its time limit on a busy machine still finishes its decay instead of stopping at
+    a high learning rate. Without ``--max-minutes`` the schedule depends on the step only.
+    """
+    from jcs_viewer.train.runlog import poly_lr
+
+    warmup = min(opts.warmup, total // 10)
+    if step < warmup:
+        return poly_lr(1.0, step, total, warmup=warmup)
+    done = step / max(1, total)
+    if opts.max_minutes:
+        done = max(done, (time.monotonic() - start) / 60.0 / opts.max_minutes)
+    return poly_lr(1.0, min(done, 1.0) * 1_000_000, 1_000_000)

@@ -1,0 +1,61 @@
+"""Training losses: deep-supervised BCE + Dice (segmentation), mixup CE + attribute BCE (classification)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor, smooth: float = 1.0) -> torch.Tensor:
+    """1 − soft Dice computed over the whole batch at once (stable on lesion-free slices)."""
+    prob = torch.sigmoid(logits)
+    inter = (prob * target).sum()
+    return 1.0 - (2.0 * inter + smooth) / (prob.sum() + target.sum() + smooth)
+
+
+def deep_supervision_loss(side_logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Sum over side outputs of BCE + (1 − Dice), equal weights (JCS recipe).
+
+    Args:
+        side_logits: N x K x H x W logits, one channel per side output.
+        target: N x 1 x H x W binary mask.
+    """
+    total = side_logits.new_zeros(())
+    for k in range(side_logits.shape[1]):
+        logit = side_logits[:, k : k + 1]
+        total = total + F.binary_cross_entropy_with_logits(logit, target) + soft_dice_loss(logit, target)
+    return total
+
+
+def mixup_cross_entropy(logits: torch.Tensor, y_a: torch.Tensor, y_b: torch.Tensor, lam: float) -> torch.Tensor:
+    """Cross-entropy against a mixup pair: λ·CE(y_a) + (1 − λ)·CE(y_b)."""
+    return lam * F.cross_entropy(logits, y_a) + (1.0 - lam) * F.cross_entropy(logits, y_b)
+
+
+def masked_attribute_bce(
+    attr_logits: torch.Tensor, attrs: torch.Tensor, known: torch.Tensor
+) -> torch.Tensor:
+    """BCE of attribute logits, averaged over samples whose attributes are known.
+
+    Args:
+        attr_logits: N x 5 logits.
+        attrs: N x 5 0/1 targets (ignored where unknown).
+        known: N weights: 1 where the sample has lesion labels, 0 otherwise (mixup passes λ).
+    """
+    per_sample = F.binary_cross_entropy_with_logits(attr_logits, attrs, reduction="none").mean(dim=1)
+    weight = known.to(per_sample.dtype)
+    return (per_sample * weight).sum() / weight.sum().clamp_min(1.0)
+
+
+def mixup_attribute_bce(
+    attr_logits: torch.Tensor,
+    attrs_a: torch.Tensor,
+    known_a: torch.Tensor,
+    attrs_b: torch.Tensor,
+    known_b: torch.Tensor,
+    lam: float,
+) -> torch.Tensor:
+    """Attribute BCE against a mixup pair, each side weighted by its share and known-ness."""
+    return lam * masked_attribute_bce(attr_logits, attrs_a, known_a) + (1.0 - lam) * masked_attribute_bce(
+        attr_logits, attrs_b, known_b
+    )

@@ -1,0 +1,97 @@
+"""Training loop of the lesion segmentation network on MedSeg slices.
+
+Recipe (JCS seg-only, adapted to training from scratch on 2 CPU cores): BCE +
+(1 − batch Dice) on each of the five side outputs with equal weights, Adam,
+linear warm-up then poly decay (power 0.9), flips / zoom-crop / rotation / shift
+and intensity jitter. The validation split selects the checkpoint; the test split
+is never looked at here.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from jcs_viewer.train.common import RunLog, TrainOptions, out_of_time, schedule_factor
+from jcs_viewer.train.datasets import load_seg_set, medseg_pairs
+from jcs_viewer.train.runlog import Progress, atomic_save_safetensors, atomic_torch_save, hash_files, seed_everything
+
+
+def train_seg(opts: TrainOptions) -> dict:
+    """Train, validate every epoch and write ``best.safetensors``, ``last.pt`` and ``run.json`` to ``opts.out``.
+
+    Returns:
+        The final run record (also in ``run.json``).
+    """
+    import torch
+
+    from jcs_viewer.models import build
+    from jcs_viewer.train.augment import AugmentConfig, jitter_intensity, normalize, random_affine
+    from jcs_viewer.train.losses import deep_supervision_loss
+    from jcs_viewer.train.metrics import segmentation_metrics
+    from jcs_viewer.train.predict import predict_seg
+
+    torch.set_num_threads(opts.threads)
+    seed_everything(opts.seed)
+    out = Path(opts.out)
+    out.mkdir(parents=True, exist_ok=True)
+    train_pairs, val_pairs = medseg_pairs(opts.data, "train"), medseg_pairs(opts.data, "val")
+    store = int(opts.size * 1.25)
+    train = load_seg_set(train_pairs, store)
+    val = load_seg_set(val_pairs, opts.size)
+    hashes = {
+        "train": hash_files([p for pair in train_pairs for p in pair], Path(opts.data)),
+        "val": hash_files([p for pair in val_pairs for p in pair], Path(opts.data)),
+    }
+    log = RunLog(opts, "seg", hashes)
+
+    model = build(opts.arch, **opts.config).to(memory_format=torch.channels_last)
+    model.train()
+    optim = torch.optim.Adam(model.parameters(), lr=opts.lr, weight_decay=opts.weight_decay)
+    gen = torch.Generator().manual_seed(opts.seed)
+    aug = AugmentConfig(vflip=0.5)
+    images = torch.from_numpy(train.images).float().div_(255.0).unsqueeze(1)
+    masks = torch.from_numpy(train.masks).float().unsqueeze(1)
+    steps_per_epoch = max(1, len(train) // opts.batch)
+    total = opts.epochs * steps_per_epoch
+    if opts.max_steps is not None:
+        total = min(total, opts.max_steps)
+    progress = Progress(total, "train seg")
+    start, step, best = time.monotonic(), 0, -1.0
+    for epoch in range(opts.epochs):
+        model.train()
+        order = torch.randperm(len(train), generator=gen)
+        losses = []
+        for b in range(steps_per_epoch):
+            if out_of_time(start, opts, step):
+                break
+            idx = order[b * opts.batch : (b + 1) * opts.batch]
+            x, y = random_affine(images[idx], opts.size, aug, gen, mask=masks[idx], crop=opts.crop)
+            x = normalize(jitter_intensity(x, aug, gen)).contiguous(memory_format=torch.channels_last)
+            lr = opts.lr * schedule_factor(opts, step, total, start)
+            for group in optim.param_groups:
+                group["lr"] = lr
+            loss = deep_supervision_loss(model.forward_logits(x), y)
+            optim.zero_grad(set_to_none=True)
+            loss.backward()
+            optim.step()
+            losses.append(float(loss.detach()))
+            step += 1
+            progress.update(loss=losses[-1], lr=lr)
+        if not losses:
+            break
+        probs = predict_seg(model, list(val.images), opts.size)
+        metrics = segmentation_metrics(probs, list(val.masks))
+        improved = metrics["dice"] > best
+        if improved:
+            best = metrics["dice"]
+            atomic_save_safetensors(model.state_dict(), out / "best.safetensors", {"arch": opts.arch})
+        atomic_torch_save({"model": model.state_dict(), "optim": optim.state_dict(), "epoch": epoch, "step": step},
+                          out / "last.pt")
+        log.epoch(epoch=epoch, step=step, loss=float(np.mean(losses)), val=metrics, best=improved,
+                  minutes=round((time.monotonic() - start) / 60.0, 2))
+    log.finish(steps=step, best_val_dice=best, minutes=round((time.monotonic() - start) / 60.0, 2),
+               weights=str(out / "best.safetensors"))
+    return log.record

@@ -1,0 +1,110 @@
+"""Ship a trained run: fp16 safetensors in ``weights/``, held-out metrics, manifest entry.
+
+``python -m jcs_viewer.train.ship seg|cls RUN_DIR NAME`` converts ``RUN_DIR/best.safetensors``
+to fp16 (the registry loader casts back to fp32), evaluates the shipped file on the
+held-out test split with the same code as ``jcs-viewer evaluate``, and adds the entry,
+marked default for its task, to ``weights/manifest.json``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from pathlib import Path
+
+from jcs_viewer.train.splits import MEDSEG_TEST_BLOCKS, MEDSEG_VAL_BLOCKS, medseg_split
+from jcs_viewer.train.window import TRAINING_WINDOW
+
+SEG_LICENCE = (
+    "Trained on MedSeg 'COVID-19 CT segmentation dataset' slices as redistributed by yuhuan-wu/JCS "
+    "(no licence stated) and Inf-Net (COVID-SemiSeg: non-commercial use only). Research use only."
+)
+CLS_LICENCE = (
+    "Trained on COVID-CT (UCSD-AI4H, Zhao et al. 2020; figures from medRxiv/bioRxiv/journal papers, copyrights "
+    "with their authors and publishers, no open licence) and LA-DNN lesion labels (no licence stated). "
+    "Research use only."
+)
+
+
+def _ids(ids: list[int]) -> str:
+    runs, start = [], ids[0]
+    for a, b in zip(ids, ids[1:] + [None]):
+        if b != a + 1:
+            runs.append(f"{start}-{a}")
+            start = b
+    return ", ".join(runs)
+
+
+def ship(task: str, run_dir: Path, name: str, weights_dir: Path | None = None) -> dict:
+    """Convert, evaluate on the test split and register one run; returns the manifest record."""
+    from safetensors.torch import load_file
+
+    from jcs_viewer.models.registry import WeightsEntry, add_manifest_entry, shipped_weights_dir
+    from jcs_viewer.train.evaluate import evaluate_cls, evaluate_seg
+    from jcs_viewer.train.runlog import atomic_save_safetensors, sha256_file
+    from jcs_viewer.train.splits import covid_ct_split, medseg_image_name
+
+    run_dir = Path(run_dir)
+    record = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+    opts = record["options"]
+    weights_dir = Path(weights_dir or shipped_weights_dir())
+    finalized = run_dir / "final.safetensors"  # written by jcs_viewer.train.finalize
+    sd = load_file(str(finalized if finalized.is_file() else run_dir / "best.safetensors"))
+    half = {k: (v.half() if v.is_floating_point() else v) for k, v in sd.items()}
+    file = f"{name}.safetensors"
+    atomic_save_safetensors(half, weights_dir / file, {"arch": opts["arch"], "dtype": "float16"})
+    config = dict(record.get("config") or opts.get("config") or {})
+    common = dict(
+        name=name, task=task, arch=opts["arch"], file=file, sha256=sha256_file(weights_dir / file),
+        config=config, input_size=int(opts["size"]), window=TRAINING_WINDOW, default=True,
+        command=record["command"], seed=int(opts["seed"]), root=weights_dir,
+        provenance=f"trained by jcs-viewer train {task} (run log data sha256: {json.dumps(record['data_sha256'])})",
+    )
+    data = Path(opts["data"])
+    if task == "seg":
+        test = medseg_split("test")
+        split = (f"MedSeg ids 0-79 in contiguous blocks of 8 (jcs_viewer/train/splits.py): "
+                 f"train {_ids(medseg_split('train'))}; val {_ids(medseg_split('val'))} (model selection); "
+                 f"test {_ids(test)} (held out, metrics below)")
+        entry = WeightsEntry(**common, licence=SEG_LICENCE, split=split,
+                             training_data="medseg_covid19_ct100_jcs (80 MedSeg COVID-19 CT slices, 512x512 8-bit, "
+                                           "binary infection masks)",
+                             description="JCS seg-only network, lite configuration trained from scratch. "
+                                         "Metrics: jcs-viewer evaluate seg --split test --weights " + name)
+        add_manifest_entry(entry, weights_dir)
+        result = evaluate_seg(data / "tr_im", data / "tr_mask_new", name, [medseg_image_name(i) for i in test])
+        keys = ("dice", "iou", "e_measure", "jcs_miou", "dice_pooled", "n")
+    else:
+        covid, noncovid = covid_ct_split(data, "test")
+        entry = WeightsEntry(**common, licence=CLS_LICENCE,
+                             split="COVID-CT official split: train 191+234, val 60+58 (model selection), "
+                                   "test 98+105 (held out, metrics below)",
+                             training_data="ucsd_covid_ct (COVID-CT 349 COVID / 397 non-COVID images) + LA-DNN "
+                                           "lesion labels (all five attributes)"
+                                           + (" + MedSeg training-split slices as positives"
+                                              if opts.get("extra_positives") else ""),
+                             description="JCS classifier (Res2Net-v1b) lite configuration with the LA-DNN "
+                                         "five-attribute head, trained from scratch. Metrics: jcs-viewer evaluate "
+                                         "cls --split test --weights " + name)
+        add_manifest_entry(entry, weights_dir)
+        result = evaluate_cls(data / "Images" / "CT_COVID", data / "Images" / "CT_NonCOVID", name, covid, noncovid)
+        keys = ("auc", "accuracy", "sensitivity", "specificity", "precision", "f1", "n")
+    metrics = {k: (round(result[k], 4) if isinstance(result[k], float) else result[k]) for k in keys}
+    final = dataclasses.replace(entry, metrics=metrics)
+    add_manifest_entry(final, weights_dir)
+    return final.to_json()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m jcs_viewer.train.ship seg|cls RUN_DIR NAME``."""
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 3 or argv[0] not in ("seg", "cls"):
+        print(__doc__, file=sys.stderr)
+        return 2
+    print(json.dumps(ship(argv[0], Path(argv[1]), argv[2])))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

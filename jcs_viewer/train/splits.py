@@ -1,0 +1,80 @@
+"""Data splits used to train and evaluate the shipped weights.
+
+MedSeg COVID-19 CT100 (``medseg_covid19_ct100_jcs``): the shipped ``train.txt`` /
+``test.txt`` overlap (all 20 test slices are also in train), so we make our own.
+Neighbouring ids come from the same patient, so the split is made of contiguous
+blocks of ``BLOCK`` ids, never of single slices: ids 0–79 form ten blocks of 8;
+two blocks spread over the range are the held-out test set (16 slices, 20 %), one
+block is the validation set used for model selection (8 slices, 10 %), the other
+seven blocks (56 slices) are for training. Ids 80–99 are reserved by the data
+provider and absent here.
+
+COVID-CT (``ucsd_covid_ct``): the official patient-level 3-way split
+(``Data-split/{COVID,NonCOVID}/{train,val,test}CT_*.txt``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from jcs_viewer.errors import StudyLoadError
+
+MEDSEG_IDS = range(0, 80)
+BLOCK = 8
+MEDSEG_TEST_BLOCKS = (2, 7)  # ids 16-23 and 56-63
+MEDSEG_VAL_BLOCKS = (5,)  # ids 40-47
+SPLITS = ("train", "val", "test")
+
+
+def medseg_split(split: str) -> list[int]:
+    """Slice ids of one MedSeg split ("train", "val", "test" or "all")."""
+    if split == "all":
+        return list(MEDSEG_IDS)
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; expected one of {SPLITS + ('all',)}")
+    held = {"test": MEDSEG_TEST_BLOCKS, "val": MEDSEG_VAL_BLOCKS}
+    if split == "train":
+        excluded = set(MEDSEG_TEST_BLOCKS) | set(MEDSEG_VAL_BLOCKS)
+        return [i for i in MEDSEG_IDS if i // BLOCK not in excluded]
+    return [i for i in MEDSEG_IDS if i // BLOCK in held[split]]
+
+
+def medseg_image_name(slice_id: int) -> str:
+    """File name of a MedSeg slice image (``tr_im_0007.png``)."""
+    return f"tr_im_{slice_id:04d}.png"
+
+
+def medseg_mask_name(slice_id: int) -> str:
+    """File name of a MedSeg mask (``tr_mask_0007.png``)."""
+    return f"tr_mask_{slice_id:04d}.png"
+
+
+def covid_ct_split(root: Path, split: str) -> tuple[list[str], list[str]]:
+    """COVID and non-COVID file names of one official COVID-CT split.
+
+    Args:
+        root: the ``ucsd_covid_ct`` folder.
+        split: "train", "val" or "test".
+    """
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
+    covid = read_list(Path(root) / "Data-split" / "COVID" / f"{split}CT_COVID.txt")
+    noncovid = read_list(Path(root) / "Data-split" / "NonCOVID" / f"{split}CT_NonCOVID.txt")
+    return covid, noncovid
+
+
+def read_list(path: Path) -> list[str]:
+    """Names listed in a text file, one per line; blank lines and ``#`` comments skipped.
+
+    A line with several fields (``tr_im/x.png tr_mask/x.png``) yields the base name of its first field.
+    """
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise StudyLoadError(f"Cannot read the list file {path}: {exc}.") from exc
+    names = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            names.append(Path(line.split()[0]).name)
+    return names

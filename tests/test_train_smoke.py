@@ -1,0 +1,126 @@
+"""One optimiser step of each training command on tiny synthetic data, then evaluate on it.
+
+The data is made here (never the shared data). Images are 64 px, the model input
+size, so the validation metrics the trainer logs must equal what ``jcs-viewer
+evaluate`` reports for the same images and weights.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from jcs_viewer.cli import main
+from jcs_viewer.train.splits import medseg_image_name, medseg_mask_name, medseg_split
+
+SIZE = 64
+
+
+def _blob_image(rng: np.random.Generator, lesion: bool) -> tuple[np.ndarray, np.ndarray]:
+    img = (rng.random((SIZE, SIZE)) * 60 + 40).astype(np.uint8)
+    mask = np.zeros((SIZE, SIZE), np.uint8)
+    if lesion:
+        y, x = rng.integers(12, SIZE - 12, 2)
+        mask[y - 6 : y + 6, x - 6 : x + 6] = 1
+        img[mask == 1] = 200
+    return img, mask
+
+
+def _medseg(root: Path) -> Path:
+    rng = np.random.default_rng(0)
+    (root / "tr_im").mkdir(parents=True)
+    (root / "tr_mask_new").mkdir()
+    for i in range(80):
+        img, mask = _blob_image(rng, lesion=i % 5 != 0)
+        Image.fromarray(img).save(root / "tr_im" / medseg_image_name(i))
+        Image.fromarray(mask).save(root / "tr_mask_new" / medseg_mask_name(i))
+    return root
+
+
+def _covid_ct(root: Path) -> Path:
+    rng = np.random.default_rng(1)
+    header = "imgname,CVD19,GGO,Csld,CrPa,AirBr,InSepThi\n"
+    (root / "la_dnn_lesion_labels").mkdir(parents=True)
+    for split, n in (("train", 4), ("val", 3), ("test", 2)):
+        rows = []
+        for cls, folder, label in (("COVID", "CT_COVID", 1), ("NonCOVID", "CT_NonCOVID", 0)):
+            (root / "Images" / folder).mkdir(parents=True, exist_ok=True)
+            (root / "Data-split" / cls).mkdir(parents=True, exist_ok=True)
+            names = [f"{split}_{cls}_{k}.png" for k in range(n)]
+            for name in names:
+                Image.fromarray(_blob_image(rng, lesion=bool(label))[0]).save(root / "Images" / folder / name)
+                rows.append(f"{name},CVD19,GGO,,,AirBr,\n" if label else f"{name},,,,,,\n")
+            (root / "Data-split" / cls / f"{split}CT_{cls}.txt").write_text("\n".join(names) + "\n")
+        (root / "la_dnn_lesion_labels" / f"{split}_meta.csv").write_text(header + "".join(rows))
+    return root
+
+
+def _register(run_dir: Path, task: str, arch: str, config: dict) -> Path:
+    from jcs_viewer.models.registry import WeightsEntry, add_manifest_entry
+    from jcs_viewer.train.runlog import sha256_file
+
+    weights = run_dir / "best.safetensors"
+    entry = WeightsEntry(name=f"smoke-{task}", task=task, arch=arch, file=weights.name, config=config,
+                         sha256=sha256_file(weights), input_size=SIZE, window=(-600.0, 1500.0), root=run_dir)
+    add_manifest_entry(entry, run_dir)
+    return weights
+
+
+def _last_json(capsys) -> dict:
+    return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+
+def test_train_seg_one_step_then_evaluate(tmp_path, capsys):
+    data = _medseg(tmp_path / "medseg")
+    out = tmp_path / "run_seg"
+    assert main(["train", "seg", "--data", str(data), "--out", str(out), "--size", str(SIZE), "--batch", "2",
+                 "--epochs", "1", "--max-steps", "1", "--seed", "3"]) == 0
+    summary = _last_json(capsys)
+    assert summary["steps"] == 1
+    record = json.loads((out / "run.json").read_text())
+    assert record["command"].startswith(f"jcs-viewer train seg --out {out} --data {data} --epochs 1 --size 64")
+    assert "--seed 3" in record["command"] and "--max-steps 1" in record["command"]
+    assert len(record["data_sha256"]["train"]) == 64 and record["options"]["seed"] == 3
+    assert len(record["epochs"]) == 1 and (out / "last.pt").is_file()
+    from jcs_viewer.train.finalize import finalize
+
+    summary = finalize("seg", out)  # precise BN on the training split, choice on validation
+    assert summary["chosen"].split("/")[0] in ("best", "last") and (out / "final.safetensors").is_file()
+    assert set(summary["candidates"]["last"]) == {"as_trained", "precise_bn"}
+    assert json.loads((out / "run.json").read_text())["finalize"]["by"] == "val dice"
+    weights = _register(out, "seg", "jcs_seg_lite", {})
+    names = tmp_path / "val.txt"
+    names.write_text("\n".join(medseg_image_name(i) for i in medseg_split("val")))
+    assert main(["evaluate", "seg", "--images", str(data / "tr_im"), "--masks", str(data / "tr_mask_new"),
+                 "--list", str(names), "--weights", str(weights)]) == 0
+    result = _last_json(capsys)
+    assert result["n"] == 8
+    for key in ("dice", "iou", "e_measure", "jcs_miou"):
+        assert result[key] == pytest.approx(record["epochs"][0]["val"][key], abs=1e-6)
+
+
+def test_train_cls_one_step_then_evaluate(tmp_path, capsys):
+    data = _covid_ct(tmp_path / "ucsd")
+    out = tmp_path / "run_cls"
+    assert main(["train", "cls", "--data", str(data), "--out", str(out), "--size", str(SIZE), "--batch", "4",
+                 "--epochs", "1", "--max-steps", "1"]) == 0
+    assert _last_json(capsys)["steps"] == 1
+    record = json.loads((out / "run.json").read_text())
+    assert {"train", "val", "lesion_labels"} <= set(record["data_sha256"])
+    weights = _register(out, "cls", "jcs_cls_lite", record["config"])
+    assert main(["evaluate", "cls", "--covid", str(data / "Images" / "CT_COVID"), "--noncovid",
+                 str(data / "Images" / "CT_NonCOVID"), "--list", str(data / "Data-split/COVID/valCT_COVID.txt"),
+                 str(data / "Data-split/NonCOVID/valCT_NonCOVID.txt"), "--weights", str(weights)]) == 0
+    result = _last_json(capsys)
+    assert result["n"] == 6 and result["n_covid"] == 3
+    for key in ("auc", "accuracy", "f1"):
+        assert result[key] == pytest.approx(record["epochs"][0]["val"][key], abs=1e-6)
+
+
+def test_train_rejects_a_missing_data_folder(tmp_path, capsys):
+    assert main(["train", "seg", "--data", str(tmp_path / "nope"), "--out", str(tmp_path / "o")]) == 2
+    assert "nope" in capsys.readouterr().err

@@ -1,0 +1,68 @@
+"""The shipped weights: files match the manifest's sha256, load strictly, and run."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from jcs_viewer.models.registry import shipped_weights_dir
+from jcs_viewer.train.runlog import sha256_file
+
+MANIFEST = shipped_weights_dir() / "manifest.json"
+TRAINED = ("jcs_seg_lite", "jcs_cls_lite")
+
+
+def _our_entries() -> list[dict]:
+    data = json.loads(MANIFEST.read_text(encoding="utf-8"))
+    return [r for r in data["weights"] if r["arch"] in TRAINED]
+
+
+def test_manifest_ships_a_default_for_each_task():
+    entries = _our_entries()
+    assert {e["task"] for e in entries if e.get("default")} == {"seg", "cls"}
+    total = sum((shipped_weights_dir() / e["file"]).stat().st_size for e in entries)
+    assert total <= 25 * 1024 * 1024
+    for e in entries:
+        assert e["window"] == [-600.0, 1500.0] and e["seed"] is not None and e["command"].startswith("jcs-viewer train")
+        assert e["metrics"] and e["licence"] and e["split"]
+
+
+@pytest.mark.parametrize("entry", _our_entries(), ids=lambda e: e["name"])
+def test_shipped_weights_match_sha256_and_load(entry):
+    from jcs_viewer.models import load
+
+    assert sha256_file(shipped_weights_dir() / entry["file"]) == entry["sha256"]
+    model, loaded = load(entry["name"], "cpu")
+    assert loaded.sha256 == entry["sha256"]
+    assert all(p.dtype == torch.float32 for p in model.parameters())  # fp16 storage cast back
+    size = entry["input_size"]
+    with torch.inference_mode():
+        x = torch.zeros(1, 3, size, size)
+        if entry["task"] == "seg":
+            out = model.forward_logits(x)
+            assert out.shape == (1, 5, size, size) and torch.isfinite(out).all()
+        else:
+            logits, attrs = model.forward_with_attributes(x)
+            assert logits.shape == (1, 2) and attrs.shape == (1, 5)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("entry", _our_entries(), ids=lambda e: e["name"])
+def test_evaluate_reproduces_manifest_metrics(entry, shared_data):
+    """``jcs-viewer evaluate ... --split test`` gives every manifest metric within ±0.5 points."""
+    from jcs_viewer.train.evaluate import evaluate_cls, evaluate_seg
+    from jcs_viewer.train.splits import covid_ct_split, medseg_image_name, medseg_split
+
+    if entry["task"] == "seg":
+        root = shared_data("medseg_covid19_ct100_jcs")
+        result = evaluate_seg(root / "tr_im", root / "tr_mask_new", entry["name"],
+                              [medseg_image_name(i) for i in medseg_split("test")])
+    else:
+        root = shared_data("ucsd_covid_ct")
+        covid, noncovid = covid_ct_split(root, "test")
+        result = evaluate_cls(root / "Images" / "CT_COVID", root / "Images" / "CT_NonCOVID", entry["name"],
+                              covid, noncovid)
+    for key, value in entry["metrics"].items():
+        assert result[key] == pytest.approx(value, abs=0.005), key
