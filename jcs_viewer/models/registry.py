@@ -342,13 +342,14 @@ def _resolve(name_or_path: str | Path, extra_dirs: tuple[str | Path, ...]) -> We
         for e in entries:
             if e.path.resolve() == resolved:
                 return e
+        # A manifest beside the file knows its configuration; key names alone cannot tell a
+        # lite file from the official architecture of the same family.
+        for e in list_weights(extra_dirs=(resolved.parent,)):
+            if e.path.resolve() == resolved:
+                return e
         entry = official_entry(resolved)
         if entry is not None:
             return entry
-        entries_dir = list_weights(extra_dirs=(resolved.parent,))  # a manifest beside the file
-        for e in entries_dir:
-            if e.path.resolve() == resolved:
-                return e
         raise ModelLoadError(f"{p.name} is neither an official JCS checkpoint nor listed in a weights manifest.")
     names = ", ".join(e.name for e in entries) or "none installed"
     raise ModelLoadError(f"No weights named {text!r} and no such file (available: {names}).")
