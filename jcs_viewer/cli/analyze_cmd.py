@@ -29,7 +29,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--session", metavar="FILE", help="a reader's session file (.jcssession, saved by the "
                         "viewer): its edited lesion mask, review states and notes are used for every output "
                         "(the AI mask is kept as lesion_mask_ai.nii.gz)")
-    parser.add_argument("--report", action="store_true", help="also write the annotated PDF report (report.pdf)")
+    parser.add_argument("--report", action="store_true", help="also write the annotated PDF report (report.pdf) and, "
+                        "for DICOM studies, the DICOM SEG of lesions and lungs (lesion_seg.dcm)")
+    parser.add_argument("--anonymize", action="store_true", help="remove patient name, ID, birth date and "
+                        "accession number from the report and the DICOM SEG")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -64,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
         out_dir = out_root if len(studies) == 1 else out_root / study.name
         try:
             analyze_one(study, out_dir, options, models, bar, args.series, session=session,
-                        report=getattr(args, "report", False))
+                        report=getattr(args, "report", False), anonymize=getattr(args, "anonymize", False))
         except JCSError as exc:
             if len(studies) == 1:
                 raise
@@ -74,11 +77,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def analyze_one(study: Path, out_dir: Path, options, models, bar, series_uid: str | None = None, cancel=None,
-                session: str | Path | None = None, report: bool = False):
+                session: str | Path | None = None, report: bool = False, anonymize: bool = False):
     """Load, analyse and write one study; nothing is written unless the analysis completes.
 
     With ``session`` (a viewer session file) the reader's edited mask, review states and notes
-    drive every output; with ``report`` the PDF report is written too.
+    drive every output; with ``report`` the PDF report (and, for DICOM studies, the DICOM SEG)
+    are written too, anonymised with ``anonymize``.
     """
     from jcs_viewer.io import load_study
     from jcs_viewer.io.export import export_csv, export_nifti
@@ -102,8 +106,16 @@ def analyze_one(study: Path, out_dir: Path, options, models, bar, series_uid: st
     if report:
         from jcs_viewer.report import write_report
 
+        from jcs_viewer.io.export import export_dicom_seg
+
         kwargs = outputs.report_kwargs()
-        write_report(kwargs.pop("result"), volume, out_dir / "report.pdf", **kwargs)
+        write_report(kwargs.pop("result"), volume, out_dir / "report.pdf", anonymize=anonymize, **kwargs)
+        if volume.source_format == "dicom":
+            export_dicom_seg(volume, result.lesion_mask, result.lung_mask, out_dir / "lesion_seg.dcm",
+                             edited=session is not None, anonymize=anonymize)
+        else:
+            print(f"  note: no lesion_seg.dcm: DICOM SEG needs a DICOM source, and {study.name} is "
+                  f"{volume.source_format}.")
     q = result.quant
     print(
         f"{study.name}: {result.decision} ({result.positive_slices} positive slices, threshold {result.threshold}); "
