@@ -231,11 +231,9 @@ class PlaneView(pg.GraphicsLayoutWidget):
         self._apply_visibility(layers)
         if layers.cam_colormap != old.cam_colormap:
             self._cam_lut = overlays.colormap_lut(layers.cam_colormap)
-        if (layers.cam_colormap, layers.cam_flagged_only) != (old.cam_colormap, old.cam_flagged_only):
+        if layers.cam_changed(old):
             self._redraw_cam()
-        mask_fields = ("lesion_visible", "lesion_opacity", "lesion_outline", "lesion_color", "lung_visible",
-                       "lung_opacity")
-        if any(getattr(layers, f) != getattr(old, f) for f in mask_fields):
+        if layers.masks_changed(old):
             self._redraw_masks()
 
     def _apply_visibility(self, layers: LayerSettings) -> None:

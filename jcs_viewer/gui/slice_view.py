@@ -118,12 +118,9 @@ class SliceView(pg.GraphicsLayoutWidget):
         self._apply_visibility(layers)
         if layers.cam_colormap != old.cam_colormap:
             self._cam_lut = overlays.colormap_lut(layers.cam_colormap)
+        if layers.cam_changed(old):
             self._draw_cam()
-        elif layers.cam_flagged_only != old.cam_flagged_only:
-            self._draw_cam()
-        mask_fields = ("lesion_visible", "lesion_opacity", "lesion_outline", "lesion_color", "lung_visible",
-                       "lung_opacity")
-        if any(getattr(layers, f) != getattr(old, f) for f in mask_fields):
+        if layers.masks_changed(old):
             self._draw_masks()
 
     def _on_labels(self, zs: slice) -> None:

@@ -46,6 +46,17 @@ class LayerSettings:
     lung_visible: bool = True
     lung_opacity: float = 0.8
 
+    _MASK_FIELDS = ("lesion_visible", "lesion_opacity", "lesion_outline", "lesion_color", "lung_visible",
+                    "lung_opacity")
+
+    def cam_changed(self, old: "LayerSettings") -> bool:
+        """Whether the activation-map image must be rebuilt (visibility and opacity need no rebuild)."""
+        return (self.cam_colormap, self.cam_flagged_only) != (old.cam_colormap, old.cam_flagged_only)
+
+    def masks_changed(self, old: "LayerSettings") -> bool:
+        """Whether the lesion/lung overlay image must be rebuilt."""
+        return any(getattr(self, f) != getattr(old, f) for f in self._MASK_FIELDS)
+
 
 class ViewerState:
     """Current study, analysis result, review state, slice, window/level and layer settings."""
