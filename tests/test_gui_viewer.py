@@ -429,3 +429,40 @@ def test_opening_another_study_cancels_the_running_analysis(qtbot, make_window, 
     qtbot.wait(100)
     assert window.state.volume is other_volume and window.state.result is other_result
     assert first_worker.token.cancelled
+
+
+def test_summary_fits_its_box_at_1440x900(qtbot, make_window, study):
+    """At the default 1440x900 the decision, the numbers and the threshold rule are on screen
+    without scrolling, and nothing is cut off sideways (the rule used to be chopped mid-line)."""
+    import dataclasses
+
+    from PySide6.QtGui import QTextCursor
+
+    volume, result = study
+    rule = ("Threshold 10 = round(25 x min(1 mm / 2.50 mm, 128 / 300)) clamped to 1..127, i.e. the paper's "
+            "25 slices of ~1 mm scaled as 25 mm of positive slices.")
+    result = dataclasses.replace(result, threshold_rule=rule)
+    window = make_window(analyze=staged_analysis(result, steps=1, delay=0), auto=True)
+    window.resize(1440, 900)
+    _open_volume(qtbot, window, volume)
+    qtbot.waitUntil(lambda: window.state.result is result, timeout=5000)
+    qtbot.waitExposed(window)
+    browser = window.summary_panel.browser
+    qtbot.waitUntil(lambda: browser.viewport().height() > 0)
+    viewport = browser.viewport().rect()
+    assert browser.horizontalScrollBar().maximum() == 0, "summary text must wrap, not run off sideways"
+    for needle in ("Decision:", "slices positive", "Lesion volume", "Involvement", "Lesions",
+                   "Zones (mL)", rule[:40], "positive slices."):
+        cursor = browser.document().find(needle)
+        assert not cursor.isNull(), needle
+        cursor.movePosition(QTextCursor.MoveOperation.EndOfBlock)
+        browser.setTextCursor(cursor)  # would scroll if the block's end were off screen
+        end = browser.cursorRect(cursor)
+        assert browser.verticalScrollBar().value() == 0, f"{needle!r} is below the summary's fold"
+        assert viewport.contains(end.bottomLeft()), f"{needle!r} ends outside the summary box: {end}"
+    # Layers and lesion editing share the tabs below; choosing the brush brings editing forward.
+    tabs = window.side_tabs
+    assert [tabs.tabText(i) for i in range(tabs.count())] == ["Layers", "Lesion editing"]
+    assert tabs.currentWidget() is window.layers_panel
+    qtbot.keyClick(window.slice_view, Qt.Key.Key_B)
+    assert window.editing.controller.tool == "brush" and tabs.currentIndex() == 1

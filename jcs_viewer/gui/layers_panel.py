@@ -90,6 +90,7 @@ class LayersPanel(QWidget):
         self.legend.setTextFormat(Qt.TextFormat.RichText)
         self.cam_bar = QLabel()
         legend_row = QHBoxLayout()
+        legend_row.setSpacing(6)
         legend_row.addWidget(QLabel("low"))
         legend_row.addWidget(self.cam_bar)
         legend_row.addWidget(QLabel("high activation"))
@@ -97,6 +98,7 @@ class LayersPanel(QWidget):
         grid.addLayout(legend_row, 5, 0, 1, 3)
         grid.addWidget(self.legend, 6, 0, 1, 3)
         grid.setColumnStretch(1, 1)
+        grid.setRowStretch(7, 1)  # in a tab taller than the controls, they stay at the top
 
         self.all_box.toggled.connect(lambda on: state.set_layers(overlays_visible=on))
         self.cam_box.toggled.connect(lambda on: state.set_layers(cam_visible=on))
@@ -139,7 +141,10 @@ class LayersPanel(QWidget):
         self.cam_bar.setPixmap(_colorbar(layers.cam_colormap))
         right, left = LUNG_COLORS[1], LUNG_COLORS[2]
         lesion_hex = "#%02x%02x%02x" % layers.lesion_color
+        # Swatches on a dark chip, as the colours appear over lung tissue (pale green on the
+        # panel's light grey was invisible).
+        chip = "background-color:#202024; color:%s; font-weight:bold"
         self.legend.setText(
-            f"<span style='color:{lesion_hex}'>■</span> lesion &nbsp; "
-            f"<span style='color:#%02x%02x%02x'>□</span> right lung &nbsp; "
-            f"<span style='color:#%02x%02x%02x'>□</span> left lung" % (*right, *left))
+            f"<span style='{chip % lesion_hex}'>&nbsp;■&nbsp;</span> lesion &nbsp;&nbsp; "
+            f"<span style='{chip % ('#%02x%02x%02x' % right)}'>&nbsp;□&nbsp;</span> right lung &nbsp;&nbsp; "
+            f"<span style='{chip % ('#%02x%02x%02x' % left)}'>&nbsp;□&nbsp;</span> left lung")

@@ -12,7 +12,8 @@ import numpy as np
 from PySide6.QtCore import QEvent, QObject, QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (QApplication, QFileDialog, QFrame, QGroupBox, QHBoxLayout, QLabel, QMainWindow,
-                               QMessageBox, QProgressBar, QPushButton, QSplitter, QToolBar, QVBoxLayout, QWidget)
+                               QMessageBox, QProgressBar, QPushButton, QSplitter, QTabWidget, QToolBar, QVBoxLayout,
+                               QWidget)
 
 from jcs_viewer import RESEARCH_USE_NOTICE, __version__
 from jcs_viewer.gui import backend
@@ -154,17 +155,24 @@ class MainWindow(QMainWindow):
         self.layers_panel = LayersPanel(state)
         self.summary_panel = SummaryPanel(state)
         right = QSplitter(Qt.Orientation.Vertical)
-        for title, widget in (("Summary", self.summary_panel), ("Flagged slices", self.review_panel),
-                              ("Layers", self.layers_panel)):
+        right.setChildrenCollapsible(False)
+        for title, widget in (("Summary", self.summary_panel), ("Flagged slices", self.review_panel)):
             box = QGroupBox(title)
             box_layout = QVBoxLayout(box)
             box_layout.setContentsMargins(4, 6, 4, 4)
             box_layout.addWidget(widget)
             right.addWidget(box)
+        # Layers and lesion editing share one tabbed box (editing adds its tab, see session_ui):
+        # at 1440x900 four stacked boxes left the summary a few lines high.
+        self.side_tabs = QTabWidget()
+        self.side_tabs.setDocumentMode(True)
+        self.side_tabs.addTab(self.layers_panel, "Layers")
+        right.addWidget(self.side_tabs)
         right.setStretchFactor(0, 3)
-        right.setStretchFactor(1, 2)
+        right.setStretchFactor(1, 1)
         right.setStretchFactor(2, 0)
         right.setMinimumWidth(360)
+        self.side_split = right
 
         main = QSplitter(Qt.Orientation.Horizontal)
         main.addWidget(left)

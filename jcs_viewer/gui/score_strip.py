@@ -14,6 +14,11 @@ from jcs_viewer.session.review import ReviewDecision
 CONFIRMED_BRUSH = (40, 200, 70)
 REJECTED_BRUSH = (150, 150, 150)
 FLAG_FILL = (255, 120, 0, 55)
+STRIP_LEGEND = ("slice &nbsp;&nbsp; <span style='color:#5aaaff'>━ P(COVID)</span> &nbsp; "
+                "<span style='color:#ffc800'>╌ cutoff</span> &nbsp; "
+                "<span style='color:#ff6060'>▆ lesion area (edited, scaled)</span> &nbsp; "
+                "<span style='color:#c87832'>▒ flagged</span> &nbsp; "
+                "<span style='color:#28c846'>▼</span>/<span style='color:#969696'>▼</span> confirmed/rejected")
 
 
 def flagged_runs(positive: np.ndarray) -> list[tuple[int, int]]:
@@ -67,7 +72,8 @@ class ScoreStrip(pg.PlotWidget):
         plot.setMenuEnabled(False)
         plot.hideButtons()
         plot.setLabel("left", "P(COVID)")
-        plot.setLabel("bottom", "slice")
+        # The axis title doubles as the legend: four marks share the strip and a tooltip is not enough.
+        plot.setLabel("bottom", STRIP_LEGEND)
         plot.showGrid(x=False, y=True, alpha=0.2)
         plot.setYRange(0.0, 1.12, padding=0.0)
         plot.getAxis("left").setTicks([[(0.0, "0"), (0.5, "0.5"), (1.0, "1")]])

@@ -25,7 +25,7 @@ from typing import Any
 
 from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QGroupBox, QMessageBox, QSplitter, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QGroupBox, QMessageBox, QSplitter, QTabWidget, QVBoxLayout, QWidget
 
 from jcs_viewer.gui.edit_panel import EditPanel
 from jcs_viewer.gui.editing import EditController
@@ -74,6 +74,19 @@ class SessionSupport(QObject):
 
     # ================================================================== construction
     def _add_panel(self) -> None:
+        tabs = getattr(self.window, "side_tabs", None)
+        if isinstance(tabs, QTabWidget):
+            # A tab beside "Layers"; choosing the brush or eraser (B/E, Edit menu) brings it forward.
+            page = QWidget()
+            layout = QVBoxLayout(page)
+            layout.setContentsMargins(4, 6, 4, 4)
+            layout.addWidget(self.panel)
+            layout.addStretch(1)
+            tabs.addTab(page, "Lesion editing")
+            self.group = page
+            self.controller.tool_changed.connect(
+                lambda tool: tabs.setCurrentWidget(page) if tool != "none" else None)
+            return
         box = QGroupBox("Lesion editing")
         layout = QVBoxLayout(box)
         layout.setContentsMargins(4, 6, 4, 4)

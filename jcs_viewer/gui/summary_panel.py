@@ -52,23 +52,22 @@ def summary_html(result: Any, volume: Any = None) -> str:
             desc = html.escape(str(_get(info, "series_description", "") or _get(info, "study_description", "")))
             shape = "×".join(str(s) for s in volume.array.shape[::-1])
             study = f"<p>Study loaded: {shape} voxels {desc}</p><p>Analysis has not run yet.</p>"
-        return f"<h3>Summary</h3>{study or '<p>No study open.</p>'}{notice}"
+        return f"{study or '<p>No study open.</p>'}{notice}"
 
     decision = str(_get(result, "decision", "")).lower()
     color = "#d03030" if decision == "positive" else "#2a9d4a"
     positive = int(_get(result, "positive_slices", int(np.sum(_get(result, "slice_positive", [])))))
     threshold = _get(result, "threshold", None)
     n = int(_get(result, "n_slices", 0))
+    # The panel's box is titled "Summary": the decision comes first, then the numbers a reader
+    # acts on; the threshold's derivation is small print below them.
     parts = [
-        "<h3>Summary</h3>",
-        f"<p style='font-size:14pt'><b>Decision: <span style='color:{color}'>"
+        f"<p style='font-size:14pt; margin-top:0'><b>Decision: <span style='color:{color}'>"
         f"{html.escape(decision.upper() or '—')}</span></b></p>",
         f"<p><b>{positive}</b> of {n} slices positive (cutoff {_num(_get(result, 'slice_cutoff', 0.5), '{:.2f}')})"
         f"; patient threshold: more than <b>{threshold if threshold is not None else '—'}</b> slices.</p>",
     ]
     rule = _get(result, "threshold_rule", "")
-    if rule:
-        parts.append(f"<p style='color:#888'>{html.escape(str(rule))}</p>")
 
     quant = _get(result, "quant", None)
     if quant is not None:
@@ -90,6 +89,8 @@ def summary_html(result: Any, volume: Any = None) -> str:
         if ggo is not None or cons is not None:
             rows.append(("GGO / consolidation", f"{_num(ggo)} / {_num(cons)} mL"))
         parts.append(_table(rows))
+    if rule:
+        parts.append(f"<p style='color:#888; font-size:small'>{html.escape(str(rule))}</p>")
 
     attributes = _get(result, "attributes", None)
     if attributes is not None:
