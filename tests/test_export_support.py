@@ -7,11 +7,17 @@ highdicom and dciodvfy see real source images), builds the matching ``Volume`` a
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pydicom
+import pytest
 from pydicom.dataset import FileDataset, FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
@@ -24,6 +30,79 @@ PATIENT = {
     "birth": "19470312",
     "accession": "ACC99173311",
 }
+
+
+# --------------------------------------------------------------------------- independent checkers
+#: Debian packages of the command-line checkers (CI installs them; see .ci/run).
+TOOL_PACKAGES = {"dciodvfy": "dicom3tools", "qpdf": "qpdf", "pdftotext": "poppler-utils",
+                 "pdfinfo": "poppler-utils", "pdfimages": "poppler-utils", "pdftoppm": "poppler-utils"}
+
+
+def require_tools(*names: str) -> None:
+    """Skip the calling test, with the package to install, when a checker is missing.
+
+    Call it where the check happens (after the test's own assertions), so a machine without
+    the tool still runs the rest and the skip shows up in ``-ra``; never an ``if`` that passes.
+    """
+    missing = [n for n in names if shutil.which(n) is None]
+    if missing:
+        packages = sorted({TOOL_PACKAGES.get(n, n) for n in missing})
+        pytest.skip(f"{', '.join(missing)} not installed (Debian/Ubuntu: apt-get install {' '.join(packages)})")
+
+
+def needs_tools(*names: str) -> pytest.MarkDecorator:
+    """The same as a marker, for tests that are nothing but the tool's check."""
+    missing = [n for n in names if shutil.which(n) is None]
+    packages = sorted({TOOL_PACKAGES.get(n, n) for n in missing})
+    return pytest.mark.skipif(bool(missing), reason=f"{', '.join(missing)} not installed "
+                              f"(Debian/Ubuntu: apt-get install {' '.join(packages)})")
+
+
+def dciodvfy(path: Path) -> tuple[list[str], list[str]]:
+    """``(errors, warnings)`` that dicom3tools' dciodvfy reports for a DICOM file."""
+    require_tools("dciodvfy")
+    run = subprocess.run(["dciodvfy", str(path)], capture_output=True, text=True, timeout=300)
+    lines = (run.stdout + run.stderr).splitlines()
+    return [line for line in lines if line.startswith("Error")], [line for line in lines if line.startswith("Warning")]
+
+
+def assert_dciodvfy_clean(path: Path, *, warnings_allowed: bool = False) -> None:
+    """dciodvfy finds no error (and, unless allowed, no warning) in ``path``."""
+    errors, warnings = dciodvfy(path)
+    assert errors == [], errors
+    if not warnings_allowed:
+        assert warnings == [], warnings
+
+
+def _cannot_create_in(folder: Path) -> bool:
+    try:
+        fd, name = tempfile.mkstemp(dir=folder)
+    except OSError:
+        return True
+    os.close(fd)
+    os.unlink(name)
+    return False
+
+
+@pytest.fixture
+def unwritable_folder(tmp_path) -> Iterator[Path]:
+    """An existing folder in which this process cannot create files, root included.
+
+    A read-only (0555) temporary folder for ordinary users; for root, which ignores
+    permission bits, /proc (a folder nobody can create files in). Skips only when neither
+    refuses a write here, and says so.
+    """
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    try:
+        for folder in (locked, Path("/proc")):
+            if folder.is_dir() and _cannot_create_in(folder):
+                yield folder
+                return
+        pytest.skip("no folder refuses writes to this process (not Linux, and read-only folders are writable)")
+    finally:
+        locked.chmod(0o755)
 
 
 def write_ct_series(

@@ -12,6 +12,7 @@ columns of ``direction`` are the LPS directions of the x, y and z index axes.
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import os
 import tempfile
@@ -87,6 +88,9 @@ def atomic_target(path: str | os.PathLike[str]) -> Iterator[Path]:
         # A hidden name that still ends like the target: writers pick the format by suffix.
         fd, tmp_name = tempfile.mkstemp(dir=parent, prefix=f".{path.name}.tmp-", suffix=_suffix_of(path))
     except OSError as exc:
+        if exc.errno == errno.ENOENT and parent.is_dir():
+            # e.g. /proc: the folder exists but takes no new files; "No such file" would mislead.
+            raise ExportError(f"Cannot write {path}: {parent} does not accept new files.") from exc
         raise ExportError(f"Cannot write {path}: {exc.strerror or exc}.") from exc
     os.close(fd)
     tmp = Path(tmp_name)
@@ -314,6 +318,24 @@ def _read_sources(volume: Any, path: Path) -> list[Any]:
     return datasets
 
 
+_FORMAT_NAMES = {"nifti": "a NIfTI file", "mha": "a MetaImage file", "nrrd": "an NRRD file",
+                 "images": "image files (PNG/JPEG/TIFF)", "synthetic": "no file (a synthetic image)"}
+
+
+def dicom_seg_unavailable(volume: Any) -> str | None:
+    """Why no DICOM SEG can be written for ``volume`` (a clause without a full stop), or None when it can.
+
+    A SEG references its source images by UID, so it needs a study loaded from DICOM files.
+    """
+    fmt = str(getattr(volume, "source_format", "") or "")
+    if fmt != "dicom":
+        loaded_from = _FORMAT_NAMES.get(fmt, f"{fmt} files" if fmt else "an unknown source")
+        return f"DICOM SEG needs a DICOM source, and this study was loaded from {loaded_from}"
+    if not tuple(getattr(volume, "source_files", ()) or ()):
+        return "DICOM SEG needs a DICOM source, and this study has no DICOM files behind it"
+    return None
+
+
 def export_dicom_seg(
     volume: Any,
     lesion_mask: np.ndarray,
@@ -348,11 +370,9 @@ def export_dicom_seg(
         ExportError: a non-DICOM study, unreadable or mismatching sources, an unwritable target.
     """
     path = Path(path)
-    if getattr(volume, "source_format", "") != "dicom":
-        raise ExportError(
-            f"Cannot write {path}: DICOM SEG needs a DICOM source, and this study was loaded from "
-            f"{getattr(volume, 'source_format', 'an unknown format')} files."
-        )
+    reason = dicom_seg_unavailable(volume)
+    if reason is not None:
+        raise ExportError(f"Cannot write {path}: {reason}.")
     check_target(path)
     lesion_mask = _check_mask(lesion_mask, volume, "lesion mask", path)
     if lung_mask is not None:
@@ -428,7 +448,7 @@ def export_dicom_seg(
     except (ValueError, TypeError, AttributeError) as exc:
         raise ExportError(f"Cannot write {path}: the segmentation could not be built ({exc}).") from exc
     if anonymize:
-        seg.PatientName = "Anonymous"
+        seg.PatientName = "Anonymous^"  # family name only; a bare "Anonymous" is the retired PN form to dciodvfy
         seg.PatientID = "ANONYMOUS"
         seg.PatientBirthDate = ""
         seg.AccessionNumber = ""

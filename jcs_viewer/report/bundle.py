@@ -9,13 +9,21 @@ from typing import Any
 import numpy as np
 
 from jcs_viewer.errors import ExportError
-from jcs_viewer.io.export import export_csv, export_dicom_seg, export_nifti
+from jcs_viewer.io.export import dicom_seg_unavailable, export_csv, export_dicom_seg, export_nifti
 
 REPORT_NAME = "report.pdf"
 SEG_NAME = "lesion_seg.dcm"
 LESION_NIFTI_NAME = "lesion_mask.nii.gz"
 LUNG_NIFTI_NAME = "lung_mask.nii.gz"
 CSV_NAME = "per_slice.csv"
+
+
+class ExportResult(dict[str, Path]):
+    """Name -> written path, plus ``notes``: sentences for the user about files not written."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.notes: list[str] = []
 
 
 def export_all(
@@ -30,12 +38,13 @@ def export_all(
     edited_mask: np.ndarray | None = None,
     notes: str = "",
     lesion_classes: np.ndarray | None = None,
-) -> dict[str, Path]:
+) -> ExportResult:
     """Write report.pdf, lesion_seg.dcm, lesion_mask.nii.gz, lung_mask.nii.gz and per_slice.csv.
 
     The lesion files hold the reader's ``edited_mask`` when it differs from the AI's mask,
-    else the AI's mask. A non-DICOM study gets every file but the SEG (no ``"lesion_seg"``
-    key in the returned mapping).
+    else the AI's mask. A non-DICOM study gets every file but the SEG: no ``"lesion_seg"``
+    key in the returned mapping, and a note saying "DICOM SEG needs a DICOM source" in its
+    ``notes``.
 
     Args:
         result: the pipeline's ``StudyResult``.
@@ -51,7 +60,7 @@ def export_all(
 
     Returns:
         Name -> written path for each file written (keys: report, lesion_seg, lesion_nifti,
-        lung_nifti, csv).
+        lung_nifti, csv); its ``notes`` list says why a file was left out.
 
     Raises:
         ExportError: the folder or a file cannot be written (files written before stay).
@@ -70,16 +79,19 @@ def export_all(
     ai_mask = np.asarray(result.lesion_mask)
     edited = edited_mask is not None and bool(edited_slice_indices(ai_mask, edited_mask))
     lesion = (np.asarray(edited_mask) > 0).astype(np.uint8) if edited else ai_mask.astype(np.uint8)
-    written: dict[str, Path] = {}
+    written = ExportResult()
     if report:
         from jcs_viewer.report.pdf import write_report
 
         written["report"] = write_report(result, volume, out / REPORT_NAME, anonymize=anonymize, reviewer=reviewer,
                                          review=review, edited_mask=edited_mask, notes=notes)
     seg_source = lesion if edited or lesion_classes is None else np.asarray(lesion_classes)
-    if getattr(volume, "source_format", "") == "dicom":
+    seg_reason = dicom_seg_unavailable(volume)
+    if seg_reason is None:
         written["lesion_seg"] = export_dicom_seg(volume, seg_source, result.lung_mask, out / SEG_NAME,
                                                  edited=edited, anonymize=anonymize)
+    else:
+        written.notes.append(f"No {SEG_NAME}: {seg_reason}.")
     written["lesion_nifti"] = export_nifti(lesion, volume, out / LESION_NIFTI_NAME)
     written["lung_nifti"] = export_nifti(result.lung_mask, volume, out / LUNG_NIFTI_NAME)
     quant = quantify(volume, result.lung_mask, lesion) if edited else None
