@@ -295,3 +295,20 @@ def test_real_render_on_x_display(tmp_path):
     np.testing.assert_allclose(result["view_up"], [0.0, 0.0, 1.0], atol=1e-6)  # head up
     assert result["exported"]
     assert not result["broken_available"] and "shader failed to compile" in result["broken_reason"]
+
+
+# ---------------------------------------------------------------------------------- benchmark
+
+
+def test_bench_view3d_prints_its_figures(capsys):
+    """``jcs-viewer bench view3d`` builds real meshes of the phantom and prints one JSON object
+    (figures only: the timing itself is the benchmark's job, not this test's)."""
+    from jcs_viewer.cli import main
+
+    assert main(["bench", "view3d", "--slices", "12", "--repeats", "1", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert report["slices"] == 12 and report["size"] == 512 and report["repeats"] == 1
+    assert report["lung_triangles"] > 1000 and report["lesion_triangles"] > 0
+    for key in ("mesh_build_median_s", "view_set_study_median_s", "lesion_rebuild_after_stroke_median_s"):
+        assert report[key] > 0, key
+    assert report["offscreen_render_800_median_s"] is None or report["offscreen_render_800_median_s"] > 0

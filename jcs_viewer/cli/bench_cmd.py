@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 
-HELP = "measure speed and memory: load, models, pipeline, gui, edit"
+HELP = "measure speed and memory: load, models, pipeline, gui, view3d, edit"
 
 # name -> "module:function"; each function takes the parsed args and prints its figures.
 BENCHMARKS = {
@@ -13,6 +13,7 @@ BENCHMARKS = {
     "models": "jcs_viewer.models.bench:bench_models",
     "pipeline": "jcs_viewer.pipeline.bench:bench_pipeline",
     "gui": "jcs_viewer.gui.bench:bench_gui",
+    "view3d": "jcs_viewer.gui.bench:bench_view3d",
     "edit": "jcs_viewer.session.bench:bench_edit",
 }
 
