@@ -139,15 +139,66 @@ def test_listener_gets_changed_z_range(layer):
     assert seen == [slice(4, 5), slice(4, 5)]
 
 
-def test_history_of_100_strokes_on_a_full_study_stays_small():
-    # Worst case for compression: the strokes paint over random labels.
-    noise = (np.random.default_rng(0).random((300, 512, 512), np.float32) < 0.5).astype(np.uint8)
-    layer = LabelLayer(noise, undo_depth=100)
+def _realistic_strokes(rng, n_slices, size, spacing):
+    """100 strokes as readers make them on a chest CT: drags of 30-150 mm with brushes of 3-25 mm
+    radius (70 brush, 20 eraser), and 10 strokes with the 3-D ball brush (8-15 mm, across slices)."""
+    sz, sy, sx = spacing
+    strokes = []
     for i in range(100):
-        z = 3 * i  # every stroke paints fresh voxels, so every stroke is recorded
-        with layer.stroke():
-            for step in range(20):  # a drag of 20 dabs, 10 mm brush at 0.7 mm pixels
-                layer.paint_disk(z, (200 + 3 * step, 150 + 2 * step), 14.0, 1)
+        kind = "ball" if i % 10 == 9 else ("eraser" if i % 5 == 4 else "brush")
+        radius_mm = float(rng.uniform(8, 15) if kind == "ball" else rng.uniform(3, 25))
+        length_mm = float(rng.uniform(30, 150))
+        z = int(rng.integers(20, n_slices - 20))
+        y0, x0 = rng.uniform(0.3 * size, 0.7 * size), rng.uniform(0.15 * size, 0.85 * size)
+        angle, bend = rng.uniform(0, 2 * np.pi), rng.uniform(-1.0, 1.0)
+        t = np.linspace(0.0, 1.0, 40)  # 40 mouse moves along a gently curved path
+        heading = angle + bend * t
+        ys = y0 + np.cumsum(np.sin(heading)) * length_mm / 40 / sy
+        xs = x0 + np.cumsum(np.cos(heading)) * length_mm / 40 / sx
+        path = list(zip(np.clip(ys, 0, size - 1), np.clip(xs, 0, size - 1)))
+        strokes.append((kind, z, radius_mm, path))
+    return strokes
+
+
+def test_history_of_100_realistic_strokes_on_a_full_study_stays_under_50_mb():
+    # 300 x 512 x 512 at 1.0 x 0.7 x 0.7 mm. Worst case for compression: the strokes paint over
+    # random labels, so the stored previous values do not compress to nothing.
+    n_slices, size, spacing = 300, 512, (1.0, 0.7, 0.7)
+    noise = (np.random.default_rng(0).random((n_slices, size, size), np.float32) < 0.5).astype(np.uint8)
+    layer = LabelLayer(noise, undo_depth=100)
+    rng = np.random.default_rng(1)
+    box_voxels = 0
+    before_last = None
+    strokes = _realistic_strokes(rng, n_slices, size, spacing)
+    for i, (kind, z, radius_mm, path) in enumerate(strokes):
+        value = 0 if kind == "eraser" else 1
+        if i == len(strokes) - 1:
+            before_last = layer.data.copy()
+        before = len(layer.undo_labels())
+        with layer.stroke(kind):
+            for cy, cx in path:
+                if kind != "ball":
+                    layer.paint_disk(z, (cy, cx), tools.brush_radius_px(radius_mm, spacing[1:]), value)
+                    continue
+                reach = int(radius_mm // spacing[0])
+                for dz in range(-reach, reach + 1):  # as the window's 3-D brush: a ball of discs
+                    r = np.sqrt(max(radius_mm ** 2 - (dz * spacing[0]) ** 2, 0.0))
+                    if r > 0:
+                        layer.paint_disk(z + dz, (cy, cx), tools.brush_radius_px(r, spacing[1:]), value)
+        assert len(layer.undo_labels()) == before + 1, "every stroke is one undo step"
+        ys, xs = np.array(path).T
+        reach_px = radius_mm / spacing[1]
+        box_voxels += int((np.ptp(ys) + 2 * reach_px) * (np.ptp(xs) + 2 * reach_px)
+                          * (2 * int(radius_mm // spacing[0]) + 1 if kind == "ball" else 1))
     assert len(layer.undo_labels()) == 100
+    # Not tiny strokes: their boxes hold millions of voxels (the 20-dab 10 mm drags this test used
+    # to paint held ~0.5 million in all).
+    assert box_voxels > 2 * 2**20
     assert layer.history_nbytes < 50 * 2**20
-    print(f"undo history for 100 strokes: {layer.history_nbytes / 1024:.1f} KiB")
+    # Bounding boxes and old values only: less than the boxes' raw bytes (whole slices would not be).
+    assert layer.history_nbytes < box_voxels
+    print(f"undo history for 100 realistic strokes ({box_voxels / 2**20:.1f} Mvoxels in their boxes): "
+          f"{layer.history_nbytes / 2**20:.2f} MiB")
+    # The compact record is complete: undoing the last (3-D) stroke restores its voxels exactly.
+    assert layer.undo() == "ball"
+    np.testing.assert_array_equal(layer.data, before_last)
