@@ -15,7 +15,7 @@ from jcs_viewer.report.content import (
     pick_key_slices,
 )
 from jcs_viewer.report.images import Crop, cam_overlay, field_of_view, lesion_overlay
-from jcs_viewer.report.plots import runs
+from jcs_viewer.report.plots import runs, score_plot
 from test_export_support import make_study
 
 
@@ -110,6 +110,28 @@ def test_field_of_view_crops_to_lungs_with_square_pixels():
     h_mm, w_mm = (crop.y1 - crop.y0) * 0.5, (crop.x1 - crop.x0) * 1.0
     assert np.isclose(crop.out_w * crop.mm_per_px, w_mm, rtol=0.01)
     assert np.isclose(crop.out_h * crop.mm_per_px, h_mm, rtol=0.02)
+
+
+def test_field_of_view_widens_to_include_hot_activation():
+    lungs = np.zeros((3, 100, 200), bool)
+    lungs[:, 30:70, 40:160] = True
+    hot = np.zeros((100, 200), bool)
+    hot[92:96, 10:20] = True  # below and left of the lungs
+    plain = field_of_view(lungs, (100, 200), (1.0, 1.0))
+    crop = field_of_view(lungs, (100, 200), (1.0, 1.0), include=hot)
+    assert plain.y1 < 92 and plain.x0 > 10
+    assert crop.y1 >= 96 and crop.x0 <= 10 and (crop.y0, crop.x1) == (plain.y0, plain.x1)
+    assert field_of_view(lungs, (100, 200), (1.0, 1.0), include=np.zeros_like(hot)) == plain
+
+
+def test_score_plot_area_axis_has_round_ticks():
+    from reportlab.graphics.shapes import String
+
+    area = np.array([0.0, 400.0, 1531.0, 20.0])
+    d = score_plot(np.full(4, 0.6), 0.5, np.ones(4, bool), area, [2], width=400)
+    right = sorted(float(s.text.replace(",", "")) for s in d.contents
+                   if isinstance(s, String) and s.x > 400 - 46 and s.text.replace(",", "").isdigit())
+    assert right == [0.0, 500.0, 1000.0, 1500.0]
 
 
 def test_small_helpers():

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -16,12 +15,9 @@ from jcs_viewer.pipeline.quantify import quantify
 from jcs_viewer.report import suggest_report_name, write_report
 from jcs_viewer.report import pdf as pdf_module
 from jcs_viewer.report.fonts import Fonts
-from test_export_support import PATIENT, make_study
+from test_export_support import PATIENT, make_study, needs_tools, require_tools
 
-needs_poppler = pytest.mark.skipif(
-    not (shutil.which("pdftotext") and shutil.which("qpdf") and shutil.which("pdfimages")),
-    reason="poppler-utils (pdftotext, pdfimages) and qpdf are needed to inspect PDFs",
-)
+needs_poppler = needs_tools("pdftotext", "pdfinfo", "pdfimages", "qpdf")
 
 IDENTIFIERS = [
     *PATIENT["name"].split("^"),
@@ -94,7 +90,10 @@ def test_anonymised_report_has_no_identifier_anywhere(study, tmp_path, monkeypat
     path = write_report(result, volume, tmp_path / name, anonymize=True)
     raw = path.read_bytes() + uncompressed_bytes(path, tmp_path)
     text = pdf_text(path)
-    info = subprocess.run(["pdfinfo", "-meta", str(path)], capture_output=True, text=True, check=True).stdout
+    # The document information dictionary (pdfinfo) and the XMP metadata stream (pdfinfo -meta).
+    info = "".join(subprocess.run(["pdfinfo", *flag, str(path)], capture_output=True, text=True, check=True).stdout
+                   for flag in ([], ["-meta"]))
+    assert "Title:" in info  # the control: the dictionary was read
     for ident in IDENTIFIERS:
         assert ident.encode() not in raw, ident
         assert ident.lower() not in text.lower(), ident
@@ -153,11 +152,12 @@ def test_report_without_cams_attributes_or_hu(tmp_path):
     result.attributes = None
     path = write_report(result, volume, tmp_path / "plain.pdf")
     assert path.read_bytes().startswith(b"%PDF")
-    if shutil.which("pdftotext"):
-        text = pdf_text(path)
-        assert "no activation map in this result" in text
-        assert "Lesion attributes" not in text
-        assert "not in Hounsfield units" in text
+    require_tools("pdftotext", "qpdf")
+    subprocess.run(["qpdf", "--check", str(path)], check=True, capture_output=True)
+    text = pdf_text(path)
+    assert "no activation map in this result" in text and "activation peak" not in text
+    assert "Lesion attributes" not in text
+    assert "not in Hounsfield units" in text
 
 
 def test_unwritable_target_raises_export_error_and_leaves_nothing(study, tmp_path):
@@ -182,3 +182,82 @@ def test_report_into_a_folder_nobody_may_write(study):
     volume, result = study
     with pytest.raises(ExportError, match=r"^Cannot write /sys/jcs_report\.pdf: .+\.$"):
         write_report(result, volume, "/sys/jcs_report.pdf")
+
+
+@needs_poppler
+def test_activation_outside_the_lungs_is_shown_and_said(tmp_path):
+    """A classifier that looks at the table, not the lungs, must be visible in the key images:
+    the crop widens to the hot region and the caption says where the peak is."""
+    volume, result = make_study(tmp_path, n_slices=12, size=64)
+    cams = np.full(result.cams.shape, 20, np.uint8)
+    cams[:, 15, 6:10] = 255  # bottom edge of the 16x16 map: below the lungs, outside the body
+    result.cams = cams
+    content = pdf_module.build_content(result, volume)
+    crop, pngs, peaks = pdf_module.render_key_images(result, volume, content)
+    lung_rows = np.flatnonzero((result.lung_mask > 0).any(axis=(0, 2)))
+    assert crop.y1 == 64 > lung_rows[-1] + 8  # far beyond the lungs' own margin
+    assert set(peaks) == {k.index for k in content.key_slices} and set(peaks.values()) == {"outside the lungs"}
+    path = write_report(result, volume, tmp_path / "r.pdf")
+    assert "activation peak outside the lungs" in re.sub(r"\s+", " ", pdf_text(path))
+
+    result.cams = None  # without maps the lung crop stays as it was
+    crop_lungs, _, peaks = pdf_module.render_key_images(result, volume, content)
+    assert crop_lungs.y1 < 64 and peaks == {}
+
+
+def test_scale_bar_matches_the_image_scale():
+    """The bar's drawn length in points equals its label in mm at the key image's scale."""
+    from jcs_viewer.report import images as img
+
+    crop = img.Crop(y0=0, y1=200, x0=0, x1=300, out_h=280, out_w=420, mm_per_px=300 * 0.8 / 420)  # 240 mm wide
+    fonts = Fonts("Helvetica", "Helvetica-Bold", "Courier", False)
+    row = pdf_module.KeyImageRow(["Slice 1"], b"", None, crop, ("R", "L"), fonts, pdf_module.CONTENT_W)
+
+    class Recorder:
+        def __init__(self):
+            self.rects, self.texts = [], []
+
+        def rect(self, x, y, w, h, stroke=1, fill=0):
+            self.rects.append((x, y, w, h))
+
+        def drawString(self, x, y, text):
+            self.texts.append(text)
+
+        def stringWidth(self, text, font, size):
+            return 5.0 * len(text)
+
+        def __getattr__(self, name):  # colours, fonts, line widths
+            return lambda *a, **k: None
+
+    canvas = Recorder()
+    row._scale_bar(canvas, 0.0, 0.0)
+    label = next(t for t in canvas.texts if t.endswith(" mm"))
+    length_mm = float(label.split()[0])
+    bar = canvas.rects[0]
+    points_per_mm = row.img_w / 240.0
+    assert bar[2] == pytest.approx(length_mm * points_per_mm, rel=1e-6)
+    assert 0.1 * row.img_w < bar[2] <= 0.4 * row.img_w
+
+
+@needs_poppler
+def test_models_table_keeps_names_whole_and_patient_fields_in_words(study, tmp_path):
+    volume, result = study
+    long_name = "jcs_cls_lite-covidct-v1"
+    result_models = dict(result.models)
+    try:
+        result.models = {"cls": {"name": long_name, "arch": "jcs_cls_lite", "sha256": "ef" * 32},
+                         "seg": {"name": "jcs_seg_lite-medseg-v1", "arch": "jcs_seg_lite", "sha256": ""}}
+        path = write_report(result, volume, tmp_path / "r.pdf")
+    finally:
+        result.models = result_models
+    text = pdf_text(path)
+    assert long_name in text and "jcs_seg_lite-medseg-v1" in text  # not broken inside the name
+    assert "ef" * 32 in text  # the hash on one line
+    assert "classification" in text and "segmentation" in text and "not recorded" in text
+    assert re.search(r"Sex / age\s+female", text)  # "F" spelled out
+
+
+def test_dicom_sex_and_age_are_spelled_out():
+    assert pdf_module._sex("O") == "other" and pdf_module._sex("M") == "male" and pdf_module._sex("") == ""
+    assert pdf_module._age("045Y") == "45 years" and pdf_module._age("001M") == "1 month"
+    assert pdf_module._age("about 40") == "about 40"

@@ -61,10 +61,13 @@ def display_window(volume_array: np.ndarray, is_hu: bool) -> tuple[float, float]
 
 
 def field_of_view(lung_mask: np.ndarray | None, slice_shape: tuple[int, int], spacing_yx: tuple[float, float],
-                  max_px: int = 420, margin: float = 0.12) -> Crop:
+                  max_px: int = 420, margin: float = 0.12, include: np.ndarray | None = None) -> Crop:
     """Crop every key image to the lungs (plus a margin) with square output pixels.
 
     The same box on every slice keeps the images comparable and the scale bar identical.
+    ``include`` (a ``(h, w)`` bool mask) widens the box so that it also holds those pixels:
+    the activation map's hot regions, which must not be cropped away when the classifier
+    looked outside the lungs.
     """
     h, w = slice_shape
     y0, y1, x0, x1 = 0, h, 0, w
@@ -74,6 +77,11 @@ def field_of_view(lung_mask: np.ndarray | None, slice_shape: tuple[int, int], sp
         my, mx = int((rows[-1] - rows[0]) * margin) + 2, int((cols[-1] - cols[0]) * margin) + 2
         y0, y1 = max(0, rows[0] - my), min(h, rows[-1] + 1 + my)
         x0, x1 = max(0, cols[0] - mx), min(w, cols[-1] + 1 + mx)
+        if include is not None and np.any(include):
+            rows = np.flatnonzero(np.any(include, axis=1))
+            cols = np.flatnonzero(np.any(include, axis=0))
+            y0, y1 = min(y0, max(0, int(rows[0]) - 4)), max(y1, min(h, int(rows[-1]) + 5))
+            x0, x1 = min(x0, max(0, int(cols[0]) - 4)), max(x1, min(w, int(cols[-1]) + 5))
     sy, sx = spacing_yx
     height_mm, width_mm = (y1 - y0) * sy, (x1 - x0) * sx
     mm_per_px = max(height_mm, width_mm) / max_px
@@ -151,7 +159,10 @@ def cam_overlay(gray: np.ndarray, cam: np.ndarray) -> np.ndarray:
 def upsample_cam(cam: np.ndarray, slice_shape: tuple[int, int]) -> np.ndarray:
     """Bilinear upsampling of a reduced-resolution activation map to the slice size."""
     h, w = slice_shape
-    return np.asarray(Image.fromarray(np.asarray(cam, dtype=np.uint8)).resize((w, h), Image.BILINEAR))
+    cam = np.asarray(cam, dtype=np.uint8)
+    if cam.shape == (h, w):
+        return cam
+    return np.asarray(Image.fromarray(cam).resize((w, h), Image.BILINEAR))
 
 
 def render_pair(ct_slice: np.ndarray, lesion_slice: np.ndarray, cam: np.ndarray | None, crop: Crop,

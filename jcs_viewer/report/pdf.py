@@ -167,6 +167,23 @@ def _date(value: str) -> str:
     return value
 
 
+def _sex(value: str) -> str:
+    """DICOM Patient's Sex code -> a word ("O" printed alone reads like a zero)."""
+    value = (value or "").strip()
+    return {"M": "male", "F": "female", "O": "other"}.get(value.upper(), value)
+
+
+def _age(value: str) -> str:
+    """DICOM age string ``045Y`` -> ``45 years`` (``D``/``W``/``M`` likewise); anything else unchanged."""
+    value = (value or "").strip()
+    match = re.fullmatch(r"(\d{1,3})([DWMY])", value.upper())
+    if not match:
+        return value
+    n = int(match.group(1))
+    unit = {"D": "day", "W": "week", "M": "month", "Y": "year"}[match.group(2)]
+    return f"{n} {unit}" + ("" if n == 1 else "s")
+
+
 # --------------------------------------------------------------------------- sections
 def _header(volume: Any, result: Any, anonymize: bool, st: dict[str, ParagraphStyle], fonts: Fonts) -> list[Any]:
     info = volume.info
@@ -178,7 +195,7 @@ def _header(volume: Any, result: Any, anonymize: bool, st: dict[str, ParagraphSt
     ]
     p = lambda text: Paragraph(escape(str(text)) if text not in ("", None) else "-", st["cell"])  # noqa: E731
     b = lambda text: Paragraph(escape(str(text)), st["cellb"])  # noqa: E731
-    sex_age = p(" / ".join(x for x in (info.sex, info.age) if x))
+    sex_age = p(" / ".join(x for x in (_sex(info.sex), _age(info.age)) if x))
     if anonymize:
         removed = "<i>anonymised report: name, ID, birth date and accession number removed</i>"
         patient_rows = [[b("Patient"), Paragraph(removed, st["cell"]), b("Sex / age"), sex_age]]
@@ -454,28 +471,46 @@ def _orientation_letters(direction: np.ndarray) -> tuple[str, str]:
 
 def render_key_images(
     result: Any, volume: Any, content: ReportContent
-) -> tuple[img.Crop, dict[int, tuple[bytes, bytes | None]]]:
-    """PNG bytes of the lesion-overlay and activation images of every key slice (one shared crop)."""
-    crop = img.field_of_view(np.asarray(result.lung_mask) > 0, volume.shape[1:], volume.spacing[1:])
-    window = img.display_window(volume.array, volume.is_hu)
+) -> tuple[img.Crop, dict[int, tuple[bytes, bytes | None]], dict[int, str]]:
+    """PNG bytes of the lesion-overlay and activation images of every key slice (one shared crop).
+
+    The crop holds the lungs and the activation maps' hot regions of the key slices, so an
+    activation outside the lungs is shown, not cropped away. Returns the crop, the PNGs per
+    slice and, per slice with an activation map, where its peak lies ("in the lungs" or
+    "outside the lungs").
+    """
+    lungs = np.asarray(result.lung_mask) > 0
     cams = getattr(result, "cams", None)
+    slice_shape = tuple(volume.shape[1:])
+    full_cams: dict[int, np.ndarray] = {}
+    hot = None
+    if cams is not None:
+        for key in content.key_slices:
+            full = img.upsample_cam(cams[key.index], slice_shape)
+            full_cams[key.index] = full
+            hot = (full >= img.CAM_CONTOUR) if hot is None else hot | (full >= img.CAM_CONTOUR)
+    crop = img.field_of_view(lungs, slice_shape, volume.spacing[1:], include=hot)
+    window = img.display_window(volume.array, volume.is_hu)
     pngs: dict[int, tuple[bytes, bytes | None]] = {}
+    peaks: dict[int, str] = {}
     for key in content.key_slices:
         z = key.index
-        left, right = img.render_pair(volume.array[z], content.lesion_mask[z], None if cams is None else cams[z],
-                                      crop, window)
+        left, right = img.render_pair(volume.array[z], content.lesion_mask[z], full_cams.get(z), crop, window)
         pngs[z] = (img.png_bytes(left), None if right is None else img.png_bytes(right))
-    return crop, pngs
+        if z in full_cams and full_cams[z].any():
+            y, x = np.unravel_index(int(np.argmax(full_cams[z])), slice_shape)
+            peaks[z] = "in the lungs" if lungs[z, y, x] else "outside the lungs"
+    return crop, pngs, peaks
 
 
 def _key_image_section(volume: Any, content: ReportContent, crop: img.Crop, pngs: dict[int, tuple[bytes, bytes | None]],
-                       st: dict[str, ParagraphStyle], fonts: Fonts) -> list[Any]:
+                       peaks: dict[int, str], st: dict[str, ParagraphStyle], fonts: Fonts) -> list[Any]:
     if not content.key_slices:
         return []
     w = CONTENT_W
     letters = _orientation_letters(volume.direction)
-    intro = ("The most involved slices (spread along the study) and the slices the reader confirmed; R/L mark the "
-             "patient's right and left; "
+    intro = ("The most involved slices (spread along the study) and the slices the reader confirmed, cropped to the "
+             "lungs and wherever the activation map is hot; R/L mark the patient's right and left; "
              + (f"lung window W{img.LUNG_WINDOW[0]:.0f}/L{img.LUNG_WINDOW[1]:.0f}." if volume.is_hu else
                 "window from the image's intensity percentiles (not Hounsfield units)."))
     out: list[Any] = [CondPageBreak(90 * mm), Paragraph("Key images", st["h2"]), Paragraph(intro, st["small"]),
@@ -489,6 +524,8 @@ def _key_image_section(volume: Any, content: ReportContent, crop: img.Crop, pngs
             key.reason,
             f"review: {key.review_state}",
         ]
+        if key.index in peaks:
+            caption.append(f"activation peak {peaks[key.index]}")
         left, right = pngs[key.index]
         out += [KeyImageRow(caption, left, right, crop, letters, fonts, w), Spacer(1, 5)]
     return out
@@ -516,18 +553,26 @@ def _review_section(result: Any, content: ReportContent, st: dict[str, Paragraph
     return [KeepTogether([Paragraph("Review", st["h2"]), table])]
 
 
+_TASK_NAMES = {"cls": "classification", "classifier": "classification", "seg": "segmentation",
+               "segmentation": "segmentation"}
+HASH_COL_W = 91 * mm
+
+
 def _technical_section(result: Any, volume: Any, content: ReportContent, st: dict[str, ParagraphStyle],
                        fonts: Fonts) -> list[Any]:
     w = CONTENT_W
-    rows: list[list[Any]] = [["Task", "Model", "Architecture", "Weights SHA-256"]]
+    rows: list[list[Any]] = [["Task", "Model (architecture)", "Weights SHA-256"]]
     for task, m in (getattr(result, "models", None) or {}).items():
-        rows.append([escape(str(task)), Paragraph(escape(str(m.get("name", ""))), st["cell"]),
-                     Paragraph(escape(str(m.get("arch", ""))), st["cell"]),
+        model = escape(str(m.get("name", "") or "unnamed"))
+        if m.get("arch"):
+            model += f"<br/>({escape(str(m['arch']))})"
+        rows.append([escape(_TASK_NAMES.get(str(task), str(task))), Paragraph(model, st["cell"]),
                      Paragraph(escape(str(m.get("sha256", "") or "not recorded")), st["mono"])])
     out: list[Any] = [Paragraph("Models and thresholds", st["h2"])]
     if len(rows) > 1:
-        # Wide enough for a 64-digit hash on one line, so it can be compared by eye or copied.
-        out.append(_table(rows, [25 * mm, 28 * mm, 29 * mm, w - 82 * mm], fonts=fonts))
+        # The hash column is wide enough for 64 hex digits on one line (compare by eye, copy whole);
+        # the model column for a weights name without a break inside it.
+        out.append(_table(rows, [25 * mm, w - 25 * mm - HASH_COL_W, HASH_COL_W], fonts=fonts))
     thresholds = [
         ["Slice cutoff", f"a slice is flagged when its probability is {fonts.ge()} {float(result.slice_cutoff):.2f}"],
         ["Patient threshold", f"positive when more than {int(result.threshold)} slices are flagged"],
@@ -575,7 +620,7 @@ def render_report(result: Any, volume: Any, content: ReportContent, *, anonymize
     """Lay out the report and return the PDF bytes."""
     fonts = report_fonts()
     st = _styles(fonts)
-    crop, pngs = render_key_images(result, volume, content)
+    crop, pngs, peaks = render_key_images(result, volume, content)
 
     def story() -> list[Any]:
         return (
@@ -585,7 +630,7 @@ def render_report(result: Any, volume: Any, content: ReportContent, *, anonymize
             + _plot_section(result, content, st, fonts)
             + _zone_section(content, st, fonts)
             + _attribute_section(result, st, fonts)
-            + _key_image_section(volume, content, crop, pngs, st, fonts)
+            + _key_image_section(volume, content, crop, pngs, peaks, st, fonts)
             + _review_section(result, content, st, fonts)
             + _technical_section(result, volume, content, st, fonts)
         )

@@ -104,10 +104,13 @@ def score_plot(
             pts += [x_of(z), bottom + float(area_mm2[z]) / scale * ph]
         if n > 1:
             d.add(PolyLine(pts, strokeColor=AREA_COLOUR, strokeWidth=1.3, strokeDashArray=list(AREA_DASH)))
-        for frac in (0.0, 0.5, 1.0):
-            y = bottom + frac * ph
+        # Round tick values (0, 500, 1000, ...) up to the peak, which is the top of the axis.
+        step = nice_step(peak, 4) if peak > 0 else 1.0
+        for value in np.arange(0.0, peak + 1e-9, step) if peak > 0 else [0.0]:
+            y = bottom + float(value) / scale * ph
             d.add(Line(left + pw, y, left + pw + 3, y, strokeWidth=0.6))
-            d.add(String(left + pw + 5, y - 3, f"{frac * peak:.0f}", fontName=font, fontSize=6.5))
+            d.add(String(left + pw + 5, y - 3, f"{value:,.0f}" if step >= 1 else f"{value:g}", fontName=font,
+                         fontSize=6.5))
         d.add(Group(String(0, 0, "lesion area (mm\u00b2)", fontName=font, fontSize=7, textAnchor="middle"),
                     transform=(0, -1, 1, 0, width - 6, bottom + ph / 2)))
 
