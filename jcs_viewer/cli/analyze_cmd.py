@@ -104,18 +104,17 @@ def analyze_one(study: Path, out_dir: Path, options, models, bar, series_uid: st
     if session is not None:
         export_nifti(outputs.ai_result.lesion_mask, volume, out_dir / "lesion_mask_ai.nii.gz")
     if report:
+        from jcs_viewer.io.export import dicom_seg_unavailable, export_dicom_seg
         from jcs_viewer.report import write_report
-
-        from jcs_viewer.io.export import export_dicom_seg
 
         kwargs = outputs.report_kwargs()
         write_report(kwargs.pop("result"), volume, out_dir / "report.pdf", anonymize=anonymize, **kwargs)
-        if volume.source_format == "dicom":
+        seg_reason = dicom_seg_unavailable(volume)
+        if seg_reason is None:
             export_dicom_seg(volume, result.lesion_mask, result.lung_mask, out_dir / "lesion_seg.dcm",
                              edited=session is not None, anonymize=anonymize)
         else:
-            print(f"  note: no lesion_seg.dcm: DICOM SEG needs a DICOM source, and {study.name} is "
-                  f"{volume.source_format}.")
+            print(f"  note: no lesion_seg.dcm for {study.name}: {seg_reason}.")
     q = result.quant
     print(
         f"{study.name}: {result.decision} ({result.positive_slices} positive slices, threshold {result.threshold}); "
