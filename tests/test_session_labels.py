@@ -141,7 +141,7 @@ def test_listener_gets_changed_z_range(layer):
 
 def _realistic_strokes(rng, n_slices, size, spacing):
     """100 strokes as readers make them on a chest CT: drags of 30-150 mm with brushes of 3-25 mm
-    radius (70 brush, 20 eraser), and 10 strokes with the 3-D ball brush (8-15 mm, across slices)."""
+    radius (80 brush, 10 eraser), and 10 strokes with the 3-D ball brush (8-15 mm, across slices)."""
     sz, sy, sx = spacing
     strokes = []
     for i in range(100):
@@ -202,3 +202,20 @@ def test_history_of_100_realistic_strokes_on_a_full_study_stays_under_50_mb():
     # The compact record is complete: undoing the last (3-D) stroke restores its voxels exactly.
     assert layer.undo() == "ball"
     np.testing.assert_array_equal(layer.data, before_last)
+
+
+def test_bench_edit_prints_its_figures(capsys):
+    """``jcs-viewer bench edit`` paints its 100 realistic strokes and prints one JSON object."""
+    import json
+
+    from jcs_viewer.cli import main
+    from jcs_viewer.session.bench import realistic_strokes
+
+    strokes = realistic_strokes(40, (8.0, 0.7, 0.7))
+    kinds = [kind for kind, *_ in strokes]
+    assert (kinds.count("brush"), kinds.count("eraser"), kinds.count("3-D brush")) == (80, 10, 10)
+    assert all(3 <= radius <= 25 and len(path) == 40 for _, _, radius, path in strokes)
+    assert main(["bench", "edit", "--slices", "40", "--repeats", "2", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert report["study"] == "40x512x512"
+    assert 0 < report["undo_history_100_strokes_kib"] < 50 * 1024

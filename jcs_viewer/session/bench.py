@@ -34,6 +34,47 @@ def ground_truth_result(volume, lung_mask, lesion_mask):
         lung_mask=lung_mask, attributes=None, quant=quantify(volume, lung_mask, lesion_mask))
 
 
+def realistic_strokes(n_slices: int, spacing, count: int = 100, seed: int = 1) -> list:
+    """``count`` strokes as a reader makes them inside the lungs of a 512² chest slice.
+
+    Drags of 30-150 mm (40 mouse moves) with brushes of 3-25 mm radius: per ten strokes, eight
+    brush, one eraser and one 3-D ball brush (8-15 mm). Returns ``(kind, z, radius_mm, path)`` with
+    ``path`` a list of ``(row, col)`` pixel positions.
+    """
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    _, sy, sx = spacing
+    strokes = []
+    for i in range(count):
+        kind = "3-D brush" if i % 10 == 9 else ("eraser" if i % 5 == 4 else "brush")
+        radius_mm = float(rng.uniform(8, 15) if kind == "3-D brush" else rng.uniform(3, 25))
+        length_mm = float(rng.uniform(30, 150))
+        z = int(rng.integers(n_slices // 5, max(n_slices // 5 + 1, 4 * n_slices // 5)))
+        y0, x0 = rng.uniform(150, 360), rng.uniform(90, 420)
+        heading = rng.uniform(0, 2 * np.pi) + rng.uniform(-1.0, 1.0) * np.linspace(0.0, 1.0, 40)
+        ys = np.clip(y0 + np.cumsum(np.sin(heading)) * length_mm / 40 / sy, 0, 511)
+        xs = np.clip(x0 + np.cumsum(np.cos(heading)) * length_mm / 40 / sx, 0, 511)
+        strokes.append((kind, z, radius_mm, list(zip(ys.tolist(), xs.tolist()))))
+    return strokes
+
+
+def paint_path(labels, kind: str, z: int, radius_mm: float, path, spacing) -> None:
+    """Dab along ``path`` as the window's brush, eraser or 3-D brush does (inside an open stroke)."""
+    import math
+
+    from jcs_viewer.session.tools import brush_radius_px
+
+    sz, sy, sx = spacing
+    value = 0 if kind == "eraser" else 1
+    reach = int(math.floor(radius_mm / sz)) if kind == "3-D brush" else 0
+    for cy, cx in path:
+        for dz in range(-reach, reach + 1):
+            r = math.sqrt(max(radius_mm ** 2 - (dz * sz) ** 2, 0.0))
+            if r > 0:
+                labels.paint_disk(z + dz, (cy, cx), brush_radius_px(r, (sy, sx)), value)
+
+
 def bench_edit(args: argparse.Namespace) -> int:
     """Stroke-to-quantification latency, undo/redo latency, undo memory and session save time."""
     import numpy as np
@@ -50,14 +91,11 @@ def bench_edit(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     session = StudySession(volume, ai, undo_depth=100)
     open_s = time.perf_counter() - t0
-    radius = 10.0 / volume.spacing[1]  # a 10 mm brush
     stroke_ms, undo_ms = [], []
-    for i in range(100):  # 100 strokes, each a 20-dab drag on its own slice inside the lungs
-        z = (n // 2 - 50 + i) % n
+    for kind, z, radius_mm, path in realistic_strokes(n, volume.spacing):
         t = time.perf_counter()
-        with session.labels.stroke("brush"):
-            for step in range(20):
-                session.labels.paint_disk(z, (200 + 3 * step, 130 + 2 * step), radius, 1)
+        with session.labels.stroke(kind):
+            paint_path(session.labels, kind, z, radius_mm, path, volume.spacing)
         stroke_ms.append((time.perf_counter() - t) * 1000)
     history = session.labels.history_nbytes
     stale = session.lesion_count_stale  # True: the 3-D count runs off the GUI thread after a pause
@@ -80,6 +118,7 @@ def bench_edit(args: argparse.Namespace) -> int:
         "stroke_to_quant_ms_max": round(max(stroke_ms), 1),
         "undo_ms_median": round(statistics.median(undo_ms), 1),
         "undo_history_100_strokes_kib": round(history / 1024, 1),
+        "strokes": "100: 80 brush, 10 eraser, 10 3-D brush; 3-25 mm radius, 30-150 mm drags",
         "session_save_s": round(save_s, 3),
         "lesion_count_deferred": stale,
         "full_3d_lesion_count_s": round(count_s, 3),
