@@ -127,6 +127,7 @@ def test_empty_lesion_mask_still_exports(study, tmp_path):
     ("nifti", ("ct.nii.gz",), "loaded from a NIfTI file"),
     ("images", ("001.png", "002.png"), "loaded from image files"),
     ("mha", ("ct.mha",), "loaded from a MetaImage file"),
+    ("synthetic", (), "is a synthetic image"),
     ("dicom", (), "has no DICOM files behind it"),  # e.g. the in-memory phantom
 ])
 def test_dicom_seg_needs_a_dicom_source(study, tmp_path, fmt, files, says):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 
 import numpy as np
@@ -13,6 +12,7 @@ from PySide6.QtCore import QSettings  # noqa: E402
 
 from jcs_viewer.gui.main_window import MainWindow  # noqa: E402
 from jcs_viewer.gui.synthetic import synthetic_result, synthetic_volume  # noqa: E402
+from test_export_support import require_tools  # noqa: E402
 
 
 @pytest.fixture
@@ -50,10 +50,10 @@ def test_report_carries_the_reader_edits(qtbot, window, tmp_path):
     window.exports.export_report(path=out, anonymize=False, with_segmentation=False)
     qtbot.waitUntil(lambda: "report" in window.exports.last_written, timeout=60000)
     assert out.read_bytes()[:5] == b"%PDF-"
-    if shutil.which("pdftotext"):
-        text = subprocess.run(["pdftotext", str(out), "-"], capture_output=True, text=True, check=True).stdout
-        assert "Dr Export" in text
-        assert "edited" in text.lower()
+    require_tools("pdftotext")
+    text = subprocess.run(["pdftotext", str(out), "-"], capture_output=True, text=True, check=True).stdout
+    assert "Dr Export" in text
+    assert "edited" in text.lower()
 
 
 def test_segmentation_export_writes_the_edited_mask(qtbot, window, tmp_path):
@@ -69,7 +69,8 @@ def test_segmentation_export_writes_the_edited_mask(qtbot, window, tmp_path):
     written = window.exports.last_written
     mask = sitk.GetArrayFromImage(sitk.ReadImage(str(written["lesion_nifti"])))
     np.testing.assert_array_equal(mask > 0, expected > 0)
-    assert "lesion_seg" not in written  # a NIfTI-like study has no DICOM source for a SEG
+    assert "lesion_seg" not in written  # a NIfTI-like study has no DICOM source for a SEG ...
+    assert "No lesion_seg.dcm: DICOM SEG needs a DICOM source" in window.last_status  # ... and the reader is told
     assert (tmp_path / "seg" / "per_slice.csv").exists()
 
 

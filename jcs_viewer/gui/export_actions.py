@@ -165,4 +165,6 @@ class ExportActions(QObject):
         self.last_written = {k: Path(v) for k, v in written.items()}
         names = ", ".join(p.name for p in self.last_written.values())
         folder = next(iter(self.last_written.values())).parent if self.last_written else ""
-        self.window.show_status(f"Exported {names} to {folder}.")
+        # e.g. "No lesion_seg.dcm: DICOM SEG needs a DICOM source, ..." for a NIfTI study
+        notes = "".join(f" {note}" for note in getattr(written, "notes", ()) or ())
+        self.window.show_status(f"Exported {names} to {folder}.{notes}")

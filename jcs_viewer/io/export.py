@@ -319,7 +319,7 @@ def _read_sources(volume: Any, path: Path) -> list[Any]:
 
 
 _FORMAT_NAMES = {"nifti": "a NIfTI file", "mha": "a MetaImage file", "nrrd": "an NRRD file",
-                 "images": "image files (PNG/JPEG/TIFF)", "synthetic": "no file (a synthetic image)"}
+                 "images": "image files (PNG/JPEG)"}
 
 
 def dicom_seg_unavailable(volume: Any) -> str | None:
@@ -328,6 +328,8 @@ def dicom_seg_unavailable(volume: Any) -> str | None:
     A SEG references its source images by UID, so it needs a study loaded from DICOM files.
     """
     fmt = str(getattr(volume, "source_format", "") or "")
+    if fmt == "synthetic":
+        return "DICOM SEG needs a DICOM source, and this study is a synthetic image without one"
     if fmt != "dicom":
         loaded_from = _FORMAT_NAMES.get(fmt, f"{fmt} files" if fmt else "an unknown source")
         return f"DICOM SEG needs a DICOM source, and this study was loaded from {loaded_from}"
