@@ -332,3 +332,60 @@ def test_autosave_within_two_seconds_and_restore_dialog(qtbot, open_window, env)
     assert again.state.review.decision(again.state.review.flagged[0]) is not None
     assert again.editing.panel.notes.toPlainText() == "RLL GGO"
     np.testing.assert_array_equal(again.slice_view.mask_item.image[..., 3][expected[again.state.z] > 0] > 0, True)
+
+
+def _viewport_pixels(window) -> np.ndarray:
+    """What the axial viewport shows, as RGB ``(height, width, 3)`` in viewport pixels."""
+    from PySide6.QtGui import QImage
+
+    QApplication.processEvents()
+    image = window.slice_view.viewport().grab().toImage().convertToFormat(QImage.Format.Format_RGB888)
+    width, height = image.width(), image.height()
+    data = np.frombuffer(image.constBits(), np.uint8, count=image.bytesPerLine() * height)
+    return data.reshape(height, image.bytesPerLine())[:, :3 * width].reshape(height, width, 3).astype(int)
+
+
+def test_stroke_cursor_and_undo_as_the_reader_sees_them(qtbot, open_window):
+    """The rendered viewport, not the overlay arrays: a drag leaves lesion colour on screen along
+    its path, the brush outline is a ring of the brush's size around the cursor, Ctrl+Z repaints
+    the CT as it was."""
+    window = open_window()
+    window.resize(900, 700)
+    window.state.set_layers(cam_visible=False)  # the activation map's colours would mask the lesion's
+    c, z = window.editing.controller, window.state.z
+    key(qtbot, window, Qt.Key.Key_B)
+    c.set_radius(4.0)
+    lung = window.editing.session.ai_result.lung_mask[z]
+    assert lung[56, 24:51].all() and not window.editing.session.ai_result.lesion_mask[z, 50:63, 20:55].any()
+    before = _viewport_pixels(window)
+    drag(qtbot, window, [(24, 56), (37, 56), (50, 56)])
+    after = _viewport_pixels(window)
+
+    def reddish(rgb):
+        return rgb[..., 0] - np.maximum(rgb[..., 1], rgb[..., 2]) > 50
+
+    for x in (26, 32, 37, 44, 48):
+        p = view_point(window, x, 56)
+        assert reddish(after[p.y(), p.x()]) and not reddish(before[p.y(), p.x()]), (x, after[p.y(), p.x()])
+    above = view_point(window, 37, 50)  # 6 rows = 17 mm above a 4 mm brush: untouched
+    assert not reddish(after[above.y(), above.x()])
+
+    # The cursor outline: a yellow ring of the brush's radius on screen around the cursor.
+    centre = view_point(window, 95, 60)
+    QTest.mouseMove(window.slice_view.viewport(), centre)
+    qtbot.waitUntil(lambda: c.outline.isVisible(), timeout=2000)
+    ring = _viewport_pixels(window)
+    yellow = (ring[..., 0] > 180) & (ring[..., 1] > 180) & (ring[..., 2] < 120)
+    ys, xs = np.nonzero(yellow)
+    px_per_mm = (view_point(window, 105, 60).x() - centre.x()) / (10 * window.state.volume.spacing[2])
+    distance = np.hypot(xs - centre.x(), ys - centre.y())
+    near = distance < 3 * c.radius_mm * px_per_mm
+    assert near.sum() > 20, "no brush outline drawn around the cursor"
+    np.testing.assert_allclose(np.median(distance[near]), c.radius_mm * px_per_mm, rtol=0.2, atol=1.5)
+
+    key(qtbot, window, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    undone = _viewport_pixels(window)
+    for x in (26, 37, 48):
+        p = view_point(window, x, 56)
+        assert not reddish(undone[p.y(), p.x()])
+        assert np.abs(undone[p.y(), p.x()] - before[p.y(), p.x()]).max() <= 2
