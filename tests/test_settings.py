@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+
+import pytest
+
 from jcs_viewer.settings import Settings
 
 
@@ -49,3 +53,80 @@ def test_quoting_matches_qsettings_both_ways(tmp_path, qtbot):
     qs2 = QSettings(str(path2), QSettings.Format.IniFormat)
     assert qs2.value("reviewer_name") == name
     assert qs2.value("autosave_dir") == "/data/my sessions"
+
+
+# --- the headless core honours the file the GUI writes --------------------------------------------
+
+
+@pytest.fixture
+def analyze_setup(tmp_path_factory, tmp_path, monkeypatch):
+    """Registered tiny weights, a small demo study and a private settings folder."""
+    from test_pipeline_support import register_tiny_weights
+
+    from jcs_viewer.io.phantom import write_demo_study
+
+    weights = tmp_path_factory.mktemp("weights")
+    register_tiny_weights(weights)
+    monkeypatch.setenv("JCS_VIEWER_WEIGHTS", str(weights))
+    monkeypatch.setenv("XDG_DATA_HOME", str(weights / "no-user-weights"))
+    monkeypatch.setenv("JCS_VIEWER_CONFIG", str(tmp_path / "config"))
+    return write_demo_study(tmp_path / "patient", n_slices=6, size=96, seed=3)
+
+
+def run_analyze(study, out, *flags) -> dict:
+    from jcs_viewer.cli import main
+
+    assert main(["analyze", str(study), "--out", str(out), *flags]) == 0
+    return json.loads((out / "results.json").read_text())
+
+
+def test_analyze_uses_the_settings_the_gui_saved(analyze_setup, tmp_path, qtbot, capsys):
+    from PySide6.QtCore import QSettings
+
+    from jcs_viewer.settings import settings_path
+
+    # What the Settings dialog does: QSettings on the shared INI file.
+    qs = QSettings(str(settings_path()), QSettings.Format.IniFormat)
+    for key, value in (("device", "cpu"), ("slice_threshold", 4), ("slice_cutoff", 0.35),
+                       ("segment_all_slices", True), ("reviewer_name", "Dr Ng")):
+        qs.setValue(key, value)
+    qs.sync()
+    doc = run_analyze(analyze_setup, tmp_path / "a")
+    assert doc["threshold"] == 4
+    opts = doc["options"]
+    assert (opts["device"], opts["threshold"], opts["slice_cutoff"], opts["segment_all_slices"]) == ("cpu", 4, 0.35, True)
+    assert len(doc["per_slice"]) == 6 and all(row["segmented"] for row in doc["per_slice"])  # every slice
+    err = capsys.readouterr().err
+    assert f"Settings from {settings_path()}" in err and "threshold 4" in err
+
+    # Command-line options win over the file; --quiet says nothing about the settings.
+    doc = run_analyze(analyze_setup, tmp_path / "b", "--device", "auto", "--threshold", "1", "--slice-cutoff", "0.6",
+                      "--quiet")
+    opts = doc["options"]
+    assert (opts["device"], opts["threshold"], opts["slice_cutoff"], opts["segment_all_slices"]) == (
+        "auto", 1, 0.6, True)
+    assert doc["threshold"] == 1
+    assert "Settings from" not in capsys.readouterr().err
+
+
+def test_analyze_without_a_settings_file_uses_the_defaults(analyze_setup, tmp_path, capsys):
+    opts = run_analyze(analyze_setup, tmp_path / "a", "--device", "cpu")["options"]
+    assert (opts["threshold"], opts["slice_cutoff"], opts["segment_all_slices"]) == (None, 0.5, False)
+    assert "Settings from" not in capsys.readouterr().err
+
+
+def test_analyze_ignores_unusable_settings_with_a_note(analyze_setup, tmp_path, capsys):
+    from jcs_viewer.settings import settings_path
+
+    Settings(device="gpu", slice_cutoff=1.5, slice_threshold=-3).save(settings_path())
+    opts = run_analyze(analyze_setup, tmp_path / "a")["options"]
+    assert (opts["device"], opts["slice_cutoff"], opts["threshold"]) == ("auto", 0.5, None)
+    err = capsys.readouterr().err
+    assert "device 'gpu' is not one of auto, cpu, cuda" in err and "slice_cutoff 1.5" in err
+
+
+def test_bad_slice_cutoff_flag_is_one_sentence(analyze_setup, tmp_path, capsys):
+    from jcs_viewer.cli import main
+
+    assert main(["analyze", str(analyze_setup), "--out", str(tmp_path / "x"), "--slice-cutoff", "2"]) == 2
+    assert "--slice-cutoff must lie between 0 and 1." in capsys.readouterr().err

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 HELP = "analyse a study (or a folder of studies) without the GUI and write results.json, CSV and NIfTI masks"
+DEVICES = ("auto", "cpu", "cuda")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -14,15 +15,20 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         "or a folder whose sub-folders are studies (analysed one after another)")
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder (one sub-folder per study "
                         "when STUDY holds several)")
-    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="inference device")
+    parser.add_argument("--device", choices=DEVICES, help="inference device (default: the settings file's, "
+                        "normally auto)")
     parser.add_argument("--weights-seg", metavar="NAME|PATH", help="segmentation weights (default: the shipped ones)")
     parser.add_argument("--weights-cls", metavar="NAME|PATH", help="classification weights (default: the shipped ones)")
     parser.add_argument("--weights", action="append", default=[], metavar="NAME|PATH|DIR",
                         help="weights for whichever task they are, or a folder of weights to search first "
                         "(repeatable)")
-    parser.add_argument("--all-slices", action="store_true", help="segment every slice, not only flagged ones")
+    parser.add_argument("--all-slices", action="store_true", default=None, help="segment every slice, not only "
+                        "flagged ones (default: the settings file's choice)")
     parser.add_argument("--threshold", type=int, metavar="N", help="patient is positive when more than N slices "
-                        "are positive (default: scaled from the paper's 25, see results.json)")
+                        "are positive (default: the settings file's, else scaled from the paper's 25, see "
+                        "results.json)")
+    parser.add_argument("--slice-cutoff", type=float, metavar="P", help="slice probability from which a slice "
+                        "counts as positive (default: the settings file's, normally 0.5)")
     parser.add_argument("--series", metavar="UID", help="DICOM series to analyse (default: the largest CT series)")
     parser.add_argument("--batch-size", type=int, metavar="N", help="slices per forward pass (default: automatic)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -42,6 +48,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--threshold must be zero or a positive number of slices.")
     if args.batch_size is not None and args.batch_size < 1:
         raise UserError("--batch-size must be at least 1.")
+    if args.slice_cutoff is not None and not 0.0 <= args.slice_cutoff <= 1.0:
+        raise UserError("--slice-cutoff must lie between 0 and 1.")
     source = Path(args.study).expanduser()
     if not source.exists():
         raise UserError(f"Study path {source} does not exist.")
@@ -54,8 +62,8 @@ def run(args: argparse.Namespace) -> int:
     from jcs_viewer.pipeline.runner import load_models
 
     seg, cls = _resolve_weights(args)
-    options = AnalysisOptions(device=args.device, seg_weights=seg, cls_weights=cls, batch_size=args.batch_size,
-                              segment_all_slices=args.all_slices, threshold=args.threshold)
+    options = AnalysisOptions(seg_weights=seg, cls_weights=cls, batch_size=args.batch_size,
+                              **settings_options(args, quiet=args.quiet))
     studies = find_studies(source)
     if session is not None and len(studies) > 1:
         raise UserError("--session belongs to one study; give that study, not a folder of studies.")
@@ -124,6 +132,47 @@ def analyze_one(study: Path, out_dir: Path, options, models, bar, series_uid: st
     for message in result.messages:
         print(f"  note: {message}")
     return result
+
+
+def settings_options(args: argparse.Namespace, quiet: bool = False) -> dict:
+    """Device, thresholds and slice coverage: the command line's, else the reader's settings file.
+
+    The file is the one the viewer's Settings dialog writes (:func:`jcs_viewer.settings.settings_path`),
+    so a headless run decides like the app. Values the file holds but the pipeline cannot use (an
+    unknown device, a cut-off outside 0..1) fall back to the built-in defaults with a note on stderr.
+    """
+    from jcs_viewer.settings import Settings, settings_path
+
+    saved, defaults = Settings.load(), Settings()
+    notes = []
+    if saved.device not in DEVICES:
+        notes.append(f"device {saved.device!r} is not one of {', '.join(DEVICES)}; using {defaults.device}")
+        saved.device = defaults.device
+    if not 0.0 <= saved.slice_cutoff <= 1.0:
+        notes.append(f"slice_cutoff {saved.slice_cutoff} is not between 0 and 1; using {defaults.slice_cutoff}")
+        saved.slice_cutoff = defaults.slice_cutoff
+    if saved.slice_threshold is not None and saved.slice_threshold < 0:
+        notes.append(f"slice_threshold {saved.slice_threshold} is negative; using the automatic threshold")
+        saved.slice_threshold = None
+    options = {
+        "device": args.device if args.device is not None else saved.device,
+        "threshold": args.threshold if args.threshold is not None else saved.slice_threshold,
+        "slice_cutoff": args.slice_cutoff if args.slice_cutoff is not None else saved.slice_cutoff,
+        "segment_all_slices": bool(args.all_slices) or saved.segment_all_slices,
+    }
+    used = {key: value for key, value, field in (
+        ("device", saved.device, "device"), ("threshold", saved.slice_threshold, "slice_threshold"),
+        ("slice cut-off", saved.slice_cutoff, "slice_cutoff"),
+        ("segment all slices", saved.segment_all_slices, "segment_all_slices"))
+        if value != getattr(defaults, field)}
+    if not quiet and (notes or used):
+        where = settings_path()
+        for note in notes:
+            print(f"jcs-viewer: {where}: {note}.", file=sys.stderr)
+        if used:
+            listed = ", ".join(f"{k} {v}" for k, v in used.items())
+            print(f"Settings from {where}: {listed} (command-line options win).", file=sys.stderr)
+    return options
 
 
 def find_studies(source: Path) -> list[Path]:
