@@ -199,6 +199,34 @@ def test_probe_from_environment(qtbot, monkeypatch):
     QApplication.instance().removeEventFilter(probe)  # do not quit the test's app
 
 
+def test_viewer_paints_before_heavy_packages_are_imported(tmp_path):
+    """``jcs-viewer gui`` (the real start-up path) paints the window before torch, VTK or SimpleITK load."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", JCS_VIEWER_FIRST_PAINT="1",
+               JCS_VIEWER_CONFIG=str(tmp_path / "config"), JCS_VIEWER_DATA=str(tmp_path / "data"))
+    code = "import sys; from jcs_viewer.cli import main; sys.exit(main(sys.argv[1:]))"
+    proc = subprocess.run([sys.executable, "-c", code, "gui"], env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = [line.split() for line in proc.stderr.splitlines() if line.startswith("first-paint-s:")]
+    assert len(lines) == 1, proc.stderr[-3000:]
+    _, seconds, label, heavy = lines[0]
+    assert label == "heavy:" and heavy == "-", lines[0]
+    assert 0 < float(seconds) < 30
+
+
+def test_heavy_imported_lists_loaded_heavy_modules(monkeypatch):
+    import sys
+    import types
+
+    monkeypatch.delitem(sys.modules, "vtkmodules", raising=False)
+    monkeypatch.setitem(sys.modules, "torch", sys.modules.get("torch") or types.ModuleType("torch"))
+    assert "torch" in startup.heavy_imported() and "vtkmodules" not in startup.heavy_imported()
+    assert set(startup.heavy_imported()) <= set(startup.HEAVY_MODULES)
+
+
 def test_every_setting_maps_to_a_widget_and_back(qtbot, ini):
     changed = Settings(device="cuda", slice_threshold=0, slice_cutoff=0.3, segment_all_slices=True,
                        auto_analyze=False, autosave_dir="/data/autosave", default_layout="1x3",

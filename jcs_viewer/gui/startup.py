@@ -2,7 +2,9 @@
 
 The probe answers "how long from process start until the reader sees the window?". Set
 ``JCS_VIEWER_FIRST_PAINT=1`` (or call :func:`install_first_paint_probe`) and the first paint of the
-main window prints ``first-paint-s: <seconds since process start>`` to stderr and quits the app.
+main window prints ``first-paint-s: <seconds since process start> heavy: <modules>`` to stderr and quits
+the app; ``heavy`` lists which of :data:`HEAVY_MODULES` were already imported (``-`` for none), because
+the window must show before torch and VTK are loaded.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from typing import Any
 #: Environment variable that turns the first-paint probe on (any non-empty value but "0").
 FIRST_PAINT_ENV = "JCS_VIEWER_FIRST_PAINT"
 APP_ICON_NAME = "jcs-viewer"
+#: Slow-to-import packages that start-up must not wait for (reported by the first-paint probe).
+HEAVY_MODULES = ("torch", "vtkmodules", "SimpleITK", "pydicom", "reportlab", "highdicom")
 _IMPORTED_AT = time.time()
 
 
@@ -69,13 +73,19 @@ def process_start_time() -> float:
         return _IMPORTED_AT
 
 
+def heavy_imported() -> list[str]:
+    """Which of :data:`HEAVY_MODULES` this process has imported so far."""
+    return [name for name in HEAVY_MODULES if name in sys.modules]
+
+
 def install_first_paint_probe(widget: Any, on_paint: Callable[[float], None] | None = None,
                               quit_app: bool = True, start: float | None = None) -> Any:
     """Report the first paint of ``widget`` (or any of its children).
 
     Args:
         widget: the window; install before ``show()``.
-        on_paint: called once with the seconds since ``start``; default prints ``first-paint-s: X``.
+        on_paint: called once with the seconds since ``start``; default prints
+            ``first-paint-s: X heavy: <imported heavy modules or ->``.
         quit_app: quit the QApplication after reporting.
         start: reference time (``time.time()`` scale); default :func:`process_start_time`.
 
@@ -88,7 +98,7 @@ def install_first_paint_probe(widget: Any, on_paint: Callable[[float], None] | N
     t0 = process_start_time() if start is None else start
 
     def default_report(seconds: float) -> None:
-        print(f"first-paint-s: {seconds:.3f}", file=sys.stderr, flush=True)
+        print(f"first-paint-s: {seconds:.3f} heavy: {','.join(heavy_imported()) or '-'}", file=sys.stderr, flush=True)
 
     report = on_paint or default_report
 
