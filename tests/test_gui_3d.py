@@ -73,6 +73,25 @@ def test_lesion_surface_lies_within_the_lesion_voxels(direction):
     assert np.all((mesh[1::2] - mesh[0::2]) > 0.7 * (voxels[1::2] - voxels[0::2]))
 
 
+@pytest.mark.parametrize("spacing", [(2.5, 0.7, 0.7), (1.0, 0.7, 0.7), (0.7, 0.7, 0.7), (5.0, 0.8, 0.8)])
+def test_a_lesion_one_slice_thick_keeps_its_thickness(spacing):
+    """A brush stroke (or an AI lesion) on a single slice is a slab one slice thick in 3-D, not a
+    sheet of paper: the blur used to spread it over neighbouring slices until it barely crossed the
+    iso-value (0.5 mm thick for a 2.5 mm slice)."""
+    mask = np.zeros((9, 128, 128), np.uint8)
+    yy, xx = np.ogrid[:128, :128]
+    mask[4][((yy - 64) ** 2 + (xx - 64) ** 2) <= 15 ** 2] = 1
+    mask[4, 20:24, 10:100] = 1  # a 4-pixel wide stroke on the same slice
+    geometry = Geometry.create(spacing, ORIGIN)
+    poly, stats = build_lesion_surface(mask, geometry)
+    assert stats.triangles > 100
+    mesh, voxels = polydata_bounds(poly), mask_bounds_lps(mask, geometry)
+    thickness = mesh[5] - mesh[4]
+    assert thickness >= 0.6 * spacing[0], (thickness, spacing)
+    tolerance = 0.25 * geometry.spacing_xyz
+    assert np.all(mesh[0::2] >= voxels[0::2] - tolerance) and np.all(mesh[1::2] <= voxels[1::2] + tolerance)
+
+
 def test_cropped_copy_builds_the_same_surface_as_the_full_mask():
     _, lesion = synthetic_masks()
     geometry = Geometry.create(SPACING, ORIGIN)

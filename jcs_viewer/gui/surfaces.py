@@ -45,6 +45,11 @@ CLUSTER_ABOVE_TRIANGLES = 20_000
 # full-resolution surface has millions of triangles and takes seconds).
 LESION_FULL_RES_MAX_VOXELS = 1_500_000
 LESION_BLUR_VOXELS = 0.8
+# Across slices the blur is at most this many slices: a lesion or a brush stroke one slice thick
+# must keep most of its thickness (a Gaussian of 0.8 slices across a one-slice layer peaks at 0.47,
+# just under the 0.5 iso-value: such lesions became paper-thin sheets, 0.5 mm of a 2.5 mm slice).
+# 0.5 still rounds off the slice terraces of thicker lesions.
+MAX_SLICE_BLUR_VOXELS = 0.5
 
 
 @dataclass(frozen=True)
@@ -172,7 +177,9 @@ def build_surface(
         decimate: fraction of triangles to remove (0 = keep all).
         inflate_mm: move every point this far outwards along its normal.
         blur_voxels: Gaussian standard deviation (voxels of the extraction image) applied before
-            extraction; removes the voxel terraces that smoothing the mesh alone leaves on flat faces.
+            extraction, at most ``MAX_SLICE_BLUR_VOXELS`` across slices so that one-slice-thin layers
+            keep their thickness; removes the voxel terraces that smoothing the mesh alone leaves on
+            flat faces.
         cluster_above: meshes with more triangles are decimated by clustering, smaller ones by
             quadric edge collapse (better shape, ~10x slower).
 
@@ -188,12 +195,15 @@ def build_surface(
         stats.seconds = time.perf_counter() - start
         return _empty_polydata(), stats
     counts = _block_count(mask[box] != 0, factors)
-    # Empty voxels on every side close the surface where the mask touches the volume's edge
-    # (and leave room for the blur's tails).
-    pad = 1 + (int(np.ceil(2 * blur_voxels)) if blur_voxels > 0 else 0)
-    counts = np.pad(counts, pad)
     fz, fy, fx = factors
     block_xyz = np.array([fx, fy, fz], dtype=float)
+    sigmas = None
+    if blur_voxels > 0:
+        sigmas = np.array([blur_voxels, blur_voxels, min(blur_voxels, MAX_SLICE_BLUR_VOXELS)])  # x, y, z
+    # Empty voxels on every side close the surface where the mask touches the volume's edge
+    # (and leave room for the blur's tails).
+    pad = 1 + (int(np.ceil(2 * sigmas.max())) if sigmas is not None else 0)
+    counts = np.pad(counts, pad)
     # Centre of block 0 of the padded image, in voxel indices of the full mask.
     start_zyx = np.array([b.start for b in box]) + np.asarray(offset)
     first_xyz = start_zyx[::-1].astype(float) + (block_xyz - 1) / 2 - pad * block_xyz
@@ -207,13 +217,13 @@ def build_surface(
     image.GetPointData().SetScalars(scalars)
 
     contour = vtkFlyingEdges3D()
-    if blur_voxels > 0:
+    if sigmas is not None:
         as_float = vtkImageCast()
         as_float.SetInputData(image)
         as_float.SetOutputScalarTypeToFloat()
         blur = vtkImageGaussianSmooth()
         blur.SetInputConnection(as_float.GetOutputPort())
-        blur.SetStandardDeviations(blur_voxels, blur_voxels, blur_voxels)
+        blur.SetStandardDeviations(*(float(v) for v in sigmas))  # x, y, z, in voxels
         blur.SetRadiusFactors(2.0, 2.0, 2.0)
         blur.Update()
         contour.SetInputData(blur.GetOutput())
