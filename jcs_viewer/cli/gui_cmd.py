@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 HELP = "open the desktop viewer (default command)"
+VIEWS = ("axial", "1x3", "3d")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -17,6 +18,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="exit after the analysis (and the screenshot) is done")
     parser.add_argument("--no-analysis", action="store_true",
                         help="do not analyse automatically on open (this run only)")
+    parser.add_argument("--view", choices=VIEWS, help="start in this view: the axial slice, the 1×3 layout or the "
+                        "3-D tab (default: the default-layout setting); with --screenshot, what the PNG shows")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -32,4 +35,4 @@ def run(args: argparse.Namespace) -> int:
 
     return run_viewer(study=args.study, demo=args.demo, screenshot=args.screenshot,
                       quit_after_analysis=args.quit_after_analysis,
-                      auto_analyse=False if args.no_analysis else None)
+                      auto_analyse=False if args.no_analysis else None, view=getattr(args, "view", None))

@@ -30,11 +30,13 @@ def ensure_app() -> Any:
 
 
 def run_viewer(study: Path | None = None, demo: bool = False, screenshot: Path | None = None,
-               quit_after_analysis: bool = False, auto_analyse: bool | None = None) -> int:
+               quit_after_analysis: bool = False, auto_analyse: bool | None = None, view: str | None = None) -> int:
     """Show the main window, optionally open a study, and run the event loop.
 
     With ``screenshot`` the window saves a PNG once the analysis finished (or the study loaded
     when analysis is off); with ``quit_after_analysis`` it then exits with 0 (or 2 on an error).
+    ``view`` ("axial", "1x3" or "3d") overrides the default-layout setting for this window; on "3d"
+    the tab shows the meshes once the analysis is done (and a screenshot waits for them).
     """
     app = ensure_app()
     from PySide6.QtCore import QTimer
@@ -47,13 +49,17 @@ def run_viewer(study: Path | None = None, demo: bool = False, screenshot: Path |
     window.auto_override = auto_analyse
     window.screenshot_path = screenshot
     window.quit_after_analysis = quit_after_analysis
+    if view in ("axial", "1x3"):
+        window.views.set_layout(view)
+    elif view == "3d":
+        window.views.show_3d()
     if screenshot is None:
         _fit_to_screen(window)
     else:
         window.resize(*SCREENSHOT_SIZE)  # deterministic pictures for tests and docs
     from jcs_viewer.gui.startup import maybe_probe_first_paint
 
-    maybe_probe_first_paint(window)  # JCS_VIEWER_FIRST_PAINT=1: prints "first-paint-s: X" and quits
+    maybe_probe_first_paint(window)  # JCS_VIEWER_FIRST_PAINT=1: prints "first-paint-s: X heavy: -" and quits
     window.show()
     # Open after the window is on screen so start-up feels instant.
     if demo:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -482,8 +483,8 @@ class MainWindow(QMainWindow):
         decision = getattr(result, "decision", "")
         self.show_status(f"Analysis finished: {decision}, {int(np.sum(result.slice_positive))} flagged slices.")
         if self.screenshot_path is not None:
-            self._prepare_screenshot_view()
-            QTimer.singleShot(300, lambda: self._finish_screenshot_run(0))
+            code = self._prepare_screenshot_view()
+            QTimer.singleShot(300, lambda: self._finish_screenshot_run(code))
 
     def _on_analysis_failed(self, worker: TaskWorker, exc: BaseException) -> None:
         if worker.volume is not self.state.volume:
@@ -648,11 +649,25 @@ class MainWindow(QMainWindow):
         self.open_path(paths[0])
 
     # ================================================================== screenshot run
-    def _prepare_screenshot_view(self) -> None:
-        """Show the most suspicious slice so the picture shows what the app does."""
+    def _prepare_screenshot_view(self) -> int:
+        """Show the most suspicious slice so the picture shows what the app does.
+
+        On the 3-D tab (``gui --view 3d``) wait for the meshes; returns the exit code: 2 when the
+        3-D view could not draw them (no OpenGL, or the build timed out), else 0.
+        """
         result = self.state.result
         if result is not None and np.any(result.slice_positive):
             self.state.set_slice(int(np.argmax(result.slice_probability)))
+        if result is None or self.views.tabs.currentWidget() is not self.views.three_d:
+            return 0
+        tab = self.views.three_d
+        built = tab.wait_until_current(120.0)
+        view = tab.view
+        if view is None or not view.available or not built:
+            reason = getattr(view, "unavailable_reason", None) or "the surfaces were not built in time"
+            print(f"jcs-viewer: the 3-D view shows nothing: {reason}", file=sys.stderr)
+            return 2
+        return 0
 
     def _finish_screenshot_run(self, code: int) -> None:
         if self.screenshot_path is None:

@@ -101,6 +101,9 @@ class LungLesionView(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("LungLesionView")
+        # The VTK widget makes this widget and its siblings native X windows, whose background nobody
+        # paints otherwise: the tool row would show stale pixels (the slice view's) behind its buttons.
+        self.setAutoFillBackground(True)
         self.build_seconds: float | None = None
         self.last_stats: dict[str, Any] = {}
         self.render_seconds: float | None = None

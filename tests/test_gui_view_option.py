@@ -1,0 +1,54 @@
+"""``jcs-viewer gui --view axial|1x3|3d``: the start view, and screenshots of the 3-D tab (offscreen Qt).
+
+On the offscreen platform VTK's Qt widget cannot draw (the 3-D tab shows its fallback), so a 3-D
+screenshot run must say so and exit 2 rather than save a picture without the meshes and exit 0. The
+drawn case runs against the bundle on X (tests/test_packaging.py, slow).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("pytestqt")
+pytest.importorskip("vtkmodules")
+from PySide6.QtCore import QSettings  # noqa: E402
+
+from jcs_viewer.gui.main_window import MainWindow  # noqa: E402
+from jcs_viewer.gui.synthetic import synthetic_result, synthetic_volume  # noqa: E402
+
+
+@pytest.fixture
+def window(qtbot, tmp_path, monkeypatch):
+    monkeypatch.setenv("JCS_VIEWER_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("JCS_VIEWER_CONFIG", str(tmp_path / "config"))
+    volume, lung, lesion = synthetic_volume(n_slices=12, size=96, seed=2)
+    win = MainWindow(settings=QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat),
+                     analyze=lambda vol, **kw: synthetic_result(vol, lung, lesion, cam_size=16),
+                     load_study=lambda path, series_uid=None: volume)
+    qtbot.addWidget(win)
+    yield win
+    win.views.shutdown()
+
+
+def test_3d_screenshot_without_opengl_says_why_and_exits_2(qtbot, window, tmp_path, capfd):
+    window.screenshot_path = tmp_path / "shot.png"
+    window.views.show_3d()
+    window.show()
+    window.open_path(Path("/synthetic.nii.gz"))
+    qtbot.waitUntil(lambda: window.screenshot_path is None, timeout=60000)
+    assert window.exit_code == 2
+    assert (tmp_path / "shot.png").is_file()  # the picture is still written, for the record
+    err = capfd.readouterr().err
+    assert "the 3-D view shows nothing:" in err and "offscreen" in err
+
+
+def test_slices_screenshot_is_unaffected(qtbot, window, tmp_path):
+    window.screenshot_path = tmp_path / "shot.png"
+    window.views.set_layout("1x3")
+    window.show()
+    window.open_path(Path("/synthetic.nii.gz"))
+    qtbot.waitUntil(lambda: window.screenshot_path is None, timeout=60000)
+    assert window.exit_code == 0 and window.views.layout_mode == "1x3"
+    assert window.views.tabs.currentWidget() is not window.views.three_d
