@@ -18,10 +18,12 @@ if [ "$REPO/resources/icons/jcs-viewer.svg" -nt "$REPO/resources/icons/jcs-viewe
 fi
 "$PYTHON" -m PyInstaller --noconfirm --clean --log-level WARN \
     --distpath "$DIST" --workpath "$WORK" "$REPO/packaging/jcs-viewer.spec"
-# Drop the symbol table of torch's libraries (~85 MB; the bundle test's analyze run exercises them).
-# Not PyInstaller's strip=True: it would also touch the auditwheel-patched libraries in *.libs/, which
-# stripping can break. VTK (~60 MB more) stays as shipped until a bundle test renders the 3-D view.
+# Drop the symbol tables of torch's and VTK's libraries and of libpython (~85 + 85 + 17 MB): the bundle
+# tests exercise them (analyze runs torch, the 3-D screenshot renders with VTK). Not PyInstaller's
+# strip=True: it would also touch the auditwheel-patched libraries in *.libs/, which stripping can break.
 if command -v strip >/dev/null; then
-    find "$DIST/jcs-viewer/_internal/torch/lib" -name '*.so*' -type f -exec strip --strip-unneeded {} +
+    INTERNAL="$DIST/jcs-viewer/_internal"
+    find "$INTERNAL/torch/lib" "$INTERNAL/vtkmodules" -name '*.so*' -type f -exec strip --strip-unneeded {} +
+    find "$INTERNAL" -maxdepth 1 -name 'libpython3*.so*' -type f -exec strip --strip-unneeded {} +
 fi
 echo "Built $DIST/jcs-viewer ($(du -sh "$DIST/jcs-viewer" | cut -f1)); run $DIST/jcs-viewer/jcs-viewer --version"
