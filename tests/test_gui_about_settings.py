@@ -140,6 +140,21 @@ def test_about_shows_version_notice_and_registered_weights(qtbot, tiny_weights):
     assert "tiny-seg" in about.version_text(dialog.entries)
 
 
+def test_about_fits_the_screen_with_long_licence_texts(qtbot, tiny_weights):
+    from jcs_viewer.models.registry import list_weights
+
+    long_text = "Trained on a data set whose licence needs a paragraph to explain. " * 8
+    entries = [dataclasses.replace(e, licence=long_text, training_data=long_text) for e in list_weights()]
+    dialog = about.AboutDialog(entries=entries)
+    qtbot.addWidget(dialog)
+    assert dialog.width() <= dialog.screen().availableGeometry().width()
+    licence_col = about.COLUMNS.index("Licence")
+    assert dialog.table.columnWidth(licence_col) <= about.MAX_COLUMN
+    assert dialog.table.item(0, licence_col).toolTip() == long_text  # the full text on hover
+    metrics_col = about.COLUMNS.index("Metrics")
+    assert dialog.table.item(0, metrics_col).toolTip() == "dice 0.712"
+
+
 def test_about_with_a_broken_manifest_says_which_file(qtbot, tmp_path, monkeypatch):
     pytest.importorskip("torch")
     folder = tmp_path / "weights"

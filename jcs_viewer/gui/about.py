@@ -33,6 +33,7 @@ THIRD_PARTY = (
     ("safetensors", "Apache-2.0"),
 )
 WIDTH = 820  # px; wide enough for two weights rows without scrolling
+MAX_COLUMN = 260  # px; longer cells (licence, training data) are elided, the full text is their tooltip
 COLUMNS = ("Weights", "Task", "Architecture", "Metrics", "Licence", "Training data")
 
 
@@ -120,12 +121,16 @@ class AboutDialog(QDialog):
                      e.training_data or "—")
             for col, text in enumerate(cells):
                 item = QTableWidgetItem(text)
-                item.setToolTip(e.description or e.provenance or text)
+                item.setToolTip(text if COLUMNS[col] in ("Metrics", "Licence", "Training data")
+                                else e.description or e.provenance or text)
                 self.table.setItem(row, col, item)
         header = self.table.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         header.setStretchLastSection(True)
         self.table.resizeColumnsToContents()
+        for col in range(len(COLUMNS)):  # a licence paragraph must not make the box wider than the screen
+            if COLUMNS[col] != "Metrics" and self.table.columnWidth(col) > MAX_COLUMN:
+                self.table.setColumnWidth(col, MAX_COLUMN)
         rows_height = sum(self.table.rowHeight(r) for r in range(min(len(self.entries), 6)))
         self.table.setFixedHeight(self.table.horizontalHeader().sizeHint().height() + rows_height
                                   + self.table.horizontalScrollBar().sizeHint().height() + 2 * self.table.frameWidth())
@@ -161,6 +166,9 @@ class AboutDialog(QDialog):
         layout.addWidget(buttons)
         self.setWindowIcon(app_icon())
         width = max(WIDTH, self.table.horizontalHeader().length() + 40)
+        screen = self.screen() or QGuiApplication.primaryScreen()
+        if screen is not None:
+            width = min(width, int(screen.availableGeometry().width() * 0.9))
         self.resize(width, layout.heightForWidth(width) if layout.hasHeightForWidth() else self.sizeHint().height())
 
 
