@@ -98,3 +98,22 @@ def test_single_slice_study_gets_its_lungs(phantom):
     mask = compute_lung_mask(one, (1.0,) + phantom.spacing[1:])
     assert dice(mask == 1, phantom.lung_mask[z : z + 1] == 1) >= 0.95
     assert dice(mask == 2, phantom.lung_mask[z : z + 1] == 2) >= 0.95
+
+
+def test_trachea_and_main_bronchi_are_not_lung(phantom):
+    from jcs_viewer.pipeline.airways import find_airways
+    from jcs_viewer.pipeline.morphology import fill_holes_xy
+
+    vol = phantom.to_volume()
+    mask = compute_lung_mask(vol)
+    # The phantom's airway lumen: air darker than any lung voxel, outside its lung labels, inside the body.
+    body = fill_holes_xy(phantom.hu > -500)
+    lumen = (phantom.hu < -950) & (phantom.lung_mask == 0) & body
+    assert lumen.sum() > 100  # the phantom has a trachea to find
+    assert np.count_nonzero(mask[lumen]) <= 0.02 * lumen.sum()
+    airways = find_airways(phantom.hu, (phantom.hu < -320) & body, phantom.spacing, vol.direction)
+    assert airways is not None and np.count_nonzero(airways & lumen) >= 0.8 * lumen.sum()
+    # Flipping the slice order (cranial end first) finds the same airways.
+    flipped = np.diag([1.0, 1.0, -1.0])
+    found = find_airways(phantom.hu[::-1], ((phantom.hu < -320) & body)[::-1], phantom.spacing, flipped)
+    assert found is not None and np.array_equal(found[::-1], airways)

@@ -13,7 +13,8 @@ Steps (HU volumes):
    (trachea, main bronchi and bowel gas are separate, smaller components). When both lungs
    form one component (joined at the anterior junction or through the airways), each slice is
    cut at the column of least lung tissue in the middle of the component.
-4. Right/left: the lung whose centroid has the lower patient (LPS) x is the right lung.
+4. Airways: the trachea and main bronchi are found and removed (:mod:`jcs_viewer.pipeline.airways`).
+   Right/left: the lung whose centroid has the lower patient (LPS) x is the right lung.
 5. Each lung is closed in-plane (``CLOSING_MM`` square) and its holes filled slice by slice, so
    vessels, airway walls and lesions inside the lungs (consolidation included) are lung; lesions
    on the pleura are added afterwards by :func:`include_lesions` from the AI mask.
@@ -84,6 +85,8 @@ def compute_lung_mask(
         labels, lungs = _find_lungs(image, threshold, radius_px, min_voxels)
     if not lungs:
         return np.zeros(image.shape, dtype=np.uint8)
+    if is_hu:
+        _remove_airways(labels, lungs, image, spacing, direction)
 
     mask = np.zeros(image.shape, dtype=np.uint8)
     if len(lungs) == 2 and _side_by_side(labels == lungs[0], labels == lungs[1]):
@@ -107,6 +110,16 @@ def compute_lung_mask(
         region = out[box]
         region[part & (mask[box] != (LEFT if lab == RIGHT else RIGHT)) & (region == 0)] = lab
     return out
+
+
+def _remove_airways(labels: np.ndarray, lungs: list[int], image: np.ndarray, spacing, direction) -> None:
+    """Clear the trachea and bronchi (plus a one-voxel in-plane rim) from the lung labels, in place."""
+    from jcs_viewer.pipeline.airways import find_airways
+
+    union = np.isin(labels, lungs)
+    airways = find_airways(image, union, spacing, direction)
+    if airways is not None:
+        labels[dilate_xy(airways, 1) & union] = 0
 
 
 def _find_lungs(
