@@ -9,10 +9,12 @@ honours the device and thresholds a reader chose in the app. Keys live in the
 from __future__ import annotations
 
 import configparser
+import io
 import os
-import tempfile
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+
+from jcs_viewer.atomic import atomic_write_text
 
 SECTION = "General"
 
@@ -83,15 +85,9 @@ class Settings:
         parser = configparser.ConfigParser(interpolation=None)
         parser[SECTION] = {k: _format(v) for k, v in asdict(self).items()}
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".settings-", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                parser.write(fh)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-        return path
+        text = io.StringIO()
+        parser.write(text)
+        return atomic_write_text(path, text.getvalue())
 
 
 def _format(value) -> str:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,7 +14,8 @@ from PySide6.QtWidgets import (QApplication, QFileDialog, QFrame, QGroupBox, QHB
                                QMessageBox, QProgressBar, QPushButton, QSplitter, QTabWidget, QToolBar, QVBoxLayout,
                                QWidget)
 
-from jcs_viewer import RESEARCH_USE_NOTICE, __version__
+from jcs_viewer import RESEARCH_USE_NOTICE
+from jcs_viewer.atomic import atomic_path
 from jcs_viewer.gui import backend
 from jcs_viewer.gui.export_actions import ExportActions
 from jcs_viewer.gui.layers_panel import LayersPanel
@@ -716,13 +715,6 @@ def save_png_atomic(pixmap: Any, path: Path) -> None:
     """Save a QPixmap as PNG through a temporary file and ``os.replace``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
-    os.close(fd)
-    try:
-        if not pixmap.save(tmp, "PNG"):
+    with atomic_path(path, suffix=".png") as tmp:
+        if not pixmap.save(str(tmp), "PNG"):
             raise OSError("Qt could not encode the image")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from jcs_viewer.atomic import atomic_path
 from jcs_viewer.errors import ExportError
 from jcs_viewer.io.volume import StudyInfo
 
@@ -211,18 +212,11 @@ def _ds(value: float) -> str:
     return "0" if text in ("-0", "0.0") else text
 
 
-def _temp_name(path: Path, suffix: str) -> Path:
-    """A hidden sibling of ``path`` to write first (created with the process umask, unlike mkstemp's 0600)."""
-    return path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp{suffix}")
-
-
 def _save_atomic(ds, path: Path) -> Path:
-    tmp = _temp_name(path, ".dcm")
     try:
-        ds.save_as(tmp, enforce_file_format=True)
-        os.replace(tmp, path)
+        with atomic_path(path, suffix=".dcm") as tmp:
+            ds.save_as(tmp, enforce_file_format=True)
     except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
         raise ExportError(f"Cannot write {path}: {exc.strerror or exc}.") from exc
     return path
 
@@ -262,12 +256,8 @@ def write_mask_nifti(
     suffix = "".join(path.suffixes[-2:]) if path.name.endswith(".nii.gz") else path.suffix
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = _temp_name(path, suffix or ".nii.gz")
-        try:
+        with atomic_path(path, suffix=suffix or ".nii.gz") as tmp:
             sitk.WriteImage(image, str(tmp), useCompression=True)
-            os.replace(tmp, path)
-        finally:
-            Path(tmp).unlink(missing_ok=True)
     except (OSError, RuntimeError) as exc:
         raise ExportError(f"Cannot write {path}: {exc}.") from exc
     return path

@@ -15,15 +15,15 @@ import csv
 import errno
 import io
 import os
-import tempfile
 import warnings
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from jcs_viewer.atomic import atomic_path
 from jcs_viewer.errors import ExportError, JCSError
 
 #: Lesion mask values with a class meaning when the mask carries classes (1/2).
@@ -83,26 +83,22 @@ def atomic_target(path: str | os.PathLike[str]) -> Iterator[Path]:
     """
     path = check_target(path)
     parent = path.parent
+    stack = ExitStack()
     try:
         parent.mkdir(parents=True, exist_ok=True)
-        # A hidden name that still ends like the target: writers pick the format by suffix.
-        fd, tmp_name = tempfile.mkstemp(dir=parent, prefix=f".{path.name}.tmp-", suffix=_suffix_of(path))
+        # The temporary name still ends like the target: writers pick the format by suffix.
+        tmp = stack.enter_context(atomic_path(path, suffix=_suffix_of(path)))
     except OSError as exc:
         if exc.errno == errno.ENOENT and parent.is_dir():
             # e.g. /proc: the folder exists but takes no new files; "No such file" would mislead.
             raise ExportError(f"Cannot write {path}: {parent} does not accept new files.") from exc
         raise ExportError(f"Cannot write {path}: {exc.strerror or exc}.") from exc
-    os.close(fd)
-    tmp = Path(tmp_name)
     try:
-        yield tmp
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; an export is meant to be shared
-        os.replace(tmp, path)
+        with stack:  # removes the temporary on failure, renames it over ``path`` on success
+            yield tmp
     except JCSError:
-        tmp.unlink(missing_ok=True)
         raise
-    except Exception as exc:  # noqa: BLE001 - any writer failure becomes one sentence
-        tmp.unlink(missing_ok=True)
+    except Exception as exc:  # noqa: BLE001 - any writer (or rename) failure becomes one sentence
         raise ExportError(f"Cannot write {path}: {_reason(exc)}.") from exc
 
 

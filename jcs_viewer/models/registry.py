@@ -47,7 +47,6 @@ import dataclasses
 import hashlib
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,6 +54,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from jcs_viewer.atomic import atomic_path, atomic_write_text
 from jcs_viewer.errors import ModelLoadError
 
 SCHEMA_VERSION = 1
@@ -362,14 +362,8 @@ def save_weights(model: nn.Module, path: str | Path) -> str:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     sd = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file(sd, tmp, metadata={"arch": str(getattr(model, "arch_name", ""))})
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_path(path) as tmp:
+        save_file(sd, str(tmp), metadata={"arch": str(getattr(model, "arch_name", ""))})
     return sha256_of(path)
 
 
@@ -393,9 +387,4 @@ def add_manifest_entry(entry: WeightsEntry, folder: str | Path | None = None) ->
     records.append(entry.to_json())
     data["weights"] = records
     data["schema_version"] = SCHEMA_VERSION
-    fd, tmp = tempfile.mkstemp(prefix=MANIFEST_NAME + ".", suffix=".tmp", dir=folder)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=2)
-        f.write("\n")
-    os.replace(tmp, path)
-    return path
+    return atomic_write_text(path, json.dumps(data, indent=2) + "\n")

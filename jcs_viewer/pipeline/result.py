@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from jcs_viewer import __version__
+from jcs_viewer.atomic import atomic_path, atomic_write_text
 from jcs_viewer.errors import ExportError, StudyLoadError
 from jcs_viewer.pipeline.quantify import Quantification
 
@@ -144,9 +144,10 @@ class StudyResult:
         try:
             out.mkdir(parents=True, exist_ok=True)
             arrays = {name: getattr(self, name) for name in _ARRAY_FIELDS if getattr(self, name) is not None}
-            _atomic_write(out / ARRAYS_NPZ, lambda f: np.savez_compressed(f, **arrays))
+            with atomic_path(out / ARRAYS_NPZ) as tmp, open(tmp, "wb") as handle:
+                np.savez_compressed(handle, **arrays)
             text = json.dumps(self.summary_dict(), indent=1, allow_nan=False)
-            _atomic_write(out / RESULTS_JSON, lambda f: f.write(text.encode("utf-8")))
+            atomic_write_text(out / RESULTS_JSON, text)
         except OSError as exc:
             raise ExportError(f"Could not write the results to {out}: {exc.strerror or exc}.") from exc
         return out
@@ -223,23 +224,6 @@ class StudyResult:
         return True
 
     __hash__ = None  # type: ignore[assignment]
-
-
-def _atomic_write(path: Path, write) -> None:
-    """Write through a temporary file in the same folder, then rename over ``path``."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 __all__ = ["StudyResult", "SCHEMA_VERSION", "ATTRIBUTE_NAMES", "RESULTS_JSON", "ARRAYS_NPZ"]

@@ -11,8 +11,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
-import tempfile
 import threading
 import time
 import zipfile
@@ -22,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from jcs_viewer import __version__
+from jcs_viewer.atomic import atomic_path
 from jcs_viewer.errors import JCSError
 from jcs_viewer.settings import data_dir
 
@@ -72,23 +71,15 @@ def save_session(state: SessionState, path: Path) -> Path:
     }
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".session-", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                # Level 1: a 300-slice mask compresses in ~0.3 s, keeping autosave well inside 2 s.
-                with zipfile.ZipFile(fh, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
-                    zf.writestr("session.json", json.dumps(meta, indent=1))
-                    if state.edited_mask is not None:
-                        buf = io.BytesIO()
-                        np.save(buf, np.ascontiguousarray(state.edited_mask, dtype=np.uint8))
-                        zf.writestr("edited_mask.npy", buf.getvalue())
-                # fsync after the zip's central directory is written, not before.
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        # Private: a session holds a reader's edits and notes on a patient's study.
+        with atomic_path(path, private=True) as tmp:
+            # Level 1: a 300-slice mask compresses in ~0.3 s, keeping autosave well inside 2 s.
+            with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
+                zf.writestr("session.json", json.dumps(meta, indent=1))
+                if state.edited_mask is not None:
+                    buf = io.BytesIO()
+                    np.save(buf, np.ascontiguousarray(state.edited_mask, dtype=np.uint8))
+                    zf.writestr("edited_mask.npy", buf.getvalue())
     except OSError as exc:
         raise SessionError(f"Could not save the session to {path}: {exc.strerror or exc}.") from exc
     return path
