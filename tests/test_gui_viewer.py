@@ -129,7 +129,7 @@ def test_wheel_right_drag_and_cursor_readout(qtbot, make_window, study):
     window.slice_view.scene().sigMouseMoved.emit(scene_pos)
     expected = int(volume.array[21, 40, 70])
     assert state.cursor == {"x": 70, "y": 40, "z": 21, "value": expected}
-    assert f"voxel (70, 40, 21)" in window.cursor_label.text() and f"HU {expected}" in window.cursor_label.text()
+    assert "voxel (70, 40, 21)" in window.cursor_label.text() and f"HU {expected}" in window.cursor_label.text()
     _key(qtbot, window, Qt.Key.Key_Up)  # the HU under a still cursor follows the slice
     assert state.cursor["z"] == 22 and state.cursor["value"] == int(volume.array[22, 40, 70])
     assert "mm" in window.position_label.text()

@@ -182,3 +182,4 @@ def test_cuda_amp_matches_fp32():
     assert (s32 - s16.float()).abs().max() < 0.05
     assert (p32 - p16).abs().max() < 0.05
     assert c16.dtype == torch.float32 and c16.shape == (2, 256, 256)
+    assert (c32 - c16).abs().max() < 0.1

@@ -15,15 +15,13 @@ NOTES_DELAY_MS = 400  # notes are stored once typing pauses
 
 def slice_ranges(indices: list[int]) -> str:
     """``[3, 4, 5, 9]`` -> ``"3–5, 9"``."""
-    parts: list[str] = []
+    runs: list[list[int]] = []
     for z in indices:
-        if parts and z == last + 1:  # noqa: F821 - bound on the previous iteration
-            first = parts[-1].split("–")[0]
-            parts[-1] = f"{first}–{z}"
+        if runs and z == runs[-1][1] + 1:
+            runs[-1][1] = z
         else:
-            parts.append(str(z))
-        last = z
-    return ", ".join(parts)
+            runs.append([z, z])
+    return ", ".join(str(a) if a == b else f"{a}–{b}" for a, b in runs)
 
 
 def _button(text: str, tip: str, slot: Any) -> QPushButton:

@@ -435,7 +435,7 @@ def _paint_bones(hu, X, Y, t, z_mm, an: _Anatomy, a, b, cy, yv) -> None:
     ring &= ~((np.abs(X) < 34) & (Y > cy))  # spine at the back
     iy, ix = np.nonzero(ring)
     if iy.size:
-        xs, ys = X[0, ix], Y[iy, 0]
+        ys = Y[iy, 0]
         posterior = (ys - cy) / np.float32(b)  # -1 front .. +1 back
         pitch, height = 24.0, 10.0
         phase = np.mod(z_mm + an.rib_phase + 90.0 * (1.0 - posterior), pitch)

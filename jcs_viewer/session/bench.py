@@ -77,7 +77,6 @@ def paint_path(labels, kind: str, z: int, radius_mm: float, path, spacing) -> No
 
 def bench_edit(args: argparse.Namespace) -> int:
     """Stroke-to-quantification latency, undo/redo latency, undo memory and session save time."""
-    import numpy as np
 
     from jcs_viewer.io.phantom import make_phantom
     from jcs_viewer.session.store import save_session

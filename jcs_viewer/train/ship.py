@@ -13,7 +13,7 @@ import json
 import sys
 from pathlib import Path
 
-from jcs_viewer.train.splits import MEDSEG_TEST_BLOCKS, MEDSEG_VAL_BLOCKS, medseg_split
+from jcs_viewer.train.splits import medseg_split
 from jcs_viewer.train.window import TRAINING_WINDOW
 
 SEG_LICENCE = (
