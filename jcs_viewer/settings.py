@@ -51,7 +51,8 @@ class Settings:
 
     device: str = "auto"  # auto | cpu | cuda
     slice_threshold: int | None = None  # positive slices needed for a positive study
-    slice_cutoff: float = 0.5  # slice probability counted as positive
+    slice_cutoff: float = 0.5  # slice score counted as positive
+    slice_score: str = "joint"  # joint (classifier + lesion evidence) | classifier (the paper's flow)
     segment_all_slices: bool = False
     auto_analyze: bool = True
     autosave_dir: str = ""  # empty: the user's data folder

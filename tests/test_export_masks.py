@@ -179,6 +179,26 @@ def test_csv_has_one_row_per_slice_with_the_metrics(study, tmp_path):
         assert row["positive"] == str(int(result.slice_positive[z]))
         assert float(row["lesion_area_mm2"]) == pytest.approx(result.lesion_mask[z].sum() * 25.0, abs=0.1)
         assert row["review_state"] == review.get(z, "unreviewed")
+        assert float(row["classifier_probability"]) == pytest.approx(float(result.classifier_probability[z]), abs=1e-4)
+        if result.lesion_evidence is None:
+            assert row["lesion_evidence"] == ""
+        else:
+            assert float(row["lesion_evidence"]) == pytest.approx(float(result.lesion_evidence[z]), abs=1e-4)
+
+
+def test_csv_of_a_joint_score_carries_both_parts(study, tmp_path):
+    from types import SimpleNamespace
+
+    _, result = study
+    n = result.n_slices
+    classifier = np.linspace(0.0, 1.0, n, dtype=np.float32)
+    evidence = np.linspace(1.0, 0.0, n, dtype=np.float32)
+    joint = SimpleNamespace(**{**vars(result), "slice_score": "joint", "classifier_probability": classifier,
+                               "lesion_evidence": evidence, "slice_probability": (classifier + evidence) / 2})
+    rows = list(csv.DictReader(export_csv(joint, tmp_path / "joint.csv").open()))
+    assert [float(r["classifier_probability"]) for r in rows] == pytest.approx(classifier.tolist(), abs=1e-4)
+    assert [float(r["lesion_evidence"]) for r in rows] == pytest.approx(evidence.tolist(), abs=1e-4)
+    assert [float(r["probability"]) for r in rows] == pytest.approx([0.5] * n, abs=1e-4)
 
 
 # --------------------------------------------------------------------------- bundle and errors

@@ -243,7 +243,8 @@ def test_heavy_imported_lists_loaded_heavy_modules(monkeypatch):
 
 
 def test_every_setting_maps_to_a_widget_and_back(qtbot, ini):
-    changed = Settings(device="cuda", slice_threshold=0, slice_cutoff=0.3, segment_all_slices=True,
+    changed = Settings(device="cuda", slice_threshold=0, slice_cutoff=0.3, slice_score="classifier",
+                       segment_all_slices=True,
                        auto_analyze=False, autosave_dir="/data/autosave", default_layout="1x3",
                        reviewer_name="R. Reader", undo_depth=7)
     defaults = Settings()

@@ -37,3 +37,30 @@ def test_single_slice_study():
     assert threshold == 0
     assert patient_decision(np.array([True]), threshold)[0] == "positive"
     assert patient_decision(np.array([False]), threshold)[0] == "negative"
+
+
+def test_lesion_evidence_is_the_best_lung_window():
+    from jcs_viewer.pipeline.slice_score import EVIDENCE_WINDOW_MM, combine, lesion_evidence
+
+    prob = np.zeros((3, 64, 64), np.uint8)
+    prob[1, 10:30, 10:30] = 255  # a lesion filling more than the 8 mm window (1 mm pixels)
+    prob[2, ::4, ::4] = 255  # scattered single pixels: 1 in 16
+    region = np.ones_like(prob, dtype=bool)
+    ev = lesion_evidence(prob, region, (1.0, 1.0))
+    assert ev[0] == 0 and ev[1] == pytest.approx(1.0) and ev[2] < 0.1
+    half = np.zeros_like(prob)
+    half[0, 0:64, 0:4] = 255  # a strip half the window wide
+    assert lesion_evidence(half, region, (1.0, 1.0))[0] == pytest.approx(4 / EVIDENCE_WINDOW_MM)
+    outside = region.copy()
+    outside[1] = False  # the lesion lies outside the lungs and their margin
+    assert lesion_evidence(prob, outside, (1.0, 1.0))[1] == 0
+    assert combine(np.array([0.2, 0.8]), np.array([1.0, 0.0]), "joint").tolist() == pytest.approx([0.6, 0.4])
+    with pytest.raises(ValueError):
+        combine(np.array([0.2]), None, "joint")
+
+
+def test_cli_slice_score_choices_match_the_pipeline():
+    from jcs_viewer.cli.analyze_cmd import SLICE_SCORES as CLI
+    from jcs_viewer.pipeline.options import SLICE_SCORES
+
+    assert CLI == SLICE_SCORES

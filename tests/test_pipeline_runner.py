@@ -46,13 +46,34 @@ def test_result_is_complete(volume, baseline):
     assert classify == [0, 4, 8]
 
 
-def test_flagged_slices_only_by_default(volume):
+def test_classifier_score_segments_only_its_positive_slices(volume):
+    """The paper's flow: the classifier alone flags slices and only those are segmented."""
     models = tiny_models()
-    first = analyze(volume, AnalysisOptions(device="cpu", slice_cutoff=1.0), models=models)
+    paper = dict(device="cpu", slice_score="classifier")
+    first = analyze(volume, AnalysisOptions(**paper, slice_cutoff=1.0), models=models)
     assert not first.segmented_slices.any() and not first.lesion_mask.any()
-    every = analyze(volume, AnalysisOptions(device="cpu", slice_cutoff=0.0, threshold=3), models=models)
+    assert first.lesion_evidence is None and np.array_equal(first.slice_probability, first.classifier_probability)
+    every = analyze(volume, AnalysisOptions(**paper, slice_cutoff=0.0, threshold=3), models=models)
     assert every.segmented_slices.all() and every.decision == "positive" and every.threshold == 3
-    assert "set by the user" in every.threshold_rule
+    assert "set by the user" in every.threshold_rule and "classifier's COVID probability" in every.slice_rule
+
+
+def test_joint_score_averages_the_classifier_and_the_lesion_evidence(volume):
+    from jcs_viewer.pipeline.slice_score import lesion_evidence
+
+    result = analyze(volume, AnalysisOptions(device="cpu"), models=tiny_models())
+    assert result.slice_score == "joint" and result.segmented_slices.all()
+    np.testing.assert_allclose(result.slice_probability,
+                               (result.classifier_probability + result.lesion_evidence) / 2, rtol=1e-6)
+    assert np.array_equal(result.slice_positive, result.slice_probability >= result.slice_cutoff)
+    # The evidence is recomputable from the stored lesion probability and the lungs.
+    from jcs_viewer.pipeline.lungs import restrict_region
+
+    region = restrict_region(result.lung_mask, volume.spacing, 5.0)
+    again = lesion_evidence(result.lesion_probability, region, volume.spacing[1:])
+    # include_lesions may grow the stored lung mask, so the recomputed evidence can only be larger.
+    assert (again >= result.lesion_evidence - 1e-6).all()
+    assert "segmenter's lesion evidence" in result.slice_rule
 
 
 def test_cancel_after_first_batch_raises_and_returns_nothing(volume):

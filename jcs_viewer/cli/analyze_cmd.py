@@ -8,6 +8,7 @@ from pathlib import Path
 
 HELP = "analyse a study (or a folder of studies) without the GUI and write results.json, CSV and NIfTI masks"
 DEVICES = ("auto", "cpu", "cuda")
+SLICE_SCORES = ("joint", "classifier")  # jcs_viewer.pipeline.options.SLICE_SCORES, without numpy at --help time
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -22,8 +23,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weights", action="append", default=[], metavar="NAME|PATH|DIR",
                         help="weights for whichever task they are, or a folder of weights to search first "
                         "(repeatable)")
-    parser.add_argument("--all-slices", action="store_true", default=None, help="segment every slice, not only "
-                        "flagged ones (default: the settings file's choice)")
+    parser.add_argument("--slice-score", choices=SLICE_SCORES, help="what makes a slice positive: 'joint' (the "
+                        "classifier's probability and the segmenter's lesion evidence, averaged; every slice is "
+                        "segmented) or 'classifier' (the paper's flow) (default: the settings file's, normally joint)")
+    parser.add_argument("--all-slices", action="store_true", default=None, help="with --slice-score classifier, "
+                        "segment every slice, not only flagged ones (default: the settings file's choice)")
     parser.add_argument("--threshold", type=int, metavar="N", help="patient is positive when more than N slices "
                         "are positive (default: the settings file's, else scaled from the paper's 25, see "
                         "results.json)")
@@ -151,6 +155,10 @@ def settings_options(args: argparse.Namespace, quiet: bool = False) -> dict:
     if not 0.0 <= saved.slice_cutoff <= 1.0:
         notes.append(f"slice_cutoff {saved.slice_cutoff} is not between 0 and 1; using {defaults.slice_cutoff}")
         saved.slice_cutoff = defaults.slice_cutoff
+    if saved.slice_score not in SLICE_SCORES:
+        notes.append(f"slice_score {saved.slice_score!r} is not one of {', '.join(SLICE_SCORES)}; "
+                     f"using {defaults.slice_score}")
+        saved.slice_score = defaults.slice_score
     if saved.slice_threshold is not None and saved.slice_threshold < 0:
         notes.append(f"slice_threshold {saved.slice_threshold} is negative; using the automatic threshold")
         saved.slice_threshold = None
@@ -158,11 +166,12 @@ def settings_options(args: argparse.Namespace, quiet: bool = False) -> dict:
         "device": args.device if args.device is not None else saved.device,
         "threshold": args.threshold if args.threshold is not None else saved.slice_threshold,
         "slice_cutoff": args.slice_cutoff if args.slice_cutoff is not None else saved.slice_cutoff,
+        "slice_score": args.slice_score if args.slice_score is not None else saved.slice_score,
         "segment_all_slices": bool(args.all_slices) or saved.segment_all_slices,
     }
     used = {key: value for key, value, field in (
         ("device", saved.device, "device"), ("threshold", saved.slice_threshold, "slice_threshold"),
-        ("slice cut-off", saved.slice_cutoff, "slice_cutoff"),
+        ("slice cut-off", saved.slice_cutoff, "slice_cutoff"), ("slice score", saved.slice_score, "slice_score"),
         ("segment all slices", saved.segment_all_slices, "segment_all_slices"))
         if value != getattr(defaults, field)}
     if not quiet and (notes or used):

@@ -304,10 +304,11 @@ class MainWindow(QMainWindow):
         if self.options is not None:
             return self.options
         from jcs_viewer.gui.settings_dialog import read_settings
-        from jcs_viewer.pipeline.options import AnalysisOptions
+        from jcs_viewer.pipeline.options import SLICE_SCORES, AnalysisOptions
 
         s = read_settings(self.settings)
         return AnalysisOptions(device=s.device, threshold=s.slice_threshold, slice_cutoff=s.slice_cutoff,
+                               slice_score=s.slice_score if s.slice_score in SLICE_SCORES else "joint",
                                segment_all_slices=s.segment_all_slices)
 
     @property

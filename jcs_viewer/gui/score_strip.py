@@ -14,11 +14,13 @@ from jcs_viewer.session.review import ReviewDecision
 CONFIRMED_BRUSH = (40, 200, 70)
 REJECTED_BRUSH = (150, 150, 150)
 FLAG_FILL = (255, 120, 0, 55)
-STRIP_LEGEND = ("slice &nbsp;&nbsp; <span style='color:#5aaaff'>━ P(COVID)</span> &nbsp; "
-                "<span style='color:#ffc800'>╌ cutoff</span> &nbsp; "
+_LEGEND_TAIL = ("<span style='color:#ffc800'>╌ cutoff</span> &nbsp; "
                 "<span style='color:#ff6060'>▆ lesion area (edited, scaled)</span> &nbsp; "
                 "<span style='color:#c87832'>▒ flagged</span> &nbsp; "
                 "<span style='color:#28c846'>▼</span>/<span style='color:#969696'>▼</span> confirmed/rejected")
+STRIP_LEGEND = "slice &nbsp;&nbsp; <span style='color:#5aaaff'>━ P(COVID)</span> &nbsp; " + _LEGEND_TAIL
+JOINT_LEGEND = ("slice &nbsp;&nbsp; <span style='color:#5aaaff'>━ slice score</span> &nbsp; "
+                "<span style='color:#b4b4ff'>┈ classifier P(COVID)</span> &nbsp; " + _LEGEND_TAIL)
 
 
 def flagged_runs(positive: np.ndarray) -> list[tuple[int, int]]:
@@ -65,7 +67,8 @@ class ScoreStrip(pg.PlotWidget):
     def __init__(self, state: ViewerState, parent: Any = None) -> None:
         self.viewer = state
         super().__init__(parent, viewBox=StripViewBox(state), background=(24, 24, 28))
-        self.setToolTip("Per-slice COVID probability. Click or drag to go to a slice; "
+        self.setToolTip("Per-slice score (the COVID probability, or with the joint score its mean with the "
+                        "lesion evidence). Click or drag to go to a slice; "
                         "shaded: flagged runs; ticks: confirmed (green) / rejected (grey); "
                         "red: lesion area per slice (edited mask), scaled to the largest.")
         plot = self.getPlotItem()
@@ -81,6 +84,9 @@ class ScoreStrip(pg.PlotWidget):
         self.area_curve = plot.plot([], [], pen=pg.mkPen((255, 90, 90, 170), width=1), fillLevel=0.0,
                                     brush=pg.mkBrush(255, 60, 60, 50))
         self.area_curve.setZValue(-5)
+        # With the joint score, the classifier's own probability as a faint dotted line under the score.
+        self.classifier_curve = plot.plot([], [], pen=pg.mkPen((180, 180, 255, 150), width=1,
+                                                               style=Qt.PenStyle.DotLine))
         self.curve = plot.plot([], [], pen=pg.mkPen((90, 170, 255), width=2))
         self.cutoff_line = pg.InfiniteLine(pos=0.5, angle=0, pen=pg.mkPen((255, 200, 0), style=Qt.PenStyle.DashLine))
         self.marker = pg.InfiniteLine(pos=0, angle=90, pen=pg.mkPen((255, 255, 255), width=2))
@@ -105,6 +111,14 @@ class ScoreStrip(pg.PlotWidget):
         self._regions = []
         n = max(1, self.viewer.n_slices)
         plot.setXRange(0.5, n + 0.5, padding=0.0)
+        joint = result is not None and getattr(result, "slice_score", "classifier") == "joint"
+        plot.setLabel("left", "score" if joint else "P(COVID)")
+        plot.setLabel("bottom", JOINT_LEGEND if joint else STRIP_LEGEND)
+        if joint:
+            classifier = np.asarray(result.classifier_probability, dtype=float)
+            self.classifier_curve.setData(np.arange(1, len(classifier) + 1), classifier)
+        else:
+            self.classifier_curve.setData([], [])
         if result is None:
             self.curve.setData([], [])
             self.area_curve.setData([], [])

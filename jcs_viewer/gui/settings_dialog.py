@@ -85,9 +85,16 @@ class SettingsDialog(QDialog):
         self.cutoff.setRange(0.05, 0.95)
         self.cutoff.setSingleStep(0.05)
         self.cutoff.setDecimals(2)
-        self.cutoff.setToolTip("Slice probability from which a slice counts as positive.")
-        form.addRow("Slice probability cut-off:", self.cutoff)
-        self.segment_all = QCheckBox("Segment every slice, not only flagged ones (slower)")
+        self.cutoff.setToolTip("Slice score from which a slice counts as positive.")
+        form.addRow("Slice score cut-off:", self.cutoff)
+        self.slice_score = QComboBox()
+        self.slice_score.addItem("Joint: classifier and lesion evidence", "joint")
+        self.slice_score.addItem("Classifier only (the paper's flow)", "classifier")
+        self.slice_score.setToolTip("Joint averages the classifier's COVID probability with the segmenter's "
+                                    "lesion evidence and segments every slice; classifier only segments the "
+                                    "slices the classifier flags.")
+        form.addRow("Slice score:", self.slice_score)
+        self.segment_all = QCheckBox("Segment every slice, not only flagged ones (classifier score; slower)")
         form.addRow("", self.segment_all)
         self.auto_analyze = QCheckBox("Analyse a study as soon as it is opened")
         form.addRow("", self.auto_analyze)
@@ -144,6 +151,7 @@ class SettingsDialog(QDialog):
         self.threshold.setValue(AUTO_THRESHOLD if settings.slice_threshold is None
                                 else min(max(settings.slice_threshold, 0), MAX_THRESHOLD))
         self.cutoff.setValue(settings.slice_cutoff)
+        self.slice_score.setCurrentIndex(max(0, self.slice_score.findData(settings.slice_score)))
         self.segment_all.setChecked(settings.segment_all_slices)
         self.auto_analyze.setChecked(settings.auto_analyze)
         self.reviewer.setText(settings.reviewer_name)
@@ -159,6 +167,7 @@ class SettingsDialog(QDialog):
             device=self.device.currentData(),
             slice_threshold=None if threshold == AUTO_THRESHOLD else threshold,
             slice_cutoff=round(self.cutoff.value(), 2),
+            slice_score=self.slice_score.currentData(),
             segment_all_slices=self.segment_all.isChecked(),
             auto_analyze=self.auto_analyze.isChecked(),
             autosave_dir=self.autosave.text().strip(),

@@ -89,8 +89,9 @@ def summary_html(result: Any, volume: Any = None) -> str:
         if ggo is not None or cons is not None:
             rows.append(("GGO / consolidation", f"{_num(ggo)} / {_num(cons)} mL"))
         parts.append(_table(rows))
-    if rule:
-        parts.append(f"<p style='color:#888; font-size:small'>{html.escape(str(rule))}</p>")
+    small_print = [str(text) for text in (_get(result, "slice_rule", ""), rule) if text]
+    if small_print:
+        parts.append(f"<p style='color:#888; font-size:small'>{html.escape(' '.join(small_print))}</p>")
 
     attributes = _get(result, "attributes", None)
     if attributes is not None:

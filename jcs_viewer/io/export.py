@@ -35,6 +35,8 @@ _CSV_COLUMNS = (
     "slice_index",
     "position_mm",
     "probability",
+    "classifier_probability",
+    "lesion_evidence",
     "positive",
     "segmented",
     "lesion_area_mm2",
@@ -201,8 +203,9 @@ def export_csv(
 ) -> Path:
     """Write one CSV row of metrics per slice.
 
-    Columns: slice_index, position_mm, probability, positive (0/1), segmented (0/1),
-    lesion_area_mm2, lesion_count, review_state (confirmed / rejected / unreviewed).
+    Columns: slice_index, position_mm, probability (the slice score compared with the cutoff),
+    classifier_probability, lesion_evidence (empty with the classifier-only score), positive (0/1),
+    segmented (0/1), lesion_area_mm2, lesion_count, review_state (confirmed / rejected / unreviewed).
 
     Args:
         result: a ``StudyResult`` (reads n_slices, geometry, slice_probability,
@@ -219,11 +222,17 @@ def export_csv(
     states = normalise_review(review)
     positions = slice_positions_mm(result, n)
     prob = np.asarray(result.slice_probability, dtype=float).reshape(-1)
+    classifier = getattr(result, "classifier_probability", None)
+    classifier = prob if classifier is None else np.asarray(classifier, dtype=float).reshape(-1)
+    evidence = getattr(result, "lesion_evidence", None)
+    evidence = None if evidence is None else np.asarray(evidence, dtype=float).reshape(-1)
     positive = np.asarray(result.slice_positive, dtype=bool).reshape(-1)
     segmented = np.asarray(result.segmented_slices, dtype=bool).reshape(-1)
     area = np.asarray(quant.per_slice_area_mm2, dtype=float).reshape(-1)
     count = np.asarray(quant.per_slice_count).reshape(-1)
-    for name, arr in (("slice_probability", prob), ("slice_positive", positive), ("segmented_slices", segmented),
+    for name, arr in (("slice_probability", prob), ("classifier_probability", classifier),
+                      ("lesion_evidence", prob if evidence is None else evidence),
+                      ("slice_positive", positive), ("segmented_slices", segmented),
                       ("per_slice_area_mm2", area), ("per_slice_count", count)):
         if arr.shape[0] != n:
             raise ExportError(f"Cannot write {path}: {name} has {arr.shape[0]} values for {n} slices.")
@@ -236,6 +245,8 @@ def export_csv(
                 z,
                 f"{positions[z]:.2f}",
                 f"{prob[z]:.4f}",
+                f"{classifier[z]:.4f}",
+                "" if evidence is None else f"{evidence[z]:.4f}",
                 int(positive[z]),
                 int(segmented[z]),
                 f"{area[z]:.1f}",

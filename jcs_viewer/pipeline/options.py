@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+#: How a slice's score is made (see :mod:`jcs_viewer.pipeline.slice_score`).
+SLICE_SCORES = ("joint", "classifier")
+
 
 @dataclass
 class AnalysisOptions:
@@ -15,7 +18,11 @@ class AnalysisOptions:
         seg_weights: registry name or path of the segmentation weights (``None``: the default).
         cls_weights: registry name or path of the classification weights (``None``: the default).
         batch_size: slices per forward pass; ``None`` picks one for the device.
-        segment_all_slices: segment every slice instead of only the slices the classifier flags.
+        segment_all_slices: with ``slice_score="classifier"``, segment every slice instead of only
+            the slices the classifier calls positive (the joint score always segments every slice).
+        slice_score: ``"joint"`` (classifier probability and the segmenter's lesion evidence,
+            averaged) or ``"classifier"`` (the paper's flow); see
+            :mod:`jcs_viewer.pipeline.slice_score`.
         threshold: patient threshold in slices; ``None`` derives it from the study
             (see :func:`jcs_viewer.pipeline.decision.slice_threshold`).
         slice_cutoff: probability at or above which a slice counts as positive.
@@ -29,6 +36,7 @@ class AnalysisOptions:
     cls_weights: str | None = None
     batch_size: int | None = None
     segment_all_slices: bool = False
+    slice_score: str = "joint"
     threshold: int | None = None
     slice_cutoff: float = 0.5
     lesion_cutoff: float = 0.5
@@ -42,6 +50,8 @@ class AnalysisOptions:
             raise ValueError("batch_size must be at least 1")
         if self.threshold is not None and self.threshold < 0:
             raise ValueError("threshold must be zero or more slices")
+        if self.slice_score not in SLICE_SCORES:
+            raise ValueError(f"slice_score must be one of {SLICE_SCORES}, not {self.slice_score!r}")
         for name in ("slice_cutoff", "lesion_cutoff"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must lie in 0..1")

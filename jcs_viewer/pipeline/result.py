@@ -25,7 +25,7 @@ from jcs_viewer.atomic import atomic_path, atomic_write_text
 from jcs_viewer.errors import ExportError, StudyLoadError
 from jcs_viewer.pipeline.quantify import Quantification
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: joint slice score (classifier probability and lesion evidence kept apart)
 RESULTS_JSON = "results.json"
 ARRAYS_NPZ = "arrays.npz"
 ATTRIBUTE_NAMES = (
@@ -37,7 +37,7 @@ ATTRIBUTE_NAMES = (
 )
 # Optional arrays stored in arrays.npz (absent when None).
 _ARRAY_FIELDS = ("slice_probability", "slice_positive", "cams", "attributes", "lesion_probability",
-                 "lesion_mask", "segmented_slices", "lung_mask")
+                 "lesion_mask", "segmented_slices", "lung_mask", "classifier_probability", "lesion_evidence")
 
 
 @dataclass(eq=False)
@@ -46,6 +46,11 @@ class StudyResult:
 
     Arrays are ``(z, y, x)`` like the :class:`~jcs_viewer.io.volume.Volume`; ``cams`` are
     ``(z, h, w)`` at reduced resolution (stretch to the slice for display).
+
+    ``slice_probability`` is each slice's score, the one compared with ``slice_cutoff``
+    (``slice_score`` says how it was made, ``slice_rule`` in words); with the joint score it is the
+    mean of ``classifier_probability`` and ``lesion_evidence``, with the classifier score it equals
+    ``classifier_probability``.
     """
 
     n_slices: int
@@ -71,11 +76,21 @@ class StudyResult:
     messages: list[str] = field(default_factory=list)
     options: dict[str, Any] = field(default_factory=dict)
     lesion_cutoff: float = 0.5
+    classifier_probability: np.ndarray | None = None
+    lesion_evidence: np.ndarray | None = None
+    slice_score: str = "classifier"
+    slice_rule: str = ""
     is_hu: bool = True
     study: dict[str, str] = field(default_factory=dict)
     created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
     app_version: str = __version__
     schema_version: int = SCHEMA_VERSION
+
+    def __post_init__(self) -> None:
+        if self.classifier_probability is None:
+            if self.slice_score != "classifier":
+                raise ValueError("a joint slice score needs the classifier probabilities it was made from")
+            self.classifier_probability = self.slice_probability
 
     # ------------------------------------------------------------------ views
     def per_slice(self) -> list[dict[str, Any]]:
@@ -88,11 +103,14 @@ class StudyResult:
                 "index": z,
                 "position_mm": round(start + z * float(self.spacing[0]), 3),
                 "probability": round(float(self.slice_probability[z]), 6),
+                "classifier_probability": round(float(self.classifier_probability[z]), 6),
                 "positive": bool(self.slice_positive[z]),
                 "segmented": bool(self.segmented_slices[z]),
                 "lesion_area_mm2": round(float(self.quant.per_slice_area_mm2[z]), 3),
                 "lesion_count": int(self.quant.per_slice_count[z]),
             }
+            if self.lesion_evidence is not None:
+                row["lesion_evidence"] = round(float(self.lesion_evidence[z]), 6)
             if self.attributes is not None:
                 for name, value in zip(ATTRIBUTE_NAMES, self.attributes[z]):
                     row[name] = round(float(value), 6)
@@ -110,6 +128,8 @@ class StudyResult:
             "positive_slices": int(self.positive_slices),
             "threshold": int(self.threshold),
             "threshold_rule": self.threshold_rule,
+            "slice_score": self.slice_score,
+            "slice_rule": self.slice_rule,
             "slice_cutoff": float(self.slice_cutoff),
             "lesion_cutoff": float(self.lesion_cutoff),
             "n_slices": int(self.n_slices),
@@ -195,6 +215,11 @@ class StudyResult:
                 messages=list(doc.get("messages", [])),
                 options=doc.get("options", {}),
                 lesion_cutoff=float(doc.get("lesion_cutoff", 0.5)),
+                # Schema 1 had the classifier score only: its slice_probability is the classifier's.
+                classifier_probability=arrays.get("classifier_probability", arrays["slice_probability"]),
+                lesion_evidence=arrays.get("lesion_evidence"),
+                slice_score=str(doc.get("slice_score", "classifier")),
+                slice_rule=str(doc.get("slice_rule", "")),
                 is_hu=bool(geo.get("is_hu", True)),
                 study=doc.get("study", {}),
                 created=str(doc.get("created", "")),

@@ -1,7 +1,9 @@
 """The staged analysis runner: ``analyze(volume) -> StudyResult``.
 
 Stages (progress events carry these names): ``load models``, ``lungs``, ``classify``,
-``segment``, ``quantify``. Cancellation is checked between batches; a cancelled run raises
+``segment``, ``quantify``. Slices are scored after segmentation (:mod:`jcs_viewer.pipeline.slice_score`):
+the default joint score needs every slice segmented; the classifier-only score (the paper's flow)
+segments only the classifier's positive slices. Cancellation is checked between batches; a cancelled run raises
 :class:`jcs_viewer.errors.Cancelled` and returns or writes nothing. Never imports Qt.
 """
 
@@ -20,6 +22,8 @@ from jcs_viewer.pipeline.options import AnalysisOptions
 from jcs_viewer.pipeline.progress import CancelToken, ProgressEvent
 from jcs_viewer.pipeline.quantify import quantify
 from jcs_viewer.pipeline.result import StudyResult
+from jcs_viewer.pipeline.slice_score import combine, lesion_evidence
+from jcs_viewer.pipeline.slice_score import rule as slice_rule
 
 #: Activation maps are stored at this size (uint8): the lite/official classifier grids are 7^2-16^2,
 #: so 64^2 keeps every detail of the bilinear map at 4 kB a slice; the viewer stretches it to the slice.
@@ -182,19 +186,20 @@ def analyze(
                cpu_batch_size=_DEFAULT_BATCH[("cpu", "cls")])
     timings["classify"] = time.perf_counter() - t0
 
-    slice_positive = probs >= options.slice_cutoff
-    if options.threshold is not None:
-        threshold, rule = int(options.threshold), manual_threshold_rule(int(options.threshold))
-    else:
-        threshold, rule = slice_threshold(n, volume.spacing[0])
-    decision, positive_slices = patient_decision(slice_positive, threshold)
-
-    # ---- segment
+    # ---- segment: every slice for the joint score or when asked, else the classifier's positives
     t0 = time.perf_counter()
-    segmented = np.ones(n, dtype=bool) if options.segment_all_slices else slice_positive.copy()
+    joint = options.slice_score == "joint"
+    if joint or options.segment_all_slices:
+        segmented = np.ones(n, dtype=bool)
+    else:
+        segmented = probs >= options.slice_cutoff
     lesion_prob = np.zeros(image.shape, dtype=np.uint8)
+    evidence = np.zeros(n, dtype=np.float32) if joint else None
     seg_entry, seg_model = models.seg_entry, models.seg_model
     todo = np.flatnonzero(segmented)
+    # Where lesions count: the lungs and a margin (lesions on the pleura), or everywhere without lungs.
+    region = lungs.restrict_region(lung_mask, volume.spacing, LUNG_MARGIN_MM) if lung_mask.any() else None
+    pixel_mm = (float(volume.spacing[1]), float(volume.spacing[2]))
 
     def segment(idx: list[int]) -> None:
         from jcs_viewer.models import inference_context
@@ -203,14 +208,24 @@ def analyze(
         with inference_context(engine.device, engine.amp):
             out = seg_model(x)[:, :1].float()
         lesion_prob[idx] = to_uint8(resize(out, (height, width))[:, 0])
+        if evidence is not None:
+            evidence[idx] = lesion_evidence(lesion_prob[idx], None if region is None else region[idx], pixel_mm)
 
     engine.run("segment", todo, _batch_size(options, engine.device, "seg"), segment,
                cpu_batch_size=_DEFAULT_BATCH[("cpu", "seg")])
     cut = int(round(options.lesion_cutoff * 255))
     lesion_mask = np.zeros(image.shape, dtype=np.uint8)
     if todo.size:
-        region = lungs.restrict_region(lung_mask[todo], volume.spacing, LUNG_MARGIN_MM) if lung_mask.any() else True
-        lesion_mask[todo] = (lesion_prob[todo] >= max(cut, 1)) & region
+        lesion_mask[todo] = (lesion_prob[todo] >= max(cut, 1)) & (True if region is None else region[todo])
+    region = None  # 1 byte a voxel: free it before quantification
+
+    scores = combine(probs, evidence, options.slice_score)
+    slice_positive = scores >= options.slice_cutoff
+    if options.threshold is not None:
+        threshold, rule = int(options.threshold), manual_threshold_rule(int(options.threshold))
+    else:
+        threshold, rule = slice_threshold(n, volume.spacing[0])
+    decision, positive_slices = patient_decision(slice_positive, threshold)
     timings["segment"] = time.perf_counter() - t0
     check()
 
@@ -236,7 +251,11 @@ def analyze(
         spacing=tuple(volume.spacing),
         origin=tuple(volume.origin),
         direction=np.asarray(volume.direction, dtype=float).reshape(3, 3),
-        slice_probability=probs,
+        slice_probability=scores,
+        classifier_probability=probs,
+        lesion_evidence=evidence,
+        slice_score=options.slice_score,
+        slice_rule=slice_rule(options.slice_score, options.slice_cutoff),
         slice_cutoff=float(options.slice_cutoff),
         slice_positive=slice_positive,
         positive_slices=positive_slices,

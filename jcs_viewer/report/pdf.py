@@ -230,16 +230,24 @@ def _header(volume: Any, result: Any, anonymize: bool, st: dict[str, ParagraphSt
     return out
 
 
+def _slice_rule(result: Any) -> str:
+    """What made a slice positive, in one sentence (older results carry none: the classifier's)."""
+    rule = str(getattr(result, "slice_rule", "") or "")
+    return rule or f"A slice is positive when the classifier's COVID probability is at least " \
+                   f"{float(result.slice_cutoff):.2f}."
+
+
 def _decision(result: Any, content: ReportContent, st: dict[str, ParagraphStyle], fonts: Fonts) -> list[Any]:
     positive = str(result.decision).lower() == "positive"
     verdict = "COVID-19 POSITIVE" if positive else "COVID-19 NEGATIVE"
     box = Table(
         [[Paragraph(f"AI decision: {verdict}", st["decision"])],
          [Paragraph(
-             f"{int(result.positive_slices)} of {int(result.n_slices)} slices flagged (slice probability "
+             f"{int(result.positive_slices)} of {int(result.n_slices)} slices flagged (slice score "
              f"{fonts.ge()} {float(result.slice_cutoff):.2f}); the study is called positive when more than "
              f"{int(result.threshold)} slices are flagged.", st["base"])],
-         [Paragraph(f"<i>Threshold rule:</i> {escape(str(result.threshold_rule))}", st["small"])]],
+         [Paragraph(f"<i>Slice score:</i> {escape(_slice_rule(result))} <i>Threshold rule:</i> "
+                    f"{escape(str(result.threshold_rule))}", st["small"])]],
         colWidths=[CONTENT_W],
     )
     box.setStyle(TableStyle([
@@ -519,7 +527,7 @@ def _key_image_section(volume: Any, content: ReportContent, crop: img.Crop, pngs
         caption = [
             f"Slice {key.index}",
             f"position {key.position_mm:.1f} mm",
-            f"probability {key.probability:.2f}",
+            f"score {key.probability:.2f}",
             f"lesion {key.area_mm2:,.0f} mm\u00b2",
             key.reason,
             f"review: {key.review_state}",
@@ -574,7 +582,7 @@ def _technical_section(result: Any, volume: Any, content: ReportContent, st: dic
         # the model column for a weights name without a break inside it.
         out.append(_table(rows, [25 * mm, w - 25 * mm - HASH_COL_W, HASH_COL_W], fonts=fonts))
     thresholds = [
-        ["Slice cutoff", f"a slice is flagged when its probability is {fonts.ge()} {float(result.slice_cutoff):.2f}"],
+        ["Slice score", _slice_rule(result)],
         ["Patient threshold", f"positive when more than {int(result.threshold)} slices are flagged"],
         ["Lesion count", f"3-D components of at least {int(getattr(content.quant, 'min_lesion_voxels', 1))} voxels"],
         ["Software", f"JCS Viewer {__version__}"],

@@ -54,10 +54,10 @@ def score_plot(
     font: str = "Helvetica",
     ge: str = ">=",
 ) -> Drawing:
-    """Per-slice COVID probability with the cutoff, flagged runs shaded, lesion area on a second axis.
+    """Per-slice score with the cutoff, flagged runs shaded, lesion area on a second axis.
 
     Args:
-        probability: ``(z,)`` per-slice probability.
+        probability: ``(z,)`` per-slice score (``StudyResult.slice_probability``).
         cutoff: slice cutoff (a slice is positive at or above it).
         positive: ``(z,)`` bool, the flagged slices.
         area_mm2: ``(z,)`` lesion area per slice, or None.
@@ -93,7 +93,7 @@ def score_plot(
         d.add(String(x_of(z), bottom - 11, str(z), fontName=font, fontSize=6.5, textAnchor="middle"))
     d.add(String(left + pw / 2, bottom - 21, "slice index", fontName=font, fontSize=7, textAnchor="middle"))
     # Rotated axis titles: a Group carries the transform.
-    d.add(Group(String(0, 0, "COVID probability", fontName=font, fontSize=7, textAnchor="middle"),
+    d.add(Group(String(0, 0, "slice score", fontName=font, fontSize=7, textAnchor="middle"),
                 transform=(0, 1, -1, 0, 9, bottom + ph / 2)))
 
     if area_mm2 is not None:
@@ -133,7 +133,7 @@ def score_plot(
     ly = 6.0
     x = left
     for text, colour, dash, w in (
-        ("slice probability", PROB_COLOUR, None, 1.4),
+        ("slice score", PROB_COLOUR, None, 1.4),
         (f"cutoff {cutoff:.2f}", CUTOFF_COLOUR, CUTOFF_DASH, 1.0),
         ("lesion area", AREA_COLOUR, AREA_DASH, 1.3),
     ):
@@ -144,7 +144,7 @@ def score_plot(
         d.add(String(x + 26, ly, text, fontName=font, fontSize=7))
         x += 30 + len(text) * 3.6
     d.add(Rect(x, ly - 1, 12, 7, fillColor=FLAG_FILL, strokeColor=colors.black, strokeWidth=0.4))
-    d.add(String(x + 16, ly, f"flagged slice (probability {ge} cutoff)", fontName=font, fontSize=7))
+    d.add(String(x + 16, ly, f"flagged slice (score {ge} cutoff)", fontName=font, fontSize=7))
     x += 16 + 150
     d.add(Polygon([x, ly + 6, x + 6, ly + 6, x + 3, ly + 1], fillColor=colors.black, strokeColor=None))
     d.add(String(x + 10, ly, "key image", fontName=font, fontSize=7))
