@@ -124,3 +124,35 @@ def test_train_cls_one_step_then_evaluate(tmp_path, capsys):
 def test_train_rejects_a_missing_data_folder(tmp_path, capsys):
     assert main(["train", "seg", "--data", str(tmp_path / "nope"), "--out", str(tmp_path / "o")]) == 2
     assert "nope" in capsys.readouterr().err
+
+
+def test_train_with_medseg_twins_and_lesion_head(tmp_path, capsys):
+    """cls: MedSeg crops and twins beside COVID-CT, lesion head on; seg: twins replace slices."""
+    _medseg(tmp_path / "medseg_covid19_ct100_jcs")
+    data = _covid_ct(tmp_path / "ucsd")
+    out = tmp_path / "run_cls"
+    assert main(["train", "cls", "--data", str(data), "--out", str(out), "--size", str(SIZE), "--batch", "8",
+                 "--crop", "48", "--epochs", "1", "--max-steps", "1", "--medseg-twins", "0.25",
+                 "--config", '{"lesion_head": true}']) == 0
+    assert _last_json(capsys)["steps"] == 1
+    record = json.loads((out / "run.json").read_text())
+    assert "--medseg-twins 0.25" in record["command"] and {"medseg_train", "medseg_val"} <= set(record["data_sha256"])
+    val = record["epochs"][0]["val"]
+    assert 0.0 <= val["twin_auc"] <= 1.0 and val["score"] == pytest.approx(
+        ((val["auc"] + val["accuracy"]) / 2 + val["twin_auc"]) / 2)
+    from jcs_viewer.train.finalize import finalize
+
+    summary = finalize("cls", out)
+    assert "twin_auc" in summary["candidates"]["best"]["as_trained"]
+
+    seg_out = tmp_path / "run_seg"
+    assert main(["train", "seg", "--data", str(tmp_path / "medseg_covid19_ct100_jcs"), "--out", str(seg_out),
+                 "--size", str(SIZE), "--batch", "2", "--epochs", "1", "--max-steps", "1",
+                 "--medseg-twins", "0.5"]) == 0
+    assert "--medseg-twins 0.5" in json.loads((seg_out / "run.json").read_text())["command"]
+
+
+def test_train_rejects_a_twin_fraction_of_one(tmp_path, capsys):
+    data = _covid_ct(tmp_path / "ucsd")
+    assert main(["train", "cls", "--data", str(data), "--out", str(tmp_path / "o"), "--medseg-twins", "1"]) == 2
+    assert "--medseg-twins" in capsys.readouterr().err

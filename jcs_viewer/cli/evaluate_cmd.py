@@ -24,7 +24,19 @@ def configure(parser: argparse.ArgumentParser) -> None:
                      help="evaluate only the images named in these files")
     cls.add_argument("--split", choices=("train", "val", "test"), help="the official COVID-CT split")
     cls.add_argument("--threshold", type=float, default=0.5, help="COVID probability threshold (0.5)")
-    for p in (seg, cls):
+    twins = sub.add_parser("twins", help="classification of MedSeg slices against their lesion-free twins")
+    twins.add_argument("--split", choices=("train", "val", "test"), default="test", help="MedSeg split (test)")
+    twins.add_argument("--threshold", type=float, default=0.5, help="COVID probability threshold (0.5)")
+    phantom = sub.add_parser("phantom", help="classification or segmentation of the synthetic demo chest CT "
+                                             "(never trained on)")
+    phantom.add_argument("--model", choices=("cls", "seg", "joint"), default="cls",
+                         help="which weights to score: cls, seg, or joint (the whole pipeline's joint slice score "
+                              "and patient decision, with --weights for the classifier and --seg-weights)")
+    phantom.add_argument("--seg-weights", help="with --model joint: segmentation weights (default: the default)")
+    phantom.add_argument("--seed", type=int, default=0, help="phantom seed (0: the demo study)")
+    phantom.add_argument("--slices", type=int, default=128, help="slices (128: the demo study)")
+    phantom.add_argument("--threshold", type=float, default=0.5, help="COVID probability threshold (0.5)")
+    for p in (seg, cls, twins, phantom):
         p.add_argument("--weights", help="registry name or weights path (default: the task's default weights)")
         p.add_argument("--data-root", type=Path, help="public data folder (default: ../shared/data)")
 
@@ -35,6 +47,18 @@ def run(args: argparse.Namespace) -> int:
     from jcs_viewer.train.splits import covid_ct_split, medseg_image_name, medseg_split, read_list
 
     root = args.data_root or default_data_root()
+    if args.task == "twins":
+        from jcs_viewer.train.evaluate import evaluate_twins
+
+        result = evaluate_twins(root / "medseg_covid19_ct100_jcs", args.split, args.weights, args.threshold)
+        print(json.dumps({**result, "split": args.split}))
+        return 0
+    if args.task == "phantom":
+        from jcs_viewer.train.evaluate import evaluate_phantom
+
+        print(json.dumps(evaluate_phantom(args.weights, args.seed, args.slices, args.threshold, args.model,
+                                          args.seg_weights)))
+        return 0
     if args.list is not None and args.split is not None:
         raise UserError("Give --list or --split, not both.")
     if args.task == "seg":

@@ -37,8 +37,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (2)")
     parser.add_argument("--arch", help="architecture (jcs_seg_lite / jcs_cls_lite)")
     parser.add_argument("--config", default="{}", help='JSON architecture overrides, e.g. \'{"width": 0.5}\'')
-    parser.add_argument("--extra-positives", action="store_true",
-                        help="cls: add MedSeg training-split slices as COVID positives")
+    parser.add_argument("--medseg-twins", type=float, default=0.0, metavar="F",
+                        help="cls: a fraction F of each batch are crops of MedSeg training slices and of their "
+                             "lesion-free twins, labelled from their masks (0: COVID-CT only); seg: each slice is "
+                             "replaced by its lesion-free twin with probability F")
 
 
 def command_line(task: str, opts, explicit_data: bool) -> str:
@@ -57,8 +59,8 @@ def command_line(task: str, opts, explicit_data: bool) -> str:
         import json
 
         parts += ["--config", json.dumps(opts.config)]
-    if opts.extra_positives:
-        parts.append("--extra-positives")
+    if opts.medseg_twins:
+        parts += ["--medseg-twins", f"{opts.medseg_twins:g}"]
     return " ".join(shlex.quote(p) for p in parts)
 
 
@@ -80,10 +82,12 @@ def run(args: argparse.Namespace) -> int:
         data=Path(data), out=args.out, epochs=args.epochs or epochs, size=args.size or size,
         batch=args.batch or batch, lr=args.lr or lr, seed=args.seed, crop=args.crop, max_steps=args.max_steps,
         max_minutes=args.max_minutes, threads=args.threads, arch=args.arch or arch, config=config,
-        extra_positives=args.extra_positives,
+        medseg_twins=args.medseg_twins,
     )
     if opts.crop is not None and not 32 <= opts.crop <= opts.size:
         raise UserError(f"--crop must be between 32 and --size ({opts.size}).")
+    if not 0.0 <= opts.medseg_twins < 1.0:
+        raise UserError("--medseg-twins must be a fraction from 0 up to (not including) 1.")
     opts.command = command_line(args.task, opts, explicit_data=args.data is not None)
     if args.task == "seg":
         from jcs_viewer.train.seg_train import train_seg
@@ -94,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
         from jcs_viewer.train.cls_train import train_cls
 
         record = train_cls(opts)
-        summary = {"best_val_auc": record.get("best_val_auc")}
+        summary = {"best_val_score": record.get("best_val_score")}
     print(json.dumps({"task": args.task, "out": str(args.out), "steps": record.get("steps"),
                       "minutes": record.get("minutes"), **summary}))
     return 0

@@ -38,6 +38,10 @@ class ClsConfig:
         attributes: add the LA-DNN head ``attr_head`` (five lesion-attribute logits). Off by
             default so official checkpoints load strictly.
         dropout: dropout before the heads while training (0 = none; the official model has none).
+        lesion_head: add ``lesion_head``, a 1x1 convolution on layer4 predicting where lesions are
+            (coarse lesion logits, one per layer4 cell). It is trained from segmentation masks so
+            that layer4, the Grad-CAM layer, localises lesions; inference does not use it. Off by
+            default (not in the official checkpoints).
     """
 
     layers: tuple[int, ...] = (3, 4, 23, 3)
@@ -48,6 +52,7 @@ class ClsConfig:
     num_classes: int = 2
     attributes: bool = False
     dropout: float = 0.0
+    lesion_head: bool = False
 
 
 class JCSClassifier(Res2Net):
@@ -62,6 +67,8 @@ class JCSClassifier(Res2Net):
         self.fc = nn.Linear(feat, config.num_classes, bias=False)
         if config.attributes:
             self.attr_head = nn.Linear(feat, len(ATTRIBUTE_NAMES))
+        if config.lesion_head:
+            self.lesion_head = nn.Conv2d(feat, 1, kernel_size=1)
 
     @property
     def feature_channels(self) -> int:
@@ -85,3 +92,11 @@ class JCSClassifier(Res2Net):
             raise RuntimeError("this classifier was built without the attribute head (attributes=False)")
         pooled = self.drop(self.features(x).mean(dim=(2, 3)))
         return self.fc(pooled), self.attr_head(pooled)
+
+    def forward_train(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """(class logits, attribute logits or None, N x 1 x h x w lesion logits or None) in one pass."""
+        feats = self.features(x)
+        pooled = self.drop(feats.mean(dim=(2, 3)))
+        attrs = self.attr_head(pooled) if self.config.attributes else None
+        lesions = self.lesion_head(feats) if self.config.lesion_head else None
+        return self.fc(pooled), attrs, lesions

@@ -5,6 +5,11 @@ the five lesion attributes for images whose LA-DNN labels mention a lesion (mixe
 with the same λ), Adam, warm-up then poly decay (power 0.9), horizontal flips,
 zoom-crops, small rotations and intensity jitter. The official validation split
 selects the checkpoint (AUC); the test split is never looked at here.
+
+With ``--medseg-twins F`` a fraction F of every batch is real CT instead: random crops
+of MedSeg training-split slices and of their lesion-free twins, each labelled from its
+own mask (:mod:`jcs_viewer.train.crops`). The checkpoint is then chosen on the mean of
+the COVID-CT validation score and the slice-vs-twin AUC of the MedSeg validation slices.
 """
 
 from __future__ import annotations
@@ -15,34 +20,45 @@ from pathlib import Path
 import numpy as np
 
 from jcs_viewer.train.common import RunLog, TrainOptions, out_of_time, schedule_factor
-from jcs_viewer.train.datasets import covid_ct_items, load_cls_set
+from jcs_viewer.train.crops import MEDSEG_FOLDER, MedSegTwins
+from jcs_viewer.train.datasets import ClsSet, covid_ct_items, load_cls_set
 from jcs_viewer.train.runlog import Progress, atomic_save_safetensors, atomic_torch_save, hash_files, seed_everything
 
 MIXUP_ALPHA = 0.5
 ATTRIBUTE_WEIGHT = 1.0
+LESION_WEIGHT = 1.0
 
 
-def medseg_positive_items(medseg_root: Path) -> list:
-    """MedSeg training-split slices with a lesion, as extra COVID positives (attributes unknown)."""
-    from jcs_viewer.train.datasets import medseg_pairs
-    from jcs_viewer.train.images import read_mask
+def validation_scores(model, val: ClsSet, size: int, twins: MedSegTwins | None) -> dict:
+    """COVID-CT validation metrics, the MedSeg slice-vs-twin AUC when given, and the selection ``score``.
 
-    return [(img, 1, None) for img, mask in medseg_pairs(medseg_root, "train") if read_mask(mask).any()]
+    ``score`` is the mean of COVID-CT's AUC and accuracy (AUC alone ignores calibration: an epoch
+    with val AUC 0.84 called 90 % of non-COVID images COVID), averaged with the twin AUC.
+    """
+    from jcs_viewer.train.metrics import classification_metrics
+    from jcs_viewer.train.predict import predict_cls
+
+    result = classification_metrics(predict_cls(model, list(val.images), size)[0], val.labels)
+    result["score"] = (result["auc"] + result["accuracy"]) / 2.0
+    if twins is not None:
+        prob = predict_cls(model, list(twins.images_u8), size)[0]
+        result["twin_auc"] = classification_metrics(prob, twins.labels)["auc"]
+        result["score"] = (result["score"] + result["twin_auc"]) / 2.0
+    return result
 
 
 def train_cls(opts: TrainOptions) -> dict:
     """Train, validate every epoch and write ``best.safetensors``, ``last.pt`` and ``run.json`` to ``opts.out``.
 
-    ``opts.data`` is the ``ucsd_covid_ct`` folder; with ``opts.extra_positives`` the MedSeg
-    folder beside it adds its training-split slices as positives.
+    ``opts.data`` is the ``ucsd_covid_ct`` folder; with ``opts.medseg_twins`` the MedSeg
+    folder beside it adds crops of its training-split slices and their twins to every batch.
     """
     import torch
+    import torch.nn.functional as F
 
     from jcs_viewer.models import build
     from jcs_viewer.train.augment import AugmentConfig, jitter_intensity, normalize, random_affine
     from jcs_viewer.train.losses import mixup_attribute_bce, mixup_cross_entropy
-    from jcs_viewer.train.metrics import classification_metrics
-    from jcs_viewer.train.predict import predict_cls
 
     torch.set_num_threads(opts.threads)
     seed_everything(opts.seed)
@@ -52,16 +68,17 @@ def train_cls(opts: TrainOptions) -> dict:
     train_items, val_items = covid_ct_items(data, "train"), covid_ct_items(data, "val")
     hashes = {"train": hash_files([p for p, _, _ in train_items], data),
               "val": hash_files([p for p, _, _ in val_items], data)}
-    if opts.extra_positives:
-        extra = medseg_positive_items(data.parent / "medseg_covid19_ct100_jcs")
-        hashes["extra_positives"] = hash_files([p for p, _, _ in extra], data.parent)
-        train_items = train_items + extra
     label_dir = data / "la_dnn_lesion_labels"
     if label_dir.is_dir():
         hashes["lesion_labels"] = hash_files(sorted(label_dir.glob("*.csv")), data)
     store = int(opts.size * 1.15)
     train = load_cls_set(train_items, store)
     val = load_cls_set(val_items, opts.size)
+    twins = val_twins = None
+    if opts.medseg_twins > 0:
+        twins = MedSegTwins.load(data.parent / MEDSEG_FOLDER, "train", store)
+        val_twins = MedSegTwins.load(data.parent / MEDSEG_FOLDER, "val", opts.size)
+        hashes["medseg_train"], hashes["medseg_val"] = twins.data_hash, val_twins.data_hash
     log = RunLog(opts, "cls", hashes)
 
     config = {"attributes": True, **opts.config}
@@ -74,7 +91,9 @@ def train_cls(opts: TrainOptions) -> dict:
     labels = torch.from_numpy(train.labels)
     attrs = torch.from_numpy(train.attrs)
     known = torch.from_numpy(train.known)
-    steps_per_epoch = max(1, len(train) // opts.batch)
+    n_twins = twins.per_batch(opts) if twins is not None else 0
+    n_images = opts.batch - n_twins
+    steps_per_epoch = max(1, len(train) // n_images)
     total = opts.epochs * steps_per_epoch
     if opts.max_steps is not None:
         total = min(total, opts.max_steps)
@@ -87,22 +106,36 @@ def train_cls(opts: TrainOptions) -> dict:
         for b in range(steps_per_epoch):
             if out_of_time(start, opts, step):
                 break
-            idx = order[b * opts.batch : (b + 1) * opts.batch]
+            idx = order[b * n_images : (b + 1) * n_images]
             x, _ = random_affine(images[idx], opts.size, aug, gen, crop=opts.crop)
+            y, a, k = labels[idx], attrs[idx], known[idx]
+            w = torch.ones(len(idx))
+            masks = None
+            if n_twins:
+                xt, mt, yt, wt = twins.sample(n_twins, opts, aug, gen)
+                x, y, w = torch.cat([x, xt]), torch.cat([y, yt]), torch.cat([w, wt])
+                a = torch.cat([a, torch.zeros(n_twins, a.shape[1])])
+                k = torch.cat([k, torch.zeros(n_twins)])
+                masks = mt
             x = jitter_intensity(x, aug, gen)
-            # Mixup: one λ per batch (JCS / Zhang et al.), partner = the batch reversed.
-            lam = float(beta.sample()) if len(idx) > 1 else 1.0
-            partner = torch.arange(len(idx) - 1, -1, -1)
+            # Mixup: one λ per batch (JCS / Zhang et al.); partners are the batch reversed within each
+            # source, so that MedSeg crops mix with MedSeg crops and their masks mix along.
+            lam = float(beta.sample()) if len(x) > 1 else 1.0
+            partner = torch.cat([torch.arange(len(idx) - 1, -1, -1), len(idx) + torch.arange(n_twins - 1, -1, -1)])
             x = lam * x + (1.0 - lam) * x[partner]
             x = normalize(x).contiguous(memory_format=torch.channels_last)
             lr = opts.lr * schedule_factor(opts, step, total, start)
             for group in optim.param_groups:
                 group["lr"] = lr
-            logits, attr_logits = model.forward_with_attributes(x)
-            y, a, k = labels[idx], attrs[idx], known[idx]
-            loss = mixup_cross_entropy(logits, y, y[partner], lam) + ATTRIBUTE_WEIGHT * mixup_attribute_bce(
+            logits, attr_logits, lesion_logits = model.forward_train(x)
+            loss = mixup_cross_entropy(logits, y, y[partner], lam, w, w[partner]) + ATTRIBUTE_WEIGHT * mixup_attribute_bce(
                 attr_logits, a, k, a[partner], k[partner], lam
             )
+            if lesion_logits is not None and masks is not None:
+                # Where lesions are, per layer4 cell, for the MedSeg crops (the tail of the batch).
+                mixed = lam * masks + (1.0 - lam) * masks.flip(0)
+                target = F.adaptive_avg_pool2d(mixed, lesion_logits.shape[-2:])
+                loss = loss + LESION_WEIGHT * F.binary_cross_entropy_with_logits(lesion_logits[len(idx):], target)
             optim.zero_grad(set_to_none=True)
             loss.backward()
             optim.step()
@@ -111,16 +144,15 @@ def train_cls(opts: TrainOptions) -> dict:
             progress.update(loss=losses[-1], lr=lr)
         if not losses:
             break
-        prob, _ = predict_cls(model, list(val.images), opts.size)
-        metrics = classification_metrics(prob, val.labels)
-        improved = metrics["auc"] > best
+        metrics = validation_scores(model, val, opts.size, val_twins)
+        improved = metrics["score"] > best
         if improved:
-            best = metrics["auc"]
+            best = metrics["score"]
             atomic_save_safetensors(model.state_dict(), out / "best.safetensors", {"arch": opts.arch})
         atomic_torch_save({"model": model.state_dict(), "optim": optim.state_dict(), "epoch": epoch, "step": step},
                           out / "last.pt")
         log.epoch(epoch=epoch, step=step, loss=float(np.mean(losses)), val=metrics, best=improved,
                   minutes=round((time.monotonic() - start) / 60.0, 2))
-    log.finish(steps=step, best_val_auc=best, minutes=round((time.monotonic() - start) / 60.0, 2),
+    log.finish(steps=step, best_val_score=best, minutes=round((time.monotonic() - start) / 60.0, 2),
                weights=str(out / "best.safetensors"), config=config)
     return log.record

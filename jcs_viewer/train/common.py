@@ -32,7 +32,7 @@ class TrainOptions:
     config: dict[str, Any] = field(default_factory=dict)
     weight_decay: float = 1e-4
     warmup: int = 50
-    extra_positives: bool = False
+    medseg_twins: float = 0.0  # cls: fraction of each batch from MedSeg slices and lesion-free twins
     command: str = ""  # the full ``jcs-viewer train`` command line that reproduces this run
 
 

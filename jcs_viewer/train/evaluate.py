@@ -132,3 +132,114 @@ def evaluate_cls(covid_dir: Path, noncovid_dir: Path, weights: str | None = None
     prob, _ = predict_cls(model.float(), images, entry.input_size)
     return {"task": "cls", "weights": entry.name, "threshold": threshold,
             **classification_metrics(prob, labels, threshold)}
+
+
+def evaluate_twins(medseg_root: Path, split: str, weights: str | None = None, threshold: float = 0.5) -> dict:
+    """MedSeg slices of one split (COVID) against their lesion-free twins (non-COVID), whole slices.
+
+    Both are real CT in the app's lung window from the same patients and scanner, differing only
+    in the lesions (:func:`jcs_viewer.train.crops.erase_lesions`): does the classifier answer
+    "lesion or not" rather than "which archive is this image from"?
+    """
+    import torch
+
+    from jcs_viewer.train.crops import MedSegTwins
+    from jcs_viewer.train.metrics import classification_metrics
+    from jcs_viewer.train.predict import predict_cls
+
+    torch.set_num_threads(2)
+    model, entry = load_model(weights, "cls")
+    _check_normalisation(entry)
+    twins = MedSegTwins.load(Path(medseg_root), split, entry.input_size)
+    prob, _ = predict_cls(model.float(), list(twins.images_u8), entry.input_size)
+    return {"task": "cls-twins", "weights": entry.name, "threshold": threshold,
+            **classification_metrics(prob, twins.labels, threshold)}
+
+
+#: A phantom slice is COVID when its lesions cover this many mm², non-COVID when none (ambiguous between).
+PHANTOM_MIN_LESION_MM2 = 25.0
+
+
+def evaluate_phantom(weights: str | None = None, seed: int = 0, n_slices: int = 128, threshold: float = 0.5,
+                     task: str = "cls", seg_weights: str | None = None) -> dict:
+    """Weights on the synthetic demo chest CT, through the app's own HU preprocessing.
+
+    The phantom is never used for training: this is an out-of-distribution check that the models
+    respond to ground glass and consolidation in lung, not to the look of an image archive.
+
+    ``cls``: slices holding at least :data:`PHANTOM_MIN_LESION_MM2` of lesion are positives, slices
+    without lesion negatives; ``flagged_lesion_free`` is the fraction of the lesion-free twin
+    study's slices called positive. ``seg``: every slice segmented; Dice of the lesion voxels
+    (probability at or above ``threshold``) against the phantom's lesion mask, and the volumes.
+    ``joint``: the whole pipeline (:func:`jcs_viewer.pipeline.analyze`, joint slice score) with
+    the classifier ``weights`` and ``seg_weights``: slice AUC/sensitivity/specificity of the joint
+    score, of the classifier alone and of the lesion evidence alone, and the patient decision
+    and positive-slice count on the phantom and on its lesion-free twin.
+    """
+    import torch
+
+    from jcs_viewer.io.phantom import make_phantom
+    from jcs_viewer.pipeline.preprocess import prepare_batch, resize
+    from jcs_viewer.train.metrics import classification_metrics, dice
+
+    if task not in ("cls", "seg", "joint"):
+        raise ValueError(f"task must be cls, seg or joint, not {task!r}")
+    torch.set_num_threads(2)
+    if task == "joint":
+        return _phantom_joint(weights, seg_weights, seed, n_slices, threshold)
+    model, entry = load_model(weights, task)
+    phantom = make_phantom(n_slices, 512, seed=seed)
+
+    def outputs(hu: np.ndarray) -> np.ndarray:
+        out = []
+        with torch.inference_mode():
+            for start in range(0, len(hu), 16):
+                x = prepare_batch(hu[start : start + 16], entry, True, "cpu")
+                if task == "cls":
+                    out.append(torch.softmax(model(x).float(), dim=1)[:, 1].numpy())
+                else:
+                    out.append(resize(model(x)[:, :1].float(), hu.shape[-2:])[:, 0].numpy())
+        return np.concatenate(out)
+
+    head = {"task": f"{task}-phantom", "weights": entry.name, "threshold": threshold, "seed": seed}
+    if task == "seg":
+        predicted = outputs(phantom.hu) >= threshold
+        truth = phantom.lesion_mask > 0
+        voxel_ml = phantom.voxel_volume_ml
+        return {**head, "dice": dice(predicted, truth), "lesion_ml": float(predicted.sum() * voxel_ml),
+                "true_lesion_ml": float(truth.sum() * voxel_ml),
+                "lesion_free_ml": float((outputs(make_phantom(n_slices, 512, seed=seed, lesions=False).hu)
+                                         >= threshold).sum() * voxel_ml)}
+    area = phantom.lesion_mask.reshape(n_slices, -1).sum(axis=1) * phantom.spacing[1] * phantom.spacing[2]
+    keep = (area == 0) | (area >= PHANTOM_MIN_LESION_MM2)
+    prob = outputs(phantom.hu)
+    clean = outputs(make_phantom(n_slices, 512, seed=seed, lesions=False).hu)
+    return {**head, **classification_metrics(prob[keep], area[keep] > 0, threshold),
+            "flagged_lesion_free": float(np.mean(clean >= threshold))}
+
+
+def _phantom_joint(cls_weights: str | None, seg_weights: str | None, seed: int, n_slices: int,
+                   threshold: float) -> dict:
+    from jcs_viewer.io.phantom import make_phantom
+    from jcs_viewer.pipeline import AnalysisOptions, analyze
+    from jcs_viewer.train.metrics import classification_metrics
+
+    options = AnalysisOptions(device="cpu", cls_weights=cls_weights, seg_weights=seg_weights, slice_cutoff=threshold,
+                              slice_score="joint", compute_cams=False)
+    phantom = make_phantom(n_slices, 512, seed=seed)
+    result = analyze(phantom.to_volume(), options)
+    clean = analyze(make_phantom(n_slices, 512, seed=seed, lesions=False).to_volume(), options)
+    area = phantom.lesion_mask.reshape(n_slices, -1).sum(axis=1) * phantom.spacing[1] * phantom.spacing[2]
+    keep = (area == 0) | (area >= PHANTOM_MIN_LESION_MM2)
+    truth = area[keep] > 0
+    scores = {"joint": result.slice_probability, "classifier": result.classifier_probability,
+              "lesion_evidence": result.lesion_evidence}
+    out = {"task": "joint-phantom", "weights": result.models["cls"]["name"],
+           "seg_weights": result.models["seg"]["name"], "threshold": threshold, "seed": seed}
+    for name, score in scores.items():
+        m = classification_metrics(np.asarray(score)[keep], truth, threshold)
+        out[name] = {k: m[k] for k in ("auc", "sensitivity", "specificity", "n")}
+    out.update(decision=result.decision, positive_slices=int(result.positive_slices),
+               patient_threshold=int(result.threshold), lesion_free_decision=clean.decision,
+               lesion_free_positive_slices=int(clean.positive_slices))
+    return out

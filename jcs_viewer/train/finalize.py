@@ -52,8 +52,8 @@ def finalize(task: str, run_dir: Path) -> dict:
 
     from jcs_viewer.models import build
     from jcs_viewer.train.datasets import covid_ct_items, load_cls_set, load_seg_set, medseg_pairs
-    from jcs_viewer.train.metrics import classification_metrics, segmentation_metrics
-    from jcs_viewer.train.predict import predict_cls, predict_seg
+    from jcs_viewer.train.metrics import segmentation_metrics
+    from jcs_viewer.train.predict import predict_seg
     from jcs_viewer.train.runlog import atomic_save_safetensors, atomic_write_json
 
     torch.set_num_threads(2)
@@ -70,16 +70,22 @@ def finalize(task: str, run_dir: Path) -> dict:
             return segmentation_metrics(predict_seg(model, list(val.images), size), list(val.masks))
         key = "dice"
     else:
+        from jcs_viewer.train.cls_train import validation_scores
+        from jcs_viewer.train.crops import MEDSEG_FOLDER, MedSegTwins
+
         config = {"attributes": True, **config}
         train = load_cls_set(covid_ct_items(data, "train"), size)
         val = load_cls_set(covid_ct_items(data, "val"), size)
+        twins = None
+        if float(opts.get("medseg_twins") or 0.0) > 0:
+            medseg = data.parent / MEDSEG_FOLDER
+            twins = MedSegTwins.load(medseg, "val", size)
+            # BN statistics over both sources the classifier trained on, as whole slices.
+            train.images = np.concatenate([train.images, MedSegTwins.load(medseg, "train", size).images_u8])
 
         def score(model) -> dict:
-            result = classification_metrics(predict_cls(model, list(val.images), size)[0], val.labels)
-            # AUC alone ignores calibration: an epoch with val AUC 0.84 called 90 % of non-COVID images COVID.
-            result["auc_acc"] = (result["auc"] + result["accuracy"]) / 2.0
-            return result
-        key = "auc_acc"
+            return validation_scores(model, val, size, twins)
+        key = "score"
     candidates = {"best": load_file(str(run_dir / "best.safetensors")),
                   "last": torch.load(run_dir / "last.pt", weights_only=True)["model"]}
     results, states = {}, {}

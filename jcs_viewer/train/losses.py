@@ -27,9 +27,19 @@ def deep_supervision_loss(side_logits: torch.Tensor, target: torch.Tensor) -> to
     return total
 
 
-def mixup_cross_entropy(logits: torch.Tensor, y_a: torch.Tensor, y_b: torch.Tensor, lam: float) -> torch.Tensor:
-    """Cross-entropy against a mixup pair: λ·CE(y_a) + (1 − λ)·CE(y_b)."""
-    return lam * F.cross_entropy(logits, y_a) + (1.0 - lam) * F.cross_entropy(logits, y_b)
+def mixup_cross_entropy(logits: torch.Tensor, y_a: torch.Tensor, y_b: torch.Tensor, lam: float,
+                        w_a: torch.Tensor | None = None, w_b: torch.Tensor | None = None) -> torch.Tensor:
+    """Cross-entropy against a mixup pair: λ·CE(y_a) + (1 − λ)·CE(y_b).
+
+    ``w_a``/``w_b`` are optional per-sample weights of each side (0 = label unknown): the loss is
+    then the weighted mean, each sample's two terms weighted by their share and weight.
+    """
+    if w_a is None or w_b is None:
+        return lam * F.cross_entropy(logits, y_a) + (1.0 - lam) * F.cross_entropy(logits, y_b)
+    ce_a = F.cross_entropy(logits, y_a, reduction="none")
+    ce_b = F.cross_entropy(logits, y_b, reduction="none")
+    share_a, share_b = lam * w_a.to(ce_a.dtype), (1.0 - lam) * w_b.to(ce_b.dtype)
+    return (share_a * ce_a + share_b * ce_b).sum() / (share_a + share_b).sum().clamp_min(1e-6)
 
 
 def masked_attribute_bce(

@@ -4,7 +4,9 @@ Recipe (JCS seg-only, adapted to training from scratch on 2 CPU cores): BCE +
 (1 − batch Dice) on each of the five side outputs with equal weights, Adam,
 linear warm-up then poly decay (power 0.9), flips / zoom-crop / rotation / shift
 and intensity jitter. The validation split selects the checkpoint; the test split
-is never looked at here.
+is never looked at here. With ``--medseg-twins F`` each training slice is replaced by
+its lesion-free twin (:func:`jcs_viewer.train.crops.erase_lesions`, empty mask) with
+probability F, so healthy lung is seen as healthy lung and not only beside lesions.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from jcs_viewer.train.common import RunLog, TrainOptions, out_of_time, schedule_factor
+from jcs_viewer.train.crops import MedSegTwins
 from jcs_viewer.train.datasets import load_seg_set, medseg_pairs
 from jcs_viewer.train.runlog import Progress, atomic_save_safetensors, atomic_torch_save, hash_files, seed_everything
 
@@ -41,6 +44,7 @@ def train_seg(opts: TrainOptions) -> dict:
     store = int(opts.size * 1.25)
     train = load_seg_set(train_pairs, store)
     val = load_seg_set(val_pairs, opts.size)
+    twins = MedSegTwins.load(opts.data, "train", store) if opts.medseg_twins > 0 else None
     hashes = {
         "train": hash_files([p for pair in train_pairs for p in pair], Path(opts.data)),
         "val": hash_files([p for pair in val_pairs for p in pair], Path(opts.data)),
@@ -52,8 +56,11 @@ def train_seg(opts: TrainOptions) -> dict:
     optim = torch.optim.Adam(model.parameters(), lr=opts.lr, weight_decay=opts.weight_decay)
     gen = torch.Generator().manual_seed(opts.seed)
     aug = AugmentConfig(vflip=0.5)
-    images = torch.from_numpy(train.images).float().div_(255.0).unsqueeze(1)
-    masks = torch.from_numpy(train.masks).float().unsqueeze(1)
+    if twins is not None:  # the N slices, then their N twins
+        images, masks = twins.grey, twins.masks
+    else:
+        images = torch.from_numpy(train.images).float().div_(255.0).unsqueeze(1)
+        masks = torch.from_numpy(train.masks).float().unsqueeze(1)
     steps_per_epoch = max(1, len(train) // opts.batch)
     total = opts.epochs * steps_per_epoch
     if opts.max_steps is not None:
@@ -68,6 +75,8 @@ def train_seg(opts: TrainOptions) -> dict:
             if out_of_time(start, opts, step):
                 break
             idx = order[b * opts.batch : (b + 1) * opts.batch]
+            if twins is not None:
+                idx = idx + len(train) * (torch.rand(len(idx), generator=gen) < opts.medseg_twins).long()
             x, y = random_affine(images[idx], opts.size, aug, gen, mask=masks[idx], crop=opts.crop)
             x = normalize(jitter_intensity(x, aug, gen)).contiguous(memory_format=torch.channels_last)
             lr = opts.lr * schedule_factor(opts, step, total, start)

@@ -1,9 +1,13 @@
 """Ship a trained run: fp16 safetensors in ``weights/``, held-out metrics, manifest entry.
 
-``python -m jcs_viewer.train.ship seg|cls RUN_DIR NAME`` converts ``RUN_DIR/best.safetensors``
-to fp16 (the registry loader casts back to fp32), evaluates the shipped file on the
-held-out test split with the same code as ``jcs-viewer evaluate``, and adds the entry,
-marked default for its task, to ``weights/manifest.json``.
+``python -m jcs_viewer.train.ship seg|cls RUN_DIR NAME`` converts ``RUN_DIR/final.safetensors``
+(else ``best.safetensors``) to fp16 (the registry loader casts back to fp32), evaluates the
+shipped file on the held-out test split with the same code as ``jcs-viewer evaluate``, and adds
+the entry, marked default for its task, to ``weights/manifest.json``. Besides the test-split
+figures (top-level keys of ``metrics``), ``metrics`` holds nested checks, each reproduced by
+the ``jcs-viewer evaluate`` command named in :data:`CHECK_COMMANDS`: ``demo_phantom`` (the
+synthetic demo study, never trained on) for both tasks, ``medseg_twins_test`` (MedSeg test
+slices against their lesion-free twins) for the classifier.
 """
 
 from __future__ import annotations
@@ -25,6 +29,37 @@ CLS_LICENCE = (
     "with their authors and publishers, no open licence) and LA-DNN lesion labels (no licence stated). "
     "Research use only."
 )
+TWINS_LICENCE = " Also MedSeg slices as redistributed by yuhuan-wu/JCS and Inf-Net (non-commercial use only)."
+#: Nested metric groups and the command that reproduces each (NAME = the weights' registry name).
+CHECK_COMMANDS = {
+    ("cls", "medseg_twins_test"): "jcs-viewer evaluate twins --split test --weights NAME",
+    ("cls", "demo_phantom"): "jcs-viewer evaluate phantom --model cls --weights NAME",
+    ("seg", "demo_phantom"): "jcs-viewer evaluate phantom --model seg --weights NAME",
+}
+CHECK_KEYS = {
+    ("cls", "medseg_twins_test"): ("auc", "accuracy", "sensitivity", "specificity", "n"),
+    ("cls", "demo_phantom"): ("auc", "sensitivity", "specificity", "flagged_lesion_free", "n"),
+    ("seg", "demo_phantom"): ("dice", "lesion_ml", "true_lesion_ml", "lesion_free_ml"),
+}
+
+
+def _checks_text(task: str, name: str, twins: float) -> str:
+    commands = [f"{check}: {command.replace('NAME', name)}" for (t, check), command in CHECK_COMMANDS.items()
+                if t == task and (check != "medseg_twins_test" or twins)]
+    return "; " + "; ".join(commands) if commands else ""
+
+
+def run_check(task: str, check: str, name: str, data_root: Path) -> dict:
+    """The figures of one nested check, computed as its ``jcs-viewer evaluate`` command does."""
+    from jcs_viewer.train.evaluate import evaluate_phantom, evaluate_twins
+
+    if check == "medseg_twins_test":
+        result = evaluate_twins(data_root / "medseg_covid19_ct100_jcs", "test", name)
+    elif check == "demo_phantom":
+        result = evaluate_phantom(name, task=task)
+    else:
+        raise ValueError(f"unknown check {check!r}")
+    return {k: (round(result[k], 4) if isinstance(result[k], float) else result[k]) for k in CHECK_KEYS[(task, check)]}
 
 
 def _ids(ids: list[int]) -> str:
@@ -62,6 +97,7 @@ def ship(task: str, run_dir: Path, name: str, weights_dir: Path | None = None) -
         provenance=f"trained by jcs-viewer train {task} (run log data sha256: {json.dumps(record['data_sha256'])})",
     )
     data = Path(opts["data"])
+    twins = float(opts.get("medseg_twins") or 0.0)
     if task == "seg":
         test = medseg_split("test")
         split = (f"MedSeg ids 0-79 in contiguous blocks of 8 (jcs_viewer/train/splits.py): "
@@ -69,28 +105,38 @@ def ship(task: str, run_dir: Path, name: str, weights_dir: Path | None = None) -
                  f"test {_ids(test)} (held out, metrics below)")
         entry = WeightsEntry(**common, licence=SEG_LICENCE, split=split,
                              training_data="medseg_covid19_ct100_jcs (80 MedSeg COVID-19 CT slices, 512x512 8-bit, "
-                                           "binary infection masks)",
+                                           "binary infection masks)"
+                                           + (f"; each training slice replaced by its lesion-free twin with "
+                                              f"probability {twins:g}" if twins else ""),
                              description="JCS seg-only network, lite configuration trained from scratch. "
-                                         "Metrics: jcs-viewer evaluate seg --split test --weights " + name)
+                                         "Metrics: jcs-viewer evaluate seg --split test --weights " + name
+                                         + _checks_text("seg", name, twins))
         add_manifest_entry(entry, weights_dir)
         result = evaluate_seg(data / "tr_im", data / "tr_mask_new", name, [medseg_image_name(i) for i in test])
         keys = ("dice", "iou", "e_measure", "jcs_miou", "dice_pooled", "n")
     else:
         covid, noncovid = covid_ct_split(data, "test")
-        entry = WeightsEntry(**common, licence=CLS_LICENCE,
+        medseg = (f"; MedSeg blocks of 8 ids as for segmentation: train {_ids(medseg_split('train'))}, val "
+                  f"{_ids(medseg_split('val'))} (model selection with COVID-CT val), test {_ids(medseg_split('test'))} "
+                  f"(held out: medseg_twins_test)") if twins else ""
+        entry = WeightsEntry(**common, licence=CLS_LICENCE + (TWINS_LICENCE if twins else ""),
                              split="COVID-CT official split: train 191+234, val 60+58 (model selection), "
-                                   "test 98+105 (held out, metrics below)",
+                                   "test 98+105 (held out, metrics below)" + medseg,
                              training_data="ucsd_covid_ct (COVID-CT 349 COVID / 397 non-COVID images) + LA-DNN "
                                            "lesion labels (all five attributes)"
-                                           + (" + MedSeg training-split slices as positives"
-                                              if opts.get("extra_positives") else ""),
+                                           + (f" + crops of MedSeg training slices and of their lesion-free twins "
+                                              f"({twins:g} of each batch), labelled from the lesion masks"
+                                              if twins else ""),
                              description="JCS classifier (Res2Net-v1b) lite configuration with the LA-DNN "
                                          "five-attribute head, trained from scratch. Metrics: jcs-viewer evaluate "
-                                         "cls --split test --weights " + name)
+                                         "cls --split test --weights " + name + _checks_text("cls", name, twins))
         add_manifest_entry(entry, weights_dir)
         result = evaluate_cls(data / "Images" / "CT_COVID", data / "Images" / "CT_NonCOVID", name, covid, noncovid)
         keys = ("auc", "accuracy", "sensitivity", "specificity", "precision", "f1", "n")
     metrics = {k: (round(result[k], 4) if isinstance(result[k], float) else result[k]) for k in keys}
+    for (check_task, check) in CHECK_COMMANDS:
+        if check_task == task and (check != "medseg_twins_test" or twins):
+            metrics[check] = run_check(task, check, name, data.parent)
     final = dataclasses.replace(entry, metrics=metrics)
     add_manifest_entry(final, weights_dir)
     return final.to_json()

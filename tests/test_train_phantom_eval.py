@@ -1,0 +1,46 @@
+"""``jcs-viewer evaluate phantom``: the shipped-weights checks on the synthetic demo study, with tiny real networks."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from jcs_viewer.cli import main
+from test_pipeline_support import register_tiny_weights
+
+
+@pytest.fixture(scope="module")
+def weights_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("weights")
+    register_tiny_weights(folder)
+    return folder
+
+
+@pytest.fixture
+def registered(weights_dir, monkeypatch):
+    monkeypatch.setenv("JCS_VIEWER_WEIGHTS", str(weights_dir))
+    monkeypatch.setenv("XDG_DATA_HOME", str(weights_dir / "no-user-weights"))
+    return weights_dir
+
+
+def _run(capsys, *args) -> dict:
+    assert main(["evaluate", "phantom", "--slices", "12", *args]) == 0
+    return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+
+def test_classifier_and_segmenter_on_the_phantom(registered, capsys):
+    cls = _run(capsys, "--model", "cls")
+    assert cls["task"] == "cls-phantom" and cls["weights"] == "test-cls" and 0 <= cls["auc"] <= 1
+    assert 0 < cls["n_covid"] < cls["n"] <= 12 and 0 <= cls["flagged_lesion_free"] <= 1
+    seg = _run(capsys, "--model", "seg")
+    assert seg["task"] == "seg-phantom" and seg["true_lesion_ml"] > 0 and 0 <= seg["dice"] <= 1
+
+
+def test_joint_runs_the_pipeline_on_the_phantom_and_its_twin(registered, capsys):
+    joint = _run(capsys, "--model", "joint", "--threshold", "0.0")
+    assert joint["weights"] == "test-cls" and joint["seg_weights"] == "test-seg"
+    assert set(joint) >= {"joint", "classifier", "lesion_evidence", "decision", "lesion_free_decision"}
+    # Cutoff 0: every slice of both studies is positive, so both are positive studies.
+    assert joint["joint"]["sensitivity"] == 1.0 and joint["positive_slices"] == 12
+    assert joint["decision"] == joint["lesion_free_decision"] == "positive"

@@ -1,0 +1,92 @@
+"""Lesion-free twins of MedSeg slices, crop labels from masks, weighted mixup loss, the lesion head."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from jcs_viewer.train.crops import MIN_LESION_PX, MedSegTwins, erase_lesions, window_labels
+
+
+def _chest_slice(size: int = 256, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """An 8-bit lung-window slice: bright body, two dark noisy lungs, a bright blob lesion in one."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:size, :size]
+    image = np.full((size, size), 20.0)
+    image[((yy - size / 2) / (0.42 * size)) ** 2 + ((xx - size / 2) / (0.47 * size)) ** 2 < 1] = 235.0
+    for cx in (0.3, 0.7):
+        lung = ((yy - size / 2) / (0.3 * size)) ** 2 + ((xx - cx * size) / (0.15 * size)) ** 2 < 1
+        image[lung] = 85.0 + rng.normal(0, 4, lung.sum())
+    lesion = ((yy - 0.45 * size) ** 2 + (xx - 0.3 * size) ** 2) < (0.06 * size) ** 2
+    image[lesion] = 170.0 + rng.normal(0, 4, lesion.sum())
+    return np.clip(image, 0, 255).astype(np.uint8), lesion.astype(np.uint8)
+
+
+def test_twin_replaces_the_lesion_with_surrounding_lung_and_keeps_the_rest():
+    image, lesion = _chest_slice()
+    twin = erase_lesions(image, lesion, seed=1)
+    assert twin.dtype == np.uint8 and twin.shape == image.shape
+    inside = lesion > 0
+    assert image[inside].mean() > 160 and abs(twin[inside].mean() - 85.0) < 8  # now lung, not lesion
+    assert twin[inside].std() > 0.5  # textured, not a flat patch
+    far = np.ones_like(inside)
+    far[80:160, 30:130] = False  # everything away from the lesion and its soft edge
+    np.testing.assert_array_equal(twin[far], image[far])
+    np.testing.assert_array_equal(erase_lesions(image, np.zeros_like(lesion)), image)
+    np.testing.assert_array_equal(erase_lesions(image, lesion, seed=1), twin)  # deterministic
+
+
+def test_crop_labels_follow_the_warped_mask():
+    masks = torch.zeros(4, 1, 32, 32)
+    masks[1, 0, :1, :MIN_LESION_PX - 1] = 1  # a few pixels at the edge: ambiguous
+    masks[2, 0, :4, :4] = 1  # 16 pixels: COVID
+    masks[3] = 1
+    labels, weights = window_labels(masks)
+    assert labels.tolist() == [0, 0, 1, 1] and weights.tolist() == [1.0, 0.0, 1.0, 1.0]
+
+
+def test_weighted_mixup_ignores_unknown_samples_and_matches_the_plain_loss():
+    from jcs_viewer.train.losses import mixup_cross_entropy
+
+    torch.manual_seed(0)
+    logits = torch.randn(6, 2, requires_grad=True)
+    y = torch.tensor([0, 1, 1, 0, 1, 0])
+    partner = torch.arange(5, -1, -1)
+    ones = torch.ones(6)
+    plain = mixup_cross_entropy(logits, y, y[partner], 0.7)
+    assert mixup_cross_entropy(logits, y, y[partner], 0.7, ones, ones[partner]).item() == pytest.approx(plain.item())
+    w = torch.tensor([1.0, 1.0, 0.0, 1.0, 1.0, 1.0])  # sample 2 unknown, so is its partner's second term
+    mixup_cross_entropy(logits, y, y[partner], 1.0, w, w[partner]).backward()
+    assert torch.all(logits.grad[2] == 0) and torch.any(logits.grad[0] != 0)
+
+
+def test_twins_of_a_medseg_folder(tmp_path):
+    from PIL import Image
+
+    from jcs_viewer.train.splits import medseg_image_name, medseg_mask_name, medseg_split
+
+    (tmp_path / "tr_im").mkdir()
+    (tmp_path / "tr_mask_new").mkdir()
+    for i in medseg_split("val"):
+        image, lesion = _chest_slice(seed=i)
+        Image.fromarray(image).save(tmp_path / "tr_im" / medseg_image_name(i))
+        Image.fromarray(lesion).save(tmp_path / "tr_mask_new" / medseg_mask_name(i))
+    twins = MedSegTwins.load(tmp_path, "val", 128)
+    n = len(medseg_split("val"))
+    assert len(twins) == 2 * n and twins.labels.tolist() == [1] * n + [0] * n
+    assert twins.images_u8.shape == (2 * n, 128, 128) and len(twins.data_hash) == 64
+    lesion = twins.masks[0, 0] > 0
+    assert twins.grey[0, 0][lesion].mean() > twins.grey[n, 0][lesion].mean() + 0.2
+
+
+def test_lesion_head_is_optional_and_stays_out_of_the_official_keys():
+    from jcs_viewer.models import build
+
+    plain = build("jcs_cls_lite", attributes=True)
+    headed = build("jcs_cls_lite", attributes=True, lesion_head=True)
+    assert set(headed.state_dict()) - set(plain.state_dict()) == {"lesion_head.weight", "lesion_head.bias"}
+    assert not any(k.startswith("lesion_head") for k in build("jcs_cls").state_dict())
+    logits, attrs, lesions = headed.forward_train(torch.zeros(2, 3, 160, 160))
+    assert logits.shape == (2, 2) and attrs.shape == (2, 5) and lesions.shape == (2, 1, 5, 5)
+    assert plain.forward_train(torch.zeros(1, 3, 64, 64))[2] is None
