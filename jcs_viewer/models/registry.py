@@ -17,11 +17,11 @@ the file name (``joint.pth``, ``res2net_cls.pth``, ``res2net_segloss.pth``) or e
       "schema_version": 1,
       "weights": [
         {
-          "name": "jcs_seg_lite-medseg-v1",       # unique; what load() takes
+          "name": "jcs_seg_lite-medseg-v2",       # unique; what load() takes
           "task": "seg",                          # "seg" | "cls"
           "arch": "jcs_seg_lite",                 # build() name
           "config": {"width": 0.25},              # build() overrides (fields of SegConfig/ClsConfig)
-          "file": "jcs_seg_lite-medseg-v1.safetensors",   # relative to the manifest's folder
+          "file": "jcs_seg_lite-medseg-v2.safetensors",   # relative to the manifest's folder
           "sha256": "<64 hex digits>",            # verified on every load
           "input_size": 256,                      # square model input in pixels
           "mean": [0.485, 0.456, 0.406],          # ImageNet normalisation after scaling 8-bit to [0, 1]
