@@ -44,3 +44,17 @@ def test_joint_runs_the_pipeline_on_the_phantom_and_its_twin(registered, capsys)
     # Cutoff 0: every slice of both studies is positive, so both are positive studies.
     assert joint["joint"]["sensitivity"] == 1.0 and joint["positive_slices"] == 12
     assert joint["decision"] == joint["lesion_free_decision"] == "positive"
+
+
+def test_gradcam_pointing_on_medseg_masks(registered, tmp_path, capsys):
+    from test_train_smoke import _medseg
+
+    _medseg(tmp_path / "medseg_covid19_ct100_jcs")
+    assert main(["evaluate", "cam", "--split", "val", "--data-root", str(tmp_path)]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    from jcs_viewer.train.splits import medseg_split
+
+    # Only slices with a lesion count: the helper leaves every fifth id lesion-free.
+    with_lesion = sum(1 for i in medseg_split("val") if i % 5)
+    assert result["task"] == "cls-cam" and result["n"] == with_lesion and result["split"] == "val"
+    assert 0.0 <= result["pointing_game"] <= 1.0 and result["mass_ratio"] >= 0.0

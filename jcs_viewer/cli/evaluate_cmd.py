@@ -27,6 +27,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     twins = sub.add_parser("twins", help="classification of MedSeg slices against their lesion-free twins")
     twins.add_argument("--split", choices=("train", "val", "test"), default="test", help="MedSeg split (test)")
     twins.add_argument("--threshold", type=float, default=0.5, help="COVID probability threshold (0.5)")
+    cam = sub.add_parser("cam", help="whether the classifier's Grad-CAM maps point at MedSeg lesions")
+    cam.add_argument("--split", choices=("train", "val", "test"), default="test", help="MedSeg split (test)")
     phantom = sub.add_parser("phantom", help="classification or segmentation of the synthetic demo chest CT "
                                              "(never trained on)")
     phantom.add_argument("--model", choices=("cls", "seg", "joint"), default="cls",
@@ -36,7 +38,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     phantom.add_argument("--seed", type=int, default=0, help="phantom seed (0: the demo study)")
     phantom.add_argument("--slices", type=int, default=128, help="slices (128: the demo study)")
     phantom.add_argument("--threshold", type=float, default=0.5, help="COVID probability threshold (0.5)")
-    for p in (seg, cls, twins, phantom):
+    for p in (seg, cls, twins, cam, phantom):
         p.add_argument("--weights", help="registry name or weights path (default: the task's default weights)")
         p.add_argument("--data-root", type=Path, help="public data folder (default: ../shared/data)")
 
@@ -52,6 +54,12 @@ def run(args: argparse.Namespace) -> int:
 
         result = evaluate_twins(root / "medseg_covid19_ct100_jcs", args.split, args.weights, args.threshold)
         print(json.dumps({**result, "split": args.split}))
+        return 0
+    if args.task == "cam":
+        from jcs_viewer.train.evaluate import evaluate_cam
+
+        print(json.dumps({**evaluate_cam(root / "medseg_covid19_ct100_jcs", args.split, args.weights),
+                          "split": args.split}))
         return 0
     if args.task == "phantom":
         from jcs_viewer.train.evaluate import evaluate_phantom

@@ -85,7 +85,7 @@ class ReviewPanel(QWidget):
         review = self.state.review
         decision = review.decision(z)
         score = review.scores.get(z, float("nan"))
-        item.setText(f"{_MARK[decision]}  slice {z + 1:>4}   p = {score:.2f}"
+        item.setText(f"{_MARK[decision]}  slice {z + 1:>4}   score {score:.2f}"
                      + (f"   {decision.value}" if decision else ""))
         color = _COLOR[decision]
         item.setForeground(QBrush(color) if color is not None else QBrush())

@@ -156,6 +156,39 @@ def evaluate_twins(medseg_root: Path, split: str, weights: str | None = None, th
             **classification_metrics(prob, twins.labels, threshold)}
 
 
+def evaluate_cam(medseg_root: Path, split: str, weights: str | None = None, margin_px: int = 5) -> dict:
+    """Do the classifier's Grad-CAM maps point at the lesions? MedSeg slices of one split, at input size.
+
+    ``pointing_game``: fraction of slices whose map peaks inside the lesion mask (grown by
+    ``margin_px``); ``mass_ratio``: median over slices of the map's share inside that mask divided
+    by the mask's share of the image (1 = no better than spreading the map evenly).
+    """
+    import torch
+
+    from jcs_viewer.models import gradcam
+    from jcs_viewer.pipeline.morphology import dilate_xy
+    from jcs_viewer.train.datasets import load_seg_set, medseg_pairs
+    from jcs_viewer.train.predict import _to_input
+
+    torch.set_num_threads(2)
+    model, entry = load_model(weights, "cls")
+    _check_normalisation(entry)
+    data = load_seg_set(medseg_pairs(Path(medseg_root), split), entry.input_size)
+    size = entry.input_size
+    hits, ratios = [], []
+    for start in range(0, len(data), 16):
+        x = _to_input(list(data.images[start : start + 16]), size).contiguous(memory_format=torch.channels_last)
+        _, cams = gradcam(model.float(), x, target_class=1, out_size=(size, size))
+        for cam, mask in zip(cams.detach().float().numpy(), data.masks[start : start + 16]):
+            region = dilate_xy(mask[None] > 0, margin_px)[0]
+            if not region.any():
+                continue
+            hits.append(bool(region.flat[int(np.argmax(cam))]))
+            ratios.append(float(cam[region].sum() / max(float(cam.sum()), 1e-9) / region.mean()))
+    return {"task": "cls-cam", "weights": entry.name, "pointing_game": float(np.mean(hits)),
+            "mass_ratio": float(np.median(ratios)), "n": len(hits)}
+
+
 #: A phantom slice is COVID when its lesions cover this many mm², non-COVID when none (ambiguous between).
 PHANTOM_MIN_LESION_MM2 = 25.0
 

@@ -7,7 +7,8 @@ the entry, marked default for its task, to ``weights/manifest.json``. Besides th
 figures (top-level keys of ``metrics``), ``metrics`` holds nested checks, each reproduced by
 the ``jcs-viewer evaluate`` command named in :data:`CHECK_COMMANDS`: ``demo_phantom`` (the
 synthetic demo study, never trained on) for both tasks, ``medseg_twins_test`` (MedSeg test
-slices against their lesion-free twins) for the classifier.
+slices against their lesion-free twins) and ``gradcam_medseg_test`` (do its activation maps
+point at the MedSeg test lesions?) for the classifier.
 """
 
 from __future__ import annotations
@@ -33,11 +34,13 @@ TWINS_LICENCE = " Also MedSeg slices as redistributed by yuhuan-wu/JCS and Inf-N
 #: Nested metric groups and the command that reproduces each (NAME = the weights' registry name).
 CHECK_COMMANDS = {
     ("cls", "medseg_twins_test"): "jcs-viewer evaluate twins --split test --weights NAME",
+    ("cls", "gradcam_medseg_test"): "jcs-viewer evaluate cam --split test --weights NAME",
     ("cls", "demo_phantom"): "jcs-viewer evaluate phantom --model cls --weights NAME",
     ("seg", "demo_phantom"): "jcs-viewer evaluate phantom --model seg --weights NAME",
 }
 CHECK_KEYS = {
     ("cls", "medseg_twins_test"): ("auc", "accuracy", "sensitivity", "specificity", "n"),
+    ("cls", "gradcam_medseg_test"): ("pointing_game", "mass_ratio", "n"),
     ("cls", "demo_phantom"): ("auc", "sensitivity", "specificity", "flagged_lesion_free", "n"),
     ("seg", "demo_phantom"): ("dice", "lesion_ml", "true_lesion_ml", "lesion_free_ml"),
 }
@@ -51,10 +54,12 @@ def _checks_text(task: str, name: str, twins: float) -> str:
 
 def run_check(task: str, check: str, name: str, data_root: Path) -> dict:
     """The figures of one nested check, computed as its ``jcs-viewer evaluate`` command does."""
-    from jcs_viewer.train.evaluate import evaluate_phantom, evaluate_twins
+    from jcs_viewer.train.evaluate import evaluate_cam, evaluate_phantom, evaluate_twins
 
     if check == "medseg_twins_test":
         result = evaluate_twins(data_root / "medseg_covid19_ct100_jcs", "test", name)
+    elif check == "gradcam_medseg_test":
+        result = evaluate_cam(data_root / "medseg_covid19_ct100_jcs", "test", name)
     elif check == "demo_phantom":
         result = evaluate_phantom(name, task=task)
     else:
