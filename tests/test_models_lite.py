@@ -183,3 +183,19 @@ def test_cuda_amp_matches_fp32():
     assert (p32 - p16).abs().max() < 0.05
     assert c16.dtype == torch.float32 and c16.shape == (2, 256, 256)
     assert (c32 - c16).abs().max() < 0.1
+
+
+def test_one_pass_explanation_matches_gradcam_and_the_attribute_head():
+    from jcs_viewer.models.gradcam import classify_explained
+
+    torch.manual_seed(0)
+    model = build("jcs_cls_lite", attributes=True).eval()
+    x = torch.randn(3, 3, 96, 96)
+    probs, cams, attrs = classify_explained(model, x, out_size=48)
+    p_ref, cam_ref = gradcam(model, x, out_size=48)
+    with torch.no_grad():
+        _, attr_logits = model.forward_with_attributes(x)
+    torch.testing.assert_close(probs, p_ref)
+    torch.testing.assert_close(cams, cam_ref)
+    torch.testing.assert_close(attrs, torch.sigmoid(attr_logits))
+    assert classify_explained(build("jcs_cls_lite").eval(), x)[2] is None

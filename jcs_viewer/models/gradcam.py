@@ -38,8 +38,7 @@ def gradcam(model: JCSClassifier, x: torch.Tensor, target_class: int = 1, out_si
         with torch.no_grad():
             feats = model.features(x)
             logits = model.head(feats)
-            weights = model.fc.weight[target_class].to(feats.dtype) / (feats.shape[2] * feats.shape[3])
-            raw = torch.einsum("c,nchw->nhw", weights, feats)
+            raw = _analytic_map(model, feats, target_class)
     elif method == "autograd":
         if torch.is_inference_mode_enabled():
             raise RuntimeError("autograd Grad-CAM cannot run under torch.inference_mode; use method='analytic' "
@@ -59,6 +58,36 @@ def gradcam(model: JCSClassifier, x: torch.Tensor, target_class: int = 1, out_si
     probs = torch.softmax(logits.float(), dim=1)[:, target_class]
     cam = F.interpolate(torch.relu(raw.float())[:, None], size=out_size, mode="bilinear", align_corners=False)[:, 0]
     return probs, normalise_per_image(cam)
+
+
+def classify_explained(model: JCSClassifier, x: torch.Tensor, target_class: int = 1,
+                       out_size: tuple[int, int] | int | None = None
+                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """One forward pass for everything the pipeline shows: probability, Grad-CAM, lesion attributes.
+
+    Returns:
+        ``(probs, cams, attributes)`` as :func:`gradcam` (analytic) plus N x 5 attribute
+        probabilities when the model has the LA-DNN head, else None.
+    """
+    if out_size is None:
+        out_size = tuple(x.shape[2:])
+    elif isinstance(out_size, int):
+        out_size = (out_size, out_size)
+    with torch.no_grad():
+        feats = model.features(x)
+        pooled = feats.mean(dim=(2, 3))
+        probs = torch.softmax(model.fc(pooled).float(), dim=1)[:, target_class]
+        raw = _analytic_map(model, feats, target_class)
+        attr_head = getattr(model, "attr_head", None)
+        attributes = torch.sigmoid(attr_head(pooled).float()) if attr_head is not None else None
+    cam = F.interpolate(torch.relu(raw.float())[:, None], size=out_size, mode="bilinear", align_corners=False)[:, 0]
+    return probs, normalise_per_image(cam), attributes
+
+
+def _analytic_map(model: JCSClassifier, feats: torch.Tensor, target_class: int) -> torch.Tensor:
+    """Grad-CAM's weighted sum for a global-average-pool + linear head: weights are fc's row / (h * w)."""
+    weights = model.fc.weight[target_class].to(feats.dtype) / (feats.shape[2] * feats.shape[3])
+    return torch.einsum("c,nchw->nhw", weights, feats)
 
 
 def normalise_per_image(maps: torch.Tensor) -> torch.Tensor:

@@ -166,21 +166,25 @@ def analyze(
     resize_hw, input_hw = entry_geometry(cls_entry)
 
     def classify(idx: list[int]) -> None:
-        from jcs_viewer.models import gradcam, inference_context
+        from jcs_viewer.models import inference_context
+        from jcs_viewer.models.gradcam import classify_explained
 
-        x = prepare_batch(image[idx[0] : idx[-1] + 1], cls_entry, is_hu, engine.device)
+        span = slice(idx[0], idx[-1] + 1)
+        x = prepare_batch(image[span], cls_entry, is_hu, engine.device)
         with inference_context(engine.device, engine.amp):
-            if cams is not None:
-                p, cam = gradcam(cls_model, x, target_class=1, out_size=input_hw if resize_hw != input_hw else CAM_SIZE)
-                if resize_hw != input_hw:
-                    cam = resize(uncrop(cam[:, None].float(), cls_entry), CAM_SIZE)[:, 0]
-                cams[idx[0] : idx[-1] + 1] = to_uint8(cam)
+            if cams is not None or attributes is not None:
+                # One forward pass gives the probability, the (analytic) Grad-CAM and the attributes.
+                p, cam, attr = classify_explained(cls_model, x, target_class=1,
+                                                  out_size=input_hw if resize_hw != input_hw else CAM_SIZE)
+                if cams is not None:
+                    if resize_hw != input_hw:
+                        cam = resize(uncrop(cam[:, None].float(), cls_entry), CAM_SIZE)[:, 0]
+                    cams[span] = to_uint8(cam)
+                if attributes is not None:
+                    attributes[span] = attr.cpu().numpy()
             else:
                 p = torch.softmax(cls_model(x).float(), dim=1)[:, 1]
-            if attributes is not None:
-                _, attr_logits = cls_model.forward_with_attributes(x)
-                attributes[idx[0] : idx[-1] + 1] = torch.sigmoid(attr_logits.float()).cpu().numpy()
-        probs[idx[0] : idx[-1] + 1] = p.float().cpu().numpy()
+        probs[span] = p.float().cpu().numpy()
 
     engine.run("classify", range(n), _batch_size(options, engine.device, "cls"), classify,
                cpu_batch_size=_DEFAULT_BATCH[("cpu", "cls")])

@@ -38,16 +38,17 @@ def lesion_evidence(lesion_probability: np.ndarray, region: np.ndarray | None, p
         ``(n,)`` float32: per slice, the largest mean probability over an ``EVIDENCE_WINDOW_MM``
         square window (in pixels, at least 1 x 1) of the probability masked to ``region``.
     """
-    prob = lesion_probability.astype(np.float32) / 255.0
+    prob = np.asarray(lesion_probability, dtype=np.uint8)
     if region is not None:
-        prob *= region
+        prob = prob * np.asarray(region, dtype=bool)  # still uint8
     n, h, w = prob.shape
     ky = int(min(h, max(1, round(EVIDENCE_WINDOW_MM / float(pixel_mm[0])))))
     kx = int(min(w, max(1, round(EVIDENCE_WINDOW_MM / float(pixel_mm[1])))))
-    total = np.zeros((n, h + 1, w + 1), dtype=np.float64)
-    np.cumsum(np.cumsum(prob, axis=1, dtype=np.float64), axis=2, out=total[:, 1:, 1:])
+    # Integral image in exact integers: 255 x 512^2 fits int32 with room to spare.
+    total = np.zeros((n, h + 1, w + 1), dtype=np.int32)
+    np.cumsum(np.cumsum(prob, axis=1, dtype=np.int32), axis=2, out=total[:, 1:, 1:])
     window = total[:, ky:, kx:] - total[:, :-ky, kx:] - total[:, ky:, :-kx] + total[:, :-ky, :-kx]
-    return (window.reshape(n, -1).max(axis=1) / (ky * kx)).astype(np.float32)
+    return (window.reshape(n, -1).max(axis=1) / (255.0 * ky * kx)).astype(np.float32)
 
 
 def combine(classifier_probability: np.ndarray, evidence: np.ndarray | None, mode: str) -> np.ndarray:
