@@ -38,3 +38,22 @@ def shared_data_path(*parts: str) -> Path:
 @pytest.fixture
 def shared_data():
     return shared_data_path
+
+
+@pytest.fixture(scope="session")
+def tiny_weights_dir(tmp_path_factory):
+    """A weights folder with tiny random lite networks and their manifest (``test-cls``, ``test-seg``)."""
+    from test_pipeline_support import register_tiny_weights
+
+    folder = tmp_path_factory.mktemp("weights")
+    register_tiny_weights(folder)
+    return folder
+
+
+@pytest.fixture
+def registered(tiny_weights_dir, monkeypatch):
+    """Make the tiny weights the only (and default) weights the registry sees."""
+    monkeypatch.setenv("JCS_VIEWER_WEIGHTS", str(tiny_weights_dir))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tiny_weights_dir / "no-user-weights"))
+    return tiny_weights_dir
+

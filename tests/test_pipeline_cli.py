@@ -7,21 +7,7 @@ import numpy as np
 import pytest
 
 from jcs_viewer.cli import main
-from test_pipeline_support import dice, register_tiny_weights
-
-
-@pytest.fixture(scope="module")
-def weights_dir(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("weights")
-    register_tiny_weights(folder)
-    return folder
-
-
-@pytest.fixture
-def registered(weights_dir, monkeypatch):
-    monkeypatch.setenv("JCS_VIEWER_WEIGHTS", str(weights_dir))
-    monkeypatch.setenv("XDG_DATA_HOME", str(weights_dir / "no-user-weights"))
-    return weights_dir
+from test_pipeline_support import dice
 
 
 @pytest.fixture(scope="module")
