@@ -35,3 +35,31 @@ def test_results_and_quantification_import_without_torch():
     done = run_without(GUI_PACKAGES + TORCH_PACKAGES, code)
     assert done.returncode == 0, done.stderr
     assert "NOQT-OK" in done.stdout
+
+
+def test_session_edits_and_the_report_work_without_gui_packages(tmp_path):
+    """A reader's edits (undo included), the session file and the PDF report: all headless."""
+    code = f"""
+    import numpy as np
+    from jcs_viewer.pipeline import AnalysisOptions, analyze
+    from jcs_viewer.report import write_report
+    from jcs_viewer.session.store import load_session, save_session
+    from jcs_viewer.session.study_session import StudySession
+    from test_pipeline_support import small_phantom, tiny_models
+    vol = small_phantom(6, 64, seed=0).to_volume()
+    result = analyze(vol, AnalysisOptions(device="cpu"), models=tiny_models())
+    session = StudySession(vol, result)
+    with session.labels.stroke("brush"):
+        session.labels.paint_disk(3, (32, 20), 4, 1)
+    painted = session.labels.data.copy()
+    session.labels.undo()
+    session.labels.redo()
+    assert np.array_equal(session.labels.data, painted)
+    saved = save_session(session.snapshot(), {str(tmp_path / 's.jcssession')!r})
+    assert np.array_equal(load_session(saved).edited_mask, painted)
+    pdf = write_report(result, vol, {str(tmp_path / 'r.pdf')!r}, edited_mask=painted)
+    assert pdf.read_bytes().startswith(b"%PDF")
+    """
+    done = run_without(GUI_PACKAGES, code, extra_path=(TESTS,))
+    assert done.returncode == 0, done.stderr
+    assert "NOQT-OK" in done.stdout
