@@ -236,7 +236,8 @@ def test_bundle_renders_the_3d_view(bundle, tmp_path):
                "--quit-after-analysis"]
     env = clean_env(tmp_path, QT_QPA_PLATFORM="xcb")
     if os.environ.get("DISPLAY"):
-        env["DISPLAY"] = os.environ["DISPLAY"]
+        # The display and its cookie (xvfb-run -a writes one to a private XAUTHORITY file).
+        env.update({k: os.environ[k] for k in ("DISPLAY", "XAUTHORITY") if k in os.environ})
     elif shutil.which("xvfb-run"):
         command = ["xvfb-run", "-a", "-s", "-screen 0 1600x1000x24", *command]
     else:
