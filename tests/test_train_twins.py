@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from jcs_viewer.train.crops import MIN_LESION_PX, MedSegTwins, erase_lesions, window_labels
+from jcs_viewer.train.crops import MIN_LESION_PX, MedSegTwins, erase_lesions, crop_labels
 
 
 def _chest_slice(size: int = 256, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -42,7 +42,7 @@ def test_crop_labels_follow_the_warped_mask():
     masks[1, 0, :1, :MIN_LESION_PX - 1] = 1  # a few pixels at the edge: ambiguous
     masks[2, 0, :4, :4] = 1  # 16 pixels: COVID
     masks[3] = 1
-    labels, weights = window_labels(masks)
+    labels, weights = crop_labels(masks)
     assert labels.tolist() == [0, 0, 1, 1] and weights.tolist() == [1.0, 0.0, 1.0, 1.0]
 
 

@@ -56,7 +56,6 @@ def random_affine(
     gen: torch.Generator,
     mask: torch.Tensor | None = None,
     crop: int | None = None,
-    centres: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Warp a batch (and its masks) by random flips, zoom, stretch, rotation, shift and crop.
 
@@ -68,8 +67,6 @@ def random_affine(
         cfg: transform ranges.
         gen: random generator (seeded by the caller for reproducibility).
         mask: optional N x 1 x H x W float masks, warped identically and re-binarised.
-        centres: optional N x 2 ``(x, y)`` points in normalised image coordinates (-1..1) that the
-            windows are centred on (plus the usual small shift) instead of a random position.
     """
     n = grey.shape[0]
     crop = crop or size
@@ -88,13 +85,8 @@ def random_affine(
     theta = torch.zeros(n, 2, 3)
     theta[:, 0, 0], theta[:, 0, 1] = cos * sx * fov, -sin * sy * fov
     theta[:, 1, 0], theta[:, 1, 1] = sin * sx * fov, cos * sy * fov
-    if centres is None:
-        reach = cfg.shift + (1.0 - fov)
-        theta[:, 0, 2], theta[:, 1, 2] = uniform(-reach, reach), uniform(-reach, reach)
-    else:
-        reach = cfg.shift * fov
-        theta[:, 0, 2] = centres[:, 0] + uniform(-reach, reach)
-        theta[:, 1, 2] = centres[:, 1] + uniform(-reach, reach)
+    reach = cfg.shift + (1.0 - fov)
+    theta[:, 0, 2], theta[:, 1, 2] = uniform(-reach, reach), uniform(-reach, reach)
     theta = theta.to(grey.dtype)
     src = resize(grey, max(size, min(grey.shape[-1], int(size * 1.25))))
     grid = F.affine_grid(theta, [n, 1, crop, crop], align_corners=False)

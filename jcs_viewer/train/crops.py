@@ -19,13 +19,13 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-#: A window needs at least this many lesion pixels (at crop resolution) to count as COVID.
+from jcs_viewer.train.window import TRAINING_WINDOW
+
+#: A crop needs at least this many lesion pixels (at crop resolution) to count as COVID.
 MIN_LESION_PX = 16
-#: Grey value -> pseudo-HU for the lung mask of 8-bit slices, through the estimated training window.
-WINDOW = (-600.0, 1500.0)
 
 
-def window_labels(warped_masks: torch.Tensor, min_px: int = MIN_LESION_PX) -> tuple[torch.Tensor, torch.Tensor]:
+def crop_labels(warped_masks: torch.Tensor, min_px: int = MIN_LESION_PX) -> tuple[torch.Tensor, torch.Tensor]:
     """(label, weight) per warped N x 1 x h x w mask: COVID when it holds ``min_px`` lesion pixels,
     non-COVID when it holds none, weight 0 (ambiguous) in between."""
     count = warped_masks.flatten(1).sum(dim=1)
@@ -93,7 +93,7 @@ class MedSegTwins:
 
         idx = torch.randint(len(self.grey), (n,), generator=gen)
         x, m = random_affine(self.grey[idx], opts.size, aug, gen, mask=self.masks[idx], crop=opts.crop)
-        labels, weights = window_labels(m)
+        labels, weights = crop_labels(m)
         return x, m, labels, weights
 
 
@@ -134,7 +134,8 @@ def erase_lesions(image: np.ndarray, lesion: np.ndarray, seed: int = 0) -> np.nd
     if not lesion.any():
         return image.copy()
     img = image.astype(np.float32)
-    center, width = WINDOW
+    # The lung mask wants HU: undo the training window the 8-bit slices were shown in.
+    center, width = TRAINING_WINDOW
     hu = (img[None] / 255.0 * width + center - width / 2.0).astype(np.int16)
     lung = compute_lung_mask(hu, (1.0, 1.0, 1.0), is_hu=True)[0] > 0
     scale = image.shape[-1] / 512.0
