@@ -232,9 +232,10 @@ def _header(volume: Any, result: Any, anonymize: bool, st: dict[str, ParagraphSt
 
 def _slice_rule(result: Any) -> str:
     """What made a slice positive, in one sentence (older results carry none: the classifier's)."""
-    rule = str(getattr(result, "slice_rule", "") or "")
-    return rule or f"A slice is positive when the classifier's COVID probability is at least " \
-                   f"{float(result.slice_cutoff):.2f}."
+    from jcs_viewer.pipeline.slice_score import rule
+
+    saved = str(getattr(result, "slice_rule", "") or "")
+    return saved or rule(str(getattr(result, "slice_score", "classifier")), float(result.slice_cutoff))
 
 
 def _decision(result: Any, content: ReportContent, st: dict[str, ParagraphStyle], fonts: Fonts) -> list[Any]:
