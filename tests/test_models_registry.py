@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from jcs_viewer.errors import ModelLoadError
+from jcs_viewer.models.factory import task_of
 from jcs_viewer.models import (
     WeightsEntry,
     add_manifest_entry,
@@ -141,5 +142,10 @@ def test_shipped_manifest_is_valid_and_its_files_match():
     for entry in read_manifest(folder):
         assert entry.path.is_file(), entry.name
         assert entry.sha256 and sha256_of(entry.path) == entry.sha256, entry.name
-        build(entry.arch, **entry.config)
-        assert entry.task in ("seg", "cls") and entry.licence and entry.training_data
+        model = build(entry.arch, **entry.config)
+        assert entry.task == task_of(entry.arch) and entry.licence and entry.training_data
+        assert entry.intensity in ("window", "ctseg")
+        if entry.intensity == "ctseg":  # pretrained EfficientNet-Lite inputs
+            assert entry.mean == entry.std == (0.5, 0.5, 0.5) and entry.window is None
+        del model
+    assert {e.task for e in read_manifest(folder) if e.default} == {"seg", "cls", "lung"}

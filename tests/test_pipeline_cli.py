@@ -31,7 +31,9 @@ def test_analyze_writes_every_output_with_source_geometry(registered, demo_study
     assert doc["threshold"] == 2 and doc["options"]["segment_all_slices"] is True
     assert doc["models"]["cls"]["name"] == "test-cls" and len(doc["models"]["seg"]["sha256"]) == 64
     rows = list(csv.DictReader((out / "per_slice.csv").open()))
-    assert len(rows) == 10 and all(r["segmented"] == "1" for r in rows)
+    # Every slice with lung is segmented and scored; a slice without lung has empty score cells.
+    assert len(rows) == 10 and all(r["segmented"] == r["has_lung"] for r in rows)
+    assert all((r["probability"] == "") == (r["has_lung"] == "0") for r in rows)
     truth = sitk.ReadImage(str(demo_study / "ground_truth" / "lung_mask.nii.gz"))
     for name in ("lung_mask.nii.gz", "lesion_mask.nii.gz"):
         written = sitk.ReadImage(str(out / name))

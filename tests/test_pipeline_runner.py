@@ -33,7 +33,9 @@ def test_result_is_complete(volume, baseline):
     assert result.cams.shape == (n, 64, 64) and result.cams.dtype == np.uint8
     assert result.lesion_probability.shape == (n, h, w) and result.lesion_probability.dtype == np.uint8
     assert result.lesion_mask.dtype == np.uint8 and set(np.unique(result.lesion_mask)) <= {0, 1}
-    assert result.segmented_slices.all()
+    # Every slice with lung is segmented (the first, below the lung bases, has none: no score either).
+    assert np.array_equal(result.segmented_slices, result.scored_slices) and not result.scored_slices[0]
+    assert result.slice_probability[0] == 0 and not result.slice_positive[0]
     # The binary mask is the thresholded probability restricted to (dilated) lungs.
     assert not (result.lesion_mask.astype(bool) & (result.lesion_probability < 128)).any()
     assert set(np.unique(result.lung_mask)) == {0, 1, 2}
@@ -43,7 +45,7 @@ def test_result_is_complete(volume, baseline):
     assert set(STAGES) <= set(result.timings) and result.timings["total"] > 0
     assert [e.stage for e in events if e.done == e.total and e.total] == list(STAGES)
     classify = [e.done for e in events if e.stage == "classify"]
-    assert classify == [0, 4, 8]
+    assert classify == [0, 4, 7]  # the 7 slices with lung, in batches of 4
 
 
 def test_classifier_score_segments_only_its_positive_slices(volume):
@@ -54,7 +56,9 @@ def test_classifier_score_segments_only_its_positive_slices(volume):
     assert not first.segmented_slices.any() and not first.lesion_mask.any()
     assert first.lesion_evidence is None and np.array_equal(first.slice_probability, first.classifier_probability)
     every = analyze(volume, AnalysisOptions(**paper, slice_cutoff=0.0, threshold=3), models=models)
-    assert every.segmented_slices.all() and every.decision == "positive" and every.threshold == 3
+    # Every slice with lung (all but the first, below the lung bases) is flagged and segmented.
+    assert np.array_equal(every.segmented_slices, every.scored_slices) and every.scored_slices[1:].all()
+    assert every.decision == "positive" and every.threshold == 3
     assert "set by the user" in every.threshold_rule and "classifier's COVID probability" in every.slice_rule
 
 
@@ -62,7 +66,7 @@ def test_joint_score_averages_the_classifier_and_the_lesion_evidence(volume):
     from jcs_viewer.pipeline.slice_score import lesion_evidence
 
     result = analyze(volume, AnalysisOptions(device="cpu"), models=tiny_models())
-    assert result.slice_score == "joint" and result.segmented_slices.all()
+    assert result.slice_score == "joint" and np.array_equal(result.segmented_slices, result.scored_slices)
     np.testing.assert_allclose(result.slice_probability,
                                (result.classifier_probability + result.lesion_evidence) / 2, rtol=1e-6)
     assert np.array_equal(result.slice_positive, result.slice_probability >= result.slice_cutoff)
@@ -113,7 +117,7 @@ def test_oom_halves_the_batch(volume, baseline):
     flaky = FlakyOOM(models.seg_model, failures=1)
     result = analyze(volume, AnalysisOptions(**OPTS), models=LoadedModels(models.cls_model, models.cls_entry,
                                                                            flaky, models.seg_entry))
-    assert flaky.batches == [4, 2, 2, 2, 2]
+    assert flaky.batches == [4, 2, 2, 2, 1]  # the 7 slices with lung
     assert any("reduced from 4 to 2" in m for m in result.messages)
     np.testing.assert_array_equal(result.lesion_probability, baseline[0].lesion_probability)
 
@@ -139,7 +143,9 @@ def test_attribute_head_and_center_crop(volume):
     models.cls_entry = crop_entry
     result = analyze(volume, AnalysisOptions(device="cpu", slice_cutoff=1.0), models=models)
     assert result.attributes.shape == (volume.n_slices, 5)
-    assert ((result.attributes > 0) & (result.attributes < 1)).all()
+    scored = result.scored_slices
+    assert ((result.attributes[scored] > 0) & (result.attributes[scored] < 1)).all()
+    assert not result.attributes[~scored].any()  # no lung, no classification
     # The 8-pixel border outside the 48/64 crop has no activation.
     border = result.cams[:, :6, :]
     assert border.max() == 0 and result.cams.max() > 0

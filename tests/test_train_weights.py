@@ -11,7 +11,7 @@ from jcs_viewer.models.registry import shipped_weights_dir
 from jcs_viewer.train.runlog import sha256_file
 
 MANIFEST = shipped_weights_dir() / "manifest.json"
-TRAINED = ("jcs_seg_lite", "jcs_cls_lite")
+TRAINED = ("jcs_seg_lite", "jcs_cls_lite", "jcs_seg_effnet", "lung_lite")
 
 
 def _our_entries() -> list[dict]:
@@ -21,11 +21,15 @@ def _our_entries() -> list[dict]:
 
 def test_manifest_ships_a_default_for_each_task():
     entries = _our_entries()
-    assert {e["task"] for e in entries if e.get("default")} == {"seg", "cls"}
+    assert {e["task"] for e in entries if e.get("default")} == {"seg", "cls", "lung"}
     total = sum((shipped_weights_dir() / e["file"]).stat().st_size for e in entries)
-    assert total <= 25 * 1024 * 1024
+    assert total <= 40 * 1024 * 1024
     for e in entries:
-        assert e["window"] == [-600.0, 1500.0] and e["seed"] is not None and e["command"].startswith("jcs-viewer train")
+        if e.get("intensity", "window") == "ctseg":  # the CT-Seg transform: no HU window, Lite normalisation
+            assert e["window"] is None and e["mean"] == e["std"] == [0.5, 0.5, 0.5]
+        else:
+            assert e["window"] == [-600.0, 1500.0]
+        assert e["seed"] is not None and e["command"].startswith("jcs-viewer train")
         assert e["metrics"] and e["licence"] and e["split"]
 
 
@@ -43,6 +47,9 @@ def test_shipped_weights_match_sha256_and_load(entry):
         if entry["task"] == "seg":
             out = model.forward_logits(x)
             assert out.shape == (1, 5, size, size) and torch.isfinite(out).all()
+        elif entry["task"] == "lung":
+            out = model(x)
+            assert out.shape == (1, 1, size, size) and torch.isfinite(out).all()
         else:
             logits, attrs = model.forward_with_attributes(x)
             assert logits.shape == (1, 2) and attrs.shape == (1, 5)
@@ -51,9 +58,21 @@ def test_shipped_weights_match_sha256_and_load(entry):
 @pytest.mark.parametrize("entry", _our_entries(), ids=lambda e: e["name"])
 def test_evaluate_reproduces_manifest_metrics(entry, shared_data):
     """``jcs-viewer evaluate ... --split test`` gives every manifest metric within ±0.5 points."""
-    from jcs_viewer.train.evaluate import evaluate_cls, evaluate_seg
-    from jcs_viewer.train.splits import covid_ct_split, medseg_image_name, medseg_split
+    from jcs_viewer.train.evaluate import evaluate_cls, evaluate_lungs, evaluate_seg
+    from jcs_viewer.train.splits import covid_ct_split, ctseg_split, medseg_image_name, medseg_split
 
+    ctseg = shared_data("covid19_ct_seg20_slices")
+    ctseg_test = [f"{n:04d}.png" for n in ctseg_split(sorted(int(p.stem) for p in (ctseg / "ct").glob("*.png")),
+                                                      "test")]
+    if entry["task"] == "lung":
+        result = evaluate_lungs(ctseg / "ct", ctseg / "lungs", entry["name"], ctseg_test, intensity="clahe")
+        for key, value in entry["metrics"].items():
+            if key == "per_volume_group":
+                for group, figures in value.items():
+                    assert result[key][group]["dice"] == pytest.approx(figures["dice"], abs=0.005), group
+            else:
+                assert result[key] == pytest.approx(value, abs=0.005), key
+        return
     if entry["task"] == "seg":
         root = shared_data("medseg_covid19_ct100_jcs")
         result = evaluate_seg(root / "tr_im", root / "tr_mask_new", entry["name"],
@@ -64,6 +83,12 @@ def test_evaluate_reproduces_manifest_metrics(entry, shared_data):
         result = evaluate_cls(root / "Images" / "CT_COVID", root / "Images" / "CT_NonCOVID", entry["name"],
                               covid, noncovid)
     for key, value in entry["metrics"].items():
+        if key == "ctseg_test":  # the held-out CT-Seg volume groups
+            again = evaluate_seg(ctseg / "ct", ctseg / "lesions", entry["name"], ctseg_test, intensity="clahe")
+            assert again["dice"] == pytest.approx(value["dice"], abs=0.005)
+            for group, figures in value["per_volume_group"].items():
+                assert again["per_volume_group"][group]["dice"] == pytest.approx(figures["dice"], abs=0.005), group
+            continue
         if isinstance(value, dict):  # a nested check, reproduced by its own evaluate command
             from jcs_viewer.train.ship import run_check
 

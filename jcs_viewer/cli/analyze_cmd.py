@@ -128,6 +128,8 @@ def analyze_one(study: Path, out_dir: Path, options, models, bar, series_uid: st
         else:
             print(f"  note: no lesion_seg.dcm for {study.name}: {seg_reason}.")
     q = result.quant
+    if result.decision_reason:  # the reason comes first: the numbers below do not speak for the patient
+        print(f"{study.name}: {result.decision}: {result.decision_reason}")
     print(
         f"{study.name}: {result.decision} ({result.positive_slices} positive slices, threshold {result.threshold}); "
         f"lesions {q.lesion_volume_ml['total']:.1f} mL, {q.involvement_percent['total']:.1f} % of "

@@ -1,4 +1,4 @@
-"""``jcs-viewer evaluate seg|cls``: score weights on labelled images; prints one JSON object."""
+"""``jcs-viewer evaluate seg|lungs|cls|...``: score weights on labelled images; prints one JSON object."""
 
 from __future__ import annotations
 
@@ -17,6 +17,19 @@ def configure(parser: argparse.ArgumentParser) -> None:
     seg.add_argument("--list", type=Path, help="evaluate only the images named in this file (one per line)")
     seg.add_argument("--split", choices=("train", "val", "test"), help="our MedSeg split (jcs_viewer/train/splits.py)")
     seg.add_argument("--threshold", type=float, default=0.5, help="probability threshold for Dice/IoU/E (0.5)")
+    lungs = sub.add_parser("lungs", help="the learned lung segmenter on slice/lung-mask pairs matched by name")
+    lungs.add_argument("--images", type=Path, help="slice folder (default with --split: CT-Seg's ct folder)")
+    lungs.add_argument("--masks", type=Path, help="lung mask folder (default with --split: CT-Seg's lungs folder)")
+    lungs.add_argument("--list", type=Path, help="evaluate only the images named in this file (one per line)")
+    lungs.add_argument("--split", choices=("train", "val", "test"),
+                       help="our CT-Seg split by volume group (jcs_viewer/train/splits.py)")
+    lungs.add_argument("--threshold", type=float, default=0.5, help="probability threshold (0.5)")
+    for p, default in ((seg, "window"), (lungs, "clahe")):
+        p.add_argument("--intensity", choices=("window", "clahe"),
+                       help="what the images are: 8-bit lung-window slices (MedSeg) or CT-Seg CLAHE slices "
+                            f"(default: clahe with --dataset ctseg, else {default})")
+        p.add_argument("--dataset", choices=("medseg", "ctseg"), default="medseg" if p is seg else "ctseg",
+                       help="which public set --split refers to (seg: medseg; lungs: ctseg)")
     cls = sub.add_parser("cls", help="COVID vs non-COVID on two image folders")
     cls.add_argument("--covid", type=Path, help="COVID image folder (default with --split: COVID-CT's CT_COVID)")
     cls.add_argument("--noncovid", type=Path, help="non-COVID image folder (default with --split: CT_NonCOVID)")
@@ -38,7 +51,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     phantom.add_argument("--seed", type=int, default=0, help="phantom seed (0: the demo study)")
     phantom.add_argument("--slices", type=int, default=128, help="slices (128: the demo study)")
     phantom.add_argument("--threshold", type=float, default=0.5, help="COVID probability threshold (0.5)")
-    for p in (seg, cls, twins, cam, phantom):
+    studies = sub.add_parser("studies", help="the whole analysis on studies listed with their expected decision "
+                                             "(CSV: path, expected, optional lung_mask, lesion_mask, lung_labels, "
+                                             "lesion_labels)")
+    studies.add_argument("--manifest", type=Path, required=True, help="the CSV list of studies")
+    studies.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="inference device")
+    studies.add_argument("--seg-weights", help="segmentation weights (default: the default)")
+    for p in (seg, lungs, cls, twins, cam, phantom, studies):
         p.add_argument("--weights", help="registry name or weights path (default: the task's default weights)")
         p.add_argument("--data-root", type=Path, help="public data folder (default: ../shared/data)")
 
@@ -61,6 +80,17 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps({**evaluate_cam(root / "medseg_covid19_ct100_jcs", args.split, args.weights),
                           "split": args.split}))
         return 0
+    if args.task == "studies":
+        from jcs_viewer.errors import JCSError
+        from jcs_viewer.pipeline import AnalysisOptions
+        from jcs_viewer.train.studies_eval import evaluate_studies
+
+        options = AnalysisOptions(device=args.device, cls_weights=args.weights, seg_weights=args.seg_weights)
+        try:
+            print(json.dumps(evaluate_studies(args.manifest, options)))
+        except JCSError as exc:
+            raise UserError(str(exc)) from None
+        return 0
     if args.task == "phantom":
         from jcs_viewer.train.evaluate import evaluate_phantom
 
@@ -69,20 +99,37 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.list is not None and args.split is not None:
         raise UserError("Give --list or --split, not both.")
-    if args.task == "seg":
-        from jcs_viewer.train.evaluate import evaluate_seg
+    if args.task in ("seg", "lungs"):
+        from jcs_viewer.train.evaluate import evaluate_lungs, evaluate_seg
 
-        medseg = root / "medseg_covid19_ct100_jcs"
-        images = args.images or (medseg / "tr_im" if args.split else None)
-        masks = args.masks or (medseg / "tr_mask_new" if args.split else None)
+        if args.task == "lungs" and args.dataset != "ctseg":
+            raise UserError("evaluate lungs --split needs --dataset ctseg (MedSeg has no lung masks).")
+        if args.dataset == "ctseg":
+            from jcs_viewer.train.ctseg_train import CTSEG_FOLDER
+            from jcs_viewer.train.splits import ctseg_split
+
+            ctseg = root / CTSEG_FOLDER
+            images = args.images or (ctseg / "ct" if args.split else None)
+            masks = args.masks or (ctseg / ("lesions" if args.task == "seg" else "lungs") if args.split else None)
+            split_names = (lambda split: [f"{n:04d}.png" for n in ctseg_split(
+                sorted(int(p.stem) for p in (ctseg / "ct").glob("*.png")), split)])
+        else:
+            medseg = root / "medseg_covid19_ct100_jcs"
+            images = args.images or (medseg / "tr_im" if args.split else None)
+            masks = args.masks or (medseg / "tr_mask_new" if args.split else None)
+            split_names = (lambda split: [medseg_image_name(i) for i in medseg_split(split)])
         if images is None or masks is None:
-            raise UserError("evaluate seg needs --images and --masks (or --split to use the MedSeg folders).")
+            raise UserError(f"evaluate {args.task} needs --images and --masks (or --split to use the "
+                            f"{args.dataset} folders).")
         names = None
         if args.list is not None:
             names = read_list(args.list)
         elif args.split is not None:
-            names = [medseg_image_name(i) for i in medseg_split(args.split)]
-        result = evaluate_seg(images, masks, args.weights, names, args.threshold)
+            names = split_names(args.split)
+        intensity = args.intensity or ("clahe" if args.dataset == "ctseg" else "window")
+        evaluate = evaluate_seg if args.task == "seg" else evaluate_lungs
+        result = evaluate(images, masks, args.weights, names, args.threshold, intensity)
+        result["dataset"] = args.dataset
     else:
         from jcs_viewer.train.evaluate import evaluate_cls
 

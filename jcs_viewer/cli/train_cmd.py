@@ -6,13 +6,18 @@ import argparse
 import json
 from pathlib import Path
 
-HELP = "train the lesion segmentation (seg) or COVID classification (cls) network"
+HELP = "train the lesion segmentation (seg), COVID classification (cls) or lung segmentation (lungs) network"
 
 # task -> (data folder under ../shared/data, architecture, size, batch, epochs, lr)
 DEFAULTS = {
     "seg": ("medseg_covid19_ct100_jcs", "jcs_seg_lite", 256, 8, 60, 2e-3),
     "cls": ("ucsd_covid_ct", "jcs_cls_lite", 224, 32, 30, 2e-3),
+    "lungs": ("", "lung_lite", 256, 8, 30, 1e-3),
 }
+
+
+#: segmentation architectures with a pretrained encoder, trained on CT-Seg + MedSeg (jcs_viewer.train.ctseg_train).
+PRETRAINED_SEG = ("jcs_seg_effnet",)
 
 
 def default_data_root() -> Path:
@@ -23,14 +28,16 @@ def default_data_root() -> Path:
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("task", choices=("seg", "cls"), help="seg: MedSeg lesion masks; cls: COVID-CT + LA-DNN")
+    parser.add_argument("task", choices=tuple(DEFAULTS),
+                        help="seg: MedSeg lesion masks; cls: COVID-CT + LA-DNN; lungs: COVID-19-CT-Seg lung masks")
     parser.add_argument("--out", required=True, type=Path, help="output folder (weights, checkpoint, run.json)")
-    parser.add_argument("--data", type=Path, help="dataset folder (default: ../shared/data/<medseg|ucsd_covid_ct>)")
-    parser.add_argument("--epochs", type=int, help="epochs (seg 60, cls 30)")
+    parser.add_argument("--data", type=Path, help="dataset folder (default: ../shared/data/<medseg|ucsd_covid_ct>; "
+                                                  "lungs and --arch jcs_seg_effnet: ../shared/data itself)")
+    parser.add_argument("--epochs", type=int, help="epochs (seg 60, cls 30, lungs 8)")
     parser.add_argument("--size", type=int, help="input size the whole image is seen at (seg 256, cls 224)")
     parser.add_argument("--crop", type=int, help="train on random crops of this side at --size scale (default: none)")
     parser.add_argument("--batch", type=int, help="batch size (seg 8, cls 32)")
-    parser.add_argument("--lr", type=float, help="peak Adam learning rate (2e-3)")
+    parser.add_argument("--lr", type=float, help="peak Adam learning rate (seg/cls 2e-3, lungs 1e-3)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (0)")
     parser.add_argument("--max-steps", type=int, help="stop after this many optimiser steps (smoke tests)")
     parser.add_argument("--max-minutes", type=float, help="stop after this many minutes (keeps the best so far)")
@@ -69,6 +76,8 @@ def run(args: argparse.Namespace) -> int:
     from jcs_viewer.train.common import TrainOptions
 
     folder, arch, size, batch, epochs, lr = DEFAULTS[args.task]
+    if args.arch in PRETRAINED_SEG or args.task == "lungs":
+        folder = ""  # these read CT-Seg and MedSeg: the data root that holds both
     data = args.data or default_data_root() / folder
     if not Path(data).is_dir():
         raise UserError(f"The training data folder {data} does not exist; pass --data.")
@@ -89,7 +98,12 @@ def run(args: argparse.Namespace) -> int:
     if not 0.0 <= opts.medseg_twins < 1.0:
         raise UserError("--medseg-twins must be a fraction from 0 up to (not including) 1.")
     opts.command = command_line(args.task, opts, explicit_data=args.data is not None)
-    if args.task == "seg":
+    if args.task == "lungs" or opts.arch in PRETRAINED_SEG:
+        from jcs_viewer.train.ctseg_train import train_ctseg
+
+        record = train_ctseg(opts, "lungs" if args.task == "lungs" else "lesions")
+        summary = {"best_val_dice": record.get("best_val_dice")}
+    elif args.task == "seg":
         from jcs_viewer.train.seg_train import train_seg
 
         record = train_seg(opts)

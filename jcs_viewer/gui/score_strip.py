@@ -23,6 +23,14 @@ JOINT_LEGEND = ("slice &nbsp;&nbsp; <span style='color:#5aaaff'>━ slice score<
                 "<span style='color:#b4b4ff'>┈ classifier P(COVID)</span> &nbsp; " + _LEGEND_TAIL)
 
 
+def _unscored_as_gap(result: Any, values: Any) -> np.ndarray:
+    out = np.asarray(values, dtype=float).copy()
+    scored = getattr(result, "scored_slices", None)
+    if scored is not None and len(scored) == len(out):
+        out[~np.asarray(scored, dtype=bool)] = np.nan
+    return out
+
+
 def flagged_runs(positive: np.ndarray) -> list[tuple[int, int]]:
     """``(first, last)`` slice index of each run of consecutive True values."""
     p = np.asarray(positive, dtype=bool).astype(np.int8)
@@ -115,8 +123,8 @@ class ScoreStrip(pg.PlotWidget):
         plot.setLabel("left", "score" if joint else "P(COVID)")
         plot.setLabel("bottom", JOINT_LEGEND if joint else STRIP_LEGEND)
         if joint:
-            classifier = np.asarray(result.classifier_probability, dtype=float)
-            self.classifier_curve.setData(np.arange(1, len(classifier) + 1), classifier)
+            classifier = _unscored_as_gap(result, result.classifier_probability)
+            self.classifier_curve.setData(np.arange(1, len(classifier) + 1), classifier, connect="finite")
         else:
             self.classifier_curve.setData([], [])
         if result is None:
@@ -125,8 +133,9 @@ class ScoreStrip(pg.PlotWidget):
             self.cutoff_line.hide()
             self._update_ticks()
             return
-        prob = np.asarray(result.slice_probability, dtype=float)
-        self.curve.setData(np.arange(1, len(prob) + 1), prob)
+        # Slices without lung have no score: a gap in the curve, not a zero.
+        prob = _unscored_as_gap(result, result.slice_probability)
+        self.curve.setData(np.arange(1, len(prob) + 1), prob, connect="finite")
         self._draw_area()
         self.cutoff_line.setValue(float(getattr(result, "slice_cutoff", 0.5)))
         self.cutoff_line.show()

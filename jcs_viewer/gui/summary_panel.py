@@ -55,7 +55,8 @@ def summary_html(result: Any, volume: Any = None) -> str:
         return f"{study or '<p>No study open.</p>'}{notice}"
 
     decision = str(_get(result, "decision", "")).lower()
-    color = "#d03030" if decision == "positive" else "#2a9d4a"
+    color = {"positive": "#d03030", "negative": "#2a9d4a"}.get(decision, "#7a7a7a")
+    reason = str(_get(result, "decision_reason", "") or "")
     positive = int(_get(result, "positive_slices", int(np.sum(_get(result, "slice_positive", [])))))
     threshold = _get(result, "threshold", None)
     n = int(_get(result, "n_slices", 0))
@@ -64,6 +65,7 @@ def summary_html(result: Any, volume: Any = None) -> str:
     parts = [
         f"<p style='font-size:14pt; margin-top:0'><b>Decision: <span style='color:{color}'>"
         f"{html.escape(decision.upper() or '—')}</span></b></p>",
+        *([f"<p style='color:{color}'><b>{html.escape(reason)}</b></p>"] if reason else []),
         f"<p><b>{positive}</b> of {n} slices positive (cutoff {_num(_get(result, 'slice_cutoff', 0.5), '{:.2f}')})"
         f"; patient threshold: more than <b>{threshold if threshold is not None else '—'}</b> slices.</p>",
     ]
@@ -97,12 +99,10 @@ def summary_html(result: Any, volume: Any = None) -> str:
     if attributes is not None:
         att = np.asarray(attributes, dtype=float)
         flagged = np.asarray(_get(result, "slice_positive", np.zeros(len(att), bool)), dtype=bool)
-        study_level = att[flagged].mean(axis=0) if flagged.any() else att.mean(axis=0)
-        header = "Lesion attributes (mean over flagged slices"
-        rows = []
-        for i, name in enumerate(ATTRIBUTE_NAMES[: att.shape[1]]):
-            rows.append((name, f"{study_level[i]:.2f}"))
-        parts.append(f"<p><b>{header})</b></p>" + _table(rows))
+        if flagged.any():  # attributes describe lesions: shown for flagged slices only
+            study_level = att[flagged].mean(axis=0)
+            rows = [(name, f"{study_level[i]:.2f}") for i, name in enumerate(ATTRIBUTE_NAMES[: att.shape[1]])]
+            parts.append("<p><b>Lesion attributes (mean over flagged slices)</b></p>" + _table(rows))
 
     models = _get(result, "models", {}) or {}
     if models:

@@ -37,6 +37,7 @@ _CSV_COLUMNS = (
     "probability",
     "classifier_probability",
     "lesion_evidence",
+    "has_lung",
     "positive",
     "segmented",
     "lesion_area_mm2",
@@ -204,7 +205,8 @@ def export_csv(
     """Write one CSV row of metrics per slice.
 
     Columns: slice_index, position_mm, probability (the slice score compared with the cutoff),
-    classifier_probability, lesion_evidence (empty with the classifier-only score), positive (0/1),
+    classifier_probability, lesion_evidence (empty with the classifier-only score), has_lung (0/1:
+    slices without lung have no score, their score cells are empty), positive (0/1),
     segmented (0/1), lesion_area_mm2, lesion_count, review_state (confirmed / rejected / unreviewed).
 
     Args:
@@ -227,12 +229,14 @@ def export_csv(
     evidence = getattr(result, "lesion_evidence", None)
     evidence = None if evidence is None else np.asarray(evidence, dtype=float).reshape(-1)
     positive = np.asarray(result.slice_positive, dtype=bool).reshape(-1)
+    scored = getattr(result, "scored_slices", None)
+    scored = np.ones(n, dtype=bool) if scored is None else np.asarray(scored, dtype=bool).reshape(-1)
     segmented = np.asarray(result.segmented_slices, dtype=bool).reshape(-1)
     area = np.asarray(quant.per_slice_area_mm2, dtype=float).reshape(-1)
     count = np.asarray(quant.per_slice_count).reshape(-1)
     for name, arr in (("slice_probability", prob), ("classifier_probability", classifier),
                       ("lesion_evidence", prob if evidence is None else evidence),
-                      ("slice_positive", positive), ("segmented_slices", segmented),
+                      ("slice_positive", positive), ("scored_slices", scored), ("segmented_slices", segmented),
                       ("per_slice_area_mm2", area), ("per_slice_count", count)):
         if arr.shape[0] != n:
             raise ExportError(f"Cannot write {path}: {name} has {arr.shape[0]} values for {n} slices.")
@@ -244,9 +248,10 @@ def export_csv(
             (
                 z,
                 f"{positions[z]:.2f}",
-                f"{prob[z]:.4f}",
-                f"{classifier[z]:.4f}",
-                "" if evidence is None else f"{evidence[z]:.4f}",
+                f"{prob[z]:.4f}" if scored[z] else "",
+                f"{classifier[z]:.4f}" if scored[z] else "",
+                "" if evidence is None or not scored[z] else f"{evidence[z]:.4f}",
+                int(scored[z]),
                 int(positive[z]),
                 int(segmented[z]),
                 f"{area[z]:.1f}",

@@ -11,6 +11,7 @@ from jcs_viewer.io.dicom_loader import choose_series, load_series
 from jcs_viewer.io.dicom_scan import ScanResult, read_header, scan
 from jcs_viewer.io.image_stack import IMAGE_SUFFIXES, image_files, load_image_stack
 from jcs_viewer.io.itk_loader import load_itk_volume, volume_format
+from jcs_viewer.io.reorient import as_axial
 from jcs_viewer.io.volume import Volume
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,8 @@ def load_study(path: str | os.PathLike[str], series_uid: str | None = None) -> V
 
     Raises:
         StudyLoadError: one sentence naming the file or folder and the problem.
+
+    A coronal or sagittal 3-D series comes back as axial slices (:func:`jcs_viewer.io.reorient.as_axial`).
     """
     source = Path(path)
     if not source.exists():
@@ -43,6 +46,7 @@ def load_study(path: str | os.PathLike[str], series_uid: str | None = None) -> V
         volume = load_image_stack([source])
     else:
         volume = _load_dicom_file(source, series_uid)
+    volume = as_axial(volume)
     for warning in volume.warnings:
         log.warning("%s", warning)
     return volume

@@ -8,6 +8,7 @@ from typing import Any
 from torch import nn
 
 from jcs_viewer.models.classifier import ClsConfig, JCSClassifier
+from jcs_viewer.models.lungnet import EffSegConfig, JCSSegEfficient, LungConfig, LungSegNet
 from jcs_viewer.models.segmentation import JCSSegmentation, SegConfig
 
 # name -> (family, base config). Lite models use trainable BN: they are trained from scratch on a few
@@ -21,10 +22,14 @@ ARCHITECTURES: dict[str, tuple[str, Any]] = {
     "jcs_cls": ("cls", ClsConfig()),
     "jcs_seg_lite": ("seg", SegConfig(width=0.25, vgg_blocks=(1, 1, 2, 2, 2), norm="batch", input_stride=2)),
     "jcs_cls_lite": ("cls", ClsConfig(layers=(1, 1, 1, 1), width=0.5, norm="batch")),
+    # Learned lungs: ImageNet EfficientNet-Lite0 encoder + U-Net decoder, about 3.9 M parameters.
+    "lung_lite": ("lung", LungConfig()),
+    # Lesions: JCS group-atrous blocks, attentive decoder and deep supervision on ImageNet EfficientNet-Lite0.
+    "jcs_seg_effnet": ("seg", EffSegConfig()),
 }
 
 
-def config_for(name: str, **overrides: Any) -> SegConfig | ClsConfig:
+def config_for(name: str, **overrides: Any) -> SegConfig | ClsConfig | LungConfig | EffSegConfig:
     """The dataclass config of architecture ``name`` with field ``overrides`` applied."""
     if name not in ARCHITECTURES:
         raise ValueError(f"unknown architecture {name!r}; choose one of {', '.join(ARCHITECTURES)}")
@@ -39,7 +44,7 @@ def config_for(name: str, **overrides: Any) -> SegConfig | ClsConfig:
 
 
 def task_of(name: str) -> str:
-    """``"seg"`` or ``"cls"``."""
+    """``"seg"``, ``"cls"`` or ``"lung"``."""
     if name not in ARCHITECTURES:
         raise ValueError(f"unknown architecture {name!r}")
     return ARCHITECTURES[name][0]
@@ -55,6 +60,11 @@ def build(name: str, **overrides: Any) -> nn.Module:
             ``width=0.5``, ``layers=(2, 2, 2, 2)``.
     """
     config = config_for(name, **overrides)
-    model = JCSSegmentation(config) if isinstance(config, SegConfig) else JCSClassifier(config)
+    if isinstance(config, LungConfig):
+        model: nn.Module = LungSegNet(config)
+    elif isinstance(config, EffSegConfig):
+        model = JCSSegEfficient(config)
+    else:
+        model = JCSSegmentation(config) if isinstance(config, SegConfig) else JCSClassifier(config)
     model.arch_name = name  # type: ignore[attr-defined]
     return model

@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from jcs_viewer.models.efficientnet import EfficientNetLite, MBConv
 from jcs_viewer.models.layers import ConvBNReLU, FrozenBatchNorm2d
 from jcs_viewer.models.res2net import Bottle2neck, Res2Net
 
@@ -46,6 +47,13 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
             if module.downsample is not None:
                 ds = module.downsample
                 ds[1], ds[2] = _fold(ds[1], ds[2]), nn.Identity()
+        elif isinstance(module, MBConv):
+            if module.has_expand:
+                module._expand_conv, module._bn0 = _fold(module._expand_conv, module._bn0), nn.Identity()
+            module._depthwise_conv, module._bn1 = _fold(module._depthwise_conv, module._bn1), nn.Identity()
+            module._project_conv, module._bn2 = _fold(module._project_conv, module._bn2), nn.Identity()
+        elif isinstance(module, EfficientNetLite):
+            module._conv_stem, module._bn0 = _fold(module._conv_stem, module._bn0), nn.Identity()
         elif isinstance(module, Res2Net):
             stem = module.conv1
             stem[0], stem[1] = _fold(stem[0], stem[1]), nn.Identity()

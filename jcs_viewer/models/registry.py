@@ -18,7 +18,7 @@ the file name (``joint.pth``, ``res2net_cls.pth``, ``res2net_segloss.pth``) or e
       "weights": [
         {
           "name": "jcs_seg_lite-medseg-v2",       # unique; what load() takes
-          "task": "seg",                          # "seg" | "cls"
+          "task": "seg",                          # "seg" | "cls" | "lung"
           "arch": "jcs_seg_lite",                 # build() name
           "config": {"width": 0.25},              # build() overrides (fields of SegConfig/ClsConfig)
           "file": "jcs_seg_lite-medseg-v2.safetensors",   # relative to the manifest's folder
@@ -27,6 +27,7 @@ the file name (``joint.pth``, ``res2net_cls.pth``, ``res2net_segloss.pth``) or e
           "mean": [0.485, 0.456, 0.406],          # ImageNet normalisation after scaling 8-bit to [0, 1]
           "std": [0.229, 0.224, 0.225],
           "window": [-600, 1500],                 # (center, width) HU -> 8-bit, see below
+          "intensity": "window",                  # "window" | "ctseg" (CT-Seg min-max + CLAHE transform)
           "default": true,                        # default_weights(task) picks it
           "licence": "...", "provenance": "...", "training_data": "...", "split": "...",
           "command": "jcs-viewer train ...", "seed": 0,
@@ -58,6 +59,10 @@ from jcs_viewer.atomic import atomic_path, atomic_write_text
 from jcs_viewer.errors import ModelLoadError
 
 SCHEMA_VERSION = 1
+#: what a weights entry does: lesion segmentation, COVID classification, lung segmentation.
+TASKS = ("seg", "cls", "lung")
+#: input intensity domains (see ``WeightsEntry.intensity``).
+INTENSITIES = ("window", "ctseg")
 MANIFEST_NAME = "manifest.json"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -75,7 +80,7 @@ class WeightsEntry:
 
     Attributes:
         name: unique registry name.
-        task: ``"seg"`` or ``"cls"``.
+        task: ``"seg"``, ``"cls"`` or ``"lung"``.
         arch: :func:`jcs_viewer.models.build` name.
         file: file name relative to ``root``.
         sha256: hex digest verified on load (None: not verified, official files only).
@@ -83,6 +88,9 @@ class WeightsEntry:
         input_size: square input side in pixels.
         mean, std: per-channel normalisation of [0, 1] intensities.
         window: (center, width) in HU mapping HU to 8-bit before normalising; None if unknown.
+        intensity: the image domain the weights were trained in: ``"window"`` (8-bit lung-window
+            slices; HU studies are windowed with ``window``) or ``"ctseg"`` (the COVID-19-CT-Seg
+            transform, min-max then CLAHE, applied to HU and 8-bit slices alike; ``window`` unused).
         licence, provenance, training_data, split, command, seed, metrics, description: the recipe.
         default: picked by :func:`default_weights` for its task.
         official: an upstream JCS ``.pth`` (loaded by ``load_official_checkpoint``), not safetensors.
@@ -99,6 +107,7 @@ class WeightsEntry:
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
     window: tuple[float, float] | None = None
+    intensity: str = "window"
     licence: str = ""
     provenance: str = ""
     training_data: str = ""
@@ -133,8 +142,10 @@ class WeightsEntry:
             if d.get(k) is not None:
                 d[k] = tuple(float(v) for v in d[k])
         entry = cls(**d, root=root)
-        if entry.task not in ("seg", "cls"):
-            raise ValueError(f"task must be 'seg' or 'cls', not {entry.task!r}")
+        if entry.intensity not in INTENSITIES:
+            raise ValueError(f"intensity must be one of {', '.join(INTENSITIES)}, not {entry.intensity!r}")
+        if entry.task not in TASKS:
+            raise ValueError(f"task must be one of {', '.join(TASKS)}, not {entry.task!r}")
         return entry
 
 

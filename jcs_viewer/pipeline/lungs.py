@@ -41,6 +41,15 @@ MIN_LUNG_ML = 20.0
 SECOND_LUNG_FRACTION = 0.2
 FRAGMENT_FRACTION = 0.1
 CLOSING_MM = 3.0
+#: learned lung probability (0..255) from which a voxel counts as lung.
+LEARNED_CUT = 128
+#: share of an air component the learned mask must call lung for it to be a lung.
+CONFIRM_FRACTION = 0.5
+#: an HU air component with more than ``GAS_FRACTION`` of its voxels below ``GAS_HU`` is gas, not lung.
+GAS_HU = -950
+GAS_FRACTION = 0.5
+#: hole regions at least this large (mm^2 in one slice) are tested by the dome rule.
+DOME_MIN_MM2 = 300.0
 RIGHT, LEFT = 1, 2
 
 
@@ -50,6 +59,7 @@ def compute_lung_mask(
     *,
     is_hu: bool | None = None,
     direction: np.ndarray | None = None,
+    learned: np.ndarray | None = None,
 ) -> np.ndarray:
     """Segment the lungs.
 
@@ -58,6 +68,10 @@ def compute_lung_mask(
         spacing: voxel size (z, y, x) in mm (arrays only).
         is_hu: whether values are HU (arrays only; default True).
         direction: 3x3 direction matrix (arrays only; default identity, low x = patient right).
+        learned: optional ``uint8 (z, y, x)`` lung probability (0..255) of the learned lung
+            segmenter on the same grid. With it, air components it does not call lung (bowel and
+            stomach gas) are dropped, dense lung it connects to the aerated lung is added
+            (consolidation, dependent density) and only the holes it calls lung are filled.
 
     Returns:
         ``uint8 (z, y, x)``: 0 none, 1 right lung, 2 left lung (all zeros when no lung is found).
@@ -79,14 +93,13 @@ def compute_lung_mask(
     # 20 mL, or 0.5 % of the image for a few thin slices (a single 2-D slice has no 20 mL lung).
     min_voxels = min(MIN_LUNG_ML / voxel_ml, 0.005 * image.size)
     if is_hu:
-        labels, lungs = _find_lungs(image, AIR_HU, 0, min_voxels)
+        labels, lungs = _find_lungs(image, AIR_HU, 0, min_voxels, learned, is_hu=True)
     else:
         threshold, radius_px = _search_dark_parameters(image, spacing, min_voxels)
-        labels, lungs = _find_lungs(image, threshold, radius_px, min_voxels)
+        labels, lungs = _find_lungs(image, threshold, radius_px, min_voxels, learned)
     if not lungs:
         return np.zeros(image.shape, dtype=np.uint8)
-    if is_hu:
-        _remove_airways(labels, lungs, image, spacing, direction)
+    airways = _remove_airways(labels, lungs, image, spacing, direction) if is_hu else None
 
     mask = np.zeros(image.shape, dtype=np.uint8)
     if len(lungs) == 2 and _side_by_side(labels == lungs[0], labels == lungs[1]):
@@ -98,6 +111,12 @@ def compute_lung_mask(
         # One component, or two that are not a left/right pair (e.g. cut apart along z).
         _split_single(np.isin(labels, lungs), mask, direction)
     del labels
+    aerated = mask > 0
+    if learned is not None:
+        dense = learned >= LEARNED_CUT
+        if is_hu:  # dense lung is denser than air: air that is not lung here is gas or outside the body
+            dense &= image >= AIR_HU
+        _add_dense_lung(mask, dense, airways)
 
     radius = max(1, int(round(CLOSING_MM / min(dy, dx))))
     out = np.zeros_like(mask)
@@ -105,38 +124,161 @@ def compute_lung_mask(
         box = bounding_box(mask == lab, margin=radius + 1)
         if box is None:
             continue
-        part = fill_holes_xy(close_xy(mask[box] == lab, radius))
+        own = mask[box] == lab
+        part = fill_holes_xy(close_xy(own, radius))
+        holes = part & ~own
+        if holes.any():
+            keep = _keep_holes(holes, image[box], aerated[box], spacing, direction, is_hu,
+                               None if learned is None else learned[box] >= LEARNED_CUT)
+            part = own | keep
         # Closing must not claim the other lung's voxels.
         region = out[box]
         region[part & (mask[box] != (LEFT if lab == RIGHT else RIGHT)) & (region == 0)] = lab
     return out
 
 
-def _remove_airways(labels: np.ndarray, lungs: list[int], image: np.ndarray, spacing, direction) -> None:
-    """Clear the trachea and bronchi (plus a one-voxel in-plane rim) from the lung labels, in place."""
+def _add_dense_lung(mask: np.ndarray, learned: np.ndarray, airways: np.ndarray | None) -> None:
+    """Add the learned lung that touches the aerated lungs in its slice, each voxel to its side, in place.
+
+    Consolidated and dependent lung is soft-tissue dense, so the air threshold misses it; the
+    network's lung mask finds it. Only learned regions touching an aerated lung in the same slice
+    count (a learned blob elsewhere, e.g. below the diaphragm, is not lung), and the airways stay out.
+    """
+    import SimpleITK as sitk
+
+    box = bounding_box(learned | (mask > 0), margin=1)
+    if box is None:
+        return
+    cand = learned[box] & (mask[box] == 0)
+    if airways is not None:
+        cand &= ~airways[box]
+    if not cand.any():
+        return
+    # In-plane components (zero slices in between stop connectivity along z): dense lung must touch
+    # aerated lung in its own slice, so a network false positive below the lung bases cannot creep in
+    # through the slices.
+    both = cand | (mask[box] > 0)
+    spaced = np.zeros((2 * both.shape[0] - 1,) + both.shape[1:], dtype=np.uint8)
+    spaced[::2] = both
+    comps = sitk.GetArrayFromImage(sitk.ConnectedComponent(sitk.GetImageFromArray(spaced), True))[::2]
+    touching = np.unique(comps[mask[box] > 0])
+    keep = cand & np.isin(comps, touching[touching > 0])
+    del comps
+    region = mask[box]
+    for z in np.flatnonzero(keep.any(axis=(1, 2))):
+        right_cols = np.flatnonzero((region[z] == RIGHT).any(axis=0))
+        left_cols = np.flatnonzero((region[z] == LEFT).any(axis=0))
+        ys, xs = np.nonzero(keep[z])
+        if right_cols.size and left_cols.size:
+            # Between the two lungs' facing edges (the mediastinum), whichever is nearer.
+            r_mid, l_mid = right_cols.mean(), left_cols.mean()
+            if r_mid < l_mid:
+                cut = 0.5 * (right_cols.max() + left_cols.min())
+                side = np.where(xs <= cut, RIGHT, LEFT)
+            else:
+                cut = 0.5 * (left_cols.max() + right_cols.min())
+                side = np.where(xs <= cut, LEFT, RIGHT)
+        elif right_cols.size or left_cols.size:
+            side = np.full(xs.size, RIGHT if right_cols.size else LEFT)
+        else:  # no aerated lung in this slice: the side of the nearest slice's lungs is not known here
+            side = _side_from_volume(region, xs)
+        region[z, ys, xs] = side.astype(np.uint8)
+
+
+def _side_from_volume(region: np.ndarray, xs: np.ndarray) -> np.ndarray:
+    right_cols = np.flatnonzero((region == RIGHT).any(axis=(0, 1)))
+    left_cols = np.flatnonzero((region == LEFT).any(axis=(0, 1)))
+    if not right_cols.size or not left_cols.size:
+        return np.full(xs.size, RIGHT if right_cols.size else LEFT)
+    r_mid, l_mid = right_cols.mean(), left_cols.mean()
+    cut = 0.5 * (r_mid + l_mid)
+    low, high = (RIGHT, LEFT) if r_mid < l_mid else (LEFT, RIGHT)
+    return np.where(xs <= cut, low, high)
+
+
+def _keep_holes(holes: np.ndarray, image: np.ndarray, aerated: np.ndarray, spacing, direction,
+                is_hu: bool, learned: np.ndarray | None) -> np.ndarray:
+    """Which in-plane holes of a lung are lung.
+
+    Vessels, airway walls and lesions inside the lung are; an organ ringed by lung in one axial
+    slice (the liver or spleen under a diaphragm dome, the heart's apex) is not. Dome rule: a
+    hole region of at least ``DOME_MIN_MM2`` whose tissue continues caudally below it into tissue
+    that is not lung (or out of the scan) is an organ. The learned mask, when given, keeps the
+    holes it calls lung and overrides the rule there (consolidation resting on the diaphragm).
+    """
+    import SimpleITK as sitk
+
+    comps = sitk.GetArrayFromImage(sitk.ConnectedComponent(sitk.GetImageFromArray(holes.astype(np.uint8)), True))
+    n = int(comps.max())
+    if n == 0:
+        return holes
+    pixel_mm2 = float(spacing[1]) * float(spacing[2])
+    caudal = -1 if float(np.asarray(direction, dtype=float).reshape(3, 3)[2, 2]) >= 0 else 1
+    keep = holes.copy()
+    tissue = image > AIR_HU if is_hu else None
+    for lab in range(1, n + 1):
+        comp = comps == lab
+        zs = np.flatnonzero(comp.any(axis=(1, 2)))
+        areas = comp[zs].sum(axis=(1, 2))
+        if areas.max() * pixel_mm2 < DOME_MIN_MM2:
+            continue
+        end = zs[0] if caudal < 0 else zs[-1]
+        below = end + caudal
+        footprint = comp[end]
+        if 0 <= below < comp.shape[0]:
+            under = footprint & ~aerated[below] & ~holes[below]
+            if tissue is not None:
+                under &= tissue[below]
+            organ = under.sum() >= 0.5 * footprint.sum()
+        else:
+            organ = True  # continues out of the scan
+        if organ:
+            keep[comp] = False
+    if learned is not None:
+        keep |= holes & learned
+    return keep
+
+
+def _remove_airways(labels: np.ndarray, lungs: list[int], image: np.ndarray, spacing, direction) -> np.ndarray | None:
+    """Clear the trachea and bronchi (plus a one-voxel in-plane rim) from the lung labels, in place.
+
+    Returns the cleared airway mask (None when no airway was found).
+    """
     from jcs_viewer.pipeline.airways import find_airways
 
     union = np.isin(labels, lungs)
     airways = find_airways(image, union, spacing, direction)
-    if airways is not None:
-        labels[dilate_xy(airways, 1) & union] = 0
+    if airways is None:
+        return None
+    airways = dilate_xy(airways, 1)
+    labels[airways & union] = 0
+    return airways
 
 
 def _find_lungs(
-    image: np.ndarray, threshold: float, seal_px: int, min_voxels: float
+    image: np.ndarray, threshold: float, seal_px: int, min_voxels: float, learned: np.ndarray | None = None,
+    is_hu: bool = False,
 ) -> tuple[np.ndarray, list[int]]:
     """Label the lung components of ``image < threshold``; ``([], ...)`` when none qualifies.
 
     ``seal_px`` > 0 first erodes the dark mask in-plane (closing gaps in a chest wall that is
     as dark as the lungs, e.g. fat in a soft-tissue window) and grows the found lungs back.
+    With ``learned`` lung probabilities, a component counts only when the network calls at least
+    ``CONFIRM_FRACTION`` of it lung (so bowel and stomach gas, or air in a scan without lungs, do not).
     """
     dark = image < threshold
     air = dark & ~dilate_xy(~dark, seal_px) if seal_px else dark
+    hu = image if is_hu else None
     labels, sizes = _inner_air_components(air, per_slice=False, min_voxels=min_voxels)
-    lungs = _select_lungs(sizes, min_voxels, fragments=seal_px > 0)
+    lungs = _select_confirmed(labels, sizes, min_voxels, seal_px > 0, learned, hu)
     if not lungs:
         labels, sizes = _inner_air_components(air, per_slice=True, min_voxels=min_voxels)
-        lungs = _select_lungs(sizes, min_voxels, fragments=seal_px > 0)
+        lungs = _select_confirmed(labels, sizes, min_voxels, seal_px > 0, learned, hu)
+    if not lungs and learned is not None:
+        # A tight field of view cuts the lungs at the image edge, so every lung touches the border;
+        # the network (which never calls room air lung) tells them from the air outside the body.
+        labels, sizes = _inner_air_components(air, per_slice=False, min_voxels=min_voxels, keep_border=True)
+        lungs = _select_confirmed(labels, sizes, min_voxels, seal_px > 0, learned, hu)
     del air
     if lungs and seal_px:
         grown = np.zeros_like(labels)
@@ -221,9 +363,10 @@ def restrict_region(lung_mask: np.ndarray, spacing, margin_mm: float = 5.0) -> n
 
 
 def _inner_air_components(
-    air: np.ndarray, per_slice: bool, min_voxels: float
+    air: np.ndarray, per_slice: bool, min_voxels: float, keep_border: bool = False
 ) -> tuple[np.ndarray, list[int]]:
-    """Label air not connected to the in-plane border, components of at least ``min_voxels``.
+    """Label air not connected to the in-plane border (all air with ``keep_border``), components of
+    at least ``min_voxels``.
 
     Returns ``uint8`` labels sorted by size (1 = largest) and the sizes in voxels.
     """
@@ -236,7 +379,8 @@ def _inner_air_components(
         inner = remove_labels_on_border(sitk.ConnectedComponent(sitk.GetImageFromArray(spaced), False))
         air = sitk.GetArrayViewFromImage(inner)[::2] > 0
     labels = sitk.ConnectedComponent(sitk.GetImageFromArray(air.view(np.uint8)), False)
-    labels = remove_labels_on_border(labels)
+    if not keep_border:
+        labels = remove_labels_on_border(labels)
     relabel = sitk.RelabelComponentImageFilter()
     relabel.SetMinimumObjectSize(int(max(1, min_voxels)))
     relabel.SetSortByObjectSize(True)
@@ -263,6 +407,31 @@ def _border_labels(labels: np.ndarray) -> np.ndarray:
     )
     found = np.unique(edges)
     return found[found != 0]
+
+
+def _select_confirmed(labels: np.ndarray, sizes: list[int], min_voxels: float, fragments: bool,
+                      learned: np.ndarray | None, hu: np.ndarray | None = None) -> list[int]:
+    """:func:`_select_lungs` over the components that look like lung.
+
+    With HU, a component that is mostly pure air (bowel or stomach gas: median below ``GAS_HU`` and
+    over ``GAS_FRACTION`` of it below that) is not lung: aerated lung is parenchyma around -850 HU,
+    and even an emphysematous lung keeps most of it above -950. With ``learned``, the network must
+    call at least ``CONFIRM_FRACTION`` of the component lung.
+    """
+    if learned is None and hu is None:
+        return _select_lungs(sizes, min_voxels, fragments)
+    candidates = [lab for lab in range(1, min(len(sizes), 8) + 1) if sizes[lab - 1] >= min_voxels]
+    confirmed = []
+    for lab in candidates:
+        comp = labels == lab
+        if hu is not None:
+            values = hu[comp]
+            if np.count_nonzero(values < GAS_HU) > GAS_FRACTION * values.size:
+                continue
+        if learned is None or np.count_nonzero(learned[comp] >= LEARNED_CUT) >= CONFIRM_FRACTION * sizes[lab - 1]:
+            confirmed.append(lab)
+    chosen = _select_lungs([sizes[lab - 1] for lab in confirmed], min_voxels, fragments)
+    return [confirmed[i - 1] for i in chosen]
 
 
 def _select_lungs(sizes: list[int], min_voxels: float, fragments: bool = False) -> list[int]:
@@ -322,3 +491,14 @@ def _split_single(component: np.ndarray, mask: np.ndarray, direction: np.ndarray
             cut = default_cut
         mask[z, :, :cut][component[z, :, :cut]] = low_label
         mask[z, :, cut:][component[z, :, cut:]] = high_label
+
+
+#: a slice carries lung (and gets a COVID score) from this much lung in it, mm^2 (a 1.4 cm square).
+MIN_SLICE_LUNG_MM2 = 200.0
+
+
+def lung_slices(lung_mask: np.ndarray, spacing) -> np.ndarray:
+    """``bool (z,)``: the slices with at least ``MIN_SLICE_LUNG_MM2`` of lung, the ones that get a score."""
+    pixel_mm2 = float(spacing[1]) * float(spacing[2])
+    area = np.count_nonzero(lung_mask.reshape(lung_mask.shape[0], -1), axis=1) * pixel_mm2
+    return area >= MIN_SLICE_LUNG_MM2

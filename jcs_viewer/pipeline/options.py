@@ -29,6 +29,9 @@ class AnalysisOptions:
         lesion_cutoff: lesion probability at or above which a pixel is lesion.
         amp: mixed precision (autocast) on CUDA; ignored on CPU, which always runs fp32.
         compute_cams: compute Grad-CAM activation maps (the classify stage then needs gradients).
+        learned_lungs: combine the learned lung segmenter with the HU lungs when lung weights are
+            installed (False: HU threshold only).
+        lung_weights: registry name or path of the lung weights (``None``: the default).
     """
 
     device: str = "auto"
@@ -42,6 +45,8 @@ class AnalysisOptions:
     lesion_cutoff: float = 0.5
     amp: bool = True
     compute_cams: bool = True
+    learned_lungs: bool = True
+    lung_weights: str | None = None
 
     def __post_init__(self) -> None:
         if self.device not in ("auto", "cpu", "cuda"):

@@ -5,7 +5,9 @@ int16 slices travel to the GPU::
 
     slices (N, H, W) int16 --to_unit--> 0..1 --resize--> input_size --crop--> 3 channels --normalise-->
 
-- HU volumes are windowed with the weights entry's ``window = (center, width)`` (HU) and
+- Weights trained in the CT-Seg domain (``intensity = "ctseg"``) get the CT-Seg transform
+  (:func:`jcs_viewer.pipeline.intensity.ctseg_clahe`, min-max then CLAHE) for HU and 8-bit slices alike.
+- Otherwise HU volumes are windowed with the weights entry's ``window = (center, width)`` (HU) and
   mapped linearly to 0..1, clipped: the model then sees what an 8-bit training slice with that
   window showed. Non-HU volumes (``is_hu=False``, 8-bit slice stacks) are already such images:
   their 0..255 values are divided by 255.
@@ -106,8 +108,17 @@ def prepare_batch(slices: np.ndarray, entry: Any, is_hu: bool, device) -> Any:
     import torch
 
     resize_hw, input_hw = entry_geometry(entry)
-    t = torch.from_numpy(np.ascontiguousarray(slices)).to(device, non_blocking=True)
-    x = resize(to_unit(t, is_hu, entry_window(entry)), resize_hw)
+    if getattr(entry, "intensity", "window") == "ctseg":
+        from jcs_viewer.pipeline.intensity import ctseg_clahe
+
+        # CLAHE runs on the CPU at the input size; only 8-bit images travel to the device.
+        grey = ctseg_clahe(np.asarray(slices), is_hu, resize_hw[0]) if resize_hw[0] == resize_hw[1] else None
+        if grey is None:
+            raise ValueError("the CT-Seg intensity transform needs a square input size")
+        x = torch.from_numpy(grey).to(device, non_blocking=True).to(torch.float32).div_(255.0)[:, None]
+    else:
+        t = torch.from_numpy(np.ascontiguousarray(slices)).to(device, non_blocking=True)
+        x = resize(to_unit(t, is_hu, entry_window(entry)), resize_hw)
     if resize_hw != input_hw:
         x = center_crop(x, input_hw)
     x = normalise(x, getattr(entry, "mean", None) or IMAGENET_MEAN, getattr(entry, "std", None) or IMAGENET_STD)

@@ -25,7 +25,9 @@ from jcs_viewer.atomic import atomic_path, atomic_write_text
 from jcs_viewer.errors import ExportError, StudyLoadError
 from jcs_viewer.pipeline.quantify import Quantification
 
-SCHEMA_VERSION = 2  # 2: joint slice score (classifier probability and lesion evidence kept apart)
+# 2: joint slice score (classifier probability and lesion evidence kept apart)
+# 3: "not assessable" decisions with decision_reason; slices without lung are not scored (scored_slices)
+SCHEMA_VERSION = 3
 RESULTS_JSON = "results.json"
 ARRAYS_NPZ = "arrays.npz"
 ATTRIBUTE_NAMES = (
@@ -37,7 +39,8 @@ ATTRIBUTE_NAMES = (
 )
 # Optional arrays stored in arrays.npz (absent when None).
 _ARRAY_FIELDS = ("slice_probability", "slice_positive", "cams", "attributes", "lesion_probability",
-                 "lesion_mask", "segmented_slices", "lung_mask", "classifier_probability", "lesion_evidence")
+                 "lesion_mask", "segmented_slices", "lung_mask", "classifier_probability", "lesion_evidence",
+                 "scored_slices")
 
 
 @dataclass(eq=False)
@@ -81,12 +84,16 @@ class StudyResult:
     slice_score: str = "classifier"
     slice_rule: str = ""
     is_hu: bool = True
+    decision_reason: str = ""
+    scored_slices: np.ndarray | None = None
     study: dict[str, str] = field(default_factory=dict)
     created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
     app_version: str = __version__
     schema_version: int = SCHEMA_VERSION
 
     def __post_init__(self) -> None:
+        if self.scored_slices is None:  # results from before schema 3 scored every slice
+            self.scored_slices = np.ones(int(self.n_slices), dtype=bool)
         if self.classifier_probability is None:
             if self.slice_score != "classifier":
                 raise ValueError("a joint slice score needs the classifier probabilities it was made from")
@@ -99,21 +106,26 @@ class StudyResult:
         normal = np.asarray(self.direction, dtype=float).reshape(3, 3)[:, 2]
         start = float(np.dot(np.asarray(self.origin, dtype=float), normal))
         for z in range(self.n_slices):
+            scored = bool(self.scored_slices[z])
             row: dict[str, Any] = {
                 "index": z,
                 "position_mm": round(start + z * float(self.spacing[0]), 3),
-                "probability": round(float(self.slice_probability[z]), 6),
-                "classifier_probability": round(float(self.classifier_probability[z]), 6),
+                "has_lung": scored,
+                # A slice without lung has no COVID score (null), not a score of 0.
+                "probability": round(float(self.slice_probability[z]), 6) if scored else None,
+                "classifier_probability": round(float(self.classifier_probability[z]), 6) if scored else None,
                 "positive": bool(self.slice_positive[z]),
                 "segmented": bool(self.segmented_slices[z]),
                 "lesion_area_mm2": round(float(self.quant.per_slice_area_mm2[z]), 3),
                 "lesion_count": int(self.quant.per_slice_count[z]),
             }
             if self.lesion_evidence is not None:
-                row["lesion_evidence"] = round(float(self.lesion_evidence[z]), 6)
+                row["lesion_evidence"] = round(float(self.lesion_evidence[z]), 6) if scored else None
             if self.attributes is not None:
+                # Lesion attributes describe flagged slices only.
+                flagged = bool(self.slice_positive[z])
                 for name, value in zip(ATTRIBUTE_NAMES, self.attributes[z]):
-                    row[name] = round(float(value), 6)
+                    row[name] = round(float(value), 6) if flagged else None
             rows.append(row)
         return rows
 
@@ -125,6 +137,7 @@ class StudyResult:
             "app_version": self.app_version,
             "created": self.created,
             "decision": self.decision,
+            "decision_reason": self.decision_reason,
             "positive_slices": int(self.positive_slices),
             "threshold": int(self.threshold),
             "threshold_rule": self.threshold_rule,
@@ -203,6 +216,8 @@ class StudyResult:
                 threshold=int(doc["threshold"]),
                 threshold_rule=str(doc["threshold_rule"]),
                 decision=str(doc["decision"]),
+                decision_reason=str(doc.get("decision_reason", "")),
+                scored_slices=arrays.get("scored_slices"),
                 cams=arrays.get("cams"),
                 lesion_probability=arrays.get("lesion_probability"),
                 lesion_mask=arrays["lesion_mask"],

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from jcs_viewer.errors import ModelLoadError
+from jcs_viewer.pipeline.assess import NOT_ASSESSABLE, not_assessable_reason
 from jcs_viewer.pipeline.decision import manual_threshold_rule, patient_decision, slice_threshold
 from jcs_viewer.pipeline.options import AnalysisOptions
 from jcs_viewer.pipeline.progress import CancelToken, ProgressEvent
@@ -30,7 +31,10 @@ from jcs_viewer.pipeline.slice_score import rule as slice_rule
 CAM_SIZE = (64, 64)
 #: Lesions are accepted this far (mm, in-plane) outside the computed lung mask.
 LUNG_MARGIN_MM = 5.0
-_DEFAULT_BATCH = {("cpu", "cls"): 16, ("cpu", "seg"): 4, ("cuda", "cls"): 64, ("cuda", "seg"): 16}
+#: The learned lungs already hold the lesions on the pleura: a thin margin only.
+LEARNED_LUNG_MARGIN_MM = 2.0
+_DEFAULT_BATCH = {("cpu", "cls"): 16, ("cpu", "seg"): 4, ("cuda", "cls"): 64, ("cuda", "seg"): 16,
+                  ("cpu", "lung"): 8, ("cuda", "lung"): 32}
 
 
 @dataclass
@@ -43,12 +47,16 @@ class LoadedModels:
             same ``name``, ``arch``, ``sha256``, ``input_size``, ``mean``, ``std``, ``window``).
         seg_model: segmentation network (``forward`` -> N x 5 x H x W probabilities).
         seg_entry: its entry.
+        lung_model: learned lung segmenter (``forward`` -> N x 1 x H x W), or None: HU lungs only.
+        lung_entry: its entry.
     """
 
     cls_model: Any
     cls_entry: Any
     seg_model: Any
     seg_entry: Any
+    lung_model: Any = None
+    lung_entry: Any = None
 
 
 def load_models(options: AnalysisOptions | None = None, device: Any = None) -> LoadedModels:
@@ -76,7 +84,15 @@ def load_models(options: AnalysisOptions | None = None, device: Any = None) -> L
         if entry.task != task:
             raise ModelLoadError(f"{wanted} holds {entry.task} weights, but {task} weights were expected.")
         loaded[task] = (model, entry)
-    return LoadedModels(loaded["cls"][0], loaded["cls"][1], loaded["seg"][0], loaded["seg"][1])
+    lung_model = lung_entry = None
+    if options.learned_lungs:
+        wanted = options.lung_weights or getattr(default_weights("lung"), "name", None)
+        if wanted is not None:
+            lung_model, lung_entry = load(wanted, device)
+            if lung_entry.task != "lung":
+                raise ModelLoadError(f"{wanted} holds {lung_entry.task} weights, but lung weights were expected.")
+    return LoadedModels(loaded["cls"][0], loaded["cls"][1], loaded["seg"][0], loaded["seg"][1],
+                        lung_model, lung_entry)
 
 
 def analyze(
@@ -132,11 +148,12 @@ def analyze(
         torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick the fastest kernels
     if models is None:
         models = load_models(options, device)
-    for module in (models.cls_model, models.seg_model):
+    networks = [m for m in (models.cls_model, models.seg_model, models.lung_model) if m is not None]
+    for module in networks:
         prepare_model(module, device)
     timings["load models"] = time.perf_counter() - t0
     emit("load models", 1, 1)
-    engine = InferenceEngine(device, options.amp, [models.cls_model, models.seg_model], messages, progress, cancel)
+    engine = InferenceEngine(device, options.amp, networks, messages, progress, cancel)
 
     image = volume.array
     n, height, width = image.shape
@@ -146,9 +163,15 @@ def analyze(
     check()
     t0 = time.perf_counter()
     emit("lungs", 0, 1, "Finding the lungs")
-    lung_mask = lungs.compute_lung_mask(volume)
-    if not lung_mask.any():
-        messages.append("No lungs were found; lesions were not restricted to the lungs.")
+    learned = None
+    if models.lung_model is not None:
+        from jcs_viewer.pipeline.lung_ai import predict_lung_probability
+
+        learned = predict_lung_probability(volume, models.lung_model, models.lung_entry, engine,
+                                           _batch_size(options, engine.device, "lung"))
+    lung_mask = lungs.compute_lung_mask(volume, learned=learned)
+    del learned
+    scored = lungs.lung_slices(lung_mask, volume.spacing)
     timings["lungs"] = time.perf_counter() - t0
     emit("lungs", 1, 1)
 
@@ -169,7 +192,8 @@ def analyze(
         from jcs_viewer.models import inference_context
         from jcs_viewer.models.gradcam import classify_explained
 
-        span = slice(idx[0], idx[-1] + 1)
+        # Contiguous runs are views; a batch with gaps (slices without lung skipped) is gathered.
+        span = slice(idx[0], idx[-1] + 1) if idx[-1] - idx[0] + 1 == len(idx) else np.asarray(idx)
         x = prepare_batch(image[span], cls_entry, is_hu, engine.device)
         with inference_context(engine.device, engine.amp):
             if cams is not None or attributes is not None:
@@ -186,7 +210,8 @@ def analyze(
                 p = torch.softmax(cls_model(x).float(), dim=1)[:, 1]
         probs[span] = p.float().cpu().numpy()
 
-    engine.run("classify", range(n), _batch_size(options, engine.device, "cls"), classify,
+    # Only slices with lung are classified: the others get no COVID score.
+    engine.run("classify", np.flatnonzero(scored).tolist(), _batch_size(options, engine.device, "cls"), classify,
                cpu_batch_size=_DEFAULT_BATCH[("cpu", "cls")])
     timings["classify"] = time.perf_counter() - t0
 
@@ -194,15 +219,16 @@ def analyze(
     t0 = time.perf_counter()
     joint = options.slice_score == "joint"
     if joint or options.segment_all_slices:
-        segmented = np.ones(n, dtype=bool)
+        segmented = scored.copy()
     else:
-        segmented = probs >= options.slice_cutoff
+        segmented = (probs >= options.slice_cutoff) & scored
     lesion_prob = np.zeros(image.shape, dtype=np.uint8)
     evidence = np.zeros(n, dtype=np.float32) if joint else None
     seg_entry, seg_model = models.seg_entry, models.seg_model
     todo = np.flatnonzero(segmented)
-    # Where lesions count: the lungs and a margin (lesions on the pleura), or everywhere without lungs.
-    region = lungs.restrict_region(lung_mask, volume.spacing, LUNG_MARGIN_MM) if lung_mask.any() else None
+    # Where lesions count: the lungs and a margin (lesions on the pleura); nowhere without lungs.
+    margin = LUNG_MARGIN_MM if models.lung_model is None else LEARNED_LUNG_MARGIN_MM
+    region = lungs.restrict_region(lung_mask, volume.spacing, margin)
     pixel_mm = (float(volume.spacing[1]), float(volume.spacing[2]))
 
     def segment(idx: list[int]) -> None:
@@ -213,23 +239,30 @@ def analyze(
             out = seg_model(x)[:, :1].float()
         lesion_prob[idx] = to_uint8(resize(out, (height, width))[:, 0])
         if evidence is not None:
-            evidence[idx] = lesion_evidence(lesion_prob[idx], None if region is None else region[idx], pixel_mm)
+            evidence[idx] = lesion_evidence(lesion_prob[idx], region[idx], pixel_mm)
 
     engine.run("segment", todo, _batch_size(options, engine.device, "seg"), segment,
                cpu_batch_size=_DEFAULT_BATCH[("cpu", "seg")])
     cut = int(round(options.lesion_cutoff * 255))
     lesion_mask = np.zeros(image.shape, dtype=np.uint8)
     if todo.size:
-        lesion_mask[todo] = (lesion_prob[todo] >= max(cut, 1)) & (True if region is None else region[todo])
+        lesion_mask[todo] = (lesion_prob[todo] >= max(cut, 1)) & region[todo]
     region = None  # 1 byte a voxel: free it before quantification
 
+    # A slice without lung gets no COVID score and cannot be flagged.
+    probs[~scored] = 0.0
+    if evidence is not None:
+        evidence[~scored] = 0.0
     scores = combine(probs, evidence, options.slice_score)
-    slice_positive = scores >= options.slice_cutoff
+    slice_positive = (scores >= options.slice_cutoff) & scored
     if options.threshold is not None:
         threshold, rule = int(options.threshold), manual_threshold_rule(int(options.threshold))
     else:
         threshold, rule = slice_threshold(n, volume.spacing[0])
     decision, positive_slices = patient_decision(slice_positive, threshold)
+    reason = not_assessable_reason(volume, lung_mask, scored, threshold)
+    if reason:
+        decision = NOT_ASSESSABLE
     timings["segment"] = time.perf_counter() - t0
     check()
 
@@ -266,6 +299,8 @@ def analyze(
         threshold=threshold,
         threshold_rule=rule,
         decision=decision,
+        decision_reason=reason or "",
+        scored_slices=scored,
         cams=cams,
         lesion_probability=lesion_prob,
         lesion_mask=lesion_mask,
@@ -273,7 +308,7 @@ def analyze(
         lung_mask=lung_mask,
         attributes=attributes,
         quant=quant,
-        models={"cls": _describe(cls_entry, cls_model), "seg": _describe(seg_entry, seg_model)},
+        models=_describe_all(models),
         timings={k: round(v, 4) for k, v in timings.items()},
         messages=messages,
         options={**options.to_dict(), "device_used": str(engine.device)},
@@ -287,6 +322,13 @@ def _batch_size(options: AnalysisOptions, device: Any, task: str) -> int:
     if options.batch_size:
         return int(options.batch_size)
     return _DEFAULT_BATCH[("cuda" if getattr(device, "type", "cpu") == "cuda" else "cpu", task)]
+
+
+def _describe_all(models: LoadedModels) -> dict[str, dict[str, Any]]:
+    out = {"cls": _describe(models.cls_entry, models.cls_model), "seg": _describe(models.seg_entry, models.seg_model)}
+    if models.lung_model is not None:
+        out["lung"] = _describe(models.lung_entry, models.lung_model)
+    return out
 
 
 def _describe(entry: Any, model: Any) -> dict[str, Any]:

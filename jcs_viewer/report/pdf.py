@@ -239,10 +239,15 @@ def _slice_rule(result: Any) -> str:
 
 
 def _decision(result: Any, content: ReportContent, st: dict[str, ParagraphStyle], fonts: Fonts) -> list[Any]:
-    positive = str(result.decision).lower() == "positive"
-    verdict = "COVID-19 POSITIVE" if positive else "COVID-19 NEGATIVE"
+    decision = str(result.decision).lower()
+    positive = decision == "positive"
+    verdict = {"positive": "COVID-19 POSITIVE", "negative": "COVID-19 NEGATIVE"}.get(decision, "NOT ASSESSABLE")
+    reason = str(getattr(result, "decision_reason", "") or "")
+    # Not assessable: the reason comes right under the verdict, before any number.
+    why = [[Paragraph(f"<b>{escape(reason)}</b>", st["base"])]] if reason else []
     box = Table(
         [[Paragraph(f"AI decision: {verdict}", st["decision"])],
+         *why,
          [Paragraph(
              f"{int(result.positive_slices)} of {int(result.n_slices)} slices flagged (slice score "
              f"{fonts.ge()} {float(result.slice_cutoff):.2f}); the study is called positive when more than "

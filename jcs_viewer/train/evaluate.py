@@ -90,18 +90,11 @@ def _check_normalisation(entry) -> None:
         raise ModelLoadError(f"{entry.name!r} uses a normalisation other than ImageNet's; evaluate cannot apply it.")
 
 
-def evaluate_seg(images_dir: Path, masks_dir: Path, weights: str | None = None,
-                 names: list[str] | None = None, threshold: float = 0.5) -> dict:
-    """Dice, IoU, E-measure (at ``threshold``) and the JCS protocol mIoU over matched pairs."""
-    import torch
+#: what the images on disk are: 8-bit lung-window slices (MedSeg, COVID-CT) or CT-Seg CLAHE slices.
+IMAGE_INTENSITIES = ("window", "clahe")
 
-    from jcs_viewer.train.metrics import segmentation_metrics
-    from jcs_viewer.train.predict import predict_seg
 
-    torch.set_num_threads(2)
-    model, entry = load_model(weights, "seg")
-    _check_normalisation(entry)
-    pairs = pair_images_masks(images_dir, masks_dir, names)
+def _read_pairs(pairs: list[tuple[Path, Path]]) -> tuple[list[np.ndarray], list[np.ndarray]]:
     images, masks = [], []
     for img_path, mask_path in pairs:
         img, mask = read_grey(img_path), read_mask(mask_path)
@@ -109,9 +102,127 @@ def evaluate_seg(images_dir: Path, masks_dir: Path, weights: str | None = None,
             raise StudyLoadError(f"The mask {mask_path} is {mask.shape}, its image {img_path.name} is {img.shape}.")
         images.append(img)
         masks.append(mask)
-    probs = predict_seg(model.float(), images, entry.input_size)
+    return images, masks
+
+
+def predict_in_domain(model, entry, images: list[np.ndarray], intensity: str) -> tuple[list[np.ndarray], str]:
+    """Probabilities (side output 0, each at its image's size) with the weights' own input transform.
+
+    ``intensity`` says what the images are. Weights of the CT-Seg domain get the CT-Seg transform on
+    lung-window images and CLAHE images as they are; lung-window weights get every image as it is
+    (a CLAHE image cannot be turned back into a window: the note says so).
+
+    Returns:
+        (probabilities, a note on how the images were read).
+    """
+    import torch
+    import torch.nn.functional as F
+
+    from jcs_viewer.pipeline.intensity import ctseg_clahe
+    from jcs_viewer.train.predict import predict_seg
+
+    if intensity not in IMAGE_INTENSITIES:
+        raise ValueError(f"intensity must be one of {IMAGE_INTENSITIES}, not {intensity!r}")
+    if getattr(entry, "intensity", "window") != "ctseg":
+        note = "images fed as they are (weights trained on lung-window 8-bit slices)"
+        if intensity == "clahe":
+            note += "; CLAHE images differ from what these weights saw"
+        return predict_seg(model.float(), images, entry.input_size), note
+    size = int(entry.input_size)
+    if intensity == "window":
+        domain = [ctseg_clahe(img[None], is_hu=False, size=size)[0] for img in images]
+        note = "lung-window images brought into the CT-Seg domain (min-max + CLAHE, as for HU studies)"
+    else:
+        from jcs_viewer.train.datasets import _resize_u8
+
+        domain = [img if img.shape == (size, size) else _resize_u8(img, size) for img in images]
+        note = "CT-Seg CLAHE images fed as they are"
+    mean = torch.tensor(entry.mean, dtype=torch.float32).view(1, 3, 1, 1)
+    std = torch.tensor(entry.std, dtype=torch.float32).view(1, 3, 1, 1)
+    model = model.float().eval()
+    probs = []
+    with torch.inference_mode():
+        for start in range(0, len(domain), 8):
+            chunk = images[start : start + 8]
+            x = torch.from_numpy(np.stack(domain[start : start + 8])).float().div_(255.0)[:, None]
+            x = ((x.expand(-1, 3, -1, -1) - mean) / std).contiguous(memory_format=torch.channels_last)
+            out = model(x)[:, :1].float()
+            for img, prob in zip(chunk, out):
+                if img.shape != tuple(prob.shape[-2:]):
+                    prob = F.interpolate(prob[None], size=img.shape, mode="bilinear", align_corners=False)[0]
+                probs.append(prob[0].numpy())
+    return probs, note
+
+
+def _per_group(pairs: list[tuple[Path, Path]], probs, masks, threshold: float) -> dict[str, dict]:
+    """Dice per CT-Seg volume group (slice file names are the source's slice numbers)."""
+    from jcs_viewer.train.metrics import dice
+    from jcs_viewer.train.splits import CTSEG_GROUP_STARTS, ctseg_group
+
+    groups: dict[int, list[int]] = {}
+    for k, (img, _) in enumerate(pairs):
+        if not img.stem.isdigit():
+            return {}
+        groups.setdefault(ctseg_group(int(img.stem)), []).append(k)
+    out = {}
+    for g, idx in sorted(groups.items()):
+        end = CTSEG_GROUP_STARTS[g + 1] - 1 if g + 1 < len(CTSEG_GROUP_STARTS) else 1440
+        per = [dice(probs[k] >= threshold, masks[k] > 0) for k in idx]
+        pooled = dice(np.concatenate([(probs[k] >= threshold).ravel() for k in idx]),
+                      np.concatenate([(masks[k] > 0).ravel() for k in idx]))
+        out[f"{CTSEG_GROUP_STARTS[g]:04d}-{end:04d}"] = {"dice": float(np.mean(per)), "dice_pooled": pooled,
+                                                           "n": len(idx)}
+    return out
+
+
+def evaluate_seg(images_dir: Path, masks_dir: Path, weights: str | None = None,
+                 names: list[str] | None = None, threshold: float = 0.5, intensity: str = "window") -> dict:
+    """Dice, IoU, E-measure (at ``threshold``) and the JCS protocol mIoU over matched pairs.
+
+    ``intensity`` says what the images are (``"window"``: 8-bit lung window; ``"clahe"``: CT-Seg);
+    CT-Seg file names (slice numbers) also give the Dice per volume group.
+    """
+    import torch
+
+    from jcs_viewer.train.metrics import segmentation_metrics
+
+    torch.set_num_threads(2)
+    model, entry = load_model(weights, "seg")
+    if getattr(entry, "intensity", "window") != "ctseg":
+        _check_normalisation(entry)
+    pairs = pair_images_masks(images_dir, masks_dir, names)
+    images, masks = _read_pairs(pairs)
+    probs, note = predict_in_domain(model, entry, images, intensity)
     result = segmentation_metrics(probs, masks, threshold)
-    return {"task": "seg", "weights": entry.name, "threshold": threshold, **result}
+    out = {"task": "seg", "weights": entry.name, "threshold": threshold, "intensity": intensity, "input": note,
+           **result}
+    per_group = _per_group(pairs, probs, masks, threshold)
+    if per_group:
+        out["per_volume_group"] = per_group
+    return out
+
+
+def evaluate_lungs(images_dir: Path, masks_dir: Path, weights: str | None = None,
+                   names: list[str] | None = None, threshold: float = 0.5, intensity: str = "clahe") -> dict:
+    """Lung Dice of the learned lung segmenter over matched slice/mask pairs (per slice mean and pooled)."""
+    import torch
+
+    from jcs_viewer.train.metrics import dice
+
+    torch.set_num_threads(2)
+    model, entry = load_model(weights, "lung")
+    pairs = pair_images_masks(images_dir, masks_dir, names)
+    images, masks = _read_pairs(pairs)
+    probs, note = predict_in_domain(model, entry, images, intensity)
+    per = [dice(p >= threshold, m > 0) for p, m in zip(probs, masks)]
+    pooled = dice(np.concatenate([(p >= threshold).ravel() for p in probs]),
+                  np.concatenate([(m > 0).ravel() for m in masks]))
+    out = {"task": "lungs", "weights": entry.name, "threshold": threshold, "intensity": intensity, "input": note,
+           "dice": float(np.mean(per)), "dice_pooled": pooled, "dice_min": float(np.min(per)), "n": len(per)}
+    per_group = _per_group(pairs, probs, masks, threshold)
+    if per_group:
+        out["per_volume_group"] = per_group
+    return out
 
 
 def evaluate_cls(covid_dir: Path, noncovid_dir: Path, weights: str | None = None,
@@ -263,7 +374,8 @@ def _phantom_joint(cls_weights: str | None, seg_weights: str | None, seed: int, 
     result = analyze(phantom.to_volume(), options)
     clean = analyze(make_phantom(n_slices, 512, seed=seed, lesions=False).to_volume(), options)
     area = phantom.lesion_mask.reshape(n_slices, -1).sum(axis=1) * phantom.spacing[1] * phantom.spacing[2]
-    keep = (area == 0) | (area >= PHANTOM_MIN_LESION_MM2)
+    # Slices without lung have no score: they are not counted.
+    keep = ((area == 0) | (area >= PHANTOM_MIN_LESION_MM2)) & result.scored_slices
     truth = area[keep] > 0
     scores = {"joint": result.slice_probability, "classifier": result.classifier_probability,
               "lesion_evidence": result.lesion_evidence}
@@ -273,6 +385,7 @@ def _phantom_joint(cls_weights: str | None, seg_weights: str | None, seed: int, 
         m = classification_metrics(np.asarray(score)[keep], truth, threshold)
         out[name] = {k: m[k] for k in ("auc", "sensitivity", "specificity", "n")}
     out.update(decision=result.decision, positive_slices=int(result.positive_slices),
+               scored_slices=int(result.scored_slices.sum()),
                patient_threshold=int(result.threshold), lesion_free_decision=clean.decision,
                lesion_free_positive_slices=int(clean.positive_slices))
     return out

