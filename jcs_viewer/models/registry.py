@@ -62,7 +62,7 @@ SCHEMA_VERSION = 1
 #: what a weights entry does: lesion segmentation, COVID classification, lung segmentation.
 TASKS = ("seg", "cls", "lung")
 #: input intensity domains (see ``WeightsEntry.intensity``).
-INTENSITIES = ("window", "ctseg")
+INTENSITIES = ("window", "ctseg", "mixed")
 MANIFEST_NAME = "manifest.json"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -90,7 +90,9 @@ class WeightsEntry:
         window: (center, width) in HU mapping HU to 8-bit before normalising; None if unknown.
         intensity: the image domain the weights were trained in: ``"window"`` (8-bit lung-window
             slices; HU studies are windowed with ``window``) or ``"ctseg"`` (the COVID-19-CT-Seg
-            transform, min-max then CLAHE, applied to HU and 8-bit slices alike; ``window`` unused).
+            transform, min-max then CLAHE, applied to HU and 8-bit slices alike; ``window`` unused) or
+            ``"mixed"`` (trained on lung-window and CT-Seg CLAHE slices as they are; HU studies are
+            windowed with ``window``).
         licence, provenance, training_data, split, command, seed, metrics, description: the recipe.
         default: picked by :func:`default_weights` for its task.
         official: an upstream JCS ``.pth`` (loaded by ``load_official_checkpoint``), not safetensors.

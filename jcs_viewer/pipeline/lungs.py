@@ -111,7 +111,6 @@ def compute_lung_mask(
         # One component, or two that are not a left/right pair (e.g. cut apart along z).
         _split_single(np.isin(labels, lungs), mask, direction)
     del labels
-    aerated = mask > 0
     if learned is not None:
         dense = learned >= LEARNED_CUT
         if is_hu:  # dense lung is denser than air: air that is not lung here is gas or outside the body
@@ -128,7 +127,7 @@ def compute_lung_mask(
         part = fill_holes_xy(close_xy(own, radius))
         holes = part & ~own
         if holes.any():
-            keep = _keep_holes(holes, image[box], aerated[box], spacing, direction, is_hu,
+            keep = _keep_holes(holes, image[box], mask[box] > 0, spacing, direction, is_hu,
                                None if learned is None else learned[box] >= LEARNED_CUT)
             part = own | keep
         # Closing must not claim the other lung's voxels.
@@ -196,7 +195,25 @@ def _side_from_volume(region: np.ndarray, xs: np.ndarray) -> np.ndarray:
     return np.where(xs <= cut, low, high)
 
 
-def _keep_holes(holes: np.ndarray, image: np.ndarray, aerated: np.ndarray, spacing, direction,
+def _continues_outside(comp: np.ndarray, zs: np.ndarray, caudal: int, lung: np.ndarray, holes: np.ndarray,
+                       tissue: np.ndarray | None) -> bool:
+    """Whether a hole region's tissue goes on past its caudal end into tissue that is not lung.
+
+    That is an organ reaching up into a ring of lung (liver, spleen, heart under a dome); a lesion
+    ends on lung. Leaving the scan caudally counts as going on.
+    """
+    end = zs[0] if caudal < 0 else zs[-1]
+    below = end + caudal
+    if not 0 <= below < comp.shape[0]:
+        return True
+    footprint = comp[end]
+    under = footprint & ~lung[below] & ~holes[below]
+    if tissue is not None:
+        under &= tissue[below]
+    return bool(under.sum() >= 0.5 * footprint.sum())
+
+
+def _keep_holes(holes: np.ndarray, image: np.ndarray, lung: np.ndarray, spacing, direction,
                 is_hu: bool, learned: np.ndarray | None) -> np.ndarray:
     """Which in-plane holes of a lung are lung.
 
@@ -222,17 +239,7 @@ def _keep_holes(holes: np.ndarray, image: np.ndarray, aerated: np.ndarray, spaci
         areas = comp[zs].sum(axis=(1, 2))
         if areas.max() * pixel_mm2 < DOME_MIN_MM2:
             continue
-        end = zs[0] if caudal < 0 else zs[-1]
-        below = end + caudal
-        footprint = comp[end]
-        if 0 <= below < comp.shape[0]:
-            under = footprint & ~aerated[below] & ~holes[below]
-            if tissue is not None:
-                under &= tissue[below]
-            organ = under.sum() >= 0.5 * footprint.sum()
-        else:
-            organ = True  # continues out of the scan
-        if organ:
+        if _continues_outside(comp, zs, caudal, lung, holes, tissue):
             keep[comp] = False
     if learned is not None:
         keep |= holes & learned

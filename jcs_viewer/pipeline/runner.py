@@ -233,6 +233,10 @@ def analyze(
 
     def segment(idx: list[int]) -> None:
         from jcs_viewer.models import inference_context
+        from jcs_viewer.pipeline.lesion_filter import lesion_gate
+
+        if is_hu:  # lesions only where their density and shape can be (not normal lung, not vessels)
+            region[idx] &= lesion_gate(image[idx], pixel_mm)
 
         x = prepare_batch(image[idx], seg_entry, is_hu, engine.device)
         with inference_context(engine.device, engine.amp):

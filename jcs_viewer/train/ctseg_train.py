@@ -1,14 +1,19 @@
 """Training of the pretrained-encoder segmenters: lungs and lesions on real CT in one intensity domain.
 
-Both nets start from the ImageNet EfficientNet-Lite0 encoder (the ``.[train]`` extra) and see every
-image in the COVID-19-CT-Seg intensity domain (:func:`jcs_viewer.pipeline.intensity.ctseg_clahe`):
-the CT-Seg slices are in it already; MedSeg slices (8-bit, lung window) are brought into it with the
-same transform that the app applies to an HU study, so one model reads HU studies and 8-bit sets alike.
+Both nets start from the ImageNet EfficientNet-Lite0 encoder (the ``.[train]`` extra).
+
+- The lung net sees every image in the COVID-19-CT-Seg intensity domain
+  (:func:`jcs_viewer.pipeline.intensity.ctseg_clahe`): the CT-Seg slices are in it already, and the app
+  applies the same transform to any HU study or 8-bit stack. Lung shape does not need absolute density.
+- The lesion net is trained on both domains as they are (intensity ``"mixed"``): MedSeg slices in their
+  lung window, CT-Seg slices as CLAHE images; HU studies are windowed for it. Lesion versus normal lung is
+  a matter of absolute density, which a window keeps and CLAHE removes: a CLAHE-only lesion net called
+  63 % of a lesion-free COPD lung lesion.
 
 - ``lungs``: CT-Seg lung masks (consolidation included), plus two whole real volumes
   (:data:`LUNG_VOLUMES`: their abdominal slices teach "no lung here", which CT-Seg's central slices
   cannot) and random re-windowing before CLAHE (:func:`rewindow_clahe`); loss BCE + (1 - batch Dice).
-- ``lesions``: CT-Seg infection masks plus MedSeg training slices (and, with ``--medseg-twins F``,
+- ``lesions``: CT-Seg infection masks plus MedSeg training slices in their window (and, with ``--medseg-twins F``,
   their lesion-free twins with probability F); deep-supervised BCE + Dice on the five side outputs.
 
 Adam with warm-up and poly decay; flips, zoom, rotation, shift, intensity jitter. Split by whole
@@ -83,14 +88,13 @@ def _normalise(grey, mean, std):
 
 
 def _medseg_twins(data_root: Path, size: int) -> np.ndarray:
-    """Lesion-free twins of the MedSeg training slices, in the CT-Seg domain."""
-    from jcs_viewer.pipeline.intensity import ctseg_clahe
+    """Lesion-free twins of the MedSeg training slices (lung window, like the slices)."""
     from jcs_viewer.train.crops import erase_lesions
-    from jcs_viewer.train.datasets import load_seg_set, medseg_pairs
+    from jcs_viewer.train.datasets import _resize_u8, load_seg_set, medseg_pairs
 
     data = load_seg_set(medseg_pairs(data_root, "train"), 512)
-    twins = np.stack([erase_lesions(img, mask, seed=k) for k, (img, mask) in enumerate(zip(data.images, data.masks))])
-    return ctseg_clahe(twins, is_hu=False, size=size)
+    twins = [erase_lesions(img, mask, seed=k) for k, (img, mask) in enumerate(zip(data.images, data.masks))]
+    return np.stack([_resize_u8(t, size) for t in twins])
 
 
 #: Whole real volumes beside CT-Seg for the lung net: they hold what CT-Seg's central slices lack (upper
@@ -178,11 +182,13 @@ def training_sets(opts: TrainOptions, target: str):
     if target == "lesions":
         medseg = root / MEDSEG_FOLDER
         mtr, mva = medseg_pairs(medseg, "train"), medseg_pairs(medseg, "val")
-        mx, my = load_pairs(mtr, opts.size, to_ctseg=True)
+        # MedSeg stays in its lung window: lesions are told from normal lung by absolute density, which a
+        # window keeps and CLAHE (local equalisation) removes, so HU studies are windowed for this net.
+        mx, my = load_pairs(mtr, opts.size)
         # MedSeg has 56 training slices beside CT-Seg's 524: repeat them so each source weighs alike.
         repeat = max(1, len(x) // (2 * len(mx)))
         x, y = np.concatenate([x] + [mx] * repeat), np.concatenate([y] + [my] * repeat)
-        val["medseg"] = load_pairs(mva, opts.size, to_ctseg=True)
+        val["medseg"] = load_pairs(mva, opts.size)
         files["train"] += [p for pair in mtr for p in pair]
         files["val"] += [p for pair in mva for p in pair]
         if opts.medseg_twins > 0:

