@@ -37,7 +37,7 @@ def test_overall_counts_not_assessable_apart():
 def test_evaluate_studies_runs_the_analysis_and_scores_masks(registered, tmp_path, capsys):
     from jcs_viewer.io.phantom import write_demo_study
 
-    demo = write_demo_study(tmp_path / "demo", n_slices=12, size=128, seed=3)
+    write_demo_study(tmp_path / "demo", n_slices=12, size=128, seed=3)  # the manifest names it relatively
     twin = write_demo_study(tmp_path / "twin", n_slices=12, size=128, seed=3, lesions=False)
     manifest = tmp_path / "studies.csv"
     manifest.write_text(

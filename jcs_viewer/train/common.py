@@ -92,3 +92,40 @@ def schedule_factor(opts: TrainOptions, step: int, total: int, start: float) -> 
     if opts.max_minutes:
         done = max(done, (time.monotonic() - start) / 60.0 / opts.max_minutes)
     return poly_lr(1.0, min(done, 1.0) * 1_000_000, 1_000_000)
+
+
+def set_lr(optim, lr: float) -> None:
+    """Set every parameter group's learning rate."""
+    for group in optim.param_groups:
+        group["lr"] = lr
+
+
+def optimizer_step(optim, loss) -> float:
+    """Backpropagate ``loss`` and step; returns its value."""
+    optim.zero_grad(set_to_none=True)
+    loss.backward()
+    optim.step()
+    return float(loss.detach())
+
+
+def end_epoch(log: RunLog, model, optim, opts: TrainOptions, *, epoch: int, step: int, losses: list[float],
+              metrics: dict[str, Any], score: float, best: float, start: float) -> float:
+    """Keep ``best.safetensors`` when ``score`` beats ``best``, write ``last.pt`` and log the epoch.
+
+    Returns:
+        The best score so far.
+    """
+    import numpy as np
+
+    from jcs_viewer.train.runlog import atomic_save_safetensors, atomic_torch_save
+
+    out = Path(opts.out)
+    improved = score > best
+    if improved:
+        best = score
+        atomic_save_safetensors(model.state_dict(), out / "best.safetensors", {"arch": opts.arch})
+    atomic_torch_save({"model": model.state_dict(), "optim": optim.state_dict(), "epoch": epoch, "step": step},
+                      out / "last.pt")
+    log.epoch(epoch=epoch, step=step, loss=float(np.mean(losses)), val=metrics, best=improved,
+              minutes=round((time.monotonic() - start) / 60.0, 2))
+    return best

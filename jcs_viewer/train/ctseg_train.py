@@ -28,8 +28,16 @@ from pathlib import Path
 
 import numpy as np
 
-from jcs_viewer.train.common import RunLog, TrainOptions, out_of_time, schedule_factor
-from jcs_viewer.train.runlog import Progress, atomic_save_safetensors, atomic_torch_save, hash_files, seed_everything
+from jcs_viewer.train.common import (
+    RunLog,
+    TrainOptions,
+    end_epoch,
+    optimizer_step,
+    out_of_time,
+    schedule_factor,
+    set_lr,
+)
+from jcs_viewer.train.runlog import Progress, hash_files, seed_everything
 
 CTSEG_FOLDER = "covid19_ct_seg20_slices"
 MEDSEG_FOLDER = "medseg_covid19_ct100_jcs"
@@ -265,13 +273,9 @@ def train_ctseg(opts: TrainOptions, target: str) -> dict:
             x = _normalise(jitter_intensity(x, aug, gen), LITE_MEAN, LITE_STD)
             x = x.contiguous(memory_format=torch.channels_last)
             lr = opts.lr * schedule_factor(opts, step, total, start)
-            for group in optim.param_groups:
-                group["lr"] = lr
+            set_lr(optim, lr)
             loss = deep_supervision_loss(model.forward_logits(x), y)
-            optim.zero_grad(set_to_none=True)
-            loss.backward()
-            optim.step()
-            losses.append(float(loss.detach()))
+            losses.append(optimizer_step(optim, loss))
             step += 1
             progress.update(loss=losses[-1], lr=lr)
         if not losses:
@@ -282,14 +286,8 @@ def train_ctseg(opts: TrainOptions, target: str) -> dict:
             metrics[name] = {"dice": float(np.mean([dice(p >= 0.5, m > 0) for p, m in zip(probs, vy)])),
                              "dice_pooled": dice(probs >= 0.5, vy > 0)}
         metrics["dice"] = float(np.mean([m["dice"] for m in metrics.values()]))
-        improved = metrics["dice"] > best
-        if improved:
-            best = metrics["dice"]
-            atomic_save_safetensors(model.state_dict(), out / "best.safetensors", {"arch": opts.arch})
-        atomic_torch_save({"model": model.state_dict(), "optim": optim.state_dict(), "epoch": epoch, "step": step},
-                          out / "last.pt")
-        log.epoch(epoch=epoch, step=step, loss=float(np.mean(losses)), val=metrics, best=improved,
-                  minutes=round((time.monotonic() - start) / 60.0, 2))
+        best = end_epoch(log, model, optim, opts, epoch=epoch, step=step, losses=losses, metrics=metrics,
+                         score=metrics["dice"], best=best, start=start)
     log.finish(steps=step, best_val_dice=best, minutes=round((time.monotonic() - start) / 60.0, 2),
                weights=str(out / "best.safetensors"), target=target)
     return log.record
