@@ -311,8 +311,12 @@ def _summary(
 
 def _plot_section(result: Any, content: ReportContent, st: dict[str, ParagraphStyle], fonts: Fonts) -> list[Any]:
     w = CONTENT_W
+    scored = getattr(result, "scored_slices", None)
+    scores = np.asarray(result.slice_probability, dtype=float)
+    if scored is not None:
+        scores = np.where(np.asarray(scored, dtype=bool), scores, np.nan)
     drawing = score_plot(
-        np.asarray(result.slice_probability, dtype=float),
+        scores,
         float(result.slice_cutoff),
         np.asarray(result.slice_positive, dtype=bool),
         np.asarray(content.quant.per_slice_area_mm2, dtype=float),

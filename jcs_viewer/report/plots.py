@@ -57,7 +57,7 @@ def score_plot(
     """Per-slice score with the cutoff, flagged runs shaded, lesion area on a second axis.
 
     Args:
-        probability: ``(z,)`` per-slice score (``StudyResult.slice_probability``).
+        probability: ``(z,)`` per-slice score (``StudyResult.slice_probability``); NaN where a slice has none.
         cutoff: slice cutoff (a slice is positive at or above it).
         positive: ``(z,)`` bool, the flagged slices.
         area_mm2: ``(z,)`` lesion area per slice, or None.
@@ -116,13 +116,16 @@ def score_plot(
 
     d.add(Line(left, y_of(cutoff), left + pw, y_of(cutoff), strokeColor=CUTOFF_COLOUR, strokeWidth=1.0,
                strokeDashArray=list(CUTOFF_DASH)))
-    pts = []
-    for z in range(n):
-        pts += [x_of(z), y_of(float(probability[z]))]
-    if n > 1:
-        d.add(PolyLine(pts, strokeColor=PROB_COLOUR, strokeWidth=1.4))
-    else:
-        d.add(Rect(pts[0] - 1.5, pts[1] - 1.5, 3, 3, fillColor=PROB_COLOUR, strokeColor=None))
+    # Slices without a score (no lung: NaN) break the line: a gap, never a drawn zero.
+    scored = np.isfinite(np.asarray(probability, dtype=float))
+    for a, b in runs(scored):
+        pts = []
+        for z in range(a, b + 1):
+            pts += [x_of(z), y_of(float(probability[z]))]
+        if b > a:
+            d.add(PolyLine(pts, strokeColor=PROB_COLOUR, strokeWidth=1.4))
+        else:
+            d.add(Rect(pts[0] - 1.5, pts[1] - 1.5, 3, 3, fillColor=PROB_COLOUR, strokeColor=None))
 
     for z in key_slices:
         x = x_of(z)
