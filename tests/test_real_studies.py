@@ -1,0 +1,162 @@
+"""A newcomer's real-data run: ``jcs-viewer analyze`` with the shipped weights on every real CT set.
+
+Nothing here was made by us: every volume of ``real_ct_small`` is free of COVID (any lesion is a false
+positive), the NY-SBU slices are COVID patients' single slices (axial, coronal, sagittal). Each test
+reads the decision field of ``results.json`` and, where the data has labels, the anatomy of the lung
+mask (liver, spleen, stomach and heart must stay out of it). Skips when ``../shared/data`` is absent.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from conftest import shared_data_path
+from jcs_viewer.cli import main
+
+pytestmark = pytest.mark.shared_data
+
+#: the acceptance bound on false-positive lesions in a lesion-free real volume
+MAX_FALSE_LESION_ML = 5.0
+#: TotalSegmentator class ids of the organs that must not be lung
+ORGANS = {"spleen": 1, "liver": 5, "stomach": 6}
+
+
+@pytest.fixture(autouse=True)
+def _shipped_weights_only(monkeypatch, tmp_path):
+    """The shipped weights, as a new user gets them (no user folder)."""
+    monkeypatch.delenv("JCS_VIEWER_WEIGHTS", raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "no-user-weights"))
+
+
+def analyze(path: Path, out: Path) -> dict:
+    assert main(["analyze", str(path), "--out", str(out), "--device", "cpu", "--quiet"]) == 0
+    return json.loads((out / "results.json").read_text())
+
+
+def labels_on(label_file: Path, reference: Path) -> np.ndarray:
+    """A label image resampled (nearest) onto another image's grid, by physical position."""
+    ref = sitk.ReadImage(str(reference))
+    return sitk.GetArrayFromImage(sitk.Resample(sitk.ReadImage(str(label_file)), ref, sitk.Transform(),
+                                                sitk.sitkNearestNeighbor, 0))
+
+
+def lung_array(out: Path) -> np.ndarray:
+    return sitk.GetArrayFromImage(sitk.ReadImage(str(out / "lung_mask.nii.gz"))) > 0
+
+
+def assert_lesion_free_verdict(doc: dict) -> None:
+    assert doc["decision"] in ("negative", "not assessable"), doc["decision"]
+    if doc["decision"] == "not assessable":
+        assert doc["decision_reason"].endswith(".")
+    assert doc["lesion_volume_ml"]["total"] <= MAX_FALSE_LESION_ML, doc["lesion_volume_ml"]
+
+
+def test_lung_bases_keep_liver_spleen_and_stomach_out(tmp_path):
+    ct = shared_data_path("real_ct_small", "totalsegmentator", "example_ct_sm.nii.gz")
+    doc = analyze(ct, tmp_path)
+    assert_lesion_free_verdict(doc)
+    lung = lung_array(tmp_path)
+    organs = np.isin(labels_on(ct.with_name("example_seg.nii.gz"), tmp_path / "lung_mask.nii.gz"),
+                     list(ORGANS.values()))
+    assert lung.any()
+    assert (lung & organs).sum() <= 0.01 * lung.sum()
+
+
+def test_an_abdomen_without_lungs_is_not_assessable(tmp_path):
+    """The TotalSegmentator volume below its lung bases (no lung label in any slice): not assessable."""
+    ct = shared_data_path("real_ct_small", "totalsegmentator", "example_ct_sm.nii.gz")
+    image = sitk.ReadImage(str(ct))
+    seg = sitk.GetArrayFromImage(sitk.ReadImage(str(ct.with_name("example_seg.nii.gz"))))
+    lung_slices = np.flatnonzero(np.isin(seg, [10, 11, 12, 13, 14]).any(axis=(1, 2)))
+    abdomen = image[:, :, : int(lung_slices.min())]  # SimpleITK index order is x, y, z
+    assert abdomen.GetSize()[2] >= 10
+    path = tmp_path / "abdomen.nii.gz"
+    sitk.WriteImage(abdomen, str(path))
+    doc = analyze(path, tmp_path / "out")
+    assert doc["decision"] == "not assessable"
+    assert "lung" in doc["decision_reason"]
+    assert doc["positive_slices"] == 0 and doc["lesion_volume_ml"]["total"] == 0.0
+
+
+def test_chest_crop_keeps_the_heart_out(tmp_path):
+    ct = shared_data_path("real_ct_small", "totalsegmentator", "chest_crop", "ct_cropped.nii.gz")
+    doc = analyze(ct, tmp_path)
+    assert_lesion_free_verdict(doc)
+    lung = lung_array(tmp_path)
+    heart = labels_on(ct.with_name("heart.nii.gz"), tmp_path / "lung_mask.nii.gz") > 0
+    assert (lung & heart).sum() <= 0.01 * max(int(lung.sum()), 1)
+
+
+@pytest.mark.xfail(strict=True, reason="known: the shipped lesion net paints about 68 mL of hilar vessels and "
+                   "perivascular partial volume in this 64 x 64, 4 mm COPD thorax (47 of 79 slices flagged)")
+def test_copd_thorax_is_not_called_covid(tmp_path):
+    ct = shared_data_path("real_ct_small", "chest_imaging_platform", "ct-64.nrrd")
+    doc = analyze(ct, tmp_path)
+    assert_lesion_free_verdict(doc)
+
+
+def test_copd_thorax_lungs_match_the_reference_mask(tmp_path):
+    """A training volume of the lung net (every slice), so this is a consistency check, not a held-out figure."""
+    ct = shared_data_path("real_ct_small", "chest_imaging_platform", "ct-64.nrrd")
+    analyze(ct, tmp_path)
+    reference = labels_on(ct.with_name("wholeLung-64.nrrd"), tmp_path / "lung_mask.nii.gz") > 0
+    lung = lung_array(tmp_path)
+    assert 2 * (lung & reference).sum() / (lung.sum() + reference.sum()) >= 0.95
+
+
+def test_two_lidc_slices_are_not_assessable(tmp_path):
+    doc = analyze(shared_data_path("real_ct_small", "lungmask_slices"), tmp_path)
+    assert doc["decision"] == "not assessable"
+
+
+def test_lidc2_volume_not_hu_is_not_called_covid(tmp_path):
+    doc = analyze(shared_data_path("lidc_chest_volume", "LIDC2.mha"), tmp_path)
+    assert_lesion_free_verdict(doc)
+
+
+def _ny_sbu(plane: str) -> list[Path]:
+    root = shared_data_path("covid19_ny_sbu_dicom_slices")
+    return sorted(p / plane for p in root.iterdir() if (p / plane).is_dir())
+
+
+#: NY-SBU patients whose (first) axial slice is an abdominal one: kidneys and bowel, no lung (looked at).
+ABDOMINAL_SLICES = {"A027284", "A058062", "A062055"}
+
+
+def test_ny_sbu_single_axial_slices_are_not_assessable_but_their_lungs_are_found(tmp_path):
+    studies = _ny_sbu("axial")
+    assert len(studies) >= 8
+    for k, study in enumerate(studies):
+        doc = analyze(study, tmp_path / str(k))
+        assert doc["decision"] == "not assessable"
+        assert "single slice" in doc["decision_reason"].lower()
+        if study.parent.name in ABDOMINAL_SLICES:
+            assert doc["lung_volume_ml"]["total"] == 0 and doc["lesion_volume_ml"]["total"] == 0
+        else:
+            assert doc["lung_volume_ml"]["total"] > 0, study
+
+
+@pytest.mark.parametrize("patient, dense_share", [("A046441", 0.4), ("A002304", 0.2)])
+def test_ny_sbu_consolidated_lung_is_inside_the_lung_mask(tmp_path, patient, dense_share):
+    """Posterior consolidation (soft-tissue density) belongs to the lung: the sickest lung is not cut away."""
+    from jcs_viewer.io import load_study
+
+    study = shared_data_path("covid19_ny_sbu_dicom_slices", patient, "axial")
+    doc = analyze(study, tmp_path)
+    lung = np.load(tmp_path / "arrays.npz")["lung_mask"] > 0
+    dense = load_study(study).array > -300
+    assert (lung & dense).sum() >= dense_share * lung.sum()
+    assert doc["lesion_volume_ml"]["total"] >= 0.4 * doc["lung_volume_ml"]["total"]
+
+
+@pytest.mark.parametrize("plane", ["coronal", "sagittal"])
+def test_ny_sbu_non_axial_slices_are_not_assessable_and_say_so(tmp_path, plane):
+    study = _ny_sbu(plane)[0]
+    doc = analyze(study, tmp_path)
+    assert doc["decision"] == "not assessable"
+    assert plane in doc["decision_reason"] and "axial" in doc["decision_reason"]
