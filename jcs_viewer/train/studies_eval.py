@@ -2,12 +2,13 @@
 
 ``jcs-viewer evaluate studies --manifest CSV`` reads one row per study::
 
-    path,expected,lung_mask,lesion_mask,lung_labels,lesion_labels
-    real_ct_small/chest_imaging_platform/ct-64.nrrd,negative,real_ct_small/.../wholeLung-64.nrrd,,,
+    path,expected,lung_mask,lesion_mask,lung_labels,lesion_labels,lesion_free
+    real_ct_small/chest_imaging_platform/ct-64.nrrd,negative,real_ct_small/.../wholeLung-64.nrrd,,,,
 
 ``expected`` is ``positive``, ``negative`` or ``not assessable``; the mask columns are optional label
 images on any grid (compared by physical position, nearest neighbour); ``*_labels`` lists the label
-values that count (``10-14`` or ``1,5``; default: any nonzero). Relative paths are relative to the
+values that count (``10-14`` or ``1,5``; default: any nonzero); ``lesion_free`` (yes/no, default: yes for
+expected negatives) says that every lesion found is a false positive. Relative paths are relative to the
 CSV's folder. Each study runs through :func:`jcs_viewer.cli.analyze_cmd.analyze_one` exactly as
 ``jcs-viewer analyze`` does, and its NIfTI masks are compared with the references.
 """
@@ -65,13 +66,27 @@ def read_manifest(path: Path) -> list[dict[str, Any]]:
         try:
             entry = {"path": resolve("path"), "expected": expected, "lung_mask": resolve("lung_mask"),
                      "lesion_mask": resolve("lesion_mask"), "lung_labels": parse_labels(row.get("lung_labels", "")),
-                     "lesion_labels": parse_labels(row.get("lesion_labels", ""))}
+                     "lesion_labels": parse_labels(row.get("lesion_labels", "")),
+                     # Without a lesion mask every lesion is a false positive when the study has none.
+                     "lesion_free": _flag(row.get("lesion_free"), default=expected == "negative")}
         except ValueError:
-            raise StudyLoadError(f"{path} line {line}: label lists look like 10-14 or 1,5,6.") from None
+            raise StudyLoadError(f"{path} line {line}: label lists look like 10-14 or 1,5,6, and lesion_free is "
+                                 "yes or no.") from None
         if entry["path"] is None:
             raise StudyLoadError(f"{path} line {line} has no path.")
         out.append(entry)
     return out
+
+
+def _flag(text: str | None, default: bool) -> bool:
+    text = (text or "").strip().lower()
+    if not text:
+        return default
+    if text in ("1", "yes", "true"):
+        return True
+    if text in ("0", "no", "false"):
+        return False
+    raise ValueError(f"lesion_free must be yes or no, not {text!r}")
 
 
 def _reference_on(label_file: Path, grid_file: Path, labels: list[int] | None) -> np.ndarray:
@@ -129,7 +144,7 @@ def evaluate_studies(manifest: Path, options: Any = None, progress: Any = None) 
                 ref = _reference_on(row["lesion_mask"], out / "lesion_mask.nii.gz", row["lesion_labels"])
                 record["lesion_dice"] = round(_dice(lesion, ref), 4)
                 record["false_positive_lesion_ml"] = round(float((lesion & ~ref).sum()) * voxel_ml, 2)
-            elif row["expected"] != "positive":
+            elif row["lesion_free"]:
                 record["false_positive_lesion_ml"] = record["lesion_ml"]  # no lesion is expected at all
             studies.append(record)
     return {"task": "studies", "manifest": str(manifest), "studies": studies, **overall(studies)}
