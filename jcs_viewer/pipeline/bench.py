@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import resource
 import statistics
@@ -48,12 +49,17 @@ def bench_pipeline(args: Any) -> int:
         models = _random_lite_models()
         note = "no weights installed: random-initialised lite models (256^2 seg, 224^2 cls)"
     runs: list[dict[str, float]] = []
+    hu_only: list[float] = []
     cpu_times: list[float] = []
+    hu_options = AnalysisOptions(device=options.device, learned_lungs=False)
+    hu_models = dataclasses.replace(models, lung_model=None, lung_entry=None)
     for _ in range(repeats):
         c0 = time.process_time()
         result = analyze(volume, options, models=models)
         cpu_times.append(time.process_time() - c0)
         runs.append(dict(result.timings))
+        if models.lung_model is not None:  # side by side: the same run with the HU lungs alone
+            hu_only.append(analyze(volume, hu_options, models=hu_models).timings["total"])
     stages = list(runs[0])
     medians = {stage: statistics.median(r[stage] for r in runs) for stage in stages}
     report = {
@@ -69,6 +75,7 @@ def bench_pipeline(args: Any) -> int:
         "process_cpu_s": round(statistics.median(cpu_times), 3),
         "peak_rss_mb": round(peak_rss_mb(), 1),
         "phantom_s": round(t_phantom, 2),
+        "hu_lungs_only_end_to_end_s": round(statistics.median(hu_only), 3) if hu_only else None,
         "note": note,
     }
     if getattr(args, "json", False):
@@ -81,6 +88,10 @@ def bench_pipeline(args: Any) -> int:
         print(f"  {stage:<12} {value:8.3f} s", file=out)
     print(f"end-to-end median {report['end_to_end_s']:.3f} s (process CPU time {report['process_cpu_s']:.1f} s); "
           f"peak RSS {report['peak_rss_mb']:.0f} MB", file=out)
+    if hu_only:
+        ratio = report["end_to_end_s"] / max(report["hu_lungs_only_end_to_end_s"], 1e-9)
+        print(f"the same with HU lungs only (no lung net): {report['hu_lungs_only_end_to_end_s']:.3f} s; "
+              f"learned lungs cost {ratio:.2f}x", file=out)
     if note:
         print(f"note: {note}", file=out)
     return 0
