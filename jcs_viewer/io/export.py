@@ -131,9 +131,11 @@ def _check_mask(mask: np.ndarray, volume: Any, what: str, path: Path) -> np.ndar
 
 
 def export_nifti(mask: np.ndarray, volume: Any, path: str | os.PathLike[str]) -> Path:
-    """Write a label mask as NIfTI with exactly the study's geometry.
+    """Write a label mask as NIfTI with exactly the study's geometry, on the source's own voxel grid.
 
-    Label values are kept (lesion 0/1 or classes 1/2; lungs 0 none / 1 right / 2 left).
+    A NIfTI/MHA/NRRD study is written back in its file's voxel order (same size, spacing, origin and
+    direction as the input, so image and mask arrays align index by index); a DICOM series on the grid
+    of its slices sorted feet to head (the grid its DICOM SEG frames refer to). Label values are kept (lesion 0/1 or classes 1/2; lungs 0 none / 1 right / 2 left).
 
     Args:
         mask: ``(z, y, x)`` integer mask with the volume's shape.
@@ -157,6 +159,9 @@ def export_nifti(mask: np.ndarray, volume: Any, path: str | os.PathLike[str]) ->
     image.SetSpacing(tuple(float(s) for s in reversed(volume.spacing)))
     image.SetOrigin(tuple(float(o) for o in volume.origin))
     image.SetDirection(tuple(float(d) for d in np.asarray(volume.direction, dtype=float).reshape(9)))
+    source = getattr(volume, "source_orientation", None)
+    if source:  # back onto the source file's own voxel grid: a permutation and flips, never a resampling
+        image = sitk.DICOMOrient(image, source)
     with atomic_target(path) as tmp:
         sitk.WriteImage(image, str(tmp), useCompression=path.name.endswith(".gz"))
     return path

@@ -119,9 +119,15 @@ def load_itk_volume(path: Path) -> Volume:
     warnings: list[str] = []
     if fmt == "nifti" and image.GetPixelID() in (sitk.sitkFloat32, sitk.sitkFloat64):
         _check_nifti_nan(path, warnings)
+    # Internally every volume is (z, y, x) in LPS; the source's own orientation is remembered so that
+    # exported masks go back onto the file's voxel grid (jcs_viewer.io.export.export_nifti).
+    source = sitk.DICOMOrientImageFilter.GetOrientationFromDirectionCosines(image.GetDirection())
     image = sitk.DICOMOrient(image, "LPS")
     array = _to_int16(sitk.GetArrayFromImage(image), path, warnings)
-    return _volume(array, image, path, fmt, warnings)
+    volume = _volume(array, image, path, fmt, warnings)
+    if source != "LPS":
+        volume.source_orientation = source
+    return volume
 
 
 def _volume(array: np.ndarray, image, path: Path, fmt: str, warnings: list[str]) -> Volume:

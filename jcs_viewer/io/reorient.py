@@ -44,5 +44,9 @@ def as_axial(volume: Volume) -> Volume:
         array = np.ascontiguousarray(array[::-1])
     warning = (f"The series is {plane}; it is shown and analysed as {array.shape[0]} axial slices taken from it "
                f"(no interpolation; in-plane spacing {spacing_xyz[0]:.2f} x {spacing_xyz[1]:.2f} mm).")
-    return replace(volume, array=array, spacing=tuple(float(s) for s in spacing_xyz[::-1]), direction=direction,
+    import SimpleITK as sitk
+
+    source = volume.source_orientation or sitk.DICOMOrientImageFilter.GetOrientationFromDirectionCosines(
+        tuple(float(v) for v in np.asarray(volume.direction, dtype=float).reshape(9)))
+    return replace(volume, source_orientation=source, array=array, spacing=tuple(float(s) for s in spacing_xyz[::-1]), direction=direction,
                    origin=tuple(float(o) for o in origin), warnings=list(volume.warnings) + [warning])

@@ -65,6 +65,9 @@ class Volume:
         warnings: human-readable sentences about problems found while loading.
         source_format: ``"dicom"``, ``"nifti"``, ``"mha"``, ``"nrrd"``, ``"images"`` or ``"synthetic"``
             (made in memory: no source files).
+        source_orientation: the DICOM orientation code (ITK convention, e.g. ``"RAS"``) of the source
+            file's own voxel grid when the array was permuted/flipped from it on loading (None: the array
+            is on the source grid). Exports turn masks back onto that grid.
     """
 
     array: np.ndarray
@@ -76,6 +79,7 @@ class Volume:
     source_files: tuple[Path, ...] = ()
     warnings: list[str] = field(default_factory=list)
     source_format: str = "dicom"
+    source_orientation: str | None = None
 
     def __post_init__(self) -> None:
         if self.array.ndim != 3:
