@@ -82,3 +82,17 @@ def test_totalsegmentator_lung_mask_is_on_its_ct_grid(tmp_path):
     # By index, the lung mask sits on the labelled lung lobes (10-14), not on the liver (5).
     assert (lung & np.isin(labels, [10, 11, 12, 13, 14])).sum() > 0.8 * lung.sum()
     assert (lung & (labels == 5)).sum() < 0.01 * lung.sum()
+
+
+def test_no_dicom_seg_for_a_series_read_as_axial_slices():
+    """A coronal DICOM series read as axial slices: its SEG frames could not follow the source slices."""
+    from jcs_viewer.io.export import dicom_seg_unavailable
+    from jcs_viewer.io.reorient import MIN_REFORMAT_SLICES, as_axial
+    from jcs_viewer.io.volume import Volume
+
+    coronal = Volume(np.zeros((MIN_REFORMAT_SLICES, 20, 30), np.int16), (3.0, 0.8, 0.8),
+                     direction=np.array(DIRECTIONS["permuted (coronal)"], float).reshape(3, 3),
+                     source_files=tuple(f"IM{k}.dcm" for k in range(MIN_REFORMAT_SLICES)))
+    assert dicom_seg_unavailable(coronal) is None
+    reason = dicom_seg_unavailable(as_axial(coronal))
+    assert reason is not None and "read as axial slices" in reason

@@ -352,6 +352,10 @@ def dicom_seg_unavailable(volume: Any) -> str | None:
         return f"DICOM SEG needs a DICOM source, and this study was loaded from {loaded_from}"
     if not tuple(getattr(volume, "source_files", ()) or ()):
         return "DICOM SEG needs a DICOM source, and this study has no DICOM files behind it"
+    if getattr(volume, "source_orientation", None):
+        # Its frames would have to follow the source slices, which the axial reading reordered.
+        return ("DICOM SEG needs the series' own slices, and this non-axial series was read as axial slices "
+                "(the NIfTI masks are written on its own grid)")
     return None
 
 
