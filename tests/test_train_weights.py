@@ -59,11 +59,11 @@ def test_shipped_weights_match_sha256_and_load(entry):
 def test_evaluate_reproduces_manifest_metrics(entry, shared_data):
     """``jcs-viewer evaluate ... --split test`` gives every manifest metric within ±0.5 points."""
     from jcs_viewer.train.evaluate import evaluate_cls, evaluate_lungs, evaluate_seg
-    from jcs_viewer.train.splits import covid_ct_split, ctseg_split, medseg_image_name, medseg_split
+    from jcs_viewer.train.ctseg_train import ctseg_files
+    from jcs_viewer.train.splits import covid_ct_split, medseg_image_name, medseg_split
 
     ctseg = shared_data("covid19_ct_seg20_slices")
-    ctseg_test = [f"{n:04d}.png" for n in ctseg_split(sorted(int(p.stem) for p in (ctseg / "ct").glob("*.png")),
-                                                      "test")]
+    ctseg_test = [image.name for image, _ in ctseg_files(ctseg, "test")]
     if entry["task"] == "lung":
         result = evaluate_lungs(ctseg / "ct", ctseg / "lungs", entry["name"], ctseg_test, intensity="clahe")
         for key, value in entry["metrics"].items():

@@ -105,14 +105,12 @@ def run(args: argparse.Namespace) -> int:
         if args.task == "lungs" and args.dataset != "ctseg":
             raise UserError("evaluate lungs --split needs --dataset ctseg (MedSeg has no lung masks).")
         if args.dataset == "ctseg":
-            from jcs_viewer.train.ctseg_train import CTSEG_FOLDER
-            from jcs_viewer.train.splits import ctseg_split
+            from jcs_viewer.train.ctseg_train import CTSEG_FOLDER, ctseg_files
 
             ctseg = root / CTSEG_FOLDER
             images = args.images or (ctseg / "ct" if args.split else None)
             masks = args.masks or (ctseg / ("lesions" if args.task == "seg" else "lungs") if args.split else None)
-            split_names = (lambda split: [f"{n:04d}.png" for n in ctseg_split(
-                sorted(int(p.stem) for p in (ctseg / "ct").glob("*.png")), split)])
+            split_names = (lambda split: [image.name for image, _ in ctseg_files(ctseg, split)])
         else:
             medseg = root / "medseg_covid19_ct100_jcs"
             images = args.images or (medseg / "tr_im" if args.split else None)

@@ -112,9 +112,9 @@ def prepare_batch(slices: np.ndarray, entry: Any, is_hu: bool, device) -> Any:
         from jcs_viewer.pipeline.intensity import ctseg_clahe
 
         # CLAHE runs on the CPU at the input size; only 8-bit images travel to the device.
-        grey = ctseg_clahe(np.asarray(slices), is_hu, resize_hw[0]) if resize_hw[0] == resize_hw[1] else None
-        if grey is None:
+        if resize_hw[0] != resize_hw[1]:
             raise ValueError("the CT-Seg intensity transform needs a square input size")
+        grey = ctseg_clahe(np.asarray(slices), is_hu, resize_hw[0])
         x = torch.from_numpy(grey).to(device, non_blocking=True).to(torch.float32).div_(255.0)[:, None]
     else:
         t = torch.from_numpy(np.ascontiguousarray(slices)).to(device, non_blocking=True)

@@ -182,7 +182,7 @@ def ship_pretrained(task: str, run_dir: Path, name: str, weights_dir: Path | Non
     from jcs_viewer.models.registry import WeightsEntry, add_manifest_entry, shipped_weights_dir
     from jcs_viewer.train.evaluate import evaluate_lungs, evaluate_seg
     from jcs_viewer.train.runlog import atomic_save_safetensors, sha256_file
-    from jcs_viewer.train.splits import ctseg_split
+    from jcs_viewer.train.ctseg_train import ctseg_files
 
     run_dir = Path(run_dir)
     record = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
@@ -194,8 +194,7 @@ def ship_pretrained(task: str, run_dir: Path, name: str, weights_dir: Path | Non
     atomic_save_safetensors(half, weights_dir / file, {"arch": opts["arch"], "dtype": "float16"})
     data = Path(opts["data"])
     ctseg = data / "covid19_ct_seg20_slices"
-    test_names = [f"{n:04d}.png" for n in ctseg_split(sorted(int(p.stem) for p in (ctseg / "ct").glob("*.png")),
-                                                      "test")]
+    test_names = [image.name for image, _ in ctseg_files(ctseg, "test")]
     twins = float(opts.get("medseg_twins") or 0.0)
     split = _ctseg_split_text()
     if task == "seg":
@@ -261,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
     run_dir = Path(argv[1])
     arch = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))["options"]["arch"]
     pretrained = argv[0] == "lung" or arch == "jcs_seg_effnet"
-    print(json.dumps((ship_pretrained if pretrained else ship)(argv[0], run_dir, argv[1 + 1])))
+    print(json.dumps((ship_pretrained if pretrained else ship)(argv[0], run_dir, argv[2])))
     return 0
 
 

@@ -28,15 +28,19 @@ SPLITS = ("train", "val", "test")
 
 def medseg_split(split: str) -> list[int]:
     """Slice ids of one MedSeg split ("train", "val", "test" or "all")."""
+    return split_by_group(list(MEDSEG_IDS), lambda i: i // BLOCK, split, MEDSEG_TEST_BLOCKS, MEDSEG_VAL_BLOCKS)
+
+
+def split_by_group(items: list[int], group_of, split: str, test: tuple[int, ...], val: tuple[int, ...]) -> list[int]:
+    """The ``items`` of one split ("train", "val", "test" or "all") when whole groups go to test and val."""
     if split == "all":
-        return list(MEDSEG_IDS)
+        return list(items)
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; expected one of {SPLITS + ('all',)}")
-    held = {"test": MEDSEG_TEST_BLOCKS, "val": MEDSEG_VAL_BLOCKS}
     if split == "train":
-        excluded = set(MEDSEG_TEST_BLOCKS) | set(MEDSEG_VAL_BLOCKS)
-        return [i for i in MEDSEG_IDS if i // BLOCK not in excluded]
-    return [i for i in MEDSEG_IDS if i // BLOCK in held[split]]
+        held = set(test) | set(val)
+        return [i for i in items if group_of(i) not in held]
+    return [i for i in items if group_of(i) in (test if split == "test" else val)]
 
 
 def medseg_image_name(slice_id: int) -> str:
@@ -95,12 +99,4 @@ def ctseg_group(slice_number: int) -> int:
 
 def ctseg_split(numbers: list[int], split: str) -> list[int]:
     """The slice numbers of one CT-Seg split ("train", "val", "test" or "all"), by whole volume groups."""
-    if split == "all":
-        return list(numbers)
-    if split not in SPLITS:
-        raise ValueError(f"unknown split {split!r}; expected one of {SPLITS + ('all',)}")
-    held = {"test": CTSEG_TEST_GROUPS, "val": CTSEG_VAL_GROUPS}
-    if split == "train":
-        excluded = set(CTSEG_TEST_GROUPS) | set(CTSEG_VAL_GROUPS)
-        return [n for n in numbers if ctseg_group(n) not in excluded]
-    return [n for n in numbers if ctseg_group(n) in held[split]]
+    return split_by_group(list(numbers), ctseg_group, split, CTSEG_TEST_GROUPS, CTSEG_VAL_GROUPS)
