@@ -55,7 +55,7 @@ def open_window(qtbot, env, study):
         qtbot.waitExposed(window)
         window.activateWindow()
         window.open_path(env / "study.nii.gz")
-        qtbot.waitUntil(lambda: window.editing.session is not None, timeout=20000)
+        qtbot.waitUntil(lambda: window.editing.session is not None and not window.busy, timeout=20000)
         window.state.set_slice(20)
         return window
 

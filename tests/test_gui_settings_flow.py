@@ -99,7 +99,7 @@ def test_settings_from_the_menu_drive_the_window_and_the_headless_core(qtbot, en
     window = make_window(qtbot, study, analyzed)
     assert window.views.layout_mode == "1x3"
     window.open_path(env / "study.nii.gz")
-    qtbot.waitUntil(lambda: window.editing.session is not None, timeout=20000)
+    qtbot.waitUntil(lambda: window.editing.session is not None and not window.busy, timeout=20000)
     assert (analyzed[0].device, analyzed[0].threshold, analyzed[0].slice_cutoff) == ("cpu", 7, 0.4)
     session = window.editing.session
     assert session.reviewer == "Dr. Quinn, MD"

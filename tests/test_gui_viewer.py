@@ -367,6 +367,28 @@ def test_cancel_token_stops_a_real_worker(qtbot):
     assert worker.wait(2000) and finished == []
 
 
+@pytest.mark.parametrize("outcome", ["succeeded", "failed", "cancelled"])
+def test_a_worker_is_busy_until_its_outcome_handlers_ran(qtbot, outcome):
+    """"Not busy" must never be visible before the result handler ran (a waiter would act on a stale state)."""
+    from jcs_viewer.errors import Cancelled
+    from jcs_viewer.gui.workers import TaskWorker
+
+    def task(progress, cancel):
+        if outcome == "failed":
+            raise ValueError("broken")
+        if outcome == "cancelled":
+            raise Cancelled("stop")
+        return "done"
+
+    worker = TaskWorker("test", task)
+    seen = []
+    getattr(worker, outcome).connect(lambda *_: seen.append(worker.busy))
+    worker.start()
+    qtbot.waitUntil(lambda: not worker.busy, timeout=5000)
+    assert seen == [True]  # the handler ran, and ran while the worker still counted as busy
+    assert worker.wait(2000)
+
+
 def test_open_a_nifti_file_with_the_real_loader(qtbot, make_window, tmp_path):
     sitk = pytest.importorskip("SimpleITK")
     array = np.full((5, 24, 20), -1000, np.int16)

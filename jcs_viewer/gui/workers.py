@@ -22,23 +22,26 @@ class TaskWorker(QThread):
         succeeded(result)
         failed(exception)  -- the exception object; the GUI turns it into one sentence
         cancelled()
+        settled()  -- after the outcome signal: its handlers have run when this one is delivered
     """
 
     progress = Signal(str, int, int, str)
     succeeded = Signal(object)
     failed = Signal(object)
     cancelled = Signal()
+    settled = Signal()
 
     def __init__(self, name: str, func: Callable[[Callable[..., None], Any], Any], parent=None) -> None:
         super().__init__(parent)
         self.name = name
         self._func = func
         self.token = CancelToken()
-        # True once the outcome signal reached the GUI thread (isRunning() turns False earlier).
+        # True once the outcome's handlers ran on the GUI thread (isRunning() turns False earlier). Marked by
+        # ``settled``, emitted after the outcome: queued calls arrive in the order they were posted, so a
+        # handler of the outcome never runs after "not busy" was visible.
         self.delivered = False
         self._started = False
-        for signal in (self.succeeded, self.failed, self.cancelled):
-            signal.connect(self._mark_delivered)
+        self.settled.connect(self._mark_delivered)
 
     def _mark_delivered(self, *_: Any) -> None:
         self.delivered = True
@@ -74,4 +77,6 @@ class TaskWorker(QThread):
                 self.cancelled.emit()
             else:
                 self.succeeded.emit(result)
+        finally:
+            self.settled.emit()
 
