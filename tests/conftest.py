@@ -27,6 +27,9 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("JCS_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
 
 
+from jcs_viewer.pipeline.assess import MAX_PIXEL_MM as _READING_MAX_PIXEL_MM  # noqa: E402
+
+
 def shared_data_path(*parts: str) -> Path:
     """Path under ``../shared/data``; skips the calling test when it is absent."""
     path = SHARED_DATA.joinpath(*parts)
@@ -38,6 +41,27 @@ def shared_data_path(*parts: str) -> Path:
 @pytest.fixture
 def shared_data():
     return shared_data_path
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _phantoms_stand_for_full_size_chests():
+    """The test phantoms are downscaled (48-128 px across, up to 7.5 mm pixels) to keep the run short; they
+    stand for full-size chests, so the pixel-size gate of :mod:`jcs_viewer.pipeline.assess` is lifted for
+    them. Tests of the gate itself, and every run on real CT, use the ``pixel_size_rule`` fixture."""
+    from jcs_viewer.pipeline import assess
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(assess, "MAX_PIXEL_MM", 8.0)
+        yield
+
+
+@pytest.fixture
+def pixel_size_rule(monkeypatch):
+    """The app's own pixel-size gate (see ``_phantoms_stand_for_full_size_chests``); returns its limit in mm."""
+    from jcs_viewer.pipeline import assess
+
+    monkeypatch.setattr(assess, "MAX_PIXEL_MM", _READING_MAX_PIXEL_MM)
+    return _READING_MAX_PIXEL_MM
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 
 from jcs_viewer.io.volume import Volume
-from jcs_viewer.pipeline.assess import NOT_ASSESSABLE, is_axial, not_assessable_reason, slice_plane
+from jcs_viewer.pipeline.assess import (
+    NOT_ASSESSABLE,
+    is_axial,
+    not_assessable_reason,
+    slice_plane,
+    unreadable_reason,
+)
 
 CORONAL = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])  # columns: x, y, z index axes
 SAGITTAL = np.array([[0.0, 0.0, 1.0], [1.0, 0.0, 0.0], [0.0, -1.0, 0.0]])
@@ -67,6 +73,31 @@ def test_non_hu_needs_more_lung_and_says_why():
     assert not_assessable_reason(_volume(), lungs, scored, 5) is None
     reason = not_assessable_reason(_volume(is_hu=False), lungs, scored, 5)
     assert "not Hounsfield" in reason
+
+
+def test_pixels_too_coarse_to_tell_lesion_from_vessel(pixel_size_rule):
+    lungs = _lungs(60, range(5, 55), 80.0, spacing=(5.0, 4.2, 4.2))
+    coarse = _volume(spacing=(5.0, 4.2, 4.2))
+    reason = not_assessable_reason(coarse, lungs, lungs.any(axis=(1, 2)), threshold=5)
+    assert reason == unreadable_reason(coarse) and "4.2 mm" in reason and "coarse" in reason
+    fine_enough = _volume(spacing=(5.0, pixel_size_rule, pixel_size_rule))
+    assert unreadable_reason(fine_enough) is None
+    # A study without lungs says so first: that is the more basic reason.
+    empty = np.zeros((60, 256, 256), np.uint8)
+    assert "No lungs" in not_assessable_reason(coarse, empty, np.zeros(60, bool), 5)
+
+
+def test_coarse_slices_are_neither_scored_nor_segmented(registered, pixel_size_rule):
+    """The models are not run on what they cannot read: no score, no lesion, and the reason says why."""
+    from jcs_viewer.io import make_phantom
+    from jcs_viewer.pipeline import AnalysisOptions, analyze
+
+    volume = make_phantom(n_slices=24, size=96, seed=1).to_volume()  # 96 px over 36 cm: 3.7 mm pixels
+    result = analyze(volume, AnalysisOptions(device="cpu"))
+    assert result.decision == NOT_ASSESSABLE and "coarse" in result.decision_reason
+    assert result.lung_mask.any()  # the lungs are still shown
+    assert not result.scored_slices.any() and not result.segmented_slices.any()
+    assert not result.slice_positive.any() and not result.lesion_mask.any()
 
 
 def test_fewer_lung_slices_than_the_rule_needs():

@@ -29,6 +29,7 @@ the file name (``joint.pth``, ``res2net_cls.pth``, ``res2net_segloss.pth``) or e
           "window": [-600, 1500],                 # (center, width) HU -> 8-bit, see below
           "intensity": "window",                  # "window" | "ctseg" (CT-Seg min-max + CLAHE transform)
           "default": true,                        # default_weights(task) picks it
+          "default_grey": false,                  # default_weights(task, grey=True) picks it first
           "licence": "...", "provenance": "...", "training_data": "...", "split": "...",
           "command": "jcs-viewer train ...", "seed": 0,
           "metrics": {"dice": 0.71}, "description": "..."
@@ -95,6 +96,9 @@ class WeightsEntry:
             windowed with ``window``).
         licence, provenance, training_data, split, command, seed, metrics, description: the recipe.
         default: picked by :func:`default_weights` for its task.
+        default_grey: picked first by ``default_weights(task, grey=True)``: the weights for studies whose
+            intensities are 8-bit grey levels rather than HU (slice stacks of another tool's making, in a
+            lung window or contrast-equalised), where weights that only know windowed HU read poorly.
         official: an upstream JCS ``.pth`` (loaded by ``load_official_checkpoint``), not safetensors.
         root: the folder holding ``file`` (not serialised).
     """
@@ -119,6 +123,7 @@ class WeightsEntry:
     metrics: dict[str, Any] = field(default_factory=dict)
     description: str = ""
     default: bool = False
+    default_grey: bool = False
     official: bool = False
     root: Path | None = field(default=None, compare=False)
 
@@ -272,9 +277,16 @@ def get_weights(name: str, extra_dirs: tuple[str | Path, ...] = ()) -> WeightsEn
     raise ModelLoadError(f"No weights named {name!r} (available: {names}).")
 
 
-def default_weights(task: str, extra_dirs: tuple[str | Path, ...] = ()) -> WeightsEntry | None:
-    """The entry marked ``default`` for ``task``; else an official file for it; else None."""
+def default_weights(task: str, extra_dirs: tuple[str | Path, ...] = (), grey: bool = False) -> WeightsEntry | None:
+    """The entry marked ``default`` for ``task``; else an official file for it; else None.
+
+    With ``grey`` (a study of 8-bit grey levels, not HU) an entry marked ``default_grey`` comes first.
+    """
     entries = list_weights(task, extra_dirs)
+    if grey:
+        for e in entries:
+            if e.default_grey:
+                return e
     for e in entries:
         if e.default:
             return e
@@ -384,7 +396,7 @@ def add_manifest_entry(entry: WeightsEntry, folder: str | Path | None = None) ->
     """Add or replace ``entry`` (by name) in ``folder/manifest.json`` atomically; returns the manifest path.
 
     ``folder`` defaults to ``entry.root``, else :func:`primary_weights_dir`. When ``entry.default`` is
-    set, other entries of the same task lose their default flag.
+    set, other entries of the same task lose their default flag (``default_grey`` likewise).
     """
     folder = Path(folder or entry.root or primary_weights_dir())
     folder.mkdir(parents=True, exist_ok=True)
@@ -393,10 +405,11 @@ def add_manifest_entry(entry: WeightsEntry, folder: str | Path | None = None) ->
     if path.is_file():
         data = json.loads(path.read_text(encoding="utf-8"))
     records = [r for r in data.get("weights", []) if r.get("name") != entry.name]
-    if entry.default:
-        for r in records:
-            if r.get("task") == entry.task:
-                r["default"] = False
+    for flag in ("default", "default_grey"):
+        if getattr(entry, flag):
+            for r in records:
+                if r.get("task") == entry.task:
+                    r[flag] = False
     records.append(entry.to_json())
     data["weights"] = records
     data["schema_version"] = SCHEMA_VERSION

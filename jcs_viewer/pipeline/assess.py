@@ -1,10 +1,14 @@
 """Whether the models can judge a study at all, and the one sentence that says why not.
 
 A decision is ``positive``, ``negative`` or ``not assessable``. The models were trained on axial
-chest slices; the patient rule counts positive slices over the lungs. So a study is not assessable
-when its slices are not axial, when it is a single slice, when it holds no lungs or too little lung
-to speak for the patient, or when fewer slices carry lung than the rule needs to ever call it
-positive. Checked in that order; the first that applies is the reason.
+chest slices of 0.5-1.5 mm pixels; the patient rule counts positive slices over the lungs. So a study
+is not assessable when its slices are not axial, when it is a single slice, when it holds no lungs or
+too little lung to speak for the patient, when its pixels are too coarse to tell a lesion from a
+vessel, or when fewer slices carry lung than the rule needs to ever call it positive. Checked in that
+order; the first that applies is the reason.
+
+Slices the models cannot read at all (not axial, pixels too coarse: :func:`unreadable_reason`) are
+neither classified nor segmented: a score or a lesion there would be a guess.
 """
 
 from __future__ import annotations
@@ -22,6 +26,10 @@ AXIAL_MIN_COS = 0.8
 MIN_LUNG_ML = 500.0
 #: the same floor where intensities are not HU and the lungs were found from grey levels alone.
 MIN_LUNG_ML_NOT_HU = 1000.0
+#: In-plane pixels coarser than this (mm) blur a 3-6 mm vessel into the surrounding lung as a ground-glass
+#: smudge. The nets read a chest about 256 px across (about 1.4 mm a pixel, from 0.5-1 mm CT pixels); a study
+#: more than twice as coarse is beyond what they were trained and checked on.
+MAX_PIXEL_MM = 3.0
 
 
 def slice_plane(direction: Any) -> str:
@@ -37,6 +45,19 @@ def is_axial(direction: Any) -> bool:
     return abs(float(normal[2])) / norm >= AXIAL_MIN_COS
 
 
+def unreadable_reason(volume: Any) -> str | None:
+    """Why the models cannot read the slices at all (not axial, pixels too coarse), or None when they can."""
+    if not is_axial(volume.direction):
+        plane = slice_plane(volume.direction)
+        return (f"The slices are {plane}, not axial; the models read axial chest slices only "
+                "(open the axial series of this study).")
+    pixel_mm = max(float(volume.spacing[1]), float(volume.spacing[2]))
+    if pixel_mm > MAX_PIXEL_MM:
+        return (f"The pixels are {pixel_mm:.1f} mm wide, too coarse to tell a lesion from a vessel; the models "
+                f"read chest CT with pixels of {MAX_PIXEL_MM:g} mm or finer, so no slice was scored.")
+    return None
+
+
 def not_assessable_reason(volume: Any, lung_mask: np.ndarray, scored: np.ndarray, threshold: int) -> str | None:
     """One sentence saying why the study cannot be judged, or None when it can.
 
@@ -47,10 +68,9 @@ def not_assessable_reason(volume: Any, lung_mask: np.ndarray, scored: np.ndarray
         threshold: the patient rule's threshold (positive when more slices than this are positive).
     """
     n = int(volume.array.shape[0])
-    if not is_axial(volume.direction):
-        plane = slice_plane(volume.direction)
-        return (f"The slices are {plane}, not axial; the models read axial chest slices only "
-                "(open the axial series of this study).")
+    unreadable = unreadable_reason(volume)
+    if unreadable and not is_axial(volume.direction):
+        return unreadable
     if n <= 1:
         return "A single slice cannot be judged: the patient rule counts positive slices across the lungs."
     voxel_ml = float(np.prod(volume.spacing)) / 1000.0
@@ -63,6 +83,8 @@ def not_assessable_reason(volume: Any, lung_mask: np.ndarray, scored: np.ndarray
         what = "" if is_hu else " (intensities are not Hounsfield units, so the lungs were found from grey levels)"
         return (f"Only {lung_ml:.0f} mL of lung is in the study{what}; at least {floor:.0f} mL are needed "
                 "to judge the patient (a scan of part of the lungs cannot).")
+    if unreadable:
+        return unreadable
     with_lung = int(np.count_nonzero(scored))
     if with_lung <= threshold:
         return (f"Only {with_lung} slice{'s' if with_lung != 1 else ''} carry lung, but the rule needs more than "

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from jcs_viewer.errors import ModelLoadError
-from jcs_viewer.pipeline.assess import NOT_ASSESSABLE, not_assessable_reason
+from jcs_viewer.pipeline.assess import NOT_ASSESSABLE, not_assessable_reason, unreadable_reason
 from jcs_viewer.pipeline.decision import manual_threshold_rule, patient_decision, slice_threshold
 from jcs_viewer.pipeline.options import AnalysisOptions
 from jcs_viewer.pipeline.progress import CancelToken, ProgressEvent
@@ -49,6 +49,9 @@ class LoadedModels:
         seg_entry: its entry.
         lung_model: learned lung segmenter (``forward`` -> N x 1 x H x W), or None: HU lungs only.
         lung_entry: its entry.
+        grey_seg_model: the lesion network for studies of 8-bit grey levels (not HU), or None: ``seg_model``
+            reads them too.
+        grey_seg_entry: its entry.
     """
 
     cls_model: Any
@@ -57,6 +60,22 @@ class LoadedModels:
     seg_entry: Any
     lung_model: Any = None
     lung_entry: Any = None
+    grey_seg_model: Any = None
+    grey_seg_entry: Any = None
+
+    def lesion_net(self, is_hu: bool) -> tuple[Any, Any]:
+        """(model, entry) of the lesion network for a study in HU (``is_hu``) or in 8-bit grey levels."""
+        if not is_hu and self.grey_seg_model is not None:
+            return self.grey_seg_model, self.grey_seg_entry
+        return self.seg_model, self.seg_entry
+
+    def networks(self) -> list[Any]:
+        """Every loaded network (once each)."""
+        out: list[Any] = []
+        for module in (self.cls_model, self.seg_model, self.lung_model, self.grey_seg_model):
+            if module is not None and all(module is not m for m in out):
+                out.append(module)
+        return out
 
 
 def load_models(options: AnalysisOptions | None = None, device: Any = None) -> LoadedModels:
@@ -84,6 +103,11 @@ def load_models(options: AnalysisOptions | None = None, device: Any = None) -> L
         if entry.task != task:
             raise ModelLoadError(f"{wanted} holds {entry.task} weights, but {task} weights were expected.")
         loaded[task] = (model, entry)
+    grey_model = grey_entry = None
+    if options.seg_weights is None:  # named weights read every study; the defaults follow its intensities
+        grey = default_weights("seg", grey=True)
+        if grey is not None and grey.name != loaded["seg"][1].name:
+            grey_model, grey_entry = load(grey.name, device)
     lung_model = lung_entry = None
     if options.learned_lungs:
         wanted = options.lung_weights or getattr(default_weights("lung"), "name", None)
@@ -92,7 +116,7 @@ def load_models(options: AnalysisOptions | None = None, device: Any = None) -> L
             if lung_entry.task != "lung":
                 raise ModelLoadError(f"{wanted} holds {lung_entry.task} weights, but lung weights were expected.")
     return LoadedModels(loaded["cls"][0], loaded["cls"][1], loaded["seg"][0], loaded["seg"][1],
-                        lung_model, lung_entry)
+                        lung_model, lung_entry, grey_model, grey_entry)
 
 
 def analyze(
@@ -148,7 +172,7 @@ def analyze(
         torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick the fastest kernels
     if models is None:
         models = load_models(options, device)
-    networks = [m for m in (models.cls_model, models.seg_model, models.lung_model) if m is not None]
+    networks = models.networks()
     for module in networks:
         prepare_model(module, device)
     timings["load models"] = time.perf_counter() - t0
@@ -172,6 +196,8 @@ def analyze(
     lung_mask = lungs.compute_lung_mask(volume, learned=learned)
     del learned
     scored = lungs.lung_slices(lung_mask, volume.spacing)
+    if unreadable_reason(volume):  # the models cannot read these slices: no score, no lesion
+        scored[:] = False
     timings["lungs"] = time.perf_counter() - t0
     emit("lungs", 1, 1)
 
@@ -224,7 +250,7 @@ def analyze(
         segmented = (probs >= options.slice_cutoff) & scored
     lesion_prob = np.zeros(image.shape, dtype=np.uint8)
     evidence = np.zeros(n, dtype=np.float32) if joint else None
-    seg_entry, seg_model = models.seg_entry, models.seg_model
+    seg_model, seg_entry = models.lesion_net(is_hu)
     todo = np.flatnonzero(segmented)
     # Where lesions count: the lungs and a margin (lesions on the pleura); nowhere without lungs.
     margin = LUNG_MARGIN_MM if models.lung_model is None else LEARNED_LUNG_MARGIN_MM
@@ -312,7 +338,7 @@ def analyze(
         lung_mask=lung_mask,
         attributes=attributes,
         quant=quant,
-        models=_describe_all(models),
+        models=_describe_all(models, is_hu),
         timings={k: round(v, 4) for k, v in timings.items()},
         messages=messages,
         options={**options.to_dict(), "device_used": str(engine.device)},
@@ -328,8 +354,9 @@ def _batch_size(options: AnalysisOptions, device: Any, task: str) -> int:
     return _DEFAULT_BATCH[("cuda" if getattr(device, "type", "cpu") == "cuda" else "cpu", task)]
 
 
-def _describe_all(models: LoadedModels) -> dict[str, dict[str, Any]]:
-    out = {"cls": _describe(models.cls_entry, models.cls_model), "seg": _describe(models.seg_entry, models.seg_model)}
+def _describe_all(models: LoadedModels, is_hu: bool = True) -> dict[str, dict[str, Any]]:
+    seg_model, seg_entry = models.lesion_net(is_hu)
+    out = {"cls": _describe(models.cls_entry, models.cls_model), "seg": _describe(seg_entry, seg_model)}
     if models.lung_model is not None:
         out["lung"] = _describe(models.lung_entry, models.lung_model)
     return out
