@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from jcs_viewer.pipeline.lungs import compute_lung_mask, include_lesions
+from jcs_viewer.pipeline.morphology import dilate_xy
 from test_pipeline_support import dice, small_phantom
 from conftest import shared_data_path
 
@@ -53,6 +54,20 @@ def test_non_hu_fallback_on_lung_window_images(phantom):
     u8 = np.clip((phantom.hu.astype(np.float32) + 1350) / 1500 * 255, 0, 255).astype(np.int16)
     mask = compute_lung_mask(u8, phantom.spacing, is_hu=False)
     assert dice(mask > 0, phantom.lung_mask > 0) >= 0.95
+
+
+def test_learned_lungs_trim_the_grey_level_lungs_of_an_8bit_stack(phantom):
+    """In an 8-bit stack what the learned net does not call lung is cut away (grey levels cannot tell lung
+    from dark fat at the border); in HU the learned mask never removes aerated lung."""
+    u8 = np.clip((phantom.hu.astype(np.float32) + 1350) / 1500 * 255, 0, 255).astype(np.int16)
+    truth = phantom.lung_mask > 0
+    net = ~dilate_xy(~truth, 3)  # the net's lungs stop 3 pixels inside the grey-level border
+    learned = (net * 255).astype(np.uint8)
+    mask = compute_lung_mask(u8, phantom.spacing, is_hu=False, learned=learned) > 0
+    assert mask.any() and not (mask & ~net).any()
+    assert dice(mask, net) >= 0.97
+    hu_mask = compute_lung_mask(phantom.hu, phantom.spacing, learned=(truth * 255).astype(np.uint8))
+    assert dice(hu_mask > 0, truth) >= 0.97
 
 
 def test_no_lungs_gives_empty_mask():
