@@ -15,6 +15,7 @@ import pytest
 from PIL import Image
 
 from jcs_viewer.cli import main
+from jcs_viewer.train.runlog import sha256_file
 from jcs_viewer.train.splits import medseg_image_name, medseg_mask_name, medseg_split
 
 SIZE = 64
@@ -191,3 +192,19 @@ def test_pretrained_encoder_training_step(tmp_path, capsys, task, extra):
     assert (out / "best.safetensors").is_file()
     validation = record["epochs"][0]["val"]
     assert set(validation) >= ({"ctseg"} if task == "lungs" else {"ctseg", "medseg"})
+    # A second run continues the first (--init): it starts from those weights, and says so.
+    again = tmp_path / "again"
+    assert main(["train", task, "--data", str(data), "--out", str(again), "--epochs", "1", "--size", str(SIZE),
+                 "--batch", "2", "--max-steps", "1", "--init", str(out / "best.safetensors"), *extra]) == 0
+    record = json.loads((again / "run.json").read_text())
+    assert "--init" in record["command"] and record["data_sha256"]["init"] == sha256_file(out / "best.safetensors")
+
+
+def test_init_needs_a_pretrained_encoder_run_and_a_file(tmp_path, capsys):
+    assert main(["train", "seg", "--out", str(tmp_path / "r"), "--init", str(tmp_path / "none.safetensors"),
+                 "--arch", "jcs_seg_effnet", "--data", str(tmp_path)]) == 2
+    assert "is not a file" in capsys.readouterr().err
+    (tmp_path / "w.safetensors").write_bytes(b"x")
+    assert main(["train", "cls", "--out", str(tmp_path / "r"), "--init", str(tmp_path / "w.safetensors"),
+                 "--data", str(tmp_path)]) == 2
+    assert "--init continues" in capsys.readouterr().err

@@ -50,6 +50,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
                              "replaced by its lesion-free twin with probability F")
 
 
+    parser.add_argument("--init", type=Path, metavar="WEIGHTS",
+                        help="lungs and --arch jcs_seg_effnet: start from these weights (a run's best.safetensors, "
+                             "same architecture) instead of the ImageNet encoder: a second run continues a first")
+
+
 def command_line(task: str, opts, explicit_data: bool) -> str:
     """The full command that reproduces a run, every default spelled out."""
     import shlex
@@ -68,6 +73,8 @@ def command_line(task: str, opts, explicit_data: bool) -> str:
         parts += ["--config", json.dumps(opts.config)]
     if opts.medseg_twins:
         parts += ["--medseg-twins", f"{opts.medseg_twins:g}"]
+    if opts.init is not None:
+        parts += ["--init", str(opts.init)]
     return " ".join(shlex.quote(p) for p in parts)
 
 
@@ -91,8 +98,12 @@ def run(args: argparse.Namespace) -> int:
         data=Path(data), out=args.out, epochs=args.epochs or epochs, size=args.size or size,
         batch=args.batch or batch, lr=args.lr or lr, seed=args.seed, crop=args.crop, max_steps=args.max_steps,
         max_minutes=args.max_minutes, threads=args.threads, arch=args.arch or arch, config=config,
-        medseg_twins=args.medseg_twins,
+        medseg_twins=args.medseg_twins, init=args.init,
     )
+    if opts.init is not None and not (args.arch in PRETRAINED_SEG or args.task == "lungs"):
+        raise UserError("--init continues a lungs or --arch jcs_seg_effnet run only.")
+    if opts.init is not None and not Path(opts.init).is_file():
+        raise UserError(f"--init: {opts.init} is not a file.")
     if opts.crop is not None and not 32 <= opts.crop <= opts.size:
         raise UserError(f"--crop must be between 32 and --size ({opts.size}).")
     if not 0.0 <= opts.medseg_twins < 1.0:

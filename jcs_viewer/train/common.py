@@ -33,6 +33,7 @@ class TrainOptions:
     weight_decay: float = 1e-4
     warmup: int = 50
     medseg_twins: float = 0.0  # cls: fraction of each batch from MedSeg slices and lesion-free twins
+    init: Path | None = None  # pretrained-encoder nets: start from this run's weights, not from ImageNet
     command: str = ""  # the full ``jcs-viewer train`` command line that reproduces this run
 
 

@@ -37,7 +37,7 @@ from jcs_viewer.train.common import (
     schedule_factor,
     set_lr,
 )
-from jcs_viewer.train.runlog import Progress, hash_files, seed_everything
+from jcs_viewer.train.runlog import Progress, hash_files, seed_everything, sha256_file
 
 CTSEG_FOLDER = "covid19_ct_seg20_slices"
 MEDSEG_FOLDER = "medseg_covid19_ct100_jcs"
@@ -230,10 +230,17 @@ def train_ctseg(opts: TrainOptions, target: str) -> dict:
     out = Path(opts.out)
     out.mkdir(parents=True, exist_ok=True)
     train_x, train_y, twins, val, hashes = training_sets(opts, target)
+    if opts.init is not None:
+        hashes["init"] = sha256_file(Path(opts.init))
     log = RunLog(opts, "lung" if target == "lungs" else "seg", hashes)
 
     model = build(opts.arch, **opts.config)
-    load_imagenet_weights(model.encoder)
+    if opts.init is not None:  # continue an earlier run (strict: the same architecture)
+        from safetensors.torch import load_file
+
+        model.load_state_dict({k: v.float() for k, v in load_file(str(opts.init)).items()}, strict=True)
+    else:
+        load_imagenet_weights(model.encoder)
     model = model.to(memory_format=torch.channels_last).train()
     optim = torch.optim.Adam(model.parameters(), lr=opts.lr, weight_decay=opts.weight_decay)
     gen = torch.Generator().manual_seed(opts.seed)
