@@ -98,6 +98,15 @@ def test_coarse_slices_are_neither_scored_nor_segmented(registered, pixel_size_r
     assert result.lung_mask.any()  # the lungs are still shown
     assert not result.scored_slices.any() and not result.segmented_slices.any()
     assert not result.slice_positive.any() and not result.lesion_mask.any()
+    assert not result.lesions_measured  # "0 mL" would read as "no lesion": the summary says "not measured"
+    from dataclasses import replace
+
+    pytest.importorskip("PySide6")
+    from jcs_viewer.gui.summary_panel import summary_html
+
+    assert "not measured" in summary_html(result) and "Lesion volume" not in summary_html(result)
+    measured = replace(result, segmented_slices=np.ones_like(result.segmented_slices))
+    assert measured.lesions_measured and "Lesion volume" in summary_html(measured)
 
 
 def test_fewer_lung_slices_than_the_rule_needs():

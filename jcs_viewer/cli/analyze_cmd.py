@@ -130,10 +130,11 @@ def analyze_one(study: Path, out_dir: Path, options, models, bar, series_uid: st
     q = result.quant
     if result.decision_reason:  # the reason comes first: the numbers below do not speak for the patient
         print(f"{study.name}: {result.decision}: {result.decision_reason}")
+    lesions = (f"lesions {q.lesion_volume_ml['total']:.1f} mL, {q.involvement_percent['total']:.1f} % of"
+               if result.lesions_measured else "lesions not measured (no slice was analysed);")
     print(
         f"{study.name}: {result.decision} ({result.positive_slices} positive slices, threshold {result.threshold}); "
-        f"lesions {q.lesion_volume_ml['total']:.1f} mL, {q.involvement_percent['total']:.1f} % of "
-        f"{q.lung_volume_ml['total']:.0f} mL lungs; {result.timings.get('total', 0.0):.1f} s -> {out_dir}"
+        f"{lesions} {q.lung_volume_ml['total']:.0f} mL lungs; {result.timings.get('total', 0.0):.1f} s -> {out_dir}"
     )
     for message in result.messages:
         print(f"  note: {message}")

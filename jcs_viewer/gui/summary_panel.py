@@ -96,6 +96,10 @@ def summary_html(result: Any, volume: Any = None) -> str:
         ggo, cons = _get(quant, "ggo_ml", None), _get(quant, "consolidation_ml", None)
         if ggo is not None or cons is not None:
             rows.append(("GGO / consolidation", f"{_num(ggo)} / {_num(cons)} mL"))
+        segmented = _get(result, "segmented_slices", None)
+        if segmented is not None and not np.asarray(segmented).any() and not float(vol.get("total") or 0.0):
+            # No slice went through the lesion network (and none was painted): zeros would read as "no lesion".
+            rows = [("Lesions", "not measured: the models ran on no slice")]
         parts.append(_table(rows))
     small_print = [str(text) for text in (_get(result, "slice_rule", ""), rule) if text]
     if small_print:

@@ -91,6 +91,12 @@ class StudyResult:
     app_version: str = __version__
     schema_version: int = SCHEMA_VERSION
 
+
+    @property
+    def lesions_measured(self) -> bool:
+        """Whether the lesion network ran on any slice (not on a study without lungs or too coarse to read):
+        without it, lesion volumes of 0 mL mean "not measured", not "no lesion"."""
+        return bool(np.any(self.segmented_slices))
     def __post_init__(self) -> None:
         if self.scored_slices is None:  # results from before schema 3 scored every slice
             self.scored_slices = np.ones(int(self.n_slices), dtype=bool)

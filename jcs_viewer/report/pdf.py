@@ -276,6 +276,9 @@ def _summary(
 ) -> list[Any]:
     q = content.quant
     lv, lu, inv = q.lesion_volume_ml, q.lung_volume_ml, q.involvement_percent
+    if not np.any(getattr(result, "segmented_slices", True)) and not lv["total"]:
+        # No slice went through the lesion network (and none was painted): "n/a", not 0 mL of lesion.
+        lv = inv = {"right": None, "left": None, "total": None}
     rows = [
         ["", "Right lung", "Left lung", "Total"],
         ["Lesion volume (mL)", _fmt(lv["right"]), _fmt(lv["left"]), _fmt(lv["total"])],
