@@ -24,19 +24,11 @@ HEAVY_MODULES = ("torch", "vtkmodules", "SimpleITK", "pydicom", "reportlab", "hi
 _IMPORTED_AT = time.time()
 
 
-def bundle_root() -> Path:
-    """The folder holding ``resources/`` and ``weights/``: PyInstaller's ``sys._MEIPASS`` or the repo root."""
-    frozen = getattr(sys, "_MEIPASS", None)
-    if frozen:
-        return Path(frozen)
-    import jcs_viewer
-
-    return Path(jcs_viewer.__file__).resolve().parents[1]
-
-
 def resources_dir() -> Path:
-    """``resources/`` inside the bundle or the source tree."""
-    return bundle_root() / "resources"
+    """The shipped ``resources/`` (bundle, installed wheel or source tree: :mod:`jcs_viewer.shipped`)."""
+    from jcs_viewer.shipped import resources_dir as shipped_resources
+
+    return shipped_resources()
 
 
 def icon_files() -> list[Path]:

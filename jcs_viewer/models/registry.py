@@ -4,7 +4,7 @@ Where weights come from (earlier wins on a name clash):
 
 1. folders added with :func:`add_weights_dir` (the CLI's ``--weights DIR``) or passed as ``extra_dirs``;
 2. ``$JCS_VIEWER_WEIGHTS`` (``os.pathsep``-separated folders) if set, else the shipped ``weights/``
-   folder beside the package (``Path(jcs_viewer.__file__).parents[1] / "weights"``);
+   folder (inside the installed wheel, or beside the package in a checkout: :mod:`jcs_viewer.shipped`);
 3. the user's folder ``$XDG_DATA_HOME/jcs-viewer/weights`` (default ``~/.local/share/jcs-viewer/weights``).
 
 Each folder may hold a ``manifest.json`` and any number of official JCS ``.pth`` files. A ``.pth``
@@ -157,10 +157,10 @@ class WeightsEntry:
 
 
 def shipped_weights_dir() -> Path:
-    """The repository's ``weights/`` folder."""
-    import jcs_viewer
+    """The shipped ``weights/`` folder (inside an installed wheel, or the repository's; :mod:`jcs_viewer.shipped`)."""
+    from jcs_viewer.shipped import weights_dir
 
-    return Path(jcs_viewer.__file__).resolve().parents[1] / "weights"
+    return weights_dir()
 
 
 def primary_weights_dir() -> Path:
