@@ -183,3 +183,26 @@ def test_image_folder_with_different_sizes(tmp_path):
     with pytest.raises(StudyLoadError) as exc:
         load_study(tmp_path)
     assert "2.png" in _one_sentence(exc) and "same size" in str(exc.value)
+
+
+@pytest.mark.parametrize("special", ["fifo", "socket"])
+def test_special_files_in_a_study_folder_are_skipped(tmp_path, special):
+    """A FIFO (or socket) among the slices: opening a FIFO blocks forever, so it must not be opened at all."""
+    import os
+    import socket
+    import threading
+
+    files, _ = write_series(tmp_path, n=3, size=16)
+    if special == "fifo":
+        os.mkfifo(tmp_path / "zz_pipe.dcm")
+    else:
+        sock = socket.socket(socket.AF_UNIX)
+        sock.bind(str(tmp_path / "zz_socket.dcm"))
+    outcome = []
+    worker = threading.Thread(target=lambda: outcome.append(load_study(tmp_path)), daemon=True)
+    worker.start()
+    worker.join(timeout=20)
+    if special == "socket":
+        sock.close()
+    assert outcome, "loading a folder with a special file in it did not return"
+    assert outcome[0].array.shape == (3, 16, 16)

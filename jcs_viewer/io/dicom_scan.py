@@ -335,14 +335,19 @@ def read_header(path: Path) -> tuple[SliceHeader, pydicom.Dataset] | None:
 
 
 def iter_files(root: Path):
-    """Every regular file under ``root`` (recursively), in a stable order."""
+    """Every regular file under ``root`` (recursively), in a stable order.
+
+    FIFOs, sockets and devices are skipped: opening a FIFO blocks until someone writes to it.
+    """
     if root.is_file():
         yield root
         return
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames.sort()
         for name in sorted(filenames):
-            yield Path(dirpath) / name
+            path = Path(dirpath) / name
+            if path.is_file():  # False for special files (and for links to them)
+                yield path
 
 
 def scan(path: str | os.PathLike[str]) -> ScanResult:
