@@ -22,7 +22,7 @@ from jcs_viewer.models import (
     sha256_of,
     weights_dirs,
 )
-from jcs_viewer.models.registry import read_manifest, shipped_weights_dir
+from jcs_viewer.models.registry import official_entry, read_manifest, shipped_weights_dir
 
 torch.set_num_threads(2)
 
@@ -120,13 +120,14 @@ def test_official_files_in_user_folder_are_registered(weights_dir, tmp_path):
     assert user in weights_dirs()
     cls_sd = build("jcs_cls").state_dict()
     torch.save({"module." + k: v for k, v in cls_sd.items()}, user / "res2net_cls.pth")
-    # An unknown file name: the architecture is read from its keys (a seg-only-like key set).
+    # An unknown file name is not opened to list the folder; asked for by its path, its keys tell its kind.
     torch.save({"vgg16.conv1_1.conv.weight": torch.zeros(1)}, user / "my_seg_model.pth")
     (user / "notes.pth").write_text("not a checkpoint")
     names = {e.name: e for e in list_weights()}
-    assert set(names) == {"official:res2net_cls", "official:my_seg_model"}
+    assert set(names) == {"official:res2net_cls"}
     assert names["official:res2net_cls"].arch == "jcs_cls" and names["official:res2net_cls"].official
-    assert names["official:my_seg_model"].task == "seg" and names["official:my_seg_model"].input_size == 512
+    by_path = official_entry(user / "my_seg_model.pth")
+    assert by_path.task == "seg" and by_path.input_size == 512
     assert default_weights("cls").name == "official:res2net_cls"
     model, entry = load("official:res2net_cls")
     assert type(model).__name__ == "JCSClassifier" and entry.task == "cls"
@@ -149,3 +150,41 @@ def test_shipped_manifest_is_valid_and_its_files_match():
             assert entry.mean == entry.std == (0.5, 0.5, 0.5) and entry.window is None
         del model
     assert {e.task for e in read_manifest(folder) if e.default} == {"seg", "cls", "lung"}
+
+
+def _zip_bomb(path, inflated: int = 4 << 30) -> None:
+    """A torch-like zip archive whose data.pkl inflates to ``inflated`` bytes (a few MB on disk)."""
+    import zipfile
+
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
+        with archive.open("archive/data.pkl", "w", force_zip64=True) as member:
+            block = bytes(1 << 24)
+            for _ in range(inflated // len(block)):
+                member.write(block)
+
+
+@pytest.mark.parametrize("name", ["joint.pth", "anything.pth"])
+def test_a_zip_bomb_is_refused_before_it_is_inflated(tmp_path, name):
+    import resource
+
+    bomb = tmp_path / name
+    _zip_bomb(bomb, inflated=1 << 30)  # 1 GiB declared, about 1 MB on disk
+    assert bomb.stat().st_size < 8 << 20
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(ModelLoadError, match=rf"{name} was refused: its archive declares 1,024 MB"):
+        load(bomb)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 256 * 1024  # kB: nothing was inflated
+
+
+def test_a_folder_is_listed_without_opening_unknown_files(tmp_path, monkeypatch):
+    """A bomb that only sits next to the weights asked for is never opened (names are not guessed from keys)."""
+    from jcs_viewer.models import checkpoints
+
+    folder = tmp_path / "w"
+    folder.mkdir()
+    _zip_bomb(folder / "unrelated.pth", inflated=1 << 30)
+    opened = []
+    monkeypatch.setattr(checkpoints, "check_archive", lambda path: opened.append(path))
+    monkeypatch.setattr(checkpoints.torch, "load", lambda *a, **k: opened.append(a) or {})
+    assert [e.name for e in list_weights(extra_dirs=(folder,)) if e.root == folder] == []
+    assert opened == []

@@ -25,6 +25,7 @@ def read_state_dict(path: str | Path, mmap: bool = False) -> dict[str, torch.Ten
     path = Path(path)
     if not path.is_file():
         raise ModelLoadError(f"{path.name}: no such checkpoint file ({path}).")
+    check_archive(path)
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as exc:
@@ -38,6 +39,34 @@ def read_state_dict(path: str | Path, mmap: bool = False) -> dict[str, torch.Ten
     except Exception:  # noqa: BLE001 - any other failure inside the unpickler is still a bad file
         raise ModelLoadError(f"{path.name} is not a readable PyTorch checkpoint.") from None
     return unwrap_state_dict(obj, path.name)
+
+
+#: torch.save writes its zip members uncompressed: declared contents beyond this multiple of the file are a
+#: compressed archive that torch never wrote (a "zip bomb" inflating to gigabytes in memory).
+MAX_INFLATION = 1.5
+#: the pickle of a state dict is its key table: a few MB for the largest JCS checkpoint.
+MAX_PICKLE_BYTES = 64 << 20
+
+
+def check_archive(path: Path) -> None:
+    """Refuse a zip checkpoint whose members declare more than the file could hold, before loading it.
+
+    Raises:
+        ModelLoadError: one sentence naming the file and the declared sizes.
+    """
+    if not zipfile.is_zipfile(path):
+        return  # the legacy format: torch.load reads it as a stream, memory bounded by the file size
+    size = path.stat().st_size
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError):
+        raise ModelLoadError(f"{path.name} is not a readable PyTorch checkpoint (truncated or corrupt file).") from None
+    declared = sum(m.file_size for m in members)
+    pickles = max((m.file_size for m in members if m.filename.endswith(".pkl")), default=0)
+    if declared > MAX_INFLATION * size + (1 << 20) or pickles > MAX_PICKLE_BYTES:
+        raise ModelLoadError(f"{path.name} was refused: its archive declares {declared / 2**20:,.0f} MB of contents "
+                             f"in a {size / 2**20:,.1f} MB file (compressed members, which PyTorch never writes).")
 
 
 def unwrap_state_dict(obj: object, name: str) -> dict[str, torch.Tensor]:

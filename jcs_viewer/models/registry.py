@@ -8,8 +8,9 @@ Where weights come from (earlier wins on a name clash):
 3. the user's folder ``$XDG_DATA_HOME/jcs-viewer/weights`` (default ``~/.local/share/jcs-viewer/weights``).
 
 Each folder may hold a ``manifest.json`` and any number of official JCS ``.pth`` files. A ``.pth``
-that no manifest entry names is registered as ``official:<file stem>``; its architecture comes from
-the file name (``joint.pth``, ``res2net_cls.pth``, ``res2net_segloss.pth``) or else from its keys.
+that no manifest entry names is registered as ``official:<file stem>`` when its name tells its
+architecture (``joint.pth``, ``res2net_cls.pth``, ``res2net_segloss.pth``); any other ``.pth`` is opened
+only when it is asked for by its path, and then its keys tell (a folder is never opened file by file).
 
 ``manifest.json`` schema (``schema_version`` 1)::
 
@@ -215,9 +216,12 @@ def read_manifest(folder: Path) -> list[WeightsEntry]:
         raise ModelLoadError(f"{path} is not a valid weights manifest ({exc}).") from None
 
 
-def official_entry(path: Path) -> WeightsEntry | None:
-    """A registry entry for an official JCS ``.pth`` (kind from its name, else from its keys)."""
-    kind = _OFFICIAL_NAMES.get(path.stem) or _kind_from_keys(path)
+def official_entry(path: Path, read_keys: bool = True) -> WeightsEntry | None:
+    """A registry entry for an official JCS ``.pth`` (kind from its name, else, with ``read_keys``, from its keys).
+
+    Listing a folder passes ``read_keys=False``: a file is opened only when it was asked for by its path.
+    """
+    kind = _OFFICIAL_NAMES.get(path.stem) or (_kind_from_keys(path) if read_keys else None)
     if kind not in _OFFICIAL_SIZES:
         return None
     return WeightsEntry(
@@ -230,12 +234,13 @@ def official_entry(path: Path) -> WeightsEntry | None:
 
 
 def _kind_from_keys(path: Path) -> str | None:
-    from jcs_viewer.models.checkpoints import detect_kind, read_state_dict
+    from jcs_viewer.models.checkpoints import check_archive, detect_kind, read_state_dict
 
     try:
         st = path.stat()
     except OSError:
         return None
+    check_archive(path)  # a refused archive says so, rather than "not a checkpoint"
     key = (str(path.resolve()), st.st_size, int(st.st_mtime_ns))
     if key not in _KIND_CACHE:
         try:  # mmap: reads the key table, not 0.5 GB of tensors
@@ -256,7 +261,7 @@ def list_weights(task: str | None = None, extra_dirs: tuple[str | Path, ...] = (
         listed = {e.file for e in found}
         if folder.is_dir():
             for pth in sorted(folder.glob("*.pth")) + sorted(folder.glob("*.pth.tar")):
-                if pth.name not in listed and (off := official_entry(pth)) is not None:
+                if pth.name not in listed and (off := official_entry(pth, read_keys=False)) is not None:
                     found.append(off)
         for e in found:
             entries.setdefault(e.name, e)
