@@ -206,3 +206,32 @@ def test_special_files_in_a_study_folder_are_skipped(tmp_path, special):
         sock.close()
     assert outcome, "loading a folder with a special file in it did not return"
     assert outcome[0].array.shape == (3, 16, 16)
+
+
+@pytest.mark.parametrize("attribute, value, words", [
+    ("Rows", 0, "Rows 0"),
+    ("Columns", 0, "Columns 0"),
+    ("ImagePositionPatient", ["nan", "0", "0"], "non-finite ImagePositionPatient"),
+    ("PixelSpacing", ["inf", "1"], "non-finite PixelSpacing"),
+    ("RescaleSlope", "nan", "non-finite RescaleSlope"),
+    ("RescaleIntercept", "9223372036854775808", "no CT value fits"),
+    ("BitsAllocated", 8, "the image size is wrong"),  # 16-bit pixel data under an 8-bit header
+    ("Rows", 28, "the image size is wrong"),  # fewer rows than the pixel data holds
+])
+def test_impossible_header_values_get_one_sentence(tmp_path, attribute, value, words):
+    """Values no image can have: a sentence naming the file and the attribute, never a traceback or silent data."""
+    import warnings
+
+    import pydicom
+
+    files, _ = write_series(tmp_path, n=3, size=32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pydicom warns about the invalid values it is asked to write
+        for path in files:
+            ds = pydicom.dcmread(path)
+            setattr(ds, attribute, value)
+            ds.save_as(path)
+    with pytest.raises(StudyLoadError) as exc:
+        load_study(tmp_path)
+    sentence = _one_sentence(exc)
+    assert words in sentence and ".dcm" in sentence

@@ -58,6 +58,11 @@ def _read_native(h: SliceHeader, out: np.ndarray) -> None:
             f"DICOM file {h.path} is truncated: {min(length, got)} bytes of pixel data, {expected} expected "
             f"for {h.rows}x{h.columns} pixels."
         )
+    if length > expected + 1:  # one byte pads an odd length; more means Rows, Columns or BitsAllocated are wrong
+        raise StudyLoadError(
+            f"DICOM file {h.path} has {length} bytes of pixel data, but its header (Rows {h.rows}, Columns "
+            f"{h.columns}, BitsAllocated {h.bits_allocated}) describes {expected}: the image size is wrong."
+        )
 
 
 class _PydicomReader:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pydicom
 from pydicom.dataelem import RawDataElement
 from pydicom.errors import InvalidDicomError
@@ -260,6 +261,7 @@ def _header_from(ds: pydicom.Dataset, path: Path, pixel_offset: int | None, has_
     bits_allocated = f.ushort(0x00280100, "BitsAllocated", 16)
     frames = f.number(0x00280008, "NumberOfFrames")
     instance = f.number(0x00200013, "InstanceNumber")
+    _check_values(path, f, slope, intercept, frames)
     return SliceHeader(
         path=path,
         series_uid=f.text(0x0020000E, "SeriesInstanceUID"),
@@ -280,10 +282,41 @@ def _header_from(ds: pydicom.Dataset, path: Path, pixel_offset: int | None, has_
         slope=1.0 if slope in (None, 0.0) else slope,
         intercept=0.0 if intercept is None else intercept,
         padding=_padding(ds) if 0x00280120 in ds else None,
-        instance_number=int(instance or 0),
+        instance_number=int(instance) if instance is not None and np.isfinite(instance) else 0,
         has_pixels=has_pixels,
         pixel_offset=pixel_offset,
     )
+
+
+#: |RescaleSlope| and |RescaleIntercept| beyond these give no CT value an int16 volume can hold.
+MAX_RESCALE = 1e5
+#: more frames than any CT series holds in one file (and than a sane allocation).
+MAX_FRAMES = 10000
+
+
+def _check_values(path: Path, f: _RawFields, slope, intercept, frames) -> None:
+    """One sentence for header values no image can have: zero size, non-finite or absurd numbers.
+
+    Raises:
+        StudyLoadError: naming the file and the attribute.
+    """
+    for name, tag in (("Rows", 0x00280010), ("Columns", 0x00280011)):
+        if f.ushort(tag, name, 1) == 0:
+            raise StudyLoadError(f"DICOM file {path} has {name} 0: it holds no image.")
+    numbers = {"RescaleSlope": slope, "RescaleIntercept": intercept, "NumberOfFrames": frames}
+    for name, tag, count in (("ImagePositionPatient", 0x00200032, 3), ("ImageOrientationPatient", 0x00200037, 6),
+                             ("PixelSpacing", 0x00280030, 2)):
+        values = f.numbers(tag, name, count)
+        if values is not None and not all(np.isfinite(values)):
+            raise StudyLoadError(f"DICOM file {path} has a non-finite {name} ({', '.join(map(str, values))}).")
+    for name, value in numbers.items():
+        if value is not None and not np.isfinite(value):
+            raise StudyLoadError(f"DICOM file {path} has a non-finite {name} ({value}).")
+    if slope is not None and abs(slope) > MAX_RESCALE or intercept is not None and abs(intercept) > MAX_RESCALE:
+        raise StudyLoadError(f"DICOM file {path} has RescaleSlope {slope} and RescaleIntercept {intercept}: "
+                             "no CT value fits them.")
+    if frames is not None and not 0 <= frames <= MAX_FRAMES:
+        raise StudyLoadError(f"DICOM file {path} declares {frames:g} frames (at most {MAX_FRAMES} are read).")
 
 
 def _looks_like_dicom(path: Path) -> bool:
