@@ -80,6 +80,15 @@ def test_errors_are_one_sentence_and_exit_2(registered, demo_study, tmp_path, ca
     assert not out.exists()
 
 
+def test_out_that_is_a_file_is_refused_before_any_work(registered, demo_study, tmp_path, capsys):
+    out = tmp_path / "results.txt"
+    out.write_text("mine")
+    assert main(["analyze", str(demo_study), "--out", str(out), "--device", "cpu"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is a file, not a folder" in err[0] and "File exists" not in err[0]
+    assert out.read_text() == "mine"
+
+
 def test_missing_study_exits_2(registered, tmp_path, capsys):
     assert main(["analyze", str(tmp_path / "nothing"), "--out", str(tmp_path / "o")]) == 2
     assert "does not exist" in capsys.readouterr().err

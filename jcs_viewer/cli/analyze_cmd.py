@@ -72,6 +72,8 @@ def run(args: argparse.Namespace) -> int:
     if session is not None and len(studies) > 1:
         raise UserError("--session belongs to one study; give that study, not a folder of studies.")
     out_root = Path(args.out).expanduser()
+    if out_root.exists() and not out_root.is_dir():
+        raise UserError(f"--out {out_root} is a file, not a folder: give a folder for the results.")
     bar = None if args.quiet else ProgressBar(sys.stderr)
     models = load_models(options)  # once for every study; errors here are one sentence (exit 2)
     failures = 0
