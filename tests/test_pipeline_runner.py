@@ -165,3 +165,36 @@ def test_hu_and_8bit_volumes_share_preprocessing(volume):
     b = prepare_batch(vol8.array[:3], entry, False, torch.device("cpu"))
     assert a.shape == (3, 3, 64, 64)
     assert torch.allclose(a, b, atol=0.05)
+
+
+def test_8bit_studies_get_the_grey_default_lesion_net(tmp_path, monkeypatch):
+    """A seg entry marked default_grey reads 8-bit studies; HU studies keep the default; named weights read all."""
+    import dataclasses
+    import shutil
+
+    from jcs_viewer.models.registry import add_manifest_entry, read_manifest
+    from jcs_viewer.pipeline.runner import load_models
+    from test_pipeline_support import register_tiny_weights
+
+    folder = tmp_path / "weights"
+    folder.mkdir()
+    names = register_tiny_weights(folder)
+    seg = next(e for e in read_manifest(folder) if e.task == "seg")
+    shutil.copy(seg.path, folder / "grey.safetensors")
+    add_manifest_entry(dataclasses.replace(seg, name="test-seg-grey", file="grey.safetensors", default=False,
+                                           default_grey=True), folder)
+    monkeypatch.setenv("JCS_VIEWER_WEIGHTS", str(folder))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "no-user-weights"))
+    assert {e.name: (e.default, e.default_grey) for e in read_manifest(folder) if e.task == "seg"} == {
+        names["seg"]: (True, False), "test-seg-grey": (False, True)}
+
+    models = load_models(AnalysisOptions(device="cpu"))
+    assert models.lesion_net(is_hu=True)[1].name == names["seg"]
+    assert models.lesion_net(is_hu=False)[1].name == "test-seg-grey"
+    volume = small_phantom(6, 96, seed=4).to_volume()
+    grey = dataclasses.replace(volume, array=np.clip((volume.array + 1350) * 255 // 1500, 0, 255).astype(np.int16),
+                               is_hu=False)
+    assert analyze(volume, AnalysisOptions(**OPTS), models=models).models["seg"]["name"] == names["seg"]
+    assert analyze(grey, AnalysisOptions(**OPTS), models=models).models["seg"]["name"] == "test-seg-grey"
+    named = load_models(AnalysisOptions(device="cpu", seg_weights=names["seg"]))
+    assert named.grey_seg_model is None and named.lesion_net(is_hu=False)[1].name == names["seg"]
