@@ -235,3 +235,24 @@ def test_impossible_header_values_get_one_sentence(tmp_path, attribute, value, w
         load_study(tmp_path)
     sentence = _one_sentence(exc)
     assert words in sentence and ".dcm" in sentence
+
+
+@pytest.mark.parametrize("name", ["cut.nii.gz", "cut.nii"])
+def test_a_truncated_nifti_is_refused_not_zero_filled(tmp_path, name):
+    import gzip
+
+    import SimpleITK as sitk
+
+    array = np.random.default_rng(0).integers(-1000, 400, size=(16, 64, 64)).astype(np.int16)
+    whole = tmp_path / "whole.nii"
+    sitk.WriteImage(sitk.GetImageFromArray(array), str(whole))
+    data = whole.read_bytes()
+    assert load_study(whole).array.shape == (16, 64, 64)  # the whole file still loads
+    if name.endswith(".gz"):
+        cut = gzip.compress(data)
+        (tmp_path / name).write_bytes(cut[: int(len(cut) * 0.6)])
+    else:
+        (tmp_path / name).write_bytes(data[: int(len(data) * 0.6)])
+    with pytest.raises(StudyLoadError) as exc:
+        load_study(tmp_path / name)
+    assert name in str(exc.value) and "truncated" in _one_sentence(exc)

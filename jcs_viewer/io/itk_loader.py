@@ -91,6 +91,45 @@ def _check_nifti_nan(path: Path, warnings: list[str]) -> None:
     warnings.append(f"{path.name} has {nans} NaN or infinite voxels; they were read as 0.")
 
 
+def _nifti_bytes(path: Path) -> tuple[bytes, int]:
+    """The first 352 bytes of a NIfTI file and the length of its (uncompressed) content."""
+    import zlib
+
+    if path.name.lower().endswith(".gz"):
+        total, head = 0, b""
+        try:
+            with gzip.open(path, "rb") as stream:
+                while chunk := stream.read(1 << 22):
+                    head = head or chunk[:352]
+                    total += len(chunk)
+        except (EOFError, OSError, zlib.error) as exc:
+            raise StudyLoadError(f"{path} is truncated or damaged (its compressed data stops early: {exc}).") from None
+        return head, total
+    with open(path, "rb") as fp:
+        return fp.read(352), path.stat().st_size
+
+
+def _check_nifti_complete(path: Path) -> None:
+    """Refuse a NIfTI file that holds less voxel data than its header declares (readers zero-fill the rest)."""
+    head, total = _nifti_bytes(path)
+    if len(head) < 348:
+        raise StudyLoadError(f"{path} is truncated: it ends inside its NIfTI header.")
+    for order in ("<", ">"):
+        if struct.unpack(order + "i", head[:4])[0] == 348:
+            break
+    else:
+        return  # NIfTI-2 or not NIfTI at all: SimpleITK decides
+    dims = struct.unpack(order + "8h", head[40:56])
+    bitpix = struct.unpack(order + "h", head[72:74])[0]
+    offset = struct.unpack(order + "f", head[108:112])[0]
+    if not 1 <= dims[0] <= 7 or bitpix <= 0 or not np.isfinite(offset):
+        return
+    expected = int(offset) + int(np.prod([max(1, d) for d in dims[1 : dims[0] + 1]], dtype=np.int64)) * bitpix // 8
+    if total < expected:
+        raise StudyLoadError(f"{path} is truncated: {total:,} bytes of {expected:,} that its header declares "
+                             f"({100 * total / expected:.0f} %); readers would fill the rest with zeros.")
+
+
 def load_itk_volume(path: Path) -> Volume:
     """Read a 3-D volume file, reoriented so that the array is ``(z, y, x)`` in LPS.
 
@@ -104,6 +143,8 @@ def load_itk_volume(path: Path) -> Volume:
     import SimpleITK as sitk  # heavy: imported when a volume file is actually opened
 
     fmt = volume_format(path) or "nifti"
+    if fmt == "nifti":
+        _check_nifti_complete(path)
     try:
         image = sitk.ReadImage(str(path))
     except RuntimeError as exc:
