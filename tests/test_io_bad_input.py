@@ -256,3 +256,17 @@ def test_a_truncated_nifti_is_refused_not_zero_filled(tmp_path, name):
     with pytest.raises(StudyLoadError) as exc:
         load_study(tmp_path / name)
     assert name in str(exc.value) and "truncated" in _one_sentence(exc)
+
+
+def test_slice_positions_no_ct_series_can_have_are_refused(tmp_path):
+    """Positions 1e30 mm apart once gave a lesion volume of 5.8e30 mL: refuse, never report numbers from them."""
+    import pydicom
+
+    files, _ = write_series(tmp_path, n=3, size=16)
+    for k, path in enumerate(files):
+        ds = pydicom.dcmread(path)
+        ds.ImagePositionPatient = [0, 0, f"{k * 1e30:g}"]
+        ds.save_as(path)
+    with pytest.raises(StudyLoadError) as exc:
+        load_study(tmp_path)
+    assert "positions are wrong" in _one_sentence(exc)

@@ -32,6 +32,11 @@ class SeriesGeometry:
     warnings: list[str] = field(default_factory=list)
 
 
+#: a CT series' slices are at most a few cm apart and span at most a whole body (about 2 m).
+MAX_SLICE_STEP_MM = 50.0
+MAX_EXTENT_MM = 3000.0
+
+
 def _same_orientation(a: tuple[float, ...] | None, b: tuple[float, ...] | None) -> bool:
     if a is None or b is None:
         return a is b
@@ -128,6 +133,10 @@ def arrange_slices(headers: list[SliceHeader]) -> SeriesGeometry:
 
     steps = np.diff(along)
     dz = round(float(np.median(steps)), 6)  # DICOM positions carry ~6 significant digits
+    if dz > MAX_SLICE_STEP_MM or float(along[-1] - along[0]) > MAX_EXTENT_MM:
+        raise StudyLoadError(
+            f"The slices of {ref.path.parent} are {dz:.3g} mm apart over {float(along[-1] - along[0]):.3g} mm "
+            "(ImagePositionPatient): no CT series spans that, so its positions are wrong.")
     _check_steps(headers, steps, dz, warnings)
     _check_tilt(headers, positions, normal, warnings)
     return SeriesGeometry(headers, (dz, dy, dx), origin, direction, warnings)
