@@ -217,6 +217,9 @@ def test_special_files_in_a_study_folder_are_skipped(tmp_path, special):
     ("RescaleIntercept", "9223372036854775808", "no CT value fits"),
     ("BitsAllocated", 8, "the image size is wrong"),  # 16-bit pixel data under an 8-bit header
     ("Rows", 28, "the image size is wrong"),  # fewer rows than the pixel data holds
+    ("Rows", 65535, "at most 4096 pixels"),
+    ("Columns", 65535, "at most 4096 pixels"),
+    ("NumberOfFrames", 65536, "65536 frames"),
 ])
 def test_impossible_header_values_get_one_sentence(tmp_path, attribute, value, words):
     """Values no image can have: a sentence naming the file and the attribute, never a traceback or silent data."""

@@ -292,6 +292,8 @@ def _header_from(ds: pydicom.Dataset, path: Path, pixel_offset: int | None, has_
 MAX_RESCALE = 1e5
 #: more frames than any CT series holds in one file (and than a sane allocation).
 MAX_FRAMES = 10000
+#: CT slices are 512 or 1024 pixels a side (2048 on a few scanners): beyond this a header is wrong.
+MAX_SIDE = 4096
 
 
 def _check_values(path: Path, f: _RawFields, slope, intercept, frames) -> None:
@@ -301,8 +303,12 @@ def _check_values(path: Path, f: _RawFields, slope, intercept, frames) -> None:
         StudyLoadError: naming the file and the attribute.
     """
     for name, tag in (("Rows", 0x00280010), ("Columns", 0x00280011)):
-        if f.ushort(tag, name, 1) == 0:
+        size = f.ushort(tag, name, 1)
+        if size == 0:
             raise StudyLoadError(f"DICOM file {path} has {name} 0: it holds no image.")
+        if size > MAX_SIDE:  # checked before anything is allocated for it
+            raise StudyLoadError(f"DICOM file {path} declares {name} {size}: CT slices are at most {MAX_SIDE} "
+                                 "pixels a side.")
     numbers = {"RescaleSlope": slope, "RescaleIntercept": intercept, "NumberOfFrames": frames}
     for name, tag, count in (("ImagePositionPatient", 0x00200032, 3), ("ImageOrientationPatient", 0x00200037, 6),
                              ("PixelSpacing", 0x00280030, 2)):
