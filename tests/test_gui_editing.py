@@ -389,3 +389,35 @@ def test_stroke_cursor_and_undo_as_the_reader_sees_them(qtbot, open_window):
         p = view_point(window, x, 56)
         assert not reddish(undone[p.y(), p.x()])
         assert np.abs(undone[p.y(), p.x()] - before[p.y(), p.x()]).max() <= 2
+
+
+def test_new_results_do_not_stack_label_listeners(qtbot, open_window):
+    """Three more analyses (edits kept, then replaced): the edit controller hears the labels once."""
+    window = open_window()
+    session = window.editing.session
+    controller_hooks = lambda s: [f for f in s.labels._listeners if f == window.editing.controller._on_labels]  # noqa: E731,E501
+    assert len(controller_hooks(session)) == 1
+    window.editing.controller.set_tool("brush")
+    window.editing.controller.stroke_polyline([(20, 20), (40, 20)])
+    for choice in ("keep", "keep", "replace"):
+        window.editing.ask_rerun = lambda c=choice: c
+        window.start_analysis()
+        qtbot.waitUntil(lambda: not window.busy, timeout=20000)
+        current = window.editing.session
+        assert len(controller_hooks(current)) == 1, choice
+        if current is not session:
+            assert controller_hooks(session) == []  # the old session is no longer heard
+    window.state.set_volume(None)  # the study closes: its session is no longer heard either
+    assert window.editing.controller.session is None and controller_hooks(current) == []
+
+
+def test_viewer_state_events_disconnect():
+    from jcs_viewer.gui.state import ViewerState
+
+    state, heard = ViewerState(), []
+    off = state.on("slice", heard.append)
+    state.emit("slice", 3)
+    off()
+    state.emit("slice", 4)
+    state.off("slice", heard.append)  # a second disconnect is harmless
+    assert heard == [3]

@@ -96,6 +96,8 @@ class EditController(QObject):
     def set_session(self, session: Any) -> None:
         """Edit ``session`` (a StudySession) from now on; None disables editing."""
         self.end_stroke()
+        if self.session is not None:  # detach first: a kept or replaced session must not be heard twice
+            self.session.labels.remove_listener(self._on_labels)
         self.session = session
         if session is not None:
             session.labels.add_listener(self._on_labels)

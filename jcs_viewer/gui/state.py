@@ -74,8 +74,15 @@ class ViewerState:
         self.point_yx: tuple[int, int] = (0, 0)  # crosshair row/column; its z is self.z
 
     # --- events ------------------------------------------------------------------------
-    def on(self, event: str, callback: Callable[..., None]) -> None:
+    def on(self, event: str, callback: Callable[..., None]) -> Callable[[], None]:
+        """Call ``callback`` on ``event``; returns the function that disconnects it again."""
         self._listeners[event].append(callback)
+        return lambda: self.off(event, callback)
+
+    def off(self, event: str, callback: Callable[..., None]) -> None:
+        """Stop calling ``callback`` on ``event`` (no error if it was not connected)."""
+        if callback in self._listeners[event]:
+            self._listeners[event].remove(callback)
 
     def emit(self, event: str, *args: Any) -> None:
         for callback in list(self._listeners[event]):
