@@ -32,8 +32,9 @@ class SeriesGeometry:
     warnings: list[str] = field(default_factory=list)
 
 
-#: a CT series' slices are at most a few cm apart and span at most a whole body (about 2 m).
-MAX_SLICE_STEP_MM = 50.0
+#: sanity bounds, far beyond any CT series (HRCT gaps are 10-20 mm; a whole body is about 2 m): positions past them
+#: are wrong, not unusual.
+MAX_SLICE_STEP_MM = 100.0
 MAX_EXTENT_MM = 3000.0
 
 
