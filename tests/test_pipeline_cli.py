@@ -89,6 +89,32 @@ def test_out_that_is_a_file_is_refused_before_any_work(registered, demo_study, t
     assert out.read_text() == "mine"
 
 
+def test_a_run_that_fails_while_writing_leaves_the_previous_set_whole(registered, demo_study, tmp_path, monkeypatch,
+                                                                      capsys):
+    """All or nothing: a report that cannot be written (a full disk, say) leaves no partial set behind."""
+    import jcs_viewer.report
+    from jcs_viewer.errors import ExportError
+
+    out = tmp_path / "out"
+    assert main(["analyze", str(demo_study), "--out", str(out), "--device", "cpu", "--quiet"]) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert "results.json" in before and "report.pdf" not in before
+
+    def full_disk(*args, **kwargs):
+        raise ExportError("Could not write the report: No space left on device.")
+
+    monkeypatch.setattr(jcs_viewer.report, "write_report", full_disk)
+    assert main(["analyze", str(demo_study), "--out", str(out), "--device", "cpu", "--quiet", "--report",
+                 "--slice-cutoff", "0.9"]) == 2
+    assert "No space left" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # the old set, untouched
+    assert [p.name for p in tmp_path.iterdir()] == ["out"] and not list(out.glob(".*"))  # no stage, no temp files
+    monkeypatch.undo()
+    assert main(["analyze", str(demo_study), "--out", str(out), "--device", "cpu", "--quiet", "--report"]) == 0
+    assert {"results.json", "report.pdf"} <= {p.name for p in out.iterdir()}
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
 def test_missing_study_exits_2(registered, tmp_path, capsys):
     assert main(["analyze", str(tmp_path / "nothing"), "--out", str(tmp_path / "o")]) == 2
     assert "does not exist" in capsys.readouterr().err
