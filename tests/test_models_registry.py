@@ -145,11 +145,15 @@ def test_shipped_manifest_is_valid_and_its_files_match():
         assert entry.sha256 and sha256_of(entry.path) == entry.sha256, entry.name
         model = build(entry.arch, **entry.config)
         assert entry.task == task_of(entry.arch) and entry.licence and entry.training_data
-        assert entry.intensity in ("window", "ctseg")
+        assert entry.intensity in ("window", "ctseg", "mixed")
         if entry.intensity == "ctseg":  # pretrained EfficientNet-Lite inputs
             assert entry.mean == entry.std == (0.5, 0.5, 0.5) and entry.window is None
+        if entry.intensity == "mixed":  # 8-bit lung-window and CLAHE slices; HU studies windowed
+            assert entry.mean == entry.std == (0.5, 0.5, 0.5) and entry.window == (-600.0, 1500.0)
         del model
     assert {e.task for e in read_manifest(folder) if e.default} == {"seg", "cls", "lung"}
+    # One lesion net for HU studies, one for 8-bit stacks (both domains it was trained in).
+    assert [(e.task, e.intensity) for e in read_manifest(folder) if e.default_grey] == [("seg", "mixed")]
 
 
 def _zip_bomb(path, inflated: int = 4 << 30) -> None:

@@ -57,7 +57,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     studies.add_argument("--manifest", type=Path, required=True, help="the CSV list of studies")
     studies.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="inference device")
     studies.add_argument("--seg-weights", help="segmentation weights (default: the default)")
-    for p in (seg, lungs, cls, twins, cam, phantom, studies):
+    stacks = sub.add_parser("stacks", help="the whole analysis on COVID-19-CT-Seg volume groups read as 8-bit slice "
+                                           "stacks: lesion and lung Dice per volume")
+    stacks.add_argument("--split", choices=("train", "val", "test", "all"), default="test",
+                        help="CT-Seg volume groups (test: the held-out ones)")
+    stacks.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="inference device")
+    stacks.add_argument("--seg-weights", help="segmentation weights (default: the default for 8-bit studies)")
+    for p in (seg, lungs, cls, twins, cam, phantom, studies, stacks):
         p.add_argument("--weights", help="registry name or weights path (default: the task's default weights)")
         p.add_argument("--data-root", type=Path, help="public data folder (default: ../shared/data)")
 
@@ -90,6 +96,14 @@ def run(args: argparse.Namespace) -> int:
             print(json.dumps(evaluate_studies(args.manifest, options)))
         except JCSError as exc:
             raise UserError(str(exc)) from None
+        return 0
+    if args.task == "stacks":
+        from jcs_viewer.pipeline import AnalysisOptions
+        from jcs_viewer.train.ctseg_stacks import evaluate_ctseg_stacks
+        from jcs_viewer.train.ctseg_train import CTSEG_FOLDER
+
+        options = AnalysisOptions(device=args.device, cls_weights=args.weights, seg_weights=args.seg_weights)
+        print(json.dumps(evaluate_ctseg_stacks(root / CTSEG_FOLDER, args.split, options)))
         return 0
     if args.task == "phantom":
         from jcs_viewer.train.evaluate import evaluate_phantom

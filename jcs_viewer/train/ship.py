@@ -62,6 +62,17 @@ def run_check(task: str, check: str, name: str, data_root: Path) -> dict:
         result = evaluate_cam(data_root / "medseg_covid19_ct100_jcs", "test", name)
     elif check == "demo_phantom":
         result = evaluate_phantom(name, task=task)
+    elif check == "ctseg_stacks_test":
+        from jcs_viewer.pipeline import AnalysisOptions
+        from jcs_viewer.train.ctseg_stacks import evaluate_ctseg_stacks
+
+        stacks = evaluate_ctseg_stacks(data_root / "covid19_ct_seg20_slices", "test",
+                                       AnalysisOptions(device="cpu", seg_weights=name))
+        result = {"mean_lesion_dice": stacks["mean_lesion_dice"], "mean_lung_dice": stacks["mean_lung_dice"]}
+        for row in stacks["volumes"]:
+            result[f"lesion_dice_{row['volume_group']}"] = row["lesion_dice"]
+            result[f"lung_dice_{row['volume_group']}"] = row["lung_dice"]
+        return result
     else:
         raise ValueError(f"unknown check {check!r}")
     return {k: (round(result[k], 4) if isinstance(result[k], float) else result[k]) for k in CHECK_KEYS[(task, check)]}
@@ -204,7 +215,8 @@ def ship_pretrained(task: str, run_dir: Path, name: str, weights_dir: Path | Non
         name=name, task=task, arch=opts["arch"], file=file, sha256=sha256_file(weights_dir / file),
         config=dict(opts.get("config") or {}), input_size=int(opts["size"]), mean=LITE_MEAN, std=LITE_STD,
         window=None if task == "lung" else TRAINING_WINDOW, intensity="ctseg" if task == "lung" else "mixed",
-        default=True, command=record["command"], seed=int(opts["seed"]),
+        # A lesion net of both 8-bit domains serves the 8-bit studies; the window net stays the HU default.
+        default=task == "lung", default_grey=task == "seg", command=record["command"], seed=int(opts["seed"]),
         root=weights_dir, split=split,
         provenance=f"trained by {record['command'].split(' --out')[0]} (run log data sha256: "
                    f"{json.dumps(record['data_sha256'])}); {PRETRAINED_NOTE}; {INTENSITY_NOTE[task]}",
@@ -226,7 +238,9 @@ def ship_pretrained(task: str, run_dir: Path, name: str, weights_dir: Path | Non
                      "JCS lesion segmentation (group-atrous blocks, attentive decoder, deep supervision) on an "
                      "ImageNet EfficientNet-Lite0 encoder. Metrics: jcs-viewer evaluate seg --split test --weights "
                      + name + "; ctseg_test: jcs-viewer evaluate seg --dataset ctseg --split test --weights " + name
-                     + "; demo_phantom: jcs-viewer evaluate phantom --model seg --weights " + name),
+                     + "; demo_phantom: jcs-viewer evaluate phantom --model seg --weights " + name
+                     + "; ctseg_stacks_test (the whole analysis on the held-out groups read as 8-bit stacks): "
+                       "jcs-viewer evaluate stacks --split test --seg-weights " + name),
     )
     add_manifest_entry(entry, weights_dir)
     keys = ("dice", "dice_pooled", "n")
@@ -246,6 +260,7 @@ def ship_pretrained(task: str, run_dir: Path, name: str, weights_dir: Path | Non
         metrics["ctseg_test"] = {k: (round(ct[k], 4) if isinstance(ct[k], float) else ct[k]) for k in keys}
         metrics["ctseg_test"]["per_volume_group"] = ct.get("per_volume_group", {})
         metrics["demo_phantom"] = run_check("seg", "demo_phantom", name, data)
+        metrics["ctseg_stacks_test"] = run_check("seg", "ctseg_stacks_test", name, data)
     final = dataclasses.replace(entry, metrics=metrics)
     add_manifest_entry(final, weights_dir)
     return final.to_json()

@@ -1,0 +1,78 @@
+"""The whole analysis on COVID-19-CT-Seg volume groups read as the app reads them: 8-bit slice stacks.
+
+``evaluate seg --dataset ctseg`` scores a lesion network's raw output on single slices. This scores what a
+reader gets: each volume group of a split is loaded as a folder of PNG slices would be (8-bit grey levels,
+not HU), analysed end to end (learned lungs, the lesion network chosen for 8-bit studies, lesions kept inside
+the lungs), and the lesion and lung masks are compared with the radiologists' masks, pooled over the group's
+slices (Dice per volume).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def _group_spans(split: str) -> dict[int, str]:
+    from jcs_viewer.train.splits import CTSEG_GROUP_STARTS
+
+    spans = {}
+    for g, start in enumerate(CTSEG_GROUP_STARTS):
+        end = CTSEG_GROUP_STARTS[g + 1] - 1 if g + 1 < len(CTSEG_GROUP_STARTS) else 1440
+        spans[g] = f"{start:04d}-{end:04d}"
+    return spans
+
+
+def _dice(a: np.ndarray, b: np.ndarray) -> float:
+    denom = int(a.sum()) + int(b.sum())
+    return 1.0 if denom == 0 else 2.0 * int((a & b).sum()) / denom
+
+
+def evaluate_ctseg_stacks(ctseg_root: Path, split: str = "test", options: Any = None,
+                          progress: Any = None) -> dict[str, Any]:
+    """Lesion and lung Dice per CT-Seg volume group of ``split`` through :func:`jcs_viewer.pipeline.analyze`.
+
+    Args:
+        ctseg_root: the ``covid19_ct_seg20_slices`` folder (``ct/``, ``lungs/``, ``lesions/``).
+        split: ``"train"``, ``"val"``, ``"test"`` or ``"all"`` (whole volume groups).
+        options: :class:`~jcs_viewer.pipeline.AnalysisOptions` (defaults when None).
+        progress: passed to ``analyze``.
+
+    Returns:
+        JSON-ready dict: per group lesion Dice, lung Dice, lesion mL found and expected (at the 1 mm voxels a
+        slice stack is given), the lesion network used; and the mean over groups.
+    """
+    from jcs_viewer.io.image_stack import load_image_stack
+    from jcs_viewer.pipeline import AnalysisOptions, analyze
+    from jcs_viewer.pipeline.runner import load_models
+    from jcs_viewer.train.ctseg_train import ctseg_files
+    from jcs_viewer.train.images import read_mask
+    from jcs_viewer.train.splits import ctseg_group
+
+    options = options or AnalysisOptions()
+    models = load_models(options)
+    spans = _group_spans(split)
+    groups: dict[int, list[tuple[Path, Path]]] = {}
+    for image, lesion in ctseg_files(Path(ctseg_root), split, "lesions"):
+        groups.setdefault(ctseg_group(int(image.stem)), []).append((image, lesion))
+    rows = []
+    for g, pairs in sorted(groups.items()):
+        volume = load_image_stack([image for image, _ in pairs])
+        result = analyze(volume, options, progress=progress, models=models)
+        lesion_ref = np.stack([read_mask(m) > 0 for _, m in pairs])
+        lung_ref = np.stack([read_mask(Path(ctseg_root) / "lungs" / m.name) > 0 for _, m in pairs])
+        lesion, lung = result.lesion_mask > 0, result.lung_mask > 0
+        rows.append({
+            "volume_group": spans[g], "slices": len(pairs),
+            "lesion_dice": round(_dice(lesion, lesion_ref), 4),
+            "lung_dice": round(_dice(lung, lung_ref), 4),
+            "lesion_ml": round(float(lesion.sum()) / 1000.0, 1),
+            "reference_lesion_ml": round(float(lesion_ref.sum()) / 1000.0, 1),
+            "positive_slices": int(result.positive_slices),
+            "seg_weights": result.models["seg"]["name"],
+        })
+    mean = (lambda key: round(float(np.mean([r[key] for r in rows])), 4) if rows else None)
+    return {"task": "ctseg_stacks", "split": split, "volumes": rows,
+            "mean_lesion_dice": mean("lesion_dice"), "mean_lung_dice": mean("lung_dice")}
