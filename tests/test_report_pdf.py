@@ -160,6 +160,25 @@ def test_report_without_cams_attributes_or_hu(tmp_path):
     assert "not in Hounsfield units" in text
 
 
+def test_a_study_no_slice_of_which_was_analysed_says_not_measured(tmp_path):
+    """No lesion figure may read as "0 mL": a study the models did not run on (too coarse, no lungs)."""
+    from jcs_viewer.pipeline.quantify import quantify
+
+    volume, result = make_study(tmp_path, n_slices=8, size=48)  # a result stand-in: set what the runner sets
+    result.lesion_mask = np.zeros_like(result.lesion_mask)
+    result.segmented_slices = np.zeros(8, bool)
+    result.slice_positive = np.zeros(8, bool)
+    result.positive_slices = 0
+    result.quant = quantify(volume, result.lung_mask, result.lesion_mask)
+    result.decision, result.decision_reason = "not assessable", "The pixels are 4.2 mm wide, too coarse."
+    path = write_report(result, volume, tmp_path / "coarse.pdf")
+    require_tools("pdftotext", "qpdf")
+    subprocess.run(["qpdf", "--check", str(path)], check=True, capture_output=True)
+    text = pdf_text(path)
+    assert "Not measured: the models ran on no slice" in text
+    assert "0.0 mL" not in text and "Lesion volume (mL)" in text  # n/a in its cells
+
+
 def test_unwritable_target_raises_export_error_and_leaves_nothing(study, tmp_path):
     volume, result = study
     blocker = tmp_path / "a_file"

@@ -276,8 +276,8 @@ def _summary(
 ) -> list[Any]:
     q = content.quant
     lv, lu, inv = q.lesion_volume_ml, q.lung_volume_ml, q.involvement_percent
-    if not np.any(getattr(result, "segmented_slices", True)) and not lv["total"]:
-        # No slice went through the lesion network (and none was painted): "n/a", not 0 mL of lesion.
+    measured = _lesions_measured(result, content)
+    if not measured:  # "n/a", not 0 mL of lesion
         lv = inv = {"right": None, "left": None, "total": None}
     rows = [
         ["", "Right lung", "Left lung", "Total"],
@@ -295,12 +295,14 @@ def _summary(
         return f"{name} ({lo_hi[0]} to {lo_hi[1]} HU)" if lo_hi else name
 
     b = lambda text: Paragraph(escape(text), st["cellb"])  # noqa: E731
+    value = (lambda x: x) if measured else (lambda x: None)  # noqa: E731
     more = [
         [b("Flagged slices"), f"{int(result.positive_slices)} (threshold {int(result.threshold)})",
-         b("Lesion count (3-D)"), str(int(q.lesion_count))],
-        [b("Craniocaudal extent"), _fmt(q.extent_mm, 0, "mm"), b("Mean lesion density"), _fmt(q.mean_hu, 0, "HU")],
-        [b(hu_label("Ground-glass", "ggo")), _fmt(q.ggo_ml, 1, "mL"),
-         b(hu_label("Consolidation", "consolidation")), _fmt(q.consolidation_ml, 1, "mL")],
+         b("Lesion count (3-D)"), str(int(q.lesion_count)) if measured else "n/a"],
+        [b("Craniocaudal extent"), _fmt(value(q.extent_mm), 0, "mm"), b("Mean lesion density"),
+         _fmt(value(q.mean_hu), 0, "HU")],
+        [b(hu_label("Ground-glass", "ggo")), _fmt(value(q.ggo_ml), 1, "mL"),
+         b(hu_label("Consolidation", "consolidation")), _fmt(value(q.consolidation_ml), 1, "mL")],
     ]
     if outside >= 0.05:  # shown with one decimal: float dust would print as "0.0 mL"
         more.append([b("Lesion outside lungs"), _fmt(outside, 1, "mL"), "", ""])
@@ -334,7 +336,18 @@ def _plot_section(result: Any, content: ReportContent, st: dict[str, ParagraphSt
     return [KeepTogether([Paragraph("Per-slice score", st["h2"]), drawing, Paragraph(caption, st["small"])])]
 
 
-def _zone_section(content: ReportContent, st: dict[str, ParagraphStyle], fonts: Fonts) -> list[Any]:
+def _lesions_measured(result: Any, content: ReportContent) -> bool:
+    """Whether any slice went through the lesion network, or the reader painted lesions."""
+    return bool(np.any(getattr(result, "segmented_slices", True))) or bool(content.quant.lesion_volume_ml["total"])
+
+
+def _zone_section(
+    result: Any, content: ReportContent, st: dict[str, ParagraphStyle], fonts: Fonts
+) -> list[Any]:
+    if not _lesions_measured(result, content):
+        return [Paragraph("Lesions by lung and zone", st["h2"]),
+                Paragraph("Not measured: the models ran on no slice of this study (see the decision above).",
+                          st["small"])]
     rows = [["Zone", "Right lung (mL)", "Left lung (mL)", "Total (mL)", "Share of lesion"]]
     total = sum(r["total"] for r in content.zone_table.values())
     for zone in ("upper", "middle", "lower"):
@@ -649,7 +662,7 @@ def render_report(result: Any, volume: Any, content: ReportContent, *, anonymize
             + _decision(result, content, st, fonts)
             + _summary(result, volume, content, st, fonts)
             + _plot_section(result, content, st, fonts)
-            + _zone_section(content, st, fonts)
+            + _zone_section(result, content, st, fonts)
             + _attribute_section(result, st, fonts)
             + _key_image_section(volume, content, crop, pngs, peaks, st, fonts)
             + _review_section(result, content, st, fonts)
