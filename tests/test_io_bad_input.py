@@ -273,3 +273,31 @@ def test_slice_positions_no_ct_series_can_have_are_refused(tmp_path):
     with pytest.raises(StudyLoadError) as exc:
         load_study(tmp_path)
     assert "positions are wrong" in _one_sentence(exc)
+
+
+@pytest.mark.parametrize("syntax", ["j2k", "deflate"])
+def test_a_compressed_file_cut_short_is_called_what_it_is(tmp_path, syntax):
+    """A JPEG 2000 file cut inside its pixel data is "truncated", not "has no pixel data"; a broken deflate
+    stream is named as such, not "(error)" (zlib's exception class)."""
+    import pydicom
+    from pydicom.uid import DeflatedExplicitVRLittleEndian, JPEG2000Lossless
+
+    files, _ = write_series(tmp_path, n=3, size=64)
+    for path in files:
+        ds = pydicom.dcmread(path)
+        if syntax == "j2k":
+            ds.compress(JPEG2000Lossless)
+        else:
+            ds.file_meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
+        ds.save_as(path, enforce_file_format=True)
+    data = files[1].read_bytes()
+    files[1].write_bytes(data[: int(len(data) * 0.8)])
+    if syntax == "j2k":
+        with pytest.raises(StudyLoadError) as exc:
+            load_study(tmp_path)
+        assert "truncated" in _one_sentence(exc) and "no pixel data" not in str(exc.value)
+    else:  # a damaged file among good ones is skipped, and the warning says why
+        volume = load_study(tmp_path)
+        assert volume.array.shape[0] == 2
+        (warning,) = [w for w in volume.warnings if files[1].name in w]
+        assert "deflate-compressed data set is corrupt" in warning and "(error)" not in warning

@@ -12,7 +12,7 @@ import numpy as np
 import pydicom
 
 from jcs_viewer.errors import StudyLoadError
-from jcs_viewer.io.dicom_scan import SliceHeader
+from jcs_viewer.io.dicom_scan import SliceHeader, read_failure
 
 
 def _item(groups: list, shared, index: int, sequence: str):
@@ -51,7 +51,7 @@ def frame_headers(h: SliceHeader) -> list[SliceHeader]:
     try:
         ds = pydicom.dcmread(h.path, stop_before_pixels=True)
     except Exception as exc:  # noqa: BLE001 - pydicom raises many types on damaged files
-        raise StudyLoadError(f"DICOM file {h.path} is damaged or truncated ({type(exc).__name__}).") from exc
+        raise StudyLoadError(f"DICOM file {h.path} is damaged or truncated ({read_failure(exc)}).") from exc
     shared_seq = ds.get("SharedFunctionalGroupsSequence")
     shared = shared_seq[0] if shared_seq else None
     groups = list(ds.get("PerFrameFunctionalGroupsSequence") or [])

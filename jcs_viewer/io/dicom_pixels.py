@@ -16,7 +16,7 @@ import pydicom
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from jcs_viewer.errors import StudyLoadError
-from jcs_viewer.io.dicom_scan import SliceHeader
+from jcs_viewer.io.dicom_scan import SliceHeader, read_failure
 
 AIR_HU = -1024
 _INT16_MAX = 32767
@@ -86,9 +86,9 @@ def _read_with_pydicom(h: SliceHeader, frames: bool = False) -> np.ndarray:
     try:
         ds = pydicom.dcmread(h.path)
     except Exception as exc:  # noqa: BLE001 - pydicom raises many types on damaged files
-        raise StudyLoadError(f"DICOM file {h.path} is damaged or truncated ({type(exc).__name__}).") from exc
-    if "PixelData" not in ds:
-        raise StudyLoadError(f"DICOM file {h.path} has no pixel data.")
+        raise StudyLoadError(f"DICOM file {h.path} is damaged or truncated ({read_failure(exc)}).") from exc
+    if "PixelData" not in ds:  # the scan found its Pixel Data tag: the file ends inside that element
+        raise StudyLoadError(f"DICOM file {h.path} is truncated: it ends inside its (compressed) pixel data.")
     try:
         pixels = ds.pixel_array
     except Exception as exc:  # noqa: BLE001 - decoder errors vary by plugin

@@ -325,6 +325,18 @@ def _check_values(path: Path, f: _RawFields, slope, intercept, frames) -> None:
         raise StudyLoadError(f"DICOM file {path} declares {frames:g} frames (at most {MAX_FRAMES} are read).")
 
 
+def read_failure(exc: BaseException) -> str:
+    """What a failed pydicom read says about the file, in words (not an exception class name like "error")."""
+    import zlib
+
+    if isinstance(exc, zlib.error):
+        return "its deflate-compressed data set is corrupt"
+    if isinstance(exc, EOFError):
+        return "it ends early"
+    text = str(exc).strip().rstrip(".")
+    return f"{type(exc).__name__}: {text[:120]}" if text else type(exc).__name__
+
+
 def _looks_like_dicom(path: Path) -> bool:
     try:
         with open(path, "rb") as fp:
@@ -354,7 +366,7 @@ def read_header(path: Path) -> tuple[SliceHeader, pydicom.Dataset] | None:
         raise StudyLoadError(f"Cannot read {path}: {exc.strerror or exc}.") from exc
     except Exception as exc:  # noqa: BLE001 - pydicom raises many types on corrupt headers
         if _looks_like_dicom(path):
-            raise StudyLoadError(f"DICOM file {path} is damaged or truncated ({type(exc).__name__}).") from exc
+            raise StudyLoadError(f"DICOM file {path} is damaged or truncated ({read_failure(exc)}).") from exc
         return None
     meta = getattr(ds, "file_meta", None)
     if str(getattr(meta, "MediaStorageSOPClassUID", "")) == _DICOMDIR_SOP_CLASS:
