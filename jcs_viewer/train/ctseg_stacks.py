@@ -15,21 +15,6 @@ from typing import Any
 import numpy as np
 
 
-def _group_spans(split: str) -> dict[int, str]:
-    from jcs_viewer.train.splits import CTSEG_GROUP_STARTS
-
-    spans = {}
-    for g, start in enumerate(CTSEG_GROUP_STARTS):
-        end = CTSEG_GROUP_STARTS[g + 1] - 1 if g + 1 < len(CTSEG_GROUP_STARTS) else 1440
-        spans[g] = f"{start:04d}-{end:04d}"
-    return spans
-
-
-def _dice(a: np.ndarray, b: np.ndarray) -> float:
-    denom = int(a.sum()) + int(b.sum())
-    return 1.0 if denom == 0 else 2.0 * int((a & b).sum()) / denom
-
-
 def evaluate_ctseg_stacks(ctseg_root: Path, split: str = "test", options: Any = None,
                           progress: Any = None) -> dict[str, Any]:
     """Lesion and lung Dice per CT-Seg volume group of ``split`` through :func:`jcs_viewer.pipeline.analyze`.
@@ -49,11 +34,11 @@ def evaluate_ctseg_stacks(ctseg_root: Path, split: str = "test", options: Any = 
     from jcs_viewer.pipeline.runner import load_models
     from jcs_viewer.train.ctseg_train import ctseg_files
     from jcs_viewer.train.images import read_mask
-    from jcs_viewer.train.splits import ctseg_group
+    from jcs_viewer.train.metrics import dice
+    from jcs_viewer.train.splits import ctseg_group, ctseg_group_span
 
     options = options or AnalysisOptions()
     models = load_models(options)
-    spans = _group_spans(split)
     groups: dict[int, list[tuple[Path, Path]]] = {}
     for image, lesion in ctseg_files(Path(ctseg_root), split, "lesions"):
         groups.setdefault(ctseg_group(int(image.stem)), []).append((image, lesion))
@@ -65,9 +50,9 @@ def evaluate_ctseg_stacks(ctseg_root: Path, split: str = "test", options: Any = 
         lung_ref = np.stack([read_mask(Path(ctseg_root) / "lungs" / m.name) > 0 for _, m in pairs])
         lesion, lung = result.lesion_mask > 0, result.lung_mask > 0
         rows.append({
-            "volume_group": spans[g], "slices": len(pairs),
-            "lesion_dice": round(_dice(lesion, lesion_ref), 4),
-            "lung_dice": round(_dice(lung, lung_ref), 4),
+            "volume_group": ctseg_group_span(g), "slices": len(pairs),
+            "lesion_dice": round(dice(lesion, lesion_ref), 4),
+            "lung_dice": round(dice(lung, lung_ref), 4),
             "lesion_ml": round(float(lesion.sum()) / 1000.0, 1),
             "reference_lesion_ml": round(float(lesion_ref.sum()) / 1000.0, 1),
             "positive_slices": int(result.positive_slices),

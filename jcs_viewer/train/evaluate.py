@@ -163,7 +163,7 @@ def predict_in_domain(model, entry, images: list[np.ndarray], intensity: str) ->
 def _per_group(pairs: list[tuple[Path, Path]], probs, masks, threshold: float) -> dict[str, dict]:
     """Dice per CT-Seg volume group (slice file names are the source's slice numbers)."""
     from jcs_viewer.train.metrics import dice
-    from jcs_viewer.train.splits import CTSEG_GROUP_STARTS, ctseg_group
+    from jcs_viewer.train.splits import ctseg_group, ctseg_group_span
 
     groups: dict[int, list[int]] = {}
     for k, (img, _) in enumerate(pairs):
@@ -172,12 +172,10 @@ def _per_group(pairs: list[tuple[Path, Path]], probs, masks, threshold: float) -
         groups.setdefault(ctseg_group(int(img.stem)), []).append(k)
     out = {}
     for g, idx in sorted(groups.items()):
-        end = CTSEG_GROUP_STARTS[g + 1] - 1 if g + 1 < len(CTSEG_GROUP_STARTS) else 1440
         per = [dice(probs[k] >= threshold, masks[k] > 0) for k in idx]
         pooled = dice(np.concatenate([(probs[k] >= threshold).ravel() for k in idx]),
                       np.concatenate([(masks[k] > 0).ravel() for k in idx]))
-        out[f"{CTSEG_GROUP_STARTS[g]:04d}-{end:04d}"] = {"dice": float(np.mean(per)), "dice_pooled": pooled,
-                                                           "n": len(idx)}
+        out[ctseg_group_span(g)] = {"dice": float(np.mean(per)), "dice_pooled": pooled, "n": len(idx)}
     return out
 
 

@@ -175,10 +175,7 @@ INTENSITY_NOTE = {
 
 def _ctseg_split_text() -> str:
     from jcs_viewer.train.splits import CTSEG_GROUP_STARTS, CTSEG_TEST_GROUPS, CTSEG_VAL_GROUPS
-
-    def span(g: int) -> str:
-        end = CTSEG_GROUP_STARTS[g + 1] - 1 if g + 1 < len(CTSEG_GROUP_STARTS) else 1440
-        return f"{CTSEG_GROUP_STARTS[g]:04d}-{end:04d}"
+    from jcs_viewer.train.splits import ctseg_group_span as span
 
     return (f"COVID-19-CT-Seg slices split by volume group (starts {', '.join(map(str, CTSEG_GROUP_STARTS))}, "
             f"jcs_viewer/train/splits.py): val {', '.join(span(g) for g in CTSEG_VAL_GROUPS)} (model selection); "

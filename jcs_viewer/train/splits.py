@@ -97,6 +97,12 @@ def ctseg_group(slice_number: int) -> int:
     return sum(1 for start in CTSEG_GROUP_STARTS if slice_number >= start) - 1
 
 
+def ctseg_group_span(group: int) -> str:
+    """The slice numbers a CT-Seg volume group spans, as the figures name it (``"0279-0396"``)."""
+    last = CTSEG_GROUP_STARTS[group + 1] - 1 if group + 1 < len(CTSEG_GROUP_STARTS) else 1440
+    return f"{CTSEG_GROUP_STARTS[group]:04d}-{last:04d}"
+
+
 def ctseg_split(numbers: list[int], split: str) -> list[int]:
     """The slice numbers of one CT-Seg split ("train", "val", "test" or "all"), by whole volume groups."""
     return split_by_group(list(numbers), ctseg_group, split, CTSEG_TEST_GROUPS, CTSEG_VAL_GROUPS)
