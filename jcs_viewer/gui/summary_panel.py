@@ -10,6 +10,7 @@ from PySide6.QtWidgets import QLabel, QTextBrowser, QVBoxLayout, QWidget
 
 from jcs_viewer import RESEARCH_USE_NOTICE
 from jcs_viewer.gui.state import ViewerState
+from jcs_viewer.pipeline.result import lesions_measured
 
 ATTRIBUTE_NAMES = ("Ground-glass opacity", "Consolidation", "Crazy paving", "Air bronchogram",
                    "Interlobular septal thickening")
@@ -97,8 +98,7 @@ def summary_html(result: Any, volume: Any = None) -> str:
         if ggo is not None or cons is not None:
             rows.append(("GGO / consolidation", f"{_num(ggo)} / {_num(cons)} mL"))
         segmented = _get(result, "segmented_slices", None)
-        if segmented is not None and not np.asarray(segmented).any() and not float(vol.get("total") or 0.0):
-            # No slice went through the lesion network (and none was painted): zeros would read as "no lesion".
+        if segmented is not None and not lesions_measured(segmented, float(vol.get("total") or 0.0)):
             rows = [("Lesions", "not measured: the models ran on no slice")]
         parts.append(_table(rows))
     small_print = [str(text) for text in (_get(result, "slice_rule", ""), rule) if text]

@@ -43,6 +43,13 @@ _ARRAY_FIELDS = ("slice_probability", "slice_positive", "cams", "attributes", "l
                  "scored_slices")
 
 
+def lesions_measured(segmented_slices: Any, lesion_ml: float = 0.0) -> bool:
+    """Whether lesion figures mean something: the lesion network ran on some slice, or the reader painted lesions
+    (``lesion_ml`` of an edited mask). Otherwise (no lungs, too coarse to read) 0 mL means "not measured", not
+    "no lesion"."""
+    return bool(np.any(segmented_slices)) or bool(lesion_ml)
+
+
 @dataclass(eq=False)
 class StudyResult:
     """The outcome of :func:`jcs_viewer.pipeline.analyze` for one study.
@@ -94,9 +101,8 @@ class StudyResult:
 
     @property
     def lesions_measured(self) -> bool:
-        """Whether the lesion network ran on any slice (not on a study without lungs or too coarse to read):
-        without it, lesion volumes of 0 mL mean "not measured", not "no lesion"."""
-        return bool(np.any(self.segmented_slices))
+        """Whether the lesion network ran on any slice (see :func:`lesions_measured`)."""
+        return lesions_measured(self.segmented_slices)
     def __post_init__(self) -> None:
         if self.scored_slices is None:  # results from before schema 3 scored every slice
             self.scored_slices = np.ones(int(self.n_slices), dtype=bool)

@@ -337,8 +337,9 @@ def _plot_section(result: Any, content: ReportContent, st: dict[str, ParagraphSt
 
 
 def _lesions_measured(result: Any, content: ReportContent) -> bool:
-    """Whether any slice went through the lesion network, or the reader painted lesions."""
-    return bool(np.any(getattr(result, "segmented_slices", True))) or bool(content.quant.lesion_volume_ml["total"])
+    from jcs_viewer.pipeline.result import lesions_measured
+
+    return lesions_measured(getattr(result, "segmented_slices", True), content.quant.lesion_volume_ml["total"])
 
 
 def _zone_section(
