@@ -77,3 +77,47 @@ def test_nets_on_the_encoder_keep_the_input_size_and_fold_exactly(arch, channels
     assert float(out.min()) >= 0.0 and float(out.max()) <= 1.0
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fold_batchnorm(copy.deepcopy(model)).modules())
     np.testing.assert_allclose(folded.numpy(), out.numpy(), atol=1e-4)
+
+
+def test_output_stride_16_dilates_the_last_stage_with_the_same_weights():
+    coarse, fine = EfficientNetLite().eval(), EfficientNetLite(LiteConfig(output_stride=16)).eval()
+    assert set(coarse.state_dict()) == set(fine.state_dict())
+    fine.load_state_dict(coarse.state_dict(), strict=True)
+    feats = fine.features(torch.zeros(1, 3, 256, 256))
+    assert [256 // f.shape[-1] for f in feats] == [2, 4, 8, 16, 16]
+    with pytest.raises(ValueError, match="output_stride"):
+        EfficientNetLite(LiteConfig(output_stride=8))
+
+
+def test_effnet_classifier_takes_the_imagenet_encoder_and_head_and_maps_at_stride_16():
+    path = _imagenet_file()
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    model = build("jcs_cls_effnet", attributes=True, lesion_head=True).load_imagenet().eval()
+    assert torch.equal(model.conv_head.weight, state["_conv_head.weight"])
+    assert torch.equal(model.bn_head.running_var, state["_bn1.running_var"])
+    assert torch.equal(model.encoder._blocks[10]._depthwise_conv.weight, state["_blocks.10._depthwise_conv.weight"])
+    x = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(0))
+    logits, attrs, lesions = model.forward_train(x)
+    assert logits.shape == (2, 2) and attrs.shape == (2, 5) and lesions.shape == (2, 1, 14, 14)
+
+
+def test_effnet_classifier_gradcam_analytic_equals_autograd():
+    from jcs_viewer.models import gradcam
+
+    model = build("jcs_cls_effnet", attributes=True).eval()
+    gen = torch.Generator().manual_seed(2)
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.2, 0.2, generator=gen)
+    x = torch.randn(3, 3, 128, 128, generator=gen)
+    p1, c1 = gradcam(model, x)
+    p2, c2 = gradcam(model, x, method="autograd")
+    assert c1.shape == (3, 128, 128)
+    torch.testing.assert_close(p1, p2)
+    torch.testing.assert_close(c1, c2, atol=1e-4, rtol=1e-4)
+    assert float(c1.max()) == pytest.approx(1.0)
+    folded = fold_batchnorm(copy.deepcopy(model))
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+    p3, c3 = gradcam(folded, x)
+    torch.testing.assert_close(p3, p1, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(c3, c1, atol=1e-4, rtol=1e-4)

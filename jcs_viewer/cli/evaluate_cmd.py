@@ -37,11 +37,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
                      help="evaluate only the images named in these files")
     cls.add_argument("--split", choices=("train", "val", "test"), help="the official COVID-CT split")
     cls.add_argument("--threshold", type=float, default=0.5, help="COVID probability threshold (0.5)")
-    twins = sub.add_parser("twins", help="classification of MedSeg slices against their lesion-free twins")
-    twins.add_argument("--split", choices=("train", "val", "test"), default="test", help="MedSeg split (test)")
+    twins = sub.add_parser("twins", help="classification of real lesion slices against their lesion-free twins")
     twins.add_argument("--threshold", type=float, default=0.5, help="COVID probability threshold (0.5)")
-    cam = sub.add_parser("cam", help="whether the classifier's Grad-CAM maps point at MedSeg lesions")
-    cam.add_argument("--split", choices=("train", "val", "test"), default="test", help="MedSeg split (test)")
+    cam = sub.add_parser("cam", help="whether the classifier's Grad-CAM maps point at the lesions and stay in the lungs")
+    for p in (twins, cam):
+        p.add_argument("--split", choices=("train", "val", "test"), default="test",
+                       help="MedSeg split, or CT-Seg volume groups with --dataset ctseg (test)")
+        p.add_argument("--dataset", choices=("medseg", "ctseg"), default="medseg",
+                       help="MedSeg lung-window slices or COVID-19-CT-Seg CLAHE slices (medseg)")
     phantom = sub.add_parser("phantom", help="classification or segmentation of the synthetic demo chest CT "
                                              "(never trained on)")
     phantom.add_argument("--model", choices=("cls", "seg", "joint"), default="cls",
@@ -77,13 +80,13 @@ def run(args: argparse.Namespace) -> int:
     if args.task == "twins":
         from jcs_viewer.train.evaluate import evaluate_twins
 
-        result = evaluate_twins(root / "medseg_covid19_ct100_jcs", args.split, args.weights, args.threshold)
+        result = evaluate_twins(root, args.split, args.weights, args.threshold, args.dataset)
         print(json.dumps({**result, "split": args.split}))
         return 0
     if args.task == "cam":
         from jcs_viewer.train.evaluate import evaluate_cam
 
-        print(json.dumps({**evaluate_cam(root / "medseg_covid19_ct100_jcs", args.split, args.weights),
+        print(json.dumps({**evaluate_cam(root, args.split, args.weights, dataset=args.dataset),
                           "split": args.split}))
         return 0
     if args.task == "studies":

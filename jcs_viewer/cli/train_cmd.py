@@ -18,6 +18,8 @@ DEFAULTS = {
 
 #: segmentation architectures with a pretrained encoder, trained on CT-Seg + MedSeg (jcs_viewer.train.ctseg_train).
 PRETRAINED_SEG = ("jcs_seg_effnet",)
+#: every architecture whose encoder starts from ImageNet weights (or a run's, with --init).
+PRETRAINED = PRETRAINED_SEG + ("jcs_cls_effnet",)
 
 
 def default_data_root() -> Path:
@@ -51,8 +53,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
     parser.add_argument("--init", type=Path, metavar="WEIGHTS",
-                        help="lungs and --arch jcs_seg_effnet: start from these weights (a run's best.safetensors, "
-                             "same architecture) instead of the ImageNet encoder: a second run continues a first")
+                        help="lungs and --arch jcs_seg_effnet / jcs_cls_effnet: start from these weights (a run's "
+                             "best.safetensors, same architecture) instead of the ImageNet encoder: a second run "
+                             "continues a first")
+    parser.add_argument("--ctseg", action="store_true",
+                        help="cls with --medseg-twins: COVID-19-CT-Seg training-group slices, labelled from their "
+                             "infection masks, make half of the real-CT crops")
 
 
 def command_line(task: str, opts, explicit_data: bool) -> str:
@@ -75,6 +81,8 @@ def command_line(task: str, opts, explicit_data: bool) -> str:
         parts += ["--medseg-twins", f"{opts.medseg_twins:g}"]
     if opts.init is not None:
         parts += ["--init", str(opts.init)]
+    if opts.ctseg:
+        parts += ["--ctseg"]
     return " ".join(shlex.quote(p) for p in parts)
 
 
@@ -98,10 +106,12 @@ def run(args: argparse.Namespace) -> int:
         data=Path(data), out=args.out, epochs=args.epochs or epochs, size=args.size or size,
         batch=args.batch or batch, lr=args.lr or lr, seed=args.seed, crop=args.crop, max_steps=args.max_steps,
         max_minutes=args.max_minutes, threads=args.threads, arch=args.arch or arch, config=config,
-        medseg_twins=args.medseg_twins, init=args.init,
+        medseg_twins=args.medseg_twins, init=args.init, ctseg=args.ctseg,
     )
-    if opts.init is not None and not (args.arch in PRETRAINED_SEG or args.task == "lungs"):
-        raise UserError("--init continues a lungs or --arch jcs_seg_effnet run only.")
+    if opts.init is not None and not (opts.arch in PRETRAINED or args.task == "lungs"):
+        raise UserError("--init continues a lungs or --arch jcs_seg_effnet / jcs_cls_effnet run only.")
+    if opts.ctseg and not (args.task == "cls" and opts.medseg_twins > 0):
+        raise UserError("--ctseg adds real-CT crops to a cls run with --medseg-twins only.")
     if opts.init is not None and not Path(opts.init).is_file():
         raise UserError(f"--init: {opts.init} is not a file.")
     if opts.crop is not None and not 32 <= opts.crop <= opts.size:

@@ -43,6 +43,7 @@ class LiteConfig:
 
     variant: int = 0
     head: bool = False  # conv_head (1280) + classifier: only to check the ImageNet weights
+    output_stride: int = 32  # 16: the last stride-2 stage is dilated instead (finer maps, same weights)
 
 
 def _round_filters(c: int, width: float) -> int:
@@ -54,14 +55,15 @@ def _round_filters(c: int, width: float) -> int:
 class MBConv(nn.Module):
     """Inverted residual: 1x1 expand (skipped at expansion 1), depthwise kxk, 1x1 project; ReLU6, no SE."""
 
-    def __init__(self, cin: int, cout: int, kernel: int, stride: int, expansion: int) -> None:
+    def __init__(self, cin: int, cout: int, kernel: int, stride: int, expansion: int, dilation: int = 1) -> None:
         super().__init__()
         mid = cin * expansion
         self.has_expand = expansion != 1
         if self.has_expand:
             self._expand_conv = nn.Conv2d(cin, mid, 1, bias=False)
             self._bn0 = nn.BatchNorm2d(mid, eps=_BN_EPS, momentum=_BN_MOMENTUM)
-        self._depthwise_conv = nn.Conv2d(mid, mid, kernel, stride, kernel // 2, groups=mid, bias=False)
+        self._depthwise_conv = nn.Conv2d(mid, mid, kernel, stride, dilation * (kernel // 2), dilation=dilation,
+                                         groups=mid, bias=False)
         self._bn1 = nn.BatchNorm2d(mid, eps=_BN_EPS, momentum=_BN_MOMENTUM)
         self._project_conv = nn.Conv2d(mid, cout, 1, bias=False)
         self._bn2 = nn.BatchNorm2d(cout, eps=_BN_EPS, momentum=_BN_MOMENTUM)
@@ -87,7 +89,9 @@ class EfficientNetLite(nn.Module):
         blocks: list[nn.Module] = []
         self.taps: list[int] = []  # block index ending each resolution
         self.channels: list[int] = []
-        cin = 32
+        if self.config.output_stride not in (16, 32):
+            raise ValueError(f"output_stride must be 16 or 32, not {self.config.output_stride}")
+        cin, reached, dilation = 32, 2, 1
         for i, (repeats, kernel, stride, expansion, _, cout) in enumerate(_STAGES_B0):
             cout = _round_filters(cout, width)
             # Lite keeps the first and last stages' depth (as the reference implementation does).
@@ -95,8 +99,12 @@ class EfficientNetLite(nn.Module):
             if stride == 2 and blocks:
                 self.taps.append(len(blocks) - 1)
                 self.channels.append(cin)
+                if reached * 2 > self.config.output_stride:  # dilate rather than downsample (DeepLab)
+                    stride, dilation = 1, dilation * 2
+                else:
+                    reached *= 2
             for r in range(n):
-                blocks.append(MBConv(cin, cout, kernel, stride if r == 0 else 1, expansion))
+                blocks.append(MBConv(cin, cout, kernel, stride if r == 0 else 1, expansion, dilation))
                 cin = cout
         self.taps.append(len(blocks) - 1)
         self.channels.append(cin)
@@ -108,7 +116,8 @@ class EfficientNetLite(nn.Module):
             self._fc = nn.Linear(1280, 1000)
 
     def features(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """Feature maps at strides 2, 4, 8, 16 and 32 (channels :attr:`channels`)."""
+        """Feature maps at strides 2, 4, 8, 16 and 32 (channels :attr:`channels`; with ``output_stride`` 16
+        the last two share stride 16)."""
         x = self.act(self._bn0(self._conv_stem(x)))
         out = []
         taps = set(self.taps)

@@ -8,6 +8,7 @@ from typing import Any
 from torch import nn
 
 from jcs_viewer.models.classifier import ClsConfig, JCSClassifier
+from jcs_viewer.models.effnet_cls import EffClsConfig, JCSClsEfficient
 from jcs_viewer.models.lungnet import EffSegConfig, JCSSegEfficient, LungConfig, LungSegNet
 from jcs_viewer.models.segmentation import JCSSegmentation, SegConfig
 
@@ -26,10 +27,12 @@ ARCHITECTURES: dict[str, tuple[str, Any]] = {
     "lung_lite": ("lung", LungConfig()),
     # Lesions: JCS group-atrous blocks, attentive decoder and deep supervision on ImageNet EfficientNet-Lite0.
     "jcs_seg_effnet": ("seg", EffSegConfig()),
+    # COVID classifier (LA-DNN attributes, lesion head) on ImageNet EfficientNet-Lite0, dilated to stride 16.
+    "jcs_cls_effnet": ("cls", EffClsConfig()),
 }
 
 
-def config_for(name: str, **overrides: Any) -> SegConfig | ClsConfig | LungConfig | EffSegConfig:
+def config_for(name: str, **overrides: Any) -> SegConfig | ClsConfig | LungConfig | EffSegConfig | EffClsConfig:
     """The dataclass config of architecture ``name`` with field ``overrides`` applied."""
     if name not in ARCHITECTURES:
         raise ValueError(f"unknown architecture {name!r}; choose one of {', '.join(ARCHITECTURES)}")
@@ -54,8 +57,9 @@ def build(name: str, **overrides: Any) -> nn.Module:
     """Build a JCS network with default (random / identity-BN) weights.
 
     Args:
-        name: ``"jcs_seg"``, ``"jcs_joint"``, ``"jcs_cls"`` (official key sets) or ``"jcs_seg_lite"``,
-            ``"jcs_cls_lite"``.
+        name: ``"jcs_seg"``, ``"jcs_joint"``, ``"jcs_cls"`` (official key sets), ``"jcs_seg_lite"``,
+            ``"jcs_cls_lite"`` or a pretrained-encoder one (``"lung_lite"``, ``"jcs_seg_effnet"``,
+            ``"jcs_cls_effnet"``).
         **overrides: fields of :class:`SegConfig` or :class:`ClsConfig`, e.g. ``attributes=True``,
             ``width=0.5``, ``layers=(2, 2, 2, 2)``.
     """
@@ -64,6 +68,8 @@ def build(name: str, **overrides: Any) -> nn.Module:
         model: nn.Module = LungSegNet(config)
     elif isinstance(config, EffSegConfig):
         model = JCSSegEfficient(config)
+    elif isinstance(config, EffClsConfig):
+        model = JCSClsEfficient(config)
     else:
         model = JCSSegmentation(config) if isinstance(config, SegConfig) else JCSClassifier(config)
     model.arch_name = name  # type: ignore[attr-defined]

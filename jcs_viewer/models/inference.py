@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from jcs_viewer.models.efficientnet import EfficientNetLite, MBConv
+from jcs_viewer.models.effnet_cls import JCSClsEfficient
 from jcs_viewer.models.layers import ConvBNReLU, FrozenBatchNorm2d
 from jcs_viewer.models.res2net import Bottle2neck, Res2Net
 
@@ -54,6 +55,8 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
             module._project_conv, module._bn2 = _fold(module._project_conv, module._bn2), nn.Identity()
         elif isinstance(module, EfficientNetLite):
             module._conv_stem, module._bn0 = _fold(module._conv_stem, module._bn0), nn.Identity()
+        elif isinstance(module, JCSClsEfficient):
+            module.conv_head, module.bn_head = _fold(module.conv_head, module.bn_head), nn.Identity()
         elif isinstance(module, Res2Net):
             stem = module.conv1
             stem[0], stem[1] = _fold(stem[0], stem[1]), nn.Identity()

@@ -34,11 +34,21 @@ class AugmentConfig:
     noise: float = 0.01
 
 
-def normalize(grey: torch.Tensor) -> torch.Tensor:
-    """N x 1 x H x W grey in [0, 1] -> N x 3 x H x W ImageNet-normalised (grey replicated)."""
-    mean = torch.tensor(IMAGENET_MEAN, dtype=grey.dtype, device=grey.device).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, dtype=grey.dtype, device=grey.device).view(1, 3, 1, 1)
-    return (grey.expand(-1, 3, -1, -1) - mean) / std
+def normalize(grey: torch.Tensor, mean: tuple[float, float, float] = IMAGENET_MEAN,
+              std: tuple[float, float, float] = IMAGENET_STD) -> torch.Tensor:
+    """N x 1 x H x W grey in [0, 1] -> N x 3 x H x W normalised (grey replicated; ImageNet's mean/std by default)."""
+    m = torch.tensor(mean, dtype=grey.dtype, device=grey.device).view(1, 3, 1, 1)
+    s = torch.tensor(std, dtype=grey.dtype, device=grey.device).view(1, 3, 1, 1)
+    return (grey.expand(-1, 3, -1, -1) - m) / s
+
+
+def input_normalisation(model: torch.nn.Module) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """(mean, std) a network's inputs are normalised with: its pretrained encoder's, else ImageNet's."""
+    from jcs_viewer.models.efficientnet import LITE_MEAN, LITE_STD, EfficientNetLite
+
+    if isinstance(getattr(model, "encoder", None), EfficientNetLite):
+        return LITE_MEAN, LITE_STD
+    return IMAGENET_MEAN, IMAGENET_STD
 
 
 def resize(grey: torch.Tensor, size: int) -> torch.Tensor:

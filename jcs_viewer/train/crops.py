@@ -48,6 +48,7 @@ class MedSegTwins:
     grey: torch.Tensor  # 2N x 1 x S x S, 0..1
     masks: torch.Tensor  # 2N x 1 x S x S, 0/1
     data_hash: str
+    sampling: torch.Tensor | None = None  # probability of drawing each slice (None: uniform)
 
     @classmethod
     def load(cls, root, split: str, size: int) -> "MedSegTwins":
@@ -67,6 +68,35 @@ class MedSegTwins:
         return cls(torch.from_numpy(images).float().div_(255.0).unsqueeze(1),
                    torch.from_numpy(masks).float().unsqueeze(1),
                    hash_files([p for pair in pairs for p in pair], root.parent))
+
+    @classmethod
+    def ctseg(cls, root, split: str, size: int) -> "MedSegTwins":
+        """COVID-19-CT-Seg slices of one split (by volume group) with their infection masks, as they are
+        (CLAHE 8-bit), and their twins (lesions filled from the radiologists' lung masks). Nearly every
+        CT-Seg slice holds infection: without twins, "CLAHE look" alone would mean COVID."""
+        from pathlib import Path
+
+        from jcs_viewer.train.ctseg_train import ctseg_files, load_pairs
+        from jcs_viewer.train.runlog import hash_files
+
+        root = Path(root)
+        pairs, lung_pairs = ctseg_files(root, split, "lesions"), ctseg_files(root, split, "lungs")
+        images, masks = load_pairs(pairs, size)
+        _, lungs = load_pairs(lung_pairs, size)
+        twins = np.stack([erase_lesions(img, mask, seed=k, lung=lung | mask)
+                          for k, (img, mask, lung) in enumerate(zip(images, masks, lungs))])
+        return cls(torch.from_numpy(np.concatenate([images, twins])).float().div_(255.0).unsqueeze(1),
+                   torch.from_numpy(np.concatenate([masks, np.zeros_like(masks)])).float().unsqueeze(1),
+                   hash_files([p for pair in pairs + lung_pairs for p in pair], root.parent))
+
+    def joined(self, other: "MedSegTwins") -> "MedSegTwins":
+        """Both sets in one, each source drawn half of the time whatever its size."""
+        def share(part: "MedSegTwins") -> torch.Tensor:
+            return part.sampling if part.sampling is not None else torch.full((len(part),), 1.0 / len(part))
+
+        return MedSegTwins(torch.cat([self.grey, other.grey]), torch.cat([self.masks, other.masks]),
+                           f"{self.data_hash}+{other.data_hash}",
+                           torch.cat([share(self), share(other)]) / 2.0)
 
     def __len__(self) -> int:
         return len(self.grey)
@@ -91,7 +121,10 @@ class MedSegTwins:
         """``n`` augmented crops of slices or twins: ``(grey, warped masks, labels, loss weights)``."""
         from jcs_viewer.train.augment import random_affine
 
-        idx = torch.randint(len(self.grey), (n,), generator=gen)
+        if self.sampling is None:
+            idx = torch.randint(len(self.grey), (n,), generator=gen)
+        else:
+            idx = torch.multinomial(self.sampling, n, replacement=True, generator=gen)
         x, m = random_affine(self.grey[idx], opts.size, aug, gen, mask=self.masks[idx], crop=opts.crop)
         labels, weights = crop_labels(m)
         return x, m, labels, weights
@@ -111,7 +144,7 @@ def _blur(image: np.ndarray, sigma: float) -> np.ndarray:
     return t[0, 0].numpy()
 
 
-def erase_lesions(image: np.ndarray, lesion: np.ndarray, seed: int = 0) -> np.ndarray:
+def erase_lesions(image: np.ndarray, lesion: np.ndarray, seed: int = 0, lung: np.ndarray | None = None) -> np.ndarray:
     """The slice's lesion-free twin: lesion pixels replaced by the surrounding healthy lung.
 
     The fill is the local level of healthy parenchyma (a normalised Gaussian average over lung
@@ -123,6 +156,7 @@ def erase_lesions(image: np.ndarray, lesion: np.ndarray, seed: int = 0) -> np.nd
         image: S x S uint8 slice (lung window).
         lesion: S x S lesion mask.
         seed: seed of the texture noise.
+        lung: S x S lung mask when known (the CT-Seg slices have one); else found from the window.
 
     Returns:
         S x S uint8 slice without the lesions.
@@ -134,10 +168,12 @@ def erase_lesions(image: np.ndarray, lesion: np.ndarray, seed: int = 0) -> np.nd
     if not lesion.any():
         return image.copy()
     img = image.astype(np.float32)
-    # The lung mask wants HU: undo the training window the 8-bit slices were shown in.
-    center, width = TRAINING_WINDOW
-    hu = (img[None] / 255.0 * width + center - width / 2.0).astype(np.int16)
-    lung = compute_lung_mask(hu, (1.0, 1.0, 1.0), is_hu=True)[0] > 0
+    if lung is None:
+        # The lung mask wants HU: undo the training window the 8-bit slices were shown in.
+        center, width = TRAINING_WINDOW
+        hu = (img[None] / 255.0 * width + center - width / 2.0).astype(np.int16)
+        lung = compute_lung_mask(hu, (1.0, 1.0, 1.0), is_hu=True)[0] > 0
+    lung = lung.astype(bool)
     scale = image.shape[-1] / 512.0
     hole = dilate_xy(lesion[None], max(1, round(3 * scale)))[0]
     healthy = lung & ~hole

@@ -82,12 +82,15 @@ def load_model(weights: str | None, task: str):
     return model, entry
 
 
-def _check_normalisation(entry) -> None:
+def _check_normalisation(entry, model) -> None:
+    """The entry's mean/std must be what the evaluation feeds ``model`` (:func:`input_normalisation`)."""
     from jcs_viewer.errors import ModelLoadError
-    from jcs_viewer.train.augment import IMAGENET_MEAN, IMAGENET_STD
+    from jcs_viewer.train.augment import input_normalisation
 
-    if not (np.allclose(entry.mean, IMAGENET_MEAN) and np.allclose(entry.std, IMAGENET_STD)):
-        raise ModelLoadError(f"{entry.name!r} uses a normalisation other than ImageNet's; evaluate cannot apply it.")
+    mean, std = input_normalisation(model)
+    if not (np.allclose(entry.mean, mean) and np.allclose(entry.std, std)):
+        raise ModelLoadError(f"{entry.name!r} declares a normalisation other than its network's; "
+                             "evaluate cannot apply it.")
 
 
 #: what the images on disk are: 8-bit lung-window slices (MedSeg, COVID-CT) or CT-Seg CLAHE slices.
@@ -193,7 +196,7 @@ def evaluate_seg(images_dir: Path, masks_dir: Path, weights: str | None = None,
     torch.set_num_threads(2)
     model, entry = load_model(weights, "seg")
     if getattr(entry, "intensity", "window") == "window":
-        _check_normalisation(entry)
+        _check_normalisation(entry, model)
     pairs = pair_images_masks(images_dir, masks_dir, names)
     images, masks = _read_pairs(pairs)
     probs, note = predict_in_domain(model, entry, images, intensity)
@@ -240,7 +243,7 @@ def evaluate_cls(covid_dir: Path, noncovid_dir: Path, weights: str | None = None
 
     torch.set_num_threads(2)
     model, entry = load_model(weights, "cls")
-    _check_normalisation(entry)
+    _check_normalisation(entry, model)
     items = folder_items(covid_dir, 1, covid_names) + folder_items(noncovid_dir, 0, noncovid_names)
     images = [read_grey(p) for p, _, _ in items]
     labels = np.array([label for _, label, _ in items])
@@ -249,59 +252,99 @@ def evaluate_cls(covid_dir: Path, noncovid_dir: Path, weights: str | None = None
             **classification_metrics(prob, labels, threshold)}
 
 
-def evaluate_twins(medseg_root: Path, split: str, weights: str | None = None, threshold: float = 0.5) -> dict:
-    """MedSeg slices of one split (COVID) against their lesion-free twins (non-COVID), whole slices.
+def _labelled_slices(data_root: Path, dataset: str, split: str, size: int):
+    """MedSeg or CT-Seg slices of ``split`` with their lesion-free twins (:class:`MedSegTwins`)."""
+    from jcs_viewer.train.crops import MedSegTwins
 
-    Both are real CT in the app's lung window from the same patients and scanner, differing only
-    in the lesions (:func:`jcs_viewer.train.crops.erase_lesions`): does the classifier answer
-    "lesion or not" rather than "which archive is this image from"?
+    if dataset == "medseg":
+        return MedSegTwins.load(Path(data_root) / "medseg_covid19_ct100_jcs", split, size)
+    if dataset == "ctseg":
+        return MedSegTwins.ctseg(Path(data_root) / "covid19_ct_seg20_slices", split, size)
+    raise ValueError(f"dataset must be medseg or ctseg, not {dataset!r}")
+
+
+def evaluate_twins(data_root: Path, split: str, weights: str | None = None, threshold: float = 0.5,
+                   dataset: str = "medseg") -> dict:
+    """Real lesion slices of one split (COVID) against their lesion-free twins (non-COVID), whole slices.
+
+    Both are real CT from the same patients and scanner, differing only in the lesions
+    (:func:`jcs_viewer.train.crops.erase_lesions`): does the classifier answer "lesion or not" rather
+    than "which archive is this image from"? ``dataset``: ``"medseg"`` (lung window) or ``"ctseg"``
+    (CLAHE slices, twins filled inside the radiologists' lung masks).
     """
     import torch
 
-    from jcs_viewer.train.crops import MedSegTwins
     from jcs_viewer.train.metrics import classification_metrics
     from jcs_viewer.train.predict import predict_cls
 
     torch.set_num_threads(2)
     model, entry = load_model(weights, "cls")
-    _check_normalisation(entry)
-    twins = MedSegTwins.load(Path(medseg_root), split, entry.input_size)
+    _check_normalisation(entry, model)
+    twins = _labelled_slices(data_root, dataset, split, entry.input_size)
     prob, _ = predict_cls(model.float(), list(twins.images_u8), entry.input_size)
-    return {"task": "cls-twins", "weights": entry.name, "threshold": threshold,
+    return {"task": "cls-twins", "weights": entry.name, "dataset": dataset, "threshold": threshold,
             **classification_metrics(prob, twins.labels, threshold)}
 
 
-def evaluate_cam(medseg_root: Path, split: str, weights: str | None = None, margin_px: int = 5) -> dict:
-    """Do the classifier's Grad-CAM maps point at the lesions? MedSeg slices of one split, at input size.
+def _lungs_of(dataset: str, data_root: Path, split: str, images: np.ndarray, lesions: np.ndarray) -> np.ndarray:
+    """Lung masks (N x S x S bool) of the lesion slices: CT-Seg's own (consolidation included); for MedSeg,
+    which has none, the app's HU lungs of the window-inverted slice joined with the lesion mask."""
+    from jcs_viewer.pipeline.lungs import compute_lung_mask
+    from jcs_viewer.train.window import TRAINING_WINDOW
+
+    if dataset == "ctseg":
+        from jcs_viewer.train.ctseg_train import ctseg_files, load_pairs
+
+        _, lungs = load_pairs(ctseg_files(Path(data_root) / "covid19_ct_seg20_slices", split, "lungs"),
+                              images.shape[-1])
+        return (lungs[: len(images)] > 0) | lesions
+    center, width = TRAINING_WINDOW
+    out = []
+    for img, lesion in zip(images, lesions):
+        hu = (img[None].astype(np.float32) / 255.0 * width + center - width / 2.0).astype(np.int16)
+        out.append((compute_lung_mask(hu, (1.0, 1.0, 1.0), is_hu=True)[0] > 0) | lesion)
+    return np.stack(out)
+
+
+def evaluate_cam(data_root: Path, split: str, weights: str | None = None, margin_px: int = 5,
+                 dataset: str = "medseg") -> dict:
+    """Do the classifier's Grad-CAM maps point at the lesions? Lesion slices of one split, at input size.
 
     ``pointing_game``: fraction of slices whose map peaks inside the lesion mask (grown by
     ``margin_px``); ``mass_ratio``: median over slices of the map's share inside that mask divided
-    by the mask's share of the image (1 = no better than spreading the map evenly).
+    by the mask's share of the image (1 = no better than spreading the map evenly);
+    ``mass_in_lungs``: mean over slices of the map's share inside the lungs (:func:`_lungs_of`).
     """
     import torch
 
     from jcs_viewer.models import gradcam
     from jcs_viewer.pipeline.morphology import dilate_xy
-    from jcs_viewer.train.datasets import load_seg_set, medseg_pairs
+    from jcs_viewer.train.augment import input_normalisation
+    from jcs_viewer.train.metrics import peak_index
     from jcs_viewer.train.predict import _to_input
 
     torch.set_num_threads(2)
     model, entry = load_model(weights, "cls")
-    _check_normalisation(entry)
-    data = load_seg_set(medseg_pairs(Path(medseg_root), split), entry.input_size)
+    _check_normalisation(entry, model)
     size = entry.input_size
-    hits, ratios = [], []
-    for start in range(0, len(data), 16):
-        x = _to_input(list(data.images[start : start + 16]), size).contiguous(memory_format=torch.channels_last)
-        _, cams = gradcam(model.float(), x, target_class=1, out_size=(size, size))
-        for cam, mask in zip(cams.detach().float().numpy(), data.masks[start : start + 16]):
-            region = dilate_xy(mask[None] > 0, margin_px)[0]
-            if not region.any():
-                continue
-            hits.append(bool(region.flat[int(np.argmax(cam))]))
-            ratios.append(float(cam[region].sum() / max(float(cam.sum()), 1e-9) / region.mean()))
-    return {"task": "cls-cam", "weights": entry.name, "pointing_game": float(np.mean(hits)),
-            "mass_ratio": float(np.median(ratios)), "n": len(hits)}
+    data = _labelled_slices(data_root, dataset, split, size)
+    n = len(data) // 2  # the slices; their twins follow
+    images, lesions = data.images_u8[:n], data.masks[:n, 0].numpy() > 0
+    keep = np.flatnonzero(lesions.reshape(n, -1).any(axis=1))
+    lungs = _lungs_of(dataset, data_root, split, images, lesions)
+    hits, ratios, in_lungs = [], [], []
+    for start in range(0, len(keep), 16):
+        idx = keep[start : start + 16]
+        x = _to_input(list(images[idx]), size, input_normalisation(model)).contiguous(memory_format=torch.channels_last)
+        _, cams = gradcam(model.float().eval(), x, target_class=1, out_size=(size, size))
+        for cam, k in zip(cams.detach().float().numpy(), idx):
+            region = dilate_xy(lesions[k][None], margin_px)[0]
+            total = max(float(cam.sum()), 1e-9)
+            hits.append(bool(region.flat[peak_index(cam)]))
+            ratios.append(float(cam[region].sum() / total / region.mean()))
+            in_lungs.append(float(cam[lungs[k]].sum() / total))
+    return {"task": "cls-cam", "weights": entry.name, "dataset": dataset, "pointing_game": float(np.mean(hits)),
+            "mass_ratio": float(np.median(ratios)), "mass_in_lungs": float(np.mean(in_lungs)), "n": len(hits)}
 
 
 #: A phantom slice is COVID when its lesions cover this many mm², non-COVID when none (ambiguous between).

@@ -27,6 +27,7 @@ def precise_bn(model, images: np.ndarray, batch: int = 32) -> None:
     """Recompute every BatchNorm's running mean/var as the average over ``images`` (N x S x S uint8)."""
     import torch
 
+    from jcs_viewer.train.augment import input_normalisation
     from jcs_viewer.train.predict import _to_input
 
     norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
@@ -37,7 +38,7 @@ def precise_bn(model, images: np.ndarray, batch: int = 32) -> None:
     model.train()
     with torch.no_grad():
         for start in range(0, len(images), batch):
-            x = _to_input(list(images[start : start + batch]), images.shape[-1]).contiguous(
+            x = _to_input(list(images[start : start + batch]), images.shape[-1], input_normalisation(model)).contiguous(
                 memory_format=torch.channels_last)
             model.forward_logits(x) if hasattr(model, "forward_logits") else model(x)
     for m in norms:
@@ -79,9 +80,15 @@ def finalize(task: str, run_dir: Path) -> dict:
         twins = None
         if float(opts.get("medseg_twins") or 0.0) > 0:
             medseg = data.parent / MEDSEG_FOLDER
-            twins = MedSegTwins.load(medseg, "val", size)
-            # BN statistics over both sources the classifier trained on, as whole slices.
-            train.images = np.concatenate([train.images, MedSegTwins.load(medseg, "train", size).images_u8])
+            twins = [MedSegTwins.load(medseg, "val", size)]
+            # BN statistics over every source the classifier trained on, as whole slices.
+            extra = [MedSegTwins.load(medseg, "train", size).images_u8]
+            if opts.get("ctseg"):
+                from jcs_viewer.train.ctseg_train import CTSEG_FOLDER
+
+                twins.append(MedSegTwins.ctseg(data.parent / CTSEG_FOLDER, "val", size))
+                extra.append(MedSegTwins.ctseg(data.parent / CTSEG_FOLDER, "train", size).images_u8)
+            train.images = np.concatenate([train.images, *extra])
 
         def score(model) -> dict:
             return validation_scores(model, val, size, twins)

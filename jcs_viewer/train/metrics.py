@@ -153,3 +153,12 @@ def segmentation_metrics(probs: list[np.ndarray], gts: list[np.ndarray], thresho
         "dice_pooled": 2.0 * inter / total if total else 1.0,
         "n": len(probs),
     }
+
+
+def peak_index(activation: np.ndarray, decimals: int = 4) -> int:
+    """Flat index of a map's peak, ties within ``10**-decimals`` going to the first.
+
+    An upsampled coarse map has plateaus (a border cell spreads over many pixels); rounding first makes
+    the chosen pixel independent of float noise (folded vs unfolded BN, channels-last or not).
+    """
+    return int(np.argmax(np.round(np.asarray(activation, np.float64), decimals)))

@@ -6,23 +6,24 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from jcs_viewer.train.augment import normalize
+from jcs_viewer.train.augment import IMAGENET_MEAN, IMAGENET_STD, input_normalisation, normalize
 from jcs_viewer.train.datasets import _resize_u8
 
 
-def _to_input(images: list[np.ndarray], size: int) -> torch.Tensor:
+def _to_input(images: list[np.ndarray], size: int, norm=(IMAGENET_MEAN, IMAGENET_STD)) -> torch.Tensor:
     batch = np.stack([img if img.shape == (size, size) else _resize_u8(img, size) for img in images])
-    return normalize(torch.from_numpy(batch).float().div_(255.0).unsqueeze(1))
+    return normalize(torch.from_numpy(batch).float().div_(255.0).unsqueeze(1), *norm)
 
 
 @torch.inference_mode()
 def predict_seg(model: torch.nn.Module, images: list[np.ndarray], size: int, batch: int = 4) -> list[np.ndarray]:
     """Lesion probability (side output 0) per image, resized back to the image's own shape."""
     model.eval()
+    norm = input_normalisation(model)
     probs: list[np.ndarray] = []
     for start in range(0, len(images), batch):
         chunk = images[start : start + batch]
-        logits = model.forward_logits(_to_input(chunk, size).contiguous(memory_format=torch.channels_last))[:, :1]
+        logits = model.forward_logits(_to_input(chunk, size, norm).contiguous(memory_format=torch.channels_last))[:, :1]
         for img, logit in zip(chunk, logits):
             prob = torch.sigmoid(logit.float()).unsqueeze(0)
             if img.shape != (size, size):
@@ -39,8 +40,9 @@ def predict_cls(
     model.eval()
     probs, attrs = [], []
     with_attrs = bool(getattr(getattr(model, "config", None), "attributes", False))
+    norm = input_normalisation(model)
     for start in range(0, len(images), batch):
-        x = _to_input(images[start : start + batch], size).contiguous(memory_format=torch.channels_last)
+        x = _to_input(images[start : start + batch], size, norm).contiguous(memory_format=torch.channels_last)
         if with_attrs:
             logits, attr_logits = model.forward_with_attributes(x)
             attrs.append(torch.sigmoid(attr_logits.float()).numpy())

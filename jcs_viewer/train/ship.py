@@ -35,20 +35,33 @@ TWINS_LICENCE = " Also MedSeg slices as redistributed by yuhuan-wu/JCS and Inf-N
 CHECK_COMMANDS = {
     ("cls", "medseg_twins_test"): "jcs-viewer evaluate twins --split test --weights NAME",
     ("cls", "gradcam_medseg_test"): "jcs-viewer evaluate cam --split test --weights NAME",
+    ("cls", "ctseg_twins_test"): "jcs-viewer evaluate twins --dataset ctseg --split test --weights NAME",
+    ("cls", "gradcam_ctseg_test"): "jcs-viewer evaluate cam --dataset ctseg --split test --weights NAME",
     ("cls", "demo_phantom"): "jcs-viewer evaluate phantom --model cls --weights NAME",
     ("seg", "demo_phantom"): "jcs-viewer evaluate phantom --model seg --weights NAME",
 }
 CHECK_KEYS = {
     ("cls", "medseg_twins_test"): ("auc", "accuracy", "sensitivity", "specificity", "n"),
-    ("cls", "gradcam_medseg_test"): ("pointing_game", "mass_ratio", "n"),
+    ("cls", "gradcam_medseg_test"): ("pointing_game", "mass_ratio", "mass_in_lungs", "n"),
+    ("cls", "ctseg_twins_test"): ("auc", "accuracy", "sensitivity", "specificity", "n"),
+    ("cls", "gradcam_ctseg_test"): ("pointing_game", "mass_ratio", "mass_in_lungs", "n"),
     ("cls", "demo_phantom"): ("auc", "sensitivity", "specificity", "flagged_lesion_free", "n"),
     ("seg", "demo_phantom"): ("dice", "lesion_ml", "true_lesion_ml", "lesion_free_ml"),
 }
 
 
-def _checks_text(task: str, name: str, twins: float) -> str:
+def _wanted(task: str, check: str, twins: float, ctseg: bool) -> bool:
+    """Whether a shipped run gets ``check``: twin checks need twin training, CT-Seg ones CT-Seg training."""
+    if check == "medseg_twins_test":
+        return bool(twins)
+    if "ctseg" in check:
+        return ctseg
+    return True
+
+
+def _checks_text(task: str, name: str, twins: float, ctseg: bool = False) -> str:
     commands = [f"{check}: {command.replace('NAME', name)}" for (t, check), command in CHECK_COMMANDS.items()
-                if t == task and (check != "medseg_twins_test" or twins)]
+                if t == task and _wanted(task, check, twins, ctseg)]
     return "; " + "; ".join(commands) if commands else ""
 
 
@@ -57,9 +70,13 @@ def run_check(task: str, check: str, name: str, data_root: Path) -> dict:
     from jcs_viewer.train.evaluate import evaluate_cam, evaluate_phantom, evaluate_twins
 
     if check == "medseg_twins_test":
-        result = evaluate_twins(data_root / "medseg_covid19_ct100_jcs", "test", name)
+        result = evaluate_twins(data_root, "test", name)
+    elif check == "ctseg_twins_test":
+        result = evaluate_twins(data_root, "test", name, dataset="ctseg")
     elif check == "gradcam_medseg_test":
-        result = evaluate_cam(data_root / "medseg_covid19_ct100_jcs", "test", name)
+        result = evaluate_cam(data_root, "test", name)
+    elif check == "gradcam_ctseg_test":
+        result = evaluate_cam(data_root, "test", name, dataset="ctseg")
     elif check == "demo_phantom":
         result = evaluate_phantom(name, task=task)
     elif check == "ctseg_stacks_test":
@@ -114,6 +131,7 @@ def ship(task: str, run_dir: Path, name: str, weights_dir: Path | None = None) -
     )
     data = Path(opts["data"])
     twins = float(opts.get("medseg_twins") or 0.0)
+    ctseg = bool(opts.get("ctseg"))
     if task == "seg":
         test = medseg_split("test")
         split = (f"MedSeg ids 0-79 in contiguous blocks of 8 (jcs_viewer/train/splits.py): "
@@ -135,23 +153,39 @@ def ship(task: str, run_dir: Path, name: str, weights_dir: Path | None = None) -
         medseg = (f"; MedSeg blocks of 8 ids as for segmentation: train {_ids(medseg_split('train'))}, val "
                   f"{_ids(medseg_split('val'))} (model selection with COVID-CT val), test {_ids(medseg_split('test'))} "
                   f"(held out: medseg_twins_test)") if twins else ""
-        entry = WeightsEntry(**common, licence=CLS_LICENCE + (TWINS_LICENCE if twins else ""),
+        if ctseg:
+            medseg += "; " + _ctseg_split_text().replace("(held out, metrics below)", "(held out: ctseg_*_test)")
+        pretrained = opts["arch"] in ("jcs_cls_effnet",)
+        if pretrained:
+            from jcs_viewer.models.efficientnet import LITE_MEAN, LITE_STD
+
+            common.update(mean=LITE_MEAN, std=LITE_STD, intensity="mixed")
+        entry = WeightsEntry(**common, licence=CLS_LICENCE + (TWINS_LICENCE if twins else "")
+                             + (" Also " + CTSEG_LICENCE if ctseg or pretrained else ""),
                              split="COVID-CT official split: train 191+234, val 60+58 (model selection), "
                                    "test 98+105 (held out, metrics below)" + medseg,
                              training_data="ucsd_covid_ct (COVID-CT 349 COVID / 397 non-COVID images) + LA-DNN "
                                            "lesion labels (all five attributes)"
                                            + (f" + crops of MedSeg training slices and of their lesion-free twins "
                                               f"({twins:g} of each batch), labelled from the lesion masks"
-                                              if twins else ""),
-                             description="JCS classifier (Res2Net-v1b) lite configuration with the LA-DNN "
-                                         "five-attribute head, trained from scratch. Metrics: jcs-viewer evaluate "
-                                         "cls --split test --weights " + name + _checks_text("cls", name, twins))
+                                              if twins else "")
+                                           + ("; half of those crops are COVID-19-CT-Seg training-group slices "
+                                              "(CLAHE, as they are) and their twins (lesions filled inside the "
+                                              "radiologists' lung masks)" if ctseg else ""),
+                             description=("JCS classifier on an ImageNet EfficientNet-Lite0 encoder (dilated to "
+                                          "stride 16; Grad-CAM on its 1280-channel head) with the LA-DNN "
+                                          "five-attribute head; " + PRETRAINED_NOTE + "; " + INTENSITY_NOTE["seg"]
+                                          if pretrained else
+                                          "JCS classifier (Res2Net-v1b) lite configuration with the LA-DNN "
+                                          "five-attribute head, trained from scratch")
+                                         + ". Metrics: jcs-viewer evaluate cls --split test --weights " + name
+                                         + _checks_text("cls", name, twins, ctseg))
         add_manifest_entry(entry, weights_dir)
         result = evaluate_cls(data / "Images" / "CT_COVID", data / "Images" / "CT_NonCOVID", name, covid, noncovid)
         keys = ("auc", "accuracy", "sensitivity", "specificity", "precision", "f1", "n")
     metrics = {k: (round(result[k], 4) if isinstance(result[k], float) else result[k]) for k in keys}
     for (check_task, check) in CHECK_COMMANDS:
-        if check_task == task and (check != "medseg_twins_test" or twins):
+        if check_task == task and _wanted(task, check, twins, ctseg):
             metrics[check] = run_check(task, check, name, data.parent)
     final = dataclasses.replace(entry, metrics=metrics)
     add_manifest_entry(final, weights_dir)
