@@ -334,6 +334,29 @@ def test_autosave_within_two_seconds_and_restore_dialog(qtbot, open_window, env)
     np.testing.assert_array_equal(again.slice_view.mask_item.image[..., 3][expected[again.state.z] > 0] > 0, True)
 
 
+def test_steady_strokes_reach_the_disk_within_five_seconds_snapshot_on_the_gui_thread(qtbot, open_window, env):
+    """Strokes 0.4 s apart (under the 1 s debounce) for 6 s: the session file still appears within 5 s."""
+    import threading
+
+    window = open_window()
+    session, c = window.editing.session, window.editing.controller
+    path = session.autosaver.path
+    path.unlink(missing_ok=True)
+    taken_on = []
+    snapshot = session.autosaver._snapshot
+    session.autosaver._snapshot = lambda: (taken_on.append(threading.get_ident()), snapshot())[1]
+    c.set_tool("brush")
+    t0, on_disk = time.monotonic(), None
+    for i in range(15):
+        c.stroke_polyline([(10 + 5 * i, 40), (14 + 5 * i, 44)])
+        qtbot.wait(400)
+        if on_disk is None and path.is_file():
+            on_disk = time.monotonic() - t0
+    assert on_disk is not None and on_disk < 5.0
+    assert set(taken_on) == {threading.main_thread().ident}
+    qtbot.waitUntil(lambda: np.array_equal(load_session(path).edited_mask, session.labels.data), timeout=6000)
+
+
 def _viewport_pixels(window) -> np.ndarray:
     """What the axial viewport shows, as RGB ``(height, width, 3)`` in viewport pixels."""
     from PySide6.QtGui import QImage

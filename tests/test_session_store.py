@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 
 import numpy as np
@@ -50,6 +51,37 @@ def test_autosave_is_debounced(tmp_path):
     time.sleep(0.5)
     assert saver.saves == 1
     assert load_session(saver.path).notes == "a"
+
+
+def test_steady_editing_cannot_postpone_the_autosave_and_the_snapshot_is_taken_by_the_owner(tmp_path):
+    """Changes every 0.2 s with a 0.5 s debounce: without a maximum wait no save would ever happen."""
+    import queue
+
+    owner, jobs, taken_on = threading.get_ident(), queue.Queue(), []
+    notes = {"text": ""}
+
+    def snapshot():
+        taken_on.append(threading.get_ident())
+        return SessionState(notes=notes["text"])
+
+    saver = Autosaver(snapshot, tmp_path / "s.jcssession", delay_s=0.5, max_wait_s=1.0, call_in_owner=jobs.put)
+    start = time.monotonic()
+    first_saved = None
+    for i in range(20):  # 4 s of steady editing; the owner runs the jobs the timer hands it between edits
+        notes["text"] = f"edit {i}"
+        saver.changed()
+        deadline = time.monotonic() + 0.2
+        while time.monotonic() < deadline:
+            try:
+                jobs.get(timeout=0.02)()
+            except queue.Empty:
+                pass
+            if first_saved is None and saver.path.is_file():
+                first_saved = time.monotonic() - start
+    assert first_saved is not None and first_saved < 1.6  # max wait 1 s plus the write
+    assert saver.saves >= 3
+    assert taken_on and set(taken_on) == {owner}
+    assert load_session(saver.path).notes.startswith("edit ")
 
 
 def test_edits_survive_sigkill(tmp_path):

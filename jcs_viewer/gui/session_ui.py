@@ -48,6 +48,7 @@ class SessionSupport(QObject):
 
     autosaved = Signal(str)  # emitted from the saving thread; queued to the GUI thread
     autosave_failed = Signal(str)
+    run_on_gui = Signal(object)  # a callable from the autosave timer, run on the GUI thread (queued)
 
     def __init__(self, window: Any) -> None:
         super().__init__(window)
@@ -69,6 +70,9 @@ class SessionSupport(QObject):
         self.controller.history_changed.connect(self._relabel_history)
         self.autosaved.connect(lambda p: self.panel.set_save_status(f"Autosaved {time.strftime('%H:%M:%S')}"))
         self.autosave_failed.connect(self._on_autosave_failed)
+        # Emitted from the timer thread, so queued: the autosave snapshot is taken between two GUI events,
+        # never half-way through a stroke.
+        self.run_on_gui.connect(lambda fn: fn(), Qt.ConnectionType.QueuedConnection)
         self.state.on("volume", self._on_volume)
         window.installEventFilter(self)
 
@@ -215,7 +219,8 @@ class SessionSupport(QObject):
         session = StudySession(volume, result, undo_depth=settings.undo_depth,
                                autosave_path=self.session_file(volume), reviewer=settings.reviewer_name,
                                on_autosave_error=lambda exc: self.autosave_failed.emit(str(exc)),
-                               on_autosaved=lambda path: self.autosaved.emit(str(path)))
+                               on_autosaved=lambda path: self.autosaved.emit(str(path)),
+                               call_in_owner=self.run_on_gui.emit)
         session.add_listener(self._on_session_change)
         session.add_count_listener(lambda: self.state.emit("quant"))
         return session

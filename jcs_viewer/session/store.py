@@ -3,7 +3,8 @@
 A session file lives in the user's data folder, named by a key derived from the study
 (series UID and geometry), so reopening the same study finds it. Saving is debounced
 by :class:`Autosaver`: every change re-arms a timer and the file is written once the
-reader pauses, well within two seconds of the last change.
+reader pauses, well within two seconds of the last change, and within five seconds of any
+change however steadily the reader goes on editing.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from jcs_viewer.settings import data_dir
 
 SCHEMA_VERSION = 1
 AUTOSAVE_DELAY_S = 1.0
+AUTOSAVE_MAX_WAIT_S = 4.0  # an edit is on disk within this (plus the write) however steadily the reader edits
 
 
 class SessionError(JCSError):
@@ -113,48 +115,76 @@ def load_session(path: Path) -> SessionState:
 class Autosaver:
     """Debounced background saving: call :meth:`changed` after every edit.
 
+    A save happens once the reader pauses for ``delay_s``, and never later than ``max_wait_s`` after the
+    first unsaved change, so steady editing (strokes less than ``delay_s`` apart) cannot postpone it
+    forever. The snapshot is taken on the thread that owns the edited data (``call_in_owner`` hands it
+    there, e.g. the GUI thread) and only the compression and writing run in the background.
+
     Args:
-        snapshot: returns the current :class:`SessionState` (called on the saving thread,
-            so it must copy what it returns or be safe to read concurrently).
+        snapshot: returns the current :class:`SessionState` as a copy (called through ``call_in_owner``).
         path: the session file.
-        delay_s: quiet time before a save; each change restarts the wait.
+        delay_s: quiet time before a save; each change restarts the wait, up to ``max_wait_s``.
         on_error: called with the :class:`SessionError` when a save fails.
         on_saved: called with the path after each successful save (on the saving thread).
+        max_wait_s: longest time an edit waits for the disk.
+        call_in_owner: ``call_in_owner(fn)`` runs ``fn`` on the owner thread, now or soon; default: call it
+            directly (for owners that do not change the data while a timer thread reads it).
     """
 
     def __init__(self, snapshot, path: Path, delay_s: float = AUTOSAVE_DELAY_S, on_error=None,
-                 on_saved=None) -> None:
+                 on_saved=None, max_wait_s: float = AUTOSAVE_MAX_WAIT_S, call_in_owner=None) -> None:
         self._snapshot = snapshot
         self.path = Path(path)
         self.delay_s = delay_s
+        self.max_wait_s = max(max_wait_s, delay_s)
         self._on_error = on_error
         self._on_saved = on_saved
+        self._call_in_owner = call_in_owner or (lambda fn: fn())
         self._timer: threading.Timer | None = None
+        self._pending_since: float | None = None  # monotonic time of the first unsaved change
         self._lock = threading.Lock()
+        self._write_lock = threading.Lock()  # one write at a time, in change order
         self.saves = 0
 
     def changed(self) -> None:
+        now = time.monotonic()
         with self._lock:
             if self._timer is not None:
                 self._timer.cancel()
-            self._timer = threading.Timer(self.delay_s, self.flush)
+            if self._pending_since is None:
+                self._pending_since = now
+            wait = min(self.delay_s, self._pending_since + self.max_wait_s - now)
+            self._timer = threading.Timer(max(0.0, wait), self._call_in_owner, args=(self._save_in_background,))
             self._timer.daemon = True
             self._timer.start()
 
-    def flush(self) -> None:
-        """Save now (also what the timer calls)."""
+    def _take(self) -> SessionState:
         with self._lock:
             if self._timer is not None:
                 self._timer.cancel()
                 self._timer = None
-        try:
-            save_session(self._snapshot(), self.path)
-            self.saves += 1
-        except SessionError as exc:
-            if self._on_error is None:
-                raise
-            self._on_error(exc)
-            return
+            self._pending_since = None
+        return self._snapshot()
+
+    def _save_in_background(self) -> None:
+        """On the owner thread: snapshot now, compress and write on a worker thread."""
+        state = self._take()
+        threading.Thread(target=self._write, args=(state,), name="jcs-autosave", daemon=True).start()
+
+    def flush(self) -> None:
+        """Snapshot and save now, on the calling thread (the owner's)."""
+        self._write(self._take())
+
+    def _write(self, state: SessionState) -> None:
+        with self._write_lock:
+            try:
+                save_session(state, self.path)
+                self.saves += 1
+            except SessionError as exc:
+                if self._on_error is None:
+                    raise
+                self._on_error(exc)
+                return
         if self._on_saved is not None:
             self._on_saved(self.path)
 
@@ -163,3 +193,4 @@ class Autosaver:
             if self._timer is not None:
                 self._timer.cancel()
                 self._timer = None
+            self._pending_since = None

@@ -58,6 +58,8 @@ class StudySession:
         autosave_delay_s: quiet time after the last change before the file is written.
         on_autosave_error: called with a :class:`SessionError` when an autosave fails.
         on_autosaved: called with the path after each autosave (on the saving thread).
+        call_in_owner: runs a function on the thread that edits this session (the GUI's); the autosave
+            snapshot is taken there, so it never reads a mask half-way through a stroke.
         reviewer: the reader's name, stored in the session file.
     """
 
@@ -65,7 +67,8 @@ class StudySession:
                  undo_depth: int = DEFAULT_UNDO_DEPTH, autosave_path: Path | None = None,
                  autosave_delay_s: float = AUTOSAVE_DELAY_S,
                  on_autosave_error: Callable[[SessionError], None] | None = None, reviewer: str = "",
-                 on_autosaved: Callable[[Path], None] | None = None) -> None:
+                 on_autosaved: Callable[[Path], None] | None = None,
+                 call_in_owner: Callable[[Callable[[], None]], None] | None = None) -> None:
         shape = tuple(volume.array.shape)
         if tuple(ai_result.lesion_mask.shape) != shape or tuple(ai_result.lung_mask.shape) != shape:
             raise ValueError(f"the result's masks {ai_result.lesion_mask.shape} do not match the study {shape}")
@@ -90,7 +93,7 @@ class StudySession:
         self.autosaver: Autosaver | None = None
         if autosave_path is not None:
             self.autosaver = Autosaver(self._snapshot_for_save, Path(autosave_path), autosave_delay_s,
-                                       on_autosave_error, on_autosaved)
+                                       on_autosave_error, on_autosaved, call_in_owner=call_in_owner)
 
     def _new_quantifier(self, result: Any) -> LiveQuantifier:
         v = self.volume
