@@ -24,9 +24,12 @@ def study(tmp_path_factory):
     return make_study(tmp_path_factory.mktemp("study"), n_slices=10, size=48, classes=True)
 
 
-def read_seg(path: Path, volume) -> tuple[hd.seg.Segmentation, list[str], np.ndarray]:
+def read_seg(path: Path, volume, pseudonyms=None) -> tuple[hd.seg.Segmentation, list[str], np.ndarray]:
+    """highdicom's read-back by source instance; a de-identified SEG names its sources by ``pseudonyms``."""
     seg = hd.seg.segread(path)
     sops = [pydicom.dcmread(f, stop_before_pixels=True).SOPInstanceUID for f in volume.source_files]
+    if pseudonyms is not None:
+        sops = [pseudonyms.uid(sop) for sop in sops]
     pixels = seg.get_pixels_by_source_instance(source_sop_instance_uids=sops, combine_segments=False)
     return seg, sops, pixels
 
@@ -99,9 +102,12 @@ def test_dciodvfy_check_catches_a_broken_seg(study, tmp_path):
 
 def test_binary_lesion_mask_gives_one_lesion_segment_and_edits_are_semiautomatic(study, tmp_path):
     volume, result = study
+    from jcs_viewer.io.deidentify import Pseudonymizer
+
+    pseudonyms = Pseudonymizer()
     path = export_dicom_seg(volume, result.lesion_mask, result.lung_mask, tmp_path / "seg.dcm", edited=True,
-                            anonymize=True)
-    seg, _, pixels = read_seg(path, volume)
+                            anonymize=True, pseudonyms=pseudonyms)
+    seg, _, pixels = read_seg(path, volume, pseudonyms)
     first = seg.get_segment_description(1)
     assert first.segment_label == "Lesion" and first.segmented_property_type.value == "52988006"
     assert first.algorithm_type.value == "SEMIAUTOMATIC"

@@ -138,7 +138,8 @@ def analyze_one(study: Path, out_dir: Path, options, models, bar, series_uid: st
 
     With ``session`` (a viewer session file) the reader's edited mask, review states and notes
     drive every output; with ``report`` the PDF report (and, for DICOM studies, the DICOM SEG)
-    are written too, anonymised with ``anonymize``.
+    are written too; with ``anonymize`` every output is de-identified (PS3.15 E.1: the report, the SEG
+    and the study fields of results.json).
     """
     from jcs_viewer.io import load_study
     from jcs_viewer.io.export import export_csv, export_nifti
@@ -154,6 +155,14 @@ def analyze_one(study: Path, out_dir: Path, options, models, bar, series_uid: st
         outputs = apply_session_file(result, volume, Path(session).expanduser())  # before anything is written
         result = outputs.result
     seg_note = None
+    pseudonyms = None
+    if anonymize:  # one pseudonym map for results.json and the SEG (PS3.15 E.1, jcs_viewer.io.deidentify)
+        import dataclasses
+
+        from jcs_viewer.io.deidentify import Pseudonymizer
+
+        pseudonyms = Pseudonymizer()
+        result = dataclasses.replace(result, study=pseudonyms.study_fields(result.study))
     with staged_outputs(out_dir) as stage:
         result.save(stage)
         export_csv(result, stage / "per_slice.csv", review=outputs.review)
@@ -170,7 +179,7 @@ def analyze_one(study: Path, out_dir: Path, options, models, bar, series_uid: st
             seg_note = dicom_seg_unavailable(volume)
             if seg_note is None:
                 export_dicom_seg(volume, result.lesion_mask, result.lung_mask, stage / "lesion_seg.dcm",
-                                 edited=session is not None, anonymize=anonymize)
+                                 edited=session is not None, anonymize=anonymize, pseudonyms=pseudonyms)
     if seg_note is not None:
         print(f"  note: no lesion_seg.dcm for {study.name}: {seg_note}.")
     q = result.quant

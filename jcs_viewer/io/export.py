@@ -368,6 +368,7 @@ def export_dicom_seg(
     lesion_classes: Mapping[int, str] | None = None,
     edited: bool = False,
     anonymize: bool = False,
+    pseudonyms: Any = None,
 ) -> Path:
     """Write a BINARY DICOM Segmentation of the lesions and lungs that references the source series.
 
@@ -383,8 +384,11 @@ def export_dicom_seg(
         lesion_classes: optional mapping lesion mask value -> label ("Ground-glass opacity",
             "Consolidation", "Lesion"); the code follows the label.
         edited: the reader edited the lesion mask: its segments are SEMIAUTOMATIC.
-        anonymize: blank the patient name, ID, birth date and accession number copied from
-            the source (the references to the source UIDs stay).
+        anonymize: de-identify the SEG after DICOM PS3.15 E.1 (:mod:`jcs_viewer.io.deidentify`): no name,
+            ID, date, institution, physician or source UID of the study is left in it; the references to
+            the source images keep working through pseudonymous UIDs.
+        pseudonyms: the :class:`~jcs_viewer.io.deidentify.Pseudonymizer` of the whole output set, so its
+            other files name the same pseudonymous UIDs (default: a new one).
 
     Returns:
         The written path.
@@ -471,10 +475,9 @@ def export_dicom_seg(
     except (ValueError, TypeError, AttributeError) as exc:
         raise ExportError(f"Cannot write {path}: the segmentation could not be built ({exc}).") from exc
     if anonymize:
-        seg.PatientName = "Anonymous^"  # family name only; a bare "Anonymous" is the retired PN form to dciodvfy
-        seg.PatientID = "ANONYMOUS"
-        seg.PatientBirthDate = ""
-        seg.AccessionNumber = ""
+        from jcs_viewer.io.deidentify import Pseudonymizer
+
+        (pseudonyms or Pseudonymizer()).dataset(seg)
     with atomic_target(path) as tmp:
         seg.save_as(tmp)
     return path

@@ -98,7 +98,7 @@ def suggest_report_name(info: Any, *, anonymize: bool = False) -> str:
     """A file name for the report: study date and accession, never identifying when anonymised."""
     parts = ["JCS_report"]
     date = re.sub(r"[^0-9]", "", getattr(info, "study_date", "") or "")
-    if date:
+    if date and not anonymize:  # a date is an identifier (PS3.15 E.1)
         parts.append(date)
     accession = re.sub(r"[^A-Za-z0-9_-]", "", getattr(info, "accession_number", "") or "")
     if accession and not anonymize:
@@ -197,8 +197,10 @@ def _header(volume: Any, result: Any, anonymize: bool, st: dict[str, ParagraphSt
     b = lambda text: Paragraph(escape(str(text)), st["cellb"])  # noqa: E731
     sex_age = p(" / ".join(x for x in (_sex(info.sex), _age(info.age)) if x))
     if anonymize:
-        removed = "<i>anonymised report: name, ID, birth date and accession number removed</i>"
-        patient_rows = [[b("Patient"), Paragraph(removed, st["cell"]), b("Sex / age"), sex_age]]
+        # PS3.15 E.1: names, IDs, dates, institution, descriptions and age go; sex goes too (Z).
+        removed = ("<i>anonymised report: name, ID, birth date, sex, age, accession number, institution, "
+                   "study date and descriptions removed</i>")
+        patient_rows = [[b("Patient"), Paragraph(removed, st["cell"]), "", ""]]
     else:
         patient_rows = [
             [b("Patient name"), p(_person_name(info.patient_name)), b("Patient ID"), p(info.patient_id)],
@@ -211,6 +213,11 @@ def _header(volume: Any, result: Any, anonymize: bool, st: dict[str, ParagraphSt
         [b("Study date"), p(_date(info.study_date)), b("Study"), p(info.study_description)],
         [b("Series"), p(" ".join(x for x in (info.series_number, info.series_description) if x)),
          b("Modality / scanner"), p(" ".join(x for x in (info.modality, info.manufacturer) if x))],
+    ] if not anonymize else [
+        [b("Series"), p(info.series_number), b("Modality / scanner"),
+         p(" ".join(x for x in (info.modality, info.manufacturer) if x))],
+    ]
+    study_rows += [
         [b("Image"), p(f"{nz} slices of {ny} x {nx}, voxel {sx:.2f} x {sy:.2f} x {sz:.2f} mm"),
          b("Source"), p(f"{volume.source_format}{'' if volume.is_hu else ' (not Hounsfield units)'}")],
     ]

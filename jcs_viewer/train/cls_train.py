@@ -34,6 +34,7 @@ from jcs_viewer.train.runlog import Progress, hash_files, seed_everything, sha25
 MIXUP_ALPHA = 0.5
 ATTRIBUTE_WEIGHT = 1.0
 LESION_WEIGHT = 1.0
+FINETUNE_BN_MOMENTUM = 0.1
 
 
 def validation_scores(model, val: ClsSet, size: int, twins: list[MedSegTwins] | None) -> dict:
@@ -139,6 +140,12 @@ def train_cls(opts: TrainOptions) -> dict:
         model.load_state_dict({k: v.float() for k, v in load_file(str(opts.init)).items()}, strict=True)
     elif hasattr(model, "load_imagenet"):
         model.load_imagenet()
+    if opts.arch in ("jcs_cls_effnet",):
+        # The ImageNet BN momentum (0.01, TensorFlow's 0.99 decay) suits a million steps; in a few hundred the
+        # running statistics would stay ImageNet's, and every validation would read grey CT with them.
+        for module in model.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.momentum = FINETUNE_BN_MOMENTUM
     model = model.to(memory_format=torch.channels_last)
     norm = input_normalisation(model)
     optim = torch.optim.Adam(model.parameters(), lr=opts.lr, weight_decay=opts.weight_decay)
