@@ -192,3 +192,17 @@ def test_a_folder_is_listed_without_opening_unknown_files(tmp_path, monkeypatch)
     monkeypatch.setattr(checkpoints.torch, "load", lambda *a, **k: opened.append(a) or {})
     assert [e.name for e in list_weights(extra_dirs=(folder,)) if e.root == folder] == []
     assert opened == []
+
+
+@pytest.mark.parametrize("file", ["../../../../etc/hostname", "/etc/hostname", "sub/w.safetensors", ".."])
+def test_a_manifest_file_outside_its_folder_is_refused(tmp_path, capsys, file):
+    """Issue 15, item 11: a manifest's "file" escaping its folder was opened as weights."""
+    from jcs_viewer.cli import main
+
+    (tmp_path / "manifest.json").write_text(json.dumps({"weights": [
+        {"name": "escape", "task": "seg", "arch": "jcs_seg_lite", "file": file}]}))
+    with pytest.raises(ModelLoadError, match="inside the manifest's folder"):
+        read_manifest(tmp_path)
+    assert main(["analyze", str(tmp_path), "--out", str(tmp_path / "o"), "--weights", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "manifest" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1

@@ -150,6 +150,10 @@ class WeightsEntry:
             if d.get(k) is not None:
                 d[k] = tuple(float(v) for v in d[k])
         entry = cls(**d, root=root)
+        file = str(entry.file)
+        # A manifest names files in its own folder only: "../../etc/hostname" or an absolute path is refused.
+        if not file or Path(file).name != file or file in (".", ".."):
+            raise ValueError(f"file must be a file name inside the manifest's folder, not {file!r}")
         if entry.intensity not in INTENSITIES:
             raise ValueError(f"intensity must be one of {', '.join(INTENSITIES)}, not {entry.intensity!r}")
         if entry.task not in TASKS:
