@@ -329,3 +329,46 @@ def test_folder_nobody_may_write_raises_export_error(study):
         export_csv(result, "/sys/jcs_per_slice.csv")
     with pytest.raises(ExportError, match=r"^Cannot write /sys/jcs_seg\.dcm: "):
         export_dicom_seg(volume, result.lesion_mask, result.lung_mask, "/sys/jcs_seg.dcm")
+
+
+@pytest.mark.parametrize("meta_knows", [True, False])
+def test_sources_with_an_empty_sop_class_uid_still_export(tmp_path, meta_knows):
+    """Issue 15, item 12: a real series with an empty SOPClassUID made highdicom fail with KeyError ''."""
+    from jcs_viewer.io import load_study, write_demo_study
+
+    write_demo_study(tmp_path, n_slices=6, seed=1, size=64)
+    for f in (tmp_path / "dicom").glob("*.dcm"):
+        ds = pydicom.dcmread(f)
+        ds.SOPClassUID = ""
+        if not meta_knows:
+            ds.file_meta.MediaStorageSOPClassUID = ""
+        ds.save_as(f)
+    volume = load_study(tmp_path / "dicom")
+    mask = np.zeros(volume.shape, np.uint8)
+    mask[2, 20:30, 20:30] = 1
+    path = export_dicom_seg(volume, mask, None, tmp_path / "seg.dcm")
+    seg = pydicom.dcmread(path)
+    assert seg.ReferencedSeriesSequence[0].ReferencedInstanceSequence[0].ReferencedSOPClassUID == \
+        "1.2.840.10008.5.1.4.1.1.2"
+    _, _, pixels = read_seg(path, volume)
+    assert np.array_equal(pixels[..., 0] > 0, mask > 0)
+
+
+def test_a_seg_that_cannot_be_built_does_not_stop_the_other_exports(tmp_path):
+    """Issue 15, item 12: a failing SEG skipped the NIfTI and CSV exports while the message blamed the report."""
+    from jcs_viewer.gui.synthetic import synthetic_result
+    from jcs_viewer.io import load_study, write_demo_study
+    from jcs_viewer.report import export_all
+
+    write_demo_study(tmp_path, n_slices=6, seed=1, size=64)
+    volume = load_study(tmp_path / "dicom")
+    lung = np.zeros(volume.shape, np.uint8)
+    lung[:, 10:50, 8:30], lung[:, 10:50, 34:56] = 1, 2
+    lesion = np.zeros(volume.shape, np.uint8)
+    lesion[2, 20:26, 12:20] = 1
+    result = synthetic_result(volume, lung, lesion, cam_size=8)
+    Path(volume.source_files[3]).write_bytes(b"not dicom any more")
+    written = export_all(result, volume, tmp_path / "out", report=False)
+    assert "lesion_seg" not in written and {"lesion_nifti", "lung_nifti", "csv"} <= set(written)
+    assert len(written.notes) == 1 and written.notes[0].startswith("No lesion_seg.dcm: Cannot write")
+    assert volume.source_files[3].name in written.notes[0]

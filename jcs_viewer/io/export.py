@@ -328,6 +328,16 @@ def _read_sources(volume: Any, path: Path) -> list[Any]:
             raise ExportError(f"Cannot write {path}: the source file {name} has no image position or size.") from exc
         if "SpecificCharacterSet" in ds and not ds.SpecificCharacterSet:
             del ds.SpecificCharacterSet  # empty means the default repertoire; highdicom rejects ''
+        if not str(ds.get("SOPClassUID", "") or "").strip():
+            # Some real series leave it empty (highdicom then fails with KeyError ''): the file meta
+            # knows the class, else a CT slice is a CT Image.
+            known = str(getattr(getattr(ds, "file_meta", None), "MediaStorageSOPClassUID", "") or "").strip()
+            if not known and str(ds.get("Modality", "CT") or "CT").upper() == "CT":
+                known = "1.2.840.10008.5.1.4.1.1.2"  # CT Image Storage
+            if not known:
+                raise ExportError(f"Cannot write {path}: the source file {name} has no SOP Class UID, so the "
+                                  "SEG cannot say what kind of image it annotates.")
+            ds.SOPClassUID = known
         expected = volume.index_to_lps((z, 0, 0))
         if (rows, cols) != tuple(volume.shape[1:]) or not np.allclose(ipp, expected, atol=0.05):
             raise ExportError(f"Cannot write {path}: the source file {name} does not match slice {z} of the study.")

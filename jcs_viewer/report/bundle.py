@@ -60,10 +60,11 @@ def export_all(
 
     Returns:
         Name -> written path for each file written (keys: report, lesion_seg, lesion_nifti,
-        lung_nifti, csv); its ``notes`` list says why a file was left out.
+        lung_nifti, csv); its ``notes`` list says why a file was left out (a SEG that cannot be
+        built does not stop the other files).
 
     Raises:
-        ExportError: the folder or a file cannot be written (files written before stay).
+        ExportError: the folder or a file other than the SEG cannot be written (files written before stay).
     """
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
@@ -88,8 +89,11 @@ def export_all(
     seg_source = lesion if edited or lesion_classes is None else np.asarray(lesion_classes)
     seg_reason = dicom_seg_unavailable(volume)
     if seg_reason is None:
-        written["lesion_seg"] = export_dicom_seg(volume, seg_source, result.lung_mask, out / SEG_NAME,
-                                                 edited=edited, anonymize=anonymize)
+        try:
+            written["lesion_seg"] = export_dicom_seg(volume, seg_source, result.lung_mask, out / SEG_NAME,
+                                                     edited=edited, anonymize=anonymize)
+        except ExportError as exc:  # the other files do not depend on the SEG: write them, say what failed
+            written.notes.append(f"No {SEG_NAME}: {exc}")
     else:
         written.notes.append(f"No {SEG_NAME}: {seg_reason}.")
     written["lesion_nifti"] = export_nifti(lesion, volume, out / LESION_NIFTI_NAME)
