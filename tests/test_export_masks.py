@@ -179,7 +179,7 @@ def test_csv_has_one_row_per_slice_with_the_metrics(study, tmp_path):
     rows = list(csv.DictReader(path.open()))
     assert len(rows) == result.n_slices
     for z, row in enumerate(rows):
-        assert int(row["slice_index"]) == z
+        assert int(row["slice"]) == z + 1  # numbered from 1, as the viewer and the report number slices
         assert float(row["position_mm"]) == pytest.approx(volume.slice_position_mm(z), abs=0.01)
         assert float(row["probability"]) == pytest.approx(float(result.slice_probability[z]), abs=1e-4)
         assert row["positive"] == str(int(result.slice_positive[z]))

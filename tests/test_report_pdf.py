@@ -124,12 +124,12 @@ def test_edited_mask_is_requantified_and_review_summarised(study, tmp_path):
     assert f"{expected.lesion_volume_ml['total']:.1f}" in text
     assert f"{result.quant.lesion_volume_ml['total']:.1f}" not in text  # the AI's total is not shown as the reader's
     assert "reader-edited lesion mask" in text
-    edited_list = ", ".join(str(z) for z in sorted({2, busiest}))
+    edited_list = ", ".join(str(z + 1) for z in sorted({2, busiest}))  # numbered from 1, as in the viewer
     assert f"Edited lesion mask 2 slices: {edited_list}" in text
-    assert "Confirmed slices 2:" in text and "Rejected slices 1:" in text
+    assert "Confirmed slices 2:" in text and f"Rejected slices 1: {busiest}" in text  # index busiest - 1
     assert "Checked & corrected <basal> slices." in text
     # Reviewer-confirmed slices are key images, marked as such.
-    assert f"Slice {busiest + 1}" in text and "reviewer-confirmed" in text
+    assert f"Slice {busiest + 2}" in text and "reviewer-confirmed" in text  # index busiest + 1, numbered from 1
 
 
 @needs_poppler
@@ -139,7 +139,7 @@ def test_score_plot_is_vector_and_key_images_are_embedded(study, tmp_path):
     listing = subprocess.run(["pdfimages", "-list", str(path)], capture_output=True, text=True, check=True).stdout
     image_pages = {int(line.split()[0]) for line in listing.splitlines()[2:]}
     page_one = pdf_text(path, 1)
-    assert "Per-slice score" in page_one and "slice index" in page_one  # the plot's own labels are text
+    assert "Per-slice score" in page_one and "slice" in page_one  # the plot's own labels are text
     assert 1 not in image_pages  # ... and the plot on page 1 is not a raster image
     assert image_pages  # the key images are
 

@@ -32,7 +32,7 @@ GGO_LABEL, CONSOLIDATION_LABEL = 1, 2
 RIGHT_LUNG, LEFT_LUNG = 1, 2
 
 _CSV_COLUMNS = (
-    "slice_index",
+    "slice",  # numbered from 1 (top of the array first), as the viewer and the report number slices
     "position_mm",
     "probability",
     "classifier_probability",
@@ -209,7 +209,7 @@ def export_csv(
 ) -> Path:
     """Write one CSV row of metrics per slice.
 
-    Columns: slice_index, position_mm, probability (the slice score compared with the cutoff),
+    Columns: slice (numbered from 1, as in the viewer and the report), position_mm, probability (the slice score compared with the cutoff),
     classifier_probability, lesion_evidence (empty with the classifier-only score), has_lung (0/1:
     slices without lung have no score, their score cells are empty), positive (0/1),
     segmented (0/1), lesion_area_mm2, lesion_count, review_state (confirmed / rejected / unreviewed).
@@ -251,7 +251,7 @@ def export_csv(
     for z in range(n):
         writer.writerow(
             (
-                z,
+                z + 1,
                 f"{positions[z]:.2f}",
                 f"{prob[z]:.4f}" if scored[z] else "",
                 f"{classifier[z]:.4f}" if scored[z] else "",

@@ -338,7 +338,7 @@ def _plot_section(result: Any, content: ReportContent, st: dict[str, ParagraphSt
         ge=fonts.ge(),
     )
     pos = content.positions_mm
-    caption = (f"Slice index 0 is at {pos[0]:.1f} mm and the last slice at {pos[-1]:.1f} mm along the slice normal "
+    caption = (f"Slice 1 is at {pos[0]:.1f} mm and slice {len(pos)} at {pos[-1]:.1f} mm along the slice normal "
                f"(patient z). Lesion area is per slice, from the {'edited' if content.edited else 'AI'} lesion mask.")
     return [KeepTogether([Paragraph("Per-slice score", st["h2"]), drawing, Paragraph(caption, st["small"])])]
 
@@ -559,7 +559,7 @@ def _key_image_section(volume: Any, content: ReportContent, crop: img.Crop, pngs
                       Spacer(1, 2), ImageLegend(fonts, w), Spacer(1, 4)]
     for key in content.key_slices:
         caption = [
-            f"Slice {key.index}",
+            f"Slice {key.index + 1}",
             f"position {key.position_mm:.1f} mm",
             f"score {key.probability:.2f}",
             f"lesion {key.area_mm2:,.0f} mm\u00b2",
@@ -573,6 +573,11 @@ def _key_image_section(volume: Any, content: ReportContent, crop: img.Crop, pngs
     return out
 
 
+def _numbers(indices: list[int]) -> list[int]:
+    """Slice numbers as the reader sees them (from 1, as in the viewer) of 0-based slice indices."""
+    return [z + 1 for z in indices]
+
+
 def _review_section(result: Any, content: ReportContent, st: dict[str, ParagraphStyle], fonts: Fonts) -> list[Any]:
     flagged = np.flatnonzero(np.asarray(result.slice_positive, dtype=bool)).tolist()
     unreviewed = [z for z in flagged if z not in content.review]
@@ -581,11 +586,11 @@ def _review_section(result: Any, content: ReportContent, st: dict[str, Paragraph
     rows = [
         [b("Reviewer"), p(content.reviewer or "not given")],
         [b("Report time"), p(content.generated.strftime("%Y-%m-%d %H:%M %Z").strip())],
-        [b("Confirmed slices"), p(f"{len(content.confirmed)}: {compress_ranges(content.confirmed)}")],
-        [b("Rejected slices"), p(f"{len(content.rejected)}: {compress_ranges(content.rejected)}")],
+        [b("Confirmed slices"), p(f"{len(content.confirmed)}: {compress_ranges(_numbers(content.confirmed))}")],
+        [b("Rejected slices"), p(f"{len(content.rejected)}: {compress_ranges(_numbers(content.rejected))}")],
         [b("Flagged, not reviewed"), p(f"{len(unreviewed)} of {len(flagged)} flagged slices")],
         [b("Edited lesion mask"),
-         p(f"{_count(len(content.edited_slices), 'slice')}: {compress_ranges(content.edited_slices)}"
+         p(f"{_count(len(content.edited_slices), 'slice')}: {compress_ranges(_numbers(content.edited_slices))}"
            if content.edited else "no edits (AI segmentation)")],
     ]
     if content.notes:

@@ -87,11 +87,12 @@ def score_plot(
     for p in (0.0, 0.25, 0.5, 0.75, 1.0):
         d.add(Line(left - 3, y_of(p), left, y_of(p), strokeWidth=0.6))
         d.add(String(left - 5, y_of(p) - 3, f"{p:.2f}", fontName=font, fontSize=6.5, textAnchor="end"))
+    # Slices are numbered from 1, as in the viewer and everywhere else in the report.
     step = max(1, int(nice_step(n - 1 if n > 1 else 1)))
-    for z in range(0, n, step):
-        d.add(Line(x_of(z), bottom, x_of(z), bottom - 3, strokeWidth=0.6))
-        d.add(String(x_of(z), bottom - 11, str(z), fontName=font, fontSize=6.5, textAnchor="middle"))
-    d.add(String(left + pw / 2, bottom - 21, "slice index", fontName=font, fontSize=7, textAnchor="middle"))
+    for number in sorted({1, *range(step, n + 1, step)}):
+        d.add(Line(x_of(number - 1), bottom, x_of(number - 1), bottom - 3, strokeWidth=0.6))
+        d.add(String(x_of(number - 1), bottom - 11, str(number), fontName=font, fontSize=6.5, textAnchor="middle"))
+    d.add(String(left + pw / 2, bottom - 21, "slice", fontName=font, fontSize=7, textAnchor="middle"))
     # Rotated axis titles: a Group carries the transform.
     d.add(Group(String(0, 0, "slice score", fontName=font, fontSize=7, textAnchor="middle"),
                 transform=(0, 1, -1, 0, 9, bottom + ph / 2)))
