@@ -52,3 +52,24 @@ def test_slices_screenshot_is_unaffected(qtbot, window, tmp_path):
     qtbot.waitUntil(lambda: window.screenshot_path is None, timeout=60000)
     assert window.exit_code == 0 and window.views.layout_mode == "1x3"
     assert window.views.tabs.currentWidget() is not window.views.three_d
+
+
+def test_an_unattended_screenshot_run_never_waits_on_the_series_picker(qtbot, tmp_path, monkeypatch):
+    """Issue 15, item 12: ``gui --screenshot … --quit-after-analysis`` on a folder of two series hung on the picker."""
+    from jcs_viewer.io import load_study, write_demo_study
+
+    monkeypatch.setenv("JCS_VIEWER_DATA", str(tmp_path / "data"))
+    root = tmp_path / "two_series"
+    write_demo_study(root / "a", n_slices=8, seed=1, size=64)
+    write_demo_study(root / "b", n_slices=12, seed=2, size=64)
+    win = MainWindow(settings=QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat),
+                     analyze=lambda vol, **kw: None, load_study=load_study)
+    qtbot.addWidget(win)
+    asked = []
+    win.pick_series = lambda folder, entries: asked.append(entries)  # a dialog here would block the run
+    win.screenshot_path = tmp_path / "shot.png"
+    win.open_path(root)
+    qtbot.waitUntil(lambda: win.state.volume is not None or win.last_error is not None, timeout=20000)
+    assert not asked and win.last_error is None
+    assert win.state.volume.n_slices == 12  # the series analyze takes: the CT series with the most slices
+    win.views.shutdown()

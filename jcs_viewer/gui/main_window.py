@@ -372,9 +372,12 @@ class MainWindow(QMainWindow):
     def open_path(self, path: Path, series_uid: str | None = None) -> None:
         """Open a study folder or file in the background; a folder with several series asks which."""
         path = Path(path)
+        # An unattended run (--screenshot) has nobody to answer the series picker: it takes the series
+        # ``analyze`` would (the CT series with the most slices).
+        ask = self.screenshot_path is None
 
         def task(progress: Callable[..., None], cancel: Any) -> Any:
-            if series_uid is None and path.is_dir():
+            if series_uid is None and path.is_dir() and ask:
                 progress("scan", 0, 1, "")
                 entries = [e for e in self._scan_folder(path) if getattr(e, "has_pixels", True)]
                 if len(entries) > 1:
