@@ -1,16 +1,20 @@
 """User settings shared by the GUI and the headless commands (no Qt).
 
-The GUI persists them with ``QSettings(settings_path(), QSettings.IniFormat)``; the
-core reads the same plain INI file with :mod:`configparser`, so ``jcs-viewer analyze``
-honours the device and thresholds a reader chose in the app. Keys live in the
-``[General]`` section, which is where QSettings writes top-level keys.
+One typed :class:`Settings` value, one INI file (:func:`settings_path`) and one reader/writer
+(:mod:`configparser`) for everyone: the viewer gets a :class:`SettingsStore` injected and reads and
+writes fields by name (no raw key strings in widgets), and ``jcs-viewer analyze`` reads the same file,
+so it honours the device and thresholds a reader chose in the app. Keys live in the ``[General]``
+section (where Qt's INI format keeps top-level keys, so older files written by QSettings still load).
 """
 
 from __future__ import annotations
 
 import configparser
+import dataclasses
 import io
+import json
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -59,6 +63,8 @@ class Settings:
     default_layout: str = "axial"  # axial | 1x3
     reviewer_name: str = ""
     undo_depth: int = 100
+    session_restore: str = "ask"  # ask | always | never: a study's autosaved session when it is reopened
+    recent_studies: tuple[str, ...] = ()  # most recent first
 
     @classmethod
     def load(cls, path: Path | None = None) -> "Settings":
@@ -94,6 +100,8 @@ class Settings:
 def _format(value) -> str:
     if value is None:
         return ""
+    if isinstance(value, tuple):
+        value = json.dumps(list(value))
     if isinstance(value, bool):
         return "true" if value else "false"
     text = str(value)
@@ -118,6 +126,11 @@ def _parse(raw: str, annotation: str):
     raw = _unquote(raw)
     if "None" in annotation and raw in ("", "@Invalid()"):
         return None
+    if annotation.startswith("tuple"):
+        items = json.loads(raw) if raw else []
+        if not isinstance(items, list) or not all(isinstance(x, str) for x in items):
+            raise ValueError(raw)
+        return tuple(items)
     if annotation.startswith("bool"):
         if raw.lower() in ("true", "1", "yes"):
             return True
@@ -129,3 +142,51 @@ def _parse(raw: str, annotation: str):
     if annotation.startswith("float"):
         return float(raw)
     return raw
+
+
+class SettingsStore:
+    """The reader's settings file as one typed value, injected into the viewer.
+
+    ``store.values`` is the current :class:`Settings`; :meth:`update` replaces fields by name, writes the
+    file atomically and tells the listeners. Tests and benchmarks pass a store on a file of their own.
+
+    Args:
+        path: the INI file (default: :func:`settings_path`).
+    """
+
+    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+        self.path = Path(path) if path is not None else settings_path()
+        self.values = Settings.load(self.path)
+        self._listeners: list[Callable[[Settings], None]] = []
+
+    def update(self, **changes) -> Settings:
+        """Set fields (unknown names raise ``TypeError``), save and notify; returns the new value.
+
+        Raises:
+            OSError: the file could not be written (one sentence naming it).
+        """
+        new = dataclasses.replace(self.values, **changes)
+        if new != self.values:
+            try:
+                new.save(self.path)
+            except OSError as exc:
+                raise OSError(f"Could not save settings to {self.path} "
+                              f"({exc.strerror or 'the file or its folder is not writable'}).") from None
+            self.values = new
+            for listener in list(self._listeners):
+                listener(new)
+        return self.values
+
+    def replace(self, settings: Settings) -> Settings:
+        """Store a whole :class:`Settings` (the Settings dialog's OK)."""
+        return self.update(**asdict(settings))
+
+    def reload(self) -> Settings:
+        """Read the file again (another process may have written it)."""
+        self.values = Settings.load(self.path)
+        return self.values
+
+    def on_change(self, listener: Callable[[Settings], None]) -> Callable[[], None]:
+        """Call ``listener(settings)`` after each change; returns the function that disconnects it."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener) if listener in self._listeners else None

@@ -11,7 +11,9 @@ import numpy as np
 import pytest
 
 pytest.importorskip("pytestqt")
-from PySide6.QtCore import QSettings, Qt  # noqa: E402
+from PySide6.QtCore import Qt  # noqa: E402
+
+from jcs_viewer.settings import SettingsStore  # noqa: E402
 
 from jcs_viewer.gui.main_window import MainWindow  # noqa: E402
 from jcs_viewer.gui.synthetic import synthetic_result  # noqa: E402
@@ -41,7 +43,7 @@ def ground_truth_analysis(root: Path):
 
 def test_demo_open_analyse_review_summary(qtbot, tmp_path, monkeypatch, demo_root):
     monkeypatch.setenv("JCS_VIEWER_DATA", str(tmp_path / "data"))
-    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    settings = SettingsStore(tmp_path / "settings.ini")
     window = MainWindow(settings=settings, analyze=ground_truth_analysis(demo_root))
     qtbot.addWidget(window)
     window.show()
@@ -105,7 +107,7 @@ def test_demo_with_the_real_pipeline_and_injected_lite_models(qtbot, tmp_path, m
                      window=window_hu),
     )
     monkeypatch.setenv("JCS_VIEWER_DATA", str(tmp_path / "data"))
-    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    settings = SettingsStore(tmp_path / "settings.ini")
     window = MainWindow(settings=settings, models=models, options=AnalysisOptions(device="cpu"))
     qtbot.addWidget(window)
     window.show()

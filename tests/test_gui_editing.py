@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 
 pytest.importorskip("pytestqt")
-from PySide6.QtCore import QEvent, QPoint, QPointF, QSettings, Qt  # noqa: E402
+from PySide6.QtCore import QEvent, QPoint, QPointF, Qt  # noqa: E402
+
+from jcs_viewer.settings import SettingsStore  # noqa: E402
 from PySide6.QtGui import QMouseEvent  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 from PySide6.QtTest import QTest  # noqa: E402
@@ -46,9 +48,8 @@ def open_window(qtbot, env, study):
         return synthetic_result(vol, lung, results["lesion"], cam_size=16)
 
     def make(restore: str = "ask") -> MainWindow:
-        settings = QSettings(str(env / "settings.ini"), QSettings.Format.IniFormat)
-        settings.setValue("analysis/auto", True)
-        settings.setValue("session/restore", restore)
+        settings = SettingsStore(env / "config" / "settings.ini")  # holds undo_depth 4 (the env fixture)
+        settings.update(auto_analyze=True, session_restore=restore)
         window = MainWindow(settings=settings, analyze=analyze, load_study=lambda path, series_uid=None: volume)
         qtbot.addWidget(window)
         window.show()

@@ -8,19 +8,18 @@ import numpy as np
 import pytest
 
 pytest.importorskip("pytestqt")
-from PySide6.QtCore import QSettings  # noqa: E402
 
 from jcs_viewer.gui.main_window import MainWindow  # noqa: E402
 from jcs_viewer.gui.synthetic import synthetic_result, synthetic_volume  # noqa: E402
+from jcs_viewer.settings import SettingsStore  # noqa: E402
 from test_export_support import require_tools  # noqa: E402
 
 
 @pytest.fixture
 def window(qtbot, tmp_path):
     volume, lung, lesion = synthetic_volume(n_slices=24, size=96, seed=5)
-    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
-    settings.setValue("auto_analyze", True)
-    settings.setValue("session/restore", "never")
+    settings = SettingsStore(tmp_path / "settings.ini")
+    settings.update(auto_analyze=True, session_restore="never")
 
     def analyze(vol, options=None, progress=None, cancel=None, models=None):
         return synthetic_result(vol, lung, lesion, cam_size=16)
@@ -34,7 +33,7 @@ def window(qtbot, tmp_path):
 
 
 def test_export_before_analysis_says_so(qtbot, tmp_path):
-    win = MainWindow(settings=QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat))
+    win = MainWindow(settings=SettingsStore(tmp_path / "s.ini"))
     qtbot.addWidget(win)
     win.exports.export_report(path=tmp_path / "r.pdf")
     assert "no result to export" in win.last_error

@@ -18,7 +18,9 @@ import numpy as np
 import pytest
 
 pytest.importorskip("pytestqt")
-from PySide6.QtCore import QEvent, QPoint, QPointF, QSettings, Qt  # noqa: E402
+from PySide6.QtCore import QEvent, QPoint, QPointF, Qt  # noqa: E402
+
+from jcs_viewer.settings import SettingsStore  # noqa: E402
 from PySide6.QtGui import QMouseEvent, QWheelEvent  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
@@ -44,12 +46,8 @@ def make_window(qtbot, tmp_path, monkeypatch):
     monkeypatch.setenv("JCS_VIEWER_RESTORE_SESSION", "never")
 
     def make(volume=None, result=None, default_layout=None):
-        if default_layout is not None:
-            from jcs_viewer.settings import Settings
-
-            Settings(default_layout=default_layout).save(config / "settings.ini")
-        settings = QSettings(str(tmp_path / "window.ini"), QSettings.Format.IniFormat)
-        settings.setValue("analysis/auto", False)
+        settings = SettingsStore(config / "settings.ini")  # one settings source: the window reads only this
+        settings.update(auto_analyze=False, default_layout=default_layout or "axial")
         window = MainWindow(settings=settings)
         qtbot.addWidget(window)
         window.resize(1400, 860)
@@ -355,13 +353,13 @@ WINDOW_3D_SCRIPT = textwrap.dedent(
     """
     import json, sys, time
     import numpy as np
-    from PySide6.QtCore import QSettings
+    from jcs_viewer.settings import SettingsStore
     from jcs_viewer.gui.app import ensure_app
     app = ensure_app()
     from jcs_viewer.gui.main_window import MainWindow
     from jcs_viewer.gui.synthetic import synthetic_result, synthetic_volume
 
-    window = MainWindow(settings=QSettings({ini!r}, QSettings.Format.IniFormat))
+    window = MainWindow(settings=SettingsStore({ini!r}))
     window.resize(1200, 800)
     window.show()
     volume, lung, lesion = synthetic_volume(n_slices=48, size=128, seed=3)

@@ -1,6 +1,6 @@
 """Settings and About from the real main window's menus (pytest-qt, offscreen).
 
-File ▸ Settings writes the INI file through QSettings; the window's next analysis, a new window's
+File ▸ Settings writes the INI file through the injected SettingsStore; the window's next analysis, a new window's
 layout, the session autosave folder and the reviewer name follow it, and the headless core reads
 the same file. Help ▸ About shows the version, the registered weights with their metrics and the
 research-use notice.
@@ -19,7 +19,8 @@ from PySide6.QtWidgets import QApplication, QDialogButtonBox  # noqa: E402
 from jcs_viewer import RESEARCH_USE_NOTICE, __version__  # noqa: E402
 from jcs_viewer.gui.about import AboutDialog  # noqa: E402
 from jcs_viewer.gui.main_window import MainWindow  # noqa: E402
-from jcs_viewer.gui.settings_dialog import SettingsDialog, open_settings  # noqa: E402
+from jcs_viewer.gui.settings_dialog import SettingsDialog  # noqa: E402
+from jcs_viewer.settings import SettingsStore  # noqa: E402
 from jcs_viewer.gui.synthetic import synthetic_result, synthetic_volume  # noqa: E402
 from jcs_viewer.session.store import load_session  # noqa: E402
 from jcs_viewer.settings import Settings, settings_path  # noqa: E402
@@ -46,7 +47,7 @@ def make_window(qtbot, study, analyzed: list | None = None) -> MainWindow:
             analyzed.append(options)
         return synthetic_result(vol, lung, lesion, cam_size=16)
 
-    window = MainWindow(settings=open_settings(), analyze=analyze, load_study=lambda path, series_uid=None: volume)
+    window = MainWindow(settings=SettingsStore(), analyze=analyze, load_study=lambda path, series_uid=None: volume)
     qtbot.addWidget(window)
     window.show()
     return window
@@ -142,7 +143,7 @@ def test_help_about_shows_version_weights_metrics_and_notice(qtbot, env, study, 
 
 
 def test_dialog_says_where_the_file_is_and_that_analyze_uses_it(qtbot, env):
-    dialog = SettingsDialog(qsettings=open_settings())
+    dialog = SettingsDialog(store=SettingsStore())
     qtbot.addWidget(dialog)
     labels = [w.text() for w in dialog.findChildren(type(dialog.error))]
     assert any(str(Path(settings_path())) in text and "jcs-viewer analyze" in text for text in labels)

@@ -13,10 +13,10 @@ import pytest
 
 pytest.importorskip("pytestqt")
 pytest.importorskip("vtkmodules")
-from PySide6.QtCore import QSettings  # noqa: E402
 
 from jcs_viewer.gui.main_window import MainWindow  # noqa: E402
 from jcs_viewer.gui.synthetic import synthetic_result, synthetic_volume  # noqa: E402
+from jcs_viewer.settings import SettingsStore  # noqa: E402
 
 
 @pytest.fixture
@@ -24,7 +24,7 @@ def window(qtbot, tmp_path, monkeypatch):
     monkeypatch.setenv("JCS_VIEWER_DATA", str(tmp_path / "data"))
     monkeypatch.setenv("JCS_VIEWER_CONFIG", str(tmp_path / "config"))
     volume, lung, lesion = synthetic_volume(n_slices=12, size=96, seed=2)
-    win = MainWindow(settings=QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat),
+    win = MainWindow(settings=SettingsStore(tmp_path / "s.ini"),
                      analyze=lambda vol, **kw: synthetic_result(vol, lung, lesion, cam_size=16),
                      load_study=lambda path, series_uid=None: volume)
     qtbot.addWidget(win)
@@ -62,7 +62,7 @@ def test_an_unattended_screenshot_run_never_waits_on_the_series_picker(qtbot, tm
     root = tmp_path / "two_series"
     write_demo_study(root / "a", n_slices=8, seed=1, size=64)
     write_demo_study(root / "b", n_slices=12, seed=2, size=64)
-    win = MainWindow(settings=QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat),
+    win = MainWindow(settings=SettingsStore(tmp_path / "s.ini"),
                      analyze=lambda vol, **kw: None, load_study=load_study)
     qtbot.addWidget(win)
     asked = []

@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 
 pytest.importorskip("pytestqt")
-from PySide6.QtCore import QMimeData, QPoint, QPointF, QSettings, Qt, QTimer, QUrl  # noqa: E402
+from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QTimer, QUrl  # noqa: E402
+
+from jcs_viewer.settings import SettingsStore  # noqa: E402
 from PySide6.QtGui import QDropEvent  # noqa: E402
 
 from jcs_viewer.gui.main_window import MainWindow  # noqa: E402
@@ -31,8 +33,8 @@ def make_window(qtbot, tmp_path, monkeypatch):
     monkeypatch.setenv("JCS_VIEWER_DATA", str(tmp_path / "data"))
 
     def make(**kwargs):
-        settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
-        settings.setValue("analysis/auto", kwargs.pop("auto", False))
+        settings = SettingsStore(tmp_path / "settings.ini")
+        settings.update(auto_analyze=kwargs.pop("auto", False))
         window = MainWindow(settings=settings, **kwargs)
         qtbot.addWidget(window)
         window.show()

@@ -1,4 +1,5 @@
-"""Settings: a plain INI file shared by QSettings (GUI) and configparser (headless)."""
+"""Settings: one typed value in a plain INI file, shared by the GUI (SettingsStore) and the headless core;
+files written by QSettings (older versions) still load."""
 
 from __future__ import annotations
 
@@ -81,16 +82,11 @@ def run_analyze(study, out, *flags) -> dict:
 
 
 def test_analyze_uses_the_settings_the_gui_saved(analyze_setup, tmp_path, qtbot, capsys):
-    from PySide6.QtCore import QSettings
+    from jcs_viewer.settings import SettingsStore, settings_path
 
-    from jcs_viewer.settings import settings_path
-
-    # What the Settings dialog does: QSettings on the shared INI file.
-    qs = QSettings(str(settings_path()), QSettings.Format.IniFormat)
-    for key, value in (("device", "cpu"), ("slice_threshold", 4), ("slice_cutoff", 0.35),
-                       ("segment_all_slices", True), ("reviewer_name", "Dr Ng")):
-        qs.setValue(key, value)
-    qs.sync()
+    # What the Settings dialog does: the window's store on the shared INI file.
+    SettingsStore().update(device="cpu", slice_threshold=4, slice_cutoff=0.35, segment_all_slices=True,
+                           reviewer_name="Dr Ng")
     doc = run_analyze(analyze_setup, tmp_path / "a")
     assert doc["threshold"] == 4
     opts = doc["options"]
@@ -131,3 +127,21 @@ def test_bad_slice_cutoff_flag_is_one_sentence(analyze_setup, tmp_path, capsys):
 
     assert main(["analyze", str(analyze_setup), "--out", str(tmp_path / "x"), "--slice-cutoff", "2"]) == 2
     assert "--slice-cutoff must lie between 0 and 1." in capsys.readouterr().err
+
+
+def test_store_updates_by_field_saves_atomically_notifies_and_disconnects(tmp_path):
+    from jcs_viewer.settings import SettingsStore
+
+    store = SettingsStore(tmp_path / "s.ini")
+    seen = []
+    off = store.on_change(seen.append)
+    store.update(auto_analyze=False, recent_studies=("/data/a, b", '/data/"c"'), session_restore="never")
+    again = Settings.load(tmp_path / "s.ini")
+    assert again.auto_analyze is False and again.recent_studies == ("/data/a, b", '/data/"c"')
+    assert again.session_restore == "never" and seen == [again]
+    store.update(auto_analyze=False)  # no change: no write, no event
+    off()
+    store.update(undo_depth=7)
+    assert len(seen) == 1 and Settings.load(tmp_path / "s.ini").undo_depth == 7
+    with pytest.raises(TypeError):
+        store.update(analysis_auto=True)  # a misspelt key cannot be written (the old 'analysis/auto' bug)

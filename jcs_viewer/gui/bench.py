@@ -25,7 +25,7 @@ def bench_gui(args: Any) -> int:
     size = int(getattr(args, "size", 512) or 512)
     changes = max(100, 20 * int(getattr(args, "repeats", 5) or 5))
 
-    from PySide6.QtCore import QSettings
+    from jcs_viewer.settings import SettingsStore
     from PySide6.QtWidgets import QApplication
 
     from jcs_viewer.gui.app import ensure_app
@@ -39,8 +39,8 @@ def bench_gui(args: Any) -> int:
     build_s = time.perf_counter() - t0
 
     with tempfile.TemporaryDirectory() as tmp:
-        settings = QSettings(os.path.join(tmp, "bench.ini"), QSettings.Format.IniFormat)
-        settings.setValue("analysis/auto", False)
+        settings = SettingsStore(os.path.join(tmp, "bench.ini"))
+        settings.update(auto_analyze=False)
         window = MainWindow(settings=settings)
         window.resize(1440, 900)
         window.show()

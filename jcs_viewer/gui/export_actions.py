@@ -103,6 +103,8 @@ class ExportActions(QObject):
             path, anonymize = dialog.path, dialog.anonymize_box.isChecked()
             with_segmentation = dialog.segmentation_box.isChecked()
             kwargs["reviewer"] = dialog.reviewer_edit.text().strip()
+            if kwargs["reviewer"] != self._reviewer_setting():  # the next report starts with it
+                self.window._save_setting(reviewer_name=kwargs["reviewer"])
         anonymize, with_segmentation = bool(anonymize), bool(with_segmentation)
 
         def task(progress: Any, cancel: Any) -> dict[str, Path]:
@@ -144,8 +146,7 @@ class ExportActions(QObject):
         self._run(task, "exporting the segmentation")
 
     def _reviewer_setting(self) -> str:
-        value = self.window.settings.value("reviewer_name", "")
-        return str(value or "")
+        return self.window.settings.values.reviewer_name
 
     def _run(self, task: Any, action: str) -> None:
         if self.worker is not None and self.worker.busy:

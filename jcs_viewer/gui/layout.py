@@ -24,11 +24,9 @@ from jcs_viewer.gui.view3d_tab import ThreeDTab
 LAYOUTS: dict[str, str] = {"axial": "Axial only", "1x3": "Axial + coronal + sagittal (1×3)"}
 
 
-def default_layout() -> str:
+def default_layout(settings) -> str:
     """The reader's ``default_layout`` setting ("axial" or "1x3"); unknown values mean "axial"."""
-    from jcs_viewer.settings import Settings
-
-    value = str(Settings.load().default_layout).strip().lower()
+    value = str(settings.default_layout).strip().lower()
     return value if value in LAYOUTS else "axial"
 
 
@@ -114,7 +112,7 @@ class ViewsController(QObject):
         self.tabs.setVisible(state.volume is not None)
         state.on("volume", lambda volume: self.tabs.setVisible(volume is not None))
         self._build_actions()
-        self.set_layout(default_layout())
+        self.set_layout(default_layout(window.settings.values))
         window.installEventFilter(self)  # releases OpenGL when the window closes
 
     # --- actions -----------------------------------------------------------------------

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QEvent, QObject, QSettings, Qt, QTimer
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (QApplication, QFileDialog, QFrame, QGroupBox, QHBoxLayout, QLabel, QMainWindow,
                                QMessageBox, QProgressBar, QPushButton, QSplitter, QTabWidget, QToolBar, QVBoxLayout,
@@ -23,13 +23,13 @@ from jcs_viewer.gui.layout import install_views
 from jcs_viewer.gui.review_panel import ReviewPanel
 from jcs_viewer.gui.score_strip import ScoreStrip
 from jcs_viewer.gui.series_picker import SeriesPickerDialog
-from jcs_viewer.gui.settings_dialog import open_settings
 from jcs_viewer.gui.session_ui import install_editing
 from jcs_viewer.gui.slice_view import SliceView
 from jcs_viewer.gui.state import HU_PRESETS, ViewerState
 from jcs_viewer.gui.summary_panel import SummaryPanel
 from jcs_viewer.gui.user_messages import user_message
 from jcs_viewer.gui.workers import TaskWorker
+from jcs_viewer.settings import SettingsStore
 
 APP_NAME = "JCS Viewer"
 MAX_RECENT = 8
@@ -74,20 +74,21 @@ class MainWindow(QMainWindow):
     """The viewer. Study reading and analysis run in :class:`TaskWorker` threads.
 
     Args:
-        settings: QSettings to use (tests pass an INI file); default: the user's settings.
+        settings: the :class:`~jcs_viewer.settings.SettingsStore` every part reads (tests pass one on a file
+            of their own); default: the user's settings file.
         analyze: ``analyze(volume, options=, progress=, cancel=, models=)``; default: the pipeline.
         load_study, scan_folder, demo_study_path: the io functions (injectable for tests).
         models: passed through to ``analyze`` (``None``: the registered default weights).
         options: an ``AnalysisOptions`` (``None``: defaults).
     """
 
-    def __init__(self, *, settings: QSettings | None = None, analyze: Callable[..., Any] | None = None,
+    def __init__(self, *, settings: SettingsStore | None = None, analyze: Callable[..., Any] | None = None,
                  load_study: Callable[..., Any] | None = None, scan_folder: Callable[..., Any] | None = None,
                  demo_study_path: Callable[[], Any] | None = None, models: Any = None, options: Any = None,
                  parent: Any = None) -> None:
         super().__init__(parent)
         # One INI file shared with the headless core (jcs_viewer.settings reads it).
-        self.settings = settings or open_settings()
+        self.settings = settings if settings is not None else SettingsStore()
         self._analyze = analyze or backend.analyze
         # Models are loaded once by the first analysis and kept (only with the real pipeline).
         self._load_models = backend.load_models if analyze is None else None
@@ -222,7 +223,7 @@ class MainWindow(QMainWindow):
         analysis.addSeparator()
         self.auto_action = QAction("Analyse automatically on open", self, checkable=True)
         self.auto_action.setChecked(self.auto_analyse)
-        self.auto_action.toggled.connect(lambda on: self.settings.setValue("auto_analyze", on))
+        self.auto_action.toggled.connect(lambda on: self._save_setting(auto_analyze=on))
         analysis.addAction(self.auto_action)
 
         view = menu.addMenu("&View")
@@ -291,7 +292,7 @@ class MainWindow(QMainWindow):
     def edit_settings(self) -> None:
         from jcs_viewer.gui.settings_dialog import SettingsDialog
 
-        dialog = SettingsDialog(self, qsettings=self.settings)
+        dialog = SettingsDialog(self, store=self.settings)
         dialog.saved.connect(self.apply_settings)
         dialog.exec()
 
@@ -303,10 +304,9 @@ class MainWindow(QMainWindow):
         """Options for the next run: the injected ones, else the reader's saved settings."""
         if self.options is not None:
             return self.options
-        from jcs_viewer.gui.settings_dialog import read_settings
         from jcs_viewer.pipeline.options import SLICE_SCORES, AnalysisOptions
 
-        s = read_settings(self.settings)
+        s = self.settings.reload()  # a headless run or another window may have changed the file
         return AnalysisOptions(device=s.device, threshold=s.slice_threshold, slice_cutoff=s.slice_cutoff,
                                slice_score=s.slice_score if s.slice_score in SLICE_SCORES else "joint",
                                segment_all_slices=s.segment_all_slices)
@@ -315,20 +315,22 @@ class MainWindow(QMainWindow):
     def auto_analyse(self) -> bool:
         if self.auto_override is not None:
             return self.auto_override
-        value = self.settings.value("auto_analyze", True)
-        return value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes")
+        return self.settings.values.auto_analyze
 
     def recent_studies(self) -> list[str]:
-        value = self.settings.value("recent/studies", [])
-        if isinstance(value, str):
-            value = [value]
-        return [str(v) for v in (value or [])]
+        return list(self.settings.values.recent_studies)
+
+    def _save_setting(self, **changes: Any) -> None:
+        """Store settings fields; a file that cannot be written costs the preference, not the reading."""
+        try:
+            self.settings.update(**changes)
+        except OSError as exc:
+            self.show_status(str(exc))
 
     def _remember(self, path: Path) -> None:
         recent = [p for p in self.recent_studies() if p != str(path)]
         recent.insert(0, str(path))
-        self.settings.setValue("recent/studies", recent[:MAX_RECENT])
-        self.settings.sync()
+        self._save_setting(recent_studies=tuple(recent[:MAX_RECENT]))
         self._rebuild_recent_menu()
 
     def _rebuild_recent_menu(self) -> None:
@@ -342,7 +344,7 @@ class MainWindow(QMainWindow):
         self.recent_menu.setEnabled(bool(recent))
 
     def _clear_recent(self) -> None:
-        self.settings.setValue("recent/studies", [])
+        self._save_setting(recent_studies=())
         self._rebuild_recent_menu()
 
     # ================================================================== opening studies

@@ -57,7 +57,7 @@ class SessionSupport(QObject):
         self.session: Any = None
         self.controller = EditController(window.state, window.slice_view, self)
         self.panel = EditPanel(self.controller)
-        self.restore_policy = os.environ.get(RESTORE_ENV) or str(window.settings.value("session/restore", "ask"))
+        self.restore_policy = os.environ.get(RESTORE_ENV) or window.settings.values.session_restore
         self._count_worker: TaskWorker | None = None
         self.restore_box: QMessageBox | None = None
         self._count_timer = QTimer(self)
@@ -159,9 +159,8 @@ class SessionSupport(QObject):
     def session_file(self, volume: Any) -> Path:
         """Where this study's session lives: the autosave folder setting, else the user's data folder."""
         from jcs_viewer.session.store import session_path
-        from jcs_viewer.settings import Settings
 
-        folder = Settings.load().autosave_dir.strip()
+        folder = self.window.settings.values.autosave_dir.strip()
         return session_path(volume, Path(folder).expanduser() if folder else None)
 
     def _on_volume(self, volume: Any) -> None:
@@ -213,9 +212,8 @@ class SessionSupport(QObject):
 
     def _new_session(self, volume: Any, result: Any) -> Any:
         from jcs_viewer.session.study_session import StudySession
-        from jcs_viewer.settings import Settings
 
-        settings = Settings.load()
+        settings = self.window.settings.values
         session = StudySession(volume, result, undo_depth=settings.undo_depth,
                                autosave_path=self.session_file(volume), reviewer=settings.reviewer_name,
                                on_autosave_error=lambda exc: self.autosave_failed.emit(str(exc)),

@@ -1,52 +1,28 @@
-"""Preferences dialog: edits :class:`jcs_viewer.settings.Settings` in the INI file the headless core reads.
+"""Preferences dialog: edits the injected :class:`jcs_viewer.settings.SettingsStore`.
 
-The dialog writes with ``QSettings(settings_path(), IniFormat)`` (top-level keys, i.e. the INI's
-``[General]`` section) and reads back with :meth:`Settings.load`, so what the reader sees here is
-exactly what ``jcs-viewer analyze`` will use.
+The store writes the INI file the headless core reads (:class:`jcs_viewer.settings.Settings`), so what the
+reader sees here is exactly what ``jcs-viewer analyze`` will use.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any
 
-from PySide6.QtCore import QSettings, Signal
+from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFileDialog,
                                QFormLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit, QMessageBox, QPushButton,
                                QSpinBox, QVBoxLayout, QWidget)
 
-from jcs_viewer.settings import Settings, settings_path
+from jcs_viewer.settings import Settings, SettingsStore
 
 DEVICES = (("auto", "Automatic (GPU when available)"), ("cpu", "CPU"), ("cuda", "CUDA GPU"))
 LAYOUTS = (("axial", "Axial slice only"), ("1x3", "Axial, coronal and sagittal (1×3)"))
+RESTORE = (("ask", "Ask"), ("always", "Restore it"), ("never", "Start from the AI result"))
+NOT_IN_DIALOG = ("recent_studies",)  # kept by the File menu, not edited here
 AUTO_THRESHOLD = -1  # spin box value shown as "Automatic"
 MAX_THRESHOLD = 2000
 MAX_UNDO = 1000
-
-
-def open_settings(path: str | Path | None = None) -> QSettings:
-    """The user's settings file (or ``path``) as an INI-format ``QSettings``."""
-    return QSettings(str(path or settings_path()), QSettings.Format.IniFormat)
-
-
-def read_settings(qsettings: QSettings) -> Settings:
-    """The :class:`Settings` stored in ``qsettings``' file, parsed the way the headless core parses it."""
-    qsettings.sync()
-    return Settings.load(Path(qsettings.fileName()))
-
-
-def write_settings(qsettings: QSettings, settings: Settings) -> None:
-    """Store every field as a top-level key; ``None`` becomes an empty value ("use the built-in rule").
-
-    Raises:
-        OSError: the file could not be written (one sentence naming it).
-    """
-    for key, value in dataclasses.asdict(settings).items():
-        qsettings.setValue(key, "" if value is None else value)
-    qsettings.sync()
-    if qsettings.status() != QSettings.Status.NoError:
-        raise OSError(f"Could not save settings to {qsettings.fileName()} (the file or its folder is not writable).")
 
 
 class SettingsDialog(QDialog):
@@ -54,7 +30,7 @@ class SettingsDialog(QDialog):
 
     Args:
         parent: parent widget.
-        qsettings: where to read and write (default: :func:`open_settings`).
+        store: the settings to edit (default: the user's file).
 
     Signals:
         saved(Settings): emitted after OK wrote the file.
@@ -62,12 +38,12 @@ class SettingsDialog(QDialog):
 
     saved = Signal(object)
 
-    def __init__(self, parent: QWidget | None = None, qsettings: QSettings | None = None) -> None:
+    def __init__(self, parent: QWidget | None = None, store: SettingsStore | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("JCS Viewer Settings")
-        self.qsettings = qsettings or open_settings()
+        self.store = store if store is not None else SettingsStore()
         self._build()
-        self.set_values(read_settings(self.qsettings))
+        self.set_values(self.store.reload())
 
     def _build(self) -> None:
         analysis = QGroupBox("Analysis")
@@ -120,12 +96,18 @@ class SettingsDialog(QDialog):
         row.addWidget(self.autosave, 1)
         row.addWidget(browse)
         form2.addRow("Autosave folder:", row)
+        self.restore_combo = QComboBox()
+        for key, label in RESTORE:
+            self.restore_combo.addItem(label, key)
+        self.restore_combo.setToolTip("What to do when a study with an autosaved session (edits, review, notes) "
+                                      "is opened again.")
+        form2.addRow("Saved session on reopening:", self.restore_combo)
 
         self.error = QLabel()
         self.error.setStyleSheet("color: #c0392b;")
         self.error.setWordWrap(True)
         self.error.hide()
-        where = QLabel(f"Stored in {self.qsettings.fileName()}; <code>jcs-viewer analyze</code> uses the same file.")
+        where = QLabel(f"Stored in {self.store.path}; <code>jcs-viewer analyze</code> uses the same file.")
         where.setWordWrap(True)
         where.setStyleSheet("color: gray;")
 
@@ -158,12 +140,14 @@ class SettingsDialog(QDialog):
         self.layout_combo.setCurrentIndex(max(0, self.layout_combo.findData(settings.default_layout)))
         self.undo_depth.setValue(min(max(settings.undo_depth, 1), MAX_UNDO))
         self.autosave.setText(settings.autosave_dir)
+        self.restore_combo.setCurrentIndex(max(0, self.restore_combo.findData(settings.session_restore)))
         self.error.hide()
 
     def values(self) -> Settings:
         """The settings as currently edited (not yet saved)."""
         threshold = self.threshold.value()
-        return Settings(
+        return dataclasses.replace(
+            self.store.values,  # fields this dialog does not show (the recent studies) stay as they are
             device=self.device.currentData(),
             slice_threshold=None if threshold == AUTO_THRESHOLD else threshold,
             slice_cutoff=round(self.cutoff.value(), 2),
@@ -174,6 +158,7 @@ class SettingsDialog(QDialog):
             default_layout=self.layout_combo.currentData(),
             reviewer_name=self.reviewer.text().strip(),
             undo_depth=self.undo_depth.value(),
+            session_restore=self.restore_combo.currentData(),
         )
 
     def _browse_autosave(self) -> None:
@@ -197,7 +182,7 @@ class SettingsDialog(QDialog):
             return
         settings = self.values()
         try:
-            write_settings(self.qsettings, settings)
+            settings = self.store.replace(settings)
         except OSError as exc:
             QMessageBox.warning(self, "Settings not saved", str(exc))
             return
@@ -205,7 +190,7 @@ class SettingsDialog(QDialog):
         super().accept()
 
 
-def edit_settings(parent: Any = None) -> Settings | None:
+def edit_settings(parent: QWidget | None = None, store: SettingsStore | None = None) -> Settings | None:
     """Run the dialog modally; the saved settings, or None when cancelled."""
-    dialog = SettingsDialog(parent)
+    dialog = SettingsDialog(parent, store)
     return dialog.values() if dialog.exec() == QDialog.DialogCode.Accepted else None
