@@ -183,5 +183,5 @@ def test_report_on_a_non_dicom_study_explains_the_missing_seg(demo, tmp_path, ca
     assert (out / "report.pdf").is_file() and (out / "lesion_mask.nii.gz").is_file()
     assert not (out / "lesion_seg.dcm").exists()
     said = capsys.readouterr().out
-    assert re.search(rf"note: no lesion_seg\.dcm for {re.escape(study.name)}: DICOM SEG needs a DICOM source, "
+    assert re.search(rf"note: {re.escape(study.name)}: No lesion_seg\.dcm: DICOM SEG needs a DICOM source, "
                      rf"and this study was loaded from {loaded_from}[^\n]*\.\n", said), said

@@ -214,9 +214,13 @@ def test_export_all_writes_every_file_with_edits(study, tmp_path):
     edited[0, 10:14, 10:14] = 1
     written = export_all(result, volume, tmp_path / "out", edited_mask=edited, review={2: "confirmed"})
     names = sorted(p.name for p in (tmp_path / "out").iterdir())
-    assert names == ["lesion_mask.nii.gz", "lesion_seg.dcm", "lung_mask.nii.gz", "per_slice.csv", "report.pdf"]
-    assert set(written) == {"report", "lesion_seg", "lesion_nifti", "lung_nifti", "csv"}
+    assert names == ["lesion_mask.nii.gz", "lesion_mask_ai.nii.gz", "lesion_seg.dcm", "lung_mask.nii.gz",
+                     "per_slice.csv", "report.pdf"]
+    assert set(written) == {"report", "lesion_seg", "lesion_nifti", "lesion_nifti_ai", "lung_nifti", "csv"}
     assert np.array_equal(sitk.GetArrayFromImage(sitk.ReadImage(str(written["lesion_nifti"]))), edited)
+    # The AI's own mask stays beside the reader's (as analyze --session writes it: one writer for both).
+    ai = sitk.GetArrayFromImage(sitk.ReadImage(str(written["lesion_nifti_ai"])))
+    assert np.array_equal(ai > 0, np.asarray(result.lesion_mask) > 0)
     seg = hd.seg.segread(written["lesion_seg"])
     assert seg.get_segment_description(1).algorithm_type.value == "SEMIAUTOMATIC"
     rows = list(csv.DictReader(written["csv"].open()))

@@ -92,7 +92,7 @@ def test_out_that_is_a_file_is_refused_before_any_work(registered, demo_study, t
 def test_a_run_that_fails_while_writing_leaves_the_previous_set_whole(registered, demo_study, tmp_path, monkeypatch,
                                                                       capsys):
     """All or nothing: a report that cannot be written (a full disk, say) leaves no partial set behind."""
-    import jcs_viewer.report
+    import jcs_viewer.report.pdf
     from jcs_viewer.errors import ExportError
 
     out = tmp_path / "out"
@@ -103,7 +103,7 @@ def test_a_run_that_fails_while_writing_leaves_the_previous_set_whole(registered
     def full_disk(*args, **kwargs):
         raise ExportError("Could not write the report: No space left on device.")
 
-    monkeypatch.setattr(jcs_viewer.report, "write_report", full_disk)
+    monkeypatch.setattr(jcs_viewer.report.pdf, "write_report", full_disk)
     assert main(["analyze", str(demo_study), "--out", str(out), "--device", "cpu", "--quiet", "--report",
                  "--slice-cutoff", "0.9"]) == 2
     assert "No space left" in capsys.readouterr().err

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
-import shutil
 import sys
 from pathlib import Path
 
@@ -93,95 +90,18 @@ def run(args: argparse.Namespace) -> int:
     return 2 if failures else 0
 
 
-#: written last when a run's outputs move into place: its presence says the set is complete.
-COMPLETION_FILE = "results.json"
-#: every file a run may write into its folder (a new run removes the ones it did not write again).
-OUTPUT_NAMES = frozenset({COMPLETION_FILE, "arrays.npz", "per_slice.csv", "lesion_mask.nii.gz", "lung_mask.nii.gz",
-                          "lesion_mask_ai.nii.gz", "report.pdf", "lesion_seg.dcm"})
-
-
-@contextlib.contextmanager
-def staged_outputs(out_dir: Path):
-    """All or nothing: a run writes into ``<out>.incomplete`` beside ``out_dir``; only when every output is there
-    do they move into ``out_dir`` (``results.json`` last), and the stage is removed.
-
-    A failed or cancelled run removes its stage and leaves ``out_dir`` as it was; a killed run leaves the visibly
-    named ``<out>.incomplete`` folder (cleared by the next run), never a partial set in ``out_dir``.
-    """
-    from jcs_viewer.errors import ExportError
-
-    stage = out_dir.with_name(out_dir.name + ".incomplete")
-    try:
-        shutil.rmtree(stage, ignore_errors=True)
-        stage.mkdir(parents=True)
-    except OSError as exc:
-        raise ExportError(f"Could not write the results to {out_dir}: {exc.strerror or exc}.") from None
-    try:
-        yield stage
-        done = sorted(stage.iterdir(), key=lambda p: p.name == COMPLETION_FILE)
-        try:
-            out_dir.mkdir(parents=True, exist_ok=True)
-            (out_dir / COMPLETION_FILE).unlink(missing_ok=True)  # an older set is no longer complete
-            for name in OUTPUT_NAMES - {p.name for p in done}:  # nor are the parts this run did not write
-                (out_dir / name).unlink(missing_ok=True)
-            for path in done:
-                os.replace(path, out_dir / path.name)
-        except OSError as exc:
-            raise ExportError(f"Could not write the results to {out_dir}: {exc.strerror or exc}.") from None
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
-
-
 def analyze_one(study: Path, out_dir: Path, options, models, bar, series_uid: str | None = None, cancel=None,
                 session: str | Path | None = None, report: bool = False, anonymize: bool = False):
-    """Load, analyse and write one study; nothing is written unless the analysis completes.
+    """Load, analyse and write one study (:func:`jcs_viewer.report.bundle.analyze_and_write`), then say what came
+    out: the decision (its reason first), the volumes, and every note."""
+    from jcs_viewer.report.bundle import analyze_and_write
 
-    With ``session`` (a viewer session file) the reader's edited mask, review states and notes
-    drive every output; with ``report`` the PDF report (and, for DICOM studies, the DICOM SEG)
-    are written too; with ``anonymize`` every output is de-identified (PS3.15 E.1: the report, the SEG
-    and the study fields of results.json).
-    """
-    from jcs_viewer.io import load_study
-    from jcs_viewer.io.export import export_csv, export_nifti
-    from jcs_viewer.pipeline import analyze
-    from jcs_viewer.session.headless import EditedOutputs, apply_session_file
-
-    volume = load_study(study, series_uid=series_uid)
-    result = analyze(volume, options, progress=bar, cancel=cancel, models=models)
+    result, written = analyze_and_write(study, out_dir, options, models, bar, series_uid, cancel, session=session,
+                                        report=report, anonymize=anonymize)
     if bar is not None:
         bar.finish()
-    outputs = EditedOutputs(result, result)
-    if session is not None:
-        outputs = apply_session_file(result, volume, Path(session).expanduser())  # before anything is written
-        result = outputs.result
-    seg_note = None
-    pseudonyms = None
-    if anonymize:  # one pseudonym map for results.json and the SEG (PS3.15 E.1, jcs_viewer.io.deidentify)
-        import dataclasses
-
-        from jcs_viewer.io.deidentify import Pseudonymizer
-
-        pseudonyms = Pseudonymizer()
-        result = dataclasses.replace(result, study=pseudonyms.study_fields(result.study))
-    with staged_outputs(out_dir) as stage:
-        result.save(stage)
-        export_csv(result, stage / "per_slice.csv", review=outputs.review)
-        export_nifti(result.lesion_mask, volume, stage / "lesion_mask.nii.gz")
-        export_nifti(result.lung_mask, volume, stage / "lung_mask.nii.gz")
-        if session is not None:
-            export_nifti(outputs.ai_result.lesion_mask, volume, stage / "lesion_mask_ai.nii.gz")
-        if report:
-            from jcs_viewer.io.export import dicom_seg_unavailable, export_dicom_seg
-            from jcs_viewer.report import write_report
-
-            kwargs = outputs.report_kwargs()
-            write_report(kwargs.pop("result"), volume, stage / "report.pdf", anonymize=anonymize, **kwargs)
-            seg_note = dicom_seg_unavailable(volume)
-            if seg_note is None:
-                export_dicom_seg(volume, result.lesion_mask, result.lung_mask, stage / "lesion_seg.dcm",
-                                 edited=session is not None, anonymize=anonymize, pseudonyms=pseudonyms)
-    if seg_note is not None:
-        print(f"  note: no lesion_seg.dcm for {study.name}: {seg_note}.")
+    for note in written.notes:
+        print(f"  note: {study.name}: {note}")
     q = result.quant
     if result.decision_reason:  # the reason comes first: the numbers below do not speak for the patient
         print(f"{study.name}: {result.decision}: {result.decision_reason}")

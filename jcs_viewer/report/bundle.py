@@ -1,8 +1,17 @@
-"""Everything that leaves the app for one study, in one folder (``analyze --report``, File > Export)."""
+"""Everything that leaves the app for one study, in one folder: one writer for ``analyze`` (and the study
+evaluation) and File > Export.
+
+:func:`export_all` writes the files (report, SEG, NIfTI masks, CSV); :func:`write_study_outputs` adds the
+machine-readable result (``results.json``, ``arrays.npz``) and the all-or-nothing staging of a headless run;
+:func:`analyze_and_write` is the whole headless run of one study.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +25,12 @@ SEG_NAME = "lesion_seg.dcm"
 LESION_NIFTI_NAME = "lesion_mask.nii.gz"
 LUNG_NIFTI_NAME = "lung_mask.nii.gz"
 CSV_NAME = "per_slice.csv"
+AI_LESION_NIFTI_NAME = "lesion_mask_ai.nii.gz"  # beside the edited lesion mask when the reader edited it
+#: written last when a run's outputs move into place: its presence says the set is complete.
+COMPLETION_FILE = "results.json"
+#: every file a run may write into its folder (a new run removes the ones it did not write again).
+OUTPUT_NAMES = frozenset({COMPLETION_FILE, "arrays.npz", CSV_NAME, LESION_NIFTI_NAME, LUNG_NIFTI_NAME,
+                          AI_LESION_NIFTI_NAME, REPORT_NAME, SEG_NAME})
 
 
 class ExportResult(dict[str, Path]):
@@ -38,6 +53,8 @@ def export_all(
     edited_mask: np.ndarray | None = None,
     notes: str = "",
     lesion_classes: np.ndarray | None = None,
+    segmentation: bool = True,
+    pseudonyms: Any = None,
 ) -> ExportResult:
     """Write report.pdf, lesion_seg.dcm, lesion_mask.nii.gz, lung_mask.nii.gz and per_slice.csv.
 
@@ -57,6 +74,8 @@ def export_all(
             :func:`jcs_viewer.report.pdf.write_report`).
         lesion_classes: optional class mask (1 ground-glass / 2 consolidation) for the SEG's
             lesion segments; used only when no edited mask is given.
+        segmentation: write the DICOM SEG (DICOM studies only).
+        pseudonyms: the output set's :class:`~jcs_viewer.io.deidentify.Pseudonymizer` (with ``anonymize``).
 
     Returns:
         Name -> written path for each file written (keys: report, lesion_seg, lesion_nifti,
@@ -87,17 +106,107 @@ def export_all(
         written["report"] = write_report(result, volume, out / REPORT_NAME, anonymize=anonymize, reviewer=reviewer,
                                          review=review, edited_mask=edited_mask, notes=notes)
     seg_source = lesion if edited or lesion_classes is None else np.asarray(lesion_classes)
-    seg_reason = dicom_seg_unavailable(volume)
-    if seg_reason is None:
+    seg_reason = dicom_seg_unavailable(volume) if segmentation else None
+    if segmentation and seg_reason is not None:
+        written.notes.append(f"No {SEG_NAME}: {seg_reason}.")
+    elif segmentation:
         try:
             written["lesion_seg"] = export_dicom_seg(volume, seg_source, result.lung_mask, out / SEG_NAME,
-                                                     edited=edited, anonymize=anonymize)
+                                                     edited=edited, anonymize=anonymize, pseudonyms=pseudonyms)
         except ExportError as exc:  # the other files do not depend on the SEG: write them, say what failed
             written.notes.append(f"No {SEG_NAME}: {exc}")
-    else:
-        written.notes.append(f"No {SEG_NAME}: {seg_reason}.")
     written["lesion_nifti"] = export_nifti(lesion, volume, out / LESION_NIFTI_NAME)
+    if edited:  # the AI's own mask stays beside the reader's
+        written["lesion_nifti_ai"] = export_nifti(ai_mask.astype(np.uint8), volume, out / AI_LESION_NIFTI_NAME)
     written["lung_nifti"] = export_nifti(result.lung_mask, volume, out / LUNG_NIFTI_NAME)
-    quant = quantify(volume, result.lung_mask, lesion) if edited else None
+    quant = (quantify(volume, result.lung_mask, lesion, min_lesion_voxels=result.quant.min_lesion_voxels)
+             if edited else None)
     written["csv"] = export_csv(result, out / CSV_NAME, review=review, quant=quant)
     return written
+
+
+@contextlib.contextmanager
+def staged_outputs(out_dir: Path):
+    """All or nothing: a run writes into ``<out>.incomplete`` beside ``out_dir``; only when every output is there
+    do they move into ``out_dir`` (``results.json`` last), and the stage is removed.
+
+    A failed or cancelled run removes its stage and leaves ``out_dir`` as it was; a killed run leaves the visibly
+    named ``<out>.incomplete`` folder (cleared by the next run), never a partial set in ``out_dir``.
+    """
+    out_dir = Path(out_dir)
+    stage = out_dir.with_name(out_dir.name + ".incomplete")
+    try:
+        shutil.rmtree(stage, ignore_errors=True)
+        stage.mkdir(parents=True)
+    except OSError as exc:
+        raise ExportError(f"Could not write the results to {out_dir}: {exc.strerror or exc}.") from None
+    try:
+        yield stage
+        done = sorted(stage.iterdir(), key=lambda p: p.name == COMPLETION_FILE)
+        try:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            (out_dir / COMPLETION_FILE).unlink(missing_ok=True)  # an older set is no longer complete
+            for name in OUTPUT_NAMES - {p.name for p in done}:  # nor are the parts this run did not write
+                (out_dir / name).unlink(missing_ok=True)
+            for path in done:
+                os.replace(path, out_dir / path.name)
+        except OSError as exc:
+            raise ExportError(f"Could not write the results to {out_dir}: {exc.strerror or exc}.") from None
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+def write_study_outputs(result: Any, volume: Any, out_dir: Path, *, edits: Any = None, report: bool = False,
+                        anonymize: bool = False) -> ExportResult:
+    """A headless run's whole output set, all or nothing (:func:`staged_outputs`).
+
+    ``results.json``/``arrays.npz`` (with the reader's edits, when given), the CSV and NIfTI masks, and with
+    ``report`` the PDF and (DICOM studies) the SEG, through :func:`export_all`. With ``anonymize`` every
+    file is de-identified with one pseudonym map (PS3.15 E.1, :mod:`jcs_viewer.io.deidentify`).
+
+    Args:
+        result: the pipeline's ``StudyResult``.
+        volume: the analysed study.
+        out_dir: the folder the set lands in.
+        edits: an :class:`~jcs_viewer.session.headless.EditedOutputs` (a reader's session), or None.
+        report: also write the PDF report and the DICOM SEG.
+        anonymize: de-identify every output.
+    """
+    pseudonyms = None
+    saved = edits.result if edits is not None else result
+    if anonymize:
+        from jcs_viewer.io.deidentify import Pseudonymizer
+
+        pseudonyms = Pseudonymizer()
+        saved = dataclasses.replace(saved, study=pseudonyms.study_fields(saved.study))
+    with staged_outputs(Path(out_dir)) as stage:
+        saved.save(stage)
+        written = export_all(
+            edits.ai_result if edits is not None else result, volume, stage, report=report, anonymize=anonymize,
+            segmentation=report, pseudonyms=pseudonyms,
+            **({} if edits is None else {"reviewer": edits.reviewer, "review": edits.review, "notes": edits.notes,
+                                         "edited_mask": edits.result.lesion_mask}))
+    for name, path in written.items():
+        written[name] = Path(out_dir) / Path(path).name
+    return written
+
+
+def analyze_and_write(study: Path, out_dir: Path, options: Any, models: Any, progress: Any = None,
+                      series_uid: str | None = None, cancel: Any = None, session: str | Path | None = None,
+                      report: bool = False, anonymize: bool = False) -> tuple[Any, ExportResult]:
+    """Load, analyse and write one study (:func:`write_study_outputs`); nothing is written unless it completes.
+
+    With ``session`` (a viewer session file) the reader's edited mask, review states and notes drive every
+    output. Returns ``(result as written, files written with their notes)``.
+    """
+    from jcs_viewer.io import load_study
+    from jcs_viewer.pipeline import analyze
+    from jcs_viewer.session.headless import apply_session_file
+
+    volume = load_study(study, series_uid=series_uid)
+    result = analyze(volume, options, progress=progress, cancel=cancel, models=models)
+    edits = None
+    if session is not None:
+        edits = apply_session_file(result, volume, Path(session).expanduser())  # before anything is written
+        result = edits.result
+    return result, write_study_outputs(result, volume, out_dir, edits=edits, report=report, anonymize=anonymize)

@@ -9,7 +9,7 @@
 images on any grid (compared by physical position, nearest neighbour); ``*_labels`` lists the label
 values that count (``10-14`` or ``1,5``; default: any nonzero); ``lesion_free`` (yes/no, default: yes for
 expected negatives) says that every lesion found is a false positive. Relative paths are relative to the
-CSV's folder. Each study runs through :func:`jcs_viewer.cli.analyze_cmd.analyze_one` exactly as
+CSV's folder. Each study runs through :func:`jcs_viewer.report.bundle.analyze_and_write` exactly as
 ``jcs-viewer analyze`` does, and its NIfTI masks are compared with the references.
 """
 
@@ -110,7 +110,7 @@ def evaluate_studies(manifest: Path, options: Any = None, progress: Any = None) 
     """One JSON-ready dict: per study figures and the overall sensitivity, specificity and lung Dice."""
     import SimpleITK as sitk
 
-    from jcs_viewer.cli.analyze_cmd import analyze_one
+    from jcs_viewer.report.bundle import analyze_and_write
     from jcs_viewer.errors import JCSError
     from jcs_viewer.pipeline import AnalysisOptions
     from jcs_viewer.pipeline.runner import load_models
@@ -124,7 +124,7 @@ def evaluate_studies(manifest: Path, options: Any = None, progress: Any = None) 
             out = Path(tmp) / f"{k:04d}"
             record: dict[str, Any] = {"path": str(row["path"]), "expected": row["expected"]}
             try:
-                result = analyze_one(row["path"], out, options, models, progress)
+                result, _ = analyze_and_write(row["path"], out, options, models, progress)
             except JCSError as exc:
                 record.update(decision="error", error=str(exc))
                 studies.append(record)

@@ -1,0 +1,40 @@
+"""The layers hold: import-linter's contracts (pyproject.toml) on the real import graph.
+
+io -> models -> pipeline -> session -> report -> gui | train -> cli, each importing only below it, and no
+module outside ``jcs_viewer.gui`` (and the CLI above it) imports Qt, pyqtgraph or VTK, lazily or not.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_import_contracts_are_kept():
+    lint = shutil.which("lint-imports") or str(Path(sys.executable).with_name("lint-imports"))
+    if not Path(lint).is_file():
+        pytest.skip("import-linter is not installed (pip install '.[test]')")
+    proc = subprocess.run([lint, "--config", str(ROOT / "pyproject.toml")], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    assert proc.stdout.count("KEPT") == 2 and "BROKEN" not in proc.stdout
+
+
+def test_a_broken_layer_would_be_caught(tmp_path):
+    """The contract is not vacuous: a core module importing the GUI breaks it."""
+    lint = shutil.which("lint-imports") or str(Path(sys.executable).with_name("lint-imports"))
+    if not Path(lint).is_file():
+        pytest.skip("import-linter is not installed (pip install '.[test]')")
+    copy = tmp_path / "src"
+    shutil.copytree(ROOT / "jcs_viewer", copy / "jcs_viewer", ignore=shutil.ignore_patterns("_shipped_*", "__pycache__"))
+    (copy / "jcs_viewer" / "io" / "bad_idea.py").write_text("from jcs_viewer.gui import main_window\n")
+    shutil.copy(ROOT / "pyproject.toml", copy / "pyproject.toml")
+    proc = subprocess.run([lint, "--config", str(copy / "pyproject.toml")], cwd=copy, capture_output=True, text=True,
+                          timeout=300, env={"PYTHONPATH": str(copy), "PATH": "/usr/bin:/bin"})
+    assert proc.returncode != 0 and "jcs_viewer.io.bad_idea" in proc.stdout, proc.stdout[-3000:] + proc.stderr
