@@ -194,6 +194,10 @@ def read_pixels(headers: list[SliceHeader], is_ct: bool) -> tuple[np.ndarray, li
         StudyLoadError: a file is truncated, lacks pixel data or cannot be decoded.
     """
     rows, cols = headers[0].rows, headers[0].columns
+    for h in headers:
+        if h.rows <= 0 or h.columns <= 0:  # a header the scan could not read a size from
+            raise StudyLoadError(f"DICOM file {h.path} declares no usable image size (Rows {h.rows}, "
+                                 f"Columns {h.columns}).")
     volume = np.empty((len(headers), rows, cols), np.int16)
     convert = _SliceConverter((rows, cols), is_ct)
     raw_buffers: dict[np.dtype, np.ndarray] = {}

@@ -369,12 +369,17 @@ def read_header(path: Path) -> tuple[SliceHeader, pydicom.Dataset] | None:
             raise StudyLoadError(f"DICOM file {path} is damaged or truncated ({read_failure(exc)}).") from exc
         return None
     meta = getattr(ds, "file_meta", None)
-    if str(getattr(meta, "MediaStorageSOPClassUID", "")) == _DICOMDIR_SOP_CLASS:
+    try:  # pydicom converts the meta elements only now: a corrupt VR there raises here
+        media_class = str(getattr(meta, "MediaStorageSOPClassUID", ""))
+        syntax = str(getattr(meta, "TransferSyntaxUID", ""))
+    except Exception as exc:  # noqa: BLE001 - NotImplementedError, ValueError ... on a damaged file meta
+        raise StudyLoadError(f"DICOM file {path} is damaged ({read_failure(exc)} in its file meta "
+                             "information).") from exc
+    if media_class == _DICOMDIR_SOP_CLASS:
         return None
     if "SOPClassUID" not in ds and "SeriesInstanceUID" not in ds:
         # pydicom stops quietly at the end of a cut file: an image header without these is incomplete.
         raise StudyLoadError(f"DICOM file {path} is damaged or truncated (its header is incomplete).")
-    syntax = str(getattr(meta, "TransferSyntaxUID", ""))
     if syntax in (pydicom.uid.DeflatedExplicitVRLittleEndian, pydicom.uid.ExplicitVRBigEndian):
         # Offsets are meaningless (deflate) or the tag bytes differ (big endian): let pydicom decide later.
         has_pixels = "Rows" in ds
