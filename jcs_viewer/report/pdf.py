@@ -231,6 +231,8 @@ def _header(volume: Any, result: Any, anonymize: bool, st: dict[str, ParagraphSt
     if not anonymize:
         shade = colors.Color(0.95, 0.95, 0.95)
         table.setStyle(TableStyle([("BACKGROUND", (0, 0), (-1, len(patient_rows) - 1), shade)]))
+    else:  # the notice reads on one line across the row
+        table.setStyle(TableStyle([("SPAN", (1, 0), (3, 0))]))
     if uid_row is not None:
         table.setStyle(TableStyle([("SPAN", (1, uid_row), (3, uid_row))]))
     out.append(table)
