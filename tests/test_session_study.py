@@ -72,13 +72,17 @@ def test_edited_layer_starts_as_ai_and_stays_apart(study):
     ai_before = ai_mask.copy()
     session = StudySession(volume, ai)
     np.testing.assert_array_equal(session.labels.data, ai_before)
-    assert session.result is ai  # the result object is adopted: it now shows the edited mask
+    # The AI result stays a value: the session's edited view is a separate object beside it.
+    assert session.result is not ai and ai.lesion_mask is ai_mask and ai.quant is ai_quant
     assert session.result.lesion_mask is session.labels.data
-    assert session.ai_result.lesion_mask is ai_mask and session.ai_result.quant is ai_quant
+    assert np.shares_memory(session.ai_result.lesion_mask, ai_mask) and session.ai_result.quant is ai_quant
+    assert not session.ai_result.lesion_mask.flags.writeable  # the session cannot write the AI layer
     assert session.ai_result.slice_probability is ai.slice_probability  # shared, not copied
     with session.labels.stroke("brush"):
         session.labels.paint_disk(5, (30, 40), 5, 1)
     np.testing.assert_array_equal(session.ai_result.lesion_mask, ai_before)  # the AI layer is untouched
+    np.testing.assert_array_equal(ai.lesion_mask, ai_before)  # ... and so is the caller's result
+    assert ai.quant is ai_quant and ai.quant.lesion_volume_ml == session.ai_result.quant.lesion_volume_ml
     assert session.ai_result.quant is ai_quant and session.result.quant is not ai_quant
     assert session.edited_slices() == [5] and session.has_edits
 
@@ -143,7 +147,9 @@ def test_rerun_replace_is_undoable_and_keep_merges(study):
 
     session.apply_new_ai_result(ai2, keep_edits=False)
     np.testing.assert_array_equal(session.labels.data, ai2_mask)
-    assert session.result is ai2 and session.edited_slices() == []
+    assert session.result is not ai2 and session.result.lesion_mask is session.labels.data
+    np.testing.assert_array_equal(ai2.lesion_mask, ai2_mask)  # the new AI result is not written either
+    assert session.edited_slices() == []
     assert session.review.decision(ai.n_slices // 2) is not None  # review decisions survive
     assert session.labels.next_undo_label() == "re-run analysis"
     session.labels.undo()

@@ -50,8 +50,9 @@ class StudySession:
 
     Args:
         volume: the :class:`~jcs_viewer.io.volume.Volume` (HU reference and geometry).
-        ai_result: the pipeline's :class:`~jcs_viewer.pipeline.result.StudyResult`; adopted as
-            :attr:`result` (its ``lesion_mask`` and ``quant`` become the edited ones).
+        ai_result: the pipeline's :class:`~jcs_viewer.pipeline.result.StudyResult`; kept unchanged as
+            :attr:`ai_result` (its lesion mask seen read-only). :attr:`result` is the edited view beside it:
+            the same study result with the edited ``lesion_mask`` and live ``quant``.
         review: review state to use (default: one listing the result's flagged slices).
         undo_depth: undo steps kept (setting ``undo_depth``).
         autosave_path: session file; None turns autosave off.
@@ -73,7 +74,7 @@ class StudySession:
         if tuple(ai_result.lesion_mask.shape) != shape or tuple(ai_result.lung_mask.shape) != shape:
             raise ValueError(f"the result's masks {ai_result.lesion_mask.shape} do not match the study {shape}")
         self.volume = volume
-        self.ai_result = dataclasses.replace(ai_result)  # shallow copy: the AI's own mask and numbers
+        self.ai_result = _frozen(ai_result)  # the AI's own mask and numbers; never written to
         self.notes = ""
         self.reviewer = reviewer
         self.study_key = study_key(volume) if hasattr(volume, "info") else ""
@@ -84,8 +85,7 @@ class StudySession:
         self._quant = self._new_quantifier(ai_result)
         self._quant.update(self.labels.data, np.flatnonzero(self.labels.data.reshape(shape[0], -1).any(axis=1)))
         self._quant.recount(self.labels.data, force=True)
-        self.result = ai_result
-        self.result.lesion_mask, self.result.quant = self.labels.data, self._quant.quantification()
+        self.result = dataclasses.replace(ai_result, lesion_mask=self.labels.data, quant=self._quant.quantification())
         self.review = review if review is not None else review_from_result(ai_result)
         self.review.subscribe(self._on_review)
         self.labels.add_listener(self._on_labels)
@@ -201,24 +201,23 @@ class StudySession:
         """
         if tuple(result.lesion_mask.shape) != self.labels.data.shape:
             raise ValueError(f"the new result's mask {result.lesion_mask.shape} does not match the study")
-        ai_mask, ai_quant = result.lesion_mask, result.quant
-        if ai_mask is self.labels.data:  # the adopted result object came back: its AI layer is ours
-            ai_mask, ai_quant = self.ai_result.lesion_mask, self.ai_result.quant
-        new_ai = np.asarray(ai_mask, dtype=np.uint8)
+        if result is self.result:  # the edited view came back: its AI layer is the one we keep
+            result = dataclasses.replace(self.result, lesion_mask=self.ai_result.lesion_mask,
+                                         quant=self.ai_result.quant)
+        new_ai = np.asarray(result.lesion_mask, dtype=np.uint8)
         target = new_ai
         edited = self.edited_slices()
         if keep_edits and edited:
             target = new_ai.copy()
             target[edited] = self.labels.data[edited]
         decisions = self.review.decisions()
-        self.ai_result = dataclasses.replace(result, lesion_mask=ai_mask, quant=ai_quant)
+        self.ai_result = _frozen(result)
         self._quant = self._new_quantifier(result)
         self._quant.update(self.labels.data, range(self.labels.data.shape[0]))
         self._quant.recount(self.labels.data, force=True)
         # Edit flags after the step (compared with the new AI mask).
         self._edited[:] = (target != new_ai).reshape(len(self._edited), -1).any(axis=1)
-        self.result = result
-        self.result.lesion_mask, self.result.quant = self.labels.data, self._quant.quantification()
+        self.result = dataclasses.replace(result, lesion_mask=self.labels.data, quant=self._quant.quantification())
         review = review_from_result(result)
         for z, decision in decisions.items():
             review.set_decision(z, decision)
@@ -287,3 +286,10 @@ class StudySession:
         if save and self._dirty:
             self.autosaver.flush()
         self.autosaver = None
+
+
+def _frozen(result: Any) -> Any:
+    """A shallow copy of an AI result whose lesion mask is a read-only view (the session never writes it)."""
+    mask = np.asarray(result.lesion_mask).view()
+    mask.flags.writeable = False
+    return dataclasses.replace(result, lesion_mask=mask)
