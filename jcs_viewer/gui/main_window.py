@@ -28,7 +28,7 @@ from jcs_viewer.gui.slice_view import SliceView
 from jcs_viewer.gui.state import HU_PRESETS, ViewerState
 from jcs_viewer.gui.summary_panel import SummaryPanel
 from jcs_viewer.gui.user_messages import user_message
-from jcs_viewer.gui.workers import TaskWorker
+from jcs_viewer.gui.workers import Analysed, OpenedStudy, SeriesChoice, TaskWorker
 from jcs_viewer.settings import SettingsStore
 
 APP_NAME = "JCS Viewer"
@@ -368,7 +368,7 @@ class MainWindow(QMainWindow):
             progress("demo", 0, 1, "")
             path = Path(self._demo_study_path())
             progress("load", 0, 1, "")
-            return ("volume", path, self._load_study(path, series_uid=None))
+            return OpenedStudy(path, self._load_study(path, series_uid=None))
         self._start_load(task, "opening the demo study")
 
     def open_path(self, path: Path, series_uid: str | None = None) -> None:
@@ -383,9 +383,9 @@ class MainWindow(QMainWindow):
                 progress("scan", 0, 1, "")
                 entries = [e for e in self._scan_folder(path) if getattr(e, "has_pixels", True)]
                 if len(entries) > 1:
-                    return ("pick", path, entries)
+                    return SeriesChoice(path, entries)
             progress("load", 0, 1, "")
-            return ("volume", path, self._load_study(path, series_uid=series_uid))
+            return OpenedStudy(path, self._load_study(path, series_uid=series_uid))
         self._start_load(task, f"opening {path.name or path}")
 
     def _start_load(self, task: Callable[..., Any], action: str) -> None:
@@ -394,7 +394,7 @@ class MainWindow(QMainWindow):
             return
         worker = TaskWorker(action, task, self)
         worker.progress.connect(self._on_progress)
-        worker.succeeded.connect(lambda payload: self._on_loaded(payload))
+        worker.succeeded.connect(self._on_loaded)
         worker.failed.connect(lambda exc: self._on_task_failed(exc, action))
         worker.cancelled.connect(lambda: self.show_status("Opening the study was cancelled."))
         worker.finished.connect(self._update_busy)
@@ -409,16 +409,16 @@ class MainWindow(QMainWindow):
             return dialog.selected_uid()
         return None
 
-    def _on_loaded(self, payload: tuple[Any, ...]) -> None:
-        kind, path = payload[0], payload[1]
-        if kind == "pick":
-            uid = self.pick_series(path, payload[2])
+    def _on_loaded(self, outcome: OpenedStudy | SeriesChoice) -> None:
+        path = outcome.path
+        if isinstance(outcome, SeriesChoice):
+            uid = self.pick_series(path, outcome.entries)
             if uid is not None:
                 QTimer.singleShot(0, lambda: self.open_path(path, series_uid=uid))
             elif self.screenshot_path is not None:
                 self._finish_screenshot_run(2)
             return
-        volume = payload[2]
+        volume = outcome.volume
         self.cancel_analysis()  # a result for the previous study must not land on this one
         self.study_path = path
         self.state.set_volume(volume)
@@ -459,28 +459,29 @@ class MainWindow(QMainWindow):
                 progress("load models", 0, 1, "Loading the models")
                 models = load_models(options)
             result = self._analyze(volume, options=options, progress=progress, cancel=cancel, models=models)
-            return result, models
+            return Analysed(volume, result, models)
 
         worker = TaskWorker("analysis", task, self)
-        worker.volume = volume
         worker.progress.connect(self._on_progress)
-        worker.succeeded.connect(lambda payload, w=worker: self._on_analysed(w, *payload))
-        worker.failed.connect(lambda exc, w=worker: self._on_analysis_failed(w, exc))
-        worker.cancelled.connect(lambda w=worker: self._on_analysis_cancelled(w))
+        worker.succeeded.connect(self._on_analysed)
+        # The volume analysed rides in the closures: a late answer for a study no longer shown is dropped.
+        worker.failed.connect(lambda exc, v=volume: self._on_analysis_failed(v, exc))
+        worker.cancelled.connect(lambda v=volume: self._on_analysis_cancelled(v))
         worker.finished.connect(self._update_busy)
         self.analysis_worker = worker
         self.show_status("Analysing…")
         worker.start()
         self._update_busy()
 
-    def _on_analysed(self, worker: TaskWorker, result: Any, models: Any = None) -> None:
-        if models is not None:
-            self.models = models
-        if worker.volume is not self.state.volume:
+    def _on_analysed(self, outcome: Analysed) -> None:
+        result = outcome.result
+        if outcome.models is not None:
+            self.models = outcome.models
+        if outcome.volume is not self.state.volume:
             return  # the user opened another study meanwhile
         try:
             # The edited-mask session shows the result (and asks before replacing manual edits).
-            if not self.editing.adopt_result(worker.volume, result):
+            if not self.editing.adopt_result(outcome.volume, result):
                 return
         except Exception as exc:  # noqa: BLE001 - a malformed result must not crash the viewer
             self._on_task_failed(exc, "showing the analysis")
@@ -491,13 +492,13 @@ class MainWindow(QMainWindow):
             code = self._prepare_screenshot_view()
             QTimer.singleShot(300, lambda: self._finish_screenshot_run(code))
 
-    def _on_analysis_failed(self, worker: TaskWorker, exc: BaseException) -> None:
-        if worker.volume is not self.state.volume:
+    def _on_analysis_failed(self, volume: Any, exc: BaseException) -> None:
+        if volume is not self.state.volume:
             return
         self._on_task_failed(exc, "analysing the study")
 
-    def _on_analysis_cancelled(self, worker: TaskWorker) -> None:
-        if worker.volume is not self.state.volume:
+    def _on_analysis_cancelled(self, volume: Any) -> None:
+        if volume is not self.state.volume:
             return  # cancelled because another study was opened
         kept = "the previous result is kept" if self.state.result is not None else "no result was kept"
         self.show_status(f"Analysis cancelled; {kept}.")

@@ -3,12 +3,39 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QThread, Signal
 
 from jcs_viewer.errors import Cancelled
 from jcs_viewer.pipeline.progress import CancelToken
+
+
+@dataclass(frozen=True)
+class OpenedStudy:
+    """A study loaded in the background."""
+
+    path: Path
+    volume: Any
+
+
+@dataclass(frozen=True)
+class SeriesChoice:
+    """A folder holding several series: the reader picks one."""
+
+    path: Path
+    entries: list[Any]
+
+
+@dataclass(frozen=True)
+class Analysed:
+    """An analysis finished for ``volume`` (compared with the study on screen before it is shown)."""
+
+    volume: Any
+    result: Any
+    models: Any = None
 
 
 class TaskWorker(QThread):
