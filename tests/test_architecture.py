@@ -32,9 +32,20 @@ def test_a_broken_layer_would_be_caught(tmp_path):
     if not Path(lint).is_file():
         pytest.skip("import-linter is not installed (pip install '.[test]')")
     copy = tmp_path / "src"
-    shutil.copytree(ROOT / "jcs_viewer", copy / "jcs_viewer", ignore=shutil.ignore_patterns("_shipped_*", "__pycache__"))
+    shutil.copytree(ROOT / "jcs_viewer", copy / "jcs_viewer",
+                    ignore=shutil.ignore_patterns("_shipped_*", "__pycache__"))
     (copy / "jcs_viewer" / "io" / "bad_idea.py").write_text("from jcs_viewer.gui import main_window\n")
     shutil.copy(ROOT / "pyproject.toml", copy / "pyproject.toml")
     proc = subprocess.run([lint, "--config", str(copy / "pyproject.toml")], cwd=copy, capture_output=True, text=True,
                           timeout=300, env={"PYTHONPATH": str(copy), "PATH": "/usr/bin:/bin"})
     assert proc.returncode != 0 and "jcs_viewer.io.bad_idea" in proc.stdout, proc.stdout[-3000:] + proc.stderr
+
+
+def test_ruff_finds_nothing():
+    """pycodestyle errors and warnings and pyflakes (undefined names, unused imports) over code and tests."""
+    ruff = shutil.which("ruff") or str(Path(sys.executable).with_name("ruff"))
+    if not Path(ruff).is_file():
+        pytest.skip("ruff is not installed (pip install '.[test]')")
+    proc = subprocess.run([ruff, "check", "jcs_viewer", "tests"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]

@@ -159,7 +159,8 @@ def test_dicom_seg_of_real_ct_slices(tmp_path, shared_data):
     dz = float(headers[1][0].ImagePositionPatient[2]) - float(first.ImagePositionPatient[2])
     row, col = (float(v) for v in first.PixelSpacing)
     volume = Volume(array=hu.astype(np.int16), spacing=(dz, row, col),
-                    origin=tuple(float(v) for v in first.ImagePositionPatient), source_files=tuple(f for _, f in headers))
+                    origin=tuple(float(v) for v in first.ImagePositionPatient),
+                    source_files=tuple(f for _, f in headers))
     lung = ((hu > -950) & (hu < -500)).astype(np.uint8)
     lesion = np.zeros_like(lung)
     lesion[1, 200:240, 120:170] = 1

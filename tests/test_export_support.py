@@ -166,7 +166,8 @@ def write_ct_series(
     return files
 
 
-def _ellipsoid(shape: tuple[int, int, int], centre: tuple[float, float, float], radii: tuple[float, float, float]) -> np.ndarray:
+def _ellipsoid(shape: tuple[int, int, int], centre: tuple[float, float, float],
+               radii: tuple[float, float, float]) -> np.ndarray:
     zz, yy, xx = np.ogrid[: shape[0], : shape[1], : shape[2]]
     return (
         ((zz - centre[0]) / radii[0]) ** 2 + ((yy - centre[1]) / radii[1]) ** 2 + ((xx - centre[2]) / radii[2]) ** 2
@@ -189,8 +190,10 @@ def make_study(tmp_path: Path, *, n_slices: int = 12, size: int = 64, classes: b
     lung = np.zeros(shape, np.uint8)
     lung[right] = 1  # image x increases towards patient left: the low-x lung is the right one
     lung[left] = 2
-    ggo = _ellipsoid(shape, (n_slices * 0.6, size * 0.55, size * 0.28), (n_slices * 0.25, size * 0.1, size * 0.07)) & (lung == 1)
-    cons = _ellipsoid(shape, (n_slices * 0.4, size * 0.45, size * 0.72), (n_slices * 0.2, size * 0.07, size * 0.06)) & (lung == 2)
+    ggo = _ellipsoid(shape, (n_slices * 0.6, size * 0.55, size * 0.28),
+                     (n_slices * 0.25, size * 0.1, size * 0.07)) & (lung == 1)
+    cons = _ellipsoid(shape, (n_slices * 0.4, size * 0.45, size * 0.72),
+                      (n_slices * 0.2, size * 0.07, size * 0.06)) & (lung == 2)
     hu = np.full(shape, -1000, np.int16)
     hu[body] = 40
     hu[lung > 0] = -850

@@ -90,7 +90,8 @@ def test_analyze_uses_the_settings_the_gui_saved(analyze_setup, tmp_path, qtbot,
     doc = run_analyze(analyze_setup, tmp_path / "a")
     assert doc["threshold"] == 4
     opts = doc["options"]
-    assert (opts["device"], opts["threshold"], opts["slice_cutoff"], opts["segment_all_slices"]) == ("cpu", 4, 0.35, True)
+    assert (opts["device"], opts["threshold"], opts["slice_cutoff"], opts["segment_all_slices"]) == \
+        ("cpu", 4, 0.35, True)
     # every slice with lung
     assert len(doc["per_slice"]) == 6 and all(row["segmented"] == row["has_lung"] for row in doc["per_slice"])
     err = capsys.readouterr().err

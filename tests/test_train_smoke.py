@@ -247,7 +247,8 @@ def test_pretrained_classifier_with_ctseg_crops_lesion_head_and_cam_checks(tmp_p
     from jcs_viewer.train.ctseg_train import ctseg_files
 
     twins = _last_json(capsys)  # every val slice and its lesion-free twin
-    assert twins["n"] == 2 * len(ctseg_files(data / "covid19_ct_seg20_slices", "val")) and twins["n_covid"] == twins["n"] // 2
+    assert twins["n"] == 2 * len(ctseg_files(data / "covid19_ct_seg20_slices", "val"))
+    assert twins["n_covid"] == twins["n"] // 2
     again = tmp_path / "again"
     assert main([*args, "--out", str(again), "--init", str(out / "best.safetensors")]) == 0
     assert json.loads((again / "run.json").read_text())["data_sha256"]["init"] == sha256_file(out / "best.safetensors")

@@ -39,7 +39,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     cls.add_argument("--threshold", type=float, default=0.5, help="COVID probability threshold (0.5)")
     twins = sub.add_parser("twins", help="classification of real lesion slices against their lesion-free twins")
     twins.add_argument("--threshold", type=float, default=0.5, help="COVID probability threshold (0.5)")
-    cam = sub.add_parser("cam", help="whether the classifier's Grad-CAM maps point at the lesions and stay in the lungs")
+    cam = sub.add_parser("cam", help="whether the classifier's Grad-CAM maps point at the lesions and stay in the "
+                                     "lungs")
     for p in (twins, cam):
         p.add_argument("--split", choices=("train", "val", "test"), default="test",
                        help="MedSeg split, or CT-Seg volume groups with --dataset ctseg (test)")
@@ -127,12 +128,16 @@ def run(args: argparse.Namespace) -> int:
             ctseg = root / CTSEG_FOLDER
             images = args.images or (ctseg / "ct" if args.split else None)
             masks = args.masks or (ctseg / ("lesions" if args.task == "seg" else "lungs") if args.split else None)
-            split_names = (lambda split: [image.name for image, _ in ctseg_files(ctseg, split)])
+
+            def split_names(split):
+                return [image.name for image, _ in ctseg_files(ctseg, split)]
         else:
             medseg = root / "medseg_covid19_ct100_jcs"
             images = args.images or (medseg / "tr_im" if args.split else None)
             masks = args.masks or (medseg / "tr_mask_new" if args.split else None)
-            split_names = (lambda split: [medseg_image_name(i) for i in medseg_split(split)])
+
+            def split_names(split):
+                return [medseg_image_name(i) for i in medseg_split(split)]
         if images is None or masks is None:
             raise UserError(f"evaluate {args.task} needs --images and --masks (or --split to use the "
                             f"{args.dataset} folders).")

@@ -129,7 +129,8 @@ class LayersPanel(QWidget):
             box.blockSignals(True)
             box.setChecked(value)
             box.blockSignals(False)
-        for detail in (self.cam_box, self.cam_flagged, self.lesion_box, self.lung_box, self.cam_opacity, self.lesion_opacity,
+        for detail in (self.cam_box, self.cam_flagged, self.lesion_box, self.lung_box, self.cam_opacity,
+                       self.lesion_opacity,
                        self.lung_opacity, self.cam_cmap, self.lesion_outline, self.lesion_color):
             detail.setEnabled(layers.overlays_visible)
         if self.cam_cmap.currentText() != layers.cam_colormap:

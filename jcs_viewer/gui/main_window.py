@@ -278,8 +278,8 @@ class MainWindow(QMainWindow):
         state = self.state
         state.on("slice", lambda z: self._update_slice_labels())
         state.on("volume", lambda v: self._on_volume_shown())
-        state.on("window", lambda w, l: self.window_label.setText(
-            f"W {w:.0f}  L {l:.0f}  ({state.preset})"))
+        state.on("window", lambda width, level: self.window_label.setText(
+            f"W {width:.0f}  L {level:.0f}  ({state.preset})"))
         state.on("cursor", self._on_cursor)
         self._on_volume_shown()
 

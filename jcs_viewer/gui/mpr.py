@@ -171,7 +171,7 @@ class PlaneView(pg.GraphicsLayoutWidget):
         state.on("result", lambda result: self._redraw())
         state.on("point", lambda point: self._on_point())
         state.on("slice", lambda z: self._place_crosshair())
-        state.on("window", lambda w, l: self.image.setLevels(state.levels))
+        state.on("window", lambda width, level: self.image.setLevels(state.levels))
         state.on("layers", self._on_layers)
         state.on("view_reset", self.reset_view)
         for event in LESION_EVENTS:

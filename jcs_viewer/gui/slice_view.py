@@ -95,7 +95,7 @@ class SliceView(pg.GraphicsLayoutWidget):
         self.scene().sigMouseMoved.connect(self._on_mouse_moved)
         state.on("volume", self._on_volume)
         state.on("slice", lambda z: self.refresh())
-        state.on("window", lambda w, l: self.image.setLevels(state.levels))
+        state.on("window", lambda width, level: self.image.setLevels(state.levels))
         state.on("layers", self._on_layers)
         state.on("view_reset", self.reset_view)
         state.on("labels", self._on_labels)  # the edited mask changed on slices zs (a brush stroke)

@@ -3,8 +3,9 @@
 A synthetic uncompressed CT series (``--slices`` files of 512x512 int16) is written to a
 temporary folder. Each method then runs in its own fresh Python process, ``--repeats``
 times; we report the median wall time and the peak memory: the process's peak resident
-set size (``ru_maxrss``) minus its resident size after imports and a one-file warm-up. RSS sees every byte (numpy buffers and pydicom's bytes alike), which
-``tracemalloc`` does not for memory allocated outside Python's allocator hooks.
+set size (``ru_maxrss``) minus its resident size after imports and a one-file warm-up. RSS sees every
+byte (numpy buffers and pydicom's bytes alike), which ``tracemalloc`` does not for memory allocated outside
+Python's allocator hooks.
 """
 
 from __future__ import annotations
@@ -148,10 +149,8 @@ def bench_load(args: argparse.Namespace) -> int:
         "volume_mib": round(volume_mib, 1),
         "write_s": round(write_s, 2),
         "memory_method": "peak RSS (ru_maxrss) minus RSS after imports + warm-up, fresh child process per method",
-        "load_study": {"median_s": round(ours["median_s"], 4), "min_s": round(min(ours["runs_s"]), 4), "peak_mib": round(ours["peak_mib"], 1),
-                       "runs_s": [round(t, 4) for t in ours["runs_s"]]},
-        "raw_pydicom": {"median_s": round(raw["median_s"], 4), "min_s": round(min(raw["runs_s"]), 4), "peak_mib": round(raw["peak_mib"], 1),
-                        "runs_s": [round(t, 4) for t in raw["runs_s"]]},
+        "load_study": _figures(ours),
+        "raw_pydicom": _figures(raw),
         "time_ratio": round(ours["median_s"] / raw["median_s"], 3),
         "memory_ratio": round(ours["peak_mib"] / raw["peak_mib"], 3) if raw["peak_mib"] > 0 else None,
         "target": {"max_s": TARGET_SECONDS, "max_ratio": TARGET_RATIO},
@@ -180,3 +179,9 @@ if __name__ == "__main__":
         print(json.dumps(_child(sys.argv[2], Path(sys.argv[3]), int(sys.argv[4]))))
     else:
         sys.exit("usage: python -m jcs_viewer.io.bench --child METHOD FOLDER REPEATS (use `jcs-viewer bench load`)")
+
+
+def _figures(run: dict) -> dict:
+    """Median, minimum and peak memory of one method's runs, rounded for the report."""
+    return {"median_s": round(run["median_s"], 4), "min_s": round(min(run["runs_s"]), 4),
+            "peak_mib": round(run["peak_mib"], 1), "runs_s": [round(t, 4) for t in run["runs_s"]]}

@@ -100,7 +100,8 @@ def _read_with_pydicom(h: SliceHeader, frames: bool = False) -> np.ndarray:
         if pixels.ndim == 2:
             pixels = pixels[np.newaxis]
         if pixels.shape[1:] != (h.rows, h.columns) or pixels.shape[0] <= (h.frame or 0):
-            raise StudyLoadError(f"{h.path} holds frames of shape {pixels.shape}, not {h.rows}x{h.columns} grey images.")
+            raise StudyLoadError(
+                f"{h.path} holds frames of shape {pixels.shape}, not {h.rows}x{h.columns} grey images.")
         return pixels
     if pixels.shape != (h.rows, h.columns):
         raise StudyLoadError(

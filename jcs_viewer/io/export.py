@@ -135,7 +135,8 @@ def export_nifti(mask: np.ndarray, volume: Any, path: str | os.PathLike[str]) ->
 
     A NIfTI/MHA/NRRD study is written back in its file's voxel order (same size, spacing, origin and
     direction as the input, so image and mask arrays align index by index); a DICOM series on the grid
-    of its slices sorted feet to head (the grid its DICOM SEG frames refer to). Label values are kept (lesion 0/1 or classes 1/2; lungs 0 none / 1 right / 2 left).
+    of its slices sorted feet to head (the grid its DICOM SEG frames refer to). Label values are kept (lesion 0/1
+    or classes 1/2; lungs 0 none / 1 right / 2 left).
 
     Args:
         mask: ``(z, y, x)`` integer mask with the volume's shape.
@@ -209,7 +210,8 @@ def export_csv(
 ) -> Path:
     """Write one CSV row of metrics per slice.
 
-    Columns: slice (numbered from 1, as in the viewer and the report), position_mm, probability (the slice score compared with the cutoff),
+    Columns: slice (numbered from 1, as in the viewer and the report), position_mm, probability (the slice
+    score compared with the cutoff),
     classifier_probability, lesion_evidence (empty with the classifier-only score), has_lung (0/1:
     slices without lung have no score, their score cells are empty), positive (0/1),
     segmented (0/1), lesion_area_mm2, lesion_count, review_state (confirmed / rejected / unreviewed).

@@ -48,5 +48,6 @@ def as_axial(volume: Volume) -> Volume:
 
     source = volume.source_orientation or sitk.DICOMOrientImageFilter.GetOrientationFromDirectionCosines(
         tuple(float(v) for v in np.asarray(volume.direction, dtype=float).reshape(9)))
-    return replace(volume, source_orientation=source, array=array, spacing=tuple(float(s) for s in spacing_xyz[::-1]), direction=direction,
-                   origin=tuple(float(o) for o in origin), warnings=list(volume.warnings) + [warning])
+    return replace(volume, source_orientation=source, array=array, spacing=tuple(float(s) for s in spacing_xyz[::-1]),
+                   direction=direction, origin=tuple(float(o) for o in origin),
+                   warnings=list(volume.warnings) + [warning])

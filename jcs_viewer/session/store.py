@@ -101,7 +101,8 @@ def load_session(path: Path) -> SessionState:
     except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
         raise SessionError(f"The session file {path.name} is damaged and cannot be restored ({exc}).") from exc
     if meta.get("schema_version", 0) > SCHEMA_VERSION:
-        raise SessionError(f"The session file {path.name} was written by a newer JCS Viewer ({meta.get('app_version')}).")
+        raise SessionError(
+            f"The session file {path.name} was written by a newer JCS Viewer ({meta.get('app_version')}).")
     return SessionState(
         edited_mask=mask,
         review={int(k): v for k, v in meta.get("review", {}).items()},

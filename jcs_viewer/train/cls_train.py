@@ -192,7 +192,8 @@ def train_cls(opts: TrainOptions) -> dict:
             lr = opts.lr * schedule_factor(opts, step, total, start)
             set_lr(optim, lr)
             logits, attr_logits, lesion_logits = model.forward_train(x)
-            loss = mixup_cross_entropy(logits, y, y[partner], lam, w, w[partner]) + ATTRIBUTE_WEIGHT * mixup_attribute_bce(
+            loss = mixup_cross_entropy(logits, y, y[partner], lam, w, w[partner])
+            loss = loss + ATTRIBUTE_WEIGHT * mixup_attribute_bce(
                 attr_logits, a, k, a[partner], k[partner], lam
             )
             if lesion_logits is not None and masks is not None:

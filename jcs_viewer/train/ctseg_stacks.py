@@ -58,6 +58,7 @@ def evaluate_ctseg_stacks(ctseg_root: Path, split: str = "test", options: Any = 
             "positive_slices": int(result.positive_slices),
             "seg_weights": result.models["seg"]["name"],
         })
-    mean = (lambda key: round(float(np.mean([r[key] for r in rows])), 4) if rows else None)
+    def mean(key):
+        return round(float(np.mean([r[key] for r in rows])), 4) if rows else None
     return {"task": "ctseg_stacks", "split": split, "volumes": rows,
             "mean_lesion_dice": mean("lesion_dice"), "mean_lung_dice": mean("lung_dice")}
