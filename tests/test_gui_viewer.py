@@ -496,3 +496,58 @@ def test_summary_fits_its_box_at_1440x900(qtbot, make_window, study):
     assert tabs.currentWidget() is window.layers_panel
     qtbot.keyClick(window.slice_view, Qt.Key.Key_B)
     assert window.editing.controller.tool == "brush" and tabs.currentIndex() == 1
+
+
+def _bad_series(root: Path, damage: str) -> Path:
+    """A 3-slice series whose files are all damaged the way the hardening corpus damages them (one damaged
+    file among good ones is skipped with a note, and the study still opens)."""
+    import pydicom
+
+    from helpers_dicom import write_series
+
+    folder = root / damage
+    files, _ = write_series(folder, n=3, size=16)
+    for victim in map(Path, files):
+        if damage == "truncated":
+            victim.write_bytes(victim.read_bytes()[:-300])
+            continue
+        ds = pydicom.dcmread(victim)
+        if damage == "rows0":
+            ds.Rows = 0
+        elif damage == "nan_position":
+            ds.ImagePositionPatient = ["nan", "0", "0"]
+        elif damage == "huge_frames":
+            ds.NumberOfFrames = 65536
+        ds.save_as(victim)
+    return folder
+
+
+@pytest.mark.parametrize("damage", ["truncated", "rows0", "nan_position", "huge_frames"])
+def test_a_bad_study_gives_the_gui_the_sentence_the_cli_prints(qtbot, make_window, tmp_path, capsys, damage):
+    """Issue 15: the same sentence in the GUI as on the command line (exit 2), never a traceback."""
+    from jcs_viewer.cli import main
+    from jcs_viewer.io import load_study
+
+    folder = _bad_series(tmp_path, damage)
+    assert main(["analyze", str(folder), "--out", str(tmp_path / "out"), "--quiet"]) == 2
+    cli = capsys.readouterr().err.strip()
+    assert cli.startswith("jcs-viewer: ") and len(cli.splitlines()) == 1 and "Traceback" not in cli
+    window = make_window(load_study=load_study)
+    window.open_path(folder)
+    qtbot.waitUntil(lambda: window.last_error is not None, timeout=10000)
+    assert window.last_error == cli[len("jcs-viewer: "):]
+    window._message_box.close()
+
+
+def test_library_warnings_never_reach_the_terminal(tmp_path):
+    """Issue 15, item 12: pydicom's warning about a 'nan' DS value was printed raw above our sentence."""
+    import subprocess
+    import sys
+
+    folder = _bad_series(tmp_path, "nan_position")
+    code = "import sys; from jcs_viewer.cli import main; sys.exit(main(sys.argv[1:]))"
+    proc = subprocess.run([sys.executable, "-c", code, "analyze", str(folder), "--out", str(tmp_path / "out")],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [f"jcs-viewer: DICOM file {folder / 'IM0001.dcm'} has a non-finite "
+                                                "ImagePositionPatient (nan, 0.0, 0.0)."], proc.stderr

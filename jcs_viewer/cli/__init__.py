@@ -45,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     # `jcs-viewer`, `jcs-viewer STUDY` and `jcs-viewer --demo` open the viewer.
     if not argv or (argv[0] not in SUBCOMMANDS and argv[0] not in _TOP_LEVEL_FLAGS):
         argv = ["gui", *argv]
+    _quiet_library_warnings()
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
@@ -62,6 +63,18 @@ def main(argv: list[str] | None = None) -> int:
             print(f"jcs-viewer: {exc}", file=sys.stderr)
             return 2
         raise
+
+
+def _quiet_library_warnings() -> None:
+    """Library warnings (pydicom on odd header values, highdicom on what it copies) go to the logging system,
+    not raw onto the terminal: the reader gets our one sentence, not a file path and line number of pydicom."""
+    import logging
+
+    logging.captureWarnings(True)
+    logger = logging.getLogger("py.warnings")
+    if not any(isinstance(h, logging.NullHandler) for h in logger.handlers):
+        logger.addHandler(logging.NullHandler())
+    logger.propagate = False  # nor through a handler on the root logger
 
 
 def gui_main() -> int:
