@@ -398,7 +398,10 @@ def iter_files(root: Path):
     if root.is_file():
         yield root
         return
-    for dirpath, dirnames, filenames in os.walk(root):
+    def unreadable(exc: OSError) -> None:  # os.walk would skip the folder silently: "no images" would be wrong
+        raise StudyLoadError(f"Cannot read the folder {exc.filename or root}: {exc.strerror or exc}.") from exc
+
+    for dirpath, dirnames, filenames in os.walk(root, onerror=unreadable):
         dirnames.sort()
         for name in sorted(filenames):
             path = Path(dirpath) / name
