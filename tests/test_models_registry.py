@@ -195,9 +195,12 @@ def test_a_folder_is_listed_without_opening_unknown_files(tmp_path, monkeypatch)
 
 
 @pytest.mark.parametrize("file", ["../../../../etc/hostname", "/etc/hostname", "sub/w.safetensors", ".."])
-def test_a_manifest_file_outside_its_folder_is_refused(tmp_path, capsys, file):
+def test_a_manifest_file_outside_its_folder_is_refused(tmp_path, capsys, monkeypatch, file):
     """Issue 15, item 11: a manifest's "file" escaping its folder was opened as weights."""
     from jcs_viewer.cli import main
+    from jcs_viewer.models import registry
+
+    monkeypatch.setattr(registry, "_EXTRA_DIRS", [])  # --weights DIR adds the bad folder for the process
 
     (tmp_path / "manifest.json").write_text(json.dumps({"weights": [
         {"name": "escape", "task": "seg", "arch": "jcs_seg_lite", "file": file}]}))
