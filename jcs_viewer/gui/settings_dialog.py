@@ -70,7 +70,8 @@ class SettingsDialog(QDialog):
                                     "lesion evidence and segments every slice; classifier only segments the "
                                     "slices the classifier flags.")
         form.addRow("Slice score:", self.slice_score)
-        self.segment_all = QCheckBox("Segment every slice, not only flagged ones (classifier score; slower)")
+        self.segment_all = QCheckBox("Segment every slice (classifier score; slower)")
+        self.segment_all.setToolTip("With the classifier-only score, segment every slice, not only the flagged ones.")
         form.addRow("", self.segment_all)
         self.auto_analyze = QCheckBox("Analyse a study as soon as it is opened")
         form.addRow("", self.auto_analyze)
