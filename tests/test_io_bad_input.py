@@ -301,3 +301,37 @@ def test_a_compressed_file_cut_short_is_called_what_it_is(tmp_path, syntax):
         assert volume.array.shape[0] == 2
         (warning,) = [w for w in volume.warnings if files[1].name in w]
         assert "deflate-compressed data set is corrupt" in warning and "(error)" not in warning
+
+
+@pytest.mark.parametrize("locked", ["study", "subfolder", "file"])
+def test_permission_denied_is_one_sentence_naming_what_cannot_be_read(tmp_path, locked):
+    """Issue 15, item 4: a real permission denial (root without CAP_DAC_OVERRIDE, else a plain user), exit 2."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from helpers_dicom import write_series
+
+    study = tmp_path / "study"
+    files, _ = write_series(study / "series", n=3, size=16)
+    target = {"study": study, "subfolder": study / "series", "file": Path(files[0])}[locked]
+    target.chmod(0)
+    command = [sys.executable, "-c", "import sys; from jcs_viewer.cli import main; sys.exit(main(sys.argv[1:]))",
+               "analyze", str(study), "--out", str(tmp_path / "out")]
+    if os.geteuid() == 0:  # root reads everything: drop the capabilities that let it
+        if shutil.which("setpriv") is None:
+            pytest.skip("setpriv is needed to run without CAP_DAC_OVERRIDE as root")
+        command = ["setpriv", "--bounding-set=-dac_override,-dac_read_search", *command]
+    try:
+        proc = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    finally:
+        target.chmod(0o755)
+    lines = proc.stderr.strip().splitlines()
+    if locked == "file":  # one unreadable slice is skipped like a damaged one, and said so; the rest is analysed
+        assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+        assert f"Skipped: Cannot read {target}: Permission denied." in lines
+        return
+    assert proc.returncode == 2 and len(lines) == 1, proc.stderr
+    assert lines[0].startswith("jcs-viewer: ") and "Permission denied" in lines[0] and str(target) in lines[0]

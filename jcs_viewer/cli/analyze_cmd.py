@@ -168,10 +168,18 @@ def find_studies(source: Path) -> list[Path]:
     A folder is one study when it has no sub-folders, when its DICOM files all belong to one
     StudyInstanceUID (series may sit in sub-folders), or when it holds image/volume files
     itself. Otherwise every non-hidden sub-folder is a study.
+
+    Raises:
+        StudyLoadError: ``source`` cannot be listed (permission denied, say).
     """
+    from jcs_viewer.errors import StudyLoadError
+
     if source.is_file():
         return [source]
-    subdirs = sorted(d for d in source.iterdir() if d.is_dir() and not d.name.startswith("."))
+    try:
+        subdirs = sorted(d for d in source.iterdir() if d.is_dir() and not d.name.startswith("."))
+    except OSError as exc:
+        raise StudyLoadError(f"Cannot read the folder {source}: {exc.strerror or exc}.") from None
     if not subdirs:
         return [source]
     from jcs_viewer.io import scan_folder
