@@ -65,6 +65,7 @@ class Settings:
     undo_depth: int = 100
     session_restore: str = "ask"  # ask | always | never: a study's autosaved session when it is reopened
     recent_studies: tuple[str, ...] = ()  # most recent first
+    export_dir: str = ""  # where the last report or segmentation went (the export dialogs start there)
 
     @classmethod
     def load(cls, path: Path | None = None) -> "Settings":

@@ -71,6 +71,9 @@ def test_segmentation_export_writes_the_edited_mask(qtbot, window, tmp_path):
     assert "lesion_seg" not in written  # a NIfTI-like study has no DICOM source for a SEG ...
     assert "No lesion_seg.dcm: DICOM SEG needs a DICOM source" in window.last_status  # ... and the reader is told
     assert (tmp_path / "seg" / "per_slice.csv").exists()
+    # Issue 19, item 7: the next export dialog starts where this export went, not in the home folder.
+    assert window.settings.values.export_dir == str(tmp_path / "seg")
+    assert window.exports._default_folder() == tmp_path / "seg"
 
 
 def test_unwritable_target_is_one_sentence(qtbot, window, tmp_path):

@@ -551,3 +551,21 @@ def test_library_warnings_never_reach_the_terminal(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [f"jcs-viewer: DICOM file {folder / 'IM0001.dcm'} has a non-finite "
                                                 "ImagePositionPatient (nan, 0.0, 0.0)."], proc.stderr
+
+
+def test_window_title_names_the_demo_and_the_app_once(qtbot, make_window, study):
+    """Issue 19, item 7: the title called the demo "dicom" and repeated the app's name."""
+    import dataclasses
+
+    from jcs_viewer.io.volume import StudyInfo
+
+    volume, _ = study
+    demo = dataclasses.replace(volume, info=StudyInfo(study_description="CT CHEST synthetic demo (JCS Viewer)"))
+    window = make_window(demo_study_path=lambda: Path("/cache/demo/dicom"))
+    window._load_study = lambda p, series_uid=None: demo
+    window.open_demo()
+    qtbot.waitUntil(lambda: window.state.volume is demo, timeout=5000)
+    title = window.windowTitle()
+    assert title.startswith("Demo study (synthetic) — CT CHEST synthetic demo — ") and title.count("JCS Viewer") == 1
+    _open_volume(qtbot, window, volume, Path("/studies/patient 7"))
+    assert window.windowTitle().startswith("patient 7") and window.windowTitle().count("JCS Viewer") == 1

@@ -83,7 +83,9 @@ class ExportActions(QObject):
         return volume, kwargs
 
     def _default_folder(self) -> Path:
-        return Path.home()
+        """Where the export dialogs start: the folder of the last export (a setting), else the home folder."""
+        folder = Path(self.window.settings.values.export_dir).expanduser()
+        return folder if str(folder) not in ("", ".") and folder.is_dir() else Path.home()
 
     # ------------------------------------------------------------------ actions
     def export_report(self, path: Path | None = None, anonymize: bool | None = None,
@@ -164,6 +166,8 @@ class ExportActions(QObject):
 
     def _on_written(self, written: dict[str, Path]) -> None:
         self.last_written = {k: Path(v) for k, v in written.items()}
+        if self.last_written:  # the next export dialog starts here
+            self.window._save_setting(export_dir=str(next(iter(self.last_written.values())).parent))
         names = ", ".join(p.name for p in self.last_written.values())
         folder = next(iter(self.last_written.values())).parent if self.last_written else ""
         # e.g. "No lesion_seg.dcm: DICOM SEG needs a DICOM source, ..." for a NIfTI study

@@ -362,13 +362,23 @@ class MainWindow(QMainWindow):
         recent = self.recent_studies()
         return str(Path(recent[0]).parent) if recent else str(Path.home())
 
+    @staticmethod
+    def _study_title(path: Path, volume: Any, demo: bool = False) -> str:
+        """"<study> — <series> — JCS Viewer (research use only)": the demo by that name (its folder is called
+        "dicom"), and the app's name once, even where a description carries it."""
+        name = "Demo study (synthetic)" if demo else (path.name or str(path))
+        info = getattr(volume, "info", None)
+        desc = getattr(info, "series_description", "") or getattr(info, "study_description", "")
+        desc = desc.replace(f"({APP_NAME})", "").replace(APP_NAME, "").strip(" -—")
+        return f"{name}{' — ' + desc if desc else ''} — {APP_NAME} (research use only)"
+
     def open_demo(self) -> None:
         """Open the built-in synthetic study (generated once, in the worker)."""
         def task(progress: Callable[..., None], cancel: Any) -> Any:
             progress("demo", 0, 1, "")
             path = Path(self._demo_study_path())
             progress("load", 0, 1, "")
-            return OpenedStudy(path, self._load_study(path, series_uid=None))
+            return OpenedStudy(path, self._load_study(path, series_uid=None), demo=True)
         self._start_load(task, "opening the demo study")
 
     def open_path(self, path: Path, series_uid: str | None = None) -> None:
@@ -424,9 +434,7 @@ class MainWindow(QMainWindow):
         self.state.set_volume(volume)
         self._remember(path)
         self.banner.show_messages(list(getattr(volume, "warnings", []) or []))
-        info = getattr(volume, "info", None)
-        desc = getattr(info, "series_description", "") or getattr(info, "study_description", "")
-        self.setWindowTitle(f"{path.name or path}{' — ' + desc if desc else ''} — {APP_NAME} (research use only)")
+        self.setWindowTitle(self._study_title(path, volume, outcome.demo))
         self.show_status(f"Opened {path} ({volume.n_slices} slices).")
         if self.auto_analyse:
             QTimer.singleShot(0, self.start_analysis)

@@ -19,7 +19,7 @@ from jcs_viewer.settings import Settings, SettingsStore
 DEVICES = (("auto", "Automatic (GPU when available)"), ("cpu", "CPU"), ("cuda", "CUDA GPU"))
 LAYOUTS = (("axial", "Axial slice only"), ("1x3", "Axial, coronal and sagittal (1×3)"))
 RESTORE = (("ask", "Ask"), ("always", "Restore it"), ("never", "Start from the AI result"))
-NOT_IN_DIALOG = ("recent_studies",)  # kept by the File menu, not edited here
+NOT_IN_DIALOG = ("recent_studies", "export_dir")  # kept by the File menu and the exports, not edited here
 AUTO_THRESHOLD = -1  # spin box value shown as "Automatic"
 MAX_THRESHOLD = 2000
 MAX_UNDO = 1000

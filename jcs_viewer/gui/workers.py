@@ -15,10 +15,11 @@ from jcs_viewer.pipeline.progress import CancelToken
 
 @dataclass(frozen=True)
 class OpenedStudy:
-    """A study loaded in the background."""
+    """A study loaded in the background (``demo``: the built-in demo study)."""
 
     path: Path
     volume: Any
+    demo: bool = False
 
 
 @dataclass(frozen=True)
