@@ -90,10 +90,8 @@ class Pseudonymizer:
         """Apply E.1 to a pydicom dataset in place (every nested sequence and the file meta); returns it."""
         self._walk(ds)
         meta = getattr(ds, "file_meta", None)
-        if meta is not None:
-            for keyword in ("MediaStorageSOPInstanceUID",):
-                if keyword in meta:
-                    setattr(meta, keyword, self.uid(getattr(meta, keyword)))
+        if meta is not None and "MediaStorageSOPInstanceUID" in meta:
+            meta.MediaStorageSOPInstanceUID = self.uid(meta.MediaStorageSOPInstanceUID)
         return ds
 
     def _walk(self, ds: Any) -> None:

@@ -19,6 +19,7 @@ import numpy as np
 
 from jcs_viewer.errors import ExportError
 from jcs_viewer.io.export import dicom_seg_unavailable, export_csv, export_dicom_seg, export_nifti
+from jcs_viewer.pipeline.result import ARRAYS_NPZ, RESULTS_JSON
 
 REPORT_NAME = "report.pdf"
 SEG_NAME = "lesion_seg.dcm"
@@ -27,9 +28,9 @@ LUNG_NIFTI_NAME = "lung_mask.nii.gz"
 CSV_NAME = "per_slice.csv"
 AI_LESION_NIFTI_NAME = "lesion_mask_ai.nii.gz"  # beside the edited lesion mask when the reader edited it
 #: written last when a run's outputs move into place: its presence says the set is complete.
-COMPLETION_FILE = "results.json"
+COMPLETION_FILE = RESULTS_JSON
 #: every file a run may write into its folder (a new run removes the ones it did not write again).
-OUTPUT_NAMES = frozenset({COMPLETION_FILE, "arrays.npz", CSV_NAME, LESION_NIFTI_NAME, LUNG_NIFTI_NAME,
+OUTPUT_NAMES = frozenset({COMPLETION_FILE, ARRAYS_NPZ, CSV_NAME, LESION_NIFTI_NAME, LUNG_NIFTI_NAME,
                           AI_LESION_NIFTI_NAME, REPORT_NAME, SEG_NAME})
 
 

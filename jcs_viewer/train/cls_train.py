@@ -140,7 +140,7 @@ def train_cls(opts: TrainOptions) -> dict:
         model.load_state_dict({k: v.float() for k, v in load_file(str(opts.init)).items()}, strict=True)
     elif hasattr(model, "load_imagenet"):
         model.load_imagenet()
-    if opts.arch in ("jcs_cls_effnet",):
+    if hasattr(model, "load_imagenet"):
         # The ImageNet BN momentum (0.01, TensorFlow's 0.99 decay) suits a million steps; in a few hundred the
         # running statistics would stay ImageNet's, and every validation would read grey CT with them.
         for module in model.modules():

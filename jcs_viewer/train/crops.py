@@ -144,6 +144,15 @@ def _blur(image: np.ndarray, sigma: float) -> np.ndarray:
     return t[0, 0].numpy()
 
 
+def window_slice_lungs(image: np.ndarray) -> np.ndarray:
+    """The app's HU lungs of an 8-bit lung-window slice (the training window undone first), S x S bool."""
+    from jcs_viewer.pipeline.lungs import compute_lung_mask
+
+    center, width = TRAINING_WINDOW
+    hu = (image[None].astype(np.float32) / 255.0 * width + center - width / 2.0).astype(np.int16)
+    return compute_lung_mask(hu, (1.0, 1.0, 1.0), is_hu=True)[0] > 0
+
+
 def erase_lesions(image: np.ndarray, lesion: np.ndarray, seed: int = 0, lung: np.ndarray | None = None) -> np.ndarray:
     """The slice's lesion-free twin: lesion pixels replaced by the surrounding healthy lung.
 
@@ -161,19 +170,13 @@ def erase_lesions(image: np.ndarray, lesion: np.ndarray, seed: int = 0, lung: np
     Returns:
         S x S uint8 slice without the lesions.
     """
-    from jcs_viewer.pipeline.lungs import compute_lung_mask
     from jcs_viewer.pipeline.morphology import dilate_xy
 
     lesion = lesion.astype(bool)
     if not lesion.any():
         return image.copy()
     img = image.astype(np.float32)
-    if lung is None:
-        # The lung mask wants HU: undo the training window the 8-bit slices were shown in.
-        center, width = TRAINING_WINDOW
-        hu = (img[None] / 255.0 * width + center - width / 2.0).astype(np.int16)
-        lung = compute_lung_mask(hu, (1.0, 1.0, 1.0), is_hu=True)[0] > 0
-    lung = lung.astype(bool)
+    lung = window_slice_lungs(image) if lung is None else lung.astype(bool)
     scale = image.shape[-1] / 512.0
     hole = dilate_xy(lesion[None], max(1, round(3 * scale)))[0]
     healthy = lung & ~hole

@@ -289,21 +289,15 @@ def evaluate_twins(data_root: Path, split: str, weights: str | None = None, thre
 def _lungs_of(dataset: str, data_root: Path, split: str, images: np.ndarray, lesions: np.ndarray) -> np.ndarray:
     """Lung masks (N x S x S bool) of the lesion slices: CT-Seg's own (consolidation included); for MedSeg,
     which has none, the app's HU lungs of the window-inverted slice joined with the lesion mask."""
-    from jcs_viewer.pipeline.lungs import compute_lung_mask
-    from jcs_viewer.train.window import TRAINING_WINDOW
-
     if dataset == "ctseg":
         from jcs_viewer.train.ctseg_train import ctseg_files, load_pairs
 
         _, lungs = load_pairs(ctseg_files(Path(data_root) / "covid19_ct_seg20_slices", split, "lungs"),
                               images.shape[-1])
         return (lungs[: len(images)] > 0) | lesions
-    center, width = TRAINING_WINDOW
-    out = []
-    for img, lesion in zip(images, lesions):
-        hu = (img[None].astype(np.float32) / 255.0 * width + center - width / 2.0).astype(np.int16)
-        out.append((compute_lung_mask(hu, (1.0, 1.0, 1.0), is_hu=True)[0] > 0) | lesion)
-    return np.stack(out)
+    from jcs_viewer.train.crops import window_slice_lungs
+
+    return np.stack([window_slice_lungs(img) | lesion for img, lesion in zip(images, lesions)])
 
 
 def evaluate_cam(data_root: Path, split: str, weights: str | None = None, margin_px: int = 5,
