@@ -66,6 +66,7 @@ class Settings:
     session_restore: str = "ask"  # ask | always | never: a study's autosaved session when it is reopened
     recent_studies: tuple[str, ...] = ()  # most recent first
     export_dir: str = ""  # where the last report or segmentation went (the export dialogs start there)
+    mouse_scheme: str = "reading-room"  # reading-room (left W/L, middle pan, right zoom) | pan-first
 
     @classmethod
     def load(cls, path: Path | None = None) -> "Settings":

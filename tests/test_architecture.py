@@ -49,3 +49,30 @@ def test_ruff_finds_nothing():
     proc = subprocess.run([ruff, "check", "jcs_viewer", "tests"], cwd=ROOT, capture_output=True, text=True,
                           timeout=300)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+
+
+#: Short modules: a file that grows past this is split by what its parts do.
+MAX_MODULE_LINES = 600
+
+
+def test_no_module_is_over_the_line_limit():
+    sizes = {str(p.relative_to(ROOT)): len(p.read_text(encoding="utf-8").splitlines())
+             for p in (ROOT / "jcs_viewer").rglob("*.py") if "_shipped_" not in str(p)}
+    assert len(sizes) > 50  # the package was found
+    too_long = {path: n for path, n in sizes.items() if n > MAX_MODULE_LINES}
+    assert not too_long, f"modules over {MAX_MODULE_LINES} lines: {too_long}"
+
+
+def test_the_shared_vocabulary_is_spelled_once():
+    """The lesion attributes, the lung window and the ImageNet normalisation live in ``jcs_viewer.vocabulary``:
+    no other module spells them out again (a manifest example in a docstring may)."""
+    repeated = {
+        "an attribute title list": '"Interlobular septal thickening"',
+        "the LA-DNN codes": '"InSepThi"',
+        "the ImageNet mean": "(0.485, 0.456, 0.406)",
+        "the lung window": "(-600.0, 1500.0)",
+    }
+    found = [f"{what} in {p.relative_to(ROOT)}" for p in (ROOT / "jcs_viewer").rglob("*.py")
+             if p.name != "vocabulary.py" and "_shipped_" not in str(p)
+             for what, text in repeated.items() if text in p.read_text(encoding="utf-8")]
+    assert not found, found

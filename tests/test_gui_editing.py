@@ -132,7 +132,8 @@ def test_ctrl_erases_e_key_eraser_and_middle_drag_pans(qtbot, open_window):
     assert c.tool == "eraser"
     drag(qtbot, window, [(30, 30), (34, 30)])
     assert not session.labels.data[z, 30, 32]
-    # Middle-drag pans (labels unchanged), left-drag with no tool pans too.
+    # Middle-drag pans while a tool is active (labels unchanged); with no tool, left-drag is the reading-room
+    # scheme's window/level and paints nothing.
     labels = session.labels.data.copy()
     before = window.slice_view.view.viewRange()
     drag(qtbot, window, [(64, 64), (80, 64), (96, 64)], button=Qt.MouseButton.MiddleButton)
@@ -140,8 +141,9 @@ def test_ctrl_erases_e_key_eraser_and_middle_drag_pans(qtbot, open_window):
     assert after[0] != before[0]
     np.testing.assert_array_equal(session.labels.data, labels)
     c.set_tool("none")
+    level_window = tuple(window.state.window)
     drag(qtbot, window, [(64, 64), (80, 80), (96, 96)])
-    assert window.slice_view.view.viewRange() != after
+    assert tuple(window.state.window) != level_window and window.slice_view.view.viewRange() == after
     np.testing.assert_array_equal(session.labels.data, labels)
 
 
@@ -445,3 +447,15 @@ def test_viewer_state_events_disconnect():
     state.emit("slice", 4)
     state.off("slice", heard.append)  # a second disconnect is harmless
     assert heard == [3]
+
+
+def test_viewer_state_refuses_an_event_it_does_not_have():
+    """A misspelt event name would connect a listener that never fires: it raises instead."""
+    from jcs_viewer.gui.state import EVENTS, ViewerState
+
+    state = ViewerState()
+    with pytest.raises(ValueError, match="no event 'slices'"):
+        state.on("slices", lambda z: None)
+    with pytest.raises(ValueError, match="no event 'reslut'"):
+        state.emit("reslut", None)
+    assert {"volume", "result", "slice", "labels"} <= set(EVENTS)

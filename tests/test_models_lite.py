@@ -7,7 +7,6 @@ import torch
 
 from jcs_viewer.errors import JCSError
 from jcs_viewer.models import (
-    ATTRIBUTE_NAMES,
     build,
     config_for,
     fold_batchnorm,
@@ -18,6 +17,7 @@ from jcs_viewer.models import (
     resolve_device,
 )
 from jcs_viewer.models.gradcam import normalise_per_image
+from jcs_viewer.vocabulary import LESION_ATTRIBUTES
 
 torch.set_num_threads(2)
 
@@ -47,7 +47,7 @@ def test_lite_joint_config_runs():
 
 def test_lite_classifier_with_attributes():
     model = build("jcs_cls_lite", attributes=True).eval()
-    assert len(ATTRIBUTE_NAMES) == 5 and ATTRIBUTE_NAMES[0] == "GGO"
+    assert len(LESION_ATTRIBUTES) == 5 and LESION_ATTRIBUTES[0].code == "GGO"
     x = torch.randn(3, 3, 224, 224)
     with torch.no_grad():
         logits, attrs = model.forward_with_attributes(x)

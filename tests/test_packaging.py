@@ -250,7 +250,7 @@ def test_bundle_renders_the_3d_view(bundle, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     import numpy as np
 
-    from jcs_viewer.gui.view3d import BACKGROUND_RGB
+    from jcs_viewer.gui.vtk_scene import BACKGROUND_RGB
 
     image = pixels(tmp_path / "3d.png")
     assert image.shape[:2] == (900, 1440)

@@ -13,6 +13,7 @@ from jcs_viewer import RESEARCH_USE_NOTICE
 from jcs_viewer.errors import ExportError
 from jcs_viewer.pipeline.quantify import quantify
 from jcs_viewer.report import suggest_report_name, write_report
+from jcs_viewer.report import key_images
 from jcs_viewer.report import pdf as pdf_module
 from jcs_viewer.report.fonts import Fonts
 from test_export_support import PATIENT, make_study, needs_tools, require_tools
@@ -231,7 +232,7 @@ def test_scale_bar_matches_the_image_scale():
 
     crop = img.Crop(y0=0, y1=200, x0=0, x1=300, out_h=280, out_w=420, mm_per_px=300 * 0.8 / 420)  # 240 mm wide
     fonts = Fonts("Helvetica", "Helvetica-Bold", "Courier", False)
-    row = pdf_module.KeyImageRow(["Slice 1"], b"", None, crop, ("R", "L"), fonts, pdf_module.CONTENT_W)
+    row = key_images.KeyImageRow(["Slice 1"], b"", None, crop, ("R", "L"), fonts, pdf_module.CONTENT_W)
 
     class Recorder:
         def __init__(self):

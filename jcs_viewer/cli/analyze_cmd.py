@@ -249,15 +249,18 @@ class ProgressBar:
         if event.message and event.total == 0:  # a note (e.g. the GPU fall-back)
             self._write_line(f"note: {event.message}")
             return
+        from jcs_viewer.pipeline.progress import STAGE_LABELS
+
+        label = STAGE_LABELS.get(event.stage, event.stage)
         if self.tty:
             filled = int(round(self.WIDTH * event.fraction))
             bar = "#" * filled + "." * (self.WIDTH - filled)
-            self.stream.write(f"\r{event.stage:<12} [{bar}] {event.done}/{event.total}   ")
+            self.stream.write(f"\r{label:<22} [{bar}] {event.done}/{event.total}   ")
             self.stream.flush()
             if event.done >= event.total:
                 self.stream.write("\n")
         elif event.done >= event.total and event.stage != self._last_stage:
-            self._write_line(f"{event.stage}: done ({event.total})")
+            self._write_line(f"{label}: done ({event.total})")
             self._last_stage = event.stage
 
     def _write_line(self, text: str) -> None:

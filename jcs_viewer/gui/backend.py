@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from jcs_viewer.io.volume import Volume
 
 
 def load_study(path: Path, series_uid: str | None = None) -> Any:
@@ -28,7 +31,7 @@ def demo_study_path() -> Path:
     return root / "dicom" if (root / "dicom").is_dir() else root
 
 
-def analyze(volume: Any, options: Any = None, progress: Any = None, cancel: Any = None, models: Any = None) -> Any:
+def analyze(volume: Volume, options: Any = None, progress: Any = None, cancel: Any = None, models: Any = None) -> Any:
     from jcs_viewer.pipeline import analyze as _analyze
 
     return _analyze(volume, options=options, progress=progress, cancel=cancel, models=models)

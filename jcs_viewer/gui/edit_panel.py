@@ -44,7 +44,7 @@ class EditPanel(QWidget):
         group = QButtonGroup(self)
         group.setExclusive(True)
         tools_row = QHBoxLayout()
-        for tool, text, tip in (("none", "Navigate", "No tool: left-drag pans"),
+        for tool, text, tip in (("none", "Navigate", "No tool: the mouse navigates (as set in Settings)"),
                                 ("brush", "Brush", "Paint lesion (B): left-drag; hold Ctrl to erase"),
                                 ("eraser", "Eraser", "Erase lesion (E): left-drag")):
             button = QToolButton()

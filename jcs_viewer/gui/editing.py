@@ -7,7 +7,8 @@ lives in :mod:`jcs_viewer.session`; this module only maps screen positions to vo
 draws the brush outline and the AI outline for comparison.
 
 Mouse: with the brush or eraser active, left-drag paints (Ctrl held: erases) and middle-drag
-pans; with no tool, left-drag pans as usual. Shift+wheel and ``[``/``]`` change the size.
+pans; with no tool, the mouse does what the reader's scheme says (:mod:`jcs_viewer.gui.mouse`).
+Shift+wheel and ``[``/``]`` change the size.
 """
 
 from __future__ import annotations
@@ -122,7 +123,7 @@ class EditController(QObject):
 
     # ================================================================== tool settings
     def set_tool(self, tool: str) -> None:
-        """"none" (navigate: left-drag pans), "brush" or "eraser" (keys B / E)."""
+        """"none" (navigate: the mouse scheme's drags), "brush" or "eraser" (keys B / E)."""
         if tool not in TOOLS:
             raise ValueError(f"unknown tool {tool!r}; choose one of {', '.join(TOOLS)}")
         if tool == self.tool:
@@ -233,17 +234,10 @@ class EditController(QObject):
         if not self.sphere:
             labels.paint_disk(z, (y, x), self.radius_px(), self._stroke_value, self._allowed(z))
             return
-        sz = float(self.state.volume.spacing[0])
-        reach = int(math.floor(self.radius_mm / sz))
-        for dz in range(-reach, reach + 1):
-            zz = z + dz
-            if not 0 <= zz < labels.data.shape[0]:
-                continue
-            r_mm = math.sqrt(max(self.radius_mm ** 2 - (dz * sz) ** 2, 0.0))
-            if r_mm <= 0:
-                continue
-            radius = tools.brush_radius_px(r_mm, self._spacing_yx())
-            labels.paint_disk(zz, (y, x), radius, self._stroke_value, self._allowed(zz))
+        spacing = (float(self.state.volume.spacing[0]), *self._spacing_yx())
+        for zz, radius in tools.ball_sections(z, self.radius_mm, spacing):
+            if 0 <= zz < labels.data.shape[0]:
+                labels.paint_disk(zz, (y, x), radius, self._stroke_value, self._allowed(zz))
 
     def stroke_polyline(self, points: list[tuple[float, float]], erase: bool = False) -> None:
         """One complete stroke through pixel ``points`` on the current slice (scripts and tests)."""

@@ -31,7 +31,8 @@ def default_layout(settings) -> str:
 
 
 class MprPanel(QSplitter):
-    """The axial view, plus coronal and sagittal views in the 1×3 layout."""
+    """The axial view, plus coronal and sagittal views in the 1×3 layout; a double-click on one of the three shows
+    it alone (:meth:`toggle_maximised`), another brings the three back."""
 
     def __init__(self, state: ViewerState, slice_view: QWidget, parent: Any = None) -> None:
         super().__init__(parent)
@@ -43,18 +44,24 @@ class MprPanel(QSplitter):
         self.coronal: PlaneView | None = None
         self.sagittal: PlaneView | None = None
         self.mode = "axial"
+        self.maximised: QWidget | None = None
+        self._sizes_before: list[int] = []
         self._equal_pending = False
+        slice_view.view.sigDoubleClicked.connect(lambda: self.toggle_maximised(slice_view))
 
     def set_layout(self, mode: str) -> None:
         """Show the axial view alone (``"axial"``) or with the coronal and sagittal views (``"1x3"``)."""
         if mode not in LAYOUTS:
             raise ValueError(f"unknown layout {mode!r}; choose one of {', '.join(LAYOUTS)}")
         multi = mode == "1x3"
+        if self.maximised is not None:
+            self.toggle_maximised(self.maximised)  # a layout change starts from the three panes
         if multi and self.coronal is None:
             self.coronal = PlaneView(self.viewer, "coronal")
             self.sagittal = PlaneView(self.viewer, "sagittal")
             for view in (self.coronal, self.sagittal):
                 self.addWidget(view)
+                view.view.sigDoubleClicked.connect(lambda v=view: self.toggle_maximised(v))
             for i in range(3):
                 self.setStretchFactor(i, 1)  # a growing window widens the three columns alike
             for view in (self.coronal, self.sagittal):
@@ -67,6 +74,24 @@ class MprPanel(QSplitter):
         self._equalise()
         self.axial_crosshair.set_lines_visible(multi)
         self.mode = mode
+
+    def toggle_maximised(self, pane: QWidget) -> None:
+        """In the 1×3 layout, show ``pane`` alone; called again (or for another pane), the three come back with
+        the widths they had."""
+        if self.mode != "1x3":
+            return
+        panes = [self.slice_view, self.coronal, self.sagittal]
+        if self.maximised is None:
+            self._sizes_before = self.sizes()
+            for view in panes:
+                view.setVisible(view is pane)
+            self.maximised = pane
+            return
+        for view in panes:
+            view.setVisible(True)
+        self.maximised = None
+        if self._sizes_before:
+            self.setSizes(self._sizes_before)
 
     def _equalise(self) -> None:
         # Three equal columns once the panel has its real width (not at construction time);
@@ -82,9 +107,6 @@ class MprPanel(QSplitter):
     def resizeEvent(self, event: Any) -> None:  # noqa: N802 - Qt naming
         super().resizeEvent(event)
         self._equalise()
-
-    def plane_views(self) -> list[PlaneView]:
-        return [v for v in (self.coronal, self.sagittal) if v is not None and v.isVisible()]
 
 
 class ViewsController(QObject):

@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PySide6.QtCore import QEvent, QObject, Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import (QApplication, QFileDialog, QFrame, QGroupBox, QHBoxLayout, QLabel, QMainWindow,
+from PySide6.QtWidgets import (QApplication, QFileDialog, QGroupBox, QHBoxLayout, QLabel, QMainWindow,
                                QMessageBox, QProgressBar, QPushButton, QSplitter, QTabWidget, QToolBar, QVBoxLayout,
                                QWidget)
 
-from jcs_viewer import RESEARCH_USE_NOTICE
-from jcs_viewer.atomic import atomic_path
 from jcs_viewer.gui import backend
 from jcs_viewer.gui.export_actions import ExportActions
 from jcs_viewer.gui.layers_panel import LayersPanel
@@ -25,49 +22,26 @@ from jcs_viewer.gui.score_strip import ScoreStrip
 from jcs_viewer.gui.series_picker import SeriesPickerDialog
 from jcs_viewer.gui.session_ui import install_editing
 from jcs_viewer.gui.slice_view import SliceView
-from jcs_viewer.gui.state import HU_PRESETS, ViewerState
+from jcs_viewer.gui.state import ViewerState
 from jcs_viewer.gui.summary_panel import SummaryPanel
 from jcs_viewer.gui.user_messages import user_message
+from jcs_viewer.gui.screenshot_run import finish_screenshot_run, prepare_screenshot_view
+from jcs_viewer.gui.window_chrome import WarningBanner, install_menus, install_status_bar, is_text_input
 from jcs_viewer.gui.workers import Analysed, OpenedStudy, SeriesChoice, TaskWorker
+from jcs_viewer.pipeline.progress import STAGE_LABELS as ANALYSIS_STAGE_LABELS
 from jcs_viewer.settings import SettingsStore
+
+if TYPE_CHECKING:
+    from jcs_viewer.io.volume import Volume
 
 APP_NAME = "JCS Viewer"
 MAX_RECENT = 8
-STAGE_LABELS = {"load models": "Loading models", "lungs": "Finding the lungs", "classify": "Classifying slices",
-                "segment": "Segmenting lesions", "quantify": "Quantifying", "load": "Loading study",
-                "scan": "Scanning folder", "demo": "Preparing the demo study", "export": "Exporting"}
+#: Progress labels: the analysis stages' own, and the window's tasks.
+STAGE_LABELS = {**ANALYSIS_STAGE_LABELS, "load": "Loading study", "scan": "Scanning folder",
+                "demo": "Preparing the demo study", "export": "Exporting"}
 _ORPHANS: list[TaskWorker] = []  # workers that outlived their window (see closeEvent)
 FILE_FILTER = ("CT volumes (*.nii *.nii.gz *.mha *.mhd *.nrrd *.nhdr *.dcm);;"
                "DICOM file (*.dcm);;All files (*)")
-
-
-class WarningBanner(QFrame):
-    """A dismissible yellow strip for load warnings."""
-
-    def __init__(self, parent: Any = None) -> None:
-        super().__init__(parent)
-        self.setStyleSheet("WarningBanner { background: #5a4a10; border-radius: 3px; } QLabel { color: #ffe9a8; }")
-        layout = QHBoxLayout(self)
-        layout.setContentsMargins(8, 3, 4, 3)
-        self.label = QLabel()
-        self.label.setWordWrap(True)
-        self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        close = QPushButton("Dismiss")
-        close.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-        close.clicked.connect(self.hide)
-        layout.addWidget(self.label, 1)
-        layout.addWidget(close)
-        self.hide()
-
-    def show_messages(self, messages: list[str]) -> None:
-        if not messages:
-            self.hide()
-            return
-        shown = messages[:4]
-        more = f" (+{len(messages) - 4} more)" if len(messages) > 4 else ""
-        self.label.setText("⚠ " + "  ".join(shown) + more)
-        self.label.setToolTip("\n".join(messages))
-        self.show()
 
 
 class MainWindow(QMainWindow):
@@ -98,6 +72,7 @@ class MainWindow(QMainWindow):
         self.models = models
         self.options = options
         self.state = ViewerState()
+        self.state.mouse_scheme = self.settings.values.mouse_scheme
         self.study_path: Path | None = None
         self.load_worker: TaskWorker | None = None
         self.analysis_worker: TaskWorker | None = None
@@ -116,8 +91,8 @@ class MainWindow(QMainWindow):
         self.setAcceptDrops(True)
         self.resize(1440, 900)
         self._build_widgets()
-        self._build_menus()
-        self._build_status_bar()
+        install_menus(self)
+        install_status_bar(self)
         self._connect_state()
         self.views = install_views(self)  # axial / 1×3 layouts, linked crosshair, 3-D tab
         self.editing = install_editing(self)  # brush/eraser, Edit menu, undo/redo, session autosave/restore
@@ -203,53 +178,6 @@ class MainWindow(QMainWindow):
         pl.addWidget(self.progress)
         pl.addWidget(self.cancel_button)
 
-    def _build_menus(self) -> None:
-        menu = self.menuBar()
-        file_menu = menu.addMenu("&File")
-        self.open_study_action = self._action(file_menu, "Open &Study…", self.choose_study_folder,
-                                              QKeySequence.StandardKey.Open)
-        self._action(file_menu, "Open &File…", self.choose_study_file, "Ctrl+Shift+O")
-        self.open_demo_action = self._action(file_menu, "Open &Demo Study", self.open_demo, "Ctrl+D")
-        self.recent_menu = file_menu.addMenu("&Recent Studies")
-        file_menu.addSeparator()
-        self.settings_action = self._action(file_menu, "&Settings…", self.edit_settings, "Ctrl+,")
-        self._file_menu = file_menu
-        file_menu.addSeparator()
-        self._action(file_menu, "&Quit", self.close, QKeySequence.StandardKey.Quit)
-
-        analysis = menu.addMenu("&Analysis")
-        self.analyse_action = self._action(analysis, "&Analyse", self.start_analysis, "F5")
-        self.cancel_action = self._action(analysis, "&Cancel\tEsc", self.cancel_tasks)
-        analysis.addSeparator()
-        self.auto_action = QAction("Analyse automatically on open", self, checkable=True)
-        self.auto_action.setChecked(self.auto_analyse)
-        self.auto_action.toggled.connect(lambda on: self._save_setting(auto_analyze=on))
-        analysis.addAction(self.auto_action)
-
-        view = menu.addMenu("&View")
-        for key, (name, width, level) in HU_PRESETS.items():
-            self._action(view, f"{name.title()} window (W{width:.0f}/L{level:.0f})\t{key}",
-                         lambda _=False, k=key: self.state.apply_preset(k))
-        self._action(view, "&Reset view\tR", self.state.reset_view)
-        self._action(view, "Toggle &overlays\tS", self.state.toggle_overlays)
-        view.addSeparator()
-        self._action(view, "&Next flagged slice\tN", self.state.next_flagged)
-        self._action(view, "&Previous flagged slice\tP", self.state.previous_flagged)
-        self._action(view, "&Confirm slice\tC", lambda: self.state.review.confirm(self.state.z))
-        self._action(view, "Re&ject slice\tX", lambda: self.state.review.reject(self.state.z))
-
-        help_menu = menu.addMenu("&Help")
-        self._action(help_menu, "&Keyboard and mouse", lambda: self._info("Keyboard and mouse", self.KEY_HELP))
-        self._action(help_menu, "&About JCS Viewer", self.show_about)
-
-        bar = self.toolbar
-        for action in (self.open_study_action, self.open_demo_action, self.analyse_action):
-            bar.addAction(action)
-        # A widget in a toolbar is shown/hidden through its action.
-        self._progress_action = bar.addWidget(self._progress_widget)
-        self._progress_action.setVisible(False)
-        self._rebuild_recent_menu()
-
     def _action(self, menu: Any, text: str, slot: Callable[..., Any], shortcut: Any = None) -> QAction:
         action = QAction(text, self)
         if shortcut is not None:
@@ -257,22 +185,6 @@ class MainWindow(QMainWindow):
         action.triggered.connect(lambda *_: slot())
         menu.addAction(action)
         return action
-
-    def _build_status_bar(self) -> None:
-        bar = self.statusBar()
-        self.slice_label = QLabel("—")
-        self.position_label = QLabel("")
-        self.cursor_label = QLabel("")
-        self.window_label = QLabel("")
-        for label, width in ((self.slice_label, 110), (self.position_label, 120), (self.cursor_label, 230),
-                             (self.window_label, 210)):
-            label.setMinimumWidth(width)
-            # Permanent: showMessage() must not hide the slice read-out.
-            bar.addPermanentWidget(label)
-        self.notice_label = QLabel("Research use only — not a medical device")
-        self.notice_label.setToolTip(RESEARCH_USE_NOTICE)
-        self.notice_label.setStyleSheet("color: #e08a00; font-weight: bold;")
-        bar.addPermanentWidget(self.notice_label)
 
     def _connect_state(self) -> None:
         state = self.state
@@ -297,8 +209,10 @@ class MainWindow(QMainWindow):
         dialog.exec()
 
     def apply_settings(self, settings: Any) -> None:
-        """Take a saved :class:`jcs_viewer.settings.Settings` into use for the next analysis."""
+        """Take a saved :class:`jcs_viewer.settings.Settings` into use (the mouse at once, analysis options for
+        the next run)."""
         self.auto_action.setChecked(settings.auto_analyze)
+        self.state.mouse_scheme = settings.mouse_scheme
 
     def analysis_options(self) -> Any:
         """Options for the next run: the injected ones, else the reader's saved settings."""
@@ -363,7 +277,7 @@ class MainWindow(QMainWindow):
         return str(Path(recent[0]).parent) if recent else str(Path.home())
 
     @staticmethod
-    def _study_title(path: Path, volume: Any, demo: bool = False) -> str:
+    def _study_title(path: Path, volume: Volume, demo: bool = False) -> str:
         """"<study> — <series> — JCS Viewer (research use only)": the demo by that name (its folder is called
         "dicom"), and the app's name once, even where a description carries it."""
         name = "Demo study (synthetic)" if demo else (path.name or str(path))
@@ -500,12 +414,12 @@ class MainWindow(QMainWindow):
             code = self._prepare_screenshot_view()
             QTimer.singleShot(300, lambda: self._finish_screenshot_run(code))
 
-    def _on_analysis_failed(self, volume: Any, exc: BaseException) -> None:
+    def _on_analysis_failed(self, volume: Volume, exc: BaseException) -> None:
         if volume is not self.state.volume:
             return
         self._on_task_failed(exc, "analysing the study")
 
-    def _on_analysis_cancelled(self, volume: Any) -> None:
+    def _on_analysis_cancelled(self, volume: Volume) -> None:
         if volume is not self.state.volume:
             return  # cancelled because another study was opened
         kept = "the previous result is kept" if self.state.result is not None else "no result was kept"
@@ -608,15 +522,6 @@ class MainWindow(QMainWindow):
         self.cursor_label.setText(f"voxel ({info['x']}, {info['y']}, {info['z']})  {unit} {info['value']}")
 
     # ================================================================== keys
-    KEY_HELP = ("Keys 1/2/3: lung/mediastinum/bone window. Wheel or ↑/↓: next/previous slice (PgUp/PgDn: 10). "
-                "Ctrl+wheel: zoom; left-drag: pan; right-drag: window/level; R: reset view. "
-                "S: show/hide overlays. N/P: next/previous flagged slice; C: confirm; X: reject. "
-                "Click or drag on the score strip to go to a slice. Esc: cancel the running task. "
-                "Shift+move or Shift+click: move the crosshair in all views (View ▸ 1×3 layout); "
-                "wheel in the coronal/sagittal view: step the plane. "
-                "Editing: B brush, E eraser (left-drag paints, Ctrl held erases, middle-drag pans); "
-                "[ / ] or Shift+wheel: brush size; Ctrl+Z undo; Ctrl+Y or Ctrl+Shift+Z redo.")
-
     def handle_key(self, key: int) -> bool:
         """Viewer hotkeys (DESIGN.md); returns whether the key was used."""
         state = self.state
@@ -641,7 +546,7 @@ class MainWindow(QMainWindow):
     def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt naming
         # Keys are handled here, before child widgets (the graphics view would eat the arrows).
         if (event.type() == QEvent.Type.KeyPress and isinstance(obj, QWidget) and obj.window() == self
-                and not _is_text_input(obj)):  # typing notes or a number must not change the slice
+                and not is_text_input(obj)):  # typing notes or a number must not change the slice
             mods = event.modifiers() & ~Qt.KeyboardModifier.KeypadModifier
             if mods == Qt.KeyboardModifier.NoModifier and self.handle_key(event.key()):
                 return True
@@ -664,39 +569,10 @@ class MainWindow(QMainWindow):
 
     # ================================================================== screenshot run
     def _prepare_screenshot_view(self) -> int:
-        """Show the most suspicious slice so the picture shows what the app does.
-
-        On the 3-D tab (``gui --view 3d``) wait for the meshes; returns the exit code: 2 when the
-        3-D view could not draw them (no OpenGL, or the build timed out), else 0.
-        """
-        result = self.state.result
-        if result is not None and np.any(result.slice_positive):
-            self.state.set_slice(int(np.argmax(result.slice_probability)))
-        if result is None or self.views.tabs.currentWidget() is not self.views.three_d:
-            return 0
-        tab = self.views.three_d
-        built = tab.wait_until_current(120.0)
-        view = tab.view
-        if view is None or not view.available or not built:
-            reason = getattr(view, "unavailable_reason", None) or "the surfaces were not built in time"
-            print(f"jcs-viewer: the 3-D view shows nothing: {reason}", file=sys.stderr)
-            return 2
-        return 0
+        return prepare_screenshot_view(self)
 
     def _finish_screenshot_run(self, code: int) -> None:
-        if self.screenshot_path is None:
-            return
-        path, self.screenshot_path = self.screenshot_path, None
-        self.exit_code = code
-        QApplication.processEvents()
-        try:
-            save_png_atomic(self.views.grab_window(), path)  # grab() leaves the VTK area black
-        except OSError as exc:
-            print(f"jcs-viewer: could not write the screenshot {path}: {exc}")
-            self.exit_code = 2
-        if self.quit_after_analysis:
-            self.close()
-            QApplication.instance().exit(self.exit_code)
+        finish_screenshot_run(self, code)
 
     # ================================================================== closing
     def closeEvent(self, event: Any) -> None:  # noqa: N802 - Qt naming
@@ -713,23 +589,3 @@ class MainWindow(QMainWindow):
                     _ORPHANS.append(worker)
                     worker.finished.connect(lambda w=worker: _ORPHANS.remove(w) if w in _ORPHANS else None)
         super().closeEvent(event)
-
-
-def _is_text_input(widget: QWidget) -> bool:
-    """An editable text or number field, where plain keys are text, not viewer hotkeys."""
-    from PySide6.QtWidgets import QAbstractSpinBox, QLineEdit, QPlainTextEdit, QTextEdit
-
-    if isinstance(widget, (QLineEdit, QAbstractSpinBox)):
-        return True
-    if isinstance(widget, (QPlainTextEdit, QTextEdit)):
-        return not widget.isReadOnly()
-    return False
-
-
-def save_png_atomic(pixmap: Any, path: Path) -> None:
-    """Save a QPixmap as PNG through a temporary file and ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path, suffix=".png") as tmp:
-        if not pixmap.save(str(tmp), "PNG"):
-            raise OSError("Qt could not encode the image")

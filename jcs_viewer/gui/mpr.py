@@ -15,15 +15,15 @@ view and the score strip's marker. Every view here only observes the state:
 - :class:`AxialCrosshair` adds the crosshair lines, orientation letters and Shift+move to the
   existing axial :class:`~jcs_viewer.gui.slice_view.SliceView` without changing it.
 
-Mouse in the coronal/sagittal views: wheel steps the plane (y / x), Ctrl+wheel zooms, left-drag
-pans, right-drag sets window/level, Shift+move or Shift+click moves the crosshair (and the axial
+Mouse in the coronal/sagittal views: wheel steps the plane (y / x), Ctrl+wheel zooms, drags as the
+reader's mouse scheme says (:mod:`jcs_viewer.gui.mouse`), Shift+move or Shift+click moves the crosshair (and the axial
 slice).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyqtgraph as pg
@@ -31,10 +31,13 @@ from PySide6.QtCore import QEvent, QObject, QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QFont
 from PySide6.QtWidgets import QGraphicsSimpleTextItem
 
-from jcs_viewer.gui import overlays
+from jcs_viewer.gui import mouse, overlays
 from jcs_viewer.gui.reformat import Plane, axis_letters, cam_plane, plane_axis, plane_of, plane_size_mm
 from jcs_viewer.gui.slice_view import LUNG_COLORS, SliceViewBox, SmoothImageItem
 from jcs_viewer.gui.state import LayerSettings, ViewerState
+
+if TYPE_CHECKING:
+    from jcs_viewer.io.volume import Volume
 
 CROSSHAIR_PEN = (255, 214, 0, 170)
 PLANE_TITLES = {"coronal": "Coronal", "sagittal": "Sagittal"}
@@ -122,10 +125,10 @@ def _crosshair_lines(view: pg.ViewBox) -> tuple[pg.InfiniteLine, pg.InfiniteLine
 
 
 class PlaneViewBox(SliceViewBox):
-    """The axial view box's mouse (wheel steps, Ctrl+wheel zoom, right-drag W/L), y axis up."""
+    """The axial view box's mouse (wheel steps, Ctrl+wheel zoom, the reader's drags), y axis up."""
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, scheme_of: Any = None) -> None:
+        super().__init__(scheme_of)
         self.invertY(False)  # row z drawn at height z: superior (higher z) at the top
 
 
@@ -147,7 +150,7 @@ class PlaneView(pg.GraphicsLayoutWidget):
         self.ci.setContentsMargins(0, 0, 0, 0)
         self.ci.setSpacing(0)
         self.title = self.ci.addLabel("", row=0, col=0, color=(200, 200, 200), size="9pt")
-        self.view = PlaneViewBox()
+        self.view = PlaneViewBox(lambda: mouse.scheme(state.mouse_scheme))
         self.ci.addItem(self.view, row=1, col=0)
         self.image = pg.ImageItem(axisOrder="row-major")
         self.cam_item = SmoothImageItem(axisOrder="row-major")
@@ -202,7 +205,7 @@ class PlaneView(pg.GraphicsLayoutWidget):
         return None
 
     # --- state observers ---------------------------------------------------------------
-    def _on_volume(self, volume: Any) -> None:
+    def _on_volume(self, volume: Volume | None) -> None:
         for item in (self.image, self.cam_item, self.mask_item):
             item.clear()
         if volume is None:
@@ -363,7 +366,7 @@ class AxialCrosshair:
         self.v_line.setVisible(visible)
         self.h_line.setVisible(visible)
 
-    def _on_volume(self, volume: Any) -> None:
+    def _on_volume(self, volume: Volume | None) -> None:
         if volume is None:
             return
         direction = np.asarray(volume.direction, dtype=float).reshape(3, 3)

@@ -50,22 +50,6 @@ def colormap_lut(name: str, floor: int = 40) -> np.ndarray:
     return lut
 
 
-def upsample_weights(src: int, dst: int) -> np.ndarray:
-    """``(dst, src)`` float32 matrix of linear-interpolation weights (centre-aligned, edge-clamped).
-
-    ``W_rows @ cam @ W_cols.T`` upsamples a ``(h, w)`` map bilinearly to ``(dst_h, dst_w)``
-    with two small matrix products (well under a millisecond at 512²).
-    """
-    pos = np.clip((np.arange(dst) + 0.5) * src / dst - 0.5, 0.0, src - 1.0)
-    lo = np.floor(pos).astype(np.intp)
-    hi = np.minimum(lo + 1, src - 1)
-    frac = (pos - lo).astype(np.float32)
-    weights = np.zeros((dst, src), dtype=np.float32)
-    weights[np.arange(dst), lo] += 1.0 - frac
-    weights[np.arange(dst), hi] += frac
-    return weights
-
-
 def activation_rgba(cam: np.ndarray, lut: np.ndarray) -> np.ndarray:
     """Colour one activation map (uint8 ``(h, w)``, any resolution) with an RGBA LUT.
 

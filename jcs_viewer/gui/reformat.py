@@ -17,7 +17,6 @@ from typing import Literal
 import numpy as np
 
 Plane = Literal["coronal", "sagittal"]
-PLANES: tuple[Plane, ...] = ("coronal", "sagittal")
 
 
 def plane_axis(plane: Plane) -> int:

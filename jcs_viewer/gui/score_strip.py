@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyqtgraph as pg
@@ -10,6 +10,9 @@ from PySide6.QtCore import Qt
 
 from jcs_viewer.gui.state import ViewerState
 from jcs_viewer.session.review import ReviewDecision
+
+if TYPE_CHECKING:
+    from jcs_viewer.pipeline.result import StudyResult
 
 CONFIRMED_BRUSH = (40, 200, 70)
 REJECTED_BRUSH = (150, 150, 150)
@@ -23,7 +26,7 @@ JOINT_LEGEND = ("slice &nbsp;&nbsp; <span style='color:#5aaaff'>━ slice score<
                 "<span style='color:#b4b4ff'>┈ classifier P(COVID)</span> &nbsp; " + _LEGEND_TAIL)
 
 
-def _unscored_as_gap(result: Any, values: Any) -> np.ndarray:
+def _unscored_as_gap(result: StudyResult, values: Any) -> np.ndarray:
     out = np.asarray(values, dtype=float).copy()
     scored = getattr(result, "scored_slices", None)
     if scored is not None and len(scored) == len(out):
@@ -112,7 +115,7 @@ class ScoreStrip(pg.PlotWidget):
         state.on("review", lambda z, d: self._update_ticks())
         state.on("quant", self._draw_area)
 
-    def _on_result(self, result: Any) -> None:
+    def _on_result(self, result: StudyResult | None) -> None:
         plot = self.getPlotItem()
         for region in self._regions:
             plot.removeItem(region)

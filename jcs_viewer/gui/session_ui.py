@@ -21,7 +21,7 @@ import shutil
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
@@ -29,7 +29,11 @@ from PySide6.QtWidgets import QGroupBox, QMessageBox, QSplitter, QTabWidget, QVB
 
 from jcs_viewer.gui.edit_panel import EditPanel
 from jcs_viewer.gui.editing import EditController
-from jcs_viewer.gui.workers import TaskWorker
+from jcs_viewer.gui.workers import QtScheduling, TaskWorker
+
+if TYPE_CHECKING:
+    from jcs_viewer.io.volume import Volume
+    from jcs_viewer.pipeline.result import StudyResult
 
 RESTORE_ENV = "JCS_VIEWER_RESTORE_SESSION"
 SCRIPT_ENV = "JCS_VIEWER_EDIT_SCRIPT"
@@ -48,7 +52,6 @@ class SessionSupport(QObject):
 
     autosaved = Signal(str)  # emitted from the saving thread; queued to the GUI thread
     autosave_failed = Signal(str)
-    run_on_gui = Signal(object)  # a callable from the autosave timer, run on the GUI thread (queued)
 
     def __init__(self, window: Any) -> None:
         super().__init__(window)
@@ -70,9 +73,6 @@ class SessionSupport(QObject):
         self.controller.history_changed.connect(self._relabel_history)
         self.autosaved.connect(lambda p: self.panel.set_save_status(f"Autosaved {time.strftime('%H:%M:%S')}"))
         self.autosave_failed.connect(self._on_autosave_failed)
-        # Emitted from the timer thread, so queued: the autosave snapshot is taken between two GUI events,
-        # never half-way through a stroke.
-        self.run_on_gui.connect(lambda fn: fn(), Qt.ConnectionType.QueuedConnection)
         self.state.on("volume", self._on_volume)
         window.installEventFilter(self)
 
@@ -156,14 +156,14 @@ class SessionSupport(QObject):
         self.redo_action.setEnabled(redo is not None)
 
     # ================================================================== session life cycle
-    def session_file(self, volume: Any) -> Path:
+    def session_file(self, volume: Volume) -> Path:
         """Where this study's session lives: the autosave folder setting, else the user's data folder."""
         from jcs_viewer.session.store import session_path
 
         folder = self.window.settings.values.autosave_dir.strip()
         return session_path(volume, Path(folder).expanduser() if folder else None)
 
-    def _on_volume(self, volume: Any) -> None:
+    def _on_volume(self, volume: Volume | None) -> None:
         self.close_session()
         if volume is not None and self.session_file(volume).is_file():
             self.window.show_status("This study has a saved session; it is offered once the analysis finishes.")
@@ -182,7 +182,7 @@ class SessionSupport(QObject):
             self.controller.set_session(None)
         self._relabel_history()
 
-    def adopt_result(self, volume: Any, result: Any) -> bool:
+    def adopt_result(self, volume: Volume, result: StudyResult) -> bool:
         """Show an analysis result, keeping the reader's work; False when the reader cancelled.
 
         A re-run on a study with manual edits asks first (:meth:`ask_rerun`).
@@ -210,7 +210,7 @@ class SessionSupport(QObject):
         self._run_script(restored)
         return True
 
-    def _new_session(self, volume: Any, result: Any) -> Any:
+    def _new_session(self, volume: Volume, result: StudyResult) -> Any:
         from jcs_viewer.session.study_session import StudySession
 
         settings = self.window.settings.values
@@ -218,7 +218,7 @@ class SessionSupport(QObject):
                                autosave_path=self.session_file(volume), reviewer=settings.reviewer_name,
                                on_autosave_error=lambda exc: self.autosave_failed.emit(str(exc)),
                                on_autosaved=lambda path: self.autosaved.emit(str(path)),
-                               call_in_owner=self.run_on_gui.emit)
+                               scheduling=QtScheduling(self))
         session.add_listener(self._on_session_change)
         session.add_count_listener(lambda: self.state.emit("quant"))
         return session

@@ -14,6 +14,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, 
                                QFormLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit, QMessageBox, QPushButton,
                                QSpinBox, QVBoxLayout, QWidget)
 
+from jcs_viewer.gui.mouse import SCHEMES
 from jcs_viewer.settings import Settings, SettingsStore
 
 DEVICES = (("auto", "Automatic (GPU when available)"), ("cpu", "CPU"), ("cuda", "CUDA GPU"))
@@ -85,6 +86,12 @@ class SettingsDialog(QDialog):
         for key, label in LAYOUTS:
             self.layout_combo.addItem(label, key)
         form2.addRow("Default layout:", self.layout_combo)
+        self.mouse_combo = QComboBox()
+        for key, choice in SCHEMES.items():
+            self.mouse_combo.addItem(choice.title, key)
+        self.mouse_combo.setToolTip("What the left, middle and right mouse drags do in the slice views "
+                                    "(Help ▸ Keyboard and mouse lists them).")
+        form2.addRow("Mouse:", self.mouse_combo)
         self.undo_depth = QSpinBox()
         self.undo_depth.setRange(1, MAX_UNDO)
         self.undo_depth.setSuffix(" steps")
@@ -139,6 +146,7 @@ class SettingsDialog(QDialog):
         self.auto_analyze.setChecked(settings.auto_analyze)
         self.reviewer.setText(settings.reviewer_name)
         self.layout_combo.setCurrentIndex(max(0, self.layout_combo.findData(settings.default_layout)))
+        self.mouse_combo.setCurrentIndex(max(0, self.mouse_combo.findData(settings.mouse_scheme)))
         self.undo_depth.setValue(min(max(settings.undo_depth, 1), MAX_UNDO))
         self.autosave.setText(settings.autosave_dir)
         self.restore_combo.setCurrentIndex(max(0, self.restore_combo.findData(settings.session_restore)))
@@ -157,6 +165,7 @@ class SettingsDialog(QDialog):
             auto_analyze=self.auto_analyze.isChecked(),
             autosave_dir=self.autosave.text().strip(),
             default_layout=self.layout_combo.currentData(),
+            mouse_scheme=self.mouse_combo.currentData(),
             reviewer_name=self.reviewer.text().strip(),
             undo_depth=self.undo_depth.value(),
             session_restore=self.restore_combo.currentData(),

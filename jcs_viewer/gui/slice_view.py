@@ -3,28 +3,38 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QPainter
 
-from jcs_viewer.gui import overlays
+from jcs_viewer.gui import mouse, overlays
 from jcs_viewer.gui.state import LayerSettings, ViewerState
 
+if TYPE_CHECKING:
+    from jcs_viewer.io.volume import Volume
+
 LUNG_COLORS = {1: (0, 200, 255), 2: (120, 255, 120)}  # right lung cyan, left lung green
-# Right-drag sensitivity: HU of width/level per screen pixel, scaled by the current width.
+# Window/level drag sensitivity: HU of width/level per screen pixel, scaled by the current width.
 _WL_GAIN = 0.004
 
 
 class SliceViewBox(pg.ViewBox):
-    """ViewBox with the reading-room mouse: wheel = slices, Ctrl+wheel = zoom, right-drag = W/L."""
+    """ViewBox with the reading-room mouse: wheel = slices, Ctrl+wheel = zoom, drags as the reader's
+    :class:`~jcs_viewer.gui.mouse.MouseScheme` says (window/level, pan, zoom); double-click = ``sigDoubleClicked``.
+
+    Args:
+        scheme_of: returns the scheme in force (read at each drag, so a new setting applies at once).
+    """
 
     sigSliceStep = Signal(int)
     sigWindowDrag = Signal(float, float)
+    sigDoubleClicked = Signal()
 
-    def __init__(self) -> None:
+    def __init__(self, scheme_of: Callable[[], mouse.MouseScheme] | None = None) -> None:
         super().__init__(invertY=True, lockAspect=True, enableMenu=False)
+        self.scheme_of = scheme_of or (lambda: mouse.scheme(mouse.DEFAULT_SCHEME))
         # Editing hooks (jcs_viewer.gui.editing): each returns True when it used the event,
         # so an active brush paints with left-drag while middle-drag still pans.
         self.drag_handler: Callable[[Any], bool] | None = None
@@ -43,17 +53,25 @@ class SliceViewBox(pg.ViewBox):
         ev.accept()
 
     def mouseDragEvent(self, ev: Any, axis: Any = None) -> None:  # noqa: N802 - Qt naming
-        if ev.button() == Qt.MouseButton.RightButton:
+        if self.drag_handler is not None and self.drag_handler(ev):  # an active lesion tool paints with left-drag
+            return
+        action = self.scheme_of().action(ev.button())
+        if action == "window":
             ev.accept()
             d = ev.screenPos() - ev.lastScreenPos()
             self.sigWindowDrag.emit(float(d.x()), float(d.y()))
             return
-        if self.drag_handler is not None and self.drag_handler(ev):
+        if action is None:
+            ev.ignore()
             return
-        super().mouseDragEvent(ev, axis)
+        super().mouseDragEvent(ev, axis)  # pyqtgraph's own pan (left/middle) and zoom (right)
 
     def mouseClickEvent(self, ev: Any) -> None:  # noqa: N802 - Qt naming
         if self.click_handler is not None and self.click_handler(ev):
+            return
+        if ev.double() and ev.button() == Qt.MouseButton.LeftButton:
+            ev.accept()
+            self.sigDoubleClicked.emit()
             return
         super().mouseClickEvent(ev)
 
@@ -78,7 +96,7 @@ class SliceView(pg.GraphicsLayoutWidget):
         self.viewer = state
         self.setBackground("k")
         self.ci.setContentsMargins(0, 0, 0, 0)
-        self.view = SliceViewBox()
+        self.view = SliceViewBox(lambda: mouse.scheme(state.mouse_scheme))
         self.addItem(self.view)
         self.image = pg.ImageItem(axisOrder="row-major")
         self.cam_item = SmoothImageItem(axisOrder="row-major")
@@ -102,7 +120,7 @@ class SliceView(pg.GraphicsLayoutWidget):
         self._apply_visibility(state.layers)
 
     # --- state observers ---------------------------------------------------------------
-    def _on_volume(self, volume: Any) -> None:
+    def _on_volume(self, volume: Volume | None) -> None:
         if volume is None:
             return
         _, ny, nx = volume.array.shape

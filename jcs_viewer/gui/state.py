@@ -13,15 +13,20 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from jcs_viewer.session.review import ReviewState
+from jcs_viewer.vocabulary import LUNG_WINDOW_CENTER, LUNG_WINDOW_WIDTH
+
+if TYPE_CHECKING:
+    from jcs_viewer.io.volume import Volume
+    from jcs_viewer.pipeline.result import StudyResult
 
 # key -> (name, width, level) in HU; DESIGN.md conventions.
 HU_PRESETS: dict[int, tuple[str, float, float]] = {
-    1: ("lung", 1500.0, -600.0),
+    1: ("lung", LUNG_WINDOW_WIDTH, LUNG_WINDOW_CENTER),
     2: ("mediastinum", 400.0, 40.0),
     3: ("bone", 2000.0, 500.0),
 }
@@ -58,13 +63,33 @@ class LayerSettings:
         return any(getattr(self, f) != getattr(old, f) for f in self._MASK_FIELDS)
 
 
+#: The events a :class:`ViewerState` emits and what their listeners receive: connecting to or emitting any other
+#: name raises (a misspelt event would otherwise never fire).
+EVENTS: dict[str, str] = {
+    "volume": "the study shown (Volume or None)",
+    "result": "the result shown (StudyResult or None)",
+    "slice": "the axial slice index",
+    "window": "width and level",
+    "layers": "the LayerSettings",
+    "review": "the ReviewState",
+    "labels": "the slices whose edited lesion mask changed (a slice)",
+    "quant": "nothing: the live quantities changed",
+    "cursor": "the voxel under the mouse (dict) or None",
+    "point": "nothing: the crosshair moved",
+    "view_reset": "nothing: zoom and pan back to fit",
+}
+
+
 class ViewerState:
-    """Current study, analysis result, review state, slice, window/level and layer settings."""
+    """Current study, analysis result, review state, slice, window/level and layer settings.
+
+    Listeners connect with :meth:`on` (which returns their disconnect) to the events of :data:`EVENTS`.
+    """
 
     def __init__(self) -> None:
         self._listeners: dict[str, list[Callable[..., None]]] = defaultdict(list)
-        self.volume: Any = None
-        self.result: Any = None
+        self.volume: Volume | None = None
+        self.result: StudyResult | None = None
         self.review: ReviewState = ReviewState()
         self.z: int = 0
         self.window: tuple[float, float] = HU_PRESETS[1][1:]
@@ -72,10 +97,12 @@ class ViewerState:
         self.layers = LayerSettings()
         self.cursor: dict[str, Any] | None = None
         self.point_yx: tuple[int, int] = (0, 0)  # crosshair row/column; its z is self.z
+        self.mouse_scheme: str = "reading-room"  # the reader's setting (jcs_viewer.gui.mouse.SCHEMES)
 
     # --- events ------------------------------------------------------------------------
     def on(self, event: str, callback: Callable[..., None]) -> Callable[[], None]:
-        """Call ``callback`` on ``event``; returns the function that disconnects it again."""
+        """Call ``callback`` on ``event`` (one of :data:`EVENTS`); returns the function that disconnects it again."""
+        _check_event(event)
         self._listeners[event].append(callback)
         return lambda: self.off(event, callback)
 
@@ -85,6 +112,7 @@ class ViewerState:
             self._listeners[event].remove(callback)
 
     def emit(self, event: str, *args: Any) -> None:
+        _check_event(event)
         for callback in list(self._listeners[event]):
             callback(*args)
 
@@ -93,7 +121,7 @@ class ViewerState:
     def n_slices(self) -> int:
         return 0 if self.volume is None else int(self.volume.array.shape[0])
 
-    def set_volume(self, volume: Any) -> None:
+    def set_volume(self, volume: Volume | None) -> None:
         """A new study: drops the previous result and review, starts mid-study in the lung window."""
         self.volume = volume
         self.result = None
@@ -106,7 +134,7 @@ class ViewerState:
         self.apply_preset(1)
         self.emit("slice", self.z)
 
-    def set_result(self, result: Any) -> None:
+    def set_result(self, result: StudyResult | None) -> None:
         """Attach an analysis result; a new review state lists its flagged slices."""
         if result is not None and self.volume is not None and int(result.n_slices) != self.n_slices:
             raise ValueError(f"result has {result.n_slices} slices, the study has {self.n_slices}")
@@ -216,3 +244,8 @@ class ViewerState:
         if info != self.cursor:
             self.cursor = info
             self.emit("cursor", info)
+
+
+def _check_event(event: str) -> None:
+    if event not in EVENTS:
+        raise ValueError(f"ViewerState has no event {event!r}; its events are {', '.join(EVENTS)}")

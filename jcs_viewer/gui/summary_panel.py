@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import html
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PySide6.QtWidgets import QLabel, QTextBrowser, QVBoxLayout, QWidget
@@ -11,9 +11,11 @@ from PySide6.QtWidgets import QLabel, QTextBrowser, QVBoxLayout, QWidget
 from jcs_viewer import RESEARCH_USE_NOTICE
 from jcs_viewer.gui.state import ViewerState
 from jcs_viewer.pipeline.result import lesions_measured
+from jcs_viewer.vocabulary import ATTRIBUTE_TITLES, LESION_ATTRIBUTES
 
-ATTRIBUTE_NAMES = ("Ground-glass opacity", "Consolidation", "Crazy paving", "Air bronchogram",
-                   "Interlobular septal thickening")
+if TYPE_CHECKING:
+    from jcs_viewer.io.volume import Volume
+    from jcs_viewer.pipeline.result import StudyResult
 
 
 def _get(obj: Any, name: str, default: Any = None) -> Any:
@@ -33,7 +35,7 @@ def _num(value: Any, fmt: str = "{:.1f}") -> str:
         return "—"
 
 
-def slice_attributes_text(result: Any, z: int) -> str:
+def slice_attributes_text(result: StudyResult, z: int) -> str:
     """One line with the current slice's lesion-attribute probabilities ("" without attributes).
 
     Attributes describe lesions: only a flagged slice shows them.
@@ -44,12 +46,11 @@ def slice_attributes_text(result: Any, z: int) -> str:
     flagged = _get(result, "slice_positive", None)
     if flagged is not None and not bool(np.asarray(flagged)[z]):
         return f"Slice {z + 1}: not flagged, no lesion attributes."
-    short = ("GGO", "consolidation", "crazy paving", "air bronchogram", "septal thickening")
-    values = ", ".join(f"{name} {float(v):.2f}" for name, v in zip(short, attributes[z]))
+    values = ", ".join(f"{a.short} {float(v):.2f}" for a, v in zip(LESION_ATTRIBUTES, attributes[z]))
     return f"Slice {z + 1} attributes: {values}"
 
 
-def summary_html(result: Any, volume: Any = None) -> str:
+def summary_html(result: StudyResult, volume: Volume | None = None) -> str:
     """HTML for the summary panel (also handy for tests: plain text is in it)."""
     notice = f"<p style='color:#b06000'><i>{html.escape(RESEARCH_USE_NOTICE)}</i></p>"
     if result is None:
@@ -111,7 +112,7 @@ def summary_html(result: Any, volume: Any = None) -> str:
         flagged = np.asarray(_get(result, "slice_positive", np.zeros(len(att), bool)), dtype=bool)
         if flagged.any():  # attributes describe lesions: shown for flagged slices only
             study_level = att[flagged].mean(axis=0)
-            rows = [(name, f"{study_level[i]:.2f}") for i, name in enumerate(ATTRIBUTE_NAMES[: att.shape[1]])]
+            rows = [(name, f"{study_level[i]:.2f}") for i, name in enumerate(ATTRIBUTE_TITLES[: att.shape[1]])]
             parts.append("<p><b>Lesion attributes (mean over flagged slices)</b></p>" + _table(rows))
 
     models = _get(result, "models", {}) or {}

@@ -35,10 +35,8 @@ zoom = wheel or right drag (VTK trackball camera).
 from __future__ import annotations
 
 import os
-import sys
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,11 +47,10 @@ from PySide6.QtGui import QGuiApplication, QImage
 from PySide6.QtWidgets import QApplication, QCheckBox, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from jcs_viewer.errors import ExportError
+from jcs_viewer.gui.workers import TaskWorker, start_task
+from jcs_viewer.gui.vtk_scene import (add_corner_axes, anterior_camera, configure_renderer, make_actors,
+                                     offscreen_window, orientation_axes, read_pixels, set_mesh)
 
-BACKGROUND_RGB = (0.08, 0.09, 0.11)
-LUNG_RGB = (0.74, 0.81, 0.89)  # light blue-grey
-LUNG_OPACITY = 0.25
-LESION_RGB = (0.96, 0.36, 0.12)  # orange-red
 # Qt platforms on which VTK has a native OpenGL window to draw into.
 NATIVE_PLATFORMS = {"xcb": "X11", "windows": "Win32", "cocoa": "Cocoa"}
 DISABLE_ENV = "JCS_VIEWER_NO_3D"
@@ -88,7 +85,10 @@ class _Job:
     lesion_poly: Any = None
     stats: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
+    done: bool = False  # built (set by the worker thread, read by the GUI thread)
     applied: bool = False
+
+
 
 
 class LungLesionView(QWidget):
@@ -96,7 +96,6 @@ class LungLesionView(QWidget):
 
     surfaces_ready = Signal(float)
     build_failed = Signal(str)
-    _job_done = Signal(object)  # worker thread -> GUI thread (queued by Qt)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -115,9 +114,12 @@ class LungLesionView(QWidget):
         self._lesion_poly: Any = None
         self._study_gen = 0
         self._lesion_gen = 0
-        self._futures: list[Future] = []
         self._lock = threading.Lock()
-        self._executor: ThreadPoolExecutor | None = None
+        # Builds run one at a time, in order, on the app's one worker abstraction (TaskWorker): they never
+        # compete for the two cores, and a superseded job is dropped by its generation numbers.
+        self._waiting: list[_Job] = []
+        self._worker: TaskWorker | None = None
+        self._worker_job: _Job | None = None
         self._vtk_widget: Any = None
         self._renderer: Any = None
         self._actors: dict[str, Any] = {}
@@ -155,7 +157,6 @@ class LungLesionView(QWidget):
                 reason = f"{type(exc).__name__}: {exc}"
         if reason is not None:
             self._show_fallback(reason)
-        self._job_done.connect(self._on_job_done)
         app = QApplication.instance()
         if app is not None:
             app.aboutToQuit.connect(self.shutdown)
@@ -185,7 +186,7 @@ class LungLesionView(QWidget):
         widget = QVTKRenderWindowInteractor(self, rw=window)
         try:
             renderer = vtkRenderer()
-            _configure_renderer(renderer, window, depth_peeling=False)
+            configure_renderer(renderer, window, depth_peeling=False)
             window.AddRenderer(renderer)
             style = vtkInteractorStyleTrackballCamera()
             # An observer on the style replaces its key handling: VTK's defaults ("e" quits,
@@ -202,7 +203,7 @@ class LungLesionView(QWidget):
         self._style = style
         self._vtk_widget = widget
         self._renderer = renderer
-        self._actors = _make_actors(renderer)
+        self._actors = make_actors(renderer)
         self._layout.addWidget(widget, 1)
         self.available = True
         return None
@@ -258,7 +259,7 @@ class LungLesionView(QWidget):
             from vtkmodules.vtkInteractionWidgets import vtkOrientationMarkerWidget
 
             marker = vtkOrientationMarkerWidget()
-            marker.SetOrientationMarker(_orientation_axes())
+            marker.SetOrientationMarker(orientation_axes())
             marker.SetInteractor(self._vtk_widget.GetRenderWindow().GetInteractor())
             marker.SetViewport(0.0, 0.0, 0.16, 0.16)
             marker.SetEnabled(1)
@@ -325,22 +326,21 @@ class LungLesionView(QWidget):
     def wait_for_build(self, timeout: float | None = None) -> bool:
         """Blocks until every requested build is done and shown; ``False`` on timeout."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        for future in list(self._futures):
-            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-            try:
-                job = future.result(timeout=remaining)
-            except TimeoutError:
-                return False
-            except Exception:  # noqa: BLE001 - cancelled by shutdown()
-                continue
-            self._on_job_done(job)
+        while self._worker_job is not None:
+            job, worker = self._worker_job, self._worker
+            if not job.done:
+                left_ms = 2 ** 31 - 1 if deadline is None else max(0, int((deadline - time.monotonic()) * 1000))
+                if not worker.wait(left_ms) and not job.done:
+                    return False
+            self._on_job_done(job)  # its queued signal arrives later and finds it applied
+            self._start_next()
         return True
 
     def reset_view(self) -> None:
         """Anterior view (patient facing the viewer, head up), zoomed to fit the lungs."""
         if self._renderer is None:
             return
-        _anterior_camera(self._renderer, self._scene_bounds())
+        anterior_camera(self._renderer, self._scene_bounds())
         self._camera_set = True
         self._render()
 
@@ -385,7 +385,7 @@ class LungLesionView(QWidget):
                 raise ExportError("The 3-D view is not shown, so it cannot be captured; give a size.")
             window = self._vtk_widget.GetRenderWindow()
             window.Render()
-            return _read_pixels(window)
+            return read_pixels(window)
         return self._render_offscreen(size)
 
     def shutdown(self) -> None:
@@ -393,9 +393,10 @@ class LungLesionView(QWidget):
 
         The interactive view is gone afterwards; meshes can still be built and exported.
         """
-        executor, self._executor = self._executor, None
-        if executor is not None:
-            executor.shutdown(wait=False, cancel_futures=True)
+        self._waiting.clear()
+        worker, self._worker, self._worker_job = self._worker, None, None
+        if worker is not None:
+            worker.cancel()  # a build takes seconds at most: it ends on its own (see workers.start_task)
         widget, self._vtk_widget = self._vtk_widget, None
         if widget is not None:
             if self._marker is not None:
@@ -416,12 +417,20 @@ class LungLesionView(QWidget):
 
     def _submit(self, job: _Job) -> None:
         self._status.setText("Building 3-D surfaces…")
-        self._futures = [f for f in self._futures if not f.done()]
-        if self._executor is None:
-            # One worker: builds run in order and never compete for the two cores.
-            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="view3d-mesh")
-        future = self._executor.submit(self._build, job)
-        self._futures.append(future)
+        self._waiting.append(job)
+        self._start_next()
+
+    def _start_next(self) -> None:
+        """Start the next waiting build once the current one is built (GUI thread)."""
+        if self._worker_job is not None and not self._worker_job.done:
+            return
+        if not self._waiting:
+            self._worker, self._worker_job = None, None
+            return
+        job = self._waiting.pop(0)
+        self._worker_job = job
+        self._worker = start_task("3-D surfaces", lambda _progress, _cancel: self._build(job),
+                                  succeeded=self._on_job_done, settled=self._start_next)
 
     def _build(self, job: _Job) -> _Job:
         """Worker thread: meshes only; no VTK rendering object is touched here."""
@@ -441,10 +450,7 @@ class LungLesionView(QWidget):
         # Free the mask copies now: finished jobs stay referenced until the next submit.
         job.lung = None if job.lung is None else (np.empty((0, 0, 0), np.uint8), job.lung[1])
         job.lesion = (np.empty((0, 0, 0), np.uint8), job.lesion[1])
-        try:
-            self._job_done.emit(job)
-        except RuntimeError:  # the widget was deleted meanwhile
-            pass
+        job.done = True
         return job
 
     def _on_job_done(self, job: _Job) -> None:
@@ -479,10 +485,10 @@ class LungLesionView(QWidget):
     def _show_meshes(self) -> None:
         if not self._actors:
             return
-        _set_mesh(self._actors["lungs"], self._lung_poly, self._lungs_box.isChecked())
-        _set_mesh(self._actors["lesions"], self._lesion_poly)
+        set_mesh(self._actors["lungs"], self._lung_poly, self._lungs_box.isChecked())
+        set_mesh(self._actors["lesions"], self._lesion_poly)
         if not self._camera_set:
-            _anterior_camera(self._renderer, self._scene_bounds())
+            anterior_camera(self._renderer, self._scene_bounds())
             self._camera_set = True
 
     def _scene_bounds(self) -> tuple[float, ...] | None:
@@ -509,7 +515,7 @@ class LungLesionView(QWidget):
 
     def _on_lungs_toggled(self, checked: bool) -> None:
         if "lungs" in self._actors:
-            _set_mesh(self._actors["lungs"], self._lung_poly, checked)
+            set_mesh(self._actors["lungs"], self._lung_poly, checked)
             self._render()
 
     def _on_char(self, style, _event) -> None:
@@ -522,161 +528,25 @@ class LungLesionView(QWidget):
         width, height = (int(v) for v in size)
         if width < 16 or height < 16 or width > 8192 or height > 8192:
             raise ExportError(f"The image size {size} is outside 16..8192 pixels.")
-        window, reason = _offscreen_window()
+        window, reason = offscreen_window()
         if window is None:
             raise ExportError(f"The 3-D image could not be rendered: OpenGL could not be initialised ({reason}).")
         try:
             window.SetSize(width, height)
             renderer = vtkRenderer()
-            _configure_renderer(renderer, window, depth_peeling=True)
+            configure_renderer(renderer, window, depth_peeling=True)
             window.AddRenderer(renderer)
             # Fresh actors and mappers: OpenGL buffers belong to one context and cannot be shared.
-            actors = _make_actors(renderer)
-            _set_mesh(actors["lungs"], self._lung_poly, self._lungs_box.isChecked())
-            _set_mesh(actors["lesions"], self._lesion_poly)
+            actors = make_actors(renderer)
+            set_mesh(actors["lungs"], self._lung_poly, self._lungs_box.isChecked())
+            set_mesh(actors["lesions"], self._lesion_poly)
             if self._renderer is not None and self._camera_set:
                 renderer.GetActiveCamera().DeepCopy(self._renderer.GetActiveCamera())
                 renderer.ResetCameraClippingRange()
             else:
-                _anterior_camera(renderer, self._scene_bounds())
-            _add_corner_axes(window, renderer)
+                anterior_camera(renderer, self._scene_bounds())
+            add_corner_axes(window, renderer)
             window.Render()
-            return _read_pixels(window)
+            return read_pixels(window)
         finally:
             window.Finalize()
-
-
-# --------------------------------------------------------------------------------- VTK helpers
-
-
-def _configure_renderer(renderer, window, depth_peeling: bool) -> None:
-    """Dark background; depth peeling (exact translucency) only where frame time does not matter.
-
-    With one translucent colour the unsorted blend differs from peeling by <1 grey level on
-    average (measured on the phantom) while peeling makes software-OpenGL frames ~4.5x slower
-    (0.87 s vs 0.19 s at 800x800 on 2 loaded cores), so the interactive view skips it.
-    """
-    renderer.SetBackground(*BACKGROUND_RGB)
-    if depth_peeling:
-        window.SetAlphaBitPlanes(1)
-        window.SetMultiSamples(0)
-        renderer.SetUseDepthPeeling(1)
-        renderer.SetMaximumNumberOfPeels(6)
-        renderer.SetOcclusionRatio(0.05)
-
-
-def _make_actors(renderer) -> dict[str, Any]:
-    from vtkmodules.vtkRenderingCore import vtkActor, vtkPolyDataMapper
-
-    actors = {}
-    for name, rgb, opacity in (("lungs", LUNG_RGB, LUNG_OPACITY), ("lesions", LESION_RGB, 1.0)):
-        mapper = vtkPolyDataMapper()
-        mapper.ScalarVisibilityOff()
-        actor = vtkActor()
-        actor.SetMapper(mapper)
-        prop = actor.GetProperty()
-        prop.SetColor(*rgb)
-        prop.SetOpacity(opacity)
-        prop.SetInterpolationToPhong()
-        prop.SetSpecular(0.15 if name == "lungs" else 0.3)
-        prop.SetSpecularPower(20)
-        actor.SetVisibility(False)
-        renderer.AddActor(actor)
-        actors[name] = actor
-    return actors
-
-
-def _set_mesh(actor, polydata, visible: bool = True) -> None:
-    """Shows ``polydata`` in ``actor``; an empty or missing mesh hides the actor."""
-    has_mesh = polydata is not None and polydata.GetNumberOfPoints() > 0
-    if has_mesh:
-        actor.GetMapper().SetInputData(polydata)
-    actor.SetVisibility(bool(has_mesh and visible))
-
-
-def _anterior_camera(renderer, bounds) -> None:
-    """Camera in front of the patient looking posterior (+y in LPS) with the head (+z) up.
-
-    The patient's right (-x) then appears on the image's left, as in radiological convention.
-    """
-    camera = renderer.GetActiveCamera()
-    camera.SetFocalPoint(0.0, 0.0, 0.0)
-    camera.SetPosition(0.0, -1.0, 0.0)
-    camera.SetViewUp(0.0, 0.0, 1.0)
-    if bounds is not None:
-        renderer.ResetCamera(*bounds)
-        camera.Zoom(1.15)
-    renderer.ResetCameraClippingRange()
-
-
-def _orientation_axes():
-    """Axes labelled with the patient direction each LPS axis points to."""
-    from vtkmodules.vtkRenderingAnnotation import vtkAxesActor
-
-    axes = vtkAxesActor()
-    axes.SetXAxisLabelText("L")
-    axes.SetYAxisLabelText("P")
-    axes.SetZAxisLabelText("S")
-    axes.SetShaftTypeToCylinder()
-    axes.SetTotalLength(1.0, 1.0, 1.0)
-    for caption in (axes.GetXAxisCaptionActor2D(), axes.GetYAxisCaptionActor2D(), axes.GetZAxisCaptionActor2D()):
-        caption.GetCaptionTextProperty().SetColor(0.9, 0.9, 0.9)
-        caption.GetCaptionTextProperty().ShadowOff()
-    return axes
-
-
-def _add_corner_axes(window, main_renderer) -> None:
-    """The orientation axes for an offscreen image, turned like the main camera."""
-    from vtkmodules.vtkRenderingCore import vtkRenderer
-
-    corner = vtkRenderer()
-    corner.SetViewport(0.0, 0.0, 0.16, 0.16)
-    corner.SetLayer(1)
-    corner.InteractiveOff()
-    corner.AddActor(_orientation_axes())
-    main = main_renderer.GetActiveCamera()
-    camera = corner.GetActiveCamera()
-    direction = np.subtract(main.GetFocalPoint(), main.GetPosition())
-    direction /= np.linalg.norm(direction)
-    camera.SetFocalPoint(0.0, 0.0, 0.0)
-    camera.SetPosition(*(-direction))
-    camera.SetViewUp(*main.GetViewUp())
-    corner.ResetCamera()
-    window.SetNumberOfLayers(2)
-    window.AddRenderer(corner)
-
-
-def _offscreen_window() -> tuple[Any, str]:
-    """An offscreen render window that works here (EGL first, then the platform's), or ``(None, why)``."""
-    import vtkmodules.vtkRenderingOpenGL2 as gl
-    from vtkmodules.vtkRenderingCore import vtkRenderWindow
-
-    candidates = []
-    if sys.platform.startswith("linux") and hasattr(gl, "vtkEGLRenderWindow"):
-        candidates.append(gl.vtkEGLRenderWindow)
-    candidates.append(vtkRenderWindow)
-    for make in candidates:
-        try:
-            window = make()
-            window.SetOffScreenRendering(1)
-            if window.SupportsOpenGL():
-                return window, ""
-        except Exception:  # noqa: BLE001 - try the next kind of window
-            continue
-    return None, "no offscreen OpenGL context (EGL or native) could be created"
-
-
-def _read_pixels(window) -> np.ndarray:
-    from vtkmodules.util import numpy_support
-    from vtkmodules.vtkRenderingCore import vtkWindowToImageFilter
-
-    grab = vtkWindowToImageFilter()
-    grab.SetInput(window)
-    grab.SetInputBufferTypeToRGB()
-    grab.ReadFrontBufferOff()
-    grab.Update()
-    image = grab.GetOutput()
-    width, height, _ = image.GetDimensions()
-    flat = numpy_support.vtk_to_numpy(image.GetPointData().GetScalars())
-    # VTK rows run bottom-up.
-    return np.ascontiguousarray(flat.reshape(height, width, -1)[::-1, :, :3])

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QStackedLayout, QVBoxLayout, QWidget
@@ -18,6 +18,9 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QStackedLayout, 
 from jcs_viewer.errors import ExportError
 from jcs_viewer.gui.mpr import LESION_EVENTS, lesion_mask_of
 from jcs_viewer.gui.state import ViewerState
+
+if TYPE_CHECKING:
+    from jcs_viewer.pipeline.result import StudyResult
 
 EDIT_DEBOUNCE_MS = 400
 
@@ -88,7 +91,7 @@ class ThreeDTab(QWidget):
             self._sync()
 
     # --- state -------------------------------------------------------------------------
-    def _on_result(self, result: Any) -> None:
+    def _on_result(self, result: StudyResult | None) -> None:
         self._study_stale = True
         self._edit_timer.stop()
         has = result is not None

@@ -1,16 +1,22 @@
-"""Background work: study scanning/loading and analysis run in a QThread, never on the GUI thread."""
+"""The app's one worker abstraction: :class:`TaskWorker` runs loading, analysis, 3-D meshes and session writes
+off the GUI thread, with progress, cancel and typed results; :class:`QtScheduling` gives the core's autosave a Qt
+timer and a TaskWorker."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QThread, Signal
+from PySide6.QtCore import QObject, QThread, QTimer, Signal
 
 from jcs_viewer.errors import Cancelled
 from jcs_viewer.pipeline.progress import CancelToken
+
+if TYPE_CHECKING:
+    from jcs_viewer.io.volume import Volume
+    from jcs_viewer.pipeline.result import StudyResult
 
 
 @dataclass(frozen=True)
@@ -18,7 +24,7 @@ class OpenedStudy:
     """A study loaded in the background (``demo``: the built-in demo study)."""
 
     path: Path
-    volume: Any
+    volume: Volume
     demo: bool = False
 
 
@@ -34,8 +40,8 @@ class SeriesChoice:
 class Analysed:
     """An analysis finished for ``volume`` (compared with the study on screen before it is shown)."""
 
-    volume: Any
-    result: Any
+    volume: Volume
+    result: StudyResult
     models: Any = None
 
 
@@ -108,3 +114,57 @@ class TaskWorker(QThread):
         finally:
             self.settled.emit()
 
+
+
+#: Workers started with :func:`start_task` until their thread ends: a QThread object must never be freed while it
+#: runs (its owner may be gone by then: a view closed mid-build, a session switched mid-write).
+_LIVE: set[TaskWorker] = set()
+
+
+def start_task(name: str, func: Callable[[Callable[..., None], Any], Any], *,
+               succeeded: Callable[[Any], None] | None = None,
+               settled: Callable[[], None] | None = None) -> TaskWorker:
+    """Start ``func(progress, cancel)`` on a :class:`TaskWorker` that stays alive until its thread ends.
+
+    ``succeeded`` and ``settled`` are connected before the thread starts (a fast task must not finish unheard);
+    a bound method of a QObject runs on that object's thread, queued.
+    """
+    worker = TaskWorker(name, func)
+    if succeeded is not None:
+        worker.succeeded.connect(succeeded)
+    if settled is not None:
+        worker.settled.connect(settled)
+    # Finished workers are let go here, on the GUI thread: freeing one from its own finished() signal would
+    # destroy the QThread from inside its thread.
+    _LIVE.difference_update([w for w in _LIVE if w.isFinished()])
+    _LIVE.add(worker)
+    worker.start()
+    return worker
+
+
+class QtScheduling:
+    """:class:`jcs_viewer.session.store.Scheduling` on Qt: a single-shot timer on the GUI thread (the thread that
+    edits the session, so the autosave snapshot is taken between two GUI events) and a :class:`TaskWorker`."""
+
+    def __init__(self, parent: QObject, name: str = "autosave") -> None:
+        self._parent = parent
+        self._name = name
+
+    def later(self, delay_s: float, fn: Callable[[], None]) -> Callable[[], None]:
+        timer = QTimer(self._parent)
+        timer.setSingleShot(True)
+        timer.timeout.connect(fn)
+        timer.timeout.connect(timer.deleteLater)
+        timer.start(max(0, int(round(delay_s * 1000))))
+
+        def cancel() -> None:
+            try:
+                timer.stop()
+                timer.deleteLater()
+            except RuntimeError:  # already fired and deleted
+                pass
+
+        return cancel
+
+    def in_background(self, fn: Callable[[], None]) -> None:
+        start_task(self._name, lambda _progress, _cancel: fn())

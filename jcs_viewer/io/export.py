@@ -19,12 +19,15 @@ import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from jcs_viewer.atomic import atomic_path
 from jcs_viewer.errors import ExportError, JCSError
+
+if TYPE_CHECKING:
+    from jcs_viewer.io.volume import Volume
 
 #: Lesion mask values with a class meaning when the mask carries classes (1/2).
 GGO_LABEL, CONSOLIDATION_LABEL = 1, 2
@@ -121,7 +124,7 @@ def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> Path:
 
 
 # --------------------------------------------------------------------------- NIfTI
-def _check_mask(mask: np.ndarray, volume: Any, what: str, path: Path) -> np.ndarray:
+def _check_mask(mask: np.ndarray, volume: Volume, what: str, path: Path) -> np.ndarray:
     mask = np.asarray(mask)
     if mask.shape != tuple(volume.shape):
         raise ExportError(f"Cannot write {path}: the {what} has shape {mask.shape}, the study {tuple(volume.shape)}.")
@@ -130,7 +133,7 @@ def _check_mask(mask: np.ndarray, volume: Any, what: str, path: Path) -> np.ndar
     return mask
 
 
-def export_nifti(mask: np.ndarray, volume: Any, path: str | os.PathLike[str]) -> Path:
+def export_nifti(mask: np.ndarray, volume: Volume, path: str | os.PathLike[str]) -> Path:
     """Write a label mask as NIfTI with exactly the study's geometry, on the source's own voxel grid.
 
     A NIfTI/MHA/NRRD study is written back in its file's voxel order (same size, spacing, origin and
@@ -306,7 +309,7 @@ def _lesion_segments(
     return segments
 
 
-def _read_sources(volume: Any, path: Path) -> list[Any]:
+def _read_sources(volume: Volume, path: Path) -> list[Any]:
     """Source datasets (headers only) in slice order, checked against the volume geometry."""
     import pydicom
     from pydicom.errors import InvalidDicomError
@@ -351,7 +354,7 @@ _FORMAT_NAMES = {"nifti": "a NIfTI file", "mha": "a MetaImage file", "nrrd": "an
                  "images": "image files (PNG/JPEG)"}
 
 
-def dicom_seg_unavailable(volume: Any) -> str | None:
+def dicom_seg_unavailable(volume: Volume) -> str | None:
     """Why no DICOM SEG can be written for ``volume`` (a clause without a full stop), or None when it can.
 
     A SEG references its source images by UID, so it needs a study loaded from DICOM files.
@@ -372,7 +375,7 @@ def dicom_seg_unavailable(volume: Any) -> str | None:
 
 
 def export_dicom_seg(
-    volume: Any,
+    volume: Volume,
     lesion_mask: np.ndarray,
     lung_mask: np.ndarray | None,
     path: str | os.PathLike[str],

@@ -8,20 +8,7 @@ import torch
 from torch import nn
 
 from jcs_viewer.models.res2net import Res2Net
-
-#: Order of the five lesion-attribute logits of the LA-DNN head.
-ATTRIBUTE_NAMES: tuple[str, ...] = (
-    "GGO",
-    "consolidation",
-    "crazy paving",
-    "air bronchogram",
-    "interlobular septal thickening",
-)
-#: Spelled out, same order (for reports).
-ATTRIBUTE_LONG_NAMES: tuple[str, ...] = (
-    "ground-glass opacity", "consolidation", "crazy paving", "air bronchogram", "interlobular septal thickening")
-#: LA-DNN's CSV column codes, same order.
-ATTRIBUTE_CODES: tuple[str, ...] = ("GGO", "Csld", "CrPa", "AirBr", "InSepThi")
+from jcs_viewer.vocabulary import LESION_ATTRIBUTES
 
 
 @dataclass(frozen=True)
@@ -71,7 +58,7 @@ class ClassifierHeads:
         return self.head(self.features(x))
 
     def forward_with_attributes(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(N x 2 class logits, N x 5 attribute logits in :data:`ATTRIBUTE_NAMES` order)."""
+        """(N x 2 class logits, N x 5 attribute logits in :data:`~jcs_viewer.vocabulary.LESION_ATTRIBUTES` order)."""
         if not self.config.attributes:
             raise RuntimeError("this classifier was built without the attribute head (attributes=False)")
         pooled = self.drop(self.features(x).mean(dim=(2, 3)))
@@ -97,7 +84,7 @@ class JCSClassifier(ClassifierHeads, Res2Net):
         self.drop = nn.Dropout(config.dropout) if config.dropout > 0 else nn.Identity()
         self.fc = nn.Linear(feat, config.num_classes, bias=False)
         if config.attributes:
-            self.attr_head = nn.Linear(feat, len(ATTRIBUTE_NAMES))
+            self.attr_head = nn.Linear(feat, len(LESION_ATTRIBUTES))
         if config.lesion_head:
             self.lesion_head = nn.Conv2d(feat, 1, kernel_size=1)
 

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from jcs_viewer.models.classifier import ATTRIBUTE_NAMES, ClassifierHeads
+from jcs_viewer.models.classifier import ClassifierHeads
 from jcs_viewer.models.efficientnet import _BN_EPS, _BN_MOMENTUM, EfficientNetLite, LiteConfig
+from jcs_viewer.vocabulary import LESION_ATTRIBUTES
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,7 @@ class JCSClsEfficient(ClassifierHeads, nn.Module):
         self.drop = nn.Dropout(config.dropout) if config.dropout > 0 else nn.Identity()
         self.fc = nn.Linear(self.HEAD_CHANNELS, config.num_classes, bias=False)
         if config.attributes:
-            self.attr_head = nn.Linear(self.HEAD_CHANNELS, len(ATTRIBUTE_NAMES))
+            self.attr_head = nn.Linear(self.HEAD_CHANNELS, len(LESION_ATTRIBUTES))
         if config.lesion_head:
             self.lesion_head = nn.Conv2d(self.HEAD_CHANNELS, 1, kernel_size=1)
 

@@ -59,6 +59,7 @@ from torch import nn
 
 from jcs_viewer.atomic import atomic_path, atomic_write_text
 from jcs_viewer.errors import ModelLoadError
+from jcs_viewer.vocabulary import IMAGENET_MEAN, IMAGENET_STD, LUNG_WINDOW
 
 SCHEMA_VERSION = 1
 #: what a weights entry does: lesion segmentation, COVID classification, lung segmentation.
@@ -66,10 +67,8 @@ TASKS = ("seg", "cls", "lung")
 #: input intensity domains (see ``WeightsEntry.intensity``).
 INTENSITIES = ("window", "ctseg", "mixed")
 MANIFEST_NAME = "manifest.json"
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 #: Lung window assumed for the official checkpoints (their HU window is undocumented upstream).
-OFFICIAL_WINDOW = (-600.0, 1500.0)
+OFFICIAL_WINDOW = LUNG_WINDOW
 _OFFICIAL_NAMES = {"joint": "jcs_joint", "res2net_cls": "jcs_cls", "res2net_segloss": "jcs_cls"}
 _OFFICIAL_SIZES = {"jcs_seg": 512, "jcs_joint": 512, "jcs_cls": 224}
 _EXTRA_DIRS: list[Path] = []

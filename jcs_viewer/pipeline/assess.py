@@ -13,9 +13,12 @@ neither classified nor segmented: a score or a lesion there would be a guess.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from jcs_viewer.io.volume import Volume
 
 NOT_ASSESSABLE = "not assessable"
 #: |cos| of the angle between the slice normal and the patient's head-foot axis below which the
@@ -45,7 +48,7 @@ def is_axial(direction: Any) -> bool:
     return abs(float(normal[2])) / norm >= AXIAL_MIN_COS
 
 
-def unreadable_reason(volume: Any) -> str | None:
+def unreadable_reason(volume: Volume) -> str | None:
     """Why the models cannot read the slices at all (not axial, pixels too coarse), or None when they can."""
     if not is_axial(volume.direction):
         plane = slice_plane(volume.direction)
@@ -58,7 +61,7 @@ def unreadable_reason(volume: Any) -> str | None:
     return None
 
 
-def not_assessable_reason(volume: Any, lung_mask: np.ndarray, scored: np.ndarray, threshold: int) -> str | None:
+def not_assessable_reason(volume: Volume, lung_mask: np.ndarray, scored: np.ndarray, threshold: int) -> str | None:
     """One sentence saying why the study cannot be judged, or None when it can.
 
     Args:

@@ -10,6 +10,8 @@ import sys
 import time
 from typing import Any
 
+from jcs_viewer.vocabulary import LUNG_WINDOW
+
 
 def peak_rss_mb() -> float:
     """Peak resident memory of this process in MB (VmHWM, else getrusage)."""
@@ -107,7 +109,7 @@ def _random_lite_models():
     torch.manual_seed(0)
     cls = fold_batchnorm(build("jcs_cls_lite"))
     seg = fold_batchnorm(build("jcs_seg_lite"))
-    common = dict(file="", window=(-600.0, 1500.0))
+    common = dict(file="", window=LUNG_WINDOW)
     return LoadedModels(
         cls, WeightsEntry(name="random:jcs_cls_lite", task="cls", arch="jcs_cls_lite", input_size=224, **common),
         seg, WeightsEntry(name="random:jcs_seg_lite", task="seg", arch="jcs_seg_lite", input_size=256, **common),

@@ -7,9 +7,12 @@ volume's direction and intensities (:func:`jcs_viewer.pipeline.intensity.ctseg_c
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from jcs_viewer.io.volume import Volume
 
 
 #: slices at most this far apart (mm) are read every other one.
@@ -23,7 +26,7 @@ def display_flips(direction: Any) -> tuple[bool, bool]:
     return bool(d[1, 1] < 0), bool(d[0, 0] < 0)
 
 
-def predict_lung_probability(volume: Any, model: Any, entry: Any, engine: Any, batch_size: int) -> np.ndarray:
+def predict_lung_probability(volume: Volume, model: Any, entry: Any, engine: Any, batch_size: int) -> np.ndarray:
     """``uint8 (z, y, x)`` lung probability 0..255 for every slice of ``volume``.
 
     Args:

@@ -25,9 +25,8 @@ from typing import Any
 
 import numpy as np
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-DEFAULT_WINDOW = (-600.0, 1500.0)  # lung window, used only when an entry declares none
+from jcs_viewer.vocabulary import IMAGENET_MEAN, IMAGENET_STD
+from jcs_viewer.vocabulary import LUNG_WINDOW as DEFAULT_WINDOW  # used only when an entry declares none
 
 
 def as_hw(size: Any) -> tuple[int, int]:

@@ -10,8 +10,32 @@ from dataclasses import dataclass
 
 from jcs_viewer.errors import Cancelled
 
-# Stage names in the order the runner goes through them.
-STAGES = ("load models", "lungs", "classify", "segment", "quantify")
+
+@dataclass(frozen=True)
+class Stage:
+    """One named stage of the analysis.
+
+    Attributes:
+        name: the name its :class:`ProgressEvent` s carry.
+        label: what a reader sees while it runs (the GUI's progress bar, the CLI's).
+        per_slice: it reports slices done (batches); otherwise one step, 0/1 then 1/1.
+    """
+
+    name: str
+    label: str
+    per_slice: bool = False
+
+
+#: The analysis stages in the order the runner goes through them (:mod:`jcs_viewer.pipeline.runner`).
+ANALYSIS_STAGES = (
+    Stage("load models", "Loading the models"),
+    Stage("lungs", "Finding the lungs"),
+    Stage("classify", "Classifying slices", per_slice=True),
+    Stage("segment", "Segmenting lesions", per_slice=True),
+    Stage("quantify", "Measuring the lesions"),
+)
+STAGES = tuple(stage.name for stage in ANALYSIS_STAGES)
+STAGE_LABELS = {stage.name: stage.label for stage in ANALYSIS_STAGES}
 
 
 @dataclass(frozen=True)

@@ -24,19 +24,13 @@ from jcs_viewer import __version__
 from jcs_viewer.atomic import atomic_path, atomic_write_text
 from jcs_viewer.errors import ExportError, StudyLoadError
 from jcs_viewer.pipeline.quantify import Quantification
+from jcs_viewer.vocabulary import ATTRIBUTE_KEYS
 
 # 2: joint slice score (classifier probability and lesion evidence kept apart)
 # 3: "not assessable" decisions with decision_reason; slices without lung are not scored (scored_slices)
 SCHEMA_VERSION = 3
 RESULTS_JSON = "results.json"
 ARRAYS_NPZ = "arrays.npz"
-ATTRIBUTE_NAMES = (
-    "ground_glass_opacity",
-    "consolidation",
-    "crazy_paving",
-    "air_bronchogram",
-    "interlobular_septal_thickening",
-)
 # Optional arrays stored in arrays.npz (absent when None).
 _ARRAY_FIELDS = ("slice_probability", "slice_positive", "cams", "attributes", "lesion_probability",
                  "lesion_mask", "segmented_slices", "lung_mask", "classifier_probability", "lesion_evidence",
@@ -136,7 +130,7 @@ class StudyResult:
             if self.attributes is not None:
                 # Lesion attributes describe flagged slices only.
                 flagged = bool(self.slice_positive[z])
-                for name, value in zip(ATTRIBUTE_NAMES, self.attributes[z]):
+                for name, value in zip(ATTRIBUTE_KEYS, self.attributes[z]):
                     row[name] = round(float(value), 6) if flagged else None
             rows.append(row)
         return rows
@@ -278,4 +272,4 @@ class StudyResult:
     __hash__ = None  # type: ignore[assignment]
 
 
-__all__ = ["StudyResult", "SCHEMA_VERSION", "ATTRIBUTE_NAMES", "RESULTS_JSON", "ARRAYS_NPZ"]
+__all__ = ["StudyResult", "SCHEMA_VERSION", "RESULTS_JSON", "ARRAYS_NPZ"]

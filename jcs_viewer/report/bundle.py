@@ -13,13 +13,17 @@ import dataclasses
 import os
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from jcs_viewer.errors import ExportError
 from jcs_viewer.io.export import dicom_seg_unavailable, export_csv, export_dicom_seg, export_nifti
 from jcs_viewer.pipeline.result import ARRAYS_NPZ, RESULTS_JSON
+
+if TYPE_CHECKING:
+    from jcs_viewer.io.volume import Volume
+    from jcs_viewer.pipeline.result import StudyResult
 
 REPORT_NAME = "report.pdf"
 SEG_NAME = "lesion_seg.dcm"
@@ -43,8 +47,8 @@ class ExportResult(dict[str, Path]):
 
 
 def export_all(
-    result: Any,
-    volume: Any,
+    result: StudyResult,
+    volume: Volume,
     out_dir: str | os.PathLike[str],
     *,
     report: bool = True,
@@ -157,7 +161,7 @@ def staged_outputs(out_dir: Path):
         shutil.rmtree(stage, ignore_errors=True)
 
 
-def write_study_outputs(result: Any, volume: Any, out_dir: Path, *, edits: Any = None, report: bool = False,
+def write_study_outputs(result: StudyResult, volume: Volume, out_dir: Path, *, edits: Any = None, report: bool = False,
                         anonymize: bool = False) -> ExportResult:
     """A headless run's whole output set, all or nothing (:func:`staged_outputs`).
 

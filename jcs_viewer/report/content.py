@@ -8,20 +8,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from jcs_viewer.io.export import normalise_review, slice_positions_mm
 from jcs_viewer.pipeline.quantify import LEFT, RIGHT, quantify
 
-ATTRIBUTE_NAMES = (
-    "Ground-glass opacity",
-    "Consolidation",
-    "Crazy paving",
-    "Air bronchogram",
-    "Interlobular septal thickening",
-)
+if TYPE_CHECKING:
+    from jcs_viewer.io.volume import Volume
+    from jcs_viewer.pipeline.result import StudyResult
 
 #: How many of the most involved slices the report shows, and how many reviewer-confirmed ones on top.
 MAX_INVOLVED_KEY_SLICES = 4
@@ -67,7 +63,7 @@ class ReportContent:
 
 
 def lesion_table_by_lung_and_zone(
-    volume: Any, lung_mask: np.ndarray, lesion_mask: np.ndarray
+    volume: Volume, lung_mask: np.ndarray, lesion_mask: np.ndarray
 ) -> dict[str, dict[str, float]]:
     """Lesion volume (mL) per lung and craniocaudal zone.
 
@@ -152,8 +148,8 @@ def edited_slice_indices(ai_mask: np.ndarray, edited_mask: np.ndarray) -> list[i
 
 
 def build_content(
-    result: Any,
-    volume: Any,
+    result: StudyResult,
+    volume: Volume,
     *,
     review: Any = None,
     edited_mask: np.ndarray | None = None,

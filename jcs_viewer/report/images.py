@@ -13,7 +13,9 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-LUNG_WINDOW = (1500.0, -600.0)  # width, level (HU)
+from jcs_viewer.vocabulary import LUNG_WINDOW_CENTER, LUNG_WINDOW_WIDTH
+
+LUNG_WINDOW = (LUNG_WINDOW_WIDTH, LUNG_WINDOW_CENTER)  # width, level (HU)
 LESION_RGB = np.array([235, 70, 40], dtype=np.float32)
 LESION_ALPHA = 0.35
 HATCH_PERIOD = 6  # px between the fill's diagonal lines

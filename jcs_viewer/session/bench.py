@@ -61,18 +61,14 @@ def realistic_strokes(n_slices: int, spacing, count: int = 100, seed: int = 1) -
 
 def paint_path(labels, kind: str, z: int, radius_mm: float, path, spacing) -> None:
     """Dab along ``path`` as the window's brush, eraser or 3-D brush does (inside an open stroke)."""
-    import math
+    from jcs_viewer.session.tools import ball_sections, brush_radius_px
 
-    from jcs_viewer.session.tools import brush_radius_px
-
-    sz, sy, sx = spacing
     value = 0 if kind == "eraser" else 1
-    reach = int(math.floor(radius_mm / sz)) if kind == "3-D brush" else 0
+    sections = (ball_sections(z, radius_mm, spacing) if kind == "3-D brush"
+                else [(z, brush_radius_px(radius_mm, spacing[1:]))])
     for cy, cx in path:
-        for dz in range(-reach, reach + 1):
-            r = math.sqrt(max(radius_mm ** 2 - (dz * sz) ** 2, 0.0))
-            if r > 0:
-                labels.paint_disk(z + dz, (cy, cx), brush_radius_px(r, (sy, sx)), value)
+        for zz, radius_px in sections:
+            labels.paint_disk(zz, (cy, cx), radius_px, value)
 
 
 def bench_edit(args: argparse.Namespace) -> int:

@@ -10,19 +10,23 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from jcs_viewer.session.store import SessionError, load_session, study_key
+
+if TYPE_CHECKING:
+    from jcs_viewer.io.volume import Volume
+    from jcs_viewer.pipeline.result import StudyResult
 
 
 @dataclass
 class EditedOutputs:
     """What ``analyze --session`` writes from: the edited result and the reader's work."""
 
-    result: Any  # StudyResult whose lesion_mask and quant come from the edited mask
-    ai_result: Any  # the pipeline's own result (AI mask and numbers)
+    result: StudyResult  # StudyResult whose lesion_mask and quant come from the edited mask
+    ai_result: StudyResult  # the pipeline's own result (AI mask and numbers)
     review: dict[int, str] = field(default_factory=dict)
     notes: str = ""
     reviewer: str = ""
@@ -34,7 +38,7 @@ class EditedOutputs:
                 "notes": self.notes, "reviewer": self.reviewer}
 
 
-def apply_session_file(result: Any, volume: Any, path: str | Path) -> EditedOutputs:
+def apply_session_file(result: StudyResult, volume: Volume, path: str | Path) -> EditedOutputs:
     """Combine a fresh analysis of ``volume`` with the session saved in ``path``.
 
     Raises:

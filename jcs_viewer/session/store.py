@@ -15,8 +15,10 @@ import json
 import threading
 import time
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -113,6 +115,34 @@ def load_session(path: Path) -> SessionState:
     )
 
 
+class Scheduling(Protocol):
+    """How the autosave waits and writes: the GUI gives its own (a Qt timer and its one worker abstraction,
+    :class:`jcs_viewer.gui.workers.QtScheduling`); headless use takes :class:`ThreadScheduling`."""
+
+    def later(self, delay_s: float, fn: Callable[[], None]) -> Callable[[], None]:
+        """Run ``fn`` on the thread that owns the edited data after ``delay_s``; returns a cancel function."""
+
+    def in_background(self, fn: Callable[[], None]) -> None:
+        """Run ``fn`` off the owner's thread."""
+
+
+class ThreadScheduling:
+    """:class:`Scheduling` on plain threads (no event loop): a timer thread hands ``fn`` to ``call_in_owner``
+    (default: runs it on the timer thread), and writes run on a daemon thread."""
+
+    def __init__(self, call_in_owner: Callable[[Callable[[], None]], None] | None = None) -> None:
+        self._call_in_owner = call_in_owner or (lambda fn: fn())
+
+    def later(self, delay_s: float, fn: Callable[[], None]) -> Callable[[], None]:
+        timer = threading.Timer(max(0.0, delay_s), self._call_in_owner, args=(fn,))
+        timer.daemon = True
+        timer.start()
+        return timer.cancel
+
+    def in_background(self, fn: Callable[[], None]) -> None:
+        threading.Thread(target=fn, name="jcs-autosave", daemon=True).start()
+
+
 class Autosaver:
     """Debounced background saving: call :meth:`changed` after every edit.
 
@@ -128,20 +158,23 @@ class Autosaver:
         on_error: called with the :class:`SessionError` when a save fails.
         on_saved: called with the path after each successful save (on the saving thread).
         max_wait_s: longest time an edit waits for the disk.
-        call_in_owner: ``call_in_owner(fn)`` runs ``fn`` on the owner thread, now or soon; default: call it
-            directly (for owners that do not change the data while a timer thread reads it).
+        scheduling: the timer and the background writer (default: :class:`ThreadScheduling` with
+            ``call_in_owner``).
+        call_in_owner: for the default scheduling, ``call_in_owner(fn)`` runs ``fn`` on the owner thread, now or
+            soon; default: call it directly (for owners that do not change the data while a timer thread reads it).
     """
 
     def __init__(self, snapshot, path: Path, delay_s: float = AUTOSAVE_DELAY_S, on_error=None,
-                 on_saved=None, max_wait_s: float = AUTOSAVE_MAX_WAIT_S, call_in_owner=None) -> None:
+                 on_saved=None, max_wait_s: float = AUTOSAVE_MAX_WAIT_S, scheduling: Scheduling | None = None,
+                 call_in_owner=None) -> None:
         self._snapshot = snapshot
         self.path = Path(path)
         self.delay_s = delay_s
         self.max_wait_s = max(max_wait_s, delay_s)
         self._on_error = on_error
         self._on_saved = on_saved
-        self._call_in_owner = call_in_owner or (lambda fn: fn())
-        self._timer: threading.Timer | None = None
+        self._scheduling = scheduling or ThreadScheduling(call_in_owner)
+        self._cancel_timer: Callable[[], None] | None = None
         self._pending_since: float | None = None  # monotonic time of the first unsaved change
         self._lock = threading.Lock()
         self._write_lock = threading.Lock()  # one write at a time, in change order
@@ -150,27 +183,25 @@ class Autosaver:
     def changed(self) -> None:
         now = time.monotonic()
         with self._lock:
-            if self._timer is not None:
-                self._timer.cancel()
+            if self._cancel_timer is not None:
+                self._cancel_timer()
             if self._pending_since is None:
                 self._pending_since = now
             wait = min(self.delay_s, self._pending_since + self.max_wait_s - now)
-            self._timer = threading.Timer(max(0.0, wait), self._call_in_owner, args=(self._save_in_background,))
-            self._timer.daemon = True
-            self._timer.start()
+            self._cancel_timer = self._scheduling.later(max(0.0, wait), self._save_in_background)
 
     def _take(self) -> SessionState:
         with self._lock:
-            if self._timer is not None:
-                self._timer.cancel()
-                self._timer = None
+            if self._cancel_timer is not None:
+                self._cancel_timer()
+                self._cancel_timer = None
             self._pending_since = None
         return self._snapshot()
 
     def _save_in_background(self) -> None:
         """On the owner thread: snapshot now, compress and write on a worker thread."""
         state = self._take()
-        threading.Thread(target=self._write, args=(state,), name="jcs-autosave", daemon=True).start()
+        self._scheduling.in_background(lambda: self._write(state))
 
     def flush(self) -> None:
         """Snapshot and save now, on the calling thread (the owner's)."""
@@ -191,7 +222,7 @@ class Autosaver:
 
     def cancel(self) -> None:
         with self._lock:
-            if self._timer is not None:
-                self._timer.cancel()
-                self._timer = None
+            if self._cancel_timer is not None:
+                self._cancel_timer()
+                self._cancel_timer = None
             self._pending_since = None

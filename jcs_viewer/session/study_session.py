@@ -24,7 +24,7 @@ import dataclasses
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -32,13 +32,18 @@ from jcs_viewer.session import tools
 from jcs_viewer.session.labels import DEFAULT_UNDO_DEPTH, LabelLayer
 from jcs_viewer.session.live_quant import LiveQuantifier
 from jcs_viewer.session.review import ReviewState
-from jcs_viewer.session.store import AUTOSAVE_DELAY_S, Autosaver, SessionError, SessionState, study_key
+from jcs_viewer.session.store import (AUTOSAVE_DELAY_S, Autosaver, Scheduling, SessionError, SessionState,
+                                      study_key)
+
+if TYPE_CHECKING:
+    from jcs_viewer.io.volume import Volume
+    from jcs_viewer.pipeline.result import StudyResult
 
 ChangeListener = Callable[[slice], None]
 """Called with the z-range that changed after every step, undo, redo, restore or re-run."""
 
 
-def review_from_result(result: Any) -> ReviewState:
+def review_from_result(result: StudyResult) -> ReviewState:
     """A fresh review state listing the result's flagged (positive) slices with their scores."""
     positive = np.asarray(result.slice_positive, dtype=bool)
     flagged = np.flatnonzero(positive)
@@ -59,17 +64,18 @@ class StudySession:
         autosave_delay_s: quiet time after the last change before the file is written.
         on_autosave_error: called with a :class:`SessionError` when an autosave fails.
         on_autosaved: called with the path after each autosave (on the saving thread).
-        call_in_owner: runs a function on the thread that edits this session (the GUI's); the autosave
-            snapshot is taken there, so it never reads a mask half-way through a stroke.
+        scheduling: the autosave's timer and background writer (:class:`~jcs_viewer.session.store.Scheduling`);
+            its timer runs on the thread that edits this session (the GUI's), so the snapshot never reads a mask
+            half-way through a stroke. Default: threads.
         reviewer: the reader's name, stored in the session file.
     """
 
-    def __init__(self, volume: Any, ai_result: Any, *, review: ReviewState | None = None,
+    def __init__(self, volume: Volume, ai_result: StudyResult, *, review: ReviewState | None = None,
                  undo_depth: int = DEFAULT_UNDO_DEPTH, autosave_path: Path | None = None,
                  autosave_delay_s: float = AUTOSAVE_DELAY_S,
                  on_autosave_error: Callable[[SessionError], None] | None = None, reviewer: str = "",
                  on_autosaved: Callable[[Path], None] | None = None,
-                 call_in_owner: Callable[[Callable[[], None]], None] | None = None) -> None:
+                 scheduling: Scheduling | None = None) -> None:
         shape = tuple(volume.array.shape)
         if tuple(ai_result.lesion_mask.shape) != shape or tuple(ai_result.lung_mask.shape) != shape:
             raise ValueError(f"the result's masks {ai_result.lesion_mask.shape} do not match the study {shape}")
@@ -93,9 +99,9 @@ class StudySession:
         self.autosaver: Autosaver | None = None
         if autosave_path is not None:
             self.autosaver = Autosaver(self._snapshot_for_save, Path(autosave_path), autosave_delay_s,
-                                       on_autosave_error, on_autosaved, call_in_owner=call_in_owner)
+                                       on_autosave_error, on_autosaved, scheduling=scheduling)
 
-    def _new_quantifier(self, result: Any) -> LiveQuantifier:
+    def _new_quantifier(self, result: StudyResult) -> LiveQuantifier:
         v = self.volume
         return LiveQuantifier(v.array, np.asarray(result.lung_mask), v.spacing, getattr(v, "direction", None),
                               bool(getattr(v, "is_hu", True)), result.quant.min_lesion_voxels)
@@ -188,7 +194,7 @@ class StudySession:
         """Replace slice ``z`` of the edited mask by the AI's (one undoable step)."""
         return tools.reset_slice(self.labels, int(z), self.ai_result.lesion_mask)
 
-    def apply_new_ai_result(self, result: Any, keep_edits: bool) -> None:
+    def apply_new_ai_result(self, result: StudyResult, keep_edits: bool) -> None:
         """Adopt a re-run's result. The caller decides what happens to manual edits (never silently).
 
         Args:
@@ -288,7 +294,7 @@ class StudySession:
         self.autosaver = None
 
 
-def _frozen(result: Any) -> Any:
+def _frozen(result: StudyResult) -> Any:
     """A shallow copy of an AI result whose lesion mask is a read-only view (the session never writes it)."""
     mask = np.asarray(result.lesion_mask).view()
     mask.flags.writeable = False

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from jcs_viewer.session.labels import LabelLayer
@@ -10,6 +12,20 @@ from jcs_viewer.session.labels import LabelLayer
 def brush_radius_px(radius_mm: float, pixel_spacing_yx: tuple[float, float]) -> tuple[float, float]:
     """A brush of ``radius_mm`` in pixels along rows and columns (circular in mm)."""
     return radius_mm / pixel_spacing_yx[0], radius_mm / pixel_spacing_yx[1]
+
+
+def ball_sections(center_z: float, radius_mm: float,
+                  spacing_zyx: tuple[float, float, float]) -> list[tuple[int, tuple[float, float]]]:
+    """The slices a ball of ``radius_mm`` centred on slice ``center_z`` crosses, each with the in-plane radius
+    (pixels along rows and columns) of its section: what the 3-D brush paints, one disc a slice."""
+    sz = float(spacing_zyx[0])
+    reach = radius_mm / sz
+    sections = []
+    for z in range(math.floor(center_z - reach), math.ceil(center_z + reach) + 1):
+        r_mm = math.sqrt(max(radius_mm ** 2 - ((z - center_z) * sz) ** 2, 0.0))
+        if r_mm > 0:
+            sections.append((z, brush_radius_px(r_mm, spacing_zyx[1:])))
+    return sections
 
 
 def hu_allowed(hu_slice: np.ndarray, hu_range: tuple[float, float] | None) -> np.ndarray | None:
@@ -75,12 +91,7 @@ def paint_sphere(
 ) -> None:
     """3-D brush: paint a ball of ``radius_mm`` (one stroke across the slices it covers)."""
     cz, cy, cx = center_zyx
-    rz = radius_mm / spacing_zyx[0]
     with layer.stroke("3-D brush" if value else "3-D eraser"):
-        for z in range(int(np.floor(cz - rz)), int(np.ceil(cz + rz)) + 1):
-            dz = (z - cz) / rz if rz > 0 else 0.0
-            if abs(dz) > 1:
-                continue
-            r_mm = radius_mm * np.sqrt(1.0 - dz * dz)
+        for z, radius_px in ball_sections(cz, radius_mm, spacing_zyx):
             allowed = hu_allowed(hu[z], hu_range) if hu is not None and 0 <= z < hu.shape[0] else None
-            layer.paint_disk(z, (cy, cx), brush_radius_px(r_mm, spacing_zyx[1:]), value, allowed)
+            layer.paint_disk(z, (cy, cx), radius_px, value, allowed)

@@ -14,8 +14,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+from jcs_viewer.vocabulary import IMAGENET_MEAN, IMAGENET_STD
 
 
 @dataclass(frozen=True)

@@ -13,16 +13,10 @@ import csv
 from pathlib import Path
 
 from jcs_viewer.errors import StudyLoadError
+from jcs_viewer.vocabulary import ATTRIBUTE_CODES
 
-# Order of the classifier's attribute outputs (models' contract).
-ATTRIBUTES = ("GGO", "Csld", "CrPa", "AirBr", "InSepThi")
-ATTRIBUTE_NAMES = (
-    "ground-glass opacity",
-    "consolidation",
-    "crazy paving",
-    "air bronchogram",
-    "interlobular septal thickening",
-)
+# LA-DNN's CSV columns in the order of the classifier's attribute outputs (models' contract).
+ATTRIBUTES = ATTRIBUTE_CODES
 META_FILES = ("train_meta.csv", "val_meta.csv", "test_meta.csv")
 
 

@@ -33,7 +33,9 @@ from pathlib import Path
 
 import numpy as np
 
-TRAINING_WINDOW = (-600.0, 1500.0)  # (center, width) in HU
+from jcs_viewer.vocabulary import LUNG_WINDOW
+
+TRAINING_WINDOW = LUNG_WINDOW  # (center, width) in HU
 # HU of the three reference tissues, in peak order (air, fat, soft tissue).
 REFERENCE_HU = (-1000.0, -100.0, 40.0)
 # Chest-level axial slices of the HU DICOM set (the others are abdomen level).

@@ -1,0 +1,136 @@
+"""The main window's chrome: menus and toolbar, status-bar read-outs, the warning banner, key help.
+
+Each ``install_*`` function builds its part on a :class:`~jcs_viewer.gui.main_window.MainWindow` and stores the
+widgets and actions on it (the window's code and tests reach them there).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QWidget
+
+from jcs_viewer import RESEARCH_USE_NOTICE
+from jcs_viewer.atomic import atomic_path
+from jcs_viewer.gui import mouse
+from jcs_viewer.gui.state import HU_PRESETS
+
+
+class WarningBanner(QFrame):
+    """A dismissible yellow strip for load warnings."""
+
+    def __init__(self, parent: Any = None) -> None:
+        super().__init__(parent)
+        self.setStyleSheet("WarningBanner { background: #5a4a10; border-radius: 3px; } QLabel { color: #ffe9a8; }")
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(8, 3, 4, 3)
+        self.label = QLabel()
+        self.label.setWordWrap(True)
+        self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        close = QPushButton("Dismiss")
+        close.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        close.clicked.connect(self.hide)
+        layout.addWidget(self.label, 1)
+        layout.addWidget(close)
+        self.hide()
+
+    def show_messages(self, messages: list[str]) -> None:
+        if not messages:
+            self.hide()
+            return
+        shown = messages[:4]
+        more = f" (+{len(messages) - 4} more)" if len(messages) > 4 else ""
+        self.label.setText("⚠ " + "  ".join(shown) + more)
+        self.label.setToolTip("\n".join(messages))
+        self.show()
+
+
+def install_menus(window: Any) -> None:
+    """File, Analysis, View and Help menus and the toolbar of ``window`` (a :class:`MainWindow`)."""
+    menu = window.menuBar()
+    file_menu = menu.addMenu("&File")
+    window.open_study_action = window._action(file_menu, "Open &Study…", window.choose_study_folder,
+                                          QKeySequence.StandardKey.Open)
+    window._action(file_menu, "Open &File…", window.choose_study_file, "Ctrl+Shift+O")
+    window.open_demo_action = window._action(file_menu, "Open &Demo Study", window.open_demo, "Ctrl+D")
+    window.recent_menu = file_menu.addMenu("&Recent Studies")
+    file_menu.addSeparator()
+    window.settings_action = window._action(file_menu, "&Settings…", window.edit_settings, "Ctrl+,")
+    window._file_menu = file_menu
+    file_menu.addSeparator()
+    window._action(file_menu, "&Quit", window.close, QKeySequence.StandardKey.Quit)
+
+    analysis = menu.addMenu("&Analysis")
+    window.analyse_action = window._action(analysis, "&Analyse", window.start_analysis, "F5")
+    window.cancel_action = window._action(analysis, "&Cancel\tEsc", window.cancel_tasks)
+    analysis.addSeparator()
+    window.auto_action = QAction("Analyse automatically on open", window, checkable=True)
+    window.auto_action.setChecked(window.auto_analyse)
+    window.auto_action.toggled.connect(lambda on: window._save_setting(auto_analyze=on))
+    analysis.addAction(window.auto_action)
+
+    view = menu.addMenu("&View")
+    for key, (name, width, level) in HU_PRESETS.items():
+        window._action(view, f"{name.title()} window (W{width:.0f}/L{level:.0f})\t{key}",
+                     lambda _=False, k=key: window.state.apply_preset(k))
+    window._action(view, "&Reset view\tR", window.state.reset_view)
+    window._action(view, "Toggle &overlays\tS", window.state.toggle_overlays)
+    view.addSeparator()
+    window._action(view, "&Next flagged slice\tN", window.state.next_flagged)
+    window._action(view, "&Previous flagged slice\tP", window.state.previous_flagged)
+    window._action(view, "&Confirm slice\tC", lambda: window.state.review.confirm(window.state.z))
+    window._action(view, "Re&ject slice\tX", lambda: window.state.review.reject(window.state.z))
+
+    help_menu = menu.addMenu("&Help")
+    window._action(help_menu, "&Keyboard and mouse", lambda: window._info(
+        "Keyboard and mouse", mouse.help_html(mouse.scheme(window.state.mouse_scheme))))
+    window._action(help_menu, "&About JCS Viewer", window.show_about)
+
+    bar = window.toolbar
+    for action in (window.open_study_action, window.open_demo_action, window.analyse_action):
+        bar.addAction(action)
+    # A widget in a toolbar is shown/hidden through its action.
+    window._progress_action = bar.addWidget(window._progress_widget)
+    window._progress_action.setVisible(False)
+    window._rebuild_recent_menu()
+
+
+def install_status_bar(window: Any) -> None:
+    """The status bar's permanent read-outs (slice, position, cursor, window) and the research notice."""
+    bar = window.statusBar()
+    window.slice_label = QLabel("—")
+    window.position_label = QLabel("")
+    window.cursor_label = QLabel("")
+    window.window_label = QLabel("")
+    for label, width in ((window.slice_label, 110), (window.position_label, 120), (window.cursor_label, 230),
+                         (window.window_label, 210)):
+        label.setMinimumWidth(width)
+        # Permanent: showMessage() must not hide the slice read-out.
+        bar.addPermanentWidget(label)
+    window.notice_label = QLabel("Research use only — not a medical device")
+    window.notice_label.setToolTip(RESEARCH_USE_NOTICE)
+    window.notice_label.setStyleSheet("color: #e08a00; font-weight: bold;")
+    bar.addPermanentWidget(window.notice_label)
+
+
+def is_text_input(widget: QWidget) -> bool:
+    """An editable text or number field, where plain keys are text, not viewer hotkeys."""
+    from PySide6.QtWidgets import QAbstractSpinBox, QLineEdit, QPlainTextEdit, QTextEdit
+
+    if isinstance(widget, (QLineEdit, QAbstractSpinBox)):
+        return True
+    if isinstance(widget, (QPlainTextEdit, QTextEdit)):
+        return not widget.isReadOnly()
+    return False
+
+
+def save_png_atomic(pixmap: Any, path: Path) -> None:
+    """Save a QPixmap as PNG through a temporary file and ``os.replace``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path, suffix=".png") as tmp:
+        if not pixmap.save(str(tmp), "PNG"):
+            raise OSError("Qt could not encode the image")
