@@ -24,8 +24,17 @@ import pytest
 CLIENT_AET, SERVER_AET = "JCSVIEWER", "ORTHANC"
 DICOMWEB_PLUGIN_PATHS = ("/usr/share/orthanc/plugins/libOrthancDicomWeb.so",
                          "/usr/lib/orthanc/libOrthancDicomWeb.so.1.7")
-#: an Orthanc Lua filter that refuses every instance sent to it (C-STORE and STOW-RS alike).
-REJECT_ALL_LUA = "function ReceivedInstanceFilter(dicom, origin, info)\n  return false\nend\n"
+#: Orthanc Lua filters that refuse every instance sent to it: a failing C-STORE filter makes Orthanc answer the
+#: C-STORE with a failure status (0xA700), a failing filter of received instances fails the STOW-RS store.
+#: (A filter that merely returns false would drop the instance and still report success.)
+REJECT_ALL_LUA = """
+function ReceivedCStoreInstanceFilter(dicom, origin, info)
+  error("this test PACS refuses every instance")
+end
+function ReceivedInstanceFilter(dicom, origin, info)
+  error("this test PACS refuses every instance")
+end
+"""
 
 
 def free_port() -> int:
@@ -43,6 +52,7 @@ class Orthanc:
 
     def __init__(self, root: Path, lua: str | None = None) -> None:
         self.root = root
+        root.mkdir(parents=True, exist_ok=True)
         self.dicom_port, self.http_port = free_port(), free_port()
         storage = root / "storage"
         config = {
@@ -53,7 +63,11 @@ class Orthanc:
             # A wrong called AE title is refused at association, as a hospital PACS does.
             "DicomCheckCalledAet": True,
             "DicomModalities": {"jcs": [CLIENT_AET, "127.0.0.1", free_port()]},
+            # ... and so is an unknown calling AE title: only the AEs listed in DicomModalities may ask.
+            "DicomAlwaysAllowEcho": False, "DicomAlwaysAllowFind": False, "DicomAlwaysAllowGet": False,
+            "DicomAlwaysAllowMove": False, "DicomAlwaysAllowStore": False,
             "DicomScpTimeout": 30, "StableAge": 1, "ConcurrentJobs": 1,
+            "MaximumStorageCacheSize": 0,  # a file removed from the storage is gone (the partial-retrieve test)
         }
         plugin = dicomweb_plugin()
         if plugin:

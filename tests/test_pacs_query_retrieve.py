@@ -92,9 +92,16 @@ def test_send_stores_files_the_server_then_holds(orthanc, protocol, tmp_path, ca
     orthanc.rest(f"/studies/{orthanc.rest('/tools/lookup', 'POST', study_uid.encode())[0]['ID']}", "DELETE")
 
 
-def test_ae_title_comes_from_the_settings_and_the_command_line(orthanc, capsys):  # noqa: F811
+def test_ae_title_and_server_come_from_the_settings_and_the_command_line(orthanc, tmp_path, monkeypatch,
+                                                                       capsys):  # noqa: F811
+    """Orthanc knows only JCSVIEWER: a stranger's title is refused, so the title used is the one we chose."""
     from jcs_viewer.settings import Settings
 
     assert Settings().pacs_ae_title == "JCSVIEWER"
-    assert main(["pacs", "echo", "--server", orthanc.dimse, "--ae-title", "OTHERAE"]) == 0
-    assert "as OTHERAE" in capsys.readouterr().out
+    monkeypatch.setenv("JCS_VIEWER_CONFIG", str(tmp_path))
+    Settings(pacs_ae_title="STRANGER", pacs_servers=(orthanc.dimse,)).save()
+    assert main(["pacs", "echo"]) == 2  # the settings' server and AE title
+    err = capsys.readouterr().err
+    assert "rejected the association from STRANGER" in err and orthanc.dimse in err
+    assert main(["pacs", "echo", "--ae-title", "JCSVIEWER"]) == 0  # the command line wins
+    assert "answers (as JCSVIEWER)" in capsys.readouterr().out

@@ -72,35 +72,50 @@ def get_study(server: Server, study_uid: str, out_dir: Path, *, expected: int | 
               progress: Progress | None = None, cancel: Callable[[], bool] | None = None,
               timeout: float = DEFAULT_TIMEOUT) -> list[Path]:
     """WADO-RS one study into ``out_dir`` as ``<SOPInstanceUID>.dcm``; same contract as the DIMSE C-GET."""
+    from pydicom import Dataset
+
     client = _client(server, timeout)
-    if expected is None:  # QIDO-RS says how many to expect, for the progress and the partial check
-        with _http(server, "instance query", timeout):
-            expected = len(client.search_for_instances(study_instance_uid=study_uid, fields=["SOPInstanceUID"],
-                                                       get_remaining=True))
+    if expected is None:  # the study query says how many to expect, for the progress and the partial check
+        with _http(server, "study query", timeout):
+            found = client.search_for_studies(search_filters={"StudyInstanceUID": study_uid},
+                                              fields=["NumberOfStudyRelatedInstances"])
+        if not found:
+            raise PacsError(f"The DICOMweb server {server} has no study {study_uid}.")
+        expected = int(Dataset.from_json(found[0]).get("NumberOfStudyRelatedInstances", 0) or 0)
     out_dir.mkdir(parents=True, exist_ok=True)
     received: list[Path] = []
-    with _http(server, "study retrieve", timeout):
-        for ds in client.iter_study(study_uid):
-            uid = str(ds.SOPInstanceUID)
-            if not _UID.match(uid):
-                raise PacsError(f"The DICOMweb server {server} sent an instance with the malformed SOP Instance "
-                                f"UID {uid[:64]!r}.")
-            path = out_dir / f"{uid}.dcm"
-            try:
-                ds.save_as(path, enforce_file_format=True)
-            except OSError as exc:
-                raise PacsError(f"{path} could not be written ({exc.strerror or exc}).") from None
-            received.append(path)
-            if progress is not None:
-                progress(len(received), max(expected, len(received)))
-            if cancel is not None and cancel():
-                raise Cancelled(f"Retrieving the study was cancelled after {len(received)} instances.")
+    try:
+        with _http(server, "study retrieve", timeout):
+            for ds in client.iter_study(study_uid):
+                received.append(_save(server, ds, out_dir))
+                if progress is not None:
+                    progress(len(received), max(expected, len(received)))
+                if cancel is not None and cancel():
+                    raise Cancelled(f"Retrieving the study was cancelled after {len(received)} instances.")
+    except PacsError as exc:
+        if not expected:
+            raise
+        raise PacsError(f"Only {len(received)} of {expected} instances of study {study_uid} arrived "
+                        f"({str(exc).rstrip('.')}).") from None
     if not received:
         raise PacsError(f"The DICOMweb server {server} sent no instance of study {study_uid} "
                         "(is the Study UID right?).")
     if len(received) < expected:
         raise PacsError(f"Only {len(received)} of {expected} instances of study {study_uid} arrived from {server}.")
     return received
+
+
+def _save(server: Server, ds: Any, out_dir: Path) -> Path:
+    uid = str(ds.SOPInstanceUID)
+    if not _UID.match(uid):
+        raise PacsError(f"The DICOMweb server {server} sent an instance with the malformed SOP Instance "
+                        f"UID {uid[:64]!r}.")
+    path = out_dir / f"{uid}.dcm"
+    try:
+        ds.save_as(path, enforce_file_format=True)
+    except OSError as exc:
+        raise PacsError(f"{path} could not be written ({exc.strerror or exc}).") from None
+    return path
 
 
 def store_files(server: Server, files: Sequence[Path], *, progress: Progress | None = None,
@@ -118,5 +133,11 @@ def store_files(server: Server, files: Sequence[Path], *, progress: Progress | N
             reason = failed[0].get("FailureReason", "")
             raise PacsError(f"The DICOMweb server {server} refused to store {Path(path).name}"
                             f"{f' (failure reason 0x{int(reason):04X})' if reason != '' else ''}.")
+        # PS3.18: what was stored is listed in the answer; a server may drop an instance without saying so.
+        stored = {str(item.get("ReferencedSOPInstanceUID", ""))
+                  for item in getattr(answer, "ReferencedSOPSequence", None) or []}
+        if str(ds.SOPInstanceUID) not in stored:
+            raise PacsError(f"The DICOMweb server {server} did not store {Path(path).name} (its answer does not "
+                            "list it as stored).")
         if progress is not None:
             progress(done, len(files))

@@ -98,7 +98,8 @@ def _refusal(server: Server, ae_title: str, assoc: Any, log: list[str], elapsed:
                 f"{f' ({reason})' if reason else ''}: check that the PACS knows our AE title {ae_title} (and this "
                 f"computer's address) and that its own AE title is {server.ae_title}.")
     if any("No accepted presentation contexts" in line for line in log):
-        return f"The PACS {server} accepted none of the services we asked for."
+        return (f"The PACS {server} accepted none of the services {ae_title} asked for: it may not allow our AE "
+                "title to query, retrieve or store.")
     if elapsed >= 0.9 * timeout:
         return f"The PACS {server} did not answer the association request within {timeout:g} s."
     return f"The PACS {server} closed the connection without accepting the association from {ae_title}."
