@@ -27,12 +27,11 @@ def export_dicom_pdf(pdf: str | os.PathLike[str], volume: Any, path: str | os.Pa
     Raises:
         ExportError: no DICOM sources, an unreadable PDF, an unwritable target.
     """
-    import pydicom
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian, PYDICOM_IMPLEMENTATION_UID, generate_uid
 
     from jcs_viewer import __version__
-    from jcs_viewer.io.export import atomic_target, check_target
+    from jcs_viewer.io.export import check_target, save_dataset
 
     path = check_target(Path(path))
     source = study_sources(volume, path)[0]
@@ -79,6 +78,4 @@ def export_dicom_pdf(pdf: str | os.PathLike[str], volume: Any, path: str | os.Pa
 
         (pseudonyms or Pseudonymizer()).dataset(ds)
         ds.AcquisitionDateTime = ""  # E.1 removes it, the module requires it (type 2): present and empty
-    with atomic_target(path) as tmp:
-        pydicom.dcmwrite(tmp, ds, enforce_file_format=True)
-    return path
+    return save_dataset(ds, path)

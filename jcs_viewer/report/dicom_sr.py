@@ -97,7 +97,7 @@ def export_dicom_sr(result: Any, volume: Any, path: str | os.PathLike[str], *, q
     import highdicom as hd
 
     from jcs_viewer import __version__
-    from jcs_viewer.io.export import atomic_target, check_target
+    from jcs_viewer.io.export import check_target, save_dataset
 
     path = check_target(Path(path))
     quant = result.quant if quant is None else quant
@@ -156,10 +156,4 @@ def export_dicom_sr(result: Any, volume: Any, path: str | os.PathLike[str], *, q
                     designator=SCHEME, name="JCS Viewer codes", responsible_organization="JCS Viewer developers")])
     except (ValueError, TypeError, AttributeError, KeyError) as exc:
         raise ExportError(f"Cannot write {path}: the structured report could not be built ({exc}).") from exc
-    if anonymize:
-        from jcs_viewer.io.deidentify import Pseudonymizer
-
-        (pseudonyms or Pseudonymizer()).dataset(sr)
-    with atomic_target(path) as tmp:
-        sr.save_as(tmp)
-    return path
+    return save_dataset(sr, path, anonymize=anonymize, pseudonyms=pseudonyms)
