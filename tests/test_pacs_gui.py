@@ -53,6 +53,12 @@ def test_open_from_pacs_then_send_the_edited_results(qtbot, window, orthanc, sto
     window.pacs.open_from_pacs()
     dialog = window.pacs.browser
     assert dialog.server.currentText() == orthanc.dimse  # the server list of Settings
+    dialog.server.setEditText(f"ORTHANC@127.0.0.1:{free_port()}")  # a typed server nobody answers at
+    dialog.search()
+    qtbot.waitUntil(lambda: dialog.worker.delivered, timeout=30000)
+    assert dialog.last_error.startswith("Nothing answers at") and dialog.rows == []
+    dialog.last_error = ""
+    dialog.server.setCurrentIndex(0)
     search(qtbot, dialog, "NOBODY")
     assert dialog.rows == [] and "No study found" in dialog.status.text()
     search(qtbot, dialog, str(header.PatientID))

@@ -162,15 +162,14 @@ class PacsBrowserDialog(QDialog):
         folder = retrieve_folder(uid)
 
         def task(progress: Any, cancel: Any) -> Path:
-            from jcs_viewer.errors import Cancelled
             from jcs_viewer.pacs.client import retrieve_study
 
-            shutil.rmtree(folder, ignore_errors=True)  # an older, maybe partial, copy
+            shutil.rmtree(folder, ignore_errors=True)  # an older copy
             try:
                 retrieve_study(server, uid, folder, ae_title, cancel=lambda: cancel.cancelled,
                                progress=lambda done, total: progress("retrieve", done, total, ""))
-            except Cancelled:
-                shutil.rmtree(folder, ignore_errors=True)  # nothing partial is kept
+            except BaseException:
+                shutil.rmtree(folder, ignore_errors=True)  # cancelled or partial: nothing half is kept
                 raise
             return folder
         self._say(f"Retrieving {row['PatientID'] or 'the study'} from {server}…")
