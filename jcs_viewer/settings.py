@@ -67,6 +67,8 @@ class Settings:
     recent_studies: tuple[str, ...] = ()  # most recent first
     export_dir: str = ""  # where the last report or segmentation went (the export dialogs start there)
     mouse_scheme: str = "reading-room"  # reading-room (left W/L, middle pan, right zoom) | pan-first
+    pacs_ae_title: str = "JCSVIEWER"  # our calling AE title: the hospital's PACS must know it
+    pacs_servers: tuple[str, ...] = ()  # AET@HOST:PORT or http(s)://HOST/dicom-web, the default first
 
     @classmethod
     def load(cls, path: Path | None = None) -> "Settings":

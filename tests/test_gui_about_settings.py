@@ -246,7 +246,8 @@ def test_every_setting_maps_to_a_widget_and_back(qtbot, ini):
     changed = Settings(device="cuda", slice_threshold=0, slice_cutoff=0.3, slice_score="classifier",
                        segment_all_slices=True,
                        auto_analyze=False, autosave_dir="/data/autosave", default_layout="1x3",
-                       reviewer_name="R. Reader", undo_depth=7, session_restore="always", mouse_scheme="pan-first")
+                       reviewer_name="R. Reader", undo_depth=7, session_restore="always", mouse_scheme="pan-first",
+                       pacs_ae_title="READER1", pacs_servers=("PACS@pacs.example.org:104", "https://h/dicom-web"))
     defaults = Settings()
     # Fails when Settings gains a field this test (and so probably the dialog) does not set.
     shown = [f.name for f in dataclasses.fields(Settings) if f.name not in settings_dialog.NOT_IN_DIALOG]

@@ -42,7 +42,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--report", action="store_true", help="also write the annotated PDF report (report.pdf) and, "
                         "for DICOM studies, the DICOM SEG of lesions and lungs (lesion_seg.dcm)")
     parser.add_argument("--anonymize", action="store_true", help="remove patient name, ID, birth date and "
-                        "accession number from the report and the DICOM SEG")
+                        "accession number from the report and the DICOM SEG, SR and PDF")
+    parser.add_argument("--send", metavar="SERVER", help="with --report, store the DICOM SEG, the SR of the "
+                        "quantities and the report (Encapsulated PDF) on this PACS, in the source study: "
+                        "AET@HOST:PORT or http(s)://HOST/dicom-web")
+    from jcs_viewer.cli.pacs_cmd import add_server_options
+
+    add_server_options(parser, required=True)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -65,6 +71,14 @@ def run(args: argparse.Namespace) -> int:
     from jcs_viewer.pipeline import AnalysisOptions
     from jcs_viewer.pipeline.runner import load_models
 
+    send = getattr(args, "send", None)
+    if send is not None:
+        from jcs_viewer.cli.pacs_cmd import server_and_ae
+        from jcs_viewer.pacs.client import echo
+
+        if not getattr(args, "report", False):
+            raise UserError("--send stores the DICOM SEG, SR and report: add --report.")
+        send = echo(*server_and_ae(args, send), timeout=args.timeout)  # a wrong server fails now, not after the run
     seg, cls = _resolve_weights(args)
     options = AnalysisOptions(seg_weights=seg, cls_weights=cls, batch_size=args.batch_size,
                               **settings_options(args, quiet=args.quiet))
@@ -82,6 +96,8 @@ def run(args: argparse.Namespace) -> int:
         try:
             analyze_one(study, out_dir, options, models, bar, args.series, session=session,
                         report=getattr(args, "report", False), anonymize=getattr(args, "anonymize", False))
+            if send is not None:
+                send_results(out_dir, send, args)
         except JCSError as exc:
             if len(studies) == 1:
                 raise
@@ -114,6 +130,20 @@ def analyze_one(study: Path, out_dir: Path, options, models, bar, series_uid: st
     for message in result.messages:
         print(f"  note: {message}")
     return result
+
+
+def send_results(out_dir: Path, server, args: argparse.Namespace) -> None:
+    """Store the run's DICOM outputs (SEG, SR, Encapsulated PDF) on ``server``; says what went."""
+    from jcs_viewer.cli.pacs_cmd import server_and_ae
+    from jcs_viewer.errors import JCSError
+    from jcs_viewer.pacs.client import send_files
+    from jcs_viewer.report.bundle import DICOM_OUTPUT_NAMES
+
+    files = [out_dir / name for name in DICOM_OUTPUT_NAMES if (out_dir / name).is_file()]
+    if not files:
+        raise JCSError(f"Nothing was sent to {server}: this study has no DICOM outputs (they need a DICOM source).")
+    send_files(server, files, server_and_ae(args, str(server))[1], timeout=args.timeout)
+    print(f"Sent {', '.join(f.name for f in files)} to {server}.")
 
 
 def settings_options(args: argparse.Namespace, quiet: bool = False) -> dict:

@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (QApplication, QFileDialog, QGroupBox, QHBoxLayout
 
 from jcs_viewer.gui import backend
 from jcs_viewer.gui.export_actions import ExportActions
+from jcs_viewer.gui.pacs_actions import PacsActions
 from jcs_viewer.gui.layers_panel import LayersPanel
 from jcs_viewer.gui.layout import install_views
 from jcs_viewer.gui.review_panel import ReviewPanel
@@ -97,6 +98,7 @@ class MainWindow(QMainWindow):
         self.views = install_views(self)  # axial / 1×3 layouts, linked crosshair, 3-D tab
         self.editing = install_editing(self)  # brush/eraser, Edit menu, undo/redo, session autosave/restore
         self.exports = ExportActions(self, self._file_menu, before=self.settings_action)  # report, SEG, NIfTI, CSV
+        self.pacs = PacsActions(self, self._file_menu, before=self.settings_action)  # open from / send to a PACS
         QApplication.instance().installEventFilter(self)
 
     # ================================================================== construction
@@ -444,8 +446,9 @@ class MainWindow(QMainWindow):
 
     @property
     def busy(self) -> bool:
-        exports = getattr(self, "exports", None)
-        workers = (self.load_worker, self.analysis_worker, exports.worker if exports else None)
+        exports, pacs = getattr(self, "exports", None), getattr(self, "pacs", None)
+        workers = (self.load_worker, self.analysis_worker, exports.worker if exports else None,
+                   pacs.worker if pacs else None)
         return any(w is not None and w.busy for w in workers)
 
     def _update_busy(self) -> None:

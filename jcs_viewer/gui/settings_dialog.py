@@ -11,8 +11,8 @@ from pathlib import Path
 
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFileDialog,
-                               QFormLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit, QMessageBox, QPushButton,
-                               QSpinBox, QVBoxLayout, QWidget)
+                               QFormLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit, QMessageBox, QPlainTextEdit,
+                               QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
 from jcs_viewer.gui.mouse import SCHEMES
 from jcs_viewer.settings import Settings, SettingsStore
@@ -111,6 +111,18 @@ class SettingsDialog(QDialog):
                                       "is opened again.")
         form2.addRow("Saved session on reopening:", self.restore_combo)
 
+        pacs = QGroupBox("Hospital PACS")
+        form3 = QFormLayout(pacs)
+        self.ae_title = QLineEdit()
+        self.ae_title.setMaxLength(16)
+        self.ae_title.setToolTip("Our calling AE title: the PACS must know it (with this computer's address).")
+        form3.addRow("Our AE title:", self.ae_title)
+        self.servers = QPlainTextEdit()
+        self.servers.setPlaceholderText("One per line, the default first:\nPACS@pacs.hospital.org:104\n"
+                                        "https://pacs.hospital.org/dicom-web")
+        self.servers.setFixedHeight(self.fontMetrics().lineSpacing() * 4 + 12)
+        form3.addRow("Servers:", self.servers)
+
         self.error = QLabel()
         self.error.setStyleSheet("color: #c0392b;")
         self.error.setWordWrap(True)
@@ -130,6 +142,7 @@ class SettingsDialog(QDialog):
         layout = QVBoxLayout(self)
         layout.addWidget(analysis)
         layout.addWidget(reading)
+        layout.addWidget(pacs)
         layout.addWidget(self.error)
         layout.addWidget(where)
         layout.addWidget(buttons)
@@ -150,6 +163,8 @@ class SettingsDialog(QDialog):
         self.undo_depth.setValue(min(max(settings.undo_depth, 1), MAX_UNDO))
         self.autosave.setText(settings.autosave_dir)
         self.restore_combo.setCurrentIndex(max(0, self.restore_combo.findData(settings.session_restore)))
+        self.ae_title.setText(settings.pacs_ae_title)
+        self.servers.setPlainText("\n".join(settings.pacs_servers))
         self.error.hide()
 
     def values(self) -> Settings:
@@ -169,6 +184,8 @@ class SettingsDialog(QDialog):
             reviewer_name=self.reviewer.text().strip(),
             undo_depth=self.undo_depth.value(),
             session_restore=self.restore_combo.currentData(),
+            pacs_ae_title=self.ae_title.text().strip(),
+            pacs_servers=tuple(line.strip() for line in self.servers.toPlainText().splitlines() if line.strip()),
         )
 
     def _browse_autosave(self) -> None:
@@ -178,6 +195,14 @@ class SettingsDialog(QDialog):
 
     def validation_error(self) -> str | None:
         """One sentence about the first invalid field, or None."""
+        from jcs_viewer.pacs.server import PacsError, check_ae_title, parse_server
+
+        try:
+            check_ae_title(self.ae_title.text(), "AE title")
+            for line in self.values().pacs_servers:
+                parse_server(line)
+        except PacsError as exc:
+            return str(exc)
         folder = self.autosave.text().strip()
         if folder and Path(folder).expanduser().exists() and not Path(folder).expanduser().is_dir():
             return f"Autosave folder {folder} is a file, not a folder."

@@ -489,13 +489,19 @@ def export_dicom_seg(
             )
     except (ValueError, TypeError, AttributeError) as exc:
         raise ExportError(f"Cannot write {path}: the segmentation could not be built ({exc}).") from exc
+    return save_dataset(seg, path, anonymize=anonymize, pseudonyms=pseudonyms)
+
+
+def save_dataset(ds: Any, path: str | os.PathLike[str], *, anonymize: bool = False, pseudonyms: Any = None) -> Path:
+    """Write a DICOM object of ours atomically, de-identified first with ``anonymize`` (by the output set's
+    :class:`~jcs_viewer.io.deidentify.Pseudonymizer` ``pseudonyms``, default a new one); returns the path."""
     if anonymize:
         from jcs_viewer.io.deidentify import Pseudonymizer
 
-        (pseudonyms or Pseudonymizer()).dataset(seg)
+        (pseudonyms or Pseudonymizer()).dataset(ds)
     with atomic_target(path) as tmp:
-        seg.save_as(tmp)
-    return path
+        ds.save_as(tmp, enforce_file_format=True)  # a PS3.10 file: preamble, complete file meta
+    return Path(path)
 
 
 def _ai_family() -> Any:

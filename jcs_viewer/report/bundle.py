@@ -27,6 +27,8 @@ if TYPE_CHECKING:
 
 REPORT_NAME = "report.pdf"
 SEG_NAME = "lesion_seg.dcm"
+SR_NAME = "results_sr.dcm"  # the quantities as a DICOM SR (TID 1500), beside the SEG
+PDF_DICOM_NAME = "report_pdf.dcm"  # the report as a DICOM Encapsulated PDF, for a PACS
 LESION_NIFTI_NAME = "lesion_mask.nii.gz"
 LUNG_NIFTI_NAME = "lung_mask.nii.gz"
 CSV_NAME = "per_slice.csv"
@@ -35,7 +37,9 @@ AI_LESION_NIFTI_NAME = "lesion_mask_ai.nii.gz"  # beside the edited lesion mask 
 COMPLETION_FILE = RESULTS_JSON
 #: every file a run may write into its folder (a new run removes the ones it did not write again).
 OUTPUT_NAMES = frozenset({COMPLETION_FILE, ARRAYS_NPZ, CSV_NAME, LESION_NIFTI_NAME, LUNG_NIFTI_NAME,
-                          AI_LESION_NIFTI_NAME, REPORT_NAME, SEG_NAME})
+                          AI_LESION_NIFTI_NAME, REPORT_NAME, SEG_NAME, SR_NAME, PDF_DICOM_NAME})
+#: the outputs that go to a PACS (``analyze --send``, File > Send Results to PACS), in this order.
+DICOM_OUTPUT_NAMES = (SEG_NAME, SR_NAME, PDF_DICOM_NAME)
 
 
 class ExportResult(dict[str, Path]):
@@ -60,8 +64,9 @@ def export_all(
     lesion_classes: np.ndarray | None = None,
     segmentation: bool = True,
     pseudonyms: Any = None,
+    dicom_results: bool = False,
 ) -> ExportResult:
-    """Write report.pdf, lesion_seg.dcm, lesion_mask.nii.gz, lung_mask.nii.gz and per_slice.csv.
+    """Write report.pdf, lesion_seg.dcm, results_sr.dcm, report_pdf.dcm, the NIfTI masks and per_slice.csv.
 
     The lesion files hold the reader's ``edited_mask`` when it differs from the AI's mask,
     else the AI's mask. A non-DICOM study gets every file but the SEG: no ``"lesion_seg"``
@@ -80,11 +85,13 @@ def export_all(
         lesion_classes: optional class mask (1 ground-glass / 2 consolidation) for the SEG's
             lesion segments; used only when no edited mask is given.
         segmentation: write the DICOM SEG (DICOM studies only).
+        dicom_results: with ``segmentation``, also the DICOM SR of the quantities and (with ``report``) the
+            report as a DICOM Encapsulated PDF: what goes back to a PACS.
         pseudonyms: the output set's :class:`~jcs_viewer.io.deidentify.Pseudonymizer` (with ``anonymize``).
 
     Returns:
-        Name -> written path for each file written (keys: report, lesion_seg, lesion_nifti,
-        lung_nifti, csv); its ``notes`` list says why a file was left out (a SEG that cannot be
+        Name -> written path for each file written (keys: report, lesion_seg, results_sr, report_dicom,
+        lesion_nifti, lung_nifti, csv); its ``notes`` list says why a file was left out (a SEG that cannot be
         built does not stop the other files).
 
     Raises:
@@ -120,13 +127,37 @@ def export_all(
                                                      edited=edited, anonymize=anonymize, pseudonyms=pseudonyms)
         except ExportError as exc:  # the other files do not depend on the SEG: write them, say what failed
             written.notes.append(f"No {SEG_NAME}: {exc}")
+    quant = (quantify(volume, result.lung_mask, lesion, min_lesion_voxels=result.quant.min_lesion_voxels)
+             if edited else None)
+    if dicom_results and segmentation and seg_reason is None:
+        written.update(_dicom_results(result, volume, out, quant, written.get("report"), written.notes,
+                                      anonymize=anonymize, pseudonyms=pseudonyms))
     written["lesion_nifti"] = export_nifti(lesion, volume, out / LESION_NIFTI_NAME)
     if edited:  # the AI's own mask stays beside the reader's
         written["lesion_nifti_ai"] = export_nifti(ai_mask.astype(np.uint8), volume, out / AI_LESION_NIFTI_NAME)
     written["lung_nifti"] = export_nifti(result.lung_mask, volume, out / LUNG_NIFTI_NAME)
-    quant = (quantify(volume, result.lung_mask, lesion, min_lesion_voxels=result.quant.min_lesion_voxels)
-             if edited else None)
     written["csv"] = export_csv(result, out / CSV_NAME, review=review, quant=quant)
+    return written
+
+
+def _dicom_results(result: Any, volume: Any, out: Path, quant: Any, pdf: Path | None, notes: list[str], *,
+                   anonymize: bool, pseudonyms: Any) -> dict[str, Path]:
+    """The SR of the quantities and (with a report) the Encapsulated PDF: in the study, beside the SEG."""
+    from jcs_viewer.report.dicom_pdf import export_dicom_pdf
+    from jcs_viewer.report.dicom_sr import export_dicom_sr
+
+    written = {}
+    try:
+        written["results_sr"] = export_dicom_sr(result, volume, out / SR_NAME, quant=quant, anonymize=anonymize,
+                                                pseudonyms=pseudonyms)
+    except ExportError as exc:  # like the SEG: the other files stand on their own
+        notes.append(f"No {SR_NAME}: {exc}")
+    if pdf is not None:
+        try:
+            written["report_dicom"] = export_dicom_pdf(pdf, volume, out / PDF_DICOM_NAME, anonymize=anonymize,
+                                                       pseudonyms=pseudonyms)
+        except ExportError as exc:
+            notes.append(f"No {PDF_DICOM_NAME}: {exc}")
     return written
 
 
@@ -166,7 +197,8 @@ def write_study_outputs(result: StudyResult, volume: Volume, out_dir: Path, *, e
     """A headless run's whole output set, all or nothing (:func:`staged_outputs`).
 
     ``results.json``/``arrays.npz`` (with the reader's edits, when given), the CSV and NIfTI masks, and with
-    ``report`` the PDF and (DICOM studies) the SEG, through :func:`export_all`. With ``anonymize`` every
+    ``report`` the PDF and (DICOM studies) the SEG, the SR and the Encapsulated PDF, through :func:`export_all`.
+    With ``anonymize`` every
     file is de-identified with one pseudonym map (PS3.15 E.1, :mod:`jcs_viewer.io.deidentify`).
 
     Args:
@@ -188,7 +220,7 @@ def write_study_outputs(result: StudyResult, volume: Volume, out_dir: Path, *, e
         saved.save(stage)
         written = export_all(
             edits.ai_result if edits is not None else result, volume, stage, report=report, anonymize=anonymize,
-            segmentation=report, pseudonyms=pseudonyms,
+            segmentation=report, pseudonyms=pseudonyms, dicom_results=report,
             **({} if edits is None else {"reviewer": edits.reviewer, "review": edits.review, "notes": edits.notes,
                                          "edited_mask": edits.result.lesion_mask}))
     for name, path in written.items():
