@@ -60,6 +60,7 @@ KEYS: tuple[tuple[str, str], ...] = (
     ("1 / 2 / 3", "lung / mediastinum / bone window (HU studies)"),
     ("R", "reset the view"),
     ("S", "show / hide the overlays"),
+    ("I", "show / hide the image corners (View ▸ Anonymise view hides the patient's name, ID and dates)"),
     ("N / P", "next / previous flagged slice"),
     ("C / X", "confirm / reject the slice"),
     ("Esc", "cancel the running task"),

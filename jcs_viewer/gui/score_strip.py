@@ -15,6 +15,8 @@ if TYPE_CHECKING:
     from jcs_viewer.pipeline.result import StudyResult
 
 CONFIRMED_BRUSH = (40, 200, 70)
+#: Up to this many slices, every slice gets its numbered tick.
+MAX_TICKED_SLICES = 12
 REJECTED_BRUSH = (150, 150, 150)
 FLAG_FILL = (255, 120, 0, 55)
 _LEGEND_TAIL = ("<span style='color:#ffc800'>╌ cutoff</span> &nbsp; "
@@ -85,7 +87,7 @@ class ScoreStrip(pg.PlotWidget):
         plot = self.getPlotItem()
         plot.setMenuEnabled(False)
         plot.hideButtons()
-        plot.setLabel("left", "P(COVID)")
+        plot.setLabel("left", "score")  # the default joint score's name, so the label does not change on a result
         # The axis title doubles as the legend: four marks share the strip and a tooltip is not enough.
         plot.setLabel("bottom", STRIP_LEGEND)
         plot.showGrid(x=False, y=True, alpha=0.2)
@@ -122,6 +124,8 @@ class ScoreStrip(pg.PlotWidget):
         self._regions = []
         n = max(1, self.viewer.n_slices)
         plot.setXRange(0.5, n + 0.5, padding=0.0)
+        # Slice numbers are whole: a short study gets one tick a slice (pyqtgraph would label 0.6 ... 1.4).
+        plot.getAxis("bottom").setTicks([[(i, str(i)) for i in range(1, n + 1)]] if n <= MAX_TICKED_SLICES else None)
         joint = result is not None and getattr(result, "slice_score", "classifier") == "joint"
         plot.setLabel("left", "score" if joint else "P(COVID)")
         plot.setLabel("bottom", JOINT_LEGEND if joint else STRIP_LEGEND)

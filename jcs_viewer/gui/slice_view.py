@@ -10,6 +10,7 @@ from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QPainter
 
 from jcs_viewer.gui import mouse, overlays
+from jcs_viewer.gui.corners import ImageCorners, corner_texts
 from jcs_viewer.gui.state import LayerSettings, ViewerState
 
 if TYPE_CHECKING:
@@ -107,13 +108,15 @@ class SliceView(pg.GraphicsLayoutWidget):
         self._cam_lut = overlays.colormap_lut(state.layers.cam_colormap)
         self._rect = QRectF()
         self._layers = state.layers
+        self.corners = ImageCorners(self.view)
 
         self.view.sigSliceStep.connect(state.step)
+        self.view.sigRangeChanged.connect(lambda *_: self.update_corners())
         self.view.sigWindowDrag.connect(self._on_window_drag)
         self.scene().sigMouseMoved.connect(self._on_mouse_moved)
         state.on("volume", self._on_volume)
         state.on("slice", lambda z: self.refresh())
-        state.on("window", lambda width, level: self.image.setLevels(state.levels))
+        state.on("window", lambda width, level: (self.image.setLevels(state.levels), self.update_corners()))
         state.on("layers", self._on_layers)
         state.on("view_reset", self.reset_view)
         state.on("labels", self._on_labels)  # the edited mask changed on slices zs (a brush stroke)
@@ -134,6 +137,8 @@ class SliceView(pg.GraphicsLayoutWidget):
     def _on_layers(self, layers: LayerSettings) -> None:
         old, self._layers = self._layers, layers
         self._apply_visibility(layers)
+        if (layers.corners_visible, layers.anonymised) != (old.corners_visible, old.anonymised):
+            self.update_corners()
         if layers.cam_colormap != old.cam_colormap:
             self._cam_lut = overlays.colormap_lut(layers.cam_colormap)
         if layers.cam_changed(old):
@@ -162,6 +167,18 @@ class SliceView(pg.GraphicsLayoutWidget):
         self.image.setRect(self._rect)
         self._draw_cam()
         self._draw_masks()
+        self.update_corners()
+
+    def update_corners(self) -> None:
+        """The corners' text for the slice, window and zoom shown now."""
+        state, layers = self.viewer, self._layers
+        self.corners.set_visible(layers.corners_visible and state.volume is not None)
+        if state.volume is None or not layers.corners_visible:
+            return
+        data_per_px = self.view.viewPixelSize()[0]  # mm of the image per screen pixel
+        zoom = float(state.volume.spacing[2]) / data_per_px if data_per_px > 0 else 1.0
+        self.corners.set_texts(corner_texts(state.volume, state.z, state.window, state.preset, zoom,
+                                            layers.anonymised))
 
     def _draw_cam(self) -> None:
         state = self.viewer

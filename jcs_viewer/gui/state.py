@@ -50,6 +50,8 @@ class LayerSettings:
     lesion_color: tuple[int, int, int] = (255, 40, 40)
     lung_visible: bool = True
     lung_opacity: float = 0.8
+    corners_visible: bool = True  # patient, study, slice, W/L and zoom in the image corners (key I)
+    anonymised: bool = False  # View > Anonymise view: no name, ID or dates on screen
 
     _MASK_FIELDS = ("lesion_visible", "lesion_opacity", "lesion_outline", "lesion_color", "lung_visible",
                     "lung_opacity")
@@ -231,6 +233,9 @@ class ViewerState:
 
     def toggle_overlays(self) -> None:
         self.set_layers(overlays_visible=not self.layers.overlays_visible)
+
+    def toggle_corners(self) -> None:
+        self.set_layers(corners_visible=not self.layers.corners_visible)
 
     # --- cursor ------------------------------------------------------------------------
     def set_cursor(self, x: float | None, y: float | None = None) -> None:

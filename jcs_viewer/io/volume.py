@@ -112,3 +112,20 @@ class Volume:
         z, y, x = zyx
         ijk = np.array([x * self.spacing[2], y * self.spacing[1], z * self.spacing[0]])
         return np.asarray(self.origin) + self.direction @ ijk
+
+
+def person_name(name: str) -> str:
+    """DICOM ``Family^Given^Middle^Prefix^Suffix`` -> ``Family, Given Middle`` (as a reader writes it)."""
+    parts = [p.strip() for p in (name or "").split("^")]
+    if len(parts) == 1:
+        return parts[0]
+    given = " ".join(p for p in parts[1:3] if p)
+    return f"{parts[0]}, {given}" if given else parts[0]
+
+
+def dicom_date(value: str) -> str:
+    """DICOM ``YYYYMMDD`` -> ``YYYY-MM-DD``; anything else as it is."""
+    value = (value or "").strip()
+    if len(value) == 8 and value.isdigit():
+        return f"{value[:4]}-{value[4:6]}-{value[6:]}"
+    return value

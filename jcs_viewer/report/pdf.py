@@ -35,6 +35,7 @@ from reportlab.platypus import (
 from jcs_viewer import RESEARCH_USE_NOTICE, __version__
 from jcs_viewer.errors import ExportError
 from jcs_viewer.io.export import check_target, write_bytes_atomic
+from jcs_viewer.io.volume import dicom_date, person_name
 from jcs_viewer.report.content import ReportContent, build_content, compress_ranges
 from jcs_viewer.report.fonts import Fonts, report_fonts
 from jcs_viewer.report.key_images import key_image_section, render_key_images
@@ -145,22 +146,6 @@ def _count(n: int, noun: str) -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
-def _person_name(name: str) -> str:
-    """DICOM ``Family^Given^Middle^Prefix^Suffix`` -> ``Family, Given Middle``."""
-    parts = [p.strip() for p in (name or "").split("^")]
-    if len(parts) == 1:
-        return parts[0]
-    given = " ".join(p for p in parts[1:3] if p)
-    return f"{parts[0]}, {given}" if given else parts[0]
-
-
-def _date(value: str) -> str:
-    value = (value or "").strip()
-    if re.fullmatch(r"\d{8}", value):
-        return f"{value[:4]}-{value[4:6]}-{value[6:]}"
-    return value
-
-
 def _sex(value: str) -> str:
     """DICOM Patient's Sex code -> a word ("O" printed alone reads like a zero)."""
     value = (value or "").strip()
@@ -198,14 +183,14 @@ def _header(volume: Volume, result: StudyResult, anonymize: bool, st: dict[str, 
         patient_rows = [[b("Patient"), Paragraph(removed, st["cell"]), "", ""]]
     else:
         patient_rows = [
-            [b("Patient name"), p(_person_name(info.patient_name)), b("Patient ID"), p(info.patient_id)],
-            [b("Birth date"), p(_date(info.birth_date)), b("Sex / age"), sex_age],
+            [b("Patient name"), p(person_name(info.patient_name)), b("Patient ID"), p(info.patient_id)],
+            [b("Birth date"), p(dicom_date(info.birth_date)), b("Sex / age"), sex_age],
             [b("Accession"), p(info.accession_number), b("Institution"), p(info.institution)],
         ]
     nz, ny, nx = volume.shape
     sz, sy, sx = volume.spacing
     study_rows = [
-        [b("Study date"), p(_date(info.study_date)), b("Study"), p(info.study_description)],
+        [b("Study date"), p(dicom_date(info.study_date)), b("Study"), p(info.study_description)],
         [b("Series"), p(" ".join(x for x in (info.series_number, info.series_description) if x)),
          b("Modality / scanner"), p(" ".join(x for x in (info.modality, info.manufacturer) if x))],
     ] if not anonymize else [

@@ -1,0 +1,113 @@
+"""Image corners (issue 19, item 3): patient, study and series, slice position and thickness, W/L and zoom on the
+axial view; key I hides them; View ▸ Anonymise view takes the identifying lines away. On the demo study and on a
+real DICOM series."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+pytest.importorskip("pytestqt")
+from PySide6.QtCore import Qt  # noqa: E402
+
+from jcs_viewer.gui.corners import corner_texts  # noqa: E402
+from jcs_viewer.gui.main_window import MainWindow  # noqa: E402
+from jcs_viewer.gui.synthetic import synthetic_result, synthetic_volume  # noqa: E402
+from jcs_viewer.io.volume import StudyInfo  # noqa: E402
+from jcs_viewer.settings import SettingsStore  # noqa: E402
+from conftest import shared_data_path  # noqa: E402
+
+PATIENT = StudyInfo(patient_name="DOE^JANE^Q", patient_id="P-0042", birth_date="19500102", sex="F", age="071Y",
+                    study_date="20201103", study_description="CT CHEST", series_number="3",
+                    series_description="LUNG 1.0", modality="CT", slice_thickness=1.0)
+
+
+@pytest.fixture
+def window(qtbot, tmp_path, monkeypatch):
+    monkeypatch.setenv("JCS_VIEWER_CONFIG", str(tmp_path / "config"))
+    monkeypatch.setenv("JCS_VIEWER_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("JCS_VIEWER_RESTORE_SESSION", "never")
+    settings = SettingsStore(tmp_path / "config" / "settings.ini")
+    settings.update(auto_analyze=False)
+    win = MainWindow(settings=settings)
+    qtbot.addWidget(win)
+    win.resize(1400, 860)
+    win.show()
+    qtbot.waitExposed(win)
+    return win
+
+
+def _shown(win):
+    return win.slice_view.corners.texts()
+
+
+def test_corners_follow_slice_window_and_zoom_and_hide_with_i(window, qtbot):
+    volume, lung, lesion = synthetic_volume(n_slices=30, size=128, seed=2)
+    volume = dataclasses.replace(volume, info=PATIENT)
+    window.state.set_volume(volume)
+    window.state.set_result(synthetic_result(volume, lung, lesion, cam_size=16))
+    texts = _shown(window)
+    assert texts["top_left"].splitlines() == ["DOE, JANE Q", "ID P-0042", "born 1950-01-02", "F 71Y"]
+    assert texts["top_right"].splitlines() == ["2020-11-03", "CT CHEST", "CT", "Series 3 LUNG 1.0"]
+    assert f"Slice {window.state.z + 1} / 30" in texts["bottom_left"] and "thickness 1 mm" in texts["bottom_left"]
+    window.state.set_slice(4)
+    assert _shown(window)["bottom_left"].startswith("Slice 5 / 30")
+    assert f"z {volume.slice_position_mm(4):.1f} mm" in _shown(window)["bottom_left"]
+    window.state.apply_preset(2)
+    assert _shown(window)["bottom_right"].startswith("W 400  L 40  mediastinum")
+    zoom_before = _shown(window)["bottom_right"].splitlines()[1]
+    window.slice_view.view.scaleBy((0.5, 0.5))  # zoom in twice
+    qtbot.waitUntil(lambda: _shown(window)["bottom_right"].splitlines()[1] != zoom_before)
+    before, after = (int(t.split()[1]) for t in (zoom_before, _shown(window)["bottom_right"].splitlines()[1]))
+    assert after == pytest.approx(2 * before, rel=0.05)
+    # Key I hides the corners and brings them back.
+    window.handle_key(Qt.Key.Key_I)
+    assert all(not item.isVisible() for item in window.slice_view.corners.items.values())
+    window.handle_key(Qt.Key.Key_I)
+    assert _shown(window)["top_left"].startswith("DOE, JANE")
+
+
+def test_anonymise_view_removes_the_identifying_lines(window):
+    volume, lung, lesion = synthetic_volume(n_slices=12, size=96, seed=4)
+    window.state.set_volume(dataclasses.replace(volume, info=PATIENT))
+    window.anonymise_action.setChecked(True)
+    texts = _shown(window)
+    everything = "\n".join(texts.values())
+    for secret in ("DOE", "JANE", "P-0042", "1950", "2020-11-03", "CT CHEST"):
+        assert secret not in everything
+    assert texts["top_left"] == "Anonymised" and "Slice" in texts["bottom_left"]
+    window.anonymise_action.setChecked(False)
+    assert "DOE, JANE Q" in _shown(window)["top_left"]
+
+
+def test_corners_on_a_real_dicom_series(window):
+    from jcs_viewer.io import load_study
+
+    volume = load_study(shared_data_path("covid19_ny_sbu_dicom_slices", "A002304", "axial"))
+    window.state.set_volume(volume)
+    texts = _shown(window)
+    assert "ID A002304" in texts["top_left"] and "M 71Y" in texts["top_left"]
+    assert texts["top_right"].splitlines()[:2] == ["1901-01-12", "CT CHEST PULMONARY ANGIO WITH IV CON"]
+    assert "Slice 1 / 1" in texts["bottom_left"] and "thickness 1.25 mm" in texts["bottom_left"]
+    assert texts["bottom_right"].startswith("W 1500  L -600  lung")
+
+
+def test_grey_level_studies_say_so_and_missing_fields_leave_no_blank_lines():
+    volume, _, _ = synthetic_volume(n_slices=3, size=32, seed=1)
+    grey = dataclasses.replace(volume, is_hu=False, info=StudyInfo())
+    texts = corner_texts(grey, 0, (255.0, 127.5), "full range", 1.0, anonymised=False)
+    assert texts["top_left"] == "" and "" not in texts["top_right"].splitlines()
+    assert "(grey levels)" in texts["bottom_right"] and texts["bottom_right"].endswith("Zoom 100 %")
+
+
+def test_a_short_study_gets_whole_slice_numbers_on_the_score_strip(window):
+    """Item 7: a one-slice study was labelled 0.6 ... 1.4."""
+    volume, lung, lesion = synthetic_volume(n_slices=1, size=64, seed=1)
+    window.state.set_volume(volume)
+    window.state.set_result(synthetic_result(volume, lung, lesion, cam_size=8))
+    axis = window.score_strip.getPlotItem().getAxis("bottom")
+    assert axis._tickLevels == [[(1, "1")]]  # the ticks drawn (pyqtgraph keeps set ticks there)
+    many, lung, lesion = synthetic_volume(n_slices=40, size=64, seed=1)
+    window.state.set_volume(many)
+    assert axis._tickLevels is None  # a longer study: pyqtgraph's own whole-number spacing
