@@ -48,7 +48,7 @@ def test_corners_follow_slice_window_and_zoom_and_hide_with_i(window, qtbot):
     window.state.set_volume(volume)
     window.state.set_result(synthetic_result(volume, lung, lesion, cam_size=16))
     texts = _shown(window)
-    assert texts["top_left"].splitlines() == ["DOE, JANE Q", "ID P-0042", "born 1950-01-02", "F 71Y"]
+    assert texts["top_left"].splitlines() == ["DOE, JANE Q", "ID P-0042", "born 1950-01-02", "female, 71 years"]
     assert texts["top_right"].splitlines() == ["2020-11-03", "CT CHEST", "CT", "Series 3 LUNG 1.0"]
     assert f"Slice {window.state.z + 1} / 30" in texts["bottom_left"] and "thickness 1 mm" in texts["bottom_left"]
     window.state.set_slice(4)
@@ -87,7 +87,7 @@ def test_corners_on_a_real_dicom_series(window):
     volume = load_study(shared_data_path("covid19_ny_sbu_dicom_slices", "A002304", "axial"))
     window.state.set_volume(volume)
     texts = _shown(window)
-    assert "ID A002304" in texts["top_left"] and "M 71Y" in texts["top_left"]
+    assert "ID A002304" in texts["top_left"] and "male, 71 years" in texts["top_left"]
     assert texts["top_right"].splitlines()[:2] == ["1901-01-12", "CT CHEST PULMONARY ANGIO WITH IV CON"]
     assert "Slice 1 / 1" in texts["bottom_left"] and "thickness 1.25 mm" in texts["bottom_left"]
     assert texts["bottom_right"].startswith("W 1500  L -600  lung")

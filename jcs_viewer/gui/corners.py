@@ -10,7 +10,7 @@ import pyqtgraph as pg
 from PySide6.QtGui import QColor, QFont
 from PySide6.QtWidgets import QGraphicsDropShadowEffect, QGraphicsSimpleTextItem
 
-from jcs_viewer.io.volume import dicom_date, person_name
+from jcs_viewer.io.volume import age_words, dicom_date, person_name, sex_word
 
 if TYPE_CHECKING:
     from jcs_viewer.io.volume import Volume
@@ -36,7 +36,7 @@ def corner_texts(volume: Volume, z: int, window: tuple[float, float], preset: st
         patient = ["Anonymised"]
         study = [line for line in (info.modality,) if line]
     else:
-        sex_age = " ".join(v for v in (info.sex, info.age.lstrip("0") if info.age else "") if v)
+        sex_age = ", ".join(v for v in (sex_word(info.sex), age_words(info.age)) if v)
         patient = [line for line in (person_name(info.patient_name), info.patient_id and f"ID {info.patient_id}",
                                      info.birth_date and f"born {dicom_date(info.birth_date)}", sex_age) if line]
         study = [line for line in (dicom_date(info.study_date), info.study_description, info.modality) if line]
@@ -93,9 +93,15 @@ class ImageCorners:
 
     def _place(self) -> None:
         rect = self._view.boundingRect()
+        w, h = rect.width(), rect.height()
+        boxes = {corner: item.boundingRect() for corner, item in self.items.items()}
+        pos: dict[str, tuple[float, float]] = {}
+        for top, left, right in ((True, "top_left", "top_right"), (False, "bottom_left", "bottom_right")):
+            lb, rb = boxes[left], boxes[right]
+            y_left = _PAD if top else h - lb.height() - _PAD
+            y_right = _PAD if top else h - rb.height() - _PAD
+            if lb.width() + rb.width() + 3 * _PAD > w:  # a narrow pane (1×3): the right block goes under/over
+                y_right = y_left + lb.height() if top else y_left - rb.height()
+            pos[left], pos[right] = (_PAD, y_left), (w - rb.width() - _PAD, y_right)
         for corner, item in self.items.items():
-            box = item.boundingRect()
-            x = _PAD if corner.endswith("left") else rect.width() - box.width() - _PAD
-            # The orientation letters sit at the edges' middles; the corners keep clear of them.
-            y = _PAD if corner.startswith("top") else rect.height() - box.height() - _PAD
-            item.setPos(x, y)
+            item.setPos(*pos[corner])

@@ -27,7 +27,8 @@ from jcs_viewer.gui.state import ViewerState
 from jcs_viewer.gui.summary_panel import SummaryPanel
 from jcs_viewer.gui.user_messages import user_message
 from jcs_viewer.gui.screenshot_run import finish_screenshot_run, prepare_screenshot_view
-from jcs_viewer.gui.window_chrome import WarningBanner, install_menus, install_status_bar, is_text_input
+from jcs_viewer.gui.window_chrome import (WarningBanner, initial_size, install_menus, install_status_bar,
+                                         is_text_input)
 from jcs_viewer.gui.workers import Analysed, OpenedStudy, SeriesChoice, TaskWorker
 from jcs_viewer.pipeline.progress import STAGE_LABELS as ANALYSIS_STAGE_LABELS
 from jcs_viewer.settings import SettingsStore
@@ -90,7 +91,7 @@ class MainWindow(QMainWindow):
 
         self.setWindowTitle(f"{APP_NAME} — research use only")
         self.setAcceptDrops(True)
-        self.resize(1440, 900)
+        self.resize(*initial_size())
         self._build_widgets()
         install_menus(self)
         install_status_bar(self)

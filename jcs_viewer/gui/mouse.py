@@ -62,6 +62,7 @@ KEYS: tuple[tuple[str, str], ...] = (
     ("S", "show / hide the overlays"),
     ("I", "show / hide the image corners (View ▸ Anonymise view hides the patient's name, ID and dates)"),
     ("N / P", "next / previous flagged slice"),
+    ("Shift+N / Shift+P", "first slice of the next / previous run of flagged slices"),
     ("C / X", "confirm / reject the slice"),
     ("Esc", "cancel the running task"),
     ("Shift + move or click", "move the crosshair in every view (1×3 layout)"),

@@ -28,8 +28,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QEvent, QObject, QPointF, QRectF, Qt
-from PySide6.QtGui import QColor, QFont
-from PySide6.QtWidgets import QGraphicsSimpleTextItem
+from PySide6.QtGui import QColor, QFont, QPen
+from PySide6.QtWidgets import QGraphicsRectItem, QGraphicsSimpleTextItem
 
 from jcs_viewer.gui import mouse, overlays
 from jcs_viewer.gui.reformat import Plane, axis_letters, cam_plane, plane_axis, plane_of, plane_size_mm
@@ -88,12 +88,19 @@ class OrientationLetters:
         font.setPointSize(11)
         font.setBold(True)
         self.items: dict[str, QGraphicsSimpleTextItem] = {}
+        self._backs: dict[str, QGraphicsRectItem] = {}
         for edge in ("left", "right", "top", "bottom"):
+            # A dark tile behind each letter: the crosshair passing through the top "S" read as "$", and yellow
+            # alone is faint on bright bone and contrast.
+            back = QGraphicsRectItem(view)
+            back.setBrush(QColor(0, 0, 0, 170))
+            back.setPen(QPen(Qt.PenStyle.NoPen))
+            back.setZValue(99)
             item = QGraphicsSimpleTextItem("", view)  # a child of the box, not of the panned scene
-            item.setBrush(QColor(255, 214, 0, 220))
+            item.setBrush(QColor(255, 214, 0, 235))
             item.setFont(font)
             item.setZValue(100)
-            self.items[edge] = item
+            self.items[edge], self._backs[edge] = item, back
         view.sigResized.connect(lambda *_: self._place())
 
     def set_letters(self, left: str, right: str, top: str, bottom: str) -> None:
@@ -112,6 +119,9 @@ class OrientationLetters:
             x = {"left": pad, "right": w - box.width() - pad}.get(edge, (w - box.width()) / 2)
             y = {"top": pad, "bottom": h - box.height() - pad}.get(edge, (h - box.height()) / 2)
             item.setPos(x, y)
+            back = self._backs[edge]
+            back.setRect(x - 2, y, box.width() + 4, box.height())
+            back.setVisible(bool(item.text()))
 
 
 def _crosshair_lines(view: pg.ViewBox) -> tuple[pg.InfiniteLine, pg.InfiniteLine]:

@@ -197,6 +197,20 @@ class ViewerState:
             self.set_slice(z)
         return z
 
+    def next_run(self) -> int | None:
+        """To the first slice of the next run of flagged slices (Shift+N)."""
+        z = self.review.next_run(self.z)
+        if z is not None:
+            self.set_slice(z)
+        return z
+
+    def previous_run(self) -> int | None:
+        """To the first slice of this or the previous run of flagged slices (Shift+P)."""
+        z = self.review.previous_run(self.z)
+        if z is not None:
+            self.set_slice(z)
+        return z
+
     # --- window / level ----------------------------------------------------------------
     @property
     def is_hu(self) -> bool:
@@ -211,8 +225,8 @@ class ViewerState:
     def apply_preset(self, key: int) -> None:
         """Keys 1/2/3: lung, mediastinum, bone; non-HU volumes fall back to 0..255."""
         name, width, level = HU_PRESETS[key]
-        if not self.is_hu:
-            name, (width, level) = "full range", RAW_WINDOW
+        if not self.is_hu:  # the name says why 1/2/3 all give the same picture
+            name, (width, level) = "full range: grey levels, not HU", RAW_WINDOW
         self.set_window(width, level, preset=name)
 
     @property

@@ -11,12 +11,26 @@ from typing import Any
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QWidget
+from PySide6.QtWidgets import QApplication, QFrame, QHBoxLayout, QLabel, QPushButton, QWidget
 
 from jcs_viewer import RESEARCH_USE_NOTICE
 from jcs_viewer.atomic import atomic_path
 from jcs_viewer.gui import mouse
 from jcs_viewer.gui.state import HU_PRESETS
+
+
+#: The smallest first window size.
+MIN_SIZE = (1440, 900)
+
+
+def initial_size() -> tuple[int, int]:
+    """The window's first size: 90 % of the screen's free area (1728 x 972 on 1920 x 1080), never below 1440 x 900
+    (the size the layout is drawn for)."""
+    screen = QApplication.primaryScreen()
+    if screen is None:
+        return MIN_SIZE
+    free = screen.availableGeometry()
+    return max(MIN_SIZE[0], int(free.width() * 0.9)), max(MIN_SIZE[1], int(free.height() * 0.9))
 
 
 class WarningBanner(QFrame):
@@ -85,6 +99,8 @@ def install_menus(window: Any) -> None:
     view.addSeparator()
     window._action(view, "&Next flagged slice\tN", window.state.next_flagged)
     window._action(view, "&Previous flagged slice\tP", window.state.previous_flagged)
+    window._action(view, "Next run of flagged slices", window.state.next_run, "Shift+N")
+    window._action(view, "Previous run of flagged slices", window.state.previous_run, "Shift+P")
     window._action(view, "&Confirm slice\tC", lambda: window.state.review.confirm(window.state.z))
     window._action(view, "Re&ject slice\tX", lambda: window.state.review.reject(window.state.z))
 

@@ -46,11 +46,11 @@ def choose_series(scan: ScanResult, where: str, series_uid: str | None) -> tuple
     warnings = []
     others = [e for e in entries if e is not chosen]
     if others:
-        names = "; ".join(e.label() for e in others[:4])
+        names = "; ".join(f"{e.label()} = {e.series_uid}" for e in others[:4])
         more = f" and {len(others) - 4} more" if len(others) > 4 else ""
         warnings.append(
             f"{where} holds {len(entries)} series; loaded {chosen.label()}, not: {names}{more}. "
-            "Pick another with its series UID."
+            "To read another, give its UID (analyze --series UID, or pick it when the viewer asks)."
         )
     return chosen, warnings
 

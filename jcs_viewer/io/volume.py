@@ -129,3 +129,19 @@ def dicom_date(value: str) -> str:
     if len(value) == 8 and value.isdigit():
         return f"{value[:4]}-{value[4:6]}-{value[6:]}"
     return value
+
+
+def sex_word(value: str) -> str:
+    """DICOM Patient's Sex code -> a word ("O" printed alone reads like a zero)."""
+    value = (value or "").strip()
+    return {"M": "male", "F": "female", "O": "other"}.get(value.upper(), value)
+
+
+def age_words(value: str) -> str:
+    """DICOM age string ``045Y`` -> ``45 years`` (``D``/``W``/``M`` likewise); anything else unchanged."""
+    value = (value or "").strip()
+    units = {"D": "day", "W": "week", "M": "month", "Y": "year"}
+    if 2 <= len(value) <= 4 and value[:-1].isdigit() and value[-1].upper() in units:
+        n = int(value[:-1])
+        return f"{n} {units[value[-1].upper()]}" + ("" if n == 1 else "s")
+    return value

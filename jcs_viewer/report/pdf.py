@@ -35,7 +35,7 @@ from reportlab.platypus import (
 from jcs_viewer import RESEARCH_USE_NOTICE, __version__
 from jcs_viewer.errors import ExportError
 from jcs_viewer.io.export import check_target, write_bytes_atomic
-from jcs_viewer.io.volume import dicom_date, person_name
+from jcs_viewer.io.volume import age_words, dicom_date, person_name, sex_word
 from jcs_viewer.report.content import ReportContent, build_content, compress_ranges
 from jcs_viewer.report.fonts import Fonts, report_fonts
 from jcs_viewer.report.key_images import key_image_section, render_key_images
@@ -146,23 +146,6 @@ def _count(n: int, noun: str) -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
-def _sex(value: str) -> str:
-    """DICOM Patient's Sex code -> a word ("O" printed alone reads like a zero)."""
-    value = (value or "").strip()
-    return {"M": "male", "F": "female", "O": "other"}.get(value.upper(), value)
-
-
-def _age(value: str) -> str:
-    """DICOM age string ``045Y`` -> ``45 years`` (``D``/``W``/``M`` likewise); anything else unchanged."""
-    value = (value or "").strip()
-    match = re.fullmatch(r"(\d{1,3})([DWMY])", value.upper())
-    if not match:
-        return value
-    n = int(match.group(1))
-    unit = {"D": "day", "W": "week", "M": "month", "Y": "year"}[match.group(2)]
-    return f"{n} {unit}" + ("" if n == 1 else "s")
-
-
 # --------------------------------------------------------------------------- sections
 def _header(volume: Volume, result: StudyResult, anonymize: bool, st: dict[str, ParagraphStyle],
             fonts: Fonts) -> list[Any]:
@@ -175,7 +158,7 @@ def _header(volume: Volume, result: StudyResult, anonymize: bool, st: dict[str, 
     ]
     p = lambda text: Paragraph(escape(str(text)) if text not in ("", None) else "-", st["cell"])  # noqa: E731
     b = lambda text: Paragraph(escape(str(text)), st["cellb"])  # noqa: E731
-    sex_age = p(" / ".join(x for x in (_sex(info.sex), _age(info.age)) if x))
+    sex_age = p(" / ".join(x for x in (sex_word(info.sex), age_words(info.age)) if x))
     if anonymize:
         # PS3.15 E.1: names, IDs, dates, institution, descriptions and age go; sex goes too (Z).
         removed = ("<i>anonymised report: name, ID, birth date, sex, age, accession number, institution, "

@@ -117,6 +117,34 @@ class ReviewState:
             return before[-1]
         return self.flagged[-1] if wrap and self.flagged else None
 
+    def runs(self) -> list[tuple[int, int]]:
+        """The flagged slices as runs of neighbours: (first, last) each, in order."""
+        out: list[tuple[int, int]] = []
+        for f in self.flagged:
+            if out and f == out[-1][1] + 1:
+                out[-1] = (out[-1][0], f)
+            else:
+                out.append((f, f))
+        return out
+
+    def next_run(self, z: int) -> int | None:
+        """First slice of the next run of flagged slices after the one ``z`` is in (wrapping), or None."""
+        starts = [first for first, _ in self.runs()]
+        after = [s for s in starts if s > z]
+        return after[0] if after else (starts[0] if starts else None)
+
+    def previous_run(self, z: int) -> int | None:
+        """First slice of the run before the one ``z`` is in (wrapping), or None; inside a run past its first
+        slice, that run's first slice."""
+        runs = self.runs()
+        if not runs:
+            return None
+        before = [first for first, last in runs if last < z]
+        inside = [first for first, last in runs if first < z <= last]
+        if inside:
+            return inside[0]
+        return before[-1] if before else runs[-1][0]
+
     def next_unreviewed(self, z: int) -> int | None:
         """First flagged slice after ``z`` (wrapping) without a decision, or None."""
         order = [f for f in self.flagged if f > z] + [f for f in self.flagged if f <= z]

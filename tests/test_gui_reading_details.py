@@ -1,0 +1,85 @@
+"""Small things a new user hit (issue 19, item 7): runs of flagged slices, the window presets on grey-level data,
+the other series' UIDs, the first window size."""
+
+from __future__ import annotations
+
+import pytest
+
+from helpers_dicom import write_series
+from jcs_viewer.io import load_study
+from jcs_viewer.session.review import ReviewState
+
+pytest.importorskip("pytestqt")
+from PySide6.QtCore import Qt  # noqa: E402
+
+from jcs_viewer.gui import window_chrome  # noqa: E402
+from jcs_viewer.gui.state import ViewerState  # noqa: E402
+
+
+def test_runs_of_flagged_slices_and_the_jumps_between_them():
+    review = ReviewState(flagged=[20, 2, 3, 4, 10, 11])
+    assert review.runs() == [(2, 4), (10, 11), (20, 20)]
+    assert [review.next_run(z) for z in (0, 3, 4, 10, 15, 20)] == [2, 10, 10, 20, 20, 2]
+    assert [review.previous_run(z) for z in (3, 2, 10, 11, 15, 0)] == [2, 20, 2, 10, 10, 20]
+    assert ReviewState(flagged=[]).next_run(5) is None and ReviewState(flagged=[]).previous_run(5) is None
+
+
+def test_shift_n_and_shift_p_walk_the_runs_in_the_window(qtbot, tmp_path, monkeypatch):
+    from jcs_viewer.gui.main_window import MainWindow
+    from jcs_viewer.gui.synthetic import synthetic_result, synthetic_volume
+    from jcs_viewer.settings import SettingsStore
+
+    monkeypatch.setenv("JCS_VIEWER_CONFIG", str(tmp_path))
+    monkeypatch.setenv("JCS_VIEWER_DATA", str(tmp_path / "data"))
+    settings = SettingsStore(tmp_path / "settings.ini")
+    settings.update(auto_analyze=False)
+    window = MainWindow(settings=settings)
+    qtbot.addWidget(window)
+    volume, lung, lesion = synthetic_volume(n_slices=40, size=64, seed=7)
+    window.state.set_volume(volume)
+    window.state.set_result(synthetic_result(volume, lung, lesion, cam_size=8))
+    runs = window.state.review.runs()
+    assert len(runs) >= 1
+    view_menu = next(a.menu() for a in window.menuBar().actions() if a.text() == "&View")
+    by_text = {a.text(): a for a in view_menu.actions()}
+    next_run, previous_run = by_text["Next run of flagged slices"], by_text["Previous run of flagged slices"]
+    assert next_run.shortcut().toString() == "Shift+N" and previous_run.shortcut().toString() == "Shift+P"
+    window.state.set_slice(0)
+    next_run.trigger()
+    assert window.state.z == runs[0][0]
+    window.state.set_slice(runs[0][1])  # the run's last slice: Shift+P goes back to its first, not one by one
+    previous_run.trigger()
+    assert window.state.z == runs[0][0]
+
+
+def test_presets_on_grey_levels_say_why_they_are_all_the_same():
+    import dataclasses
+
+    from jcs_viewer.gui.synthetic import synthetic_volume
+
+    volume, _, _ = synthetic_volume(n_slices=3, size=32, seed=1)
+    state = ViewerState()
+    state.set_volume(dataclasses.replace(volume, is_hu=False))
+    for key in (1, 2, 3):
+        state.apply_preset(key)
+        assert state.preset == "full range: grey levels, not HU" and state.window == (255.0, 127.5)
+    state.set_volume(volume)
+    state.apply_preset(Qt.Key.Key_1 - Qt.Key.Key_0)
+    assert state.preset == "lung"
+
+
+def test_the_note_about_other_series_gives_their_uids(tmp_path):
+    _, big = write_series(tmp_path, n=6, series_number=2)
+    _, small = write_series(tmp_path, n=3, series_number=5)
+    volume = load_study(tmp_path)
+    note = next(w for w in volume.warnings if "series" in w)
+    assert small in note and "--series" in note and big not in note.split("not:")[1]
+
+
+def test_the_first_window_size_follows_the_screen(qtbot):
+    width, height = window_chrome.initial_size()
+    assert (width, height) >= window_chrome.MIN_SIZE
+    from PySide6.QtWidgets import QApplication
+
+    free = QApplication.primaryScreen().availableGeometry()
+    assert width == max(1440, int(free.width() * 0.9)) and height == max(900, int(free.height() * 0.9))
