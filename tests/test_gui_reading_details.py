@@ -83,3 +83,44 @@ def test_the_first_window_size_follows_the_screen(qtbot):
 
     free = QApplication.primaryScreen().availableGeometry()
     assert width == max(1440, int(free.width() * 0.9)) and height == max(900, int(free.height() * 0.9))
+
+
+def test_the_series_picker_shows_study_date_and_plane_of_real_files(qtbot, tmp_path):
+    from jcs_viewer.gui.series_picker import SeriesPickerDialog
+    from jcs_viewer.io.dicom_scan import scan_folder
+
+    coronal = (1.0, 0.0, 0.0, 0.0, 0.0, -1.0)
+    write_series(tmp_path, n=4, series_number=2)
+    write_series(tmp_path, n=3, series_number=7, orientation=coronal, names=[f"COR{i}.dcm" for i in range(3)])
+    entries = scan_folder(tmp_path)
+    dialog = SeriesPickerDialog(entries, str(tmp_path))
+    qtbot.addWidget(dialog)
+    headers = [dialog.table.horizontalHeaderItem(c).text() for c in range(dialog.table.columnCount())]
+    rows = {dialog.table.item(r, 0).text(): {h: dialog.table.item(r, c).text() for c, h in enumerate(headers)}
+            for r in range(dialog.table.rowCount())}
+    assert rows["2"]["Plane"] == "axial" and rows["7"]["Plane"] == "coronal"
+    study_date = entries[0].info.study_date
+    assert len(study_date) == 8 and rows["2"]["Study date"] == f"{study_date[:4]}-{study_date[4:6]}-{study_date[6:]}"
+
+
+def test_the_summary_says_why_a_rejected_slice_still_counts(qtbot, tmp_path, monkeypatch):
+    from jcs_viewer.gui.main_window import MainWindow
+    from jcs_viewer.gui.synthetic import synthetic_result, synthetic_volume
+    from jcs_viewer.settings import SettingsStore
+
+    monkeypatch.setenv("JCS_VIEWER_CONFIG", str(tmp_path))
+    monkeypatch.setenv("JCS_VIEWER_DATA", str(tmp_path / "data"))
+    settings = SettingsStore(tmp_path / "settings.ini")
+    settings.update(auto_analyze=False)
+    window = MainWindow(settings=settings)
+    qtbot.addWidget(window)
+    volume, lung, lesion = synthetic_volume(n_slices=30, size=64, seed=8)
+    window.state.set_volume(volume)
+    window.state.set_result(synthetic_result(volume, lung, lesion, cam_size=8))
+    text = window.summary_panel.browser.toPlainText()
+    assert "The reader" not in text
+    flagged = window.state.review.flagged
+    window.state.review.reject(flagged[0])
+    window.state.review.confirm(flagged[1])
+    text = window.summary_panel.browser.toPlainText()
+    assert "The reader confirmed 1, rejected 1 of them. The count and the decision above are the AI's" in text

@@ -7,7 +7,9 @@ from typing import Any
 from PySide6.QtWidgets import (QAbstractItemView, QDialog, QDialogButtonBox, QLabel, QTableWidget, QTableWidgetItem,
                                QVBoxLayout)
 
-_COLUMNS = ("Series", "Modality", "Description", "Slices", "Size", "Thickness")
+from jcs_viewer.io.volume import dicom_date
+
+_COLUMNS = ("Series", "Study date", "Modality", "Plane", "Description", "Slices", "Size", "Thickness")
 
 
 def default_choice(entries: list[Any]) -> int:
@@ -19,7 +21,8 @@ def default_choice(entries: list[Any]) -> int:
 
 
 class SeriesPickerDialog(QDialog):
-    """Lists series (number, modality, description, slices, size, thickness); returns the chosen UID."""
+    """Lists series (number, study date, modality, plane, description, slices, size, thickness); returns the
+    chosen UID."""
 
     def __init__(self, entries: list[Any], folder: str = "", parent: Any = None) -> None:
         super().__init__(parent)
@@ -38,7 +41,9 @@ class SeriesPickerDialog(QDialog):
             thickness = getattr(entry, "slice_thickness", None)
             values = (
                 str(getattr(info, "series_number", "") or "?"),
+                dicom_date(str(getattr(info, "study_date", "") or "")),
                 str(getattr(entry, "modality", "")),
+                str(getattr(entry, "plane", "")),
                 str(getattr(entry, "description", "")),
                 str(getattr(entry, "n_slices", "")),
                 f"{getattr(entry, 'columns', '?')}×{getattr(entry, 'rows', '?')}",

@@ -11,6 +11,7 @@ from PySide6.QtWidgets import QLabel, QTextBrowser, QVBoxLayout, QWidget
 from jcs_viewer import RESEARCH_USE_NOTICE
 from jcs_viewer.gui.state import ViewerState
 from jcs_viewer.pipeline.result import lesions_measured
+from jcs_viewer.session.review import ReviewDecision, ReviewState
 from jcs_viewer.vocabulary import ATTRIBUTE_TITLES, LESION_ATTRIBUTES
 
 if TYPE_CHECKING:
@@ -50,8 +51,9 @@ def slice_attributes_text(result: StudyResult, z: int) -> str:
     return f"Slice {z + 1} attributes: {values}"
 
 
-def summary_html(result: StudyResult, volume: Volume | None = None) -> str:
-    """HTML for the summary panel (also handy for tests: plain text is in it)."""
+def summary_html(result: StudyResult, volume: Volume | None = None, review: ReviewState | None = None) -> str:
+    """HTML for the summary panel (also handy for tests: plain text is in it); ``review``: the reader's
+    confirmations and rejections, said beside the AI's count they do not change."""
     notice = f"<p style='color:#b06000'><i>{html.escape(RESEARCH_USE_NOTICE)}</i></p>"
     if result is None:
         study = ""
@@ -76,6 +78,7 @@ def summary_html(result: StudyResult, volume: Volume | None = None) -> str:
         *([f"<p style='color:{color}'><b>{html.escape(reason)}</b></p>"] if reason else []),
         f"<p><b>{positive}</b> of {n} slices positive (cutoff {_num(_get(result, 'slice_cutoff', 0.5), '{:.2f}')})"
         f"; patient threshold: more than <b>{threshold if threshold is not None else '—'}</b> slices.</p>",
+        *_review_line(review),
     ]
     rule = _get(result, "threshold_rule", "")
 
@@ -140,6 +143,20 @@ def _table(rows: list[tuple[str, str]]) -> str:
     return f"<table cellspacing='0' cellpadding='1'>{body}</table>"
 
 
+def _review_line(review: ReviewState | None) -> list[str]:
+    """Why the AI's count stays as it is after the reader rejected slices."""
+    if review is None:
+        return []
+    rejected = len(review.slices_with(ReviewDecision.REJECTED))
+    confirmed = len(review.slices_with(ReviewDecision.CONFIRMED))
+    if not rejected and not confirmed:
+        return []
+    said = ", ".join(part for part in (confirmed and f"confirmed {confirmed}", rejected and f"rejected {rejected}")
+                     if part)
+    return [f"<p>The reader {said} of them. The count and the decision above are the AI's; the report lists the "
+            "reader's review beside them.</p>"]
+
+
 class SummaryPanel(QWidget):
     """Re-renders on a new result; per-slice attribute values follow the current slice."""
 
@@ -159,6 +176,7 @@ class SummaryPanel(QWidget):
         state.on("volume", lambda v: self.render())
         state.on("result", lambda r: self.render())
         state.on("quant", self.render)  # the reader edited the lesion mask: numbers are live
+        state.on("review", lambda z, decision: self.render())
         state.on("slice", self._on_slice)
         self.render()
 
@@ -169,7 +187,7 @@ class SummaryPanel(QWidget):
             self.slice_label.setText(text)
 
     def render(self) -> None:
-        self.browser.setHtml(summary_html(self.state.result, self.state.volume))
+        self.browser.setHtml(summary_html(self.state.result, self.state.volume, self.state.review))
         self._on_slice(self.state.z)
 
     def text(self) -> str:

@@ -16,7 +16,7 @@ from pydicom.dataelem import RawDataElement
 from pydicom.errors import InvalidDicomError
 
 from jcs_viewer.errors import StudyLoadError
-from jcs_viewer.io.volume import StudyInfo
+from jcs_viewer.io.volume import StudyInfo, plane_of_normal
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +88,14 @@ class SeriesEntry:
     def has_pixels(self) -> bool:
         """Whether at least one file of the series holds an image."""
         return any(h.has_pixels for h in self.headers)
+
+    @property
+    def plane(self) -> str:
+        """``"axial"``, ``"coronal"`` or ``"sagittal"`` from the slices' orientation ("" when they carry none)."""
+        orientations = [h.orientation for h in self.headers if h.orientation is not None and len(h.orientation) == 6]
+        if not orientations:
+            return ""
+        return plane_of_normal(np.cross(orientations[0][:3], orientations[0][3:]))
 
     def label(self) -> str:
         """Short human-readable name, e.g. ``series 3 "CHEST 1.25" (CT, 240 slices)``."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -145,3 +146,9 @@ def age_words(value: str) -> str:
         n = int(value[:-1])
         return f"{n} {units[value[-1].upper()]}" + ("" if n == 1 else "s")
     return value
+
+
+def plane_of_normal(normal: Any) -> str:
+    """``"axial"``, ``"coronal"`` or ``"sagittal"``: the patient plane whose normal is nearest ``normal``
+    (an LPS vector along which the slices are stacked)."""
+    return ("sagittal", "coronal", "axial")[int(np.argmax(np.abs(np.asarray(normal, dtype=float))))]

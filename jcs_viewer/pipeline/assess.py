@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from jcs_viewer.io.volume import plane_of_normal
+
 if TYPE_CHECKING:
     from jcs_viewer.io.volume import Volume
 
@@ -37,8 +39,7 @@ MAX_PIXEL_MM = 3.0
 
 def slice_plane(direction: Any) -> str:
     """``"axial"``, ``"coronal"`` or ``"sagittal"``: the patient plane nearest the slices."""
-    normal = np.abs(np.asarray(direction, dtype=float).reshape(3, 3)[:, 2])
-    return ("sagittal", "coronal", "axial")[int(np.argmax(normal))]
+    return plane_of_normal(np.asarray(direction, dtype=float).reshape(3, 3)[:, 2])
 
 
 def is_axial(direction: Any) -> bool:
