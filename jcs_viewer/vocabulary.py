@@ -4,10 +4,12 @@
   panel and the report.
 - The lung window the models read HU studies through and the viewer and report show them in.
 - The ImageNet input normalisation of the networks trained on 8-bit images.
+- DICOM values as a reader reads them (names, dates, sex, age) and the plane of a slice normal.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import NamedTuple
 
 
@@ -47,3 +49,43 @@ LUNG_WINDOW = (LUNG_WINDOW_CENTER, LUNG_WINDOW_WIDTH)
 #: ImageNet normalisation of 8-bit inputs scaled to [0, 1] (mean, std per RGB channel).
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def person_name(name: str) -> str:
+    """DICOM ``Family^Given^Middle^Prefix^Suffix`` -> ``Family, Given Middle`` (as a reader writes it)."""
+    parts = [p.strip() for p in (name or "").split("^")]
+    if len(parts) == 1:
+        return parts[0]
+    given = " ".join(p for p in parts[1:3] if p)
+    return f"{parts[0]}, {given}" if given else parts[0]
+
+
+def dicom_date(value: str) -> str:
+    """DICOM ``YYYYMMDD`` -> ``YYYY-MM-DD``; anything else as it is."""
+    value = (value or "").strip()
+    if len(value) == 8 and value.isdigit():
+        return f"{value[:4]}-{value[4:6]}-{value[6:]}"
+    return value
+
+
+def sex_word(value: str) -> str:
+    """DICOM Patient's Sex code -> a word ("O" printed alone reads like a zero)."""
+    value = (value or "").strip()
+    return {"M": "male", "F": "female", "O": "other"}.get(value.upper(), value)
+
+
+def age_words(value: str) -> str:
+    """DICOM age string ``045Y`` -> ``45 years`` (``D``/``W``/``M`` likewise); anything else unchanged."""
+    value = (value or "").strip()
+    units = {"D": "day", "W": "week", "M": "month", "Y": "year"}
+    if 2 <= len(value) <= 4 and value[:-1].isdigit() and value[-1].upper() in units:
+        n = int(value[:-1])
+        return f"{n} {units[value[-1].upper()]}" + ("" if n == 1 else "s")
+    return value
+
+
+def plane_of_normal(normal: Sequence[float]) -> str:
+    """``"axial"``, ``"coronal"`` or ``"sagittal"``: the patient plane whose normal is nearest ``normal``
+    (an LPS vector along which the slices are stacked)."""
+    magnitudes = [abs(float(c)) for c in normal]
+    return ("sagittal", "coronal", "axial")[magnitudes.index(max(magnitudes))]

@@ -279,7 +279,7 @@ def test_models_table_keeps_names_whole_and_patient_fields_in_words(study, tmp_p
 
 
 def test_dicom_sex_and_age_are_spelled_out():
-    from jcs_viewer.io.volume import age_words, sex_word
+    from jcs_viewer.vocabulary import age_words, sex_word
 
     assert sex_word("O") == "other" and sex_word("M") == "male" and sex_word("") == ""
     assert age_words("045Y") == "45 years" and age_words("001M") == "1 month"

@@ -10,7 +10,7 @@ import pyqtgraph as pg
 from PySide6.QtGui import QColor, QFont
 from PySide6.QtWidgets import QGraphicsDropShadowEffect, QGraphicsSimpleTextItem
 
-from jcs_viewer.io.volume import age_words, dicom_date, person_name, sex_word
+from jcs_viewer.vocabulary import age_words, dicom_date, person_name, sex_word
 
 if TYPE_CHECKING:
     from jcs_viewer.io.volume import Volume
@@ -20,7 +20,7 @@ _PAD = 6.0
 
 
 def corner_texts(volume: Volume, z: int, window: tuple[float, float], preset: str, zoom: float,
-                 anonymised: bool) -> dict[str, str]:
+                 anonymised: bool, slab: str = "") -> dict[str, str]:
     """The four corners' lines for slice ``z`` of ``volume`` (pure: what the view shows and the tests read).
 
     Args:
@@ -30,6 +30,7 @@ def corner_texts(volume: Volume, z: int, window: tuple[float, float], preset: st
         preset: the window's name ("lung", "custom", ...).
         zoom: screen pixels per image pixel.
         anonymised: leave out the identifying fields.
+        slab: the slab shown instead of the slice ("MIP slab 10 mm"), or "".
     """
     info = volume.info
     if anonymised:
@@ -50,6 +51,8 @@ def corner_texts(volume: Volume, z: int, window: tuple[float, float], preset: st
         pass
     thickness = info.slice_thickness or float(volume.spacing[0])
     where.append(f"thickness {thickness:.3g} mm")
+    if slab:
+        where.append(slab)
     width, level = window
     unit = "" if volume.is_hu else " (grey levels)"
     shown = [f"W {width:.0f}  L {level:.0f}{unit}" + (f"  {preset}" if preset else ""), f"Zoom {zoom * 100:.0f} %"]

@@ -6,10 +6,11 @@ from typing import Any
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QImage, QLinearGradient, QPainter, QPixmap
-from PySide6.QtWidgets import (QCheckBox, QColorDialog, QComboBox, QGridLayout, QHBoxLayout, QLabel, QPushButton,
-                               QSlider, QWidget)
+from PySide6.QtWidgets import (QCheckBox, QColorDialog, QComboBox, QDoubleSpinBox, QGridLayout, QHBoxLayout, QLabel,
+                               QPushButton, QSlider, QWidget)
 
 from jcs_viewer.gui import overlays
+from jcs_viewer.gui.reformat import SLAB_MODES
 from jcs_viewer.gui.slice_view import LUNG_COLORS
 from jcs_viewer.gui.state import LayerSettings, ViewerState
 
@@ -67,6 +68,19 @@ class LayersPanel(QWidget):
         self.lesion_color.setFixedWidth(28)
         self.lung_box = QCheckBox("Lung outline")
         self.lung_opacity = _slider(layers.lung_opacity)
+        self.slab_mode = QComboBox()
+        for key, name in SLAB_MODES.items():
+            self.slab_mode.addItem(name, key)
+        self.slab_mode.setToolTip("Slab: MIP for vessels against nodules, MinIP for airways and ground glass, "
+                                  "average for a thicker, quieter slice (axial and reformatted views)")
+        self.slab_mm = QDoubleSpinBox()
+        self.slab_mm.setRange(2.0, 50.0)
+        self.slab_mm.setSingleStep(1.0)
+        self.slab_mm.setDecimals(0)
+        self.slab_mm.setSuffix(" mm")
+        self.slab_mm.setToolTip("Slab thickness, centred on the slice")
+        for widget in (self.slab_mode, self.slab_mm):
+            widget.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
         for widget in (self.all_box, self.cam_box, self.cam_flagged, self.lesion_box, self.lesion_outline,
                        self.lung_box, self.lesion_color):
             widget.setFocusPolicy(Qt.FocusPolicy.NoFocus)
@@ -84,6 +98,9 @@ class LayersPanel(QWidget):
         grid.addLayout(lesion_opts, 3, 2)
         grid.addWidget(self.lung_box, 4, 0)
         grid.addWidget(self.lung_opacity, 4, 1)
+        grid.addWidget(QLabel("Slab"), 5, 0)
+        grid.addWidget(self.slab_mode, 5, 1)
+        grid.addWidget(self.slab_mm, 5, 2)
 
         # Legend: one row of swatches and the activation colour bar.
         self.legend = QLabel()
@@ -95,10 +112,10 @@ class LayersPanel(QWidget):
         legend_row.addWidget(self.cam_bar)
         legend_row.addWidget(QLabel("high activation"))
         legend_row.addStretch(1)
-        grid.addLayout(legend_row, 5, 0, 1, 3)
-        grid.addWidget(self.legend, 6, 0, 1, 3)
+        grid.addLayout(legend_row, 6, 0, 1, 3)
+        grid.addWidget(self.legend, 7, 0, 1, 3)
         grid.setColumnStretch(1, 1)
-        grid.setRowStretch(7, 1)  # in a tab taller than the controls, they stay at the top
+        grid.setRowStretch(8, 1)  # in a tab taller than the controls, they stay at the top
 
         self.all_box.toggled.connect(lambda on: state.set_layers(overlays_visible=on))
         self.cam_box.toggled.connect(lambda on: state.set_layers(cam_visible=on))
@@ -111,6 +128,8 @@ class LayersPanel(QWidget):
         self.lung_opacity.valueChanged.connect(lambda v: state.set_layers(lung_opacity=v / 100.0))
         self.cam_cmap.currentTextChanged.connect(lambda name: state.set_layers(cam_colormap=name))
         self.lesion_color.clicked.connect(self._pick_color)
+        self.slab_mode.currentIndexChanged.connect(lambda _: state.set_layers(slab_mode=self.slab_mode.currentData()))
+        self.slab_mm.valueChanged.connect(lambda mm: state.set_layers(slab_mm=float(mm)))
         state.on("layers", self._mirror)
         self._mirror(layers)
 
@@ -137,6 +156,13 @@ class LayersPanel(QWidget):
             self.cam_cmap.blockSignals(True)
             self.cam_cmap.setCurrentText(layers.cam_colormap)
             self.cam_cmap.blockSignals(False)
+        for widget in (self.slab_mode, self.slab_mm):
+            widget.blockSignals(True)
+        self.slab_mode.setCurrentIndex(max(0, self.slab_mode.findData(layers.slab_mode)))
+        self.slab_mm.setValue(layers.slab_mm)
+        for widget in (self.slab_mode, self.slab_mm):
+            widget.blockSignals(False)
+        self.slab_mm.setEnabled(layers.slab_mode != "off")
         r, g, b = layers.lesion_color
         self.lesion_color.setStyleSheet(f"background-color: rgb({r},{g},{b});")
         self.cam_bar.setPixmap(_colorbar(layers.cam_colormap))

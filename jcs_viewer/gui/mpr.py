@@ -32,7 +32,7 @@ from PySide6.QtGui import QColor, QFont, QPen
 from PySide6.QtWidgets import QGraphicsRectItem, QGraphicsSimpleTextItem
 
 from jcs_viewer.gui import mouse, overlays
-from jcs_viewer.gui.reformat import Plane, axis_letters, cam_plane, plane_axis, plane_of, plane_size_mm
+from jcs_viewer.gui.reformat import Plane, axis_letters, cam_plane, plane_axis, plane_of, plane_size_mm, slab
 from jcs_viewer.gui.slice_view import LUNG_COLORS, SliceViewBox, SmoothImageItem
 from jcs_viewer.gui.state import LayerSettings, ViewerState
 
@@ -244,6 +244,9 @@ class PlaneView(pg.GraphicsLayoutWidget):
         self._apply_visibility(layers)
         if layers.cam_colormap != old.cam_colormap:
             self._cam_lut = overlays.colormap_lut(layers.cam_colormap)
+        if (layers.slab_mode, layers.slab_mm) != (old.slab_mode, old.slab_mm):
+            self._redraw()  # the image and every overlay
+            return
         if layers.cam_changed(old):
             self._redraw_cam()
         if layers.masks_changed(old):
@@ -276,7 +279,9 @@ class PlaneView(pg.GraphicsLayoutWidget):
         self._stale = False
         volume = self.viewer.volume
         self.index = self.fixed_index
-        plane = plane_of(volume.array, self.plane, self.index)  # a view: no copy of the volume
+        axis, layers = plane_axis(self.plane), self._layers
+        # A view (no copy) unless a slab is asked for: then the projection of the rows/columns around the plane.
+        plane = slab(volume.array, axis, self.index, layers.slab_mm, float(volume.spacing[axis]), layers.slab_mode)
         self.image.setImage(plane, autoLevels=False, levels=self.viewer.levels)
         self.image.setRect(self._rect)
         axis_len = volume.array.shape[plane_axis(self.plane)]

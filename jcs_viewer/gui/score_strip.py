@@ -127,7 +127,7 @@ class ScoreStrip(pg.PlotWidget):
         # Slice numbers are whole: a short study gets one tick a slice (pyqtgraph would label 0.6 ... 1.4).
         plot.getAxis("bottom").setTicks([[(i, str(i)) for i in range(1, n + 1)]] if n <= MAX_TICKED_SLICES else None)
         joint = result is not None and getattr(result, "slice_score", "classifier") == "joint"
-        plot.setLabel("left", "score" if joint else "P(COVID)")
+        plot.setLabel("left", "P(COVID)" if result is not None and not joint else "score")
         plot.setLabel("bottom", JOINT_LEGEND if joint else STRIP_LEGEND)
         if joint:
             classifier = _unscored_as_gap(result, result.classifier_probability)

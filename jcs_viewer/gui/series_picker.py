@@ -7,7 +7,7 @@ from typing import Any
 from PySide6.QtWidgets import (QAbstractItemView, QDialog, QDialogButtonBox, QLabel, QTableWidget, QTableWidgetItem,
                                QVBoxLayout)
 
-from jcs_viewer.io.volume import dicom_date
+from jcs_viewer.vocabulary import dicom_date
 
 _COLUMNS = ("Series", "Study date", "Modality", "Plane", "Description", "Slices", "Size", "Thickness")
 

@@ -11,6 +11,7 @@ from PySide6.QtGui import QPainter
 
 from jcs_viewer.gui import mouse, overlays
 from jcs_viewer.gui.corners import ImageCorners, corner_texts
+from jcs_viewer.gui.reformat import SLAB_MODES, slab
 from jcs_viewer.gui.state import LayerSettings, ViewerState
 
 if TYPE_CHECKING:
@@ -137,7 +138,9 @@ class SliceView(pg.GraphicsLayoutWidget):
     def _on_layers(self, layers: LayerSettings) -> None:
         old, self._layers = self._layers, layers
         self._apply_visibility(layers)
-        if (layers.corners_visible, layers.anonymised) != (old.corners_visible, old.anonymised):
+        if (layers.slab_mode, layers.slab_mm) != (old.slab_mode, old.slab_mm):
+            self.refresh()
+        elif (layers.corners_visible, layers.anonymised) != (old.corners_visible, old.anonymised):
             self.update_corners()
         if layers.cam_colormap != old.cam_colormap:
             self._cam_lut = overlays.colormap_lut(layers.cam_colormap)
@@ -163,7 +166,9 @@ class SliceView(pg.GraphicsLayoutWidget):
         state = self.viewer
         if state.volume is None:
             return
-        self.image.setImage(state.volume.array[state.z], autoLevels=False, levels=state.levels)
+        layers = self._layers
+        image = slab(state.volume.array, 0, state.z, layers.slab_mm, float(state.volume.spacing[0]), layers.slab_mode)
+        self.image.setImage(image, autoLevels=False, levels=state.levels)
         self.image.setRect(self._rect)
         self._draw_cam()
         self._draw_masks()
@@ -177,8 +182,9 @@ class SliceView(pg.GraphicsLayoutWidget):
             return
         data_per_px = self.view.viewPixelSize()[0]  # mm of the image per screen pixel
         zoom = float(state.volume.spacing[2]) / data_per_px if data_per_px > 0 else 1.0
+        slab_text = "" if layers.slab_mode == "off" else f"{SLAB_MODES[layers.slab_mode]} slab {layers.slab_mm:g} mm"
         self.corners.set_texts(corner_texts(state.volume, state.z, state.window, state.preset, zoom,
-                                            layers.anonymised))
+                                            layers.anonymised, slab_text))
 
     def _draw_cam(self) -> None:
         state = self.viewer

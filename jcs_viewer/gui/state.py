@@ -50,6 +50,8 @@ class LayerSettings:
     lesion_color: tuple[int, int, int] = (255, 40, 40)
     lung_visible: bool = True
     lung_opacity: float = 0.8
+    slab_mode: str = "off"  # off | mip | minip | mean (jcs_viewer.gui.reformat.SLAB_MODES)
+    slab_mm: float = 10.0  # slab thickness
     corners_visible: bool = True  # patient, study, slice, W/L and zoom in the image corners (key I)
     anonymised: bool = False  # View > Anonymise view: no name, ID or dates on screen
 

@@ -16,7 +16,8 @@ from pydicom.dataelem import RawDataElement
 from pydicom.errors import InvalidDicomError
 
 from jcs_viewer.errors import StudyLoadError
-from jcs_viewer.io.volume import StudyInfo, plane_of_normal
+from jcs_viewer.io.volume import StudyInfo
+from jcs_viewer.vocabulary import plane_of_normal
 
 log = logging.getLogger(__name__)
 

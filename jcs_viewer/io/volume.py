@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -113,42 +112,3 @@ class Volume:
         z, y, x = zyx
         ijk = np.array([x * self.spacing[2], y * self.spacing[1], z * self.spacing[0]])
         return np.asarray(self.origin) + self.direction @ ijk
-
-
-def person_name(name: str) -> str:
-    """DICOM ``Family^Given^Middle^Prefix^Suffix`` -> ``Family, Given Middle`` (as a reader writes it)."""
-    parts = [p.strip() for p in (name or "").split("^")]
-    if len(parts) == 1:
-        return parts[0]
-    given = " ".join(p for p in parts[1:3] if p)
-    return f"{parts[0]}, {given}" if given else parts[0]
-
-
-def dicom_date(value: str) -> str:
-    """DICOM ``YYYYMMDD`` -> ``YYYY-MM-DD``; anything else as it is."""
-    value = (value or "").strip()
-    if len(value) == 8 and value.isdigit():
-        return f"{value[:4]}-{value[4:6]}-{value[6:]}"
-    return value
-
-
-def sex_word(value: str) -> str:
-    """DICOM Patient's Sex code -> a word ("O" printed alone reads like a zero)."""
-    value = (value or "").strip()
-    return {"M": "male", "F": "female", "O": "other"}.get(value.upper(), value)
-
-
-def age_words(value: str) -> str:
-    """DICOM age string ``045Y`` -> ``45 years`` (``D``/``W``/``M`` likewise); anything else unchanged."""
-    value = (value or "").strip()
-    units = {"D": "day", "W": "week", "M": "month", "Y": "year"}
-    if 2 <= len(value) <= 4 and value[:-1].isdigit() and value[-1].upper() in units:
-        n = int(value[:-1])
-        return f"{n} {units[value[-1].upper()]}" + ("" if n == 1 else "s")
-    return value
-
-
-def plane_of_normal(normal: Any) -> str:
-    """``"axial"``, ``"coronal"`` or ``"sagittal"``: the patient plane whose normal is nearest ``normal``
-    (an LPS vector along which the slices are stacked)."""
-    return ("sagittal", "coronal", "axial")[int(np.argmax(np.abs(np.asarray(normal, dtype=float))))]

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from jcs_viewer.io.volume import plane_of_normal
+from jcs_viewer.vocabulary import plane_of_normal
 
 if TYPE_CHECKING:
     from jcs_viewer.io.volume import Volume

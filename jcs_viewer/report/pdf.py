@@ -35,13 +35,12 @@ from reportlab.platypus import (
 from jcs_viewer import RESEARCH_USE_NOTICE, __version__
 from jcs_viewer.errors import ExportError
 from jcs_viewer.io.export import check_target, write_bytes_atomic
-from jcs_viewer.io.volume import age_words, dicom_date, person_name, sex_word
 from jcs_viewer.report.content import ReportContent, build_content, compress_ranges
 from jcs_viewer.report.fonts import Fonts, report_fonts
 from jcs_viewer.report.key_images import key_image_section, render_key_images
 from jcs_viewer.report.layout import CONTENT_W, FOOTER_SPACE, GRID, HEAD_FILL, MARGIN, PAGE
 from jcs_viewer.report.plots import score_plot
-from jcs_viewer.vocabulary import ATTRIBUTE_TITLES
+from jcs_viewer.vocabulary import ATTRIBUTE_TITLES, age_words, dicom_date, person_name, sex_word
 
 if TYPE_CHECKING:
     from jcs_viewer.io.volume import Volume
