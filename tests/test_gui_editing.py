@@ -459,3 +459,45 @@ def test_viewer_state_refuses_an_event_it_does_not_have():
     with pytest.raises(ValueError, match="no event 'reslut'"):
         state.emit("reslut", None)
     assert {"volume", "result", "slice", "labels"} <= set(EVENTS)
+
+
+def test_grow_tool_and_interpolation_in_the_window(qtbot, open_window, study):
+    """Issue 19, item 6: G grows a lesion from a click within the HU range, inside the lungs; Ctrl+I fills the
+    slices between two edited slices; each is one undo step."""
+    window = open_window()
+    session, c = window.editing.session, window.editing.controller
+    volume, lung, _ = study
+    z = 20
+    key(qtbot, window, Qt.Key.Key_G)
+    assert c.tool == "grow" and window.editing.grow_action.isChecked()
+    # Seed: a lung pixel outside the AI's lesions, in the range set in the panel (its whole aerated region grows).
+    hu = volume.array[z]
+    lo, hi = float(hu[lung[z] > 0].min()) - 1, float(np.percentile(hu[lung[z] > 0], 40))
+    c.set_hu_limit(False, lo, hi)
+    ok = (lung[z] > 0) & (hu >= lo) & (hu <= hi) & (session.labels.data[z] == 0)
+    # A seed whose 3 x 3 neighbours qualify too: a click lands within a pixel of where it was aimed.
+    sure = ok[1:-1, 1:-1] & ok[:-2, 1:-1] & ok[2:, 1:-1] & ok[1:-1, :-2] & ok[1:-1, 2:]
+    candidates = np.argwhere(sure) + 1
+    y, x = (int(v) for v in candidates[len(candidates) // 2])
+    before = session.labels.data[z].copy()
+    msgs = []
+    c.message.connect(msgs.append)
+    QTest.mouseClick(window.slice_view.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
+                     view_point(window, x, y))
+    grown = (session.labels.data[z] > 0) & (before == 0)
+    assert grown[y, x] and grown.sum() > 1, msgs
+    assert ((hu[grown] >= lo) & (hu[grown] <= hi)).all() and (lung[z][grown] > 0).all()
+    assert session.labels.undo_labels()[-1] == "grow region"
+    # Interpolation: paint on slices 10 and 16, then Ctrl+I fills 11-15 from their shapes.
+    key(qtbot, window, Qt.Key.Key_B)
+    c.set_radius(4.0)
+    for zz in (10, 16):
+        window.state.set_slice(zz)
+        drag(qtbot, window, [(60, 60), (66, 60)])
+    filled_before = [int(session.labels.data[zz].sum()) for zz in range(11, 16)]
+    QTest.keyClick(window.slice_view, Qt.Key.Key_I, Qt.KeyboardModifier.ControlModifier)
+    assert session.labels.undo_labels()[-1] == "interpolate"
+    assert all(session.labels.data[zz, 60, 63] for zz in range(11, 16))
+    assert [int(session.labels.data[zz].sum()) for zz in range(11, 16)] != filled_before
+    key(qtbot, window, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert [int(session.labels.data[zz].sum()) for zz in range(11, 16)] == filled_before

@@ -219,3 +219,46 @@ def test_bench_edit_prints_its_figures(capsys):
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert report["study"] == "40x512x512"
     assert 0 < report["undo_history_100_strokes_kib"] < 50 * 1024
+
+
+def _disc(shape, cy, cx, r):
+    yy, xx = np.ogrid[:shape[0], :shape[1]]
+    return (yy - cy) ** 2 + (xx - cx) ** 2 <= r * r
+
+
+def test_interpolation_between_two_drawn_slices_blends_their_shapes():
+    data = np.zeros((12, 64, 64), np.uint8)
+    data[2][_disc((64, 64), 30, 30, 6)] = 1
+    data[8][_disc((64, 64), 30, 36, 12)] = 1
+    layer = LabelLayer(data)
+    assert tools.interpolate_between(layer, [2, 8, 11]) == [(2, 8), (8, 11)]  # 11 (edited, empty): a taper
+    areas = [int(layer.data[z].sum()) for z in range(2, 9)]
+    assert areas == sorted(areas) and areas[0] < areas[3] < areas[-1]  # grows from the small to the large disc
+    centres = [np.nonzero(layer.data[z])[1].mean() for z in range(2, 9)]
+    assert centres == sorted(centres)  # and moves from one centre to the other
+    assert layer.data[8].sum() > layer.data[9].sum() > layer.data[10].sum() and not layer.data[11].any()
+    assert layer.undo_labels() == ["interpolate"]  # one undo step for both gaps
+    layer.undo()
+    assert not layer.data[3:8].any() and not layer.data[9:].any()
+    # A lesion drawn on one slice only and an empty slice beyond: it tapers to nothing.
+    layer = LabelLayer(data.copy())
+    layer.replace_region((slice(8, 9), slice(None), slice(None)), np.zeros((1, 64, 64), np.uint8), "clear")
+    assert tools.interpolate_slices(layer, 2, 8)
+    areas = [int(layer.data[z].sum()) for z in range(3, 8)]
+    assert areas == sorted(areas, reverse=True) and areas[-1] == 0
+    assert not tools.interpolate_slices(LabelLayer(np.zeros((5, 8, 8), np.uint8)), 0, 4)  # nothing to blend
+
+
+def test_grow_region_stays_in_range_connected_and_inside_the_allowed_area():
+    hu = np.full((64, 64), -900.0)  # aerated lung
+    hu[10:30, 10:30] = -500.0  # a ground-glass patch
+    hu[10:30, 40:50] = -500.0  # another, not connected
+    hu[30:40, 10:30] = 40.0  # soft tissue next to the patch
+    lungs = np.ones((64, 64), bool)
+    lungs[:, 25:] = False  # the patch crosses the lung border
+    layer = LabelLayer(np.zeros((3, 64, 64), np.uint8))
+    added = tools.grow_region(layer, 1, (15, 15), hu, (-750.0, -300.0), within=lungs)
+    assert added == 20 * 15 and layer.data[1, 10:30, 10:25].all()
+    assert not layer.data[1, :, 25:].any() and not layer.data[1, 30:].any() and not layer.data[[0, 2]].any()
+    assert tools.grow_region(layer, 1, (50, 50), hu, (-750.0, -300.0)) == 0  # clicked on aerated lung
+    assert layer.undo_labels() == ["grow region"]

@@ -46,7 +46,9 @@ class EditPanel(QWidget):
         tools_row = QHBoxLayout()
         for tool, text, tip in (("none", "Navigate", "No tool: the mouse navigates (as set in Settings)"),
                                 ("brush", "Brush", "Paint lesion (B): left-drag; hold Ctrl to erase"),
-                                ("eraser", "Eraser", "Erase lesion (E): left-drag")):
+                                ("eraser", "Eraser", "Erase lesion (E): left-drag"),
+                                ("grow", "Grow", "Grow a lesion (G): click; paints the connected region whose HU lie "
+                                 "in the range below, inside the lungs")):
             button = QToolButton()
             button.setText(text)
             button.setToolTip(tip)
@@ -109,6 +111,8 @@ class EditPanel(QWidget):
                                       lambda: c.remove_islands(self.island_area.value()))
         self.clear_button = _button("Clear slice", "Erase every lesion pixel on this slice", c.clear_slice)
         self.reset_button = _button("Reset slice to AI", "This slice takes the AI's mask again", c.reset_slice)
+        self.interpolate_button = _button("Interpolate", "Fill the slices between your edited slices from their "
+                                          "shapes (Ctrl+I; up to 20 slices apart)", c.interpolate)
         self.accept_button = _button("Accept AI (all slices)", "The edited mask becomes the AI's mask on every "
                                      "slice (undoable)", c.accept_ai)
         self.undo_button = _button("Undo", "Ctrl+Z", c.undo)
@@ -118,7 +122,8 @@ class EditPanel(QWidget):
         self.reset_button.setText("Reset to AI")
         self.accept_button.setText("Accept AI")
         row1, row2 = QHBoxLayout(), QHBoxLayout()
-        for widget in (self.fill_button, self.islands_button, self.island_area, self.clear_button):
+        for widget in (self.fill_button, self.islands_button, self.island_area, self.clear_button,
+                       self.interpolate_button):
             row1.addWidget(widget)
         for widget in (self.reset_button, self.accept_button, self.undo_button, self.redo_button):
             row2.addWidget(widget)

@@ -25,7 +25,10 @@ from PySide6.QtWidgets import QGraphicsEllipseItem
 from jcs_viewer.gui import overlays
 from jcs_viewer.session import tools
 
-TOOLS = ("none", "brush", "eraser")
+TOOLS = ("none", "brush", "eraser", "grow")
+PAINT_TOOLS = ("brush", "eraser")  # the tools that paint with a drag; "grow" acts on a click
+#: Interpolation fills gaps of at most this many slices between edited slices.
+MAX_INTERPOLATION_GAP = 20
 MIN_RADIUS_MM, MAX_RADIUS_MM, DEFAULT_RADIUS_MM = 0.5, 50.0, 5.0
 SIZE_STEP = 1.2  # [ and ] scale the radius by this factor
 AI_OUTLINE_COLOR = (255, 220, 0)
@@ -41,7 +44,7 @@ class EditController(QObject):
         slice_view: the axial :class:`~jcs_viewer.gui.slice_view.SliceView`.
 
     Signals:
-        tool_changed(str): "none", "brush" or "eraser".
+        tool_changed(str): "none", "brush", "eraser" or "grow".
         radius_changed(float): brush radius in mm.
         history_changed(): the undo/redo stacks changed (relabel Undo/Redo).
         session_changed(object): a session was attached (or None).
@@ -123,7 +126,8 @@ class EditController(QObject):
 
     # ================================================================== tool settings
     def set_tool(self, tool: str) -> None:
-        """"none" (navigate: the mouse scheme's drags), "brush" or "eraser" (keys B / E)."""
+        """"none" (navigate: the mouse scheme's drags), "brush" or "eraser" (keys B / E), or "grow" (key G: a click
+        paints the connected region within the HU range, inside the lungs)."""
         if tool not in TOOLS:
             raise ValueError(f"unknown tool {tool!r}; choose one of {', '.join(TOOLS)}")
         if tool == self.tool:
@@ -180,7 +184,7 @@ class EditController(QObject):
     # ================================================================== strokes
     def begin_stroke(self, x: float, y: float, erase: bool = False) -> bool:
         """Start a stroke with a dab at pixel ``(x, y)`` of the current slice; returns whether it started."""
-        if self.tool == "none" or not self._require_session():
+        if self.tool not in PAINT_TOOLS or not self._require_session():
             return False
         self.end_stroke()
         erase = erase or self.tool == "eraser"
@@ -250,7 +254,7 @@ class EditController(QObject):
     # ================================================================== mouse hooks
     def handle_drag(self, ev: Any) -> bool:
         """Left-drag paints while a tool is active; returns whether the event was used."""
-        if ev.button() != Qt.MouseButton.LeftButton or self.tool == "none" or not self.can_edit:
+        if ev.button() != Qt.MouseButton.LeftButton or self.tool not in PAINT_TOOLS or not self.can_edit:
             return False
         if ev.isStart() and ev.modifiers() & Qt.KeyboardModifier.ShiftModifier:
             return False  # Shift belongs to the linked crosshair
@@ -275,6 +279,9 @@ class EditController(QObject):
                 or ev.modifiers() & Qt.KeyboardModifier.ShiftModifier):  # Shift: the crosshair's
             return False
         ev.accept()
+        if self.tool == "grow":
+            self.grow_at(*self.view_to_pixel(self.slice_view.view.mapToView(ev.pos())))
+            return True
         erase = bool(ev.modifiers() & Qt.KeyboardModifier.ControlModifier)
         if self.begin_stroke(*self.view_to_pixel(self.slice_view.view.mapToView(ev.pos())), erase=erase):
             self.end_stroke()
@@ -299,7 +306,7 @@ class EditController(QObject):
     def _update_outline(self) -> None:
         """The brush outline at the cursor: the true size, an ellipse of radius_px() pixels."""
         p = self._cursor_view
-        if self.tool == "none" or p is None or self.state.volume is None:
+        if self.tool not in PAINT_TOOLS or p is None or self.state.volume is None:
             self.outline.setVisible(False)
             return
         sy, sx = self._spacing_yx()
@@ -387,6 +394,33 @@ class EditController(QObject):
         self.message.emit("The AI mask is the edited mask again on every slice (Ctrl+Z undoes this)."
                           if changed else "The edited mask already equals the AI mask.")
         return changed
+
+    def grow_at(self, x: float, y: float) -> int:
+        """Paint the connected region around pixel ``(x, y)`` whose HU lie in the panel's range, inside the lungs;
+        returns the pixels added."""
+        if not self._require_session():
+            return 0
+        z, volume = self.state.z, self.state.volume
+        lung = getattr(self.session.ai_result, "lung_mask", None)
+        within = lung[z] > 0 if lung is not None else None
+        seed = (int(round(y)), int(round(x)))  # pixel centres sit on whole coordinates, as for the brush
+        added = tools.grow_region(self.session.labels, z, seed, volume.array[z], self.hu_range, within)
+        lo, hi = self.hu_range
+        self.message.emit(f"Grew the lesion by {added} pixels on slice {z + 1} ({lo:g} to {hi:g} HU, in the lungs)."
+                          if added else f"Slice {z + 1}: the clicked pixel is not in the lungs between {lo:g} and "
+                          f"{hi:g} HU (set the range beside 'Only HU from').")
+        return added
+
+    def interpolate(self) -> list[tuple[int, int]]:
+        """Fill the slices between the reader's edited slices (gaps up to :data:`MAX_INTERPOLATION_GAP`) from
+        their shapes, as one undo step; returns the (first, last) pairs filled."""
+        if not self._require_session():
+            return []
+        pairs = tools.interpolate_between(self.session.labels, self.session.edited_slices(), MAX_INTERPOLATION_GAP)
+        spans = ", ".join(f"{a + 1}–{b + 1}" for a, b in pairs)
+        self.message.emit(f"Interpolated between edited slices {spans} (Ctrl+Z undoes it)." if pairs else
+                          "Nothing to interpolate: edit two slices with a gap between them first.")
+        return pairs
 
     def _report(self, changed: bool, done: str, nothing: str) -> bool:
         z = self.state.z + 1

@@ -69,6 +69,8 @@ KEYS: tuple[tuple[str, str], ...] = (
     ("Double-click a view", "maximise it in the 1×3 layout, double-click again to restore"),
     ("B / E", "lesion brush / eraser (left drag paints, Ctrl held erases)"),
     ("[ / ] or Shift + wheel", "brush size"),
+    ("G", "grow a lesion: a click paints the connected region within the HU range, inside the lungs"),
+    ("Ctrl+I", "interpolate the lesion between your edited slices"),
     ("Ctrl+Z / Ctrl+Y", "undo / redo an edit"),
 )
 

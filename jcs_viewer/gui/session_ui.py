@@ -128,6 +128,8 @@ class SessionSupport(QObject):
         self.navigate_action = add("Navigate (no tool)", lambda: c.set_tool("none"), checkable=True)
         self.brush_action = add("Brush", lambda: c.set_tool("brush"), ("B",), checkable=True)
         self.eraser_action = add("Eraser", lambda: c.set_tool("eraser"), ("E",), checkable=True)
+        self.grow_action = add("Grow region (click, within the HU range)", lambda: c.set_tool("grow"), ("G",),
+                               checkable=True)
         add("Larger brush", c.grow, ("]",))
         add("Smaller brush", c.shrink, ("[",))
         menu.addSeparator()
@@ -136,8 +138,9 @@ class SessionSupport(QObject):
         add("Clear slice", c.clear_slice)
         add("Reset slice to AI", c.reset_slice)
         add("Accept AI result (all slices)", c.accept_ai)
+        add("Interpolate between edited slices", c.interpolate, ("Ctrl+I",))
         self._tool_actions = {"none": self.navigate_action, "brush": self.brush_action,
-                              "eraser": self.eraser_action}
+                              "eraser": self.eraser_action, "grow": self.grow_action}
         c.tool_changed.connect(self._mirror_tool)
         self._mirror_tool(c.tool)
         self._relabel_history()

@@ -95,3 +95,87 @@ def paint_sphere(
         for z, radius_px in ball_sections(cz, radius_mm, spacing_zyx):
             allowed = hu_allowed(hu[z], hu_range) if hu is not None and 0 <= z < hu.shape[0] else None
             layer.paint_disk(z, (cy, cx), radius_px, value, allowed)
+
+
+def _signed_distance(mask: np.ndarray) -> np.ndarray:
+    """Distance to the mask's edge in pixels, negative inside (0 everywhere for an empty mask)."""
+    import cv2
+
+    inside = mask.astype(np.uint8)
+    if not inside.any():
+        return np.full(mask.shape, np.inf, np.float32)
+    outside = cv2.distanceTransform(1 - inside, cv2.DIST_L2, 5)
+    depth = cv2.distanceTransform(inside, cv2.DIST_L2, 5)
+    return outside - depth
+
+
+def _interpolated(data: np.ndarray, z0: int, z1: int, value: int) -> np.ndarray | None:
+    """The slices strictly between ``z0 < z1`` from their ends' shapes (signed distances blended linearly), or
+    None when both ends are empty."""
+    a, b = _signed_distance(data[z0] > 0), _signed_distance(data[z1] > 0)
+    if np.isinf(a).all() and np.isinf(b).all():
+        return None
+    # An empty end: the other end's shape shrinks steadily to nothing towards it (a lesion that stops there):
+    # a flat distance as deep outside as the shape is deep inside.
+    if np.isinf(a).all():
+        a = np.full_like(b, max(-float(b.min()), 1.0))
+    if np.isinf(b).all():
+        b = np.full_like(a, max(-float(a.min()), 1.0))
+    steps = np.arange(1, z1 - z0, dtype=np.float32)[:, None, None] / (z1 - z0)
+    return np.where((1 - steps) * a + steps * b < 0, value, 0).astype(np.uint8)
+
+
+def interpolate_slices(layer: LabelLayer, z0: int, z1: int, value: int = 1) -> bool:
+    """Fill the slices strictly between ``z0`` and ``z1`` by shape-based interpolation of their masks, as one undo
+    step; the two end slices stay as they are. Returns whether anything changed."""
+    return bool(interpolate_between(layer, [z0, z1], max_gap=abs(int(z1) - int(z0)), value=value))
+
+
+def interpolate_between(layer: LabelLayer, slices: list[int], max_gap: int = 20,
+                        value: int = 1) -> list[tuple[int, int]]:
+    """Interpolate, as one undo step, across every gap of at most ``max_gap`` slices between consecutive
+    ``slices`` (the reader's edited slices) with lesion on at least one side; returns the (first, last) pairs
+    whose slices between changed."""
+    ordered = sorted(set(int(z) for z in slices))
+    filled: dict[int, np.ndarray] = {}
+    pairs = []
+    for z0, z1 in zip(ordered, ordered[1:]):
+        if not 2 <= z1 - z0 <= max_gap + 1:
+            continue
+        between = _interpolated(layer.data, z0, z1, value)
+        if between is not None and not np.array_equal(between, layer.data[z0 + 1:z1]):
+            filled.update({z0 + 1 + k: between[k] for k in range(len(between))})
+            pairs.append((z0, z1))
+    if not filled:
+        return []
+    lo, hi = min(filled), max(filled) + 1
+    block = layer.data[lo:hi].copy()
+    for z, values in filled.items():
+        block[z - lo] = values
+    layer.replace_region((slice(lo, hi), slice(None), slice(None)), block, "interpolate")
+    return pairs
+
+
+def grow_region(layer: LabelLayer, z: int, seed_yx: tuple[int, int], hu_slice: np.ndarray,
+                hu_range: tuple[float, float], within: np.ndarray | None = None, value: int = 1) -> int:
+    """Paint the connected region around ``seed_yx`` on slice ``z`` whose HU lie in ``hu_range`` (and inside
+    ``within``, e.g. the lungs, so ground glass does not leak into the chest wall), as one undo step.
+
+    Returns the pixels painted (0: the seed is outside the range or the region).
+    """
+    import cv2
+
+    y, x = int(seed_yx[0]), int(seed_yx[1])
+    lo, hi = sorted(hu_range)
+    candidate = (hu_slice >= lo) & (hu_slice <= hi)
+    if within is not None:
+        candidate &= within
+    if not (0 <= y < candidate.shape[0] and 0 <= x < candidate.shape[1]) or not candidate[y, x]:
+        return 0
+    _, labels = cv2.connectedComponents(candidate.astype(np.uint8), connectivity=8)
+    region = labels == labels[y, x]
+    new = layer.data[z].copy()
+    added = int(np.count_nonzero(region & (new != value)))
+    new[region] = value
+    layer.replace_region((slice(z, z + 1), slice(None), slice(None)), new[None], "grow region")
+    return added
