@@ -501,3 +501,47 @@ def test_grow_tool_and_interpolation_in_the_window(qtbot, open_window, study):
     assert [int(session.labels.data[zz].sum()) for zz in range(11, 16)] != filled_before
     key(qtbot, window, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
     assert [int(session.labels.data[zz].sum()) for zz in range(11, 16)] == filled_before
+
+
+def test_ruler_and_ellipse_measure_list_save_and_reach_the_report(qtbot, open_window, study, env):
+    """Issue 19, item 1: L and O draw a ruler and an ellipse ROI by left-drag; the Measurements tab lists them;
+    they are saved with the session, come back with it, and the report lists them."""
+    from jcs_viewer.report.content import build_content
+    from jcs_viewer.session.measurements import Measurement
+
+    window = open_window()
+    session, c = window.editing.session, window.editing.controller
+    volume = study[0]
+    _, sy, sx = volume.spacing
+    key(qtbot, window, Qt.Key.Key_L)
+    assert c.tool == "ruler" and window.editing.ruler_action.isChecked()
+    drag(qtbot, window, [(30, 40), (50, 40), (70, 40)])
+    assert len(session.measurements) == 1
+    ruler = session.measurements[0]
+    assert ruler.kind == "ruler" and ruler.z == 20
+    assert ruler.length_mm((sy, sx)) == pytest.approx(40 * sx, rel=0.05)
+    key(qtbot, window, Qt.Key.Key_O)
+    drag(qtbot, window, [(40, 60), (50, 70), (60, 80)])
+    ellipse = session.measurements[1]
+    stats = ellipse.stats(volume.array[20], (sy, sx))
+    inside = volume.array[20][ellipse.mask(volume.array[20].shape)]
+    assert stats["mean"] == pytest.approx(float(inside.mean())) and stats["min"] == float(inside.min())
+    assert stats["area_mm2"] == pytest.approx(np.pi * 10 * 10 * sy * sx, rel=0.1)
+    panel = window.editing.measure_panel
+    lines = [panel.list.item(i).text() for i in range(panel.list.count())]
+    assert lines[0].startswith("Slice 21: ruler ") and lines[1].startswith("Slice 21: ellipse ")
+    assert "HU" in lines[1] and "±" in lines[1]
+    assert len(c.measure._items) == 4  # two shapes and their labels on this slice
+    window.state.set_slice(5)
+    assert not c.measure._items  # drawn only on their own slice
+    panel.list.setCurrentRow(0)
+    panel.delete_selected()
+    assert [m.kind for m in session.measurements] == ["ellipse"]
+    # Saved with the session and restored from it; the report lists it.
+    session.flush()
+    state = load_session(session.autosaver.path)
+    assert [Measurement.from_dict(m) for m in state.measurements] == [ellipse]
+    content = build_content(session.ai_result, volume, measurements=session.measurements)
+    assert content.measurements == [lines[1]]
+    session.restore(state)
+    assert session.measurements == [ellipse]

@@ -43,6 +43,7 @@ class EditPanel(QWidget):
         self.tool_buttons: dict[str, QToolButton] = {}
         group = QButtonGroup(self)
         group.setExclusive(True)
+        self._tool_group = group
         tools_row = QHBoxLayout()
         for tool, text, tip in (("none", "Navigate", "No tool: the mouse navigates (as set in Settings)"),
                                 ("brush", "Brush", "Paint lesion (B): left-drag; hold Ctrl to erase"),
@@ -161,7 +162,14 @@ class EditPanel(QWidget):
 
     # ------------------------------------------------------------------ mirrors
     def _mirror_tool(self, tool: str) -> None:
-        self.tool_buttons[tool].setChecked(True)
+        if tool in self.tool_buttons:
+            self.tool_buttons[tool].setChecked(True)
+            return
+        # A measuring tool (the Measurements tab's): none of the editing tools is on.
+        self._tool_group.setExclusive(False)
+        for button in self.tool_buttons.values():
+            button.setChecked(False)
+        self._tool_group.setExclusive(True)
 
     def _mirror_radius(self, radius: float) -> None:
         if abs(self.radius.value() - radius) > 1e-6:

@@ -23,9 +23,10 @@ from PySide6.QtGui import QColor, QPen
 from PySide6.QtWidgets import QGraphicsEllipseItem
 
 from jcs_viewer.gui import overlays
+from jcs_viewer.gui.measure import MEASURE_TOOLS, MeasureTool
 from jcs_viewer.session import tools
 
-TOOLS = ("none", "brush", "eraser", "grow")
+TOOLS = ("none", "brush", "eraser", "grow", "ruler", "ellipse")
 PAINT_TOOLS = ("brush", "eraser")  # the tools that paint with a drag; "grow" acts on a click
 #: Interpolation fills gaps of at most this many slices between edited slices.
 MAX_INTERPOLATION_GAP = 20
@@ -44,7 +45,7 @@ class EditController(QObject):
         slice_view: the axial :class:`~jcs_viewer.gui.slice_view.SliceView`.
 
     Signals:
-        tool_changed(str): "none", "brush", "eraser" or "grow".
+        tool_changed(str): "none", "brush", "eraser", "grow", "ruler" or "ellipse".
         radius_changed(float): brush radius in mm.
         history_changed(): the undo/redo stacks changed (relabel Undo/Redo).
         session_changed(object): a session was attached (or None).
@@ -88,6 +89,7 @@ class EditController(QObject):
         self.ai_item.setVisible(False)
         view.addItem(self.ai_item)
         # The slice view asks us first about its mouse gestures (see SliceViewBox).
+        self.measure = MeasureTool(state, slice_view, self)
         view.drag_handler = self.handle_drag
         view.click_handler = self.handle_click
         view.wheel_handler = self.handle_wheel
@@ -100,6 +102,7 @@ class EditController(QObject):
     def set_session(self, session: Any) -> None:
         """Edit ``session`` (a StudySession) from now on; None disables editing."""
         self.end_stroke()
+        self.measure.set_session(session)
         if self.session is not None:  # detach first: a kept or replaced session must not be heard twice
             self.session.labels.remove_listener(self._on_labels)
         self.session = session
@@ -127,7 +130,8 @@ class EditController(QObject):
     # ================================================================== tool settings
     def set_tool(self, tool: str) -> None:
         """"none" (navigate: the mouse scheme's drags), "brush" or "eraser" (keys B / E), or "grow" (key G: a click
-        paints the connected region within the HU range, inside the lungs)."""
+        paints the connected region within the HU range, inside the lungs), or a measurement: "ruler" (L) or
+        "ellipse" (O), drawn by a left-drag (:mod:`jcs_viewer.gui.measure`)."""
         if tool not in TOOLS:
             raise ValueError(f"unknown tool {tool!r}; choose one of {', '.join(TOOLS)}")
         if tool == self.tool:
@@ -254,6 +258,8 @@ class EditController(QObject):
     # ================================================================== mouse hooks
     def handle_drag(self, ev: Any) -> bool:
         """Left-drag paints while a tool is active; returns whether the event was used."""
+        if ev.button() == Qt.MouseButton.LeftButton and self.tool in MEASURE_TOOLS and self.can_edit:
+            return self.measure.handle_drag(ev, self.tool, self.view_to_pixel)
         if ev.button() != Qt.MouseButton.LeftButton or self.tool not in PAINT_TOOLS or not self.can_edit:
             return False
         if ev.isStart() and ev.modifiers() & Qt.KeyboardModifier.ShiftModifier:

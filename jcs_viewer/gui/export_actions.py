@@ -114,7 +114,9 @@ class ExportActions(QObject):
             if with_segmentation:
                 from jcs_viewer.report import export_all
 
-                written = export_all(kwargs.pop("result"), volume, path.parent, anonymize=anonymize, **kwargs)
+                # The SR (quantities and the reader's measurements) goes beside the SEG, as DICOM readers expect.
+                written = export_all(kwargs.pop("result"), volume, path.parent, anonymize=anonymize,
+                                     dicom_results=True, **kwargs)
                 report = written.pop("report", None)
                 if report is not None and Path(report) != path:
                     Path(report).replace(path)
@@ -127,7 +129,7 @@ class ExportActions(QObject):
         self._run(task, "writing the report")
 
     def export_segmentation(self, folder: Path | None = None) -> None:
-        """Write DICOM SEG (DICOM studies), NIfTI lesion/lung masks and the CSV into a folder."""
+        """Write DICOM SEG and SR (DICOM studies), NIfTI lesion/lung masks and the CSV into a folder."""
         inputs = self._inputs()
         if inputs is None:
             return
@@ -143,7 +145,7 @@ class ExportActions(QObject):
             from jcs_viewer.report import export_all
 
             progress("export", 0, 1, "Writing the segmentation")
-            return export_all(kwargs.pop("result"), volume, folder, report=False, **kwargs)
+            return export_all(kwargs.pop("result"), volume, folder, report=False, dicom_results=True, **kwargs)
 
         self._run(task, "exporting the segmentation")
 

@@ -71,6 +71,7 @@ KEYS: tuple[tuple[str, str], ...] = (
     ("[ / ] or Shift + wheel", "brush size"),
     ("G", "grow a lesion: a click paints the connected region within the HU range, inside the lungs"),
     ("Ctrl+I", "interpolate the lesion between your edited slices"),
+    ("L / O", "ruler / ellipse ROI (left-drag; listed in the Measurements tab and the report)"),
     ("Ctrl+Z / Ctrl+Y", "undo / redo an edit"),
 )
 

@@ -29,6 +29,7 @@ from PySide6.QtWidgets import QGroupBox, QMessageBox, QSplitter, QTabWidget, QVB
 
 from jcs_viewer.gui.edit_panel import EditPanel
 from jcs_viewer.gui.editing import EditController
+from jcs_viewer.gui.measure import MEASURE_TOOLS, MeasurePanel
 from jcs_viewer.gui.workers import QtScheduling, TaskWorker
 
 if TYPE_CHECKING:
@@ -88,8 +89,10 @@ class SessionSupport(QObject):
             layout.addStretch(1)
             tabs.addTab(page, "Lesion editing")
             self.group = page
-            self.controller.tool_changed.connect(
-                lambda tool: tabs.setCurrentWidget(page) if tool != "none" else None)
+            self.measure_panel = MeasurePanel(self.controller.measure, self.controller.set_tool)
+            tabs.addTab(self.measure_panel, "Measurements")
+            self.controller.tool_changed.connect(lambda tool: tabs.setCurrentWidget(
+                self.measure_panel if tool in MEASURE_TOOLS else page) if tool != "none" else None)
             return
         box = QGroupBox("Lesion editing")
         layout = QVBoxLayout(box)
@@ -130,6 +133,9 @@ class SessionSupport(QObject):
         self.eraser_action = add("Eraser", lambda: c.set_tool("eraser"), ("E",), checkable=True)
         self.grow_action = add("Grow region (click, within the HU range)", lambda: c.set_tool("grow"), ("G",),
                                checkable=True)
+        self.ruler_action = add("Ruler", lambda: c.set_tool("ruler"), ("L",), checkable=True)
+        self.ellipse_action = add("Ellipse ROI (area, HU statistics)", lambda: c.set_tool("ellipse"), ("O",),
+                                  checkable=True)
         add("Larger brush", c.grow, ("]",))
         add("Smaller brush", c.shrink, ("[",))
         menu.addSeparator()
@@ -140,7 +146,8 @@ class SessionSupport(QObject):
         add("Accept AI result (all slices)", c.accept_ai)
         add("Interpolate between edited slices", c.interpolate, ("Ctrl+I",))
         self._tool_actions = {"none": self.navigate_action, "brush": self.brush_action,
-                              "eraser": self.eraser_action, "grow": self.grow_action}
+                              "eraser": self.eraser_action, "grow": self.grow_action, "ruler": self.ruler_action,
+                              "ellipse": self.ellipse_action}
         c.tool_changed.connect(self._mirror_tool)
         self._mirror_tool(c.tool)
         self._relabel_history()

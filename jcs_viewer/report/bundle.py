@@ -61,6 +61,7 @@ def export_all(
     review: Any = None,
     edited_mask: np.ndarray | None = None,
     notes: str = "",
+    measurements: Any = (),
     lesion_classes: np.ndarray | None = None,
     segmentation: bool = True,
     pseudonyms: Any = None,
@@ -80,7 +81,7 @@ def export_all(
         report: also write the PDF report.
         anonymize: anonymise the report and blank the patient fields of the SEG
             (NIfTI and CSV hold no patient data).
-        reviewer, review, edited_mask, notes: passed to the report (see
+        reviewer, review, edited_mask, notes, measurements: passed to the report (see
             :func:`jcs_viewer.report.pdf.write_report`).
         lesion_classes: optional class mask (1 ground-glass / 2 consolidation) for the SEG's
             lesion segments; used only when no edited mask is given.
@@ -116,7 +117,8 @@ def export_all(
         from jcs_viewer.report.pdf import write_report
 
         written["report"] = write_report(result, volume, out / REPORT_NAME, anonymize=anonymize, reviewer=reviewer,
-                                         review=review, edited_mask=edited_mask, notes=notes)
+                                         review=review, edited_mask=edited_mask, notes=notes,
+                                         measurements=measurements)
     seg_source = lesion if edited or lesion_classes is None else np.asarray(lesion_classes)
     seg_reason = dicom_seg_unavailable(volume) if segmentation else None
     if segmentation and seg_reason is not None:
@@ -131,7 +133,7 @@ def export_all(
              if edited else None)
     if dicom_results and segmentation and seg_reason is None:
         written.update(_dicom_results(result, volume, out, quant, written.get("report"), written.notes,
-                                      anonymize=anonymize, pseudonyms=pseudonyms))
+                                      anonymize=anonymize, pseudonyms=pseudonyms, measurements=measurements))
     written["lesion_nifti"] = export_nifti(lesion, volume, out / LESION_NIFTI_NAME)
     if edited:  # the AI's own mask stays beside the reader's
         written["lesion_nifti_ai"] = export_nifti(ai_mask.astype(np.uint8), volume, out / AI_LESION_NIFTI_NAME)
@@ -141,7 +143,7 @@ def export_all(
 
 
 def _dicom_results(result: Any, volume: Any, out: Path, quant: Any, pdf: Path | None, notes: list[str], *,
-                   anonymize: bool, pseudonyms: Any) -> dict[str, Path]:
+                   anonymize: bool, pseudonyms: Any, measurements: Any = ()) -> dict[str, Path]:
     """The SR of the quantities and (with a report) the Encapsulated PDF: in the study, beside the SEG."""
     from jcs_viewer.report.dicom_pdf import export_dicom_pdf
     from jcs_viewer.report.dicom_sr import export_dicom_sr
@@ -149,7 +151,7 @@ def _dicom_results(result: Any, volume: Any, out: Path, quant: Any, pdf: Path | 
     written = {}
     try:
         written["results_sr"] = export_dicom_sr(result, volume, out / SR_NAME, quant=quant, anonymize=anonymize,
-                                                pseudonyms=pseudonyms)
+                                                pseudonyms=pseudonyms, measurements=measurements)
     except ExportError as exc:  # like the SEG: the other files stand on their own
         notes.append(f"No {SR_NAME}: {exc}")
     if pdf is not None:
@@ -222,7 +224,8 @@ def write_study_outputs(result: StudyResult, volume: Volume, out_dir: Path, *, e
             edits.ai_result if edits is not None else result, volume, stage, report=report, anonymize=anonymize,
             segmentation=report, pseudonyms=pseudonyms, dicom_results=report,
             **({} if edits is None else {"reviewer": edits.reviewer, "review": edits.review, "notes": edits.notes,
-                                         "edited_mask": edits.result.lesion_mask}))
+                                         "edited_mask": edits.result.lesion_mask,
+                                         "measurements": edits.measurements}))
     for name, path in written.items():
         written[name] = Path(out_dir) / Path(path).name
     return written

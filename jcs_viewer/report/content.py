@@ -52,6 +52,7 @@ class ReportContent:
     notes: str = ""
     reviewer: str = ""
     warnings: list[str] = field(default_factory=list)
+    measurements: list[str] = field(default_factory=list)  # the reader's rulers and ROIs, one line each
 
     @property
     def confirmed(self) -> list[int]:
@@ -155,6 +156,7 @@ def build_content(
     edited_mask: np.ndarray | None = None,
     reviewer: str = "",
     notes: str = "",
+    measurements: Any = (),
     now: datetime | None = None,
 ) -> ReportContent:
     """Compute the report's content from a StudyResult, its Volume and the reader's work.
@@ -194,6 +196,8 @@ def build_content(
         generated=(now or datetime.now().astimezone()),
         notes=notes,
         reviewer=reviewer,
+        measurements=[m.describe(volume.array[m.z], tuple(volume.spacing[1:]), bool(volume.is_hu))
+                      for m in measurements if 0 <= m.z < n],
     )
 
 

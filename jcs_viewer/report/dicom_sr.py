@@ -88,8 +88,9 @@ def model_parameters(models: dict[str, dict[str, Any]]) -> list[str]:
 
 
 def export_dicom_sr(result: Any, volume: Any, path: str | os.PathLike[str], *, quant: Any = None,
-                    anonymize: bool = False, pseudonyms: Any = None) -> Path:
-    """Write the TID 1500 measurement report of ``result`` (volumes of ``quant``, default ``result.quant``).
+                    anonymize: bool = False, pseudonyms: Any = None, measurements: Any = ()) -> Path:
+    """Write the TID 1500 measurement report of ``result`` (volumes of ``quant``, default ``result.quant``), with
+    the reader's ``measurements`` (rulers and ellipse ROIs) as TID 1410 planar ROI groups on their source slices.
 
     Raises:
         ExportError: no DICOM sources, or the SR cannot be built or written.
@@ -136,6 +137,7 @@ def export_dicom_sr(result: Any, volume: Any, path: str | os.PathLike[str], *, q
     verdict[0].ContentSequence.append(hd.sr.TextContentItem(
         name=code["comment"], value=reason[:1024], relationship_type=hd.sr.RelationshipTypeValues.CONTAINS))
     groups.append(verdict)
+    groups += reader_measurement_groups(measurements, volume, sources)
 
     observer = hd.sr.ObserverContext(
         observer_type=code["device"],
@@ -157,3 +159,45 @@ def export_dicom_sr(result: Any, volume: Any, path: str | os.PathLike[str], *, q
     except (ValueError, TypeError, AttributeError, KeyError) as exc:
         raise ExportError(f"Cannot write {path}: the structured report could not be built ({exc}).") from exc
     return save_dataset(sr, path, anonymize=anonymize, pseudonyms=pseudonyms)
+
+
+def reader_measurement_groups(measurements: Any, volume: Any, sources: list[Any]) -> list[Any]:
+    """One TID 1410 group per ruler (length in mm, a POLYLINE) or ellipse ROI (area in mm² and the mean, SD,
+    minimum and maximum attenuation, an ELLIPSE), each on its source slice. Needs one source file per slice."""
+    import highdicom as hd
+    import numpy as np
+    from pydicom.sr.codedict import codes
+    from pydicom.sr.coding import Code
+
+    if not measurements or len(sources) != volume.n_slices:
+        return []
+    spacing = tuple(float(s) for s in volume.spacing[1:])
+    hu = Code("[hnsf'U]", "UCUM", "Hounsfield unit") if volume.is_hu else Code("1", "UCUM", "no units")
+    groups = []
+    for number, m in enumerate(measurements, 1):
+        # DICOM 2-D coordinates put the top-left corner of the first pixel at (0, 0): our centres are +0.5.
+        (x0, y0), (x1, y1) = ((x + 0.5, y + 0.5) for x, y in (m.p0, m.p1))
+        if m.kind == "ruler":
+            kind, data = hd.sr.GraphicTypeValues.POLYLINE, [[x0, y0], [x1, y1]]
+            values = [hd.sr.Measurement(name=codes.SCT.Length, value=m.length_mm(spacing),
+                                        unit=Code("mm", "UCUM", "millimeter"))]
+        else:
+            cx, cy, rx, ry = (v + 0.5 if i < 2 else v for i, v in enumerate(m.ellipse()))
+            kind = hd.sr.GraphicTypeValues.ELLIPSE
+            major, minor = ([[cx - rx, cy], [cx + rx, cy]], [[cx, cy - ry], [cx, cy + ry]])
+            data = major + minor if rx >= ry else minor + major
+            stats = m.stats(volume.array[m.z], spacing)
+            values = [hd.sr.Measurement(name=codes.SCT.Area, value=stats["area_mm2"],
+                                        unit=Code("mm2", "UCUM", "square millimeter"))]
+            for key, derivation in (("mean", codes.SCT.Mean), ("sd", codes.SCT.StandardDeviation),
+                                    ("min", codes.SCT.Minimum), ("max", codes.SCT.Maximum)):
+                if key in stats:
+                    values.append(hd.sr.Measurement(name=codes.DCM.AttenuationCoefficient, value=stats[key],
+                                                    unit=hu, derivation=derivation))
+        region = hd.sr.ImageRegion(graphic_type=kind, graphic_data=np.asarray(data, dtype=float),
+                                   source_image=hd.sr.SourceImageForRegion.from_source_image(sources[m.z]))
+        groups.append(hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations(
+            tracking_identifier=hd.sr.TrackingIdentifier(
+                uid=hd.UID(), identifier=f"Reader {m.kind} {number} (slice {m.z + 1})"),
+            referenced_region=region, measurements=values))
+    return groups

@@ -58,6 +58,7 @@ def write_report(
     review: Any = None,
     edited_mask: np.ndarray | None = None,
     notes: str = "",
+    measurements: Any = (),
 ) -> Path:
     """Write the annotated PDF report of one analysed study.
 
@@ -72,6 +73,8 @@ def write_report(
         edited_mask: the reader's lesion mask; when it differs from the AI's, every lesion
             number is recomputed from it and the edited slices are listed.
         notes: free text printed in the review section.
+        measurements: the reader's :class:`~jcs_viewer.session.measurements.Measurement` s, listed in the review
+            section with their lengths, areas and HU statistics.
 
     Returns:
         The written path.
@@ -81,7 +84,8 @@ def write_report(
     """
     check_target(path)
     try:
-        content = build_content(result, volume, review=review, edited_mask=edited_mask, reviewer=reviewer, notes=notes)
+        content = build_content(result, volume, review=review, edited_mask=edited_mask, reviewer=reviewer, notes=notes,
+                                measurements=measurements)
     except ValueError as exc:
         raise ExportError(f"Cannot write {path}: {exc}.") from exc
     data = render_report(result, volume, content, anonymize=anonymize)
@@ -376,6 +380,9 @@ def _review_section(result: StudyResult, content: ReportContent, st: dict[str, P
          p(f"{_count(len(content.edited_slices), 'slice')}: {compress_ranges(_numbers(content.edited_slices))}"
            if content.edited else "no edits (AI segmentation)")],
     ]
+    if content.measurements:
+        rows.append([b("Measurements"), Paragraph("<br/>".join(escape(line) for line in content.measurements),
+                                                  st["cell"])])
     if content.notes:
         rows.append([b("Notes"), Paragraph(escape(content.notes).replace("\n", "<br/>"), st["cell"])])
     w = CONTENT_W

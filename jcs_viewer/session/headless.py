@@ -14,7 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from jcs_viewer.session.measurements import Measurement
 from jcs_viewer.session.store import SessionError, load_session, study_key
+from jcs_viewer.session.study_session import restored_measurements
 
 if TYPE_CHECKING:
     from jcs_viewer.io.volume import Volume
@@ -31,11 +33,12 @@ class EditedOutputs:
     notes: str = ""
     reviewer: str = ""
     edited_slices: list[int] = field(default_factory=list)
+    measurements: list[Measurement] = field(default_factory=list)
 
     def report_kwargs(self) -> dict[str, Any]:
         """Arguments for :func:`jcs_viewer.report.write_report` after ``volume`` and the path."""
         return {"result": self.ai_result, "edited_mask": self.result.lesion_mask, "review": self.review,
-                "notes": self.notes, "reviewer": self.reviewer}
+                "notes": self.notes, "reviewer": self.reviewer, "measurements": self.measurements}
 
 
 def apply_session_file(result: StudyResult, volume: Volume, path: str | Path) -> EditedOutputs:
@@ -53,8 +56,9 @@ def apply_session_file(result: StudyResult, volume: Volume, path: str | Path) ->
     if state.study_key and state.study_key != key:
         raise SessionError(f"The session file {path.name} belongs to a different study than the one analysed.")
     review = {int(z): str(d) for z, d in state.review.items() if 0 <= int(z) < volume.n_slices}
+    measurements = restored_measurements(state, volume.n_slices)
     if state.edited_mask is None:
-        return EditedOutputs(result, result, review, state.notes, state.reviewer)
+        return EditedOutputs(result, result, review, state.notes, state.reviewer, measurements=measurements)
     mask = np.asarray(state.edited_mask)
     if mask.shape != tuple(volume.array.shape) or mask.dtype != np.uint8:
         raise SessionError(f"The session file {path.name} holds a {mask.shape} mask, which does not fit the "
@@ -69,4 +73,4 @@ def apply_session_file(result: StudyResult, volume: Volume, path: str | Path) ->
     options["session"] = {"file": path.name, "edited_slices": edited, "reviewer": state.reviewer}
     edited_result = dataclasses.replace(result, lesion_mask=mask, quant=quant,
                                         messages=[*result.messages, note], options=options)
-    return EditedOutputs(edited_result, result, review, state.notes, state.reviewer, edited)
+    return EditedOutputs(edited_result, result, review, state.notes, state.reviewer, edited, measurements)

@@ -58,6 +58,7 @@ class SessionState:
     reviewer: str = ""
     study_key: str = ""
     saved_at: float = 0.0
+    measurements: list[dict] = field(default_factory=list)  # Measurement.to_dict() each
 
 
 def save_session(state: SessionState, path: Path) -> Path:
@@ -72,6 +73,7 @@ def save_session(state: SessionState, path: Path) -> Path:
         "study_key": state.study_key,
         "saved_at": time.time(),
         "has_mask": state.edited_mask is not None,
+        "measurements": list(state.measurements),
     }
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -112,6 +114,7 @@ def load_session(path: Path) -> SessionState:
         reviewer=meta.get("reviewer", ""),
         study_key=meta.get("study_key", ""),
         saved_at=float(meta.get("saved_at", 0.0)),
+        measurements=list(meta.get("measurements", [])),
     )
 
 

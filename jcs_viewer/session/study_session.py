@@ -32,6 +32,7 @@ from jcs_viewer.session import tools
 from jcs_viewer.session.labels import DEFAULT_UNDO_DEPTH, LabelLayer
 from jcs_viewer.session.live_quant import LiveQuantifier
 from jcs_viewer.session.review import ReviewState
+from jcs_viewer.session.measurements import Measurement
 from jcs_viewer.session.store import (AUTOSAVE_DELAY_S, Autosaver, Scheduling, SessionError, SessionState,
                                       study_key)
 
@@ -82,10 +83,12 @@ class StudySession:
         self.volume = volume
         self.ai_result = _frozen(ai_result)  # the AI's own mask and numbers; never written to
         self.notes = ""
+        self.measurements: list[Measurement] = []  # the reader's rulers and ellipse ROIs, in drawing order
         self.reviewer = reviewer
         self.study_key = study_key(volume) if hasattr(volume, "info") else ""
         self._listeners: list[ChangeListener] = []
         self._count_listeners: list[Callable[[], None]] = []
+        self._measure_listeners: list[Callable[[], None]] = []
         self.labels = LabelLayer(np.ascontiguousarray(ai_result.lesion_mask, dtype=np.uint8).copy(), undo_depth)
         self._edited = np.zeros(shape[0], dtype=bool)  # per slice: differs from the AI mask
         self._quant = self._new_quantifier(ai_result)
@@ -181,6 +184,27 @@ class StudySession:
         return bool(self._edited.any())
 
     # ------------------------------------------------------------------ editing
+    def add_measurement(self, measurement: Measurement) -> None:
+        self.measurements.append(measurement)
+        self._measured()
+
+    def remove_measurement(self, index: int) -> None:
+        del self.measurements[index]
+        self._measured()
+
+    def _measured(self) -> None:
+        for listener in list(self._measure_listeners):
+            listener()
+        self.changed()
+
+    def add_measure_listener(self, listener: Callable[[], None]) -> None:
+        """``listener()`` after a measurement was added or removed."""
+        self._measure_listeners.append(listener)
+
+    def remove_measure_listener(self, listener: Callable[[], None]) -> None:
+        if listener in self._measure_listeners:
+            self._measure_listeners.remove(listener)
+
     def set_notes(self, text: str) -> None:
         if text != self.notes:
             self.notes = text
@@ -239,7 +263,7 @@ class StudySession:
         """Arguments for :func:`jcs_viewer.report.write_report` (after ``volume`` and the path)."""
         return {"result": self.ai_result, "edited_mask": self.labels.data,
                 "review": {z: d.value for z, d in self.review.decisions().items()},
-                "notes": self.notes, "reviewer": self.reviewer}
+                "notes": self.notes, "reviewer": self.reviewer, "measurements": list(self.measurements)}
 
     # ------------------------------------------------------------------ persistence
     def snapshot(self) -> SessionState:
@@ -247,7 +271,7 @@ class StudySession:
         return SessionState(edited_mask=self.labels.data.copy(),
                             review={z: d.value for z, d in self.review.decisions().items()},
                             notes=self.notes, reviewer=self.reviewer, study_key=self.study_key,
-                            saved_at=time.time())
+                            saved_at=time.time(), measurements=[m.to_dict() for m in self.measurements])
 
     def _snapshot_for_save(self) -> SessionState:
         self._dirty = False
@@ -276,6 +300,9 @@ class StudySession:
             if 0 <= int(z) < self.labels.data.shape[0]:
                 self.review.set_decision(int(z), decision)
         self.notes = state.notes
+        self.measurements = restored_measurements(state, self.labels.data.shape[0])
+        if self.measurements:
+            self._measured()
         if state.reviewer and not self.reviewer:
             self.reviewer = state.reviewer
 
@@ -299,3 +326,16 @@ def _frozen(result: StudyResult) -> Any:
     mask = np.asarray(result.lesion_mask).view()
     mask.flags.writeable = False
     return dataclasses.replace(result, lesion_mask=mask)
+
+
+def restored_measurements(state: SessionState, n_slices: int) -> list[Measurement]:
+    """The session file's measurements that fit the study (a damaged entry is left out, not fatal)."""
+    out = []
+    for entry in state.measurements:
+        try:
+            measurement = Measurement.from_dict(entry)
+        except (KeyError, TypeError, ValueError, IndexError):
+            continue
+        if 0 <= measurement.z < n_slices:
+            out.append(measurement)
+    return out
