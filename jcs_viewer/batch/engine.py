@@ -1,0 +1,225 @@
+"""The batch scheduler: which studies to run, where to run them, and what to record.
+
+Each study is one Ray task (:func:`jcs_viewer.batch.worker.analyse_study`) with its resources declared: one GPU
+when the analysis runs on CUDA and the runtime has GPUs, one CPU otherwise. Without ``--ray-address`` a local
+Ray runtime is started in this process (and shut down at the end); with ``--workers 1`` and no address the
+studies run one after another in this process, without Ray. A task whose worker process dies is retried once;
+exceptions are not retried (the worker turns them into ``error`` rows: the same input fails the same way).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from jcs_viewer.batch.fingerprint import StudyItem, input_fingerprint, model_version
+from jcs_viewer.batch.summary import INPUT_ERROR, complete_row, done_row, error_fields, write_record, write_summary
+from jcs_viewer.batch.worker import analyse_study
+from jcs_viewer.errors import JCSError
+
+#: the object store holds only the small per-study rows: keep Ray from reserving a share of the machine's memory
+OBJECT_STORE_BYTES = 128 * 1024 * 1024
+_CRASHED = ("The worker process died twice while analysing it (out of memory, or a crash in a native library); "
+            "--resume tries it again.")
+
+
+@dataclasses.dataclass
+class BatchConfig:
+    """How to run a batch.
+
+    Attributes:
+        out: the output folder (``DIR``): one sub-folder per study, ``summary.csv``, ``summary.parquet``.
+        options: the :class:`~jcs_viewer.pipeline.AnalysisOptions` of every study.
+        report: also write the PDF report and, for DICOM studies, the DICOM SEG.
+        anonymize: de-identify every output.
+        resume: skip studies done before with the same input and model version.
+        workers: studies at a time (None: every CPU of this machine, or of the cluster); 1 without
+            ``ray_address`` runs in this process without Ray.
+        ray_address: ``auto`` or ``HOST:PORT`` of a running Ray cluster; None starts a local runtime.
+    """
+
+    out: Path
+    options: Any
+    report: bool = False
+    anonymize: bool = False
+    resume: bool = False
+    workers: int | None = None
+    ray_address: str | None = None
+
+    @property
+    def uses_ray(self) -> bool:
+        return self.ray_address is not None or self.workers != 1
+
+
+@dataclasses.dataclass
+class BatchOutcome:
+    """What a batch did: ``rows`` (summary order), counts, and whether Ctrl+C stopped it."""
+
+    rows: list[dict[str, Any]]
+    total: int
+    interrupted: bool = False
+    notes: list[str] = dataclasses.field(default_factory=list)
+    seconds: float = 0.0
+
+    def count(self, this_run: str, status: str | None = None) -> int:
+        return sum(1 for r in self.rows if r["this_run"] == this_run and status in (None, r["status"]))
+
+
+def import_ray() -> Any:
+    """The ``ray`` module, or a one-sentence error saying how to get it."""
+    try:
+        import ray
+    except ImportError:
+        raise JCSError("Ray is not installed: pip install 'jcs-viewer[cluster]', or run with --workers 1 "
+                       "(one study at a time in this process).") from None
+    return ray
+
+
+def run_batch(items: list[StudyItem], config: BatchConfig, progress: Any = None) -> BatchOutcome:
+    """Analyse ``items`` into ``config.out``, record each study as it finishes, and write the summary.
+
+    Args:
+        items: the studies (see :func:`jcs_viewer.batch.fingerprint.make_items`).
+        config: where and how.
+        progress: optional object with ``start(total, skipped)``, ``update(row)`` and ``close()``.
+
+    Returns:
+        The outcome; on Ctrl+C ``interrupted`` is set and the summary holds the studies that finished.
+
+    Raises:
+        JCSError: Ray is missing or unreachable, or the weights cannot be loaded (nothing was run).
+    """
+    from jcs_viewer import __version__
+    from jcs_viewer.pipeline.runner import load_models
+
+    start = time.perf_counter()
+    ray = import_ray() if config.uses_ray else None
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    # Loaded here once: a bad weights name fails before any study, and their sha256s are the model version.
+    models = load_models(config.options, device="cpu" if ray is not None else None)
+    version = model_version(models, config.options, __version__, report=config.report, anonymize=config.anonymize)
+    if ray is not None:
+        models = None  # the workers load their own
+
+    rows: dict[str, dict[str, Any]] = {}
+    todo: list[tuple[StudyItem, dict[str, Any]]] = []
+    for item in items:
+        base = {"key": item.key, "source": item.label, "fingerprint": input_fingerprint(item.path),
+                "model_version": version, "app_version": __version__}
+        row = done_row(out / item.key, base["fingerprint"], version) if config.resume else None
+        if row is not None:
+            rows[item.key] = {**complete_row(row), "this_run": "skipped"}
+        else:
+            todo.append((item, base))
+    if progress is not None:
+        progress.start(len(items), len(rows))
+
+    def finish(item: StudyItem, base: dict[str, Any], fields: dict[str, Any]) -> None:
+        outputs = fields.pop("outputs", [])
+        row = complete_row({**base, **fields, "this_run": "analysed",
+                            "output": item.key if fields.get("status") == "ok" else None})
+        if row["status"] == "ok" or row["error_kind"] == INPUT_ERROR:  # a crash is not a verdict on the input
+            write_record(out / item.key, row, outputs)
+        rows[item.key] = row
+        if progress is not None:
+            progress.update(row)
+
+    interrupted = False
+    try:
+        if ray is not None:
+            _run_on_ray(ray, todo, config, finish)
+        else:
+            for item, base in todo:
+                finish(item, base, analyse_study(str(item.path), str(out / item.key), config.options,
+                                                 config.report, config.anonymize, models=models))
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        ordered = [rows[item.key] for item in items if item.key in rows]
+        notes = write_summary(out, ordered)
+        if progress is not None:
+            progress.close()
+    return BatchOutcome(ordered, len(items), interrupted, notes, time.perf_counter() - start)
+
+
+def _run_on_ray(ray: Any, todo: list[tuple[StudyItem, dict[str, Any]]], config: BatchConfig,
+                finish: Callable[[StudyItem, dict[str, Any], dict[str, Any]], None]) -> None:
+    """One task per study on Ray, at most a few more in flight than the runtime can run at once."""
+    if not todo:
+        return
+    started, temp = _start_ray(ray, config)
+    pending: dict[Any, tuple[StudyItem, dict[str, Any]]] = {}
+    try:
+        resources, slots = _task_resources(ray, config)
+        task = ray.remote(analyse_study).options(max_retries=1, retry_exceptions=False, **resources)
+        queue = iter(todo)
+        while True:
+            while len(pending) < 2 * slots and (job := next(queue, None)) is not None:
+                item, _ = job
+                ref = task.remote(str(item.path), str(Path(config.out) / item.key), config.options,
+                                  config.report, config.anonymize)
+                pending[ref] = job
+            if not pending:
+                break
+            ready, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
+            for ref in ready:
+                item, base = pending.pop(ref)
+                try:
+                    fields = ray.get(ref)
+                except ray.exceptions.WorkerCrashedError:
+                    fields = error_fields(_CRASHED, "crash")
+                except ray.exceptions.RayError as exc:  # node lost, out of memory, ...: try again on --resume
+                    fields = error_fields(f"Ray could not run it ({type(exc).__name__}); --resume tries it again.",
+                                          "crash")
+                finish(item, base, fields)
+    except KeyboardInterrupt:
+        for ref in pending:  # not forced: a running study's staged outputs are cleaned up, never half-moved
+            try:
+                ray.cancel(ref)
+            except Exception:  # noqa: BLE001 - already finished or gone
+                pass
+        raise
+    finally:
+        if started:
+            ray.shutdown()
+        if temp is not None:
+            shutil.rmtree(temp, ignore_errors=True)
+
+
+def _start_ray(ray: Any, config: BatchConfig) -> tuple[bool, str | None]:
+    """Connect to the cluster at ``config.ray_address``, or start a quiet local runtime; returns
+    ``(started here, its temporary folder)``. An already initialised Ray (a caller's) is used as it is."""
+    if ray.is_initialized():
+        return False, None
+    quiet = {"logging_level": logging.ERROR, "log_to_driver": False}
+    if config.ray_address is not None:
+        try:
+            ray.init(address=config.ray_address, **quiet)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            message = " ".join(str(exc).split()).rstrip(".")
+            raise JCSError(f"Could not connect to the Ray cluster at {config.ray_address}: {message}.") from None
+        return True, None
+    temp = tempfile.mkdtemp(prefix="jcs-ray-")  # logs and sockets here, removed at the end
+    ray.init(num_cpus=config.workers or os.cpu_count() or 1, include_dashboard=False, _temp_dir=temp,
+             object_store_memory=OBJECT_STORE_BYTES, **quiet)
+    return True, temp
+
+
+def _task_resources(ray: Any, config: BatchConfig) -> tuple[dict[str, Any], int]:
+    """The resources each study's task declares, and how many such tasks the runtime runs at once."""
+    cluster = ray.cluster_resources()
+    gpus, cpus = int(cluster.get("GPU", 0)), max(1, int(cluster.get("CPU", 1)))
+    device = config.options.device
+    if device == "cuda" and gpus == 0:
+        raise JCSError("--device cuda was given, but the Ray runtime has no GPU; use --device cpu or auto.")
+    if device in ("cuda", "auto") and gpus > 0:
+        # max_calls=0: a GPU worker keeps its process (and its loaded models) for the next study
+        return {"num_gpus": 1, "num_cpus": 1, "max_calls": 0}, min(gpus, config.workers or gpus)
+    return {"num_cpus": 1}, min(cpus, config.workers or cpus)
