@@ -94,6 +94,7 @@ def test_ray_batch_writes_a_row_per_study_and_the_outputs(ray_batch):
                 assert (folder / name).is_file(), name
             assert "sha256:" + doc["models"]["cls"]["sha256"] in row["weights"]
             assert float(row["lung_ml_total"]) == pytest.approx(doc["lung_volume_ml"]["total"], abs=0.01)
+    assert any(float(row["models_s"]) == 0 for row in rows)  # a worker process loads the models once
     demo = rows_by_source(out)["demo"]
     assert demo["status"] == "ok" and demo["decision"] == "positive" and demo["series_uid"]
     assert float(demo["lesion_ml_left"]) > 0 and float(demo["lesion_ml_right"]) > 0
@@ -180,10 +181,10 @@ def test_resume_redoes_removed_partial_and_changed_studies(tree, tmp_path):
 
 def test_ctrl_c_stops_cleanly_and_resume_continues(tmp_path):
     write_demo(tmp_path / "d0", seed=0)
-    for i in range(1, 5):
+    for i in range(1, 3):
         shutil.copytree(tmp_path / "d0", tmp_path / f"d{i}")
     listing = tmp_path / "list.txt"
-    listing.write_text("\n".join(f"d{i}" for i in range(5)) + "\n")
+    listing.write_text("\n".join(f"d{i}" for i in range(3)) + "\n")
     out = tmp_path / "out"
     command = [sys.executable, "-c", "import sys; from jcs_viewer.cli import main; sys.exit(main())", "batch",
                str(listing), "--out", str(out), "--workers", "1", "--device", "cpu", "--quiet"]
@@ -199,10 +200,10 @@ def test_ctrl_c_stops_cleanly_and_resume_continues(tmp_path):
     assert proc.returncode == 130, err
     assert "--resume" in err and "Traceback" not in err
     finished = read_summary(out)
-    assert 1 <= len(finished) < 5 and all(row["status"] == "ok" for row in finished)
+    assert 1 <= len(finished) < 3 and all(row["status"] == "ok" for row in finished)
     assert not list(out.glob("*.incomplete"))  # the interrupted study left no staged outputs
 
     assert batch(str(listing), "--out", str(out), "--workers", "1", "--resume") == 0
     rows = read_summary(out)
-    assert len(rows) == 5 and all(row["status"] == "ok" for row in rows)
-    assert sum(row["this_run"] == "skipped" for row in rows) == len(finished)
+    assert len(rows) == 3 and all(row["status"] == "ok" for row in rows)
+    assert sum(row["this_run"] == "skipped" for row in rows) >= len(finished)  # and any finished unreported

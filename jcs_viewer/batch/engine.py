@@ -9,6 +9,7 @@ exceptions are not retried (the worker turns them into ``error`` rows: the same 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
@@ -16,10 +17,10 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from jcs_viewer.batch.fingerprint import StudyItem, input_fingerprint, model_version
-from jcs_viewer.batch.summary import INPUT_ERROR, complete_row, done_row, error_fields, write_record, write_summary
+from jcs_viewer.batch.summary import complete_row, done_row, error_fields, finish_row, write_summary
 from jcs_viewer.batch.worker import analyse_study
 from jcs_viewer.errors import JCSError
 
@@ -42,6 +43,7 @@ class BatchConfig:
         workers: studies at a time (None: every CPU of this machine, or of the cluster); 1 without
             ``ray_address`` runs in this process without Ray.
         ray_address: ``auto`` or ``HOST:PORT`` of a running Ray cluster; None starts a local runtime.
+        ray: run on Ray (True) or in this process (False); None decides from ``workers`` and ``ray_address``.
     """
 
     out: Path
@@ -51,9 +53,12 @@ class BatchConfig:
     resume: bool = False
     workers: int | None = None
     ray_address: str | None = None
+    ray: bool | None = None
 
     @property
     def uses_ray(self) -> bool:
+        if self.ray is not None:
+            return self.ray
         return self.ray_address is not None or self.workers != 1
 
 
@@ -121,13 +126,8 @@ def run_batch(items: list[StudyItem], config: BatchConfig, progress: Any = None)
     if progress is not None:
         progress.start(len(items), len(rows))
 
-    def finish(item: StudyItem, base: dict[str, Any], fields: dict[str, Any]) -> None:
-        outputs = fields.pop("outputs", [])
-        row = complete_row({**base, **fields, "this_run": "analysed",
-                            "output": item.key if fields.get("status") == "ok" else None})
-        if row["status"] == "ok" or row["error_kind"] == INPUT_ERROR:  # a crash is not a verdict on the input
-            write_record(out / item.key, row, outputs)
-        rows[item.key] = row
+    def finish(row: dict[str, Any]) -> None:
+        rows[row["key"]] = row
         if progress is not None:
             progress.update(row)
 
@@ -137,8 +137,8 @@ def run_batch(items: list[StudyItem], config: BatchConfig, progress: Any = None)
             _run_on_ray(ray, todo, config, finish)
         else:
             for item, base in todo:
-                finish(item, base, analyse_study(str(item.path), str(out / item.key), config.options,
-                                                 config.report, config.anonymize, models=models))
+                finish(analyse_study(str(item.path), str(out / item.key), base, config.options, config.report,
+                                     config.anonymize, models=models))
     except KeyboardInterrupt:
         interrupted = True
     finally:
@@ -150,54 +150,57 @@ def run_batch(items: list[StudyItem], config: BatchConfig, progress: Any = None)
 
 
 def _run_on_ray(ray: Any, todo: list[tuple[StudyItem, dict[str, Any]]], config: BatchConfig,
-                finish: Callable[[StudyItem, dict[str, Any], dict[str, Any]], None]) -> None:
+                finish: Callable[[dict[str, Any]], None]) -> None:
     """One task per study on Ray, at most a few more in flight than the runtime can run at once."""
     if not todo:
         return
-    started, temp = _start_ray(ray, config)
     pending: dict[Any, tuple[StudyItem, dict[str, Any]]] = {}
-    try:
-        resources, slots = _task_resources(ray, config)
-        task = ray.remote(analyse_study).options(max_retries=1, retry_exceptions=False, **resources)
-        queue = iter(todo)
-        while True:
-            while len(pending) < 2 * slots and (job := next(queue, None)) is not None:
-                item, _ = job
-                ref = task.remote(str(item.path), str(Path(config.out) / item.key), config.options,
-                                  config.report, config.anonymize)
-                pending[ref] = job
-            if not pending:
-                break
-            ready, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
-            for ref in ready:
-                item, base = pending.pop(ref)
+    with ray_runtime(ray, config):
+        try:
+            resources, slots = _task_resources(ray, config)
+            task = ray.remote(analyse_study).options(max_retries=1, retry_exceptions=False, **resources)
+            queue = iter(todo)
+            while True:
+                while len(pending) < 2 * slots and (job := next(queue, None)) is not None:
+                    item, base = job
+                    ref = task.remote(str(item.path), str(Path(config.out) / item.key), base, config.options,
+                                      config.report, config.anonymize)
+                    pending[ref] = job
+                if not pending:
+                    break
+                ready, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
+                for ref in ready:
+                    item, base = pending.pop(ref)
+                    finish(_task_row(ray, ref, base, Path(config.out) / item.key))
+        except KeyboardInterrupt:
+            for ref in pending:  # not forced: a running study's staged outputs are cleaned up, never half-moved
                 try:
-                    fields = ray.get(ref)
-                except ray.exceptions.WorkerCrashedError:
-                    fields = error_fields(_CRASHED, "crash")
-                except ray.exceptions.RayError as exc:  # node lost, out of memory, ...: try again on --resume
-                    fields = error_fields(f"Ray could not run it ({type(exc).__name__}); --resume tries it again.",
-                                          "crash")
-                finish(item, base, fields)
-    except KeyboardInterrupt:
-        for ref in pending:  # not forced: a running study's staged outputs are cleaned up, never half-moved
-            try:
-                ray.cancel(ref)
-            except Exception:  # noqa: BLE001 - already finished or gone
-                pass
-        raise
-    finally:
-        if started:
-            ray.shutdown()
-        if temp is not None:
-            shutil.rmtree(temp, ignore_errors=True)
+                    ray.cancel(ref)
+                except Exception:  # noqa: BLE001 - already finished or gone
+                    pass
+            raise
 
 
-def _start_ray(ray: Any, config: BatchConfig) -> tuple[bool, str | None]:
-    """Connect to the cluster at ``config.ray_address``, or start a quiet local runtime; returns
-    ``(started here, its temporary folder)``. An already initialised Ray (a caller's) is used as it is."""
+def _task_row(ray: Any, ref: Any, base: dict[str, Any], out_dir: Path) -> dict[str, Any]:
+    """A finished task's row; a task whose worker died (after its one retry) becomes an error row."""
+    try:
+        return ray.get(ref)
+    except ray.exceptions.WorkerCrashedError:
+        fields = error_fields(_CRASHED, "crash")
+    except ray.exceptions.RayError as exc:  # node lost, out of memory, ...: tried again on --resume
+        fields = error_fields(f"Ray could not run it ({type(exc).__name__}); --resume tries it again.", "crash")
+    return finish_row(base, fields, out_dir)
+
+
+@contextlib.contextmanager
+def ray_runtime(ray: Any, config: BatchConfig) -> Iterator[None]:
+    """Connect to the cluster at ``config.ray_address``, or start a quiet local runtime of ``config.workers``
+    CPUs (logs in a temporary folder); shut down and clean up on leaving. A Ray the caller initialised is used
+    as it is and left running."""
     if ray.is_initialized():
-        return False, None
+        yield
+        return
+    temp = None
     quiet = {"logging_level": logging.ERROR, "log_to_driver": False}
     if config.ray_address is not None:
         try:
@@ -205,11 +208,16 @@ def _start_ray(ray: Any, config: BatchConfig) -> tuple[bool, str | None]:
         except (ConnectionError, RuntimeError, ValueError) as exc:
             message = " ".join(str(exc).split()).rstrip(".")
             raise JCSError(f"Could not connect to the Ray cluster at {config.ray_address}: {message}.") from None
-        return True, None
-    temp = tempfile.mkdtemp(prefix="jcs-ray-")  # logs and sockets here, removed at the end
-    ray.init(num_cpus=config.workers or os.cpu_count() or 1, include_dashboard=False, _temp_dir=temp,
-             object_store_memory=OBJECT_STORE_BYTES, **quiet)
-    return True, temp
+    else:
+        temp = tempfile.mkdtemp(prefix="jcs-ray-")
+        ray.init(num_cpus=config.workers or os.cpu_count() or 1, include_dashboard=False, _temp_dir=temp,
+                 object_store_memory=OBJECT_STORE_BYTES, **quiet)
+    try:
+        yield
+    finally:
+        ray.shutdown()
+        if temp is not None:
+            shutil.rmtree(temp, ignore_errors=True)
 
 
 def _task_resources(ray: Any, config: BatchConfig) -> tuple[dict[str, Any], int]:

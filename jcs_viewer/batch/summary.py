@@ -80,6 +80,21 @@ def complete_row(fields: dict[str, Any]) -> dict[str, Any]:
     return {name: fields.get(name) for name in COLUMNS}
 
 
+def finish_row(base: dict[str, Any], fields: dict[str, Any], out_dir: Path) -> dict[str, Any]:
+    """The study's row from the scheduler's ``base`` fields (key, source, fingerprint, versions) and the worker's
+    ``fields``; when the row is final (ok, or failed on its input) its done-record is written at once, so a study
+    that finished is never redone, even when the scheduler stops before hearing of it."""
+    outputs = fields.pop("outputs", [])
+    row = complete_row({**base, **fields, "this_run": "analysed",
+                        "output": base["key"] if fields.get("status") == "ok" else None})
+    if row["status"] == "ok" or row["error_kind"] == INPUT_ERROR:  # a crash is not a verdict on the input
+        try:
+            write_record(out_dir, row, outputs)
+        except OSError as exc:
+            row.update(error_fields(f"Could not write {out_dir / RECORD_NAME}: {exc.strerror or exc}.", "output"))
+    return row
+
+
 # ---------------------------------------------------------------------------------------------- done-records
 def write_record(out_dir: Path, row: dict[str, Any], outputs: list[str]) -> None:
     """Write ``out_dir/batch.json`` for a finished study (after its outputs)."""

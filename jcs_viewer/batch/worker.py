@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from jcs_viewer.batch.summary import INPUT_ERROR, error_fields, one_sentence, result_fields
+from jcs_viewer.batch.summary import INPUT_ERROR, error_fields, finish_row, one_sentence, result_fields
 
 #: models loaded in this process, by the options that chose them: a Ray worker process runs many studies
 #: and loads the networks for the first one only.
@@ -33,21 +33,22 @@ def models_for(options: Any) -> tuple[Any, float]:
     return _MODELS[key], time.perf_counter() - start
 
 
-def analyse_study(study: str, out_dir: str, options: Any, report: bool = False, anonymize: bool = False,
-                  models: Any = None) -> dict[str, Any]:
-    """Analyse ``study`` into ``out_dir`` (all or nothing) and return its summary fields and written files.
+def analyse_study(study: str, out_dir: str, base: dict[str, Any], options: Any, report: bool = False,
+                  anonymize: bool = False, models: Any = None) -> dict[str, Any]:
+    """Analyse ``study`` into ``out_dir`` (all or nothing), write its done-record and return its summary row.
 
     Args:
         study: the study's path (folder or file), as the worker sees it.
         out_dir: its output folder ``DIR/<key>``.
+        base: the row fields the scheduler knows (key, source, fingerprint, model version, app version).
         options: the :class:`~jcs_viewer.pipeline.AnalysisOptions`.
         report: also write the PDF report and, for DICOM, the DICOM SEG.
         anonymize: de-identify every output.
         models: models already loaded (in-process runs); None loads them once per process.
 
     Returns:
-        The row fields this side knows (status, result figures, timings, worker) plus ``"outputs"``: the
-        names of the files written (the done-record lists them).
+        The row (:func:`jcs_viewer.batch.summary.finish_row`): ``base`` with the status, result figures,
+        timings and worker.
     """
     from jcs_viewer.errors import JCSError
     from jcs_viewer.io import load_study
@@ -77,4 +78,4 @@ def analyse_study(study: str, out_dir: str, options: Any, report: bool = False, 
     timings["total_s"] = time.perf_counter() - start
     fields.update({k: round(v, 3) for k, v in timings.items()})
     fields["worker"] = socket.gethostname()
-    return fields
+    return finish_row(base, fields, Path(out_dir))

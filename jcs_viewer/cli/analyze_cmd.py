@@ -48,12 +48,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from jcs_viewer.cli import UserError
 
-    if args.threshold is not None and args.threshold < 0:
-        raise UserError("--threshold must be zero or a positive number of slices.")
+    check_decision_options(args)
     if args.batch_size is not None and args.batch_size < 1:
         raise UserError("--batch-size must be at least 1.")
-    if args.slice_cutoff is not None and not 0.0 <= args.slice_cutoff <= 1.0:
-        raise UserError("--slice-cutoff must lie between 0 and 1.")
     source = Path(args.study).expanduser()
     if not source.exists():
         raise UserError(f"Study path {source} does not exist.")
@@ -114,6 +111,16 @@ def analyze_one(study: Path, out_dir: Path, options, models, bar, series_uid: st
     for message in result.messages:
         print(f"  note: {message}")
     return result
+
+
+def check_decision_options(args: argparse.Namespace) -> None:
+    """``--threshold`` and ``--slice-cutoff`` within their ranges, else one sentence (``analyze`` and ``batch``)."""
+    from jcs_viewer.cli import UserError
+
+    if args.threshold is not None and args.threshold < 0:
+        raise UserError("--threshold must be zero or a positive number of slices.")
+    if args.slice_cutoff is not None and not 0.0 <= args.slice_cutoff <= 1.0:
+        raise UserError("--slice-cutoff must lie between 0 and 1.")
 
 
 def settings_options(args: argparse.Namespace, quiet: bool = False) -> dict:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import time
 from pathlib import Path
@@ -45,13 +46,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from jcs_viewer.cli import UserError
+    from jcs_viewer.cli.analyze_cmd import check_decision_options
 
     if args.workers is not None and args.workers < 1:
         raise UserError("--workers must be at least 1.")
-    if args.threshold is not None and args.threshold < 0:
-        raise UserError("--threshold must be zero or a positive number of slices.")
-    if args.slice_cutoff is not None and not 0.0 <= args.slice_cutoff <= 1.0:
-        raise UserError("--slice-cutoff must lie between 0 and 1.")
+    check_decision_options(args)
     source = Path(args.source).expanduser()
     if not source.exists():
         raise UserError(f"Source {source} does not exist.")
@@ -71,7 +70,13 @@ def run(args: argparse.Namespace) -> int:
                               **settings_options(args, quiet=args.quiet))
     config = BatchConfig(out=out, options=options, report=args.report, anonymize=args.anonymize,
                          resume=args.resume, workers=args.workers, ray_address=args.ray_address)
-    outcome = run_batch(make_items(paths, root), config, None if args.quiet else BatchProgress(sys.stderr))
+    # The loader's warnings are in each row's notes; on the terminal they would break the progress bar.
+    logger, mute = logging.getLogger("jcs_viewer"), logging.NullHandler()
+    logger.addHandler(mute)
+    try:
+        outcome = run_batch(make_items(paths, root), config, None if args.quiet else BatchProgress(sys.stderr))
+    finally:
+        logger.removeHandler(mute)
     for note in outcome.notes:
         print(f"jcs-viewer: {note}", file=sys.stderr)
     ok, failed, skipped = (outcome.count("analysed", "ok"), outcome.count("analysed", "error"),
@@ -79,8 +84,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"{len(outcome.rows)} of {outcome.total} studies in {out / 'summary.csv'}: {ok} analysed, {failed} failed, "
           f"{skipped} skipped (done before); {outcome.seconds:.0f} s.")
     if outcome.interrupted:
-        print(f"jcs-viewer: Interrupted after {ok + failed} studies; run the same command with --resume to "
-              "continue.", file=sys.stderr)
+        print(f"jcs-viewer: Interrupted with {outcome.total - len(outcome.rows)} of {outcome.total} studies to go; "
+              "run the same command with --resume to continue.", file=sys.stderr)
         return 130
     errors = sum(row["status"] == "error" for row in outcome.rows)  # this run's and the skipped ones'
     if errors:
