@@ -8,8 +8,10 @@ fingerprints and summary included, a local Ray runtime's start not). Settings: i
 (``--workers 1``), and a local Ray runtime with 1 and 2 workers.
 
 Beyond two workers the figure is modelled with Amdahl's law: the speed-up measured from 1 to 2 Ray workers
-gives the parallel fraction p = 2 (1 - 1/S2), and n workers run ``rate1 / ((1 - p) + p / n)`` studies a minute.
-On a machine with as many cores as workers; a cluster adds its network file system and scheduling on top.
+gives the parallel fraction p = 2 (1 - 1/S2), and n workers run ``rate1 / ((1 - p) + p / n)`` studies a minute;
+where the second worker had no free core (a small or busy machine) p is low and the model pessimistic, so the
+linear bound ``n * rate1`` (a core per worker, nothing shared) is printed beside it. A cluster adds its network
+file system and scheduling on top.
 """
 
 from __future__ import annotations
@@ -83,6 +85,8 @@ def bench_batch(args: argparse.Namespace) -> int:
         p, modelled = amdahl(figures["Ray, 1 worker"]["median_per_min"], figures["Ray, 2 workers"]["median_per_min"])
         report["parallel_fraction"] = p
         report["modelled_per_min"] = modelled
+        # the other bound: every worker on a core of its own, nothing shared
+        report["linear_per_min"] = {n: n * figures["Ray, 1 worker"]["median_per_min"] for n in MODELLED_WORKERS}
     if getattr(args, "json", False):
         print(json.dumps(report))
         return 0
@@ -96,4 +100,6 @@ def bench_batch(args: argparse.Namespace) -> int:
         print(f"Amdahl from 1 -> 2 Ray workers: parallel fraction p = {report['parallel_fraction']:.2f}; modelled "
               "studies/min (one core per worker): "
               + ", ".join(f"{n} workers {r:.0f}" for n, r in report["modelled_per_min"].items()))
+        print("Linear bound (a free core per worker, nothing shared): "
+              + ", ".join(f"{n} workers {r:.0f}" for n, r in report["linear_per_min"].items()))
     return 0
