@@ -215,3 +215,48 @@ def test_ctrl_c_stops_cleanly_and_resume_continues(tmp_path):
     rows = read_summary(out)
     assert len(rows) == 3 and all(row["status"] == "ok" for row in rows)
     assert sum(row["this_run"] == "skipped" for row in rows) >= len(finished)  # and any finished unreported
+
+
+def ray_task_pids(driver: int) -> set[int]:
+    """The driver's descendants running a batch study as a Ray task (Ray titles them ``ray::analyse_study``)."""
+    pids = set()
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and (entry / "cmdline").read_bytes().startswith(b"ray::analyse_study"):
+                pid = int(entry.name)
+                while pid > 1 and pid != driver:  # up the parent chain (worker -> raylet -> driver)
+                    pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+                if pid == driver:
+                    pids.add(int(entry.name))
+        except (OSError, ValueError, IndexError):  # gone meanwhile
+            pass
+    return pids
+
+
+@pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="finds Ray's worker processes in /proc")
+def test_a_dead_worker_is_retried_once_then_an_error_row_and_resume_tries_again(tmp_path):
+    pytest.importorskip("ray")
+    write_demo(tmp_path / "demo", seed=0)
+    out = tmp_path / "out"
+    command = [sys.executable, "-c", "import sys; from jcs_viewer.cli import main; sys.exit(main())", "batch",
+               str(tmp_path / "demo"), "--out", str(out), "--workers", "2", "--device", "cpu", "--quiet"]
+    env = {k: v for k, v in os.environ.items() if k != "JCS_VIEWER_WEIGHTS"}
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    killed: set[int] = set()
+    try:
+        while proc.poll() is None and len(killed) < 2:  # the first run of the task, then its one retry
+            for pid in ray_task_pids(proc.pid) - killed:
+                os.kill(pid, signal.SIGKILL)
+                killed.add(pid)
+            time.sleep(0.05)
+        _, err = proc.communicate(timeout=180)
+    finally:
+        proc.kill()
+    assert len(killed) == 2 and proc.returncode == 2, err[-3000:]
+    (row,) = read_summary(out)
+    assert row["status"] == "error" and row["error_kind"] == "crash" and "died twice" in row["error"]
+    assert not (out / row["key"] / RECORD_NAME).exists()  # a crash is no verdict on the study: not done
+
+    assert batch(str(tmp_path / "demo"), "--out", str(out), "--workers", "1", "--resume") == 0
+    (row,) = read_summary(out)
+    assert row["status"] == "ok" and row["this_run"] == "analysed"
