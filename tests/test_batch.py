@@ -48,6 +48,14 @@ def batch(*args: str) -> int:
     return main(["batch", *args, "--device", "cpu", "--quiet"])
 
 
+def start_batch(*args: str) -> subprocess.Popen:
+    """``jcs-viewer batch`` in a process of its own (to signal it, or its Ray workers), shipped weights only."""
+    command = [sys.executable, "-c", "import sys; from jcs_viewer.cli import main; sys.exit(main())", "batch",
+               *args, "--device", "cpu", "--quiet"]
+    env = {k: v for k, v in os.environ.items() if k != "JCS_VIEWER_WEIGHTS"}
+    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
 def rows_by_source(out: Path) -> dict[str, dict[str, str]]:
     return {row["source"]: row for row in read_summary(out)}
 
@@ -194,10 +202,7 @@ def test_ctrl_c_stops_cleanly_and_resume_continues(tmp_path):
     listing = tmp_path / "list.txt"
     listing.write_text("\n".join(f"d{i}" for i in range(3)) + "\n")
     out = tmp_path / "out"
-    command = [sys.executable, "-c", "import sys; from jcs_viewer.cli import main; sys.exit(main())", "batch",
-               str(listing), "--out", str(out), "--workers", "1", "--device", "cpu", "--quiet"]
-    env = {k: v for k, v in os.environ.items() if k != "JCS_VIEWER_WEIGHTS"}
-    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = start_batch(str(listing), "--out", str(out), "--workers", "1")
     try:
         while not list(out.glob(f"*/{RECORD_NAME}")) and proc.poll() is None:
             time.sleep(0.05)
@@ -238,10 +243,7 @@ def test_a_dead_worker_is_retried_once_then_an_error_row_and_resume_tries_again(
     pytest.importorskip("ray")
     write_demo(tmp_path / "demo", seed=0)
     out = tmp_path / "out"
-    command = [sys.executable, "-c", "import sys; from jcs_viewer.cli import main; sys.exit(main())", "batch",
-               str(tmp_path / "demo"), "--out", str(out), "--workers", "2", "--device", "cpu", "--quiet"]
-    env = {k: v for k, v in os.environ.items() if k != "JCS_VIEWER_WEIGHTS"}
-    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = start_batch(str(tmp_path / "demo"), "--out", str(out), "--workers", "2")
     killed: set[int] = set()
     try:
         while proc.poll() is None and len(killed) < 2:  # the first run of the task, then its one retry
