@@ -262,3 +262,18 @@ def test_a_dead_worker_is_retried_once_then_an_error_row_and_resume_tries_again(
     assert batch(str(tmp_path / "demo"), "--out", str(out), "--workers", "1", "--resume") == 0
     (row,) = read_summary(out)
     assert row["status"] == "ok" and row["this_run"] == "analysed"
+
+
+def test_an_unreachable_cluster_is_one_sentence_and_nothing_written(tmp_path, capsys):
+    pytest.importorskip("ray")
+    import socket
+
+    write_demo(tmp_path / "demo", seed=0)
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    out = tmp_path / "out"
+    assert batch(str(tmp_path / "demo"), "--out", str(out), "--ray-address", f"127.0.0.1:{port}") == 2
+    err = capsys.readouterr().err
+    assert f"Could not connect to the Ray cluster at 127.0.0.1:{port}:" in err and "Traceback" not in err
+    assert not (out / "summary.csv").exists()

@@ -14,6 +14,7 @@ import dataclasses
 import logging
 import os
 import shutil
+import socket
 import tempfile
 import time
 from pathlib import Path
@@ -131,7 +132,8 @@ def run_batch(items: list[StudyItem], config: BatchConfig, progress: Any = None)
         if progress is not None:
             progress.update(row)
 
-    interrupted = False
+    interrupted = ended = False
+    notes: list[str] = []
     try:
         if ray is not None:
             _run_on_ray(ray, todo, config, finish)
@@ -139,11 +141,13 @@ def run_batch(items: list[StudyItem], config: BatchConfig, progress: Any = None)
             for item, base in todo:
                 finish(analyse_study(str(item.path), str(out / item.key), base, config.options, config.report,
                                      config.anonymize, models=models))
+        ended = True
     except KeyboardInterrupt:
-        interrupted = True
+        interrupted = ended = True
     finally:
         ordered = [rows[item.key] for item in items if item.key in rows]
-        notes = write_summary(out, ordered)
+        if ordered or ended:  # an error before any study (Ray unreachable) leaves an earlier summary as it was
+            notes = write_summary(out, ordered)
         if progress is not None:
             progress.close()
     return BatchOutcome(ordered, len(items), interrupted, notes, time.perf_counter() - start)
@@ -203,6 +207,7 @@ def ray_runtime(ray: Any, config: BatchConfig) -> Iterator[None]:
     temp = None
     quiet = {"logging_level": logging.ERROR, "log_to_driver": False}
     if config.ray_address is not None:
+        _check_reachable(config.ray_address)
         try:
             ray.init(address=config.ray_address, **quiet)
         except (ConnectionError, RuntimeError, ValueError) as exc:
@@ -218,6 +223,19 @@ def ray_runtime(ray: Any, config: BatchConfig) -> Iterator[None]:
         ray.shutdown()
         if temp is not None:
             shutil.rmtree(temp, ignore_errors=True)
+
+
+def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """Fail in seconds, with one sentence, where nothing listens at ``HOST:PORT`` (Ray itself retries for
+    minutes); ``auto`` and other forms are left to Ray."""
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        raise JCSError(f"Could not connect to the Ray cluster at {address}: {exc.strerror or exc} (is "
+                       "'ray start --head' running there, and the port open?).") from None
 
 
 def _task_resources(ray: Any, config: BatchConfig) -> tuple[dict[str, Any], int]:
