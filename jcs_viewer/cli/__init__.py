@@ -15,7 +15,7 @@ import sys
 from jcs_viewer import RESEARCH_USE_NOTICE, __version__
 
 # Order is the order shown by --help. "gui" is the default when no subcommand is given.
-SUBCOMMANDS = ("gui", "demo", "analyze", "pacs", "bench", "train", "evaluate")
+SUBCOMMANDS = ("gui", "demo", "analyze", "batch", "pacs", "bench", "train", "evaluate")
 _TOP_LEVEL_FLAGS = ("-h", "--help", "--version")
 
 

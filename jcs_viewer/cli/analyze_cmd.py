@@ -54,12 +54,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from jcs_viewer.cli import UserError
 
-    if args.threshold is not None and args.threshold < 0:
-        raise UserError("--threshold must be zero or a positive number of slices.")
+    check_decision_options(args)
     if args.batch_size is not None and args.batch_size < 1:
         raise UserError("--batch-size must be at least 1.")
-    if args.slice_cutoff is not None and not 0.0 <= args.slice_cutoff <= 1.0:
-        raise UserError("--slice-cutoff must lie between 0 and 1.")
     source = Path(args.study).expanduser()
     if not source.exists():
         raise UserError(f"Study path {source} does not exist.")
@@ -144,6 +141,16 @@ def send_results(out_dir: Path, server, args: argparse.Namespace) -> None:
         raise JCSError(f"Nothing was sent to {server}: this study has no DICOM outputs (they need a DICOM source).")
     send_files(server, files, server_and_ae(args, str(server))[1], timeout=args.timeout)
     print(f"Sent {', '.join(f.name for f in files)} to {server}.")
+
+
+def check_decision_options(args: argparse.Namespace) -> None:
+    """``--threshold`` and ``--slice-cutoff`` within their ranges, else one sentence (``analyze`` and ``batch``)."""
+    from jcs_viewer.cli import UserError
+
+    if args.threshold is not None and args.threshold < 0:
+        raise UserError("--threshold must be zero or a positive number of slices.")
+    if args.slice_cutoff is not None and not 0.0 <= args.slice_cutoff <= 1.0:
+        raise UserError("--slice-cutoff must lie between 0 and 1.")
 
 
 def settings_options(args: argparse.Namespace, quiet: bool = False) -> dict:
