@@ -41,6 +41,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         "(the AI mask is kept as lesion_mask_ai.nii.gz)")
     parser.add_argument("--report", action="store_true", help="also write the annotated PDF report (report.pdf) and, "
                         "for DICOM studies, the DICOM SEG of lesions and lungs (lesion_seg.dcm)")
+    parser.add_argument("--prior", metavar="STUDY", help="an earlier study of the same patient: analysed too, "
+                        "registered by the lungs and compared (lesion volume and involvement per lung then, now and "
+                        "the change): comparison.json and, with --report, the report's Comparison section")
     parser.add_argument("--anonymize", action="store_true", help="remove patient name, ID, birth date and "
                         "accession number from the report and the DICOM SEG, SR and PDF")
     parser.add_argument("--send", metavar="SERVER", help="with --report, store the DICOM SEG, the SR of the "
@@ -63,6 +66,9 @@ def run(args: argparse.Namespace) -> int:
     session = getattr(args, "session", None)
     if session is not None and not Path(session).expanduser().is_file():
         raise UserError(f"Session file {session} does not exist.")
+    prior = getattr(args, "prior", None)
+    if prior is not None and not Path(prior).expanduser().exists():
+        raise UserError(f"Prior study {prior} does not exist.")
 
     from jcs_viewer.errors import JCSError
     from jcs_viewer.pipeline import AnalysisOptions
@@ -82,6 +88,8 @@ def run(args: argparse.Namespace) -> int:
     studies = find_studies(source)
     if session is not None and len(studies) > 1:
         raise UserError("--session belongs to one study; give that study, not a folder of studies.")
+    if prior is not None and len(studies) > 1:
+        raise UserError("--prior is compared with one study; give that study, not a folder of studies.")
     out_root = Path(args.out).expanduser()
     if out_root.exists() and not out_root.is_dir():
         raise UserError(f"--out {out_root} is a file, not a folder: give a folder for the results.")
@@ -92,7 +100,8 @@ def run(args: argparse.Namespace) -> int:
         out_dir = out_root if len(studies) == 1 else out_root / study.name
         try:
             analyze_one(study, out_dir, options, models, bar, args.series, session=session,
-                        report=getattr(args, "report", False), anonymize=getattr(args, "anonymize", False))
+                        report=getattr(args, "report", False), anonymize=getattr(args, "anonymize", False),
+                        prior=None if prior is None else Path(prior).expanduser())
             if send is not None:
                 send_results(out_dir, send, args)
         except JCSError as exc:
@@ -104,13 +113,14 @@ def run(args: argparse.Namespace) -> int:
 
 
 def analyze_one(study: Path, out_dir: Path, options, models, bar, series_uid: str | None = None, cancel=None,
-                session: str | Path | None = None, report: bool = False, anonymize: bool = False):
+                session: str | Path | None = None, report: bool = False, anonymize: bool = False,
+                prior: Path | None = None):
     """Load, analyse and write one study (:func:`jcs_viewer.report.bundle.analyze_and_write`), then say what came
-    out: the decision (its reason first), the volumes, and every note."""
+    out: the decision (its reason first), the volumes, the comparison with a ``prior`` study, and every note."""
     from jcs_viewer.report.bundle import analyze_and_write
 
     result, written = analyze_and_write(study, out_dir, options, models, bar, series_uid, cancel, session=session,
-                                        report=report, anonymize=anonymize)
+                                        report=report, anonymize=anonymize, prior=prior)
     if bar is not None:
         bar.finish()
     for note in written.notes:
@@ -126,7 +136,20 @@ def analyze_one(study: Path, out_dir: Path, options, models, bar, series_uid: st
     )
     for message in result.messages:
         print(f"  note: {message}")
+    if written.comparison is not None:
+        print_comparison(written.comparison)
     return result
+
+
+def print_comparison(comparison) -> None:
+    """The then / now / change table, aligned, with the interval, the registration and the notes."""
+    print(f"Comparison with the prior study, {comparison.interval()}; {comparison.registration()}:")
+    rows = [("", "prior", "current", "change"), *comparison.rows()]
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    for row in rows:
+        print("  " + row[0].ljust(widths[0]) + "".join("  " + cell.rjust(w) for cell, w in zip(row[1:], widths[1:])))
+    for note in comparison.notes:
+        print(f"  note: {note}")
 
 
 def send_results(out_dir: Path, server, args: argparse.Namespace) -> None:

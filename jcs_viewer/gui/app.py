@@ -30,13 +30,15 @@ def ensure_app() -> Any:
 
 
 def run_viewer(study: Path | None = None, demo: bool = False, screenshot: Path | None = None,
-               quit_after_analysis: bool = False, auto_analyse: bool | None = None, view: str | None = None) -> int:
+               quit_after_analysis: bool = False, auto_analyse: bool | None = None, view: str | None = None,
+               prior: Path | None = None) -> int:
     """Show the main window, optionally open a study, and run the event loop.
 
     With ``screenshot`` the window saves a PNG once the analysis finished (or the study loaded
     when analysis is off); with ``quit_after_analysis`` it then exits with 0 (or 2 on an error).
     ``view`` ("axial", "1x3" or "3d") overrides the default-layout setting for this window; on "3d"
-    the tab shows the meshes once the analysis is done (and a screenshot waits for them).
+    the tab shows the meshes once the analysis is done (and a screenshot waits for them). ``prior``: an
+    earlier study of the patient, opened for comparison once the study is analysed (a screenshot waits for it).
     """
     app = ensure_app()
     from PySide6.QtCore import QTimer
@@ -49,6 +51,7 @@ def run_viewer(study: Path | None = None, demo: bool = False, screenshot: Path |
     window.auto_override = auto_analyse
     window.screenshot_path = screenshot
     window.quit_after_analysis = quit_after_analysis
+    window.prior.pending = prior
     if view in ("axial", "1x3"):
         window.views.set_layout(view)
     elif view == "3d":

@@ -80,6 +80,9 @@ class ExportActions(QObject):
             kwargs = session.report_kwargs()
         else:
             kwargs = {"result": result}
+        comparison = getattr(getattr(window, "prior", None), "comparison", None)
+        if comparison is not None:  # a prior study is open: the report's Comparison section, comparison.json
+            kwargs["comparison"] = comparison
         return volume, kwargs
 
     def _default_folder(self) -> Path:

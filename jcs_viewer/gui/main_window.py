@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (QApplication, QFileDialog, QGroupBox, QHBoxLayout
 from jcs_viewer.gui import backend
 from jcs_viewer.gui.export_actions import ExportActions
 from jcs_viewer.gui.pacs_actions import PacsActions
+from jcs_viewer.gui.prior import PriorActions
 from jcs_viewer.gui.layers_panel import LayersPanel
 from jcs_viewer.gui.layout import install_views
 from jcs_viewer.gui.review_panel import ReviewPanel
@@ -100,6 +101,7 @@ class MainWindow(QMainWindow):
         self.editing = install_editing(self)  # brush/eraser, Edit menu, undo/redo, session autosave/restore
         self.exports = ExportActions(self, self._file_menu, before=self.settings_action)  # report, SEG, NIfTI, CSV
         self.pacs = PacsActions(self, self._file_menu, before=self.settings_action)  # open from / send to a PACS
+        self.prior = PriorActions(self, self._file_menu, before=self.settings_action)  # follow-up comparison
         QApplication.instance().installEventFilter(self)
 
     # ================================================================== construction
@@ -440,16 +442,15 @@ class MainWindow(QMainWindow):
 
     def cancel_tasks(self) -> None:
         """Cancel whatever runs (Esc / Cancel button)."""
-        for worker in (self.load_worker, self.analysis_worker):
+        for worker in (self.load_worker, self.analysis_worker, getattr(getattr(self, "prior", None), "worker", None)):
             if worker is not None and worker.busy:
                 worker.cancel()
                 self.progress.setFormat("Cancelling…")
 
     @property
     def busy(self) -> bool:
-        exports, pacs = getattr(self, "exports", None), getattr(self, "pacs", None)
-        workers = (self.load_worker, self.analysis_worker, exports.worker if exports else None,
-                   pacs.worker if pacs else None)
+        workers = (self.load_worker, self.analysis_worker,
+                   *(getattr(getattr(self, name, None), "worker", None) for name in ("exports", "pacs", "prior")))
         return any(w is not None and w.busy for w in workers)
 
     def _update_busy(self) -> None:
@@ -500,7 +501,7 @@ class MainWindow(QMainWindow):
 
     def show_status(self, text: str) -> None:
         self.last_status = text
-        self.statusBar().showMessage(text, 8000)
+        self.message_label.show_message(text, 8000)
 
     def _update_slice_labels(self) -> None:
         state = self.state

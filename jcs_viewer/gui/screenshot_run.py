@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from typing import Any
 
 import numpy as np
@@ -18,6 +19,11 @@ def prepare_screenshot_view(window: Any) -> int:
     3-D view could not draw them (no OpenGL, or the build timed out), else 0.
     """
     result = window.state.result
+    prior = window.prior.worker
+    deadline = time.monotonic() + 300.0
+    while prior is not None and prior.busy and time.monotonic() < deadline:  # gui --prior: show the comparison
+        QApplication.processEvents()
+        time.sleep(0.02)
     if result is not None and np.any(result.slice_positive):
         window.state.set_slice(int(np.argmax(result.slice_probability)))
     if result is None or window.views.tabs.currentWidget() is not window.views.three_d:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QApplication, QFrame, QHBoxLayout, QLabel, QPushButton, QWidget
 
@@ -118,9 +118,38 @@ def install_menus(window: Any) -> None:
     window._rebuild_recent_menu()
 
 
+class StatusMessage(QLabel):
+    """The status bar's passing message: elided to the room left beside the read-outs (QStatusBar's own message
+    was painted under the slice counter), the whole sentence in its tooltip, cleared after ``timeout_ms``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.full_text = ""
+        self.setMinimumWidth(80)
+        self._clear = QTimer(self)
+        self._clear.setSingleShot(True)
+        self._clear.timeout.connect(lambda: self.show_message(""))
+
+    def show_message(self, text: str, timeout_ms: int = 0) -> None:
+        self.full_text = text
+        self.setToolTip(text)
+        self._elide()
+        if timeout_ms > 0:
+            self._clear.start(timeout_ms)
+
+    def _elide(self) -> None:
+        self.setText(self.fontMetrics().elidedText(self.full_text, Qt.TextElideMode.ElideRight, max(0, self.width())))
+
+    def resizeEvent(self, event: Any) -> None:  # noqa: N802 - Qt naming
+        super().resizeEvent(event)
+        self._elide()
+
+
 def install_status_bar(window: Any) -> None:
     """The status bar's permanent read-outs (slice, position, cursor, window) and the research notice."""
     bar = window.statusBar()
+    window.message_label = StatusMessage()
+    bar.addWidget(window.message_label, 1)
     window.slice_label = QLabel("—")
     window.position_label = QLabel("")
     window.cursor_label = QLabel("")

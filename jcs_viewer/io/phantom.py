@@ -93,6 +93,8 @@ def make_phantom(
     lesions: bool = True,
     spacing: tuple[float, float, float] | None = None,
     noise_sigma: float = 18.0,
+    lesion_scale: float = 1.0,
+    table_shift_mm: float = 0.0,
 ) -> Phantom:
     """Generate a synthetic chest CT.
 
@@ -107,6 +109,9 @@ def make_phantom(
             an explicit spacing scans the same patient with a different field.
         noise_sigma: standard deviation of the (slightly correlated) image noise in HU;
             0 gives the noise-free phantom.
+        lesion_scale: the same lesions grown (> 1) or shrunk (< 1) in place: a follow-up scan of the patient.
+        table_shift_mm: the patient lies this much further along the table (z): the same slices of the same
+            anatomy, at other positions, as in a follow-up scan that a registration must align.
 
     Returns:
         The :class:`Phantom`.
@@ -132,14 +137,14 @@ def make_phantom(
     lesion_mask = np.zeros_like(lung)
     specs: list[LesionSpec] = []
     if lesions:
-        specs = add_lesions(hu, lung, lesion_mask, geo, rng_lesions)
+        specs = add_lesions(hu, lung, lesion_mask, geo, rng_lesions, scale=lesion_scale)
     add_noise(hu, noise_sigma, rng_noise)
     return Phantom(
         hu=hu,
         lesion_mask=lesion_mask,
         lung_mask=lung,
         spacing=spacing,
-        origin=origin,
+        origin=(origin[0], origin[1], origin[2] + float(table_shift_mm)),  # same slices, the patient moved
         direction=np.eye(3),
         lesions=specs,
         seed=seed,
@@ -157,8 +162,13 @@ def write_demo_study(
     lesions: bool = True,
     size: int = 512,
     spacing: tuple[float, float, float] | None = None,
+    follow_up_days: int = 0,
+    lesion_scale: float = 1.0,
 ) -> Path:
     """Generate the phantom and write it as a DICOM series with NIfTI ground truth.
+
+    With ``follow_up_days`` it is the same patient scanned that many days later (a study of its own, its
+    lesions scaled by ``lesion_scale``, the table 12 mm further), for comparison with the first scan.
 
     Layout::
 
@@ -182,14 +192,15 @@ def write_demo_study(
     from jcs_viewer.errors import ExportError
 
     out_dir = Path(out_dir)
-    phantom = make_phantom(n_slices=n_slices, size=size, seed=seed, lesions=lesions, spacing=spacing)
+    phantom = make_phantom(n_slices=n_slices, size=size, seed=seed, lesions=lesions, spacing=spacing,
+                           lesion_scale=lesion_scale, table_shift_mm=12.0 if follow_up_days else 0.0)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".demo-tmp-", dir=out_dir))
     except OSError as exc:
         raise ExportError(f"Cannot write the demo study to {out_dir}: {exc.strerror or exc}.") from exc
     try:
-        _write_study_files(phantom, staging, lesions)
+        _write_study_files(phantom, staging, lesions, follow_up_days)
         for name in ("dicom", "ground_truth"):
             target = out_dir / name
             old = None
@@ -206,20 +217,21 @@ def write_demo_study(
     return out_dir
 
 
-def _write_study_files(phantom: Phantom, root: Path, lesions: bool) -> None:
+def _write_study_files(phantom: Phantom, root: Path, lesions: bool, follow_up_days: int = 0) -> None:
     import json
 
-    from jcs_viewer.io.dicom_writer import derive_uid, write_dicom_series, write_mask_nifti
+    from jcs_viewer.io.dicom_writer import DEFAULT_DATE, derive_uid, write_dicom_series, write_mask_nifti
     from jcs_viewer.io.volume import StudyInfo
 
     seed = phantom.seed
-    tag = "lesions" if lesions else "lesion-free"
+    tag = ("lesions" if lesions else "lesion-free") + (f"+{follow_up_days}d" if follow_up_days else "")
     study_uid = derive_uid("demo-study", PHANTOM_VERSION, seed, tag)
     info = StudyInfo(
         patient_name="DEMO^PHANTOM",
         patient_id=f"JCSDEMO{seed:05d}",
         sex="O",
         study_uid=study_uid,
+        study_date=_days_after(DEFAULT_DATE, follow_up_days),
         study_description="CT CHEST synthetic demo (JCS Viewer)",
         series_uid=derive_uid("demo-series", PHANTOM_VERSION, seed, tag, phantom.hu.shape),
         series_number="2",
@@ -235,6 +247,12 @@ def _write_study_files(phantom: Phantom, root: Path, lesions: bool) -> None:
     write_mask_nifti(phantom.lesion_mask, truth / "lesion_mask.nii.gz", **geometry)
     write_mask_nifti(phantom.lung_mask, truth / "lung_mask.nii.gz", **geometry)
     (truth / "lesions.json").write_text(json.dumps(ground_truth_summary(phantom), indent=2) + "\n")
+
+
+def _days_after(date: str, days: int) -> str:
+    import datetime
+
+    return (datetime.datetime.strptime(date, "%Y%m%d") + datetime.timedelta(days=int(days))).strftime("%Y%m%d")
 
 
 def ground_truth_summary(phantom: Phantom) -> dict:

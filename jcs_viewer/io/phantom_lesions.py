@@ -161,7 +161,8 @@ def _lesion_plan(rng: np.random.Generator) -> list[tuple[str, str, str]]:
     return plan
 
 
-def add_lesions(hu, lung, lesion_mask, geo: Geometry, rng) -> list[LesionSpec]:
+def add_lesions(hu, lung, lesion_mask, geo: Geometry, rng, scale: float = 1.0) -> list[LesionSpec]:
+    """Place and paint the lesions; ``scale`` grows (> 1) or shrinks them where they are (a follow-up)."""
     sz, sy, sx = geo.spacing
     specs: list[LesionSpec] = []
     placed: list[tuple[np.ndarray, float]] = []
@@ -187,7 +188,7 @@ def add_lesions(hu, lung, lesion_mask, geo: Geometry, rng) -> list[LesionSpec]:
             centre = np.array([geo.x_mm[pick[1]], geo.y_mm[pick[0]], geo.z_mm[k]], dtype=float)
             if any(np.linalg.norm(centre - c) < r + radii.max() + 6 for c, r in placed):
                 continue
-            spec = _paint_lesion(hu, lung, lesion_mask, geo, rng, kind, lung_side, zone, centre, radii)
+            spec = _paint_lesion(hu, lung, lesion_mask, geo, rng, kind, lung_side, zone, centre, radii * scale)
             if spec.n_voxels:
                 specs.append(spec)
                 placed.append((centre, float(radii.max())))

@@ -112,3 +112,8 @@ class Volume:
         z, y, x = zyx
         ijk = np.array([x * self.spacing[2], y * self.spacing[1], z * self.spacing[0]])
         return np.asarray(self.origin) + self.direction @ ijk
+
+    def lps_to_index(self, lps: tuple[float, float, float]) -> np.ndarray:
+        """Continuous voxel index ``(z, y, x)`` of an LPS position (mm): the inverse of :meth:`index_to_lps`."""
+        ijk = np.linalg.solve(np.asarray(self.direction, dtype=float), np.asarray(lps, dtype=float) - self.origin)
+        return np.array([ijk[2] / self.spacing[0], ijk[1] / self.spacing[1], ijk[0] / self.spacing[2]])

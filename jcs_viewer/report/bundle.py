@@ -33,11 +33,12 @@ LESION_NIFTI_NAME = "lesion_mask.nii.gz"
 LUNG_NIFTI_NAME = "lung_mask.nii.gz"
 CSV_NAME = "per_slice.csv"
 AI_LESION_NIFTI_NAME = "lesion_mask_ai.nii.gz"  # beside the edited lesion mask when the reader edited it
+COMPARISON_NAME = "comparison.json"  # then / now / change against a prior study (analyze --prior)
 #: written last when a run's outputs move into place: its presence says the set is complete.
 COMPLETION_FILE = RESULTS_JSON
 #: every file a run may write into its folder (a new run removes the ones it did not write again).
 OUTPUT_NAMES = frozenset({COMPLETION_FILE, ARRAYS_NPZ, CSV_NAME, LESION_NIFTI_NAME, LUNG_NIFTI_NAME,
-                          AI_LESION_NIFTI_NAME, REPORT_NAME, SEG_NAME, SR_NAME, PDF_DICOM_NAME})
+                          AI_LESION_NIFTI_NAME, REPORT_NAME, SEG_NAME, SR_NAME, PDF_DICOM_NAME, COMPARISON_NAME})
 #: the outputs that go to a PACS (``analyze --send``, File > Send Results to PACS), in this order.
 DICOM_OUTPUT_NAMES = (SEG_NAME, SR_NAME, PDF_DICOM_NAME)
 
@@ -48,6 +49,7 @@ class ExportResult(dict[str, Path]):
     def __init__(self) -> None:
         super().__init__()
         self.notes: list[str] = []
+        self.comparison: Any = None  # analyze --prior: the Comparison written
 
 
 def export_all(
@@ -66,6 +68,7 @@ def export_all(
     segmentation: bool = True,
     pseudonyms: Any = None,
     dicom_results: bool = False,
+    comparison: Any = None,
 ) -> ExportResult:
     """Write report.pdf, lesion_seg.dcm, results_sr.dcm, report_pdf.dcm, the NIfTI masks and per_slice.csv.
 
@@ -89,6 +92,8 @@ def export_all(
         dicom_results: with ``segmentation``, also the DICOM SR of the quantities and (with ``report``) the
             report as a DICOM Encapsulated PDF: what goes back to a PACS.
         pseudonyms: the output set's :class:`~jcs_viewer.io.deidentify.Pseudonymizer` (with ``anonymize``).
+        comparison: a :class:`~jcs_viewer.pipeline.compare.Comparison` with a prior study: the report's
+            "Comparison" section and ``comparison.json`` (its "now" from the reader's mask when edited).
 
     Returns:
         Name -> written path for each file written (keys: report, lesion_seg, results_sr, report_dicom,
@@ -118,7 +123,7 @@ def export_all(
 
         written["report"] = write_report(result, volume, out / REPORT_NAME, anonymize=anonymize, reviewer=reviewer,
                                          review=review, edited_mask=edited_mask, notes=notes,
-                                         measurements=measurements)
+                                         measurements=measurements, comparison=comparison)
     seg_source = lesion if edited or lesion_classes is None else np.asarray(lesion_classes)
     seg_reason = dicom_seg_unavailable(volume) if segmentation else None
     if segmentation and seg_reason is not None:
@@ -139,7 +144,21 @@ def export_all(
         written["lesion_nifti_ai"] = export_nifti(ai_mask.astype(np.uint8), volume, out / AI_LESION_NIFTI_NAME)
     written["lung_nifti"] = export_nifti(result.lung_mask, volume, out / LUNG_NIFTI_NAME)
     written["csv"] = export_csv(result, out / CSV_NAME, review=review, quant=quant)
+    if comparison is not None:
+        written["comparison"] = _write_comparison(comparison if quant is None else comparison.with_current(quant),
+                                                  out / COMPARISON_NAME)
     return written
+
+
+def _write_comparison(comparison: Any, path: Path) -> Path:
+    import json
+
+    from jcs_viewer.atomic import atomic_write_text
+
+    try:
+        return atomic_write_text(path, json.dumps(comparison.to_dict(), indent=2) + "\n")
+    except OSError as exc:
+        raise ExportError(f"Cannot write {path}: {exc.strerror or exc}.") from exc
 
 
 def _dicom_results(result: Any, volume: Any, out: Path, quant: Any, pdf: Path | None, notes: list[str], *,
@@ -195,7 +214,7 @@ def staged_outputs(out_dir: Path):
 
 
 def write_study_outputs(result: StudyResult, volume: Volume, out_dir: Path, *, edits: Any = None, report: bool = False,
-                        anonymize: bool = False) -> ExportResult:
+                        anonymize: bool = False, comparison: Any = None) -> ExportResult:
     """A headless run's whole output set, all or nothing (:func:`staged_outputs`).
 
     ``results.json``/``arrays.npz`` (with the reader's edits, when given), the CSV and NIfTI masks, and with
@@ -210,6 +229,8 @@ def write_study_outputs(result: StudyResult, volume: Volume, out_dir: Path, *, e
         edits: an :class:`~jcs_viewer.session.headless.EditedOutputs` (a reader's session), or None.
         report: also write the PDF report and the DICOM SEG.
         anonymize: de-identify every output.
+        comparison: a :class:`~jcs_viewer.pipeline.compare.Comparison` with a prior study (``comparison.json``,
+            and the report's "Comparison" section).
     """
     pseudonyms = None
     saved = edits.result if edits is not None else result
@@ -222,7 +243,7 @@ def write_study_outputs(result: StudyResult, volume: Volume, out_dir: Path, *, e
         saved.save(stage)
         written = export_all(
             edits.ai_result if edits is not None else result, volume, stage, report=report, anonymize=anonymize,
-            segmentation=report, pseudonyms=pseudonyms, dicom_results=report,
+            segmentation=report, pseudonyms=pseudonyms, dicom_results=report, comparison=comparison,
             **({} if edits is None else {"reviewer": edits.reviewer, "review": edits.review, "notes": edits.notes,
                                          "edited_mask": edits.result.lesion_mask,
                                          "measurements": edits.measurements}))
@@ -233,11 +254,14 @@ def write_study_outputs(result: StudyResult, volume: Volume, out_dir: Path, *, e
 
 def analyze_and_write(study: Path, out_dir: Path, options: Any, models: Any, progress: Any = None,
                       series_uid: str | None = None, cancel: Any = None, session: str | Path | None = None,
-                      report: bool = False, anonymize: bool = False) -> tuple[Any, ExportResult]:
+                      report: bool = False, anonymize: bool = False,
+                      prior: Path | None = None) -> tuple[Any, ExportResult]:
     """Load, analyse and write one study (:func:`write_study_outputs`); nothing is written unless it completes.
 
     With ``session`` (a viewer session file) the reader's edited mask, review states and notes drive every
-    output. Returns ``(result as written, files written with their notes)``.
+    output. With ``prior`` (an earlier study of the patient) that study is analysed too, registered by the lungs
+    and compared (:func:`jcs_viewer.pipeline.compare.compare`): ``comparison.json`` and the report's section.
+    Returns ``(result as written, files written with their notes)``; the comparison is ``written.comparison``.
     """
     from jcs_viewer.io import load_study
     from jcs_viewer.pipeline import analyze
@@ -249,4 +273,31 @@ def analyze_and_write(study: Path, out_dir: Path, options: Any, models: Any, pro
     if session is not None:
         edits = apply_session_file(result, volume, Path(session).expanduser())  # before anything is written
         result = edits.result
-    return result, write_study_outputs(result, volume, out_dir, edits=edits, report=report, anonymize=anonymize)
+    comparison = None
+    if prior is not None:
+        comparison = compare_with_prior(volume, edits.ai_result if edits is not None else result, Path(prior),
+                                        options, models, progress, cancel)
+    written = write_study_outputs(result, volume, out_dir, edits=edits, report=report, anonymize=anonymize,
+                                  comparison=comparison)
+    written.comparison = None if comparison is None else comparison.with_current(result.quant)
+    return result, written
+
+
+def compare_with_prior(volume: Volume, result: StudyResult, prior: Path, options: Any, models: Any,
+                       progress: Any = None, cancel: Any = None) -> Any:
+    """Load and analyse the ``prior`` study with the same models, then compare it with ``volume``'s ``result``.
+
+    Raises:
+        JCSError: the prior cannot be loaded, or one of the studies has no lungs to register by.
+    """
+    from jcs_viewer.errors import JCSError
+    from jcs_viewer.io import load_study
+    from jcs_viewer.pipeline import analyze
+    from jcs_viewer.pipeline.compare import compare
+
+    prior_volume = load_study(prior)
+    prior_result = analyze(prior_volume, options, progress=progress, cancel=cancel, models=models)
+    try:
+        return compare(volume, result, prior_volume, prior_result)
+    except ValueError as exc:
+        raise JCSError(f"The studies cannot be compared: {exc}.") from None

@@ -53,6 +53,7 @@ class ReportContent:
     reviewer: str = ""
     warnings: list[str] = field(default_factory=list)
     measurements: list[str] = field(default_factory=list)  # the reader's rulers and ROIs, one line each
+    comparison: Any = None  # a pipeline.compare.Comparison with a prior study, its "now" from ``quant``
 
     @property
     def confirmed(self) -> list[int]:
@@ -157,12 +158,14 @@ def build_content(
     reviewer: str = "",
     notes: str = "",
     measurements: Any = (),
+    comparison: Any = None,
     now: datetime | None = None,
 ) -> ReportContent:
     """Compute the report's content from a StudyResult, its Volume and the reader's work.
 
     When ``edited_mask`` is given and differs from the AI's mask, every lesion number is
-    re-quantified from it (the AI's numbers are not shown as if they were the reader's).
+    re-quantified from it (the AI's numbers are not shown as if they were the reader's), the
+    ``comparison`` with a prior study included.
     """
     n = int(result.n_slices)
     if volume.n_slices != n:
@@ -198,6 +201,7 @@ def build_content(
         reviewer=reviewer,
         measurements=[m.describe(volume.array[m.z], tuple(volume.spacing[1:]), bool(volume.is_hu))
                       for m in measurements if 0 <= m.z < n],
+        comparison=None if comparison is None else comparison.with_current(quant),
     )
 
 

@@ -59,6 +59,7 @@ def write_report(
     edited_mask: np.ndarray | None = None,
     notes: str = "",
     measurements: Any = (),
+    comparison: Any = None,
 ) -> Path:
     """Write the annotated PDF report of one analysed study.
 
@@ -75,6 +76,8 @@ def write_report(
         notes: free text printed in the review section.
         measurements: the reader's :class:`~jcs_viewer.session.measurements.Measurement` s, listed in the review
             section with their lengths, areas and HU statistics.
+        comparison: a :class:`~jcs_viewer.pipeline.compare.Comparison` with a prior study: the report's
+            "Comparison" section (lesion volume and involvement per lung then, now and the change).
 
     Returns:
         The written path.
@@ -85,7 +88,7 @@ def write_report(
     check_target(path)
     try:
         content = build_content(result, volume, review=review, edited_mask=edited_mask, reviewer=reviewer, notes=notes,
-                                measurements=measurements)
+                                measurements=measurements, comparison=comparison)
     except ValueError as exc:
         raise ExportError(f"Cannot write {path}: {exc}.") from exc
     data = render_report(result, volume, content, anonymize=anonymize)
@@ -289,6 +292,20 @@ def _summary(
     return out
 
 
+def _comparison_section(content: ReportContent, st: dict[str, ParagraphStyle], fonts: Fonts) -> list[Any]:
+    """Then, now and the change per lung against the prior study (the reader's edited mask for "now")."""
+    c = content.comparison
+    if c is None:
+        return []
+    rows = [["", "Prior", "Current", "Change"]] + [list(row) for row in c.rows()]
+    w = CONTENT_W
+    out = [Paragraph("Comparison", st["h2"]),
+           Paragraph(escape(f"{c.interval()}; registered by the lungs: {c.registration()}."), st["small"]),
+           _table(rows, [62 * mm] + [(w - 62 * mm) / 3] * 3, fonts=fonts)]
+    out += [Paragraph(escape(note), st["small"]) for note in c.notes]
+    return [KeepTogether(out)]
+
+
 def _plot_section(result: StudyResult, content: ReportContent, st: dict[str, ParagraphStyle],
                   fonts: Fonts) -> list[Any]:
     w = CONTENT_W
@@ -464,6 +481,7 @@ def render_report(result: StudyResult, volume: Volume, content: ReportContent, *
             _header(volume, result, anonymize, st, fonts)
             + _decision(result, content, st, fonts)
             + _summary(result, volume, content, st, fonts)
+            + _comparison_section(content, st, fonts)
             + _plot_section(result, content, st, fonts)
             + _zone_section(result, content, st, fonts)
             + _attribute_section(result, st, fonts)
