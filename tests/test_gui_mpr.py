@@ -6,6 +6,7 @@ environment (CI: ``xvfb-run -a pytest``) and is skipped without one.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -236,11 +237,18 @@ def test_overlays_in_every_view(make_window, study, qtbot):
     np.testing.assert_array_equal(_colour_pixels(cor_rgba, colour), lesion[:, y, :] > 0)
     assert _colour_pixels(cor_rgba, LUNG_COLORS[1]).any() and _colour_pixels(sag_rgba, LUNG_COLORS[1]).any()
     assert _colour_pixels(cor_rgba, LUNG_COLORS[2]).any()
-    # Activation map: the CAM row of every flagged slice, blank on unflagged slices (layer default).
-    for view in (coronal, sagittal):
+    # Activation map: the CAM row of every flagged slice, blank on unflagged slices (layer default), and only
+    # within (a few mm around) the plane's lungs: per-slice maps side by side banded across the chest (item 7).
+    for view, lung_plane in ((coronal, result.lung_mask[:, y, :]), (sagittal, result.lung_mask[:, :, x])):
         alpha = view.cam_item.image[..., 3]
-        assert alpha.shape[0] == volume.n_slices and alpha[z].max() > 0
+        assert alpha.shape == lung_plane.shape and alpha[z].max() > 0
         assert not alpha[~result.slice_positive].any()
+        far = np.ones_like(lung_plane, dtype=bool)
+        for row, lung_row in zip(far, lung_plane > 0):
+            cols = np.flatnonzero(lung_row)
+            if cols.size:
+                row[max(cols.min() - 6, 0):cols.max() + 7] = False
+        assert alpha[(lung_plane > 0) & result.slice_positive[:, None]].any() and not alpha[far].any()
         assert view.cam_item.isVisible() and view.mask_item.isVisible()
     state.set_layers(cam_flagged_only=False)
     assert coronal.cam_item.image[..., 3][~result.slice_positive].any() or not result.cams[
@@ -251,6 +259,21 @@ def test_overlays_in_every_view(make_window, study, qtbot):
     qtbot.keyClick(window.slice_view, Qt.Key.Key_S)
     assert not coronal.cam_item.isVisible() and not sagittal.mask_item.isVisible()
     assert not window.slice_view.mask_item.isVisible()
+
+
+def test_cam_in_lungs_by_hand():
+    from jcs_viewer.gui.reformat import cam_in_lungs
+
+    values = np.full((6, 4), 200, np.uint8)  # 6 slices, a CAM row of 4 values
+    values[3] = 0  # one slice whose map is empty between two bright ones
+    lung = np.zeros((6, 40), np.uint8)
+    lung[:, 10:20] = 1
+    out = cam_in_lungs(values, lung, (5.0, 1.0), margin_mm=2.0, z_sigma_mm=5.0)
+    assert out.shape == (6, 40) and out.dtype == np.uint8
+    assert not out[:, :8].any() and not out[:, 22:].any() and out[:, 8:22].all()  # lungs grown by 2 mm
+    assert 0 < out[3, 15] < out[1, 15] <= 200  # blended along z: no hard band
+    sharp = cam_in_lungs(values, lung, (5.0, 1.0), margin_mm=0.0, z_sigma_mm=0.0)
+    assert sharp[3, 15] == 0 and sharp[0, 15] == 200 and not sharp[:, 20:].any()
 
 
 def test_brush_strokes_show_in_the_planes_at_once(make_window, qtbot):
@@ -387,6 +410,27 @@ WINDOW_3D_SCRIPT = textwrap.dedent(
 
 
 @pytest.mark.xvfb
+def test_3d_tab_says_why_it_has_nothing_to_show(make_window, qtbot, tmp_path):
+    from jcs_viewer.errors import ExportError
+
+    volume, lung, lesion = synthetic_volume(n_slices=24, size=96, seed=2)
+    window = make_window()
+    views = window.views
+    views.show_3d()
+    window.state.set_volume(volume)  # a study opened on the 3-D tab: the Slices page stays behind its tab
+    assert not window.image_split.isVisible() and views.three_d.isVisible()
+    empty = synthetic_result(volume, np.zeros_like(lung), np.zeros_like(lesion), cam_size=8)
+    window.state.set_result(empty)
+    assert views.three_d.message.isVisible() and "found no lungs and no lesions" in views.three_d.message.text()
+    assert views.three_d.view is None  # no empty black scene is built
+    with pytest.raises(ExportError, match="nothing to show in 3-D"):
+        views.three_d.export_png(tmp_path / "x.png")
+    one = dataclasses.replace(volume, array=volume.array[:1].copy())
+    window.state.set_volume(one)
+    window.state.set_result(synthetic_result(one, lung[:1], lesion[:1], cam_size=8))
+    assert "A study of 1 slice has no 3-D shape" in views.three_d.message.text()
+
+
 def test_window_3d_tab_renders_on_x_display(tmp_path):
     if not os.environ.get("DISPLAY"):
         pytest.skip("DISPLAY is unset: VTK's Qt widget needs a real X display; run `xvfb-run -a pytest`")

@@ -492,7 +492,7 @@ def test_summary_fits_its_box_at_1440x900(qtbot, make_window, study):
         assert viewport.contains(end.bottomLeft()), f"{needle!r} ends outside the summary box: {end}"
     # Layers and lesion editing share the tabs below; choosing the brush brings editing forward.
     tabs = window.side_tabs
-    assert [tabs.tabText(i) for i in range(tabs.count())] == ["Layers", "Lesion editing"]
+    assert [tabs.tabText(i) for i in range(tabs.count())] == ["Layers", "Lesion editing", "Measurements"]
     assert tabs.currentWidget() is window.layers_panel
     qtbot.keyClick(window.slice_view, Qt.Key.Key_B)
     assert window.editing.controller.tool == "brush" and tabs.currentIndex() == 1

@@ -363,7 +363,8 @@ class MainWindow(QMainWindow):
     def _on_volume_shown(self) -> None:
         has = self.state.volume is not None
         self.empty_hint.setVisible(not has)
-        self.image_split.setVisible(has)
+        if not hasattr(self, "views"):  # afterwards image_split is the "Slices" tab: the tab widget shows it
+            self.image_split.setVisible(has)
         self.analyse_action.setEnabled(has)
         self._update_slice_labels()
 

@@ -10,8 +10,10 @@ view and the score strip's marker. Every view here only observes the state:
   left-right order. Overlays: lesion (the edited mask when an editing session exists), lung
   outline, and the activation map. Activation maps are per axial slice at reduced resolution: the
   plane shows, for every slice, the CAM row (coronal) or column (sagittal) at the same relative
-  position, interpolated between the two nearest CAM rows and stretched bilinearly; with the
-  "flagged slices only" layer setting the rows of unflagged slices are blank, as in the axial view.
+  position, interpolated between the two nearest CAM rows and stretched bilinearly, blended along z
+  and kept within the plane's lungs (per-slice maps side by side banded across the whole chest,
+  :func:`~jcs_viewer.gui.reformat.cam_in_lungs`); with the "flagged slices only" layer setting the
+  rows of unflagged slices are blank, as in the axial view.
 - :class:`AxialCrosshair` adds the crosshair lines, orientation letters and Shift+move to the
   existing axial :class:`~jcs_viewer.gui.slice_view.SliceView` without changing it.
 
@@ -32,7 +34,8 @@ from PySide6.QtGui import QColor, QFont, QPen
 from PySide6.QtWidgets import QGraphicsRectItem, QGraphicsSimpleTextItem
 
 from jcs_viewer.gui import mouse, overlays
-from jcs_viewer.gui.reformat import Plane, axis_letters, cam_plane, plane_axis, plane_of, plane_size_mm, slab
+from jcs_viewer.gui.reformat import (Plane, axis_letters, cam_in_lungs, cam_plane, plane_axis, plane_of, plane_size_mm,
+                                     slab)
 from jcs_viewer.gui.slice_view import LUNG_COLORS, SliceViewBox, SmoothImageItem
 from jcs_viewer.gui.state import LayerSettings, ViewerState
 
@@ -300,6 +303,11 @@ class PlaneView(pg.GraphicsLayoutWidget):
         keep = np.asarray(state.result.slice_positive, dtype=bool) if self._layers.cam_flagged_only else None
         extent = state.volume.array.shape[plane_axis(self.plane)]
         values = cam_plane(cams, self.plane, self.index, extent, keep)
+        lung = getattr(state.result, "lung_mask", None)
+        if lung is not None:  # per-slice maps side by side band across the chest: shown within the lungs
+            spacing = state.volume.spacing
+            values = cam_in_lungs(values, plane_of(lung, self.plane, self.index),
+                                  (float(spacing[0]), float(spacing[2 if self.plane == "coronal" else 1])))
         self.cam_item.setImage(overlays.activation_rgba(values, self._cam_lut), autoLevels=False, levels=None)
         self.cam_item.setRect(self._rect)
 

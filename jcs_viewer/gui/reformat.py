@@ -109,6 +109,40 @@ def cam_plane(cams: np.ndarray, plane: Plane, index: int, extent: int,
     return out
 
 
+def cam_in_lungs(values: np.ndarray, lung: np.ndarray, spacing_mm: tuple[float, float],
+                 margin_mm: float = 4.0, z_sigma_mm: float = 4.0) -> np.ndarray:
+    """A reformatted plane of per-slice activation maps, drawn where it can be read: within the lungs.
+
+    Each axial slice's map is normalised on its own, so side by side in a coronal or sagittal plane they stack
+    into bands that run across the chest wall, mediastinum and spine. Here the plane's values are stretched to
+    the plane's width, blended along z (a Gaussian of ``z_sigma_mm``: neighbouring slices' maps meet) and kept
+    within the lungs of that plane grown by ``margin_mm`` (juxtapleural lesions stay visible).
+
+    Args:
+        values: uint8 ``(z, w)`` from :func:`cam_plane`.
+        lung: the lung mask's plane, ``(z, n)`` at the volume's resolution.
+        spacing_mm: the plane's (z, in-plane) spacing.
+        margin_mm: how far outside the lungs the map still shows.
+        z_sigma_mm: the blend along z.
+
+    Returns:
+        uint8 ``(z, n)``.
+    """
+    import cv2
+
+    nz, n = lung.shape
+    stretched = cv2.resize(np.ascontiguousarray(values, dtype=np.float32), (n, nz), interpolation=cv2.INTER_LINEAR)
+    sigma = z_sigma_mm / max(float(spacing_mm[0]), 1e-3)
+    if sigma >= 0.3 and nz > 1:
+        stretched = cv2.GaussianBlur(stretched, (1, 2 * int(np.ceil(2.5 * sigma)) + 1), sigmaX=0.0, sigmaY=sigma,
+                                     borderType=cv2.BORDER_REPLICATE)
+    grow = int(round(margin_mm / max(float(spacing_mm[1]), 1e-3)))
+    inside = (np.asarray(lung) > 0).astype(np.uint8)
+    if grow > 0:
+        inside = cv2.dilate(inside, np.ones((1, 2 * grow + 1), np.uint8))  # in plane only: no lung a slice away
+    return np.rint(stretched * inside).clip(0, 255).astype(np.uint8)
+
+
 def axis_letters(direction_column: np.ndarray) -> tuple[str, str]:
     """Patient-direction letters at the low and high end of an index axis.
 

@@ -29,6 +29,12 @@ def prepare_screenshot_view(window: Any) -> int:
     if result is None or window.views.tabs.currentWidget() is not window.views.three_d:
         return 0
     tab = window.views.three_d
+    from jcs_viewer.gui.view3d_tab import nothing_in_3d
+
+    empty = nothing_in_3d(result)
+    if empty:  # the tab says why instead of an empty scene; the picture shows that
+        print(f"jcs-viewer: the 3-D view shows nothing: {empty}", file=sys.stderr)
+        return 0
     built = tab.wait_until_current(120.0)
     view = tab.view
     if view is None or not view.available or not built:

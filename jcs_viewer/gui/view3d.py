@@ -477,7 +477,8 @@ class LungLesionView(QWidget):
         if lesion_current:
             self.build_seconds = time.perf_counter() - job.started
             self.last_stats = dict(job.stats)
-            self._status.setText(f"Surfaces built in {self.build_seconds:.2f} s")
+            none = "" if self._lesion_poly is not None and self._lesion_poly.GetNumberOfPoints() else "; no lesions"
+            self._status.setText(f"Surfaces built in {self.build_seconds:.2f} s{none}")
         self._render()
         if lesion_current:
             self.surfaces_ready.emit(self.build_seconds)

@@ -23,6 +23,18 @@ if TYPE_CHECKING:
     from jcs_viewer.pipeline.result import StudyResult
 
 EDIT_DEBOUNCE_MS = 400
+NO_RESULT_TEXT = "Analyse the study to see the lungs and lesions in 3-D."
+
+
+def nothing_in_3d(result: StudyResult) -> str | None:
+    """Why the 3-D view would be an empty scene for ``result`` (one sentence), or None when it has surfaces."""
+    lung, lesion = result.lung_mask, result.lesion_mask
+    n = int(lung.shape[0])
+    if n < 3:
+        return f"A study of {n} slice{'s' if n != 1 else ''} has no 3-D shape to show: read it in the Slices tab."
+    if not lung.any() and not lesion.any():
+        return "Nothing to show in 3-D: the analysis found no lungs and no lesions in this study."
+    return None
 
 
 class ThreeDTab(QWidget):
@@ -36,7 +48,8 @@ class ThreeDTab(QWidget):
         self._study_stale = True
         self._lesions_stale = False
 
-        self.message = QLabel("Analyse the study to see the lungs and lesions in 3-D.")
+        self.message = QLabel(NO_RESULT_TEXT)
+        self.message.setWordWrap(True)
         self.message.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.message.setStyleSheet("color: #aaa; font-size: 12pt;")
         self.export_button = QPushButton("Export 3-D PNG…")
@@ -86,7 +99,7 @@ class ThreeDTab(QWidget):
 
     def showEvent(self, event: Any) -> None:  # noqa: N802 - Qt naming
         super().showEvent(event)
-        if self.viewer.result is not None:
+        if self.viewer.result is not None and nothing_in_3d(self.viewer.result) is None:
             self.ensure_view()
             self._sync()
 
@@ -94,13 +107,15 @@ class ThreeDTab(QWidget):
     def _on_result(self, result: StudyResult | None) -> None:
         self._study_stale = True
         self._edit_timer.stop()
-        has = result is not None
+        empty = None if result is None else nothing_in_3d(result)
+        has = result is not None and empty is None
+        self.message.setText(empty or NO_RESULT_TEXT)
         self._stack.setCurrentIndex(1 if has else 0)
         self.export_button.setEnabled(has)
         if self.isVisible():
             if has:
                 self.ensure_view()
-            self._sync()
+                self._sync()
 
     def _on_lesions_edited(self) -> None:
         self._lesions_stale = True
@@ -108,7 +123,7 @@ class ThreeDTab(QWidget):
             self._edit_timer.start()
 
     def _sync(self) -> None:
-        if self.view is None or self.viewer.result is None:
+        if self.view is None or self.viewer.result is None or nothing_in_3d(self.viewer.result):
             return
         if self._study_stale:
             self._push_study()
@@ -139,7 +154,7 @@ class ThreeDTab(QWidget):
     # --- public ------------------------------------------------------------------------
     def wait_until_current(self, timeout: float = 60.0) -> bool:
         """Push pending changes and block until their meshes are shown (export and tests)."""
-        if self.viewer.result is None:
+        if self.viewer.result is None or nothing_in_3d(self.viewer.result):
             return False
         self.ensure_view()
         self._edit_timer.stop()
@@ -154,6 +169,9 @@ class ThreeDTab(QWidget):
         """
         if self.viewer.result is None:
             raise ExportError(f"Cannot write {path}: analyse the study first; the 3-D view has nothing to show.")
+        empty = nothing_in_3d(self.viewer.result)
+        if empty:
+            raise ExportError(f"Cannot write {path}: {empty[0].lower()}{empty[1:]}")
         self.wait_until_current()
         return self.view.export_png(path, size=size)
 
