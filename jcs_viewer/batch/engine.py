@@ -122,6 +122,8 @@ def run_batch(items: list[StudyItem], config: BatchConfig, progress: Any = None)
         row = done_row(out / item.key, base["fingerprint"], version) if config.resume else None
         if row is not None:
             rows[item.key] = {**complete_row(row), "this_run": "skipped"}
+        elif item.error:  # not brought in (a failed retrieve): its row says why; --resume tries it again
+            rows[item.key] = complete_row({**base, **error_fields(item.error, "retrieve"), "this_run": "analysed"})
         else:
             todo.append((item, base))
     if progress is not None:

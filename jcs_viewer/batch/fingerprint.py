@@ -31,11 +31,13 @@ class StudyItem:
         key: the name of its output folder (see :func:`study_key`).
         path: the study (a folder or a file).
         label: its path as the user knows it (relative to the source), for the summary.
+        error: why the study could not be brought in (a PACS retrieve that failed): an error row, not analysed.
     """
 
     key: str
     path: Path
     label: str
+    error: str = ""
 
 
 def study_key(label: str) -> str:

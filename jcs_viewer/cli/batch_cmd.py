@@ -8,21 +8,23 @@ import sys
 import time
 from pathlib import Path
 
-HELP = "analyse every study of a folder tree or a list, on this machine or a Ray cluster; resumable"
+HELP = "analyse every study of a folder tree, a list or a PACS query, on this machine or a Ray cluster; resumable"
 DEVICES = ("auto", "cpu", "cuda")
 SLICE_SCORES = ("joint", "classifier")
 #: a SOURCE file with one of these endings is a list of study paths, not a study
 LIST_SUFFIXES = (".txt", ".lst", ".list")
 _EPILOG = ("SOURCE is a folder tree (every study found in it) or a text file (.txt) of study paths, one a line, "
-           "# starts a comment, relative paths are relative to the file. A PACS query as SOURCE is not supported "
-           "yet. Each study's outputs (as 'analyze' writes them) go to DIR/<study-key>/; DIR/summary.csv and "
+           "# starts a comment, relative paths are relative to the file; or, instead of SOURCE, a PACS query "
+           "(--server with --patient-id / --study-date): the studies found are retrieved into DIR/.pacs/ first. "
+           "Each study's outputs (as 'analyze' writes them) go to DIR/<study-key>/; DIR/summary.csv and "
            "DIR/summary.parquet have one row per study. On a cluster, DIR and the studies must be on a file "
            "system every node sees.")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.epilog = _EPILOG
-    parser.add_argument("source", metavar="SOURCE", help="folder tree of studies, or a .txt file of study paths")
+    parser.add_argument("source", metavar="SOURCE", nargs="?", help="folder tree of studies, or a .txt file of "
+                        "study paths (or none, with --server: the studies a PACS query finds)")
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder")
     parser.add_argument("--ray-address", metavar="auto|HOST:PORT", help="run on this Ray cluster (default: a "
                         "local Ray runtime on this machine)")
@@ -36,6 +38,16 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", action="store_true", help="skip studies done before with the same input "
                         "files, weights, app version and options (studies that failed on their input too)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--server", metavar="SERVER", help="take the studies from this PACS (AET@HOST:PORT or "
+                        "http(s)://HOST/dicom-web): every study its query finds is retrieved into DIR/.pacs/ and "
+                        "analysed")
+    parser.add_argument("--patient-id", metavar="ID", default="", help="with --server: this patient's studies "
+                        "(DICOM wildcards * and ? allowed)")
+    parser.add_argument("--study-date", metavar="RANGE", default="", help="with --server: studies of this date "
+                        "(YYYYMMDD) or range (YYYYMMDD-YYYYMMDD, YYYYMMDD-, -YYYYMMDD)")
+    from jcs_viewer.cli.pacs_cmd import add_server_options
+
+    add_server_options(parser, required=True)  # --ae-title, --timeout (--server is above)
     parser.add_argument("--weights-seg", metavar="NAME|PATH", help="segmentation weights (default: shipped)")
     parser.add_argument("--weights-cls", metavar="NAME|PATH", help="classification weights (default: shipped)")
     parser.add_argument("--slice-score", choices=SLICE_SCORES, help="as for 'analyze'")
@@ -51,8 +63,14 @@ def run(args: argparse.Namespace) -> int:
     if args.workers is not None and args.workers < 1:
         raise UserError("--workers must be at least 1.")
     check_decision_options(args)
-    source = Path(args.source).expanduser()
-    if not source.exists():
+    server = getattr(args, "server", None)
+    if (args.source is None) == (server is None):
+        raise UserError("Give the studies as SOURCE (a folder or a .txt list) or as --server SERVER (a PACS "
+                        "query), one of the two.")
+    if server is None and (args.patient_id or args.study_date):
+        raise UserError("--patient-id and --study-date select studies on a PACS: add --server SERVER.")
+    source = Path(args.source).expanduser() if server is None else None
+    if source is not None and not source.exists():
         raise UserError(f"Source {source} does not exist.")
     out = Path(args.out).expanduser()
     if out.exists() and not out.is_dir():
@@ -63,9 +81,15 @@ def run(args: argparse.Namespace) -> int:
     from jcs_viewer.cli.analyze_cmd import settings_options
     from jcs_viewer.pipeline import AnalysisOptions
 
-    paths, root = find_batch_studies(source, out)
-    if not paths:
-        raise UserError(f"No studies were found in {source}.")
+    if server is not None:
+        items = pacs_source_items(args, server, out)
+        if not items:
+            raise UserError(f"No study on {server} matches the query.")
+    else:
+        paths, root = find_batch_studies(source, out)
+        if not paths:
+            raise UserError(f"No studies were found in {source}.")
+        items = make_items(paths, root)
     options = AnalysisOptions(seg_weights=args.weights_seg, cls_weights=args.weights_cls,
                               **settings_options(args, quiet=args.quiet))
     config = BatchConfig(out=out, options=options, report=args.report, anonymize=args.anonymize,
@@ -74,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
     logger, mute = logging.getLogger("jcs_viewer"), logging.NullHandler()
     logger.addHandler(mute)
     try:
-        outcome = run_batch(make_items(paths, root), config, None if args.quiet else BatchProgress(sys.stderr))
+        outcome = run_batch(items, config, None if args.quiet else BatchProgress(sys.stderr))
     finally:
         logger.removeHandler(mute)
     for note in outcome.notes:
@@ -93,6 +117,17 @@ def run(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
     return 0
+
+
+def pacs_source_items(args: argparse.Namespace, server: str, out: Path) -> list:
+    """The studies a PACS query finds, retrieved into ``out/.pacs`` (see :mod:`jcs_viewer.batch.pacs_source`)."""
+    from jcs_viewer.batch.pacs_source import pacs_items
+    from jcs_viewer.cli.pacs_cmd import server_and_ae
+
+    server, ae_title = server_and_ae(args, server)
+    say = None if args.quiet else (lambda line: print(line, file=sys.stderr))
+    return pacs_items(server, ae_title, out, patient_id=args.patient_id, study_date=args.study_date,
+                      timeout=args.timeout, say=say)
 
 
 def find_batch_studies(source: Path, out: Path) -> tuple[list[Path], Path]:
