@@ -12,10 +12,9 @@ pytest.importorskip("pytestqt")
 from PySide6.QtCore import Qt  # noqa: E402
 
 from jcs_viewer.gui.corners import corner_texts  # noqa: E402
-from jcs_viewer.gui.main_window import MainWindow  # noqa: E402
+from helpers_gui import open_window  # noqa: E402
 from jcs_viewer.gui.synthetic import synthetic_result, synthetic_volume  # noqa: E402
 from jcs_viewer.io.volume import StudyInfo  # noqa: E402
-from jcs_viewer.settings import SettingsStore  # noqa: E402
 from conftest import shared_data_path  # noqa: E402
 
 PATIENT = StudyInfo(patient_name="DOE^JANE^Q", patient_id="P-0042", birth_date="19500102", sex="F", age="071Y",
@@ -25,17 +24,7 @@ PATIENT = StudyInfo(patient_name="DOE^JANE^Q", patient_id="P-0042", birth_date="
 
 @pytest.fixture
 def window(qtbot, tmp_path, monkeypatch):
-    monkeypatch.setenv("JCS_VIEWER_CONFIG", str(tmp_path / "config"))
-    monkeypatch.setenv("JCS_VIEWER_DATA", str(tmp_path / "data"))
-    monkeypatch.setenv("JCS_VIEWER_RESTORE_SESSION", "never")
-    settings = SettingsStore(tmp_path / "config" / "settings.ini")
-    settings.update(auto_analyze=False)
-    win = MainWindow(settings=settings)
-    qtbot.addWidget(win)
-    win.resize(1400, 860)
-    win.show()
-    qtbot.waitExposed(win)
-    return win
+    return open_window(qtbot, tmp_path, monkeypatch, auto_analyze=False)
 
 
 def _shown(win):

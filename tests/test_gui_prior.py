@@ -14,6 +14,7 @@ from test_export_support import require_tools
 
 pytest.importorskip("pytestqt")
 
+from helpers_gui import open_window  # noqa: E402
 from jcs_viewer.gui.main_window import MainWindow  # noqa: E402
 from jcs_viewer.settings import SettingsStore  # noqa: E402
 
@@ -29,14 +30,7 @@ def follow_up(tmp_path_factory):
 
 
 def _window(qtbot, tmp_path, monkeypatch, study):
-    monkeypatch.setenv("JCS_VIEWER_CONFIG", str(tmp_path / "config"))
-    monkeypatch.setenv("JCS_VIEWER_DATA", str(tmp_path / "data"))
-    settings = SettingsStore(tmp_path / "config" / "settings.ini")
-    settings.update(auto_analyze=True, session_restore="never")
-    window = MainWindow(settings=settings)
-    qtbot.addWidget(window)
-    window.resize(1400, 860)
-    window.show()
+    window = open_window(qtbot, tmp_path, monkeypatch, auto_analyze=True)
     window.open_path(study)
     qtbot.waitUntil(lambda: bool(window.state.result is not None or window.last_error), timeout=120000)
     assert window.last_error is None, window.last_error

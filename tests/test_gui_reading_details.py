@@ -24,20 +24,20 @@ def test_runs_of_flagged_slices_and_the_jumps_between_them():
     assert ReviewState(flagged=[]).next_run(5) is None and ReviewState(flagged=[]).previous_run(5) is None
 
 
-def test_shift_n_and_shift_p_walk_the_runs_in_the_window(qtbot, tmp_path, monkeypatch):
-    from jcs_viewer.gui.main_window import MainWindow
+def synthetic_window(qtbot, tmp_path, monkeypatch, n_slices: int, seed: int):
+    """The window showing a synthetic study and its synthetic result (no analysis)."""
+    from helpers_gui import open_window
     from jcs_viewer.gui.synthetic import synthetic_result, synthetic_volume
-    from jcs_viewer.settings import SettingsStore
 
-    monkeypatch.setenv("JCS_VIEWER_CONFIG", str(tmp_path))
-    monkeypatch.setenv("JCS_VIEWER_DATA", str(tmp_path / "data"))
-    settings = SettingsStore(tmp_path / "settings.ini")
-    settings.update(auto_analyze=False)
-    window = MainWindow(settings=settings)
-    qtbot.addWidget(window)
-    volume, lung, lesion = synthetic_volume(n_slices=40, size=64, seed=7)
+    window = open_window(qtbot, tmp_path, monkeypatch, auto_analyze=False)
+    volume, lung, lesion = synthetic_volume(n_slices=n_slices, size=64, seed=seed)
     window.state.set_volume(volume)
     window.state.set_result(synthetic_result(volume, lung, lesion, cam_size=8))
+    return window
+
+
+def test_shift_n_and_shift_p_walk_the_runs_in_the_window(qtbot, tmp_path, monkeypatch):
+    window = synthetic_window(qtbot, tmp_path, monkeypatch, n_slices=40, seed=7)
     runs = window.state.review.runs()
     assert len(runs) >= 1
     view_menu = next(a.menu() for a in window.menuBar().actions() if a.text() == "&View")
@@ -104,19 +104,7 @@ def test_the_series_picker_shows_study_date_and_plane_of_real_files(qtbot, tmp_p
 
 
 def test_the_summary_says_why_a_rejected_slice_still_counts(qtbot, tmp_path, monkeypatch):
-    from jcs_viewer.gui.main_window import MainWindow
-    from jcs_viewer.gui.synthetic import synthetic_result, synthetic_volume
-    from jcs_viewer.settings import SettingsStore
-
-    monkeypatch.setenv("JCS_VIEWER_CONFIG", str(tmp_path))
-    monkeypatch.setenv("JCS_VIEWER_DATA", str(tmp_path / "data"))
-    settings = SettingsStore(tmp_path / "settings.ini")
-    settings.update(auto_analyze=False)
-    window = MainWindow(settings=settings)
-    qtbot.addWidget(window)
-    volume, lung, lesion = synthetic_volume(n_slices=30, size=64, seed=8)
-    window.state.set_volume(volume)
-    window.state.set_result(synthetic_result(volume, lung, lesion, cam_size=8))
+    window = synthetic_window(qtbot, tmp_path, monkeypatch, n_slices=30, seed=8)
     text = window.summary_panel.browser.toPlainText()
     assert "The reader" not in text
     flagged = window.state.review.flagged

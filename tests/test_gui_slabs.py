@@ -11,8 +11,7 @@ from jcs_viewer.gui.reformat import slab
 
 pytest.importorskip("pytestqt")
 
-from jcs_viewer.gui.main_window import MainWindow  # noqa: E402
-from jcs_viewer.settings import SettingsStore  # noqa: E402
+from helpers_gui import open_window  # noqa: E402
 
 
 def test_slab_projections_by_hand():
@@ -34,16 +33,8 @@ def real_window(qtbot, tmp_path, monkeypatch):
     from jcs_viewer.io import load_study
 
     volume = load_study(shared_data_path("real_ct_small", "chest_imaging_platform", "ct-64.nrrd"))
-    monkeypatch.setenv("JCS_VIEWER_CONFIG", str(tmp_path / "config"))
-    monkeypatch.setenv("JCS_VIEWER_DATA", str(tmp_path / "data"))
-    settings = SettingsStore(tmp_path / "config" / "settings.ini")
-    settings.update(auto_analyze=False, default_layout="1x3")
-    window = MainWindow(settings=settings)
-    qtbot.addWidget(window)
-    window.resize(1400, 860)
-    window.show()
+    window = open_window(qtbot, tmp_path, monkeypatch, auto_analyze=False, default_layout="1x3")
     window.state.set_volume(volume)
-    qtbot.waitExposed(window)
     return window, volume
 
 

@@ -15,8 +15,7 @@ pytest.importorskip("pytestqt")
 from PySide6.QtCore import Qt  # noqa: E402
 from PySide6.QtTest import QTest  # noqa: E402
 
-from jcs_viewer.gui.main_window import MainWindow  # noqa: E402
-from jcs_viewer.settings import SettingsStore  # noqa: E402
+from helpers_gui import open_window  # noqa: E402
 from test_gui_editing import drag, key, view_point  # noqa: E402
 from test_gui_mouse import _changes, _drag, _view_state  # noqa: E402
 
@@ -27,21 +26,11 @@ COVID_SLICE = ("covid19_ny_sbu_dicom_slices", "A002304", "axial", "19010112-135.
 @pytest.fixture
 def real_window(qtbot, tmp_path, monkeypatch, pixel_size_rule):
     """A window that opens a real study and analyses it with the shipped models (the app's own pixel-size gate)."""
-    monkeypatch.setenv("JCS_VIEWER_CONFIG", str(tmp_path / "config"))
-    monkeypatch.setenv("JCS_VIEWER_DATA", str(tmp_path / "data"))
-    monkeypatch.setenv("JCS_VIEWER_RESTORE_SESSION", "never")
-
     def make(*parts):
         path = shared_data_path(*parts)
         if not path.exists():
             pytest.skip(f"{path} is not here")
-        settings = SettingsStore(tmp_path / "config" / "settings.ini")
-        settings.update(auto_analyze=True, session_restore="never")
-        window = MainWindow(settings=settings)
-        qtbot.addWidget(window)
-        window.resize(1400, 860)
-        window.show()
-        qtbot.waitExposed(window)
+        window = open_window(qtbot, tmp_path, monkeypatch, auto_analyze=True)
         window.open_path(path)
         qtbot.waitUntil(lambda: bool(window.editing.session is not None and not window.busy or window.last_error),
                         timeout=180000)

@@ -140,15 +140,21 @@ def register_lungs(current: Volume, current_lung: np.ndarray, prior: Volume, pri
 
     fixed = _mask_image(current, current_lung)
     moving = _mask_image(prior, prior_lung)
-    initial = sitk.CenteredTransformInitializer(fixed, moving, sitk.Euler3DTransform(),
-                                                sitk.CenteredTransformInitializerFilter.MOMENTS)
+    return _register_rigid(fixed, moving, sitk.Euler3DTransform)
+
+
+def _register_rigid(fixed: Any, moving: Any, kind: Any) -> Any:
+    """Mean squares between the smoothed masks, from their centres of mass, by regular-step gradient descent."""
+    import SimpleITK as sitk
+
+    initial = sitk.CenteredTransformInitializer(fixed, moving, kind(), sitk.CenteredTransformInitializerFilter.MOMENTS)
     method = sitk.ImageRegistrationMethod()
     method.SetMetricAsMeanSquares()
     method.SetInterpolator(sitk.sitkLinear)
     method.SetOptimizerAsRegularStepGradientDescent(learningRate=2.0, minStep=1e-3, numberOfIterations=150)
     method.SetOptimizerScalesFromPhysicalShift()
     method.SetInitialTransform(initial, inPlace=False)
-    return _single(method.Execute(fixed, moving), sitk.Euler3DTransform)
+    return _single(method.Execute(fixed, moving), kind)
 
 
 def _single(found: Any, kind: Any) -> Any:
@@ -172,15 +178,7 @@ def register_in_plane(current: Volume, current_lung: np.ndarray, prior: Volume, 
         return sitk.SmoothingRecursiveGaussian(image, REGISTRATION_MM), k
 
     (fixed, _), (moving, _) = plane(current, current_lung), plane(prior, prior_lung)
-    initial = sitk.CenteredTransformInitializer(fixed, moving, sitk.Euler2DTransform(),
-                                                sitk.CenteredTransformInitializerFilter.MOMENTS)
-    method = sitk.ImageRegistrationMethod()
-    method.SetMetricAsMeanSquares()
-    method.SetInterpolator(sitk.sitkLinear)
-    method.SetOptimizerAsRegularStepGradientDescent(learningRate=2.0, minStep=1e-3, numberOfIterations=150)
-    method.SetOptimizerScalesFromPhysicalShift()
-    method.SetInitialTransform(initial, inPlace=False)
-    found = _single(method.Execute(fixed, moving), sitk.Euler2DTransform)
+    found = _register_rigid(fixed, moving, sitk.Euler2DTransform)
     return _as_3d(found, float(prior.index_to_lps((0, 0, 0))[2] - current.index_to_lps((0, 0, 0))[2]))
 
 
