@@ -76,8 +76,11 @@ def associate(server: Server, ae_title: str, contexts: Sequence[tuple], *, timeo
     logger.addHandler(reasons)
     start = time.monotonic()
     try:
-        assoc = ae.associate(server.host, server.port, ae_title=server.ae_title, ext_neg=list(roles) or None,
-                             evt_handlers=list(handlers) or None)
+        for attempt in range(2):  # a connection dropped before the PACS said yes or no is tried once more
+            assoc = ae.associate(server.host, server.port, ae_title=server.ae_title, ext_neg=list(roles) or None,
+                                 evt_handlers=list(handlers) or None)
+            if assoc.is_established or assoc.is_rejected or time.monotonic() - start >= 0.45 * timeout:
+                break
     finally:
         logger.removeHandler(reasons)
     if not assoc.is_established:
