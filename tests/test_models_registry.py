@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -167,12 +168,20 @@ def _zip_bomb(path, inflated: int = 4 << 30) -> None:
                 member.write(block)
 
 
+@pytest.fixture(scope="module")
+def gib_bomb(tmp_path_factory):
+    """One 1 GiB zip bomb for the module (deflating 1 GiB takes seconds); tests copy it under their own names."""
+    bomb = tmp_path_factory.mktemp("bomb") / "bomb.pth"
+    _zip_bomb(bomb, inflated=1 << 30)  # 1 GiB declared, about 1 MB on disk
+    return bomb
+
+
 @pytest.mark.parametrize("name", ["joint.pth", "anything.pth"])
-def test_a_zip_bomb_is_refused_before_it_is_inflated(tmp_path, name):
+def test_a_zip_bomb_is_refused_before_it_is_inflated(tmp_path, name, gib_bomb):
     import resource
 
     bomb = tmp_path / name
-    _zip_bomb(bomb, inflated=1 << 30)  # 1 GiB declared, about 1 MB on disk
+    shutil.copyfile(gib_bomb, bomb)
     assert bomb.stat().st_size < 8 << 20
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     with pytest.raises(ModelLoadError, match=rf"{name} was refused: its archive declares 1,024 MB"):
@@ -180,13 +189,13 @@ def test_a_zip_bomb_is_refused_before_it_is_inflated(tmp_path, name):
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 256 * 1024  # kB: nothing was inflated
 
 
-def test_a_folder_is_listed_without_opening_unknown_files(tmp_path, monkeypatch):
+def test_a_folder_is_listed_without_opening_unknown_files(tmp_path, monkeypatch, gib_bomb):
     """A bomb that only sits next to the weights asked for is never opened (names are not guessed from keys)."""
     from jcs_viewer.models import checkpoints
 
     folder = tmp_path / "w"
     folder.mkdir()
-    _zip_bomb(folder / "unrelated.pth", inflated=1 << 30)
+    shutil.copyfile(gib_bomb, folder / "unrelated.pth")
     opened = []
     monkeypatch.setattr(checkpoints, "check_archive", lambda path: opened.append(path))
     monkeypatch.setattr(checkpoints.torch, "load", lambda *a, **k: opened.append(a) or {})
