@@ -82,3 +82,34 @@ def test_unwritable_target_is_one_sentence(qtbot, window, tmp_path):
     window.exports.export_report(path=blocker / "r.pdf", with_segmentation=False)
     qtbot.waitUntil(lambda: bool(window.last_error and "r.pdf" in window.last_error), timeout=60000)
     assert "Traceback" not in window.last_error and "\n" not in window.last_error
+
+
+def test_the_reviewer_typed_in_the_report_dialog_is_kept_for_the_next_report(qtbot, window, tmp_path):
+    """Issue 19, item 7: the name typed in File > Export Report was forgotten by the next report."""
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from jcs_viewer.gui.export_actions import ReportDialog
+    from jcs_viewer.settings import SettingsStore
+
+    seen = []
+
+    def answer(path, reviewer=None):
+        dialog = QApplication.activeModalWidget()
+        assert isinstance(dialog, ReportDialog)
+        seen.append(dialog.reviewer_edit.text())
+        dialog.path_edit.setText(str(path))
+        if reviewer is not None:
+            dialog.reviewer_edit.setText(reviewer)
+        dialog.accept()
+
+    first, second = tmp_path / "first.pdf", tmp_path / "second.pdf"
+    QTimer.singleShot(0, lambda: answer(first, "Dr Kept"))
+    window.exports.export_report()
+    qtbot.waitUntil(lambda: first.is_file() and not window.busy, timeout=60000)
+    assert window.settings.values.reviewer_name == "Dr Kept"
+    assert SettingsStore(window.settings.path).values.reviewer_name == "Dr Kept"  # on disk, for the next start
+    QTimer.singleShot(0, lambda: answer(second))
+    window.exports.export_report()
+    qtbot.waitUntil(lambda: second.is_file() and not window.busy, timeout=60000)
+    assert seen == ["", "Dr Kept"]  # the second dialog starts with the name typed in the first
