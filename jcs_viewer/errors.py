@@ -23,5 +23,9 @@ class ExportError(JCSError):
     """A report or segmentation could not be written."""
 
 
+class NotComparable(JCSError):
+    """Two studies cannot be compared (one of them has no lungs to register by)."""
+
+
 class Cancelled(JCSError):
     """A long operation was cancelled by the user; nothing partial is kept."""

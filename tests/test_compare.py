@@ -76,7 +76,9 @@ def test_a_study_without_lungs_cannot_be_compared(analysed):
 
     volume, result = analysed["base"]
     no_lungs = dataclasses.replace(result, lung_mask=np.zeros_like(result.lung_mask))
-    with pytest.raises(ValueError, match="without lungs"):
+    from jcs_viewer.errors import NotComparable
+
+    with pytest.raises(NotComparable, match="no lungs to register by"):
         compare(volume, result, volume, no_lungs)
 
 

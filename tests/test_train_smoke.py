@@ -148,6 +148,16 @@ def test_train_with_medseg_twins_and_lesion_head(tmp_path, capsys):
     summary = finalize("cls", out)
     assert "twin_auc" in summary["candidates"]["best"]["as_trained"]
 
+    # A second run continues the first with the Grad-CAM localisation loss on the crops' lesions.
+    again = tmp_path / "run_cls_cam"
+    assert main(["train", "cls", "--data", str(data), "--out", str(again), "--size", str(SIZE), "--batch", "8",
+                 "--crop", "48", "--epochs", "1", "--max-steps", "1", "--medseg-twins", "0.25",
+                 "--config", '{"lesion_head": true}', "--init", str(out / "best.safetensors"),
+                 "--cam-loss", "0.5"]) == 0
+    record = json.loads((again / "run.json").read_text())
+    assert record["command"].endswith("--cam-loss 0.5") and record["options"]["cam_weight"] == 0.5
+    assert record["data_sha256"]["init"] == sha256_file(out / "best.safetensors")
+
     seg_out = tmp_path / "run_seg"
     assert main(["train", "seg", "--data", str(tmp_path / "medseg_covid19_ct100_jcs"), "--out", str(seg_out),
                  "--size", str(SIZE), "--batch", "2", "--epochs", "1", "--max-steps", "1",
@@ -207,9 +217,11 @@ def test_init_needs_a_pretrained_encoder_run_and_a_file(tmp_path, capsys):
                  "--arch", "jcs_seg_effnet", "--data", str(tmp_path)]) == 2
     assert "is not a file" in capsys.readouterr().err
     (tmp_path / "w.safetensors").write_bytes(b"x")
-    assert main(["train", "cls", "--out", str(tmp_path / "r"), "--init", str(tmp_path / "w.safetensors"),
+    assert main(["train", "seg", "--out", str(tmp_path / "r"), "--init", str(tmp_path / "w.safetensors"),
                  "--data", str(tmp_path)]) == 2
     assert "--init continues" in capsys.readouterr().err
+    assert main(["train", "cls", "--out", str(tmp_path / "r"), "--cam-loss", "1", "--data", str(tmp_path)]) == 2
+    assert "--cam-loss needs" in capsys.readouterr().err
 
 
 def test_pretrained_classifier_with_ctseg_crops_lesion_head_and_cam_checks(tmp_path, capsys):

@@ -90,3 +90,40 @@ def test_lesion_head_is_optional_and_stays_out_of_the_official_keys():
     logits, attrs, lesions = headed.forward_train(torch.zeros(2, 3, 160, 160))
     assert logits.shape == (2, 2) and attrs.shape == (2, 5) and lesions.shape == (2, 1, 5, 5)
     assert plain.forward_train(torch.zeros(1, 3, 64, 64))[2] is None
+
+
+def test_cam_logits_are_the_grad_cam_map_before_its_relu():
+    from jcs_viewer.models import build, gradcam
+    from jcs_viewer.models.gradcam import normalise_per_image
+
+    model = build("jcs_cls_lite", attributes=True).eval()
+    x = torch.randn(2, 3, 96, 96, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        cells = model.cam_logits(model.features(x))
+    _, cams = gradcam(model, x, out_size=cells.shape[-2:], method="autograd")
+    assert torch.allclose(normalise_per_image(torch.relu(cells)), cams, atol=1e-5)
+
+
+def test_cam_localisation_loss_rewards_a_map_on_the_lesion_and_teaches_it_there():
+    from jcs_viewer.train.losses import cam_localisation_loss
+
+    share = torch.zeros(2, 6, 6)
+    share[0, 1, 4] = 0.6  # image 0: one lesion cell top right; image 1: no lesion (adds nothing)
+    on_lesion, elsewhere = torch.zeros(2, 6, 6), torch.zeros(2, 6, 6)
+    on_lesion[:, 1, 4], elsewhere[:, 4, 1] = 8.0, 8.0
+    assert cam_localisation_loss(on_lesion, share) < 0.1 < 2.0 < cam_localisation_loss(elsewhere, share)
+    assert cam_localisation_loss(elsewhere, torch.zeros(2, 6, 6)) == 0.0
+
+    # Gradient descent on a map that starts on the heart moves its peak, and its positive mass, to the lesion.
+    cam = elsewhere[:1].clone().requires_grad_(True)
+    optim = torch.optim.SGD([cam], lr=1.0)
+    for _ in range(200):
+        optim.zero_grad()
+        cam_localisation_loss(cam, share[:1]).backward()
+        optim.step()
+    final = cam.detach()[0]
+    assert divmod(int(final.argmax()), 6) == (1, 4)
+    positive = torch.relu(final)
+    near = torch.zeros(6, 6, dtype=torch.bool)
+    near[0:3, 3:6] = True
+    assert positive[~near].sum() < 0.05 * positive.sum()

@@ -59,6 +59,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ctseg", action="store_true",
                         help="cls with --medseg-twins: COVID-19-CT-Seg training-group slices, labelled from their "
                              "infection masks, make half of the real-CT crops")
+    parser.add_argument("--cam-loss", type=float, default=0.0, metavar="W",
+                        help="cls with --medseg-twins: weight of a loss that makes the classifier's Grad-CAM map "
+                             "peak on the crops' lesions and carry nothing away from them (0: off)")
 
 
 def command_line(task: str, opts, explicit_data: bool) -> str:
@@ -83,6 +86,8 @@ def command_line(task: str, opts, explicit_data: bool) -> str:
         parts += ["--init", str(opts.init)]
     if opts.ctseg:
         parts += ["--ctseg"]
+    if opts.cam_weight:
+        parts += ["--cam-loss", f"{opts.cam_weight:g}"]
     return " ".join(shlex.quote(p) for p in parts)
 
 
@@ -106,10 +111,12 @@ def run(args: argparse.Namespace) -> int:
         data=Path(data), out=args.out, epochs=args.epochs or epochs, size=args.size or size,
         batch=args.batch or batch, lr=args.lr or lr, seed=args.seed, crop=args.crop, max_steps=args.max_steps,
         max_minutes=args.max_minutes, threads=args.threads, arch=args.arch or arch, config=config,
-        medseg_twins=args.medseg_twins, init=args.init, ctseg=args.ctseg,
+        medseg_twins=args.medseg_twins, init=args.init, ctseg=args.ctseg, cam_weight=args.cam_loss,
     )
-    if opts.init is not None and not (opts.arch in PRETRAINED or args.task == "lungs"):
-        raise UserError("--init continues a lungs or --arch jcs_seg_effnet / jcs_cls_effnet run only.")
+    if opts.init is not None and not (opts.arch in PRETRAINED or args.task in ("lungs", "cls")):
+        raise UserError("--init continues a lungs, cls or --arch jcs_seg_effnet run only.")
+    if opts.cam_weight and not (args.task == "cls" and opts.medseg_twins > 0):
+        raise UserError("--cam-loss needs the lesion masks of a cls run with --medseg-twins.")
     if opts.ctseg and not (args.task == "cls" and opts.medseg_twins > 0):
         raise UserError("--ctseg adds real-CT crops to a cls run with --medseg-twins only.")
     if opts.init is not None and not Path(opts.init).is_file():

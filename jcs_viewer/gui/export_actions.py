@@ -60,13 +60,9 @@ class ExportActions(QObject):
         self.window = window
         self.worker: TaskWorker | None = None
         self.last_written: dict[str, Path] = {}
-        self.report_action = window._action(file_menu, "Export &Report…", self.export_report, "Ctrl+E")
+        self.report_action = window._action(file_menu, "Export &Report…", self.export_report, "Ctrl+E", before)
         self.seg_action = window._action(file_menu, "Export Se&gmentation…", self.export_segmentation,
-                                         "Ctrl+Shift+E")
-        if before is not None:  # keep them above Settings/Quit
-            for action in (self.report_action, self.seg_action):
-                file_menu.removeAction(action)
-                file_menu.insertAction(before, action)
+                                         "Ctrl+Shift+E", before)
 
     # ------------------------------------------------------------------ what to export
     def _inputs(self) -> tuple[Any, dict[str, Any]] | None:

@@ -183,12 +183,14 @@ class MainWindow(QMainWindow):
         pl.addWidget(self.progress)
         pl.addWidget(self.cancel_button)
 
-    def _action(self, menu: Any, text: str, slot: Callable[..., Any], shortcut: Any = None) -> QAction:
+    def _action(self, menu: Any, text: str, slot: Callable[..., Any], shortcut: Any = None,
+                before: QAction | None = None) -> QAction:
+        """A menu action calling ``slot``; appended, or inserted above ``before`` (e.g. Settings/Quit)."""
         action = QAction(text, self)
         if shortcut is not None:
             action.setShortcut(QKeySequence(shortcut))
         action.triggered.connect(lambda *_: slot())
-        menu.addAction(action)
+        menu.insertAction(before, action) if before is not None else menu.addAction(action)
         return action
 
     def _connect_state(self) -> None:

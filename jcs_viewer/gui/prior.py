@@ -176,13 +176,10 @@ class PriorActions(QObject):
         self.split: QSplitter | None = None
         self.comparison: Any = None
         self.pending: Path | None = None  # gui --prior: opened once the current study's result is shown
-        self.open_action = window._action(file_menu, "Open P&rior Study for Comparison…", self.choose_prior)
-        self.close_action = window._action(file_menu, "Close Prior Study", self.close_prior)
+        self.open_action = window._action(file_menu, "Open P&rior Study for Comparison…", self.choose_prior,
+                                          before=before)
+        self.close_action = window._action(file_menu, "Close Prior Study", self.close_prior, before=before)
         self.close_action.setEnabled(False)
-        if before is not None:
-            for action in (self.open_action, self.close_action):
-                file_menu.removeAction(action)
-                file_menu.insertAction(before, action)
         window.state.on("volume", lambda volume: self.close_prior())  # a prior belongs to the study it was opened for
         window.state.on("result", self._open_pending)
 
@@ -218,7 +215,6 @@ class PriorActions(QObject):
         load_study, analyze = window._load_study, window._analyze
 
         def task(progress: Any, cancel: Any) -> Compared:
-            from jcs_viewer.errors import JCSError
             from jcs_viewer.pipeline.compare import compare
 
             nonlocal models
@@ -228,10 +224,7 @@ class PriorActions(QObject):
                 models = load_models(options)
             prior_result = analyze(volume, options=options, progress=progress, cancel=cancel, models=models)
             progress("compare", 0, 1, "Registering the prior to the current study by the lungs")
-            try:
-                comparison = compare(current, result, volume, prior_result)
-            except ValueError as exc:
-                raise JCSError(f"The studies cannot be compared: {exc}.") from None
+            comparison = compare(current, result, volume, prior_result)  # NotComparable says why not
             return Compared(current, path, volume, prior_result, comparison)
 
         worker = TaskWorker("prior", task, self)

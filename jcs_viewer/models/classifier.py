@@ -66,11 +66,19 @@ class ClassifierHeads:
 
     def forward_train(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
         """(class logits, attribute logits or None, N x 1 x h x w lesion logits or None) in one pass."""
-        feats = self.features(x)
+        return self.heads_train(self.features(x))
+
+    def heads_train(self, feats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """:meth:`forward_train` from the Grad-CAM layer's features (a loss on the map needs them too)."""
         pooled = self.drop(feats.mean(dim=(2, 3)))
         attrs = self.attr_head(pooled) if self.config.attributes else None
         lesions = self.lesion_head(feats) if self.config.lesion_head else None
         return self.fc(pooled), attrs, lesions
+
+    def cam_logits(self, feats: torch.Tensor, target_class: int = 1) -> torch.Tensor:
+        """N x h x w: each cell's share of the class logit (``fc`` row · features), the map Grad-CAM draws
+        (up to the 1 / (h * w) of the average pool, before its ReLU)."""
+        return torch.einsum("c,nchw->nhw", self.fc.weight[target_class], feats)
 
 
 class JCSClassifier(ClassifierHeads, Res2Net):

@@ -98,10 +98,12 @@ def compare(current: Volume, current_result: StudyResult, prior: Volume, prior_r
     """Register ``prior`` to ``current`` by their lungs and tabulate the change.
 
     Raises:
-        ValueError: a study has no lungs to register by.
+        NotComparable: a study has no lungs to register by.
     """
     if not np.any(current_result.lung_mask) or not np.any(prior_result.lung_mask):
-        raise ValueError("a study without lungs cannot be compared")
+        from jcs_viewer.errors import NotComparable
+
+        raise NotComparable("The studies cannot be compared: one of them has no lungs to register by.")
     thin = min(current.array.shape[0], prior.array.shape[0]) < MIN_SLICES_3D
     if thin:
         transform = register_in_plane(current, current_result.lung_mask, prior, prior_result.lung_mask)

@@ -288,16 +288,13 @@ def compare_with_prior(volume: Volume, result: StudyResult, prior: Path, options
     """Load and analyse the ``prior`` study with the same models, then compare it with ``volume``'s ``result``.
 
     Raises:
-        JCSError: the prior cannot be loaded, or one of the studies has no lungs to register by.
+        JCSError: the prior cannot be loaded (StudyLoadError), or one of the studies has no lungs to register by
+            (NotComparable).
     """
-    from jcs_viewer.errors import JCSError
     from jcs_viewer.io import load_study
     from jcs_viewer.pipeline import analyze
     from jcs_viewer.pipeline.compare import compare
 
     prior_volume = load_study(prior)
     prior_result = analyze(prior_volume, options, progress=progress, cancel=cancel, models=models)
-    try:
-        return compare(volume, result, prior_volume, prior_result)
-    except ValueError as exc:
-        raise JCSError(f"The studies cannot be compared: {exc}.") from None
+    return compare(volume, result, prior_volume, prior_result)

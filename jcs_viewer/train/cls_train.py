@@ -99,7 +99,7 @@ def train_cls(opts: TrainOptions) -> dict:
 
     from jcs_viewer.models import build
     from jcs_viewer.train.augment import AugmentConfig, input_normalisation, jitter_intensity, normalize, random_affine
-    from jcs_viewer.train.losses import mixup_attribute_bce, mixup_cross_entropy
+    from jcs_viewer.train.losses import cam_localisation_loss, mixup_attribute_bce, mixup_cross_entropy
 
     torch.set_num_threads(opts.threads)
     seed_everything(opts.seed)
@@ -191,7 +191,8 @@ def train_cls(opts: TrainOptions) -> dict:
             x = normalize(x, *norm).contiguous(memory_format=torch.channels_last)
             lr = opts.lr * schedule_factor(opts, step, total, start)
             set_lr(optim, lr)
-            logits, attr_logits, lesion_logits = model.forward_train(x)
+            feats = model.features(x)
+            logits, attr_logits, lesion_logits = model.heads_train(feats)
             loss = mixup_cross_entropy(logits, y, y[partner], lam, w, w[partner])
             loss = loss + ATTRIBUTE_WEIGHT * mixup_attribute_bce(
                 attr_logits, a, k, a[partner], k[partner], lam
@@ -201,6 +202,10 @@ def train_cls(opts: TrainOptions) -> dict:
                 mixed = lam * masks + (1.0 - lam) * masks.flip(0)
                 target = F.adaptive_avg_pool2d(mixed, lesion_logits.shape[-2:])
                 loss = loss + LESION_WEIGHT * F.binary_cross_entropy_with_logits(lesion_logits[len(idx):], target)
+            if opts.cam_weight > 0 and masks is not None:
+                mixed = lam * masks + (1.0 - lam) * masks.flip(0)
+                share = F.adaptive_avg_pool2d(mixed, feats.shape[-2:])[:, 0]
+                loss = loss + opts.cam_weight * cam_localisation_loss(model.cam_logits(feats[len(idx):]), share)
             losses.append(optimizer_step(optim, loss))
             step += 1
             progress.update(loss=losses[-1], lr=lr)

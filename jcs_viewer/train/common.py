@@ -35,6 +35,7 @@ class TrainOptions:
     medseg_twins: float = 0.0  # cls: fraction of each batch from MedSeg slices and lesion-free twins
     init: Path | None = None  # pretrained-encoder nets: start from this run's weights, not from ImageNet
     ctseg: bool = False  # cls: CT-Seg training-group slices join the MedSeg crops (half of them)
+    cam_weight: float = 0.0  # cls: weight of the loss that puts the Grad-CAM map on the crops' lesions
     command: str = ""  # the full ``jcs-viewer train`` command line that reproduces this run
 
 

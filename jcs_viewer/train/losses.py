@@ -69,3 +69,32 @@ def mixup_attribute_bce(
     return lam * masked_attribute_bce(attr_logits, attrs_a, known_a) + (1.0 - lam) * masked_attribute_bce(
         attr_logits, attrs_b, known_b
     )
+
+
+def cam_localisation_loss(cam_logits: torch.Tensor, lesion_share: torch.Tensor, min_share: float = 0.02
+                          ) -> torch.Tensor:
+    """Make the classifier's own evidence map sit on the lesions (LA-DNN's masks as attention targets).
+
+    Two terms, averaged over the images that hold a lesion (the rest add nothing):
+
+    * pointing: ``−log`` of the spatial softmax's mass on the lesion cells, so the map's peak is a lesion;
+    * spread: the share of the map's positive part (what Grad-CAM draws) outside the lesion cells and
+      their 8 neighbours, so the rest of the chest (heart, wall, table) carries no evidence.
+
+    Args:
+        cam_logits: N x h x w, each cell's share of the COVID logit (``model.cam_logits``).
+        lesion_share: N x h x w, the fraction of each cell covered by lesion (the mask average-pooled
+            to the grid; mixup pairs already mixed in).
+        min_share: a cell holding at least this much lesion counts as a lesion cell.
+    """
+    region = lesion_share >= min_share
+    has = region.flatten(1).any(dim=1)
+    if not bool(has.any()):
+        return cam_logits.new_zeros(())
+    flat, cells = cam_logits[has].flatten(1), region[has]
+    log_p = torch.log_softmax(flat.float(), dim=1)
+    pointing = -torch.logsumexp(log_p.masked_fill(~cells.flatten(1), float("-inf")), dim=1)
+    near = F.max_pool2d(cells[:, None].float(), kernel_size=3, stride=1, padding=1)[:, 0].flatten(1)
+    positive = torch.relu(flat.float())
+    spread = (positive * (1.0 - near)).sum(dim=1) / positive.sum(dim=1).clamp_min(1e-6)
+    return (pointing + spread).mean()
