@@ -10,6 +10,9 @@ With ``--medseg-twins F`` a fraction F of every batch is real CT instead: random
 of MedSeg training-split slices and of their lesion-free twins, each labelled from its
 own mask (:mod:`jcs_viewer.train.crops`). The checkpoint is then chosen on the mean of
 the COVID-CT validation score and the slice-vs-twin AUC of the MedSeg validation slices.
+``--ctseg`` makes half of those crops COVID-19-CT-Seg slices and their twins. ``--cam-loss W``
+trains the Grad-CAM map itself onto the crops' lesions
+(:func:`~jcs_viewer.train.losses.cam_localisation_loss`); ``--init`` continues an earlier run.
 """
 
 from __future__ import annotations
