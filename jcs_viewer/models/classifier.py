@@ -78,7 +78,7 @@ class ClassifierHeads:
     def cam_logits(self, feats: torch.Tensor, target_class: int = 1) -> torch.Tensor:
         """N x h x w: each cell's share of the class logit (``fc`` row · features), the map Grad-CAM draws
         (up to the 1 / (h * w) of the average pool, before its ReLU)."""
-        return torch.einsum("c,nchw->nhw", self.fc.weight[target_class], feats)
+        return torch.einsum("c,nchw->nhw", self.fc.weight[target_class].to(feats.dtype), feats)
 
 
 class JCSClassifier(ClassifierHeads, Res2Net):

@@ -86,8 +86,7 @@ def classify_explained(model: JCSClassifier, x: torch.Tensor, target_class: int 
 
 def _analytic_map(model: JCSClassifier, feats: torch.Tensor, target_class: int) -> torch.Tensor:
     """Grad-CAM's weighted sum for a global-average-pool + linear head: weights are fc's row / (h * w)."""
-    weights = model.fc.weight[target_class].to(feats.dtype) / (feats.shape[2] * feats.shape[3])
-    return torch.einsum("c,nchw->nhw", weights, feats)
+    return model.cam_logits(feats, target_class) / (feats.shape[2] * feats.shape[3])
 
 
 def normalise_per_image(maps: torch.Tensor) -> torch.Tensor:

@@ -200,15 +200,14 @@ def train_cls(opts: TrainOptions) -> dict:
             loss = loss + ATTRIBUTE_WEIGHT * mixup_attribute_bce(
                 attr_logits, a, k, a[partner], k[partner], lam
             )
-            if lesion_logits is not None and masks is not None:
-                # Where lesions are, per layer4 cell, for the MedSeg crops (the tail of the batch).
-                mixed = lam * masks + (1.0 - lam) * masks.flip(0)
-                target = F.adaptive_avg_pool2d(mixed, lesion_logits.shape[-2:])
-                loss = loss + LESION_WEIGHT * F.binary_cross_entropy_with_logits(lesion_logits[len(idx):], target)
-            if opts.cam_weight > 0 and masks is not None:
-                mixed = lam * masks + (1.0 - lam) * masks.flip(0)
-                share = F.adaptive_avg_pool2d(mixed, feats.shape[-2:])[:, 0]
-                loss = loss + opts.cam_weight * cam_localisation_loss(model.cam_logits(feats[len(idx):]), share)
+            if masks is not None:
+                # Where lesions are, per layer4 cell, for the real-CT crops (the tail of the batch).
+                share = F.adaptive_avg_pool2d(lam * masks + (1.0 - lam) * masks.flip(0), feats.shape[-2:])
+                if lesion_logits is not None:
+                    loss = loss + LESION_WEIGHT * F.binary_cross_entropy_with_logits(lesion_logits[len(idx):], share)
+                if opts.cam_weight > 0:
+                    loss = loss + opts.cam_weight * cam_localisation_loss(model.cam_logits(feats[len(idx):]),
+                                                                          share[:, 0])
             losses.append(optimizer_step(optim, loss))
             step += 1
             progress.update(loss=losses[-1], lr=lr)
