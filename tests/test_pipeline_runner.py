@@ -198,3 +198,35 @@ def test_8bit_studies_get_the_grey_default_lesion_net(tmp_path, monkeypatch):
     assert analyze(grey, AnalysisOptions(**OPTS), models=models).models["seg"]["name"] == "test-seg-grey"
     named = load_models(AnalysisOptions(device="cpu", seg_weights=names["seg"]))
     assert named.grey_seg_model is None and named.lesion_net(is_hu=False)[1].name == names["seg"]
+
+
+def test_test_sizes_average_the_lesion_net_over_input_sides(volume, tmp_path):
+    """An entry's ``test_sizes`` read each slice at every side and average; the manifest keeps them."""
+    import dataclasses
+
+    from jcs_viewer.models.registry import WeightsEntry
+    from jcs_viewer.pipeline.preprocess import lesion_probabilities
+
+    models = tiny_models()
+    entry = models.seg_entry
+    sizes = (entry.input_size, entry.input_size + 32)
+    slices, out_hw = volume.array[:2], volume.array.shape[1:]
+    with torch.inference_mode():
+        single = [lesion_probabilities(models.seg_model, slices, dataclasses.replace(entry, input_size=s),
+                                       True, "cpu", out_hw) for s in sizes]
+        both = lesion_probabilities(models.seg_model, slices, dataclasses.replace(entry, test_sizes=sizes),
+                                    True, "cpu", out_hw)
+    assert both.shape == (2, 1, *out_hw)
+    assert not torch.allclose(single[0], single[1], atol=1e-3)  # the sides do see different images
+    assert torch.allclose(both, (single[0] + single[1]) / 2, atol=1e-6)
+
+    record = dataclasses.replace(entry, file="seg.safetensors", test_sizes=sizes).to_json()
+    assert record["test_sizes"] == list(sizes)
+    assert WeightsEntry.from_json(record, tmp_path).test_sizes == sizes
+    assert "test_sizes" not in entry.to_json()  # manifests without the field stay as they were
+
+    result = analyze(volume, AnalysisOptions(device="cpu", slice_score="joint"),
+                     models=dataclasses.replace(models, seg_entry=dataclasses.replace(entry, test_sizes=sizes)))
+    plain = analyze(volume, AnalysisOptions(device="cpu", slice_score="joint"), models=models)
+    assert result.lesion_probability.shape == plain.lesion_probability.shape
+    assert not np.array_equal(result.lesion_probability, plain.lesion_probability)

@@ -178,8 +178,8 @@ def test_held_out_ctseg_volumes_read_as_8bit_stacks(capsys):
     for row in doc["volumes"]:
         assert row["lung_dice"] >= 0.95, row
         assert row["positive_slices"] > 0 and row["lesion_ml"] > 0, row
-        assert row["seg_weights"] == "jcs_seg_effnet-ctseg-medseg-v3"  # the lesion net for 8-bit studies
-    # Measured 0.789 and 0.635 (the issue asks 0.70 of each: the second group, small lesions, is not there yet);
-    # these bounds keep what was reached.
+        assert row["seg_weights"] == "jcs_seg_effnet-ctseg-medseg-v4"  # the lesion net for 8-bit studies
+    # The issue asks lesion Dice 0.70 per held-out volume; measured 0.824 and 0.702 (test_train_weights holds
+    # the manifest's figures to 0.005, so that is the margin allowed here too).
     lesion = {row["volume_group"]: row["lesion_dice"] for row in doc["volumes"]}
-    assert lesion["0279-0396"] >= 0.75 and lesion["0970-1080"] >= 0.60
+    assert lesion["0279-0396"] >= 0.80 and lesion["0970-1080"] >= 0.695

@@ -87,6 +87,9 @@ class WeightsEntry:
         sha256: hex digest verified on load (None: not verified, official files only).
         config: ``build`` overrides.
         input_size: square input side in pixels.
+        test_sizes: square input sides a lesion net reads each slice at, its probabilities averaged at
+            the slice's size (multi-scale test-time augmentation, chosen on validation); empty:
+            ``input_size`` alone.
         mean, std: per-channel normalisation of [0, 1] intensities.
         window: (center, width) in HU mapping HU to 8-bit before normalising; None if unknown.
         intensity: the image domain the weights were trained in: ``"window"`` (8-bit lung-window
@@ -110,6 +113,7 @@ class WeightsEntry:
     sha256: str | None = None
     config: dict[str, Any] = field(default_factory=dict)
     input_size: int = 256
+    test_sizes: tuple[int, ...] = ()
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
     window: tuple[float, float] | None = None
@@ -136,8 +140,10 @@ class WeightsEntry:
         """The manifest record (``root`` left out)."""
         d = dataclasses.asdict(self)
         d.pop("root")
-        for k in ("mean", "std", "window"):
+        for k in ("mean", "std", "window", "test_sizes"):
             d[k] = list(d[k]) if d[k] is not None else None
+        if not d["test_sizes"]:
+            d.pop("test_sizes")
         return d
 
     @classmethod
@@ -148,6 +154,7 @@ class WeightsEntry:
         for k in ("mean", "std", "window"):
             if d.get(k) is not None:
                 d[k] = tuple(float(v) for v in d[k])
+        d["test_sizes"] = tuple(int(v) for v in d.get("test_sizes") or ())
         entry = cls(**d, root=root)
         file = str(entry.file)
         # A manifest names files in its own folder only: "../../etc/hostname" or an absolute path is refused.

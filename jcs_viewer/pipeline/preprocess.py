@@ -124,6 +124,31 @@ def prepare_batch(slices: np.ndarray, entry: Any, is_hu: bool, device) -> Any:
     return x.contiguous(memory_format=torch.channels_last)
 
 
+def at_test_sizes(entry: Any) -> list[Any]:
+    """The entry once per input side a slice is read at: its ``test_sizes``, else its ``input_size`` alone."""
+    import dataclasses
+
+    sizes = tuple(getattr(entry, "test_sizes", ()) or ())
+    return [dataclasses.replace(entry, input_size=int(s)) for s in sizes] if sizes else [entry]
+
+
+def lesion_probabilities(model, slices: np.ndarray, entry: Any, is_hu: bool, device, out_hw: tuple[int, int]):
+    """A lesion net's probabilities (side output 0) for stored slices, at ``out_hw``.
+
+    With ``test_sizes`` in the entry the slices are read at each size and the probabilities averaged
+    (resized to ``out_hw`` first): small, faint lesions gain from the larger sides.
+
+    Returns:
+        float32 ``(N, 1, *out_hw)`` tensor on ``device``.
+    """
+    total = None
+    scales = at_test_sizes(entry)
+    for scaled in scales:
+        out = resize(model(prepare_batch(slices, scaled, is_hu, device))[:, :1].float(), out_hw)
+        total = out if total is None else total.add_(out)
+    return total / len(scales)
+
+
 def uncrop(maps, entry: Any):
     """Paste (N, h, w) maps computed on the centre crop back into the resized frame (zeros outside)."""
     import torch.nn.functional as F

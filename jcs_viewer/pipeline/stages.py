@@ -168,7 +168,7 @@ class AnalysisRun:
         from jcs_viewer.models import inference_context
         from jcs_viewer.pipeline import lungs
         from jcs_viewer.pipeline.lesion_filter import lesion_gate
-        from jcs_viewer.pipeline.preprocess import prepare_batch, resize, to_uint8
+        from jcs_viewer.pipeline.preprocess import lesion_probabilities, to_uint8
 
         options, image, engine = self.options, self.image, self.engine
         n, height, width = image.shape
@@ -187,10 +187,9 @@ class AnalysisRun:
         def step(idx: list[int]) -> None:
             if self.is_hu:  # lesions only where their density and shape can be (not normal lung, not vessels)
                 region[idx] &= lesion_gate(image[idx], self.pixel_mm)
-            x = prepare_batch(image[idx], entry, self.is_hu, engine.device)
             with inference_context(engine.device, engine.amp):
-                out = model(x)[:, :1].float()
-            lesion_prob[idx] = to_uint8(resize(out, (height, width))[:, 0])
+                out = lesion_probabilities(model, image[idx], entry, self.is_hu, engine.device, (height, width))
+            lesion_prob[idx] = to_uint8(out[:, 0])
             if evidence is not None:
                 evidence[idx] = lesion_evidence(lesion_prob[idx], region[idx], self.pixel_mm)
 

@@ -113,37 +113,46 @@ def predict_in_domain(model, entry, images: list[np.ndarray], intensity: str) ->
 
     ``intensity`` says what the images are. Weights of the CT-Seg domain get the CT-Seg transform on
     lung-window images and CLAHE images as they are; lung-window weights get every image as it is
-    (a CLAHE image cannot be turned back into a window: the note says so).
+    (a CLAHE image cannot be turned back into a window: the note says so). Entries with
+    ``test_sizes`` read every image at each size and average, as the app does.
 
     Returns:
         (probabilities, a note on how the images were read).
     """
+    from jcs_viewer.pipeline.preprocess import at_test_sizes
+
+    if intensity not in IMAGE_INTENSITIES:
+        raise ValueError(f"intensity must be one of {IMAGE_INTENSITIES}, not {intensity!r}")
+    sizes = [int(scaled.input_size) for scaled in at_test_sizes(entry)]
+    runs = [_predict_at(model, entry, images, intensity, size) for size in sizes]
+    probs = [sum(per_size) / len(runs) for per_size in zip(*(probs for probs, _ in runs))] if len(runs) > 1 \
+        else runs[0][0]
+    note = runs[0][1] + (f"; averaged over input sides {sizes}" if len(runs) > 1 else "")
+    return probs, note
+
+
+def _predict_at(model, entry, images: list[np.ndarray], intensity: str, size: int) -> tuple[list[np.ndarray], str]:
+    """:func:`predict_in_domain` at one input side."""
     import torch
     import torch.nn.functional as F
 
     from jcs_viewer.pipeline.intensity import ctseg_clahe
+    from jcs_viewer.train.datasets import _resize_u8
     from jcs_viewer.train.predict import predict_seg
 
-    if intensity not in IMAGE_INTENSITIES:
-        raise ValueError(f"intensity must be one of {IMAGE_INTENSITIES}, not {intensity!r}")
     kind = getattr(entry, "intensity", "window")
-    size = int(entry.input_size)
     if kind == "window":
         note = "images fed as they are (weights trained on lung-window 8-bit slices)"
         if intensity == "clahe":
             note += "; CLAHE images differ from what these weights saw"
-        return predict_seg(model.float(), images, entry.input_size), note
+        return predict_seg(model.float(), images, size), note
     if kind == "mixed":
-        from jcs_viewer.train.datasets import _resize_u8
-
         domain = [img if img.shape == (size, size) else _resize_u8(img, size) for img in images]
         note = f"{intensity} images fed as they are (weights trained on lung-window and CT-Seg CLAHE slices)"
     elif intensity == "window":
         domain = [ctseg_clahe(img[None], is_hu=False, size=size)[0] for img in images]
         note = "lung-window images brought into the CT-Seg domain (min-max + CLAHE, as for HU studies)"
     else:
-        from jcs_viewer.train.datasets import _resize_u8
-
         domain = [img if img.shape == (size, size) else _resize_u8(img, size) for img in images]
         note = "CT-Seg CLAHE images fed as they are"
     mean = torch.tensor(entry.mean, dtype=torch.float32).view(1, 3, 1, 1)
@@ -364,7 +373,7 @@ def evaluate_phantom(weights: str | None = None, seed: int = 0, n_slices: int = 
     import torch
 
     from jcs_viewer.io.phantom import make_phantom
-    from jcs_viewer.pipeline.preprocess import prepare_batch, resize
+    from jcs_viewer.pipeline.preprocess import lesion_probabilities, prepare_batch
     from jcs_viewer.train.metrics import classification_metrics, dice
 
     if task not in ("cls", "seg", "joint"):
@@ -379,11 +388,12 @@ def evaluate_phantom(weights: str | None = None, seed: int = 0, n_slices: int = 
         out = []
         with torch.inference_mode():
             for start in range(0, len(hu), 16):
-                x = prepare_batch(hu[start : start + 16], entry, True, "cpu")
                 if task == "cls":
+                    x = prepare_batch(hu[start : start + 16], entry, True, "cpu")
                     out.append(torch.softmax(model(x).float(), dim=1)[:, 1].numpy())
                 else:
-                    out.append(resize(model(x)[:, :1].float(), hu.shape[-2:])[:, 0].numpy())
+                    out.append(lesion_probabilities(model, hu[start : start + 16], entry, True, "cpu",
+                                                    hu.shape[-2:])[:, 0].numpy())
         return np.concatenate(out)
 
     head = {"task": f"{task}-phantom", "weights": entry.name, "threshold": threshold, "seed": seed}

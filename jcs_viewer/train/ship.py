@@ -8,7 +8,8 @@ figures (top-level keys of ``metrics``), ``metrics`` holds nested checks, each r
 the ``jcs-viewer evaluate`` command named in :data:`CHECK_COMMANDS`: ``demo_phantom`` (the
 synthetic demo study, never trained on) for both tasks, ``medseg_twins_test`` (MedSeg test
 slices against their lesion-free twins) and ``gradcam_medseg_test`` (do its activation maps
-point at the MedSeg test lesions?) for the classifier.
+point at the MedSeg test lesions?) for the classifier. ``--test-sizes 256,320,384`` (lesion nets on
+the pretrained encoder) records the input sides the app averages each slice over.
 """
 
 from __future__ import annotations
@@ -222,8 +223,12 @@ def _ctseg_split_text() -> str:
             f"test {', '.join(span(g) for g in CTSEG_TEST_GROUPS)} (held out, metrics below); the rest train")
 
 
-def ship_pretrained(task: str, run_dir: Path, name: str, weights_dir: Path | None = None) -> dict:
-    """Ship a lung (``task="lung"``) or CT-Seg-domain lesion (``"seg"``) run of :mod:`ctseg_train`."""
+def ship_pretrained(task: str, run_dir: Path, name: str, weights_dir: Path | None = None,
+                    test_sizes: tuple[int, ...] = ()) -> dict:
+    """Ship a lung (``task="lung"``) or CT-Seg-domain lesion (``"seg"``) run of :mod:`ctseg_train`.
+
+    ``test_sizes``: the input sides the app reads each slice at (multi-scale averaging, chosen on validation).
+    """
     from safetensors.torch import load_file
 
     from jcs_viewer.models.efficientnet import LITE_MEAN, LITE_STD
@@ -250,8 +255,9 @@ def ship_pretrained(task: str, run_dir: Path, name: str, weights_dir: Path | Non
                   f"test {_ids(medseg_split('test'))} (held out)")
     entry = WeightsEntry(
         name=name, task=task, arch=opts["arch"], file=file, sha256=sha256_file(weights_dir / file),
-        config=dict(opts.get("config") or {}), input_size=int(opts["size"]), mean=LITE_MEAN, std=LITE_STD,
-        window=None if task == "lung" else TRAINING_WINDOW, intensity="ctseg" if task == "lung" else "mixed",
+        config=dict(opts.get("config") or {}), input_size=int(opts["size"]), test_sizes=tuple(test_sizes),
+        mean=LITE_MEAN, std=LITE_STD, window=None if task == "lung" else TRAINING_WINDOW,
+        intensity="ctseg" if task == "lung" else "mixed",
         # A lesion net of both 8-bit domains serves the 8-bit studies; the window net stays the HU default.
         default=task == "lung", default_grey=task == "seg", command=record["command"], seed=int(opts["seed"]),
         root=weights_dir, split=split,
@@ -304,15 +310,23 @@ def ship_pretrained(task: str, run_dir: Path, name: str, weights_dir: Path | Non
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m jcs_viewer.train.ship seg|cls|lung RUN_DIR NAME``."""
+    """``python -m jcs_viewer.train.ship seg|cls|lung RUN_DIR NAME [--test-sizes 256,320,384]``."""
     argv = sys.argv[1:] if argv is None else argv
+    test_sizes: tuple[int, ...] = ()
+    if len(argv) == 5 and argv[3] == "--test-sizes":
+        test_sizes, argv = tuple(int(v) for v in argv[4].split(",")), argv[:3]
     if len(argv) != 3 or argv[0] not in ("seg", "cls", "lung"):
         print(__doc__, file=sys.stderr)
         return 2
     run_dir = Path(argv[1])
     arch = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))["options"]["arch"]
-    pretrained = argv[0] == "lung" or arch == "jcs_seg_effnet"
-    print(json.dumps((ship_pretrained if pretrained else ship)(argv[0], run_dir, argv[2])))
+    if argv[0] == "lung" or arch == "jcs_seg_effnet":
+        print(json.dumps(ship_pretrained(argv[0], run_dir, argv[2], test_sizes=test_sizes)))
+    elif test_sizes:
+        print("--test-sizes is for the pretrained-encoder lesion nets", file=sys.stderr)
+        return 2
+    else:
+        print(json.dumps(ship(argv[0], run_dir, argv[2])))
     return 0
 
 
