@@ -266,3 +266,16 @@ def test_pretrained_classifier_with_ctseg_crops_lesion_head_and_cam_checks(tmp_p
     assert json.loads((again / "run.json").read_text())["data_sha256"]["init"] == sha256_file(out / "best.safetensors")
     assert main(["train", "cls", "--data", str(covid), "--out", str(tmp_path / "x"), "--ctseg"]) == 2
     assert "--ctseg" in capsys.readouterr().err
+
+
+def test_ship_takes_test_sizes_only_for_pretrained_lesion_nets(tmp_path, capsys):
+    """``ship … --test-sizes`` is refused with a sentence for a from-scratch run; a malformed call prints the usage."""
+    import json
+
+    from jcs_viewer.train.ship import main as ship_main
+
+    (tmp_path / "run.json").write_text(json.dumps({"options": {"arch": "jcs_seg_lite"}}), encoding="utf-8")
+    assert ship_main(["seg", str(tmp_path), "x", "--test-sizes", "256,320"]) == 2
+    assert "--test-sizes is for the pretrained-encoder lesion nets" in capsys.readouterr().err
+    assert ship_main(["seg", str(tmp_path)]) == 2
+    assert "python -m jcs_viewer.train.ship" in capsys.readouterr().err

@@ -125,10 +125,10 @@ def predict_in_domain(model, entry, images: list[np.ndarray], intensity: str) ->
         raise ValueError(f"intensity must be one of {IMAGE_INTENSITIES}, not {intensity!r}")
     sizes = [int(scaled.input_size) for scaled in at_test_sizes(entry)]
     runs = [_predict_at(model, entry, images, intensity, size) for size in sizes]
-    probs = [sum(per_size) / len(runs) for per_size in zip(*(probs for probs, _ in runs))] if len(runs) > 1 \
-        else runs[0][0]
-    note = runs[0][1] + (f"; averaged over input sides {sizes}" if len(runs) > 1 else "")
-    return probs, note
+    if len(runs) == 1:
+        return runs[0]
+    probs = [sum(maps) / len(runs) for maps in zip(*(maps for maps, _ in runs))]
+    return probs, f"{runs[0][1]}; averaged over input sides {sizes}"
 
 
 def _predict_at(model, entry, images: list[np.ndarray], intensity: str, size: int) -> tuple[list[np.ndarray], str]:
