@@ -124,12 +124,9 @@ def prepare_batch(slices: np.ndarray, entry: Any, is_hu: bool, device) -> Any:
     return x.contiguous(memory_format=torch.channels_last)
 
 
-def at_test_sizes(entry: Any) -> list[Any]:
-    """The entry once per input side a slice is read at: its ``test_sizes``, else its ``input_size`` alone."""
-    import dataclasses
-
-    sizes = tuple(getattr(entry, "test_sizes", ()) or ())
-    return [dataclasses.replace(entry, input_size=int(s)) for s in sizes] if sizes else [entry]
+def entry_test_sizes(entry: Any) -> tuple[int, ...]:
+    """The input sides a lesion net reads each slice at: the entry's ``test_sizes``, else its ``input_size``."""
+    return tuple(int(s) for s in getattr(entry, "test_sizes", ()) or ()) or (int(entry.input_size),)
 
 
 def lesion_probabilities(model, slices: np.ndarray, entry: Any, is_hu: bool, device, out_hw: tuple[int, int]):
@@ -141,12 +138,15 @@ def lesion_probabilities(model, slices: np.ndarray, entry: Any, is_hu: bool, dev
     Returns:
         float32 ``(N, 1, *out_hw)`` tensor on ``device``.
     """
+    import dataclasses
+
+    sizes = entry_test_sizes(entry)
     total = None
-    scales = at_test_sizes(entry)
-    for scaled in scales:
+    for size in sizes:
+        scaled = dataclasses.replace(entry, input_size=size) if size != entry.input_size else entry
         out = resize(model(prepare_batch(slices, scaled, is_hu, device))[:, :1].float(), out_hw)
         total = out if total is None else total.add_(out)
-    return total / len(scales)
+    return total if len(sizes) == 1 else total / len(sizes)
 
 
 def uncrop(maps, entry: Any):

@@ -119,11 +119,11 @@ def predict_in_domain(model, entry, images: list[np.ndarray], intensity: str) ->
     Returns:
         (probabilities, a note on how the images were read).
     """
-    from jcs_viewer.pipeline.preprocess import at_test_sizes
+    from jcs_viewer.pipeline.preprocess import entry_test_sizes
 
     if intensity not in IMAGE_INTENSITIES:
         raise ValueError(f"intensity must be one of {IMAGE_INTENSITIES}, not {intensity!r}")
-    sizes = [int(scaled.input_size) for scaled in at_test_sizes(entry)]
+    sizes = list(entry_test_sizes(entry))
     runs = [_predict_at(model, entry, images, intensity, size) for size in sizes]
     if len(runs) == 1:
         return runs[0]
@@ -146,15 +146,13 @@ def _predict_at(model, entry, images: list[np.ndarray], intensity: str, size: in
         if intensity == "clahe":
             note += "; CLAHE images differ from what these weights saw"
         return predict_seg(model.float(), images, size), note
-    if kind == "mixed":
-        domain = [img if img.shape == (size, size) else _resize_u8(img, size) for img in images]
-        note = f"{intensity} images fed as they are (weights trained on lung-window and CT-Seg CLAHE slices)"
-    elif intensity == "window":
+    if kind == "ctseg" and intensity == "window":
         domain = [ctseg_clahe(img[None], is_hu=False, size=size)[0] for img in images]
         note = "lung-window images brought into the CT-Seg domain (min-max + CLAHE, as for HU studies)"
     else:
         domain = [img if img.shape == (size, size) else _resize_u8(img, size) for img in images]
-        note = "CT-Seg CLAHE images fed as they are"
+        note = (f"{intensity} images fed as they are (weights trained on lung-window and CT-Seg CLAHE slices)"
+                if kind == "mixed" else "CT-Seg CLAHE images fed as they are")
     mean = torch.tensor(entry.mean, dtype=torch.float32).view(1, 3, 1, 1)
     std = torch.tensor(entry.std, dtype=torch.float32).view(1, 3, 1, 1)
     model = model.float().eval()
