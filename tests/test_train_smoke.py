@@ -279,3 +279,38 @@ def test_ship_takes_test_sizes_only_for_pretrained_lesion_nets(tmp_path, capsys)
     assert "--test-sizes is for the pretrained-encoder lesion nets" in capsys.readouterr().err
     assert ship_main(["seg", str(tmp_path)]) == 2
     assert "python -m jcs_viewer.train.ship" in capsys.readouterr().err
+
+
+def test_lung_crop_classifier_is_validated_as_evaluate_reads_it(tmp_path, capsys, monkeypatch):
+    """``--lung-crop``: trained and validated on lung squares (the lung net's boxes recorded); an entry with
+    ``crop = "lungs"`` is evaluated on the same squares, so ``evaluate`` repeats the trainer's figures."""
+    import jcs_viewer.train.lung_boxes
+
+    monkeypatch.setattr(jcs_viewer.train.lung_boxes, "READ_SIZE", 2 * SIZE)  # 64-px images: no need of 512
+    data = tmp_path / "data"
+    _medseg(data / "medseg_covid19_ct100_jcs")
+    covid = _covid_ct(data / "ucsd_covid_ct")
+    out = tmp_path / "run"
+    assert main(["train", "cls", "--data", str(covid), "--out", str(out), "--size", str(SIZE), "--batch", "8",
+                 "--epochs", "1", "--max-steps", "1", "--medseg-twins", "0.5", "--lung-crop",
+                 "--config", '{"lesion_head": true}', "--cam-loss", "1"]) == 0
+    record = json.loads((out / "run.json").read_text())
+    assert record["command"].endswith("--lung-crop") and record["options"]["lung_crop"] is True
+    assert record["data_sha256"]["lung_boxes_by"].startswith("lung_lite")
+    val = record["epochs"][0]["val"]
+    weights = _register(out, "cls", "jcs_cls_lite", record["config"], crop="lungs")
+    capsys.readouterr()
+    assert main(["evaluate", "cls", "--covid", str(covid / "Images" / "CT_COVID"), "--noncovid",
+                 str(covid / "Images" / "CT_NonCOVID"), "--list", str(covid / "Data-split/COVID/valCT_COVID.txt"),
+                 str(covid / "Data-split/NonCOVID/valCT_NonCOVID.txt"), "--weights", str(weights)]) == 0
+    result = _last_json(capsys)
+    for key in ("auc", "accuracy"):
+        assert result[key] == pytest.approx(val[key], abs=1e-6)
+    assert main(["evaluate", "twins", "--split", "val", "--data-root", str(data), "--weights", str(weights)]) == 0
+    assert val["twin_auc"] == pytest.approx(_last_json(capsys)["auc"], abs=1e-6)
+    assert main(["evaluate", "cam", "--split", "val", "--data-root", str(data), "--weights", str(weights)]) == 0
+    cam = _last_json(capsys)
+    assert cam["n"] > 0 and 0.0 <= cam["mass_in_lungs"] <= 1.0
+    assert main(["train", "seg", "--data", str(data / "medseg_covid19_ct100_jcs"), "--out", str(tmp_path / "s"),
+                 "--lung-crop"]) == 2
+    assert "--lung-crop is for cls" in capsys.readouterr().err

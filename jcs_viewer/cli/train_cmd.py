@@ -62,6 +62,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cam-loss", type=float, default=0.0, metavar="W",
                         help="cls with --medseg-twins: weight of a loss that makes the classifier's Grad-CAM map "
                              "peak on the crops' lesions and carry nothing away from them (0: off)")
+    parser.add_argument("--lung-crop", action="store_true",
+                        help="cls: train and validate on the square around each image's lungs (found by the "
+                             "shipped lung net), as the app then reads every slice")
 
 
 def command_line(task: str, opts, explicit_data: bool) -> str:
@@ -88,6 +91,8 @@ def command_line(task: str, opts, explicit_data: bool) -> str:
         parts += ["--ctseg"]
     if opts.cam_weight:
         parts += ["--cam-loss", f"{opts.cam_weight:g}"]
+    if opts.lung_crop:
+        parts += ["--lung-crop"]
     return " ".join(shlex.quote(p) for p in parts)
 
 
@@ -112,6 +117,7 @@ def run(args: argparse.Namespace) -> int:
         batch=args.batch or batch, lr=args.lr or lr, seed=args.seed, crop=args.crop, max_steps=args.max_steps,
         max_minutes=args.max_minutes, threads=args.threads, arch=args.arch or arch, config=config,
         medseg_twins=args.medseg_twins, init=args.init, ctseg=args.ctseg, cam_weight=args.cam_loss,
+        lung_crop=args.lung_crop,
     )
     if opts.init is not None and not (opts.arch in PRETRAINED or args.task in ("lungs", "cls")):
         raise UserError("--init continues a lungs, cls or --arch jcs_seg_effnet run only.")
@@ -119,6 +125,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--cam-loss needs the lesion masks of a cls run with --medseg-twins.")
     if opts.ctseg and not (args.task == "cls" and opts.medseg_twins > 0):
         raise UserError("--ctseg adds real-CT crops to a cls run with --medseg-twins only.")
+    if opts.lung_crop and args.task != "cls":
+        raise UserError("--lung-crop is for cls runs only.")
     if opts.init is not None and not Path(opts.init).is_file():
         raise UserError(f"--init: {opts.init} is not a file.")
     if opts.crop is not None and not 32 <= opts.crop <= opts.size:

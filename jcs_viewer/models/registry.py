@@ -66,6 +66,8 @@ SCHEMA_VERSION = 1
 TASKS = ("seg", "cls", "lung")
 #: input intensity domains (see ``WeightsEntry.intensity``).
 INTENSITIES = ("window", "ctseg", "mixed")
+#: What a net reads of each slice: the whole slice, or the square around its lungs.
+CROPS = ("", "lungs")
 MANIFEST_NAME = "manifest.json"
 #: Lung window assumed for the official checkpoints (their HU window is undocumented upstream).
 OFFICIAL_WINDOW = LUNG_WINDOW
@@ -90,6 +92,9 @@ class WeightsEntry:
         test_sizes: square input sides a lesion net reads each slice at, its probabilities averaged at
             the slice's size (multi-scale test-time augmentation, chosen on validation); empty:
             ``input_size`` alone.
+        crop: what part of the slice the net reads: ``""`` the whole slice (or ``resize`` and a centre
+            crop), ``"lungs"`` the square around the slice's lungs
+            (:mod:`jcs_viewer.pipeline.lung_crop`).
         mean, std: per-channel normalisation of [0, 1] intensities.
         window: (center, width) in HU mapping HU to 8-bit before normalising; None if unknown.
         intensity: the image domain the weights were trained in: ``"window"`` (8-bit lung-window
@@ -114,6 +119,7 @@ class WeightsEntry:
     config: dict[str, Any] = field(default_factory=dict)
     input_size: int = 256
     test_sizes: tuple[int, ...] = ()
+    crop: str = ""
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
     window: tuple[float, float] | None = None
@@ -142,8 +148,9 @@ class WeightsEntry:
         d.pop("root")
         for k in ("mean", "std", "window", "test_sizes"):
             d[k] = list(d[k]) if d[k] is not None else None
-        if not d["test_sizes"]:
-            d.pop("test_sizes")
+        for k in ("test_sizes", "crop"):
+            if not d[k]:
+                d.pop(k)
         return d
 
     @classmethod
@@ -162,6 +169,8 @@ class WeightsEntry:
             raise ValueError(f"file must be a file name inside the manifest's folder, not {file!r}")
         if entry.intensity not in INTENSITIES:
             raise ValueError(f"intensity must be one of {', '.join(INTENSITIES)}, not {entry.intensity!r}")
+        if entry.crop not in CROPS:
+            raise ValueError(f"crop must be one of {', '.join(map(repr, CROPS))}, not {entry.crop!r}")
         if entry.task not in TASKS:
             raise ValueError(f"task must be one of {', '.join(TASKS)}, not {entry.task!r}")
         return entry

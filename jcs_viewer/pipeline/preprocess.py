@@ -92,7 +92,22 @@ def normalise(x, mean, std):
     return (x - m) / s
 
 
-def prepare_batch(slices: np.ndarray, entry: Any, is_hu: bool, device) -> Any:
+def entry_boxes(entry: Any, lungs: np.ndarray | None) -> np.ndarray | None:
+    """The lung boxes an entry with ``crop = "lungs"`` reads ``(N, H, W)`` slices through; None for the others.
+
+    Raises:
+        ValueError: the entry reads lung squares and no lung masks were given.
+    """
+    if getattr(entry, "crop", "") != "lungs":
+        return None
+    if lungs is None:
+        raise ValueError(f"{entry.name} reads the square around the lungs: the slices' lung masks are needed")
+    from jcs_viewer.pipeline.lung_crop import lung_boxes
+
+    return lung_boxes(lungs)
+
+
+def prepare_batch(slices: np.ndarray, entry: Any, is_hu: bool, device, boxes: np.ndarray | None = None) -> Any:
     """Model input for a batch of stored slices.
 
     Args:
@@ -100,6 +115,8 @@ def prepare_batch(slices: np.ndarray, entry: Any, is_hu: bool, device) -> Any:
         entry: the weights entry (``window``, ``input_size``, ``mean``, ``std``, optional ``resize``).
         is_hu: whether ``slices`` are Hounsfield units.
         device: torch device for the computation.
+        boxes: ``(N, 4)`` lung boxes (:func:`entry_boxes`): each slice's box is resampled to the
+            input size instead of the whole slice.
 
     Returns:
         float32 ``(N, 3, h, w)`` channels-last tensor on ``device``.
@@ -111,13 +128,19 @@ def prepare_batch(slices: np.ndarray, entry: Any, is_hu: bool, device) -> Any:
         from jcs_viewer.pipeline.intensity import ctseg_clahe
 
         # CLAHE runs on the CPU at the input size; only 8-bit images travel to the device.
-        if resize_hw[0] != resize_hw[1]:
-            raise ValueError("the CT-Seg intensity transform needs a square input size")
+        if resize_hw[0] != resize_hw[1] or boxes is not None:
+            raise ValueError("the CT-Seg intensity transform needs a square input size and the whole slice")
         grey = ctseg_clahe(np.asarray(slices), is_hu, resize_hw[0])
         x = torch.from_numpy(grey).to(device, non_blocking=True).to(torch.float32).div_(255.0)[:, None]
     else:
         t = torch.from_numpy(np.ascontiguousarray(slices)).to(device, non_blocking=True)
-        x = resize(to_unit(t, is_hu, entry_window(entry)), resize_hw)
+        x = to_unit(t, is_hu, entry_window(entry))
+        if boxes is None:
+            x = resize(x, resize_hw)
+        else:
+            from jcs_viewer.pipeline.lung_crop import crop_boxes
+
+            x = crop_boxes(x, boxes, resize_hw)
     if resize_hw != input_hw:
         x = center_crop(x, input_hw)
     x = normalise(x, getattr(entry, "mean", None) or IMAGENET_MEAN, getattr(entry, "std", None) or IMAGENET_STD)

@@ -129,7 +129,9 @@ class AnalysisRun:
 
         from jcs_viewer.models import inference_context
         from jcs_viewer.models.gradcam import classify_explained
-        from jcs_viewer.pipeline.preprocess import entry_geometry, prepare_batch, resize, to_uint8, uncrop
+        from jcs_viewer.pipeline.lung_crop import paste_boxes
+        from jcs_viewer.pipeline.preprocess import (entry_boxes, entry_geometry, prepare_batch, resize, to_uint8,
+                                                    uncrop)
 
         n = self.image.shape[0]
         self.probs = probs = np.zeros(n, dtype=np.float32)
@@ -143,13 +145,16 @@ class AnalysisRun:
         def step(idx: list[int]) -> None:
             # Contiguous runs are views; a batch with gaps (slices without lung skipped) is gathered.
             span = slice(idx[0], idx[-1] + 1) if idx[-1] - idx[0] + 1 == len(idx) else np.asarray(idx)
-            x = prepare_batch(self.image[span], entry, self.is_hu, engine.device)
+            boxes = entry_boxes(entry, self.lung_mask[span] > 0)
+            x = prepare_batch(self.image[span], entry, self.is_hu, engine.device, boxes)
             with inference_context(engine.device, engine.amp):
                 if cams is not None or attributes is not None:
-                    p, cam, attr = classify_explained(model, x, target_class=1,
-                                                      out_size=input_hw if resize_hw != input_hw else CAM_SIZE)
+                    p, cam, attr = classify_explained(model, x, target_class=1, out_size=(
+                        input_hw if resize_hw != input_hw or boxes is not None else CAM_SIZE))
                     if cams is not None:
-                        if resize_hw != input_hw:
+                        if boxes is not None:  # the map of the lung square, laid back into the slice
+                            cam = paste_boxes(cam[:, None].float(), boxes, CAM_SIZE)[:, 0]
+                        elif resize_hw != input_hw:
                             cam = resize(uncrop(cam[:, None].float(), entry), CAM_SIZE)[:, 0]
                         cams[span] = to_uint8(cam)
                     if attributes is not None:

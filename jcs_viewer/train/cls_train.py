@@ -115,22 +115,39 @@ def train_cls(opts: TrainOptions) -> dict:
     label_dir = data / "la_dnn_lesion_labels"
     if label_dir.is_dir():
         hashes["lesion_labels"] = hash_files(sorted(label_dir.glob("*.csv")), data)
+    from jcs_viewer.train.lung_boxes import READ_SIZE
+
     store = int(opts.size * 1.15)
-    train = load_cls_set(train_items, store)
-    val = load_cls_set(val_items, opts.size)
+    # With --lung-crop every image is read larger and cut to its lung square at the usual size.
+    load = READ_SIZE if opts.lung_crop else store
+    train = load_cls_set(train_items, load)
+    val = load_cls_set(val_items, READ_SIZE if opts.lung_crop else opts.size)
     twins = val_twins = None
     if opts.medseg_twins > 0:
-        twins = MedSegTwins.load(data.parent / MEDSEG_FOLDER, "train", store)
-        val_twins = [MedSegTwins.load(data.parent / MEDSEG_FOLDER, "val", opts.size)]
+        twins = MedSegTwins.load(data.parent / MEDSEG_FOLDER, "train", load)
+        if opts.lung_crop:
+            twins = twins.cropped_to_lungs(store)
+        val_twins = [MedSegTwins.load(data.parent / MEDSEG_FOLDER, "val", READ_SIZE if opts.lung_crop else opts.size)]
         hashes["medseg_train"], hashes["medseg_val"] = twins.data_hash, val_twins[0].data_hash
         if opts.ctseg:
             from jcs_viewer.train.ctseg_train import CTSEG_FOLDER
 
-            ct_train = MedSegTwins.ctseg(data.parent / CTSEG_FOLDER, "train", store)
-            ct_val = MedSegTwins.ctseg(data.parent / CTSEG_FOLDER, "val", opts.size)
+            ct_train = MedSegTwins.ctseg(data.parent / CTSEG_FOLDER, "train", load)
+            ct_val = MedSegTwins.ctseg(data.parent / CTSEG_FOLDER, "val", READ_SIZE if opts.lung_crop else opts.size)
             hashes["ctseg_train"], hashes["ctseg_val"] = ct_train.data_hash, ct_val.data_hash
-            twins = twins.joined(ct_train)
+            twins = twins.joined(ct_train.cropped_to_lungs(store) if opts.lung_crop else ct_train)
             val_twins.append(ct_val)
+    if opts.lung_crop:
+        from jcs_viewer.models import default_weights
+        from jcs_viewer.train.lung_boxes import crop_to_lungs
+
+        lung_entry = default_weights("lung")
+        hashes["lung_boxes_by"] = f"{lung_entry.name} {lung_entry.sha256}"
+
+        train.images = crop_to_lungs(train.images, store)[0]
+        val.images = crop_to_lungs(val.images, opts.size)[0]
+        if val_twins:
+            val_twins = [t.cropped_to_lungs(opts.size) for t in val_twins]
     if opts.init is not None:
         hashes["init"] = sha256_file(Path(opts.init))
     log = RunLog(opts, "cls", hashes)

@@ -36,6 +36,7 @@ class TrainOptions:
     init: Path | None = None  # pretrained-encoder nets: start from this run's weights, not from ImageNet
     ctseg: bool = False  # cls: CT-Seg training-group slices join the MedSeg crops (half of them)
     cam_weight: float = 0.0  # cls: weight of the loss that puts the Grad-CAM map on the crops' lesions
+    lung_crop: bool = False  # cls: train and validate on the square around each image's lungs
     command: str = ""  # the full ``jcs-viewer train`` command line that reproduces this run
 
 

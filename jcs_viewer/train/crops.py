@@ -89,6 +89,21 @@ class MedSegTwins:
                    torch.from_numpy(np.concatenate([masks, np.zeros_like(masks)])).float().unsqueeze(1),
                    hash_files([p for pair in pairs + lung_pairs for p in pair], root.parent))
 
+    def cropped_to_lungs(self, size: int) -> "MedSegTwins":
+        """Each slice and its twin cut to the square around the slice's lungs, at ``size``.
+
+        The box comes from the slice and serves its twin too: a box that moved with the lesions would
+        tell the pair apart by itself.
+        """
+        from jcs_viewer.pipeline.lung_crop import crop_boxes
+        from jcs_viewer.train.lung_boxes import image_lung_boxes
+
+        n = len(self) // 2
+        boxes = np.tile(image_lung_boxes(self.images_u8[:n]), (2, 1))
+        grey = crop_boxes(self.grey, boxes, (size, size)).clamp_(0.0, 1.0)
+        masks = (crop_boxes(self.masks, boxes, (size, size)) >= 0.5).float()
+        return MedSegTwins(grey, masks, self.data_hash, self.sampling)
+
     def joined(self, other: "MedSegTwins") -> "MedSegTwins":
         """Both sets in one, each source drawn half of the time whatever its size."""
         def share(part: "MedSegTwins") -> torch.Tensor:

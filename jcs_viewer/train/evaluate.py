@@ -253,6 +253,10 @@ def evaluate_cls(covid_dir: Path, noncovid_dir: Path, weights: str | None = None
     _check_normalisation(entry, model)
     items = folder_items(covid_dir, 1, covid_names) + folder_items(noncovid_dir, 0, noncovid_names)
     images = [read_grey(p) for p, _, _ in items]
+    if entry.crop == "lungs":
+        from jcs_viewer.train.lung_boxes import lung_squares
+
+        images = list(lung_squares(images, entry.input_size))
     labels = np.array([label for _, label, _ in items])
     prob, _ = predict_cls(model.float(), images, entry.input_size)
     return {"task": "cls", "weights": entry.name, "threshold": threshold,
@@ -287,7 +291,12 @@ def evaluate_twins(data_root: Path, split: str, weights: str | None = None, thre
     torch.set_num_threads(2)
     model, entry = load_model(weights, "cls")
     _check_normalisation(entry, model)
-    twins = _labelled_slices(data_root, dataset, split, entry.input_size)
+    if entry.crop == "lungs":  # read large, then each pair cut to the slice's lung square
+        from jcs_viewer.train.lung_boxes import READ_SIZE
+
+        twins = _labelled_slices(data_root, dataset, split, READ_SIZE).cropped_to_lungs(entry.input_size)
+    else:
+        twins = _labelled_slices(data_root, dataset, split, entry.input_size)
     prob, _ = predict_cls(model.float(), list(twins.images_u8), entry.input_size)
     return {"task": "cls-twins", "weights": entry.name, "dataset": dataset, "threshold": threshold,
             **classification_metrics(prob, twins.labels, threshold)}
@@ -328,16 +337,30 @@ def evaluate_cam(data_root: Path, split: str, weights: str | None = None, margin
     model, entry = load_model(weights, "cls")
     _check_normalisation(entry, model)
     size = entry.input_size
-    data = _labelled_slices(data_root, dataset, split, size)
+    # A lung-square classifier's map is scored in the whole slice (pasted back) at the read size, the
+    # lesion margin scaled to the same millimetres.
+    frame = size
+    if entry.crop == "lungs":
+        from jcs_viewer.pipeline.lung_crop import crop_images, paste_boxes
+        from jcs_viewer.train.lung_boxes import READ_SIZE, image_lung_boxes
+
+        frame = READ_SIZE
+        margin_px = round(margin_px * READ_SIZE / size)
+    data = _labelled_slices(data_root, dataset, split, frame)
     n = len(data) // 2  # the slices; their twins follow
     images, lesions = data.images_u8[:n], data.masks[:n, 0].numpy() > 0
     keep = np.flatnonzero(lesions.reshape(n, -1).any(axis=1))
     lungs = _lungs_of(dataset, data_root, split, images, lesions)
+    boxes = image_lung_boxes(images) if entry.crop == "lungs" else None
     hits, ratios, in_lungs = [], [], []
     for start in range(0, len(keep), 16):
         idx = keep[start : start + 16]
-        x = _to_input(list(images[idx]), size, input_normalisation(model)).contiguous(memory_format=torch.channels_last)
-        _, cams = gradcam(model.float().eval(), x, target_class=1, out_size=(size, size))
+        seen = images[idx] if boxes is None else crop_images(images[idx], boxes[idx], size)
+        x = _to_input(list(seen), size, input_normalisation(model))
+        _, cams = gradcam(model.float().eval(), x.contiguous(memory_format=torch.channels_last), target_class=1,
+                          out_size=(size, size))
+        if boxes is not None:
+            cams = paste_boxes(cams.detach().float()[:, None], boxes[idx], (frame, frame))[:, 0]
         for cam, k in zip(cams.detach().float().numpy(), idx):
             region = dilate_xy(lesions[k][None], margin_px)[0]
             total = max(float(cam.sum()), 1e-9)
@@ -371,7 +394,8 @@ def evaluate_phantom(weights: str | None = None, seed: int = 0, n_slices: int = 
     import torch
 
     from jcs_viewer.io.phantom import make_phantom
-    from jcs_viewer.pipeline.preprocess import lesion_probabilities, prepare_batch
+    from jcs_viewer.pipeline.lungs import compute_lung_mask
+    from jcs_viewer.pipeline.preprocess import entry_boxes, lesion_probabilities, prepare_batch
     from jcs_viewer.train.metrics import classification_metrics, dice
 
     if task not in ("cls", "seg", "joint"):
@@ -383,11 +407,14 @@ def evaluate_phantom(weights: str | None = None, seed: int = 0, n_slices: int = 
     phantom = make_phantom(n_slices, 512, seed=seed)
 
     def outputs(hu: np.ndarray) -> np.ndarray:
+        # A lung-square classifier reads each slice through the app's HU lung mask.
+        lungs = compute_lung_mask(hu, phantom.spacing, is_hu=True) > 0 if entry.crop == "lungs" else None
         out = []
         with torch.inference_mode():
             for start in range(0, len(hu), 16):
                 if task == "cls":
-                    x = prepare_batch(hu[start : start + 16], entry, True, "cpu")
+                    boxes = None if lungs is None else entry_boxes(entry, lungs[start : start + 16])
+                    x = prepare_batch(hu[start : start + 16], entry, True, "cpu", boxes)
                     out.append(torch.softmax(model(x).float(), dim=1)[:, 1].numpy())
                 else:
                     out.append(lesion_probabilities(model, hu[start : start + 16], entry, True, "cpu",

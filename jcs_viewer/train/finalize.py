@@ -73,22 +73,30 @@ def finalize(task: str, run_dir: Path) -> dict:
     else:
         from jcs_viewer.train.cls_train import validation_scores
         from jcs_viewer.train.crops import MEDSEG_FOLDER, MedSegTwins
+        from jcs_viewer.train.lung_boxes import READ_SIZE, crop_to_lungs
 
         config = {"attributes": True, **config}
-        train = load_cls_set(covid_ct_items(data, "train"), size)
-        val = load_cls_set(covid_ct_items(data, "val"), size)
-        twins = None
+        # A --lung-crop run is scored and recalibrated on the lung squares it was trained on.
+        crop = bool(opts.get("lung_crop"))
+        read = READ_SIZE if crop else size
+        train = load_cls_set(covid_ct_items(data, "train"), read)
+        val = load_cls_set(covid_ct_items(data, "val"), read)
+        twins, extra = [], []
         if float(opts.get("medseg_twins") or 0.0) > 0:
             medseg = data.parent / MEDSEG_FOLDER
-            twins = [MedSegTwins.load(medseg, "val", size)]
+            twins = [MedSegTwins.load(medseg, "val", read)]
             # BN statistics over every source the classifier trained on, as whole slices.
-            extra = [MedSegTwins.load(medseg, "train", size).images_u8]
+            extra = [MedSegTwins.load(medseg, "train", read)]
             if opts.get("ctseg"):
                 from jcs_viewer.train.ctseg_train import CTSEG_FOLDER
 
-                twins.append(MedSegTwins.ctseg(data.parent / CTSEG_FOLDER, "val", size))
-                extra.append(MedSegTwins.ctseg(data.parent / CTSEG_FOLDER, "train", size).images_u8)
-            train.images = np.concatenate([train.images, *extra])
+                twins.append(MedSegTwins.ctseg(data.parent / CTSEG_FOLDER, "val", read))
+                extra.append(MedSegTwins.ctseg(data.parent / CTSEG_FOLDER, "train", read))
+        if crop:
+            train.images, val.images = crop_to_lungs(train.images, size)[0], crop_to_lungs(val.images, size)[0]
+            twins, extra = [t.cropped_to_lungs(size) for t in twins], [t.cropped_to_lungs(size) for t in extra]
+        train.images = np.concatenate([train.images, *[t.images_u8 for t in extra]])
+        twins = twins or None
 
         def score(model) -> dict:
             return validation_scores(model, val, size, twins)

@@ -156,6 +156,8 @@ def ship(task: str, run_dir: Path, name: str, weights_dir: Path | None = None) -
                   f"(held out: medseg_twins_test)") if twins else ""
         if ctseg:
             medseg += "; " + _ctseg_split_text().replace("(held out, metrics below)", "(held out: ctseg_*_test)")
+        if opts.get("lung_crop"):
+            common.update(crop="lungs")
         pretrained = opts["arch"] in ("jcs_cls_effnet",)
         if pretrained:
             from jcs_viewer.models.efficientnet import LITE_MEAN, LITE_STD
@@ -184,7 +186,10 @@ def ship(task: str, run_dir: Path, name: str, weights_dir: Path | None = None) -
                                           + (" (continuing the run whose weights have the init sha256 in "
                                              "provenance)" if opts.get("init") else "")
                                           + (f", Grad-CAM localisation loss weight {opts['cam_weight']:g} on the "
-                                             "crops' lesions" if opts.get("cam_weight") else ""))
+                                             "crops' lesions" if opts.get("cam_weight") else "")
+                                          + ("; reads the square around each slice's lungs (lung boxes by the "
+                                             "shipped lung net in training, the app's lung mask in use)"
+                                             if opts.get("lung_crop") else ""))
                                          + ". Metrics: jcs-viewer evaluate cls --split test --weights " + name
                                          + _checks_text("cls", name, twins, ctseg))
         add_manifest_entry(entry, weights_dir)
