@@ -274,6 +274,22 @@ def _labelled_slices(data_root: Path, dataset: str, split: str, size: int):
     raise ValueError(f"dataset must be medseg or ctseg, not {dataset!r}")
 
 
+def _lesion_slices(data_root: Path, dataset: str, split: str, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """MedSeg or CT-Seg slices of ``split`` and their lesion masks (``uint8``, ``bool``; N x S x S), without the
+    twins that :func:`_labelled_slices` also makes (filling lesions at 512 px is most of its cost)."""
+    if dataset == "medseg":
+        from jcs_viewer.train.datasets import load_seg_set, medseg_pairs
+
+        data = load_seg_set(medseg_pairs(Path(data_root) / "medseg_covid19_ct100_jcs", split), size)
+        return data.images, data.masks > 0
+    if dataset == "ctseg":
+        from jcs_viewer.train.ctseg_train import ctseg_files, load_pairs
+
+        images, masks = load_pairs(ctseg_files(Path(data_root) / "covid19_ct_seg20_slices", split, "lesions"), size)
+        return images, masks > 0
+    raise ValueError(f"dataset must be medseg or ctseg, not {dataset!r}")
+
+
 def evaluate_twins(data_root: Path, split: str, weights: str | None = None, threshold: float = 0.5,
                    dataset: str = "medseg") -> dict:
     """Real lesion slices of one split (COVID) against their lesion-free twins (non-COVID), whole slices.
@@ -346,9 +362,8 @@ def evaluate_cam(data_root: Path, split: str, weights: str | None = None, margin
 
         frame = READ_SIZE
         margin_px = round(margin_px * READ_SIZE / size)
-    data = _labelled_slices(data_root, dataset, split, frame)
-    n = len(data) // 2  # the slices; their twins follow
-    images, lesions = data.images_u8[:n], data.masks[:n, 0].numpy() > 0
+    images, lesions = _lesion_slices(data_root, dataset, split, frame)
+    n = len(images)
     keep = np.flatnonzero(lesions.reshape(n, -1).any(axis=1))
     lungs = _lungs_of(dataset, data_root, split, images, lesions)
     boxes = image_lung_boxes(images) if entry.crop == "lungs" else None
