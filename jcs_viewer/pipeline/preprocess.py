@@ -95,6 +95,8 @@ def normalise(x, mean, std):
 def entry_boxes(entry: Any, lungs: np.ndarray | None) -> np.ndarray | None:
     """The lung boxes an entry with ``crop = "lungs"`` reads ``(N, H, W)`` slices through; None for the others.
 
+    ``lungs`` is any ``(N, H, W)`` mask or label array (non-zero: lung), read only for such entries.
+
     Raises:
         ValueError: the entry reads lung squares and no lung masks were given.
     """

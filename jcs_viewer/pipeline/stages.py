@@ -145,7 +145,7 @@ class AnalysisRun:
         def step(idx: list[int]) -> None:
             # Contiguous runs are views; a batch with gaps (slices without lung skipped) is gathered.
             span = slice(idx[0], idx[-1] + 1) if idx[-1] - idx[0] + 1 == len(idx) else np.asarray(idx)
-            boxes = entry_boxes(entry, self.lung_mask[span] > 0)
+            boxes = entry_boxes(entry, self.lung_mask[span])
             x = prepare_batch(self.image[span], entry, self.is_hu, engine.device, boxes)
             with inference_context(engine.device, engine.amp):
                 if cams is not None or attributes is not None:

@@ -119,21 +119,21 @@ def train_cls(opts: TrainOptions) -> dict:
 
     store = int(opts.size * 1.15)
     # With --lung-crop every image is read larger and cut to its lung square at the usual size.
-    load = READ_SIZE if opts.lung_crop else store
+    load, val_load = (READ_SIZE, READ_SIZE) if opts.lung_crop else (store, opts.size)
     train = load_cls_set(train_items, load)
-    val = load_cls_set(val_items, READ_SIZE if opts.lung_crop else opts.size)
+    val = load_cls_set(val_items, val_load)
     twins = val_twins = None
     if opts.medseg_twins > 0:
         twins = MedSegTwins.load(data.parent / MEDSEG_FOLDER, "train", load)
         if opts.lung_crop:
             twins = twins.cropped_to_lungs(store)
-        val_twins = [MedSegTwins.load(data.parent / MEDSEG_FOLDER, "val", READ_SIZE if opts.lung_crop else opts.size)]
+        val_twins = [MedSegTwins.load(data.parent / MEDSEG_FOLDER, "val", val_load)]
         hashes["medseg_train"], hashes["medseg_val"] = twins.data_hash, val_twins[0].data_hash
         if opts.ctseg:
             from jcs_viewer.train.ctseg_train import CTSEG_FOLDER
 
             ct_train = MedSegTwins.ctseg(data.parent / CTSEG_FOLDER, "train", load)
-            ct_val = MedSegTwins.ctseg(data.parent / CTSEG_FOLDER, "val", READ_SIZE if opts.lung_crop else opts.size)
+            ct_val = MedSegTwins.ctseg(data.parent / CTSEG_FOLDER, "val", val_load)
             hashes["ctseg_train"], hashes["ctseg_val"] = ct_train.data_hash, ct_val.data_hash
             twins = twins.joined(ct_train.cropped_to_lungs(store) if opts.lung_crop else ct_train)
             val_twins.append(ct_val)

@@ -9,6 +9,8 @@ augmentation covers the difference.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 #: Images are read at this side before their lung square is cut (the square then keeps its detail).
@@ -18,15 +20,22 @@ READ_SIZE = 512
 LUNG_THRESHOLD = 0.5
 
 
+@functools.lru_cache(maxsize=2)
+def _lung_net(weights: str | None):
+    """The lung net and its entry, loaded once per process (a training run cuts several sets)."""
+    from jcs_viewer.train.evaluate import load_model
+
+    model, entry = load_model(weights, "lung")
+    return model.eval(), entry
+
+
 def image_lungs(images: np.ndarray, batch: int = 16, weights: str | None = None) -> np.ndarray:
     """``(N, S, S)`` bool lung masks of ``(N, S, S)`` uint8 images (the default lung net, on the CPU)."""
     import torch
 
     from jcs_viewer.pipeline.preprocess import prepare_batch, resize
-    from jcs_viewer.train.evaluate import load_model
 
-    model, entry = load_model(weights, "lung")
-    model.eval()
+    model, entry = _lung_net(weights)
     out = np.zeros(images.shape, dtype=bool)
     with torch.inference_mode():
         for start in range(0, len(images), batch):
