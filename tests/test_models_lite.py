@@ -58,6 +58,27 @@ def test_lite_classifier_with_attributes():
         build("jcs_cls_lite").forward_with_attributes(x)
 
 
+def test_output_stride_16_classifier_loads_a_stride_32_checkpoint_and_maps_twice_as_fine():
+    torch.manual_seed(0)
+    coarse = build("jcs_cls_lite", attributes=True, lesion_head=True)
+    fine = build("jcs_cls_lite", attributes=True, lesion_head=True, output_stride=16)
+    assert set(coarse.state_dict()) == set(fine.state_dict())
+    fine.load_state_dict(coarse.state_dict(), strict=True)
+    x = torch.randn(2, 3, 224, 224)
+    with torch.no_grad():
+        assert coarse.eval().features(x).shape[-2:] == (7, 7)
+        assert fine.eval().features(x).shape[-2:] == (14, 14)
+        # The same stem..layer3: layer4 alone changes (no stride), so the logits move but stay finite.
+        assert torch.isfinite(fine(x)).all() and not torch.allclose(fine(x), coarse(x))
+    _, cams = gradcam(fine, x, out_size=(224, 224))
+    assert cams.shape == (2, 224, 224)
+    # Deeper layer4s dilate their later blocks rather than downsample.
+    deep = build("jcs_cls_lite", layers=(1, 1, 1, 2), output_stride=16)
+    assert deep.layer4[0].convs[0].dilation == (1, 1) and deep.layer4[1].convs[0].dilation == (2, 2)
+    with pytest.raises(ValueError, match="output_stride"):
+        build("jcs_cls_lite", output_stride=8)
+
+
 def _randomise_bn(model: torch.nn.Module) -> None:
     g = torch.Generator().manual_seed(3)
     with torch.no_grad():

@@ -157,6 +157,11 @@ def test_train_with_medseg_twins_and_lesion_head(tmp_path, capsys):
     record = json.loads((again / "run.json").read_text())
     assert record["command"].endswith("--cam-loss 0.5") and record["options"]["cam_weight"] == 0.5
     assert record["data_sha256"]["init"] == sha256_file(out / "best.safetensors")
+    # Finalising a continuation also weighs the checkpoint it started from (the continuation may not help):
+    # scored on the same validation data, it is the first run's best as trained, to the bit.
+    again_summary = finalize("cls", again)
+    assert set(again_summary["candidates"]) == {"best", "last", "init"}
+    assert again_summary["candidates"]["init"]["as_trained"] == summary["candidates"]["best"]["as_trained"]
 
     seg_out = tmp_path / "run_seg"
     assert main(["train", "seg", "--data", str(tmp_path / "medseg_covid19_ct100_jcs"), "--out", str(seg_out),

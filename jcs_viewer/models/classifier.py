@@ -29,6 +29,8 @@ class ClsConfig:
             (coarse lesion logits, one per layer4 cell). It is trained from segmentation masks so
             that layer4, the Grad-CAM layer, localises lesions; inference does not use it. Off by
             default (not in the official checkpoints).
+        output_stride: 32 (official: a 7 x 7 Grad-CAM map at 224 px) or 16 (layer4 dilated instead of
+            strided: a 14 x 14 map from the same parameters, so a stride-32 checkpoint loads strictly).
     """
 
     layers: tuple[int, ...] = (3, 4, 23, 3)
@@ -40,6 +42,7 @@ class ClsConfig:
     attributes: bool = False
     dropout: float = 0.0
     lesion_head: bool = False
+    output_stride: int = 32
 
 
 class ClassifierHeads:
@@ -86,7 +89,8 @@ class JCSClassifier(ClassifierHeads, Res2Net):
 
     def __init__(self, config: ClsConfig | None = None) -> None:
         config = config or ClsConfig()
-        super().__init__(config.layers, config.width, config.base_width, config.scale, config.norm)
+        super().__init__(config.layers, config.width, config.base_width, config.scale, config.norm,
+                         config.output_stride)
         self.config = config
         feat = self.channels[-1]
         self.drop = nn.Dropout(config.dropout) if config.dropout > 0 else nn.Identity()

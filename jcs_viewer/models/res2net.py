@@ -18,14 +18,15 @@ class Bottle2neck(nn.Module):
     expansion = 4
 
     def __init__(self, inplanes: int, planes: int, stride: int, downsample: nn.Module | None,
-                 base_width: int, scale: int, first: bool, norm: str) -> None:
+                 base_width: int, scale: int, first: bool, norm: str, dilation: int = 1) -> None:
         super().__init__()
         width = planes * base_width // 64
         self.width, self.scale, self.first = width, scale, first
         self.conv1 = nn.Conv2d(inplanes, width * scale, 1, bias=False)
         self.bn1 = make_norm(norm, width * scale)
         nums = max(scale - 1, 1)
-        self.convs = nn.ModuleList(nn.Conv2d(width, width, 3, stride, 1, bias=False) for _ in range(nums))
+        self.convs = nn.ModuleList(nn.Conv2d(width, width, 3, stride, dilation, dilation=dilation, bias=False)
+                                   for _ in range(nums))
         self.bns = nn.ModuleList(make_norm(norm, width) for _ in range(nums))
         # The first block of a layer pools its pass-through group to match the strided convs.
         self.pool = nn.AvgPool2d(3, stride, 1) if first and scale > 1 else None
@@ -60,11 +61,15 @@ class Res2Net(nn.Module):
         base_width: Res2Net base width (26).
         scale: number of groups (4).
         norm: ``"frozen"`` (official) or ``"batch"``.
+        output_stride: 32 (official) or 16: layer4 keeps layer3's resolution and dilates its later blocks
+            instead of downsampling (DeepLab), so its map is twice as fine with the same parameters.
     """
 
     def __init__(self, layers: tuple[int, ...] = (3, 4, 23, 3), width: float = 1.0, base_width: int = 26,
-                 scale: int = 4, norm: str = "frozen") -> None:
+                 scale: int = 4, norm: str = "frozen", output_stride: int = 32) -> None:
         super().__init__()
+        if output_stride not in (16, 32):
+            raise ValueError(f"output_stride must be 16 or 32, not {output_stride}")
         stem = _scaled(32, width)
         self.inplanes = _scaled(64, width)
         self.base_width, self.scale, self.norm = base_width, scale, norm
@@ -81,9 +86,10 @@ class Res2Net(nn.Module):
         self.layer1 = self._make_layer(planes[0], layers[0], 1)
         self.layer2 = self._make_layer(planes[1], layers[1], 2)
         self.layer3 = self._make_layer(planes[2], layers[2], 2)
-        self.layer4 = self._make_layer(planes[3], layers[3], 2)
+        self.layer4 = self._make_layer(planes[3], layers[3], 2 if output_stride == 32 else 1,
+                                       dilation=1 if output_stride == 32 else 2)
 
-    def _make_layer(self, planes: int, blocks: int, stride: int) -> nn.Sequential:
+    def _make_layer(self, planes: int, blocks: int, stride: int, dilation: int = 1) -> nn.Sequential:
         out = planes * Bottle2neck.expansion
         downsample = None
         if stride != 1 or self.inplanes != out:
@@ -95,7 +101,8 @@ class Res2Net(nn.Module):
             )
         mods = [Bottle2neck(self.inplanes, planes, stride, downsample, self.base_width, self.scale, True, self.norm)]
         self.inplanes = out
-        mods += [Bottle2neck(out, planes, 1, None, self.base_width, self.scale, False, self.norm)
+        # The first block keeps the incoming dilation (1), the rest dilate (torchvision's convention).
+        mods += [Bottle2neck(out, planes, 1, None, self.base_width, self.scale, False, self.norm, dilation)
                  for _ in range(1, blocks)]
         return nn.Sequential(*mods)
 

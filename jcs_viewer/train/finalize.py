@@ -7,8 +7,10 @@ whole, un-augmented images, and the validation scores of successive epochs jump
 averages over the un-augmented training split in train mode (no labels involved,
 no weights changed); it helped the classifier (val accuracy 0.69 → 0.76) but not
 the segmenter. Candidates ``best`` (best validation epoch) and ``last`` (end of
-the schedule) are each scored as trained and recalibrated; the version with the
-best validation score (seg Dice, cls AUC) is written to ``final.safetensors``.
+the schedule), and for a run that continued a checkpoint (``--init``) that
+checkpoint in the run's architecture (did the continuation help at all?), are each
+scored as trained and recalibrated; the version with the best validation score
+(seg Dice, cls validation score) is written to ``final.safetensors``.
 The test split is never used.
 
 ``python -m jcs_viewer.train.finalize seg|cls RUN_DIR``
@@ -103,6 +105,8 @@ def finalize(task: str, run_dir: Path) -> dict:
         key = "score"
     candidates = {"best": load_file(str(run_dir / "best.safetensors")),
                   "last": torch.load(run_dir / "last.pt", weights_only=True)["model"]}
+    if opts.get("init"):
+        candidates["init"] = {k: v.float() for k, v in load_file(str(opts["init"])).items()}
     results, states = {}, {}
     for name, sd in candidates.items():
         model = build(opts["arch"], **config).to(memory_format=torch.channels_last)

@@ -189,7 +189,11 @@ def ship(task: str, run_dir: Path, name: str, weights_dir: Path | None = None) -
                                              "crops' lesions" if opts.get("cam_weight") else "")
                                           + ("; reads the square around each slice's lungs (lung boxes by the "
                                              "shipped lung net in training, the app's lung mask in use)"
-                                             if opts.get("lung_crop") else ""))
+                                             if opts.get("lung_crop") else "")
+                                          + ("; layer4 dilated, not strided (output stride 16: a 14 x 14 "
+                                             "activation map at 224 px)" if config.get("output_stride") == 16
+                                             else "")
+                                          + _kept_init_note(record))
                                          + ". Metrics: jcs-viewer evaluate cls --split test --weights " + name
                                          + _checks_text("cls", name, twins, ctseg))
         add_manifest_entry(entry, weights_dir)
@@ -202,6 +206,15 @@ def ship(task: str, run_dir: Path, name: str, weights_dir: Path | None = None) -
     final = dataclasses.replace(entry, metrics=metrics)
     add_manifest_entry(final, weights_dir)
     return final.to_json()
+
+
+def _kept_init_note(record: dict) -> str:
+    """Says so when ``finalize`` kept the checkpoint a run continued from: the continuation did not help."""
+    chosen = (record.get("finalize") or {}).get("chosen", "")
+    if not chosen.startswith("init/"):
+        return ""
+    return ("; finalize kept the weights the run started from (" + chosen.split("/")[1].replace("_", " ")
+            + "): none of the continuation's checkpoints scored higher on validation")
 
 
 CTSEG_DATA_LICENCE = ("COVID-19-CT-Seg (Ma et al. 2021, CC BY 4.0) slices as redistributed by "
