@@ -167,19 +167,3 @@ def test_ny_sbu_non_axial_slices_are_not_assessable_and_say_so(tmp_path, plane):
     assert doc["decision"] == "not assessable"
     assert plane in doc["decision_reason"] and "axial" in doc["decision_reason"]
 
-
-def test_held_out_ctseg_volumes_read_as_8bit_stacks(capsys):
-    """The whole analysis on the held-out COVID-19-CT-Seg volume groups, as a reader would open their slices:
-    the lungs (consolidation included) per volume against the radiologists' masks."""
-    shared_data_path("covid19_ct_seg20_slices")
-    assert main(["evaluate", "stacks", "--split", "test", "--device", "cpu"]) == 0
-    doc = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert [row["volume_group"] for row in doc["volumes"]] == ["0279-0396", "0970-1080"]
-    for row in doc["volumes"]:
-        assert row["lung_dice"] >= 0.95, row
-        assert row["positive_slices"] > 0 and row["lesion_ml"] > 0, row
-        assert row["seg_weights"] == "jcs_seg_effnet-ctseg-medseg-v4"  # the lesion net for 8-bit studies
-    # The issue asks lesion Dice 0.70 per held-out volume; measured 0.824 and 0.702 (test_train_weights holds
-    # the manifest's figures to 0.005, so that is the margin allowed here too).
-    lesion = {row["volume_group"]: row["lesion_dice"] for row in doc["volumes"]}
-    assert lesion["0279-0396"] >= 0.80 and lesion["0970-1080"] >= 0.695

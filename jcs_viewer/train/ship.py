@@ -84,16 +84,20 @@ def run_check(task: str, check: str, name: str, data_root: Path) -> dict:
         from jcs_viewer.pipeline import AnalysisOptions
         from jcs_viewer.train.ctseg_stacks import evaluate_ctseg_stacks
 
-        stacks = evaluate_ctseg_stacks(data_root / "covid19_ct_seg20_slices", "test",
-                                       AnalysisOptions(device="cpu", seg_weights=name))
-        result = {"mean_lesion_dice": stacks["mean_lesion_dice"], "mean_lung_dice": stacks["mean_lung_dice"]}
-        for row in stacks["volumes"]:
-            result[f"lesion_dice_{row['volume_group']}"] = row["lesion_dice"]
-            result[f"lung_dice_{row['volume_group']}"] = row["lung_dice"]
-        return result
+        return stacks_figures(evaluate_ctseg_stacks(data_root / "covid19_ct_seg20_slices", "test",
+                                                    AnalysisOptions(device="cpu", seg_weights=name)))
     else:
         raise ValueError(f"unknown check {check!r}")
     return {k: (round(result[k], 4) if isinstance(result[k], float) else result[k]) for k in CHECK_KEYS[(task, check)]}
+
+
+def stacks_figures(stacks: dict) -> dict:
+    """The manifest's ``ctseg_stacks_test`` figures from what ``jcs-viewer evaluate stacks`` prints."""
+    result = {"mean_lesion_dice": stacks["mean_lesion_dice"], "mean_lung_dice": stacks["mean_lung_dice"]}
+    for row in stacks["volumes"]:
+        result[f"lesion_dice_{row['volume_group']}"] = row["lesion_dice"]
+        result[f"lung_dice_{row['volume_group']}"] = row["lung_dice"]
+    return result
 
 
 def _ids(ids: list[int]) -> str:
