@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from jcs_viewer.train.ctseg_train import MEDSEG_FOLDER  # noqa: F401  (callers take it from here too)
 from jcs_viewer.train.window import TRAINING_WINDOW
 
 #: A crop needs at least this many lesion pixels (at crop resolution) to count as COVID.
@@ -32,9 +33,6 @@ def crop_labels(warped_masks: torch.Tensor, min_px: int = MIN_LESION_PX) -> tupl
     labels = (count >= min_px).long()
     weights = ((count == 0) | (count >= min_px)).float()
     return labels, weights
-
-
-MEDSEG_FOLDER = "medseg_covid19_ct100_jcs"
 
 
 @dataclass

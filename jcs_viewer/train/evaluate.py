@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from jcs_viewer.errors import StudyLoadError
+from jcs_viewer.train.ctseg_train import CTSEG_FOLDER, MEDSEG_FOLDER
 from jcs_viewer.train.datasets import IMAGE_SUFFIXES, folder_items
 from jcs_viewer.train.images import read_grey, read_mask
 
@@ -268,9 +269,9 @@ def _labelled_slices(data_root: Path, dataset: str, split: str, size: int):
     from jcs_viewer.train.crops import MedSegTwins
 
     if dataset == "medseg":
-        return MedSegTwins.load(Path(data_root) / "medseg_covid19_ct100_jcs", split, size)
+        return MedSegTwins.load(Path(data_root) / MEDSEG_FOLDER, split, size)
     if dataset == "ctseg":
-        return MedSegTwins.ctseg(Path(data_root) / "covid19_ct_seg20_slices", split, size)
+        return MedSegTwins.ctseg(Path(data_root) / CTSEG_FOLDER, split, size)
     raise ValueError(f"dataset must be medseg or ctseg, not {dataset!r}")
 
 
@@ -280,12 +281,12 @@ def _lesion_slices(data_root: Path, dataset: str, split: str, size: int) -> tupl
     if dataset == "medseg":
         from jcs_viewer.train.datasets import load_seg_set, medseg_pairs
 
-        data = load_seg_set(medseg_pairs(Path(data_root) / "medseg_covid19_ct100_jcs", split), size)
+        data = load_seg_set(medseg_pairs(Path(data_root) / MEDSEG_FOLDER, split), size)
         return data.images, data.masks > 0
     if dataset == "ctseg":
         from jcs_viewer.train.ctseg_train import ctseg_files, load_pairs
 
-        images, masks = load_pairs(ctseg_files(Path(data_root) / "covid19_ct_seg20_slices", split, "lesions"), size)
+        images, masks = load_pairs(ctseg_files(Path(data_root) / CTSEG_FOLDER, split, "lesions"), size)
         return images, masks > 0
     raise ValueError(f"dataset must be medseg or ctseg, not {dataset!r}")
 
@@ -324,7 +325,7 @@ def _lungs_of(dataset: str, data_root: Path, split: str, images: np.ndarray, les
     if dataset == "ctseg":
         from jcs_viewer.train.ctseg_train import ctseg_files, load_pairs
 
-        _, lungs = load_pairs(ctseg_files(Path(data_root) / "covid19_ct_seg20_slices", split, "lungs"),
+        _, lungs = load_pairs(ctseg_files(Path(data_root) / CTSEG_FOLDER, split, "lungs"),
                               images.shape[-1])
         return (lungs[: len(images)] > 0) | lesions
     from jcs_viewer.train.crops import window_slice_lungs

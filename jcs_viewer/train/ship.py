@@ -19,6 +19,7 @@ import json
 import sys
 from pathlib import Path
 
+from jcs_viewer.train.ctseg_train import CTSEG_FOLDER, MEDSEG_FOLDER
 from jcs_viewer.train.splits import medseg_split
 from jcs_viewer.train.window import TRAINING_WINDOW
 
@@ -84,7 +85,7 @@ def run_check(task: str, check: str, name: str, data_root: Path) -> dict:
         from jcs_viewer.pipeline import AnalysisOptions
         from jcs_viewer.train.ctseg_stacks import evaluate_ctseg_stacks
 
-        return stacks_figures(evaluate_ctseg_stacks(data_root / "covid19_ct_seg20_slices", "test",
+        return stacks_figures(evaluate_ctseg_stacks(data_root / CTSEG_FOLDER, "test",
                                                     AnalysisOptions(device="cpu", seg_weights=name)))
     else:
         raise ValueError(f"unknown check {check!r}")
@@ -268,7 +269,7 @@ def ship_pretrained(task: str, run_dir: Path, name: str, weights_dir: Path | Non
     file = f"{name}.safetensors"
     atomic_save_safetensors(half, weights_dir / file, {"arch": opts["arch"], "dtype": "float16"})
     data = Path(opts["data"])
-    ctseg = data / "covid19_ct_seg20_slices"
+    ctseg = data / CTSEG_FOLDER
     test_names = [image.name for image, _ in ctseg_files(ctseg, "test")]
     twins = float(opts.get("medseg_twins") or 0.0)
     split = _ctseg_split_text()
@@ -316,7 +317,7 @@ def ship_pretrained(task: str, run_dir: Path, name: str, weights_dir: Path | Non
     else:
         from jcs_viewer.train.splits import medseg_image_name
 
-        medseg = data / "medseg_covid19_ct100_jcs"
+        medseg = data / MEDSEG_FOLDER
         result = evaluate_seg(medseg / "tr_im", medseg / "tr_mask_new", name,
                               [medseg_image_name(i) for i in medseg_split("test")], intensity="window")
         metrics = {k: (round(result[k], 4) if isinstance(result[k], float) else result[k])
