@@ -220,3 +220,38 @@ def test_one_pass_explanation_matches_gradcam_and_the_attribute_head():
     torch.testing.assert_close(cams, cam_ref)
     torch.testing.assert_close(attrs, torch.sigmoid(attr_logits))
     assert classify_explained(build("jcs_cls_lite").eval(), x)[2] is None
+
+
+def test_mirror_reading_averages_each_image_with_its_mirror_and_flips_the_map_back():
+    """``mirror=True``: probability and attributes are the mean of the image's and its mirror's; the map is
+    Grad-CAM of the mean of the two weighted sums (the mirror's flipped back), so a lesion on the left stays
+    on the left, and the reading is exactly mirror-equivariant (a strided net alone is not)."""
+    from jcs_viewer.models.gradcam import class_probability, classify_explained
+
+    torch.manual_seed(0)
+    model = build("jcs_cls_lite", attributes=True).eval()
+    x = torch.randn(2, 3, 96, 96)
+    flipped = torch.flip(x, dims=(-1,))
+    with torch.no_grad():
+        feats, feats_m = model.features(x), model.features(flipped)
+        logits, attr_logits = model.forward_with_attributes(x)
+        logits_m, attr_logits_m = model.forward_with_attributes(flipped)
+        raw = (model.cam_logits(feats) + torch.flip(model.cam_logits(feats_m), dims=(-1,))) / 2
+    expected_p = (torch.softmax(logits, 1)[:, 1] + torch.softmax(logits_m, 1)[:, 1]) / 2
+    expected_cam = normalise_per_image(torch.nn.functional.interpolate(
+        torch.relu(raw)[:, None], size=(48, 48), mode="bilinear", align_corners=False)[:, 0])
+
+    probs, cams, attrs = classify_explained(model, x, out_size=48, mirror=True)
+    torch.testing.assert_close(probs, expected_p)
+    torch.testing.assert_close(cams, expected_cam)
+    torch.testing.assert_close(attrs, (torch.sigmoid(attr_logits) + torch.sigmoid(attr_logits_m)) / 2)
+    p_ref, cam_ref = gradcam(model, x, out_size=48, mirror=True)
+    torch.testing.assert_close(p_ref, probs)
+    torch.testing.assert_close(cam_ref, cams)
+    torch.testing.assert_close(class_probability(model, x, mirror=True), probs)
+    assert not torch.allclose(classify_explained(model, x, out_size=48)[1], cams, atol=1e-3)  # it does change
+
+    p_f, cams_f, attrs_f = classify_explained(model, flipped, out_size=48, mirror=True)
+    torch.testing.assert_close(p_f, probs)
+    torch.testing.assert_close(attrs_f, attrs)
+    torch.testing.assert_close(cams_f, torch.flip(cams, dims=(-1,)))

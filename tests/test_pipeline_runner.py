@@ -200,6 +200,40 @@ def test_8bit_studies_get_the_grey_default_lesion_net(tmp_path, monkeypatch):
     assert named.grey_seg_model is None and named.lesion_net(is_hu=False)[1].name == names["seg"]
 
 
+def test_test_mirror_reads_each_slice_with_its_mirror(volume, tmp_path):
+    """A classifier entry with ``test_mirror`` gives each slice the mean of its and its mirror's probability
+    (and maps): the scores move, stay probabilities, and the manifest keeps the field (and refuses a non-bool)."""
+    import dataclasses
+
+    from jcs_viewer.models.gradcam import class_probability
+    from jcs_viewer.models.registry import WeightsEntry
+    from jcs_viewer.pipeline.preprocess import prepare_batch
+
+    models = tiny_models()
+    mirrored = dataclasses.replace(models, cls_entry=dataclasses.replace(models.cls_entry, test_mirror=True))
+    plain = analyze(volume, AnalysisOptions(**OPTS), models=models)
+    both = analyze(volume, AnalysisOptions(**OPTS), models=mirrored)
+    scored = plain.scored_slices
+    assert np.array_equal(both.scored_slices, scored) and scored.any()
+    p, q = np.asarray(plain.classifier_probability)[scored], np.asarray(both.classifier_probability)[scored]
+    assert not np.array_equal(p, q) and ((q >= 0) & (q <= 1)).all()
+    assert both.cams.shape == plain.cams.shape
+    assert both.models["cls"]["test_mirror"] is True and plain.models["cls"]["test_mirror"] is False
+    # Without lung boxes (a whole-slice entry) the pipeline's number is class_probability(mirror=True) itself.
+    k = int(np.flatnonzero(scored)[0])
+    with torch.inference_mode():
+        x = prepare_batch(volume.array[k : k + 1], mirrored.cls_entry, True, "cpu", None)
+        expected = class_probability(models.cls_model, x, mirror=True)
+    assert both.classifier_probability[k] == pytest.approx(float(expected[0]), abs=1e-7)
+    assert both.classifier_probability[k] != plain.classifier_probability[k]
+
+    record = dataclasses.replace(mirrored.cls_entry, file="cls.safetensors").to_json()
+    assert record["test_mirror"] is True and "test_mirror" not in models.cls_entry.to_json()
+    assert WeightsEntry.from_json(record, tmp_path).test_mirror is True
+    with pytest.raises(ValueError, match="test_mirror"):
+        WeightsEntry.from_json({**record, "test_mirror": "yes"}, tmp_path)
+
+
 def test_test_sizes_average_the_lesion_net_over_input_sides(volume, tmp_path):
     """An entry's ``test_sizes`` read each slice at every side and average; the manifest keeps them."""
     import dataclasses

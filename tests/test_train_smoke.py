@@ -274,7 +274,8 @@ def test_pretrained_classifier_with_ctseg_crops_lesion_head_and_cam_checks(tmp_p
 
 
 def test_ship_takes_test_sizes_only_for_pretrained_lesion_nets(tmp_path, capsys):
-    """``ship … --test-sizes`` is refused with a sentence for a from-scratch run; a malformed call prints the usage."""
+    """``ship … --test-sizes`` is refused with a sentence for a from-scratch run, ``--test-mirror`` for a lesion net;
+    a malformed call prints the usage."""
     import json
 
     from jcs_viewer.train.ship import main as ship_main
@@ -282,6 +283,8 @@ def test_ship_takes_test_sizes_only_for_pretrained_lesion_nets(tmp_path, capsys)
     (tmp_path / "run.json").write_text(json.dumps({"options": {"arch": "jcs_seg_lite"}}), encoding="utf-8")
     assert ship_main(["seg", str(tmp_path), "x", "--test-sizes", "256,320"]) == 2
     assert "--test-sizes is for the pretrained-encoder lesion nets" in capsys.readouterr().err
+    assert ship_main(["seg", str(tmp_path), "x", "--test-mirror"]) == 2
+    assert "--test-mirror is for classifiers" in capsys.readouterr().err
     assert ship_main(["seg", str(tmp_path)]) == 2
     assert "python -m jcs_viewer.train.ship" in capsys.readouterr().err
 

@@ -41,6 +41,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     twins.add_argument("--threshold", type=float, default=0.5, help="COVID probability threshold (0.5)")
     cam = sub.add_parser("cam", help="whether the classifier's Grad-CAM maps point at the lesions and stay in the "
                                      "lungs")
+    for p in (cls, twins, cam):
+        p.add_argument("--mirror", choices=("on", "off"),
+                       help="also read each image left-right mirrored and average (default: as the weights' "
+                            "manifest entry says, test_mirror)")
     for p in (twins, cam):
         p.add_argument("--split", choices=("train", "val", "test"), default="test",
                        help="MedSeg split, or CT-Seg volume groups with --dataset ctseg (test)")
@@ -81,13 +85,13 @@ def run(args: argparse.Namespace) -> int:
     if args.task == "twins":
         from jcs_viewer.train.evaluate import evaluate_twins
 
-        result = evaluate_twins(root, args.split, args.weights, args.threshold, args.dataset)
+        result = evaluate_twins(root, args.split, args.weights, args.threshold, args.dataset, _mirror(args))
         print(json.dumps({**result, "split": args.split}))
         return 0
     if args.task == "cam":
         from jcs_viewer.train.evaluate import evaluate_cam
 
-        print(json.dumps({**evaluate_cam(root, args.split, args.weights, dataset=args.dataset),
+        print(json.dumps({**evaluate_cam(root, args.split, args.weights, dataset=args.dataset, mirror=_mirror(args)),
                           "split": args.split}))
         return 0
     if args.task == "studies":
@@ -163,8 +167,14 @@ def run(args: argparse.Namespace) -> int:
             covid_names, noncovid_names = read_list(args.list[0]), read_list(args.list[1])
         elif args.split is not None:
             covid_names, noncovid_names = covid_ct_split(ucsd, args.split)
-        result = evaluate_cls(covid, noncovid, args.weights, covid_names, noncovid_names, args.threshold)
+        result = evaluate_cls(covid, noncovid, args.weights, covid_names, noncovid_names, args.threshold,
+                              _mirror(args))
     if args.split:
         result["split"] = args.split
     print(json.dumps(result))
     return 0
+
+
+def _mirror(args: argparse.Namespace) -> bool | None:
+    """``--mirror on|off`` as a bool; None (not given): the weights' own ``test_mirror``."""
+    return None if args.mirror is None else args.mirror == "on"

@@ -92,6 +92,9 @@ class WeightsEntry:
         test_sizes: square input sides a lesion net reads each slice at, its probabilities averaged at
             the slice's size (multi-scale test-time augmentation, chosen on validation); empty:
             ``input_size`` alone.
+        test_mirror: a classifier also reads each slice left-right mirrored; the two probabilities,
+            attribute sets and activation maps (mirrored back) are averaged (test-time augmentation,
+            chosen on validation).
         crop: what part of the slice the net reads: ``""`` the whole slice (or ``resize`` and a centre
             crop), ``"lungs"`` the square around the slice's lungs
             (:mod:`jcs_viewer.pipeline.lung_crop`).
@@ -119,6 +122,7 @@ class WeightsEntry:
     config: dict[str, Any] = field(default_factory=dict)
     input_size: int = 256
     test_sizes: tuple[int, ...] = ()
+    test_mirror: bool = False
     crop: str = ""
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
@@ -148,7 +152,7 @@ class WeightsEntry:
         d.pop("root")
         for k in ("mean", "std", "window", "test_sizes"):
             d[k] = list(d[k]) if d[k] is not None else None
-        for k in ("test_sizes", "crop"):
+        for k in ("test_sizes", "test_mirror", "crop"):
             if not d[k]:
                 d.pop(k)
         return d
@@ -162,6 +166,8 @@ class WeightsEntry:
             if d.get(k) is not None:
                 d[k] = tuple(float(v) for v in d[k])
         d["test_sizes"] = tuple(int(v) for v in d.get("test_sizes") or ())
+        if not isinstance(d.get("test_mirror", False), bool):
+            raise ValueError(f"test_mirror must be true or false, not {d['test_mirror']!r}")
         entry = cls(**d, root=root)
         file = str(entry.file)
         # A manifest names files in its own folder only: "../../etc/hostname" or an absolute path is refused.

@@ -124,11 +124,10 @@ class AnalysisRun:
             self.scored[:] = False
 
     def classify(self) -> None:
-        """COVID probability, Grad-CAM and lesion attributes of every slice with lung (one forward pass each)."""
-        import torch
-
+        """COVID probability, Grad-CAM and lesion attributes of every slice with lung (one forward pass each, two
+        where the weights read each slice and its mirror)."""
         from jcs_viewer.models import inference_context
-        from jcs_viewer.models.gradcam import classify_explained
+        from jcs_viewer.models.gradcam import class_probability, classify_explained
         from jcs_viewer.pipeline.lung_crop import paste_boxes
         from jcs_viewer.pipeline.preprocess import (entry_boxes, entry_geometry, prepare_batch, resize, to_uint8,
                                                     uncrop)
@@ -141,6 +140,7 @@ class AnalysisRun:
             model, "forward_with_attributes")
         self.attributes = attributes = np.zeros((n, 5), dtype=np.float32) if has_attributes else None
         resize_hw, input_hw = entry_geometry(entry)
+        mirror = bool(getattr(entry, "test_mirror", False))
 
         def step(idx: list[int]) -> None:
             # Contiguous runs are views; a batch with gaps (slices without lung skipped) is gathered.
@@ -150,7 +150,7 @@ class AnalysisRun:
             with inference_context(engine.device, engine.amp):
                 if cams is not None or attributes is not None:
                     p, cam, attr = classify_explained(model, x, target_class=1, out_size=(
-                        input_hw if resize_hw != input_hw or boxes is not None else CAM_SIZE))
+                        input_hw if resize_hw != input_hw or boxes is not None else CAM_SIZE), mirror=mirror)
                     if cams is not None:
                         if boxes is not None:  # the map of the lung square, laid back into the slice
                             cam = paste_boxes(cam[:, None].float(), boxes, CAM_SIZE)[:, 0]
@@ -160,7 +160,7 @@ class AnalysisRun:
                     if attributes is not None:
                         attributes[span] = attr.cpu().numpy()
                 else:
-                    p = torch.softmax(model(x).float(), dim=1)[:, 1]
+                    p = class_probability(model, x, target_class=1, mirror=mirror)
             probs[span] = p.float().cpu().numpy()
 
         # Only slices with lung are classified: the others get no COVID score.
@@ -278,7 +278,8 @@ class AnalysisRun:
 
 
 def describe_models(models: LoadedModels, is_hu: bool = True) -> dict[str, dict[str, Any]]:
-    """Name, architecture, sha256, input size and window of each network a study was read with."""
+    """Name, architecture, sha256, input size, window and test-time reading (input sides averaged, mirror) of each
+    network a study was read with."""
     seg_model, seg_entry = models.lesion_net(is_hu)
     out = {"cls": _describe(models.cls_entry, models.cls_model), "seg": _describe(seg_entry, seg_model)}
     if models.lung_model is not None:
@@ -294,4 +295,6 @@ def _describe(entry: Any, model: Any) -> dict[str, Any]:
         "sha256": getattr(entry, "sha256", None),
         "input_size": getattr(entry, "input_size", None),
         "window": list(window) if window else None,
+        "test_sizes": [int(v) for v in getattr(entry, "test_sizes", ()) or ()],
+        "test_mirror": bool(getattr(entry, "test_mirror", False)),
     }

@@ -94,6 +94,11 @@ def _check_normalisation(entry, model) -> None:
                              "evaluate cannot apply it.")
 
 
+def _mirror(entry, mirror: bool | None) -> bool:
+    """Whether a classifier reads each image and its mirror: the entry's ``test_mirror`` unless ``mirror`` says."""
+    return bool(getattr(entry, "test_mirror", False)) if mirror is None else bool(mirror)
+
+
 #: what the images on disk are: 8-bit lung-window slices (MedSeg, COVID-CT) or CT-Seg CLAHE slices.
 IMAGE_INTENSITIES = ("window", "clahe")
 
@@ -242,8 +247,11 @@ def evaluate_lungs(images_dir: Path, masks_dir: Path, weights: str | None = None
 
 def evaluate_cls(covid_dir: Path, noncovid_dir: Path, weights: str | None = None,
                  covid_names: list[str] | None = None, noncovid_names: list[str] | None = None,
-                 threshold: float = 0.5) -> dict:
-    """Accuracy, sensitivity, specificity, precision, F1 (COVID positive) and AUC."""
+                 threshold: float = 0.5, mirror: bool | None = None) -> dict:
+    """Accuracy, sensitivity, specificity, precision, F1 (COVID positive) and AUC.
+
+    ``mirror``: read each image and its left-right mirror (None: as the weights' ``test_mirror`` says).
+    """
     import torch
 
     from jcs_viewer.train.metrics import classification_metrics
@@ -259,8 +267,9 @@ def evaluate_cls(covid_dir: Path, noncovid_dir: Path, weights: str | None = None
 
         images = list(lung_squares(images, entry.input_size))
     labels = np.array([label for _, label, _ in items])
-    prob, _ = predict_cls(model.float(), images, entry.input_size)
-    return {"task": "cls", "weights": entry.name, "threshold": threshold,
+    mirror = _mirror(entry, mirror)
+    prob, _ = predict_cls(model.float(), images, entry.input_size, mirror=mirror)
+    return {"task": "cls", "weights": entry.name, "threshold": threshold, "mirror": mirror,
             **classification_metrics(prob, labels, threshold)}
 
 
@@ -292,13 +301,13 @@ def _lesion_slices(data_root: Path, dataset: str, split: str, size: int) -> tupl
 
 
 def evaluate_twins(data_root: Path, split: str, weights: str | None = None, threshold: float = 0.5,
-                   dataset: str = "medseg") -> dict:
+                   dataset: str = "medseg", mirror: bool | None = None) -> dict:
     """Real lesion slices of one split (COVID) against their lesion-free twins (non-COVID), whole slices.
 
     Both are real CT from the same patients and scanner, differing only in the lesions
     (:func:`jcs_viewer.train.crops.erase_lesions`): does the classifier answer "lesion or not" rather
     than "which archive is this image from"? ``dataset``: ``"medseg"`` (lung window) or ``"ctseg"``
-    (CLAHE slices, twins filled inside the radiologists' lung masks).
+    (CLAHE slices, twins filled inside the radiologists' lung masks). ``mirror`` as for :func:`evaluate_cls`.
     """
     import torch
 
@@ -314,9 +323,10 @@ def evaluate_twins(data_root: Path, split: str, weights: str | None = None, thre
         twins = _labelled_slices(data_root, dataset, split, READ_SIZE).cropped_to_lungs(entry.input_size)
     else:
         twins = _labelled_slices(data_root, dataset, split, entry.input_size)
-    prob, _ = predict_cls(model.float(), list(twins.images_u8), entry.input_size)
+    mirror = _mirror(entry, mirror)
+    prob, _ = predict_cls(model.float(), list(twins.images_u8), entry.input_size, mirror=mirror)
     return {"task": "cls-twins", "weights": entry.name, "dataset": dataset, "threshold": threshold,
-            **classification_metrics(prob, twins.labels, threshold)}
+            "mirror": mirror, **classification_metrics(prob, twins.labels, threshold)}
 
 
 def _lungs_of(dataset: str, data_root: Path, split: str, images: np.ndarray, lesions: np.ndarray) -> np.ndarray:
@@ -334,13 +344,14 @@ def _lungs_of(dataset: str, data_root: Path, split: str, images: np.ndarray, les
 
 
 def evaluate_cam(data_root: Path, split: str, weights: str | None = None, margin_px: int = 5,
-                 dataset: str = "medseg") -> dict:
+                 dataset: str = "medseg", mirror: bool | None = None) -> dict:
     """Do the classifier's Grad-CAM maps point at the lesions? Lesion slices of one split, at input size.
 
     ``pointing_game``: fraction of slices whose map peaks inside the lesion mask (grown by
     ``margin_px``); ``mass_ratio``: median over slices of the map's share inside that mask divided
     by the mask's share of the image (1 = no better than spreading the map evenly);
     ``mass_in_lungs``: mean over slices of the map's share inside the lungs (:func:`_lungs_of`).
+    ``mirror`` as for :func:`evaluate_cls`.
     """
     import torch
 
@@ -353,6 +364,7 @@ def evaluate_cam(data_root: Path, split: str, weights: str | None = None, margin
     torch.set_num_threads(2)
     model, entry = load_model(weights, "cls")
     _check_normalisation(entry, model)
+    mirror = _mirror(entry, mirror)
     size = entry.input_size
     # A lung-square classifier's map is scored in the whole slice (pasted back) at the read size, the
     # lesion margin scaled to the same millimetres.
@@ -374,7 +386,7 @@ def evaluate_cam(data_root: Path, split: str, weights: str | None = None, margin
         seen = images[idx] if boxes is None else crop_images(images[idx], boxes[idx], size)
         x = _to_input(list(seen), size, input_normalisation(model))
         _, cams = gradcam(model.float().eval(), x.contiguous(memory_format=torch.channels_last), target_class=1,
-                          out_size=(size, size))
+                          out_size=(size, size), mirror=mirror)
         if boxes is not None:
             cams = paste_boxes(cams.detach().float()[:, None], boxes[idx], (frame, frame))[:, 0]
         for cam, k in zip(cams.detach().float().numpy(), idx):
@@ -383,7 +395,8 @@ def evaluate_cam(data_root: Path, split: str, weights: str | None = None, margin
             hits.append(bool(region.flat[peak_index(cam)]))
             ratios.append(float(cam[region].sum() / total / region.mean()))
             in_lungs.append(float(cam[lungs[k]].sum() / total))
-    return {"task": "cls-cam", "weights": entry.name, "dataset": dataset, "pointing_game": float(np.mean(hits)),
+    return {"task": "cls-cam", "weights": entry.name, "dataset": dataset, "mirror": mirror,
+            "pointing_game": float(np.mean(hits)),
             "mass_ratio": float(np.median(ratios)), "mass_in_lungs": float(np.mean(in_lungs)), "n": len(hits)}
 
 
@@ -410,6 +423,7 @@ def evaluate_phantom(weights: str | None = None, seed: int = 0, n_slices: int = 
     import torch
 
     from jcs_viewer.io.phantom import make_phantom
+    from jcs_viewer.models.gradcam import class_probability
     from jcs_viewer.pipeline.lungs import compute_lung_mask
     from jcs_viewer.pipeline.preprocess import entry_boxes, lesion_probabilities, prepare_batch
     from jcs_viewer.train.metrics import classification_metrics, dice
@@ -431,7 +445,7 @@ def evaluate_phantom(weights: str | None = None, seed: int = 0, n_slices: int = 
                 if task == "cls":
                     boxes = None if lungs is None else entry_boxes(entry, lungs[start : start + 16])
                     x = prepare_batch(hu[start : start + 16], entry, True, "cpu", boxes)
-                    out.append(torch.softmax(model(x).float(), dim=1)[:, 1].numpy())
+                    out.append(class_probability(model, x, 1, _mirror(entry, None)).numpy())
                 else:
                     out.append(lesion_probabilities(model, hu[start : start + 16], entry, True, "cpu",
                                                     hu.shape[-2:])[:, 0].numpy())

