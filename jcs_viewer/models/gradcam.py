@@ -36,6 +36,7 @@ def gradcam(model: JCSClassifier, x: torch.Tensor, target_class: int = 1, out_si
         (all zeros where the map is flat).
     """
     out_size = _size(x, out_size)
+
     def read(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return _probs_and_raw(model, images, target_class, method)
 
@@ -81,6 +82,7 @@ def classify_explained(model: JCSClassifier, x: torch.Tensor, target_class: int 
         probabilities when the model has the LA-DNN head, else None.
     """
     out_size = _size(x, out_size)
+
     def read(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         return _explain(model, images, target_class)
 
