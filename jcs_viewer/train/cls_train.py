@@ -30,7 +30,8 @@ from jcs_viewer.train.common import (
     schedule_factor,
     set_lr,
 )
-from jcs_viewer.train.crops import MEDSEG_FOLDER, MedSegTwins
+from jcs_viewer.train.crops import MedSegTwins
+from jcs_viewer.train.ctseg_train import MEDSEG_FOLDER
 from jcs_viewer.train.datasets import ClsSet, covid_ct_items, load_cls_set
 from jcs_viewer.train.runlog import Progress, hash_files, seed_everything, sha256_file
 

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from jcs_viewer.train.ctseg_train import MEDSEG_FOLDER  # noqa: F401  (callers take it from here too)
 from jcs_viewer.train.window import TRAINING_WINDOW
 
 #: A crop needs at least this many lesion pixels (at crop resolution) to count as COVID.

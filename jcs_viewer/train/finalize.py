@@ -74,7 +74,8 @@ def finalize(task: str, run_dir: Path) -> dict:
         key = "dice"
     else:
         from jcs_viewer.train.cls_train import validation_scores
-        from jcs_viewer.train.crops import MEDSEG_FOLDER, MedSegTwins
+        from jcs_viewer.train.crops import MedSegTwins
+        from jcs_viewer.train.ctseg_train import MEDSEG_FOLDER
         from jcs_viewer.train.lung_boxes import READ_SIZE, crop_to_lungs
 
         config = {"attributes": True, **config}

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from jcs_viewer.models.gradcam import mirror_average
+from jcs_viewer.models.gradcam import class_probability, mirror_average
 from jcs_viewer.train.augment import IMAGENET_MEAN, IMAGENET_STD, input_normalisation, normalize
 from jcs_viewer.train.datasets import _resize_u8
 
@@ -48,7 +48,7 @@ def predict_cls(
         if with_attrs:
             logits, attr_logits = model.forward_with_attributes(x)
             return torch.softmax(logits.float(), dim=1)[:, 1], torch.sigmoid(attr_logits.float())
-        return torch.softmax(model(x).float(), dim=1)[:, 1], None
+        return class_probability(model, x), None
 
     for start in range(0, len(images), batch):
         x = _to_input(images[start : start + batch], size, norm).contiguous(memory_format=torch.channels_last)
