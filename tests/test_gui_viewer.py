@@ -282,6 +282,21 @@ def test_event_loop_runs_during_analysis_and_cancel_keeps_result(qtbot, make_win
     assert not window._progress_action.isVisible()
 
 
+def test_the_progress_bar_hides_when_busy_ends_not_later(qtbot, make_window, study):
+    """The bar follows the same event that ends ``busy`` (the worker's ``settled``), so no handler ever sees a
+    window that is not busy with its progress bar still up (it once followed the thread's end, a moment later)."""
+    volume, result = study
+    window = make_window(analyze=staged_analysis(result, steps=5, delay=0.05))
+    _open_volume(qtbot, window, volume)
+    seen = []
+    window.start_analysis()
+    window.analysis_worker.settled.connect(lambda: seen.append((window.busy, window._progress_action.isVisible())))
+    assert window.busy and window._progress_action.isVisible()
+    qtbot.waitUntil(lambda: bool(seen), timeout=10000)
+    assert seen == [(False, False)]
+    assert shows(window, result)
+
+
 def test_bad_folder_gives_one_sentence(qtbot, make_window, tmp_path):
     empty = tmp_path / "empty study"
     empty.mkdir()

@@ -159,7 +159,7 @@ class ExportActions(QObject):
         worker.progress.connect(self.window._on_progress)
         worker.succeeded.connect(self._on_written)
         worker.failed.connect(lambda exc: self.window._on_task_failed(exc, action))
-        worker.finished.connect(self.window._update_busy)
+        worker.settled.connect(self.window._update_busy)
         self.worker = worker
         self.window.show_status("Exporting…")
         worker.start()

@@ -328,7 +328,7 @@ class MainWindow(QMainWindow):
         worker.succeeded.connect(self._on_loaded)
         worker.failed.connect(lambda exc: self._on_task_failed(exc, action))
         worker.cancelled.connect(lambda: self.show_status("Opening the study was cancelled."))
-        worker.finished.connect(self._update_busy)
+        worker.settled.connect(self._update_busy)
         self.load_worker = worker
         worker.start()
         self._update_busy()
@@ -397,7 +397,7 @@ class MainWindow(QMainWindow):
         # The volume analysed rides in the closures: a late answer for a study no longer shown is dropped.
         worker.failed.connect(lambda exc, v=volume: self._on_analysis_failed(v, exc))
         worker.cancelled.connect(lambda v=volume: self._on_analysis_cancelled(v))
-        worker.finished.connect(self._update_busy)
+        worker.settled.connect(self._update_busy)
         self.analysis_worker = worker
         self.show_status("Analysing…")
         worker.start()
@@ -442,6 +442,7 @@ class MainWindow(QMainWindow):
             self._old_workers.append(old)
             old.finished.connect(lambda w=old: self._old_workers.remove(w) if w in self._old_workers else None)
             self.analysis_worker = None  # a new analysis may start while this one winds down
+            self._update_busy()
 
     def cancel_tasks(self) -> None:
         """Cancel whatever runs (Esc / Cancel button)."""

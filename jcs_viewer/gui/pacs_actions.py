@@ -121,7 +121,7 @@ class PacsActions(QObject):
         worker.progress.connect(window._on_progress)
         worker.succeeded.connect(self._on_sent)
         worker.failed.connect(lambda exc: window._on_task_failed(exc, "sending the results to the PACS"))
-        worker.finished.connect(window._update_busy)
+        worker.settled.connect(window._update_busy)
         self.worker = worker
         window.show_status(f"Sending the results to {server}…")
         worker.start()

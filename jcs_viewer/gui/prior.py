@@ -232,7 +232,7 @@ class PriorActions(QObject):
         worker.succeeded.connect(self._on_compared)
         worker.failed.connect(lambda exc: window._on_task_failed(exc, "opening the prior study"))
         worker.cancelled.connect(lambda: window.show_status("Opening the prior study was cancelled."))
-        worker.finished.connect(window._update_busy)
+        worker.settled.connect(window._update_busy)
         self.worker = worker
         window.show_status("Opening the prior study…")
         worker.start()
