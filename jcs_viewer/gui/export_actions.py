@@ -156,14 +156,11 @@ class ExportActions(QObject):
             self.window.show_status("An export is already running.")
             return
         worker = TaskWorker("export", task, self.window)
-        worker.progress.connect(self.window._on_progress)
         worker.succeeded.connect(self._on_written)
         worker.failed.connect(lambda exc: self.window._on_task_failed(exc, action))
-        worker.settled.connect(self.window._update_busy)
         self.worker = worker
         self.window.show_status("Exporting…")
-        worker.start()
-        self.window._update_busy()
+        self.window.track(worker)
 
     def _on_written(self, written: dict[str, Path]) -> None:
         self.last_written = {k: Path(v) for k, v in written.items()}

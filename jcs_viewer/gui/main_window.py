@@ -324,14 +324,11 @@ class MainWindow(QMainWindow):
             self.show_status("A study is already being opened; wait for it or cancel it.")
             return
         worker = TaskWorker(action, task, self)
-        worker.progress.connect(self._on_progress)
         worker.succeeded.connect(self._on_loaded)
         worker.failed.connect(lambda exc: self._on_task_failed(exc, action))
         worker.cancelled.connect(lambda: self.show_status("Opening the study was cancelled."))
-        worker.settled.connect(self._update_busy)
         self.load_worker = worker
-        worker.start()
-        self._update_busy()
+        self.track(worker)
 
     def pick_series(self, folder: Path, entries: list[Any]) -> str | None:
         """Ask which series to open (tests replace this method)."""
@@ -392,16 +389,13 @@ class MainWindow(QMainWindow):
             return Analysed(volume, result, models)
 
         worker = TaskWorker("analysis", task, self)
-        worker.progress.connect(self._on_progress)
         worker.succeeded.connect(self._on_analysed)
         # The volume analysed rides in the closures: a late answer for a study no longer shown is dropped.
         worker.failed.connect(lambda exc, v=volume: self._on_analysis_failed(v, exc))
         worker.cancelled.connect(lambda v=volume: self._on_analysis_cancelled(v))
-        worker.settled.connect(self._update_busy)
         self.analysis_worker = worker
         self.show_status("Analysing…")
-        worker.start()
-        self._update_busy()
+        self.track(worker)
 
     def _on_analysed(self, outcome: Analysed) -> None:
         result = outcome.result
@@ -450,6 +444,17 @@ class MainWindow(QMainWindow):
             if worker is not None and worker.busy:
                 worker.cancel()
                 self.progress.setFormat("Cancelling…")
+
+    def track(self, worker: TaskWorker) -> None:
+        """Start ``worker`` (already held where :attr:`busy` looks) with its progress in the window's bar.
+
+        The bar and Cancel follow :attr:`busy`, updated on ``settled`` — the event that ends a worker's busy
+        state — so no handler sees a window that is idle with its bar still up.
+        """
+        worker.progress.connect(self._on_progress)
+        worker.settled.connect(self._update_busy)
+        worker.start()
+        self._update_busy()
 
     @property
     def busy(self) -> bool:

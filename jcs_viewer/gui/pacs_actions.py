@@ -118,14 +118,11 @@ class PacsActions(QObject):
                 return [f"{f.name}" for f in files] + [str(target)]
 
         worker = TaskWorker("send", task, window)
-        worker.progress.connect(window._on_progress)
         worker.succeeded.connect(self._on_sent)
         worker.failed.connect(lambda exc: window._on_task_failed(exc, "sending the results to the PACS"))
-        worker.settled.connect(window._update_busy)
         self.worker = worker
         window.show_status(f"Sending the results to {server}…")
-        worker.start()
-        window._update_busy()
+        window.track(worker)
 
     def _on_sent(self, sent: list[str]) -> None:
         *names, server = sent

@@ -228,15 +228,12 @@ class PriorActions(QObject):
             return Compared(current, path, volume, prior_result, comparison)
 
         worker = TaskWorker("prior", task, self)
-        worker.progress.connect(window._on_progress)
         worker.succeeded.connect(self._on_compared)
         worker.failed.connect(lambda exc: window._on_task_failed(exc, "opening the prior study"))
         worker.cancelled.connect(lambda: window.show_status("Opening the prior study was cancelled."))
-        worker.settled.connect(window._update_busy)
         self.worker = worker
         window.show_status("Opening the prior study…")
-        worker.start()
-        window._update_busy()
+        window.track(worker)
 
     def _on_compared(self, outcome: Compared) -> None:
         window = self.window
