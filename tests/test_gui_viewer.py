@@ -297,6 +297,19 @@ def test_the_progress_bar_hides_when_busy_ends_not_later(qtbot, make_window, stu
     assert shows(window, result)
 
 
+def test_the_progress_reading_of_analysis_stages_and_of_other_tasks():
+    from jcs_viewer.gui.window_chrome import progress_reading
+    from jcs_viewer.pipeline.progress import STAGES
+
+    first, last = STAGES[0], STAGES[-1]
+    assert progress_reading(first, 0, 10, "")[0] == 0
+    value, text = progress_reading(last, 5, 10, "slow disk")
+    assert value == round((len(STAGES) - 0.5) / len(STAGES) * 1000) and text.endswith(" 5/10 — slow disk")
+    assert progress_reading(last, 10, 10, "")[0] == 1000
+    assert progress_reading("export", 1, 4, "") == (250, "Exporting")  # a window task fills the bar alone
+    assert progress_reading("unheard of", 3, 0, "") == (1000, "Unheard of")
+
+
 def test_bad_folder_gives_one_sentence(qtbot, make_window, tmp_path):
     empty = tmp_path / "empty study"
     empty.mkdir()

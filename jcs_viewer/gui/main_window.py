@@ -29,9 +29,8 @@ from jcs_viewer.gui.summary_panel import SummaryPanel
 from jcs_viewer.gui.user_messages import user_message
 from jcs_viewer.gui.screenshot_run import finish_screenshot_run, prepare_screenshot_view
 from jcs_viewer.gui.window_chrome import (WarningBanner, initial_size, install_menus, install_status_bar,
-                                         is_text_input)
+                                         is_text_input, progress_reading)
 from jcs_viewer.gui.workers import Analysed, OpenedStudy, SeriesChoice, TaskWorker
-from jcs_viewer.pipeline.progress import STAGE_LABELS as ANALYSIS_STAGE_LABELS
 from jcs_viewer.settings import SettingsStore
 
 if TYPE_CHECKING:
@@ -39,9 +38,6 @@ if TYPE_CHECKING:
 
 APP_NAME = "JCS Viewer"
 MAX_RECENT = 8
-#: Progress labels: the analysis stages' own, and the window's tasks.
-STAGE_LABELS = {**ANALYSIS_STAGE_LABELS, "load": "Loading study", "scan": "Scanning folder",
-                "demo": "Preparing the demo study", "export": "Exporting"}
 _ORPHANS: list[TaskWorker] = []  # workers that outlived their window (see closeEvent)
 FILE_FILTER = ("CT volumes (*.nii *.nii.gz *.mha *.mhd *.nrrd *.nhdr *.dcm);;"
                "DICOM file (*.dcm);;All files (*)")
@@ -471,17 +467,9 @@ class MainWindow(QMainWindow):
             self.progress.setFormat("")
 
     def _on_progress(self, stage: str, done: int, total: int, message: str) -> None:
-        from jcs_viewer.pipeline.progress import STAGES
-
-        label = STAGE_LABELS.get(stage, stage.capitalize())
-        fraction = 1.0 if total <= 0 else min(1.0, done / total)
-        if stage in STAGES:
-            overall = (STAGES.index(stage) + fraction) / len(STAGES)
-            count = f" {done}/{total}" if total > 1 else ""
-        else:
-            overall, count = fraction, ""
-        self.progress.setValue(int(round(overall * 1000)))
-        self.progress.setFormat(f"{label}{count}" + (f" — {message}" if message else ""))
+        value, text = progress_reading(stage, done, total, message)
+        self.progress.setValue(value)
+        self.progress.setFormat(text)
 
     # ================================================================== messages
     def _on_task_failed(self, exc: BaseException, action: str) -> None:

@@ -17,10 +17,28 @@ from jcs_viewer import RESEARCH_USE_NOTICE
 from jcs_viewer.atomic import atomic_path
 from jcs_viewer.gui import mouse
 from jcs_viewer.gui.state import HU_PRESETS
+from jcs_viewer.pipeline.progress import STAGE_LABELS as ANALYSIS_STAGE_LABELS
+from jcs_viewer.pipeline.progress import STAGES
 
 
 #: The smallest first window size.
 MIN_SIZE = (1440, 900)
+#: Progress labels: the analysis stages' own, and the window's tasks.
+STAGE_LABELS = {**ANALYSIS_STAGE_LABELS, "load": "Loading study", "scan": "Scanning folder",
+                "demo": "Preparing the demo study", "export": "Exporting"}
+
+
+def progress_reading(stage: str, done: int, total: int, message: str) -> tuple[int, str]:
+    """What the window's progress bar shows for a progress event: (value of 1000, text). An analysis stage fills
+    its share of the whole analysis; any other task fills the bar on its own."""
+    label = STAGE_LABELS.get(stage, stage.capitalize())
+    fraction = 1.0 if total <= 0 else min(1.0, done / total)
+    if stage in STAGES:
+        overall = (STAGES.index(stage) + fraction) / len(STAGES)
+        count = f" {done}/{total}" if total > 1 else ""
+    else:
+        overall, count = fraction, ""
+    return int(round(overall * 1000)), f"{label}{count}" + (f" — {message}" if message else "")
 
 
 def initial_size() -> tuple[int, int]:
