@@ -76,6 +76,32 @@ def _last_json(capsys) -> dict:
     return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
 
 
+def test_training_steps_reshuffle_every_epoch_and_stop_at_the_step_budget(tmp_path):
+    """The one step schedule of every training loop: whole batches only, a new order each epoch, ``--max-steps``
+    counted across epochs, the learning rate warming up then decaying."""
+    import torch
+
+    from jcs_viewer.train.common import TrainingSteps, TrainOptions
+
+    opts = TrainOptions(data=tmp_path, out=tmp_path, epochs=6, size=32, batch=3, lr=1.0, max_steps=11, warmup=2)
+    steps = TrainingSteps(opts, n_items=7, per_batch=3, gen=torch.Generator().manual_seed(0), label="test")
+    assert (steps.per_epoch, steps.total) == (2, 11)  # the 7th item never makes a batch of its own
+    optim = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.0)
+    epochs, rates = [], []
+    for _ in range(opts.epochs):
+        batches = []
+        for idx in steps.batches():
+            rates.append(steps.set_lr(optim))
+            assert optim.param_groups[0]["lr"] == rates[-1]
+            batches.append(idx.tolist())
+            steps.done(0.0, rates[-1])
+        epochs.append(batches)
+    assert [len(b) for b in epochs] == [2, 2, 2, 2, 2, 1] and steps.step == 11
+    assert all(len(set(sum(b, []))) == 6 for b in epochs[:5]) and len({str(b) for b in epochs}) == 6
+    assert rates[0] == pytest.approx(0.1) and rates[1] > 0.9  # one warm-up step (a tenth of 11), then decay
+    assert rates[1:] == sorted(rates[1:], reverse=True) and rates[-1] < 0.2
+
+
 def test_train_seg_one_step_then_evaluate(tmp_path, capsys):
     data = _medseg(tmp_path / "medseg")
     out = tmp_path / "run_seg"

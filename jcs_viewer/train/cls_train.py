@@ -17,23 +17,20 @@ trains the Grad-CAM map itself onto the crops' lesions
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 
 from jcs_viewer.train.common import (
     RunLog,
+    TrainingSteps,
     TrainOptions,
     end_epoch,
     optimizer_step,
-    out_of_time,
-    schedule_factor,
-    set_lr,
 )
 from jcs_viewer.train.crops import MedSegTwins
 from jcs_viewer.train.ctseg_train import MEDSEG_FOLDER
 from jcs_viewer.train.datasets import ClsSet, covid_ct_items, load_cls_set
-from jcs_viewer.train.runlog import Progress, hash_files, seed_everything, sha256_file
+from jcs_viewer.train.runlog import hash_files, seed_everything, sha256_file
 
 MIXUP_ALPHA = 0.5
 ATTRIBUTE_WEIGHT = 1.0
@@ -179,20 +176,11 @@ def train_cls(opts: TrainOptions) -> dict:
     known = torch.from_numpy(train.known)
     n_twins = twins.per_batch(opts) if twins is not None else 0
     n_images = opts.batch - n_twins
-    steps_per_epoch = max(1, len(train) // n_images)
-    total = opts.epochs * steps_per_epoch
-    if opts.max_steps is not None:
-        total = min(total, opts.max_steps)
-    progress = Progress(total, "train cls")
-    start, step, best = time.monotonic(), 0, -1.0
+    steps, best = TrainingSteps(opts, len(train), n_images, gen, "train cls"), -1.0
     for epoch in range(opts.epochs):
         model.train()
-        order = torch.randperm(len(train), generator=gen)
         losses = []
-        for b in range(steps_per_epoch):
-            if out_of_time(start, opts, step):
-                break
-            idx = order[b * n_images : (b + 1) * n_images]
+        for idx in steps.batches():
             x, _ = random_affine(images[idx], opts.size, aug, gen, crop=opts.crop)
             y, a, k = labels[idx], attrs[idx], known[idx]
             w = torch.ones(len(idx))
@@ -210,8 +198,7 @@ def train_cls(opts: TrainOptions) -> dict:
             partner = torch.cat([torch.arange(len(idx) - 1, -1, -1), len(idx) + torch.arange(n_twins - 1, -1, -1)])
             x = lam * x + (1.0 - lam) * x[partner]
             x = normalize(x, *norm).contiguous(memory_format=torch.channels_last)
-            lr = opts.lr * schedule_factor(opts, step, total, start)
-            set_lr(optim, lr)
+            lr = steps.set_lr(optim)
             feats = model.features(x)
             logits, attr_logits, lesion_logits = model.heads_train(feats)
             loss = mixup_cross_entropy(logits, y, y[partner], lam, w, w[partner])
@@ -227,13 +214,12 @@ def train_cls(opts: TrainOptions) -> dict:
                     loss = loss + opts.cam_weight * cam_localisation_loss(model.cam_logits(feats[len(idx):]),
                                                                           share[:, 0])
             losses.append(optimizer_step(optim, loss))
-            step += 1
-            progress.update(loss=losses[-1], lr=lr)
+            steps.done(losses[-1], lr)
         if not losses:
             break
         metrics = validation_scores(model, val, opts.size, val_twins)
-        best = end_epoch(log, model, optim, opts, epoch=epoch, step=step, losses=losses, metrics=metrics,
-                         score=metrics["score"], best=best, start=start)
-    log.finish(steps=step, best_val_score=best, minutes=round((time.monotonic() - start) / 60.0, 2),
-               weights=str(out / "best.safetensors"), config=config)
+        best = end_epoch(log, model, optim, opts, epoch=epoch, step=steps.step, losses=losses, metrics=metrics,
+                         score=metrics["score"], best=best, start=steps.start)
+    log.finish(steps=steps.step, best_val_score=best, minutes=steps.minutes, weights=str(out / "best.safetensors"),
+               config=config)
     return log.record

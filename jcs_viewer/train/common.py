@@ -98,6 +98,58 @@ def schedule_factor(opts: TrainOptions, step: int, total: int, start: float) -> 
     return poly_lr(1.0, min(done, 1.0) * 1_000_000, 1_000_000)
 
 
+class TrainingSteps:
+    """The optimiser steps of a run: each epoch a fresh shuffle of ``n_items`` cut into batches of ``per_batch``
+    indices, until the epochs, ``--max-steps`` or ``--max-minutes`` end the run; the learning rate of each step
+    and a progress bar.
+
+    Usage::
+
+        steps = TrainingSteps(opts, len(images), opts.batch, gen, "train seg")
+        for epoch in range(opts.epochs):
+            for idx in steps.batches():
+                lr = steps.set_lr(optim)
+                ...
+                steps.done(optimizer_step(optim, loss), lr)
+    """
+
+    def __init__(self, opts: TrainOptions, n_items: int, per_batch: int, gen: Any, label: str) -> None:
+        from jcs_viewer.train.runlog import Progress
+
+        self.opts, self.n_items, self.per_batch, self.gen = opts, n_items, per_batch, gen
+        self.per_epoch = max(1, n_items // per_batch)
+        self.total = opts.epochs * self.per_epoch
+        if opts.max_steps is not None:
+            self.total = min(self.total, opts.max_steps)
+        self.progress = Progress(self.total, label)
+        self.start, self.step = time.monotonic(), 0
+
+    def batches(self):
+        """One epoch's batches of indices (a tensor each); stops early when the run is out of steps or time."""
+        import torch
+
+        order = torch.randperm(self.n_items, generator=self.gen)
+        for b in range(self.per_epoch):
+            if out_of_time(self.start, self.opts, self.step):
+                return
+            yield order[b * self.per_batch : (b + 1) * self.per_batch]
+
+    def set_lr(self, optim) -> float:
+        """Give ``optim`` this step's learning rate (:func:`schedule_factor` of ``--lr``); returns it."""
+        lr = self.opts.lr * schedule_factor(self.opts, self.step, self.total, self.start)
+        set_lr(optim, lr)
+        return lr
+
+    def done(self, loss: float, lr: float) -> None:
+        """Count the step just taken and show it."""
+        self.step += 1
+        self.progress.update(loss=loss, lr=lr)
+
+    @property
+    def minutes(self) -> float:
+        return round((time.monotonic() - self.start) / 60.0, 2)
+
+
 def set_lr(optim, lr: float) -> None:
     """Set every parameter group's learning rate."""
     for group in optim.param_groups:

@@ -23,21 +23,18 @@ validation parts select the checkpoint and the test parts are never looked at he
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
 
 from jcs_viewer.train.common import (
     RunLog,
+    TrainingSteps,
     TrainOptions,
     end_epoch,
     optimizer_step,
-    out_of_time,
-    schedule_factor,
-    set_lr,
 )
-from jcs_viewer.train.runlog import Progress, hash_files, seed_everything, sha256_file
+from jcs_viewer.train.runlog import hash_files, seed_everything, sha256_file
 
 CTSEG_FOLDER = "covid19_ct_seg20_slices"
 MEDSEG_FOLDER = "medseg_covid19_ct100_jcs"
@@ -250,20 +247,11 @@ def train_ctseg(opts: TrainOptions, target: str) -> dict:
     images = torch.from_numpy(train_x).float().div_(255.0).unsqueeze(1)
     masks = torch.from_numpy(train_y).float().unsqueeze(1)
     twin_images = None if twins is None else torch.from_numpy(twins[0]).float().div_(255.0).unsqueeze(1)
-    steps_per_epoch = max(1, len(images) // opts.batch)
-    total = opts.epochs * steps_per_epoch
-    if opts.max_steps is not None:
-        total = min(total, opts.max_steps)
-    progress = Progress(total, f"train {target}")
-    start, step, best = time.monotonic(), 0, -1.0
+    steps, best = TrainingSteps(opts, len(images), opts.batch, gen, f"train {target}"), -1.0
     for epoch in range(opts.epochs):
         model.train()
-        order = torch.randperm(len(images), generator=gen)
         losses = []
-        for b in range(steps_per_epoch):
-            if out_of_time(start, opts, step):
-                break
-            idx = order[b * opts.batch : (b + 1) * opts.batch]
+        for idx in steps.batches():
             xb, yb = images[idx], masks[idx]
             if target == "lungs":
                 xb = torch.from_numpy(rewindow_clahe(train_x[idx.numpy()], np_gen)).float().div_(255.0).unsqueeze(1)
@@ -279,12 +267,10 @@ def train_ctseg(opts: TrainOptions, target: str) -> dict:
             x, y = random_affine(xb, opts.size, aug, gen, mask=yb, crop=opts.crop)
             x = _normalise(jitter_intensity(x, aug, gen), LITE_MEAN, LITE_STD)
             x = x.contiguous(memory_format=torch.channels_last)
-            lr = opts.lr * schedule_factor(opts, step, total, start)
-            set_lr(optim, lr)
+            lr = steps.set_lr(optim)
             loss = deep_supervision_loss(model.forward_logits(x), y)
             losses.append(optimizer_step(optim, loss))
-            step += 1
-            progress.update(loss=losses[-1], lr=lr)
+            steps.done(losses[-1], lr)
         if not losses:
             break
         metrics = {}
@@ -293,8 +279,8 @@ def train_ctseg(opts: TrainOptions, target: str) -> dict:
             metrics[name] = {"dice": float(np.mean([dice(p >= 0.5, m > 0) for p, m in zip(probs, vy)])),
                              "dice_pooled": dice(probs >= 0.5, vy > 0)}
         metrics["dice"] = float(np.mean([m["dice"] for m in metrics.values()]))
-        best = end_epoch(log, model, optim, opts, epoch=epoch, step=step, losses=losses, metrics=metrics,
-                         score=metrics["dice"], best=best, start=start)
-    log.finish(steps=step, best_val_dice=best, minutes=round((time.monotonic() - start) / 60.0, 2),
-               weights=str(out / "best.safetensors"), target=target)
+        best = end_epoch(log, model, optim, opts, epoch=epoch, step=steps.step, losses=losses, metrics=metrics,
+                         score=metrics["dice"], best=best, start=steps.start)
+    log.finish(steps=steps.step, best_val_dice=best, minutes=steps.minutes, weights=str(out / "best.safetensors"),
+               target=target)
     return log.record

@@ -11,22 +11,19 @@ probability F, so healthy lung is seen as healthy lung and not only beside lesio
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 
 from jcs_viewer.train.common import (
     RunLog,
+    TrainingSteps,
     TrainOptions,
     end_epoch,
     optimizer_step,
-    out_of_time,
-    schedule_factor,
-    set_lr,
 )
 from jcs_viewer.train.crops import MedSegTwins
 from jcs_viewer.train.datasets import load_seg_set, medseg_pairs
-from jcs_viewer.train.runlog import Progress, hash_files, seed_everything
+from jcs_viewer.train.runlog import hash_files, seed_everything
 
 
 def train_seg(opts: TrainOptions) -> dict:
@@ -68,36 +65,24 @@ def train_seg(opts: TrainOptions) -> dict:
     else:
         images = torch.from_numpy(train.images).float().div_(255.0).unsqueeze(1)
         masks = torch.from_numpy(train.masks).float().unsqueeze(1)
-    steps_per_epoch = max(1, len(train) // opts.batch)
-    total = opts.epochs * steps_per_epoch
-    if opts.max_steps is not None:
-        total = min(total, opts.max_steps)
-    progress = Progress(total, "train seg")
-    start, step, best = time.monotonic(), 0, -1.0
+    steps, best = TrainingSteps(opts, len(train), opts.batch, gen, "train seg"), -1.0
     for epoch in range(opts.epochs):
         model.train()
-        order = torch.randperm(len(train), generator=gen)
         losses = []
-        for b in range(steps_per_epoch):
-            if out_of_time(start, opts, step):
-                break
-            idx = order[b * opts.batch : (b + 1) * opts.batch]
+        for idx in steps.batches():
             if twins is not None:
                 idx = idx + len(train) * (torch.rand(len(idx), generator=gen) < opts.medseg_twins).long()
             x, y = random_affine(images[idx], opts.size, aug, gen, mask=masks[idx], crop=opts.crop)
             x = normalize(jitter_intensity(x, aug, gen)).contiguous(memory_format=torch.channels_last)
-            lr = opts.lr * schedule_factor(opts, step, total, start)
-            set_lr(optim, lr)
+            lr = steps.set_lr(optim)
             loss = deep_supervision_loss(model.forward_logits(x), y)
             losses.append(optimizer_step(optim, loss))
-            step += 1
-            progress.update(loss=losses[-1], lr=lr)
+            steps.done(losses[-1], lr)
         if not losses:
             break
         probs = predict_seg(model, list(val.images), opts.size)
         metrics = segmentation_metrics(probs, list(val.masks))
-        best = end_epoch(log, model, optim, opts, epoch=epoch, step=step, losses=losses, metrics=metrics,
-                         score=metrics["dice"], best=best, start=start)
-    log.finish(steps=step, best_val_dice=best, minutes=round((time.monotonic() - start) / 60.0, 2),
-               weights=str(out / "best.safetensors"))
+        best = end_epoch(log, model, optim, opts, epoch=epoch, step=steps.step, losses=losses, metrics=metrics,
+                         score=metrics["dice"], best=best, start=steps.start)
+    log.finish(steps=steps.step, best_val_dice=best, minutes=steps.minutes, weights=str(out / "best.safetensors"))
     return log.record
