@@ -1,12 +1,18 @@
-"""Per-slice RGBA overlay builders (numpy only, so they are cheap to test and benchmark).
+"""Per-slice RGBA overlay builders (numpy only, so they are cheap to test and benchmark), and the one rule that
+shows or hides a view's overlay items (:func:`show_layers`).
 
-Every function returns a ``(y, x, 4)`` uint8 array for ONE slice; the viewer calls them
+Every builder returns a ``(y, x, 4)`` uint8 array for ONE slice; the viewer calls them
 on slice change only, so no whole-volume float RGBA ever exists.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
+
+if TYPE_CHECKING:
+    from jcs_viewer.gui.state import LayerSettings
 
 # Anchor colours of the two colour maps offered for activation maps (value 0..1 -> RGB 0..255).
 _COLORMAP_ANCHORS: dict[str, list[tuple[float, tuple[int, int, int]]]] = {
@@ -112,3 +118,11 @@ def masks_rgba(shape: tuple[int, int], lesion: np.ndarray | None, lung: np.ndarr
         m = np.asarray(lesion) > 0
         _paint(out, boundary(m) if lesion_outline else m, lesion_color, int(round(255 * lesion_alpha)))
     return out
+
+
+def show_layers(cam_item: Any, mask_item: Any, layers: LayerSettings) -> None:
+    """Show or hide a view's activation-map and mask items as the layer settings say (the map's opacity too)."""
+    on = layers.overlays_visible
+    cam_item.setVisible(on and layers.cam_visible)
+    cam_item.setOpacity(layers.cam_opacity)
+    mask_item.setVisible(on and (layers.lesion_visible or layers.lung_visible))

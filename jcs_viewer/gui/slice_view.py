@@ -155,10 +155,7 @@ class SliceView(pg.GraphicsLayoutWidget):
             self._draw_masks()
 
     def _apply_visibility(self, layers: LayerSettings) -> None:
-        on = layers.overlays_visible
-        self.cam_item.setVisible(on and layers.cam_visible)
-        self.cam_item.setOpacity(layers.cam_opacity)
-        self.mask_item.setVisible(on and (layers.lesion_visible or layers.lung_visible))
+        overlays.show_layers(self.cam_item, self.mask_item, layers)
 
     # --- drawing -----------------------------------------------------------------------
     def refresh(self) -> None:
