@@ -6,6 +6,7 @@ import platform
 import shlex
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -124,7 +125,7 @@ class TrainingSteps:
         self.progress = Progress(self.total, label)
         self.start, self.step = time.monotonic(), 0
 
-    def batches(self):
+    def batches(self) -> Iterator[Any]:
         """One epoch's batches of indices (a tensor each); stops early when the run is out of steps or time."""
         import torch
 
@@ -147,6 +148,7 @@ class TrainingSteps:
 
     @property
     def minutes(self) -> float:
+        """Minutes since the first step, for the run log."""
         return round((time.monotonic() - self.start) / 60.0, 2)
 
 
