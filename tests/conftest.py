@@ -11,8 +11,13 @@ import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")
-# Keep the two cores for the test itself: torch's intra-op pool otherwise oversubscribes.
-os.environ.setdefault("OMP_NUM_THREADS", "2")
+# Torch's intra-op pool would otherwise take every core: two threads for a single-process run; a pytest-xdist
+# worker (which inherits the controller's setting) takes its share of the cores, the workers keep them all busy.
+if "PYTEST_XDIST_WORKER" in os.environ:
+    _WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // _WORKERS))
+else:
+    os.environ.setdefault("OMP_NUM_THREADS", "2")
 
 # Never touch the tester's own settings, sessions or caches, and never stop on a modal
 # "restore session?" question: every test run gets private folders.
@@ -36,6 +41,16 @@ def shared_data_path(*parts: str) -> Path:
     if not path.exists():
         pytest.skip(f"public data not present: {path} (clone with ../shared beside the repo to run this)")
     return path
+
+
+#: The longest module (the real-data reproductions of the shipped figures).
+LONGEST_MODULE = "test_train_weights.py"
+
+
+def pytest_collection_modifyitems(config, items):
+    """The longest module first: under pytest-xdist (``--dist loadfile``: each module whole on one worker, its
+    module fixtures made once) no worker then starts it when the rest is done."""
+    items.sort(key=lambda item: item.path.name != LONGEST_MODULE)  # stable: collection order otherwise
 
 
 @pytest.fixture
@@ -80,4 +95,3 @@ def registered(tiny_weights_dir, monkeypatch):
     monkeypatch.setenv("JCS_VIEWER_WEIGHTS", str(tiny_weights_dir))
     monkeypatch.setenv("XDG_DATA_HOME", str(tiny_weights_dir / "no-user-weights"))
     return tiny_weights_dir
-

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 pytest.importorskip("pytestqt")
@@ -62,8 +63,10 @@ def test_an_unattended_screenshot_run_never_waits_on_the_series_picker(qtbot, tm
     root = tmp_path / "two_series"
     write_demo_study(root / "a", n_slices=8, seed=1, size=64)
     write_demo_study(root / "b", n_slices=12, seed=2, size=64)
-    win = MainWindow(settings=SettingsStore(tmp_path / "s.ini"),
-                     analyze=lambda vol, **kw: None, load_study=load_study)
+    def analyze(vol, **kw):  # a whole result: under load the analysis may end before the test looks
+        return synthetic_result(vol, vol.array < -400, np.zeros(vol.array.shape, bool), cam_size=16)
+
+    win = MainWindow(settings=SettingsStore(tmp_path / "s.ini"), analyze=analyze, load_study=load_study)
     qtbot.addWidget(win)
     asked = []
     win.pick_series = lambda folder, entries: asked.append(entries)  # a dialog here would block the run

@@ -19,7 +19,6 @@ from jcs_viewer.models import (
 from jcs_viewer.models.gradcam import normalise_per_image
 from jcs_viewer.vocabulary import LESION_ATTRIBUTES
 
-torch.set_num_threads(2)
 
 
 def test_lite_seg_outputs_and_overrides():

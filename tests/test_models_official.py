@@ -17,7 +17,6 @@ REFERENCE = REPO_ROOT.parent / "shared" / "reference" / "jcs_state_dict_keys.txt
 SECTIONS = {"jcs_seg": "seg-only", "jcs_joint": "joint", "jcs_cls": "classifier"}
 COUNTS = {"jcs_seg": (218, 42_518_319), "jcs_joint": (1_183, 117_981_930), "jcs_cls": (861, 43_300_204)}
 
-torch.set_num_threads(2)
 
 
 @pytest.fixture(scope="module")

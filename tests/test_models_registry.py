@@ -25,7 +25,6 @@ from jcs_viewer.models import (
 )
 from jcs_viewer.models.registry import official_entry, read_manifest, shipped_weights_dir
 
-torch.set_num_threads(2)
 
 
 @pytest.fixture

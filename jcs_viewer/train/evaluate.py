@@ -202,11 +202,9 @@ def evaluate_seg(images_dir: Path, masks_dir: Path, weights: str | None = None,
     ``intensity`` says what the images are (``"window"``: 8-bit lung window; ``"clahe"``: CT-Seg);
     CT-Seg file names (slice numbers) also give the Dice per volume group.
     """
-    import torch
 
     from jcs_viewer.train.metrics import segmentation_metrics
 
-    torch.set_num_threads(2)
     model, entry = load_model(weights, "seg")
     if getattr(entry, "intensity", "window") == "window":
         _check_normalisation(entry, model)
@@ -225,11 +223,9 @@ def evaluate_seg(images_dir: Path, masks_dir: Path, weights: str | None = None,
 def evaluate_lungs(images_dir: Path, masks_dir: Path, weights: str | None = None,
                    names: list[str] | None = None, threshold: float = 0.5, intensity: str = "clahe") -> dict:
     """Lung Dice of the learned lung segmenter over matched slice/mask pairs (per slice mean and pooled)."""
-    import torch
 
     from jcs_viewer.train.metrics import dice
 
-    torch.set_num_threads(2)
     model, entry = load_model(weights, "lung")
     pairs = pair_images_masks(images_dir, masks_dir, names)
     images, masks = _read_pairs(pairs)
@@ -252,12 +248,10 @@ def evaluate_cls(covid_dir: Path, noncovid_dir: Path, weights: str | None = None
 
     ``mirror``: read each image and its left-right mirror (None: as the weights' ``test_mirror`` says).
     """
-    import torch
 
     from jcs_viewer.train.metrics import classification_metrics
     from jcs_viewer.train.predict import predict_cls
 
-    torch.set_num_threads(2)
     model, entry = load_model(weights, "cls")
     _check_normalisation(entry, model)
     items = folder_items(covid_dir, 1, covid_names) + folder_items(noncovid_dir, 0, noncovid_names)
@@ -309,12 +303,10 @@ def evaluate_twins(data_root: Path, split: str, weights: str | None = None, thre
     than "which archive is this image from"? ``dataset``: ``"medseg"`` (lung window) or ``"ctseg"``
     (CLAHE slices, twins filled inside the radiologists' lung masks). ``mirror`` as for :func:`evaluate_cls`.
     """
-    import torch
 
     from jcs_viewer.train.metrics import classification_metrics
     from jcs_viewer.train.predict import predict_cls
 
-    torch.set_num_threads(2)
     model, entry = load_model(weights, "cls")
     _check_normalisation(entry, model)
     if entry.crop == "lungs":  # read large, then each pair cut to the slice's lung square
@@ -361,7 +353,6 @@ def evaluate_cam(data_root: Path, split: str, weights: str | None = None, margin
     from jcs_viewer.train.metrics import peak_index
     from jcs_viewer.train.predict import _to_input
 
-    torch.set_num_threads(2)
     model, entry = load_model(weights, "cls")
     _check_normalisation(entry, model)
     mirror = _mirror(entry, mirror)
@@ -430,7 +421,6 @@ def evaluate_phantom(weights: str | None = None, seed: int = 0, n_slices: int = 
 
     if task not in ("cls", "seg", "joint"):
         raise ValueError(f"task must be cls, seg or joint, not {task!r}")
-    torch.set_num_threads(2)
     if task == "joint":
         return _phantom_joint(weights, seg_weights, seed, n_slices, threshold)
     model, entry = load_model(weights, task)
