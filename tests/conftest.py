@@ -43,14 +43,14 @@ def shared_data_path(*parts: str) -> Path:
     return path
 
 
-#: The longest module (the real-data reproductions of the shipped figures).
-LONGEST_MODULE = "test_train_weights.py"
+#: The longest modules (the real-data reproductions of the shipped figures).
+LONGEST_MODULES = frozenset({"test_train_weights.py", "test_train_weights_cls.py"})
 
 
 def pytest_collection_modifyitems(config, items):
-    """The longest module first: under pytest-xdist (``--dist loadfile``: each module whole on one worker, its
-    module fixtures made once) no worker then starts it when the rest is done."""
-    items.sort(key=lambda item: item.path.name != LONGEST_MODULE)  # stable: collection order otherwise
+    """The longest modules first: under pytest-xdist (``--dist loadfile``: each module whole on one worker, its
+    module fixtures made once) each worker starts with one, none with one when the rest is done."""
+    items.sort(key=lambda item: item.path.name not in LONGEST_MODULES)  # stable: collection order otherwise
 
 
 @pytest.fixture
