@@ -1,6 +1,6 @@
 """A plain wheel install carries everything the app needs: weights, manifest, icons.
 
-The wheel is built from this checkout, installed without ``-e`` into a fresh virtual environment (its
+The wheel is built from a copy of this checkout, installed without ``-e`` into a fresh virtual environment (its
 dependencies are made visible through a ``.pth`` line, so nothing is downloaded and this checkout's editable
 install is not in it), and ``jcs-viewer analyze`` runs the shipped models on a demo study from there.
 """
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -20,10 +21,22 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
+#: What the wheel is built from (pyproject.toml names the packages; weights/ and resources/ are mapped into them).
+BUILD_INPUTS = ("pyproject.toml", "README.md", "jcs_viewer", "weights", "resources")
+
+
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
+    # Built from a copy of the checkout's build inputs: setuptools builds inside the source folder (build/), which
+    # two builds at once (parallel test runs) would share, and which would be left behind in the checkout.
+    source = tmp_path_factory.mktemp("source")
+    for name in BUILD_INPUTS:
+        if (REPO / name).is_dir():
+            shutil.copytree(REPO / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(REPO / name, source / name)
     out = tmp_path_factory.mktemp("wheel")
-    done = subprocess.run([sys.executable, "-m", "pip", "wheel", str(REPO), "--no-deps", "-q", "-w", str(out)],
+    done = subprocess.run([sys.executable, "-m", "pip", "wheel", str(source), "--no-deps", "-q", "-w", str(out)],
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     (path,) = out.glob("jcs_viewer-*.whl")
