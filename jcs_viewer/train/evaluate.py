@@ -202,7 +202,6 @@ def evaluate_seg(images_dir: Path, masks_dir: Path, weights: str | None = None,
     ``intensity`` says what the images are (``"window"``: 8-bit lung window; ``"clahe"``: CT-Seg);
     CT-Seg file names (slice numbers) also give the Dice per volume group.
     """
-
     from jcs_viewer.train.metrics import segmentation_metrics
 
     model, entry = load_model(weights, "seg")
@@ -223,7 +222,6 @@ def evaluate_seg(images_dir: Path, masks_dir: Path, weights: str | None = None,
 def evaluate_lungs(images_dir: Path, masks_dir: Path, weights: str | None = None,
                    names: list[str] | None = None, threshold: float = 0.5, intensity: str = "clahe") -> dict:
     """Lung Dice of the learned lung segmenter over matched slice/mask pairs (per slice mean and pooled)."""
-
     from jcs_viewer.train.metrics import dice
 
     model, entry = load_model(weights, "lung")
@@ -248,7 +246,6 @@ def evaluate_cls(covid_dir: Path, noncovid_dir: Path, weights: str | None = None
 
     ``mirror``: read each image and its left-right mirror (None: as the weights' ``test_mirror`` says).
     """
-
     from jcs_viewer.train.metrics import classification_metrics
     from jcs_viewer.train.predict import predict_cls
 
@@ -303,7 +300,6 @@ def evaluate_twins(data_root: Path, split: str, weights: str | None = None, thre
     than "which archive is this image from"? ``dataset``: ``"medseg"`` (lung window) or ``"ctseg"``
     (CLAHE slices, twins filled inside the radiologists' lung masks). ``mirror`` as for :func:`evaluate_cls`.
     """
-
     from jcs_viewer.train.metrics import classification_metrics
     from jcs_viewer.train.predict import predict_cls
 
@@ -426,37 +422,36 @@ def evaluate_phantom(weights: str | None = None, seed: int = 0, n_slices: int = 
     model, entry = load_model(weights, task)
     phantom = make_phantom(n_slices, 512, seed=seed)
 
-    class Read:
-        """The net's output per slice of one volume (``hu``), and what it read each slice through."""
+    def lungs_of(hu: np.ndarray) -> np.ndarray | None:
+        # A lung-square classifier reads each slice through the app's HU lung mask.
+        return compute_lung_mask(hu, phantom.spacing, is_hu=True) > 0 if entry.crop == "lungs" else None
 
-        def __init__(self, hu: np.ndarray, like: "Read | None" = None) -> None:
-            # A lung-square classifier reads each slice through the app's HU lung mask.
-            self.lungs = compute_lung_mask(hu, phantom.spacing, is_hu=True) > 0 if entry.crop == "lungs" else None
-            self.hu = hu
-            todo = np.arange(len(hu))
-            if like is not None:  # the twin differs from the phantom only on its lesion slices: read only those
-                todo = np.flatnonzero([not (np.array_equal(hu[k], like.hu[k]) and (
-                    self.lungs is None or np.array_equal(self.lungs[k], like.lungs[k]))) for k in range(len(hu))])
-            self.out = like.out.copy() if like is not None else None
-            for start in range(0, len(todo), 16):
-                idx = todo[start : start + 16]
-                part = self._run(hu[idx], None if self.lungs is None else self.lungs[idx])
-                if self.out is None:
-                    self.out = np.empty((len(hu), *part.shape[1:]), part.dtype)
-                self.out[idx] = part
-
-        def _run(self, hu: np.ndarray, lungs: np.ndarray | None) -> np.ndarray:
-            with torch.inference_mode():
+    def outputs(hu: np.ndarray, lungs: np.ndarray | None, slices: np.ndarray) -> np.ndarray:
+        parts = []
+        with torch.inference_mode():
+            for start in range(0, len(slices), 16):
+                idx = slices[start : start + 16]
                 if task == "cls":
-                    x = prepare_batch(hu, entry, True, "cpu", entry_boxes(entry, lungs))
-                    return class_probability(model, x, 1, _mirror(entry, None)).numpy()
-                return lesion_probabilities(model, hu, entry, True, "cpu", hu.shape[-2:])[:, 0].numpy()
+                    boxes = entry_boxes(entry, None if lungs is None else lungs[idx])
+                    x = prepare_batch(hu[idx], entry, True, "cpu", boxes)
+                    parts.append(class_probability(model, x, 1, _mirror(entry, None)).numpy())
+                else:
+                    parts.append(lesion_probabilities(model, hu[idx], entry, True, "cpu", hu.shape[-2:])[:, 0].numpy())
+        return np.concatenate(parts)
 
     head = {"task": f"{task}-phantom", "weights": entry.name, "threshold": threshold, "seed": seed}
-    read = Read(phantom.hu)
-    clean = Read(make_phantom(n_slices, 512, seed=seed, lesions=False).hu, like=read).out
+    twin_hu = make_phantom(n_slices, 512, seed=seed, lesions=False).hu
+    lungs, twin_lungs = lungs_of(phantom.hu), lungs_of(twin_hu)
+    prob = outputs(phantom.hu, lungs, np.arange(n_slices))
+    # The lesion-free twin differs from the phantom only on its lesion slices: only those are read again (and,
+    # for a lung-square reader, any slice whose lungs differ).
+    changed = np.flatnonzero([not (np.array_equal(twin_hu[k], phantom.hu[k]) and (
+        lungs is None or np.array_equal(twin_lungs[k], lungs[k]))) for k in range(n_slices)])
+    clean = prob.copy()
+    if len(changed):
+        clean[changed] = outputs(twin_hu, twin_lungs, changed)
     if task == "seg":
-        predicted = read.out >= threshold
+        predicted = prob >= threshold
         truth = phantom.lesion_mask > 0
         voxel_ml = phantom.voxel_volume_ml
         return {**head, "dice": dice(predicted, truth), "lesion_ml": float(predicted.sum() * voxel_ml),
@@ -464,7 +459,6 @@ def evaluate_phantom(weights: str | None = None, seed: int = 0, n_slices: int = 
                 "lesion_free_ml": float((clean >= threshold).sum() * voxel_ml)}
     area = phantom.lesion_mask.reshape(n_slices, -1).sum(axis=1) * phantom.spacing[1] * phantom.spacing[2]
     keep = (area == 0) | (area >= PHANTOM_MIN_LESION_MM2)
-    prob = read.out
     return {**head, **classification_metrics(prob[keep], area[keep] > 0, threshold),
             "flagged_lesion_free": float(np.mean(clean >= threshold))}
 
