@@ -149,6 +149,43 @@ def test_train_cls_one_step_then_evaluate(tmp_path, capsys):
         assert result[key] == pytest.approx(record["epochs"][0]["val"][key], abs=1e-6)
 
 
+def test_weight_average_is_the_mean_of_the_epochs_weights_and_keeps_the_latest_statistics():
+    import torch
+
+    from jcs_viewer.train.common import WeightAverage
+
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 1), torch.nn.BatchNorm2d(2))
+    average = WeightAverage()
+    for value in (1.0, 2.0, 6.0):
+        with torch.no_grad():
+            for p in net.parameters():
+                p.fill_(value)
+        net[1].running_mean.fill_(value)
+        average.update(net)
+    assert average.count == 3
+    for name, _ in net.named_parameters():
+        assert torch.equal(average.state[name], torch.full_like(average.state[name], 3.0)), name
+    assert torch.equal(average.state["1.running_mean"], torch.full((2,), 6.0))  # not averaged: the latest
+
+
+def test_train_cls_with_weight_averaging_then_finalize_weighs_the_average(tmp_path, capsys):
+    from safetensors import safe_open
+
+    from jcs_viewer.train.finalize import finalize
+
+    data = _covid_ct(tmp_path / "ucsd")
+    out = tmp_path / "run_swa"
+    assert main(["train", "cls", "--data", str(data), "--out", str(out), "--size", str(SIZE), "--batch", "4",
+                 "--epochs", "3", "--average-from", "1"]) == 0
+    record = json.loads((out / "run.json").read_text())
+    assert len(record["epochs"]) == 3 and record["command"].endswith("--average-from 1")
+    with safe_open(str(out / "average.safetensors"), "pt") as f:
+        assert f.metadata()["epochs_averaged"] == "2"
+    assert set(finalize("cls", out)["candidates"]) == {"best", "last", "average"}
+    assert main(["train", "seg", "--data", str(data), "--out", str(tmp_path / "o"), "--average-from", "1"]) == 2
+    assert "--average-from is for cls runs only" in capsys.readouterr().err
+
+
 def test_train_rejects_a_missing_data_folder(tmp_path, capsys):
     assert main(["train", "seg", "--data", str(tmp_path / "nope"), "--out", str(tmp_path / "o")]) == 2
     assert "nope" in capsys.readouterr().err

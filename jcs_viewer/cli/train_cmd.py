@@ -65,6 +65,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lung-crop", action="store_true",
                         help="cls: train and validate on the square around each image's lungs (found by the "
                              "shipped lung net), as the app then reads every slice")
+    parser.add_argument("--average-from", type=int, metavar="EPOCH",
+                        help="cls: also keep the mean of the weights of every epoch from EPOCH (0-based) on "
+                             "(stochastic weight averaging, average.safetensors; finalize weighs it)")
 
 
 def command_line(task: str, opts, explicit_data: bool) -> str:
@@ -93,6 +96,8 @@ def command_line(task: str, opts, explicit_data: bool) -> str:
         parts += ["--cam-loss", f"{opts.cam_weight:g}"]
     if opts.lung_crop:
         parts += ["--lung-crop"]
+    if opts.average_from is not None:
+        parts += ["--average-from", str(opts.average_from)]
     return " ".join(shlex.quote(p) for p in parts)
 
 
@@ -117,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
         batch=args.batch or batch, lr=args.lr or lr, seed=args.seed, crop=args.crop, max_steps=args.max_steps,
         max_minutes=args.max_minutes, threads=args.threads, arch=args.arch or arch, config=config,
         medseg_twins=args.medseg_twins, init=args.init, ctseg=args.ctseg, cam_weight=args.cam_loss,
-        lung_crop=args.lung_crop,
+        lung_crop=args.lung_crop, average_from=args.average_from,
     )
     if opts.init is not None and not (opts.arch in PRETRAINED or args.task in ("lungs", "cls")):
         raise UserError("--init continues a lungs, cls or --arch jcs_seg_effnet run only.")
@@ -127,6 +132,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--ctseg adds real-CT crops to a cls run with --medseg-twins only.")
     if opts.lung_crop and args.task != "cls":
         raise UserError("--lung-crop is for cls runs only.")
+    if opts.average_from is not None and (args.task != "cls" or opts.average_from < 0):
+        raise UserError("--average-from is for cls runs only, from an epoch of 0 or more.")
     if opts.init is not None and not Path(opts.init).is_file():
         raise UserError(f"--init: {opts.init} is not a file.")
     if opts.crop is not None and not 32 <= opts.crop <= opts.size:

@@ -12,7 +12,8 @@ own mask (:mod:`jcs_viewer.train.crops`). The checkpoint is then chosen on the m
 the COVID-CT validation score and the slice-vs-twin AUC of the MedSeg validation slices.
 ``--ctseg`` makes half of those crops COVID-19-CT-Seg slices and their twins. ``--cam-loss W``
 trains the Grad-CAM map itself onto the crops' lesions
-(:func:`~jcs_viewer.train.losses.cam_localisation_loss`); ``--init`` continues an earlier run.
+(:func:`~jcs_viewer.train.losses.cam_localisation_loss`); ``--init`` continues an earlier run;
+``--average-from E`` also keeps the mean of the weights of every epoch from E on (``average.safetensors``).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from jcs_viewer.train.common import (
     RunLog,
     TrainingSteps,
     TrainOptions,
+    WeightAverage,
     end_epoch,
     optimizer_step,
 )
@@ -177,6 +179,7 @@ def train_cls(opts: TrainOptions) -> dict:
     n_twins = twins.per_batch(opts) if twins is not None else 0
     n_images = opts.batch - n_twins
     steps, best = TrainingSteps(opts, len(train), n_images, gen, "train cls"), -1.0
+    average = WeightAverage()
     for epoch in range(opts.epochs):
         model.train()
         losses = []
@@ -220,6 +223,9 @@ def train_cls(opts: TrainOptions) -> dict:
         metrics = validation_scores(model, val, opts.size, val_twins)
         best = end_epoch(log, model, optim, opts, epoch=epoch, step=steps.step, losses=losses, metrics=metrics,
                          score=metrics["score"], best=best, start=steps.start)
+        if opts.average_from is not None and epoch >= opts.average_from:
+            average.update(model)
+            average.save(out / "average.safetensors", opts.arch)
     log.finish(steps=steps.step, best_val_score=best, minutes=steps.minutes, weights=str(out / "best.safetensors"),
                config=config)
     return log.record

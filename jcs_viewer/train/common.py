@@ -38,6 +38,7 @@ class TrainOptions:
     ctseg: bool = False  # cls: CT-Seg training-group slices join the MedSeg crops (half of them)
     cam_weight: float = 0.0  # cls: weight of the loss that puts the Grad-CAM map on the crops' lesions
     lung_crop: bool = False  # cls: train and validate on the square around each image's lungs
+    average_from: int | None = None  # cls: average the weights of every epoch from this one on (SWA)
     command: str = ""  # the full ``jcs-viewer train`` command line that reproduces this run
 
 
@@ -187,3 +188,36 @@ def end_epoch(log: RunLog, model, optim, opts: TrainOptions, *, epoch: int, step
     log.epoch(epoch=epoch, step=step, loss=float(np.mean(losses)), val=metrics, best=improved,
               minutes=round((time.monotonic() - start) / 60.0, 2))
     return best
+
+
+class WeightAverage:
+    """The equal-weight running mean of a model's parameters over epochs (stochastic weight averaging,
+    Izmailov et al. 2018): a flatter optimum than any one epoch's weights. Buffers (BatchNorm statistics) are
+    the latest epoch's: they do not belong to the averaged weights, and ``finalize`` re-estimates them."""
+
+    def __init__(self) -> None:
+        self.state: dict[str, Any] | None = None
+        self.count = 0
+
+    def update(self, model) -> None:
+        import torch
+
+        params = {name for name, _ in model.named_parameters()}
+        current = model.state_dict()
+        self.count += 1
+        if self.state is None:
+            self.state = {k: v.detach().clone().float() if k in params else v.detach().clone()
+                          for k, v in current.items()}
+            return
+        with torch.no_grad():
+            for k, v in current.items():
+                if k in params:
+                    self.state[k] += (v.detach().float() - self.state[k]) / self.count
+                else:
+                    self.state[k] = v.detach().clone()
+
+    def save(self, path: Path, arch: str) -> None:
+        from jcs_viewer.train.runlog import atomic_save_safetensors
+
+        if self.state is not None:
+            atomic_save_safetensors(self.state, path, {"arch": arch, "epochs_averaged": str(self.count)})

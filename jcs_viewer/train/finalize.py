@@ -6,9 +6,10 @@ whole, un-augmented images, and the validation scores of successive epochs jump
 (COVID-CT val AUC 0.45–0.84). "Precise BN" re-estimates the statistics as plain
 averages over the un-augmented training split in train mode (no labels involved,
 no weights changed); it helped the classifier (val accuracy 0.69 → 0.76) but not
-the segmenter. Candidates ``best`` (best validation epoch) and ``last`` (end of
-the schedule), and for a run that continued a checkpoint (``--init``) that
-checkpoint in the run's architecture (did the continuation help at all?), are each
+the segmenter. Candidates ``best`` (best validation epoch), ``last`` (end of the
+schedule), ``average`` (the mean weights of a run with ``--average-from``), and for
+a run that continued a checkpoint (``--init``) that checkpoint in the run's
+architecture (did the continuation help at all?), are each
 scored as trained and recalibrated; the version with the best validation score
 (seg Dice, cls validation score) is written to ``final.safetensors``.
 The test split is never used.
@@ -106,6 +107,8 @@ def finalize(task: str, run_dir: Path) -> dict:
         key = "score"
     candidates = {"best": load_file(str(run_dir / "best.safetensors")),
                   "last": torch.load(run_dir / "last.pt", weights_only=True)["model"]}
+    if (run_dir / "average.safetensors").is_file():  # --average-from: the mean of the later epochs' weights
+        candidates["average"] = load_file(str(run_dir / "average.safetensors"))
     if opts.get("init"):
         candidates["init"] = {k: v.float() for k, v in load_file(str(opts["init"])).items()}
     results, states = {}, {}
