@@ -192,8 +192,9 @@ def end_epoch(log: RunLog, model, optim, opts: TrainOptions, *, epoch: int, step
 
 class WeightAverage:
     """The equal-weight running mean of a model's parameters over epochs (stochastic weight averaging,
-    Izmailov et al. 2018): a flatter optimum than any one epoch's weights. Buffers (BatchNorm statistics) are
-    the latest epoch's: they do not belong to the averaged weights, and ``finalize`` re-estimates them."""
+    Izmailov et al. 2018), which tends to sit in a flatter optimum than any one epoch's weights. Buffers
+    (BatchNorm statistics) are the latest epoch's: they do not belong to the averaged weights, and ``finalize``
+    re-estimates them."""
 
     def __init__(self) -> None:
         self.state: dict[str, Any] | None = None
