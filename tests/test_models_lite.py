@@ -20,7 +20,6 @@ from jcs_viewer.models.gradcam import normalise_per_image
 from jcs_viewer.vocabulary import LESION_ATTRIBUTES
 
 
-
 def test_lite_seg_outputs_and_overrides():
     model = build("jcs_seg_lite").eval()
     x = torch.randn(2, 3, 128, 96)

@@ -18,7 +18,6 @@ SECTIONS = {"jcs_seg": "seg-only", "jcs_joint": "joint", "jcs_cls": "classifier"
 COUNTS = {"jcs_seg": (218, 42_518_319), "jcs_joint": (1_183, 117_981_930), "jcs_cls": (861, 43_300_204)}
 
 
-
 @pytest.fixture(scope="module")
 def official() -> dict[str, torch.nn.Module]:
     """One instance of each official model (construction is the slow part; share it)."""

@@ -26,7 +26,6 @@ from jcs_viewer.models import (
 from jcs_viewer.models.registry import official_entry, read_manifest, shipped_weights_dir
 
 
-
 @pytest.fixture
 def weights_dir(tmp_path, monkeypatch) -> Path:
     """An empty weights folder standing in for the shipped one, and an empty user folder."""

@@ -197,28 +197,23 @@ class WeightAverage:
     re-estimates them."""
 
     def __init__(self) -> None:
-        self.state: dict[str, Any] | None = None
+        self.state: dict[str, Any] = {}
         self.count = 0
 
     def update(self, model) -> None:
-        import torch
-
         params = {name for name, _ in model.named_parameters()}
-        current = model.state_dict()
         self.count += 1
-        if self.state is None:
-            self.state = {k: v.detach().clone().float() if k in params else v.detach().clone()
-                          for k, v in current.items()}
-            return
-        with torch.no_grad():
-            for k, v in current.items():
-                if k in params:
-                    self.state[k] += (v.detach().float() - self.state[k]) / self.count
-                else:
-                    self.state[k] = v.detach().clone()
+        for k, v in model.state_dict().items():
+            v = v.detach()
+            if k not in params:
+                self.state[k] = v.clone()
+            elif self.count == 1:
+                self.state[k] = v.float().clone()
+            else:
+                self.state[k] += (v.float() - self.state[k]) / self.count
 
     def save(self, path: Path, arch: str) -> None:
         from jcs_viewer.train.runlog import atomic_save_safetensors
 
-        if self.state is not None:
+        if self.count:
             atomic_save_safetensors(self.state, path, {"arch": arch, "epochs_averaged": str(self.count)})
