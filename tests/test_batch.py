@@ -75,8 +75,11 @@ def ray_batch(tmp_path_factory):
     pytest.importorskip("ray")
     root = tmp_path_factory.mktemp("ray-batch")
     write_demo(root / "demo", seed=0)
+    write_demo(root / "demo2", seed=2)
     write_corrupt(root / "corrupt")
-    lines = ["# the demo and a corrupt study, relative to this file", "demo", "corrupt  # cut short"]
+    # Three studies at least, with or without ../shared/data: two workers, so one of them takes a second study
+    # with the models it already loaded.
+    lines = ["# two demo patients and a corrupt study, relative to this file", "demo", "demo2", "corrupt  # cut short"]
     lines += [str(SHARED_DATA / name) for name in REAL_SETS if (SHARED_DATA / name).exists()]
     listing = root / "studies.txt"
     listing.write_text("\n".join(lines) + "\n")
@@ -91,7 +94,7 @@ def test_ray_batch_writes_a_row_per_study_and_the_outputs(ray_batch):
     listing, out, code = ray_batch
     assert code == 2  # one study failed
     rows = read_summary(out)
-    expected = 2 + sum((SHARED_DATA / name).exists() for name in REAL_SETS)
+    expected = 3 + sum((SHARED_DATA / name).exists() for name in REAL_SETS)
     assert len(rows) == expected and len({row["key"] for row in rows}) == expected
     for row in rows:
         assert row["this_run"] == "analysed" and row["app_version"] and len(row["fingerprint"]) == 64
