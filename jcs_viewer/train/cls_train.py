@@ -27,6 +27,7 @@ from jcs_viewer.train.common import (
     TrainOptions,
     WeightAverage,
     end_epoch,
+    load_init,
     optimizer_step,
 )
 from jcs_viewer.train.crops import MedSegTwins
@@ -154,10 +155,8 @@ def train_cls(opts: TrainOptions) -> dict:
 
     config = {"attributes": True, **opts.config}
     model = build(opts.arch, **config)
-    if opts.init is not None:  # continue an earlier run (strict: the same architecture)
-        from safetensors.torch import load_file
-
-        model.load_state_dict({k: v.float() for k, v in load_file(str(opts.init)).items()}, strict=True)
+    if opts.init is not None:
+        load_init(model, opts.init)
     elif hasattr(model, "load_imagenet"):
         model.load_imagenet()
     if hasattr(model, "load_imagenet"):

@@ -39,6 +39,7 @@ class TrainOptions:
     cam_weight: float = 0.0  # cls: weight of the loss that puts the Grad-CAM map on the crops' lesions
     lung_crop: bool = False  # cls: train and validate on the square around each image's lungs
     average_from: int | None = None  # cls: average the weights of every epoch from this one on (SWA)
+    densify: float = 0.0  # seg: probability that a slice's lesions are rendered as consolidation
     command: str = ""  # the full ``jcs-viewer train`` command line that reproduces this run
 
 
@@ -73,6 +74,28 @@ class RunLog:
 
     def save(self) -> None:
         atomic_write_json(self.path, self.record)
+
+
+def load_init(model, path: Path) -> None:
+    """Continue an earlier run: its weights into ``model`` (strict: the same architecture and configuration).
+
+    Raises:
+        ModelLoadError: the weights do not fit the model, in one sentence.
+    """
+    from safetensors.torch import load_file
+
+    from jcs_viewer.errors import ModelLoadError
+
+    state = {k: v.float() for k, v in load_file(str(path)).items()}
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError:
+        ours = set(model.state_dict())
+        raise ModelLoadError(
+            f"--init: {path} does not fit this architecture ({len(ours - set(state))} of its tensors missing, "
+            f"{len(set(state) - ours)} unknown, or shapes differ); pass the weights of a run with the same "
+            "--arch and --config."
+        ) from None
 
 
 def out_of_time(start: float, opts: TrainOptions, step: int) -> bool:

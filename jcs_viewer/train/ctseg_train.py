@@ -32,6 +32,7 @@ from jcs_viewer.train.common import (
     TrainingSteps,
     TrainOptions,
     end_epoch,
+    load_init,
     optimizer_step,
 )
 from jcs_viewer.train.runlog import hash_files, seed_everything, sha256_file
@@ -218,7 +219,7 @@ def train_ctseg(opts: TrainOptions, target: str) -> dict:
 
     from jcs_viewer.models import build
     from jcs_viewer.models.efficientnet import LITE_MEAN, LITE_STD, load_imagenet_weights
-    from jcs_viewer.train.augment import AugmentConfig, jitter_intensity, random_affine
+    from jcs_viewer.train.augment import AugmentConfig, densify_lesions, jitter_intensity, random_affine
     from jcs_viewer.train.losses import deep_supervision_loss
     from jcs_viewer.train.metrics import dice
 
@@ -232,10 +233,8 @@ def train_ctseg(opts: TrainOptions, target: str) -> dict:
     log = RunLog(opts, "lung" if target == "lungs" else "seg", hashes)
 
     model = build(opts.arch, **opts.config)
-    if opts.init is not None:  # continue an earlier run (strict: the same architecture)
-        from safetensors.torch import load_file
-
-        model.load_state_dict({k: v.float() for k, v in load_file(str(opts.init)).items()}, strict=True)
+    if opts.init is not None:
+        load_init(model, opts.init)
     else:
         load_imagenet_weights(model.encoder)
     model = model.to(memory_format=torch.channels_last).train()
@@ -265,6 +264,8 @@ def train_ctseg(opts: TrainOptions, target: str) -> dict:
                     xb[swap] = twin_images[(idx[swap] - first) % count]
                     yb[swap] = 0.0
             x, y = random_affine(xb, opts.size, aug, gen, mask=yb, crop=opts.crop)
+            if opts.densify:
+                x = densify_lesions(x, y, opts.densify, gen)
             x = _normalise(jitter_intensity(x, aug, gen), LITE_MEAN, LITE_STD)
             x = x.contiguous(memory_format=torch.channels_last)
             lr = steps.set_lr(optim)

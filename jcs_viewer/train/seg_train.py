@@ -6,7 +6,9 @@ linear warm-up then poly decay (power 0.9), flips / zoom-crop / rotation / shift
 and intensity jitter. The validation split selects the checkpoint; the test split
 is never looked at here. With ``--medseg-twins F`` each training slice is replaced by
 its lesion-free twin (:func:`jcs_viewer.train.crops.erase_lesions`, empty mask) with
-probability F, so healthy lung is seen as healthy lung and not only beside lesions.
+probability F, so healthy lung is seen as healthy lung and not only beside lesions; with
+``--densify F`` a slice's lesions are drawn as consolidation with probability F
+(:func:`jcs_viewer.train.augment.densify_lesions`); ``--init`` continues an earlier run.
 """
 
 from __future__ import annotations
@@ -19,11 +21,12 @@ from jcs_viewer.train.common import (
     TrainingSteps,
     TrainOptions,
     end_epoch,
+    load_init,
     optimizer_step,
 )
 from jcs_viewer.train.crops import MedSegTwins
 from jcs_viewer.train.datasets import load_seg_set, medseg_pairs
-from jcs_viewer.train.runlog import hash_files, seed_everything
+from jcs_viewer.train.runlog import hash_files, seed_everything, sha256_file
 
 
 def train_seg(opts: TrainOptions) -> dict:
@@ -35,7 +38,7 @@ def train_seg(opts: TrainOptions) -> dict:
     import torch
 
     from jcs_viewer.models import build
-    from jcs_viewer.train.augment import AugmentConfig, jitter_intensity, normalize, random_affine
+    from jcs_viewer.train.augment import AugmentConfig, densify_lesions, jitter_intensity, normalize, random_affine
     from jcs_viewer.train.losses import deep_supervision_loss
     from jcs_viewer.train.metrics import segmentation_metrics
     from jcs_viewer.train.predict import predict_seg
@@ -53,9 +56,14 @@ def train_seg(opts: TrainOptions) -> dict:
         "train": hash_files([p for pair in train_pairs for p in pair], Path(opts.data)),
         "val": hash_files([p for pair in val_pairs for p in pair], Path(opts.data)),
     }
+    if opts.init is not None:
+        hashes["init"] = sha256_file(Path(opts.init))
     log = RunLog(opts, "seg", hashes)
 
-    model = build(opts.arch, **opts.config).to(memory_format=torch.channels_last)
+    model = build(opts.arch, **opts.config)
+    if opts.init is not None:
+        load_init(model, opts.init)
+    model = model.to(memory_format=torch.channels_last)
     model.train()
     optim = torch.optim.Adam(model.parameters(), lr=opts.lr, weight_decay=opts.weight_decay)
     gen = torch.Generator().manual_seed(opts.seed)
@@ -73,6 +81,8 @@ def train_seg(opts: TrainOptions) -> dict:
             if twins is not None:
                 idx = idx + len(train) * (torch.rand(len(idx), generator=gen) < opts.medseg_twins).long()
             x, y = random_affine(images[idx], opts.size, aug, gen, mask=masks[idx], crop=opts.crop)
+            if opts.densify:
+                x = densify_lesions(x, y, opts.densify, gen)
             x = normalize(jitter_intensity(x, aug, gen)).contiguous(memory_format=torch.channels_last)
             lr = steps.set_lr(optim)
             loss = deep_supervision_loss(model.forward_logits(x), y)
