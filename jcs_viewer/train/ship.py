@@ -103,6 +103,13 @@ def stacks_figures(stacks: dict) -> dict:
     return result
 
 
+def _densify_text(opts: dict) -> str:
+    """The training data's consolidation rendering (``--densify``), if the run used it."""
+    f = float(opts.get("densify") or 0.0)
+    return (f"; each slice's lesions drawn soft-tissue dense (consolidation; jcs_viewer.train.augment."
+            f"densify_lesions) with probability {f:g}") if f else ""
+
+
 def _ids(ids: list[int]) -> str:
     runs, start = [], ids[0]
     for a, b in zip(ids, ids[1:] + [None]):
@@ -152,7 +159,7 @@ def ship(task: str, run_dir: Path, name: str, weights_dir: Path | None = None, t
                              training_data="medseg_covid19_ct100_jcs (80 MedSeg COVID-19 CT slices, 512x512 8-bit, "
                                            "binary infection masks)"
                                            + (f"; each training slice replaced by its lesion-free twin with "
-                                              f"probability {twins:g}" if twins else ""),
+                                              f"probability {twins:g}" if twins else "") + _densify_text(opts),
                              description="JCS seg-only network, lite configuration trained from scratch. "
                                          "Metrics: jcs-viewer evaluate seg --split test --weights " + name
                                          + _checks_text("seg", name, twins))
@@ -307,7 +314,7 @@ def ship_pretrained(task: str, run_dir: Path, name: str, weights_dir: Path | Non
                             "medseg_covid19_ct100_jcs training slices (lung window as they are), repeated to weigh "
                             "about half as much as CT-Seg"
                             + (f"; MedSeg slices replaced by their lesion-free twins with probability {twins:g}"
-                               if twins else "")),
+                               if twins else "") + _densify_text(opts)),
         description=("Learned lung segmenter (EfficientNet-Lite0 U-Net), combined with the HU lungs by "
                      "jcs_viewer.pipeline.lungs. Metrics: jcs-viewer evaluate lungs --split test --weights " + name
                      if task == "lung" else
