@@ -18,7 +18,6 @@ DEFAULTS = {
 
 #: segmentation architectures with a pretrained encoder, trained on CT-Seg + MedSeg (jcs_viewer.train.ctseg_train).
 PRETRAINED_SEG = ("jcs_seg_effnet",)
-#: every architecture whose encoder starts from ImageNet weights (or a run's, with --init).
 
 
 def default_data_root() -> Path:

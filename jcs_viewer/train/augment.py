@@ -145,7 +145,7 @@ def densify_lesions(grey: torch.Tensor, masks: torch.Tensor, fraction: float, ge
     x, m = grey[pick], masks[pick]
     level = torch.quantile(x.flatten(1), 0.9, dim=1).view(-1, 1, 1, 1)
     texture = F.avg_pool2d(torch.randn(x.shape, generator=gen), 3, stride=1, padding=1) * 0.03
-    ramp = F.avg_pool2d(m, 5, stride=1, padding=2) * m.amax(dim=(2, 3), keepdim=True)
+    ramp = F.avg_pool2d(m, 5, stride=1, padding=2)  # 1 inside, falling to 0 across a 5-px band at the edge
     dense = (level * (0.96 + 0.04 * torch.rand(level.shape, generator=gen)) + texture).clamp(0, 1)
     out[pick] = torch.maximum(x, x + ramp * (dense - x))
     return out
