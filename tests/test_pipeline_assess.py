@@ -18,9 +18,9 @@ CORONAL = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])  # colu
 SAGITTAL = np.array([[0.0, 0.0, 1.0], [1.0, 0.0, 0.0], [0.0, -1.0, 0.0]])
 
 
-def _volume(n=60, spacing=(5.0, 0.7, 0.7), direction=None, is_hu=True):
+def _volume(n=60, spacing=(5.0, 0.7, 0.7), direction=None, is_hu=True, source_format="dicom"):
     return Volume(np.zeros((n, 256, 256), np.int16), spacing, direction=np.eye(3) if direction is None else direction,
-                  is_hu=is_hu)
+                  is_hu=is_hu, source_format=source_format)
 
 
 def _lungs(n, slices, ml_per_slice, spacing=(5.0, 0.7, 0.7)):
@@ -73,6 +73,30 @@ def test_non_hu_needs_more_lung_and_says_why():
     assert not_assessable_reason(_volume(), lungs, scored, 5) is None
     reason = not_assessable_reason(_volume(is_hu=False), lungs, scored, 5)
     assert "not Hounsfield" in reason
+
+
+def test_images_without_voxel_size_are_judged_by_their_lung_ends_not_by_assumed_ml():
+    """A folder of PNG/JPEG slices has no voxel size (1 mm assumed): its "mL" say nothing of the patient, so
+    it speaks for them when its lungs narrow to apex and base inside the stack, whatever the assumed volume."""
+    one_mm = (1.0, 1.0, 1.0)
+    whole = np.zeros((40, 256, 256), np.uint8)
+    for z, rows in enumerate(np.r_[np.linspace(8, 80, 20), np.linspace(80, 16, 16)].astype(int)):
+        whole[z + 2, 60 : 60 + rows, 40:200] = 1  # apex at slice 2, widest at 21, base at 37
+    small_ml = float(whole.sum()) / 1000.0
+    assert small_ml < 500  # under every mL floor at the assumed voxels
+    stack = _volume(n=40, spacing=one_mm, is_hu=False, source_format="images")
+    assert not_assessable_reason(stack, whole, whole.any(axis=(1, 2)), 5) is None
+    assert "mL" in not_assessable_reason(_volume(n=40, spacing=one_mm, is_hu=False), whole,
+                                         whole.any(axis=(1, 2)), 5)  # with a real voxel size the floor holds
+
+    upper_half = whole.copy()
+    upper_half[:21] = 0  # the stack begins at the widest section
+    reason = not_assessable_reason(stack, upper_half, upper_half.any(axis=(1, 2)), 5)
+    assert "no voxel size" in reason and "first image with lung (100%" in reason and "last" not in reason
+    middle = whole[15:30]
+    reason = not_assessable_reason(_volume(n=15, spacing=one_mm, is_hu=False, source_format="images"), middle,
+                                   middle.any(axis=(1, 2)), 5)
+    assert "first image" in reason and "last image" in reason and "cut inside the lungs" in reason
 
 
 def test_pixels_too_coarse_to_tell_lesion_from_vessel(pixel_size_rule):

@@ -106,6 +106,26 @@ def test_copd_thorax_is_too_coarse_to_judge(tmp_path):
     assert doc["positive_slices"] == 0
 
 
+def test_copd_thorax_as_png_slices_is_still_too_coarse(tmp_path):
+    """The same thorax exported as 8-bit PNG slices (lung window) loses its voxel size; the lungs' span in
+    pixels (58 across, where adult lungs span 22 cm or more) still shows the pixels too coarse, and the stack,
+    which runs from apex to base, is not turned away for its "mL" at the 1 mm voxels a stack is given."""
+    import cv2
+
+    ct = sitk.GetArrayFromImage(sitk.ReadImage(str(shared_data_path("real_ct_small", "chest_imaging_platform",
+                                                                     "ct-64.nrrd")))).astype(np.float32)
+    grey = np.clip((ct + 1350.0) / 1500.0 * 255.0, 0, 255).astype(np.uint8)  # W1500 / L-600
+    stack = tmp_path / "png"
+    stack.mkdir()
+    for z, image in enumerate(grey):
+        assert cv2.imwrite(str(stack / f"{z:03d}.png"), image)
+    doc = analyze(stack, tmp_path / "out")
+    assert doc["decision"] == "not assessable" and doc["positive_slices"] == 0
+    reason = doc["decision_reason"]
+    assert "no voxel size" in reason and "pixels across" in reason and "coarse" in reason, reason
+    assert not any(row["segmented"] or row["probability"] is not None for row in doc["per_slice"])
+
+
 def test_copd_thorax_lungs_match_the_reference_mask(tmp_path):
     """A training volume of the lung net (every slice), so this is a consistency check, not a held-out figure."""
     ct = shared_data_path("real_ct_small", "chest_imaging_platform", "ct-64.nrrd")

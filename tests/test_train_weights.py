@@ -123,6 +123,8 @@ def _check_stacks(entry: dict, expected: dict, capsys) -> None:
     assert [row["volume_group"] for row in doc["volumes"]] == ["0279-0396", "0970-1080"]
     for row in doc["volumes"]:
         assert row["positive_slices"] > 0 and row["lesion_ml"] > 0 and row["seg_weights"] == name, row
+        # The set keeps the slices around each lesion, not whole lungs: a stack cut inside them is not judged.
+        assert row["decision"] == "not assessable" and "cut inside the lungs" in row["decision_reason"], row
     again = stacks_figures(doc)
     for inner, figure in expected.items():
         assert again[inner] == pytest.approx(figure, abs=0.005), f"ctseg_stacks_test.{inner}"

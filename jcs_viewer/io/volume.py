@@ -102,6 +102,12 @@ class Volume:
     def voxel_volume_ml(self) -> float:
         return float(np.prod(self.spacing)) / 1000.0
 
+    @property
+    def has_voxel_size(self) -> bool:
+        """Whether ``spacing`` was read from the source: a folder of PNG/JPEG images carries none (1 mm is
+        assumed), so its volumes in mL are not the patient's."""
+        return self.source_format != "images"
+
     def slice_position_mm(self, z: int) -> float:
         """Position of slice ``z`` along the slice normal (mm), as shown to the reader."""
         normal = self.direction[:, 2]

@@ -3,9 +3,9 @@
 A decision is ``positive``, ``negative`` or ``not assessable``. The models were trained on axial
 chest slices of 0.5-1.5 mm pixels; the patient rule counts positive slices over the lungs. So a study
 is not assessable when its slices are not axial, when it is a single slice, when it holds no lungs or
-too little lung to speak for the patient, when its pixels are too coarse to tell a lesion from a
-vessel, or when fewer slices carry lung than the rule needs to ever call it positive. Checked in that
-order; the first that applies is the reason.
+too little lung to speak for the patient (in mL; for images without a voxel size, a stack cut inside the
+lungs), when its pixels are too coarse to tell a lesion from a vessel, or when fewer slices carry lung than
+the rule needs to ever call it positive. Checked in that order; the first that applies is the reason.
 
 Slices the models cannot read at all (not axial, pixels too coarse: :func:`unreadable_reason`) are
 neither classified nor segmented: a score or a lesion there would be a guess.
@@ -35,6 +35,13 @@ MIN_LUNG_ML_NOT_HU = 1000.0
 #: smudge. The nets read a chest about 256 px across (about 1.4 mm a pixel, from 0.5-1 mm CT pixels); a study
 #: more than twice as coarse is beyond what they were trained and checked on.
 MAX_PIXEL_MM = 3.0
+#: A stack of images without voxel size (whose lungs cannot be measured in mL) speaks for the patient when it
+#: runs from lung apex to base: its first and last slices with lung each hold at most this share of the widest
+#: lung section (apex and base are narrow; every 2nd slice of a 5 mm scan still ends well under it).
+MAX_END_SECTION_SHARE = 0.4
+#: Both lungs of an adult span at least this much (mm) across their widest section (chests 25-30 cm inside the
+#: ribs): where images carry no voxel size, the lungs' span in pixels gives the least a pixel can measure.
+MIN_LUNG_SPAN_MM = 220.0
 
 
 def slice_plane(direction: Any) -> str:
@@ -49,17 +56,40 @@ def is_axial(direction: Any) -> bool:
     return abs(float(normal[2])) / norm >= AXIAL_MIN_COS
 
 
-def unreadable_reason(volume: Volume) -> str | None:
-    """Why the models cannot read the slices at all (not axial, pixels too coarse), or None when they can."""
+def unreadable_reason(volume: Volume, lung_mask: np.ndarray | None = None) -> str | None:
+    """Why the models cannot read the slices at all (not axial, pixels too coarse), or None when they can.
+
+    Images without a voxel size (1 mm assumed) are judged coarse from the lungs' span in pixels, once
+    ``lung_mask`` is known (see :data:`MIN_LUNG_SPAN_MM`).
+    """
     if not is_axial(volume.direction):
         plane = slice_plane(volume.direction)
         return (f"The slices are {plane}, not axial; the models read axial chest slices only "
                 "(open the axial series of this study).")
-    pixel_mm = max(float(volume.spacing[1]), float(volume.spacing[2]))
-    if pixel_mm > MAX_PIXEL_MM:
-        return (f"The pixels are {pixel_mm:.1f} mm wide, too coarse to tell a lesion from a vessel; the models "
-                f"read chest CT with pixels of {MAX_PIXEL_MM:g} mm or finer, so no slice was scored.")
+    if getattr(volume, "has_voxel_size", True):
+        pixel_mm = max(float(volume.spacing[1]), float(volume.spacing[2]))
+        if pixel_mm > MAX_PIXEL_MM:
+            return (f"The pixels are {pixel_mm:.1f} mm wide, too coarse to tell a lesion from a vessel; the models "
+                    f"read chest CT with pixels of {MAX_PIXEL_MM:g} mm or finer, so no slice was scored.")
+    elif lung_mask is not None:
+        span = lung_span_px(lung_mask)
+        if span and MIN_LUNG_SPAN_MM / span > MAX_PIXEL_MM:
+            return (f"The images carry no voxel size and the lungs span only {span} pixels across; adult lungs are "
+                    f"{MIN_LUNG_SPAN_MM / 10:g} cm wide or more, so a pixel is at least "
+                    f"{MIN_LUNG_SPAN_MM / span:.1f} mm, too coarse to tell a lesion from a vessel (the models read "
+                    f"pixels of {MAX_PIXEL_MM:g} mm or finer), so no slice was scored.")
     return None
+
+
+def lung_span_px(lung_mask: np.ndarray) -> int:
+    """The widest left-right extent of the lungs in any slice, in pixels (0 without lung)."""
+    columns = np.asarray(lung_mask).any(axis=1)  # (z, x)
+    has = columns.any(axis=1)
+    if not has.any():
+        return 0
+    first = columns.argmax(axis=1)
+    last = columns.shape[1] - 1 - columns[:, ::-1].argmax(axis=1)
+    return int((last - first + 1)[has].max())
 
 
 def not_assessable_reason(volume: Volume, lung_mask: np.ndarray, scored: np.ndarray, threshold: int) -> str | None:
@@ -72,7 +102,7 @@ def not_assessable_reason(volume: Volume, lung_mask: np.ndarray, scored: np.ndar
         threshold: the patient rule's threshold (positive when more slices than this are positive).
     """
     n = int(volume.array.shape[0])
-    unreadable = unreadable_reason(volume)
+    unreadable = unreadable_reason(volume, lung_mask)
     if unreadable and not is_axial(volume.direction):
         return unreadable
     if n <= 1:
@@ -83,7 +113,11 @@ def not_assessable_reason(volume: Volume, lung_mask: np.ndarray, scored: np.ndar
         return "No lungs were found in the study, so there is nothing the models could judge."
     is_hu = bool(getattr(volume, "is_hu", True))
     floor = MIN_LUNG_ML if is_hu else MIN_LUNG_ML_NOT_HU
-    if lung_ml < floor:
+    if not getattr(volume, "has_voxel_size", True):
+        cut = cut_lungs_reason(lung_mask)
+        if cut:
+            return cut
+    elif lung_ml < floor:
         what = "" if is_hu else " (intensities are not Hounsfield units, so the lungs were found from grey levels)"
         return (f"Only {lung_ml:.0f} mL of lung is in the study{what}; at least {floor:.0f} mL are needed "
                 "to judge the patient (a scan of part of the lungs cannot).")
@@ -94,3 +128,18 @@ def not_assessable_reason(volume: Volume, lung_mask: np.ndarray, scored: np.ndar
         return (f"Only {with_lung} slice{'s' if with_lung != 1 else ''} carry lung, but the rule needs more than "
                 f"{threshold} positive slices to call a study positive.")
     return None
+
+
+def cut_lungs_reason(lung_mask: np.ndarray) -> str | None:
+    """Why a stack without voxel size does not cover the lungs (cut inside them), or None when it runs from
+    apex to base: the scale-free stand-in for the mL floor (see :data:`MAX_END_SECTION_SHARE`)."""
+    area = np.count_nonzero(np.asarray(lung_mask).reshape(len(lung_mask), -1), axis=1)
+    with_lung = np.flatnonzero(area)
+    widest = float(area.max())
+    ends = (("first", with_lung[0]), ("last", with_lung[-1]))
+    cut = [f"its {which} image with lung ({area[z] / widest:.0%} of the widest lung section)"
+           for which, z in ends if area[z] > MAX_END_SECTION_SHARE * widest]
+    if not cut:
+        return None
+    return ("The images carry no voxel size, so the lungs cannot be measured in mL and the stack must run from the "
+            f"lung apices to the bases to speak for the patient; it is cut inside the lungs at {' and '.join(cut)}.")

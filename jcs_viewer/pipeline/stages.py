@@ -120,7 +120,7 @@ class AnalysisRun:
         self.lung_mask = lungs.compute_lung_mask(self.volume, learned=learned)
         del learned
         self.scored = lungs.lung_slices(self.lung_mask, self.volume.spacing)
-        if unreadable_reason(self.volume):  # the models cannot read these slices: no score, no lesion
+        if unreadable_reason(self.volume, self.lung_mask):  # the models cannot read these slices: no score, no lesion
             self.scored[:] = False
 
     def classify(self) -> None:

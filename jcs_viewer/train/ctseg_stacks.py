@@ -27,7 +27,7 @@ def evaluate_ctseg_stacks(ctseg_root: Path, split: str = "test", options: Any = 
 
     Returns:
         JSON-ready dict: per group lesion Dice, lung Dice, lesion mL found and expected (at the 1 mm voxels a
-        slice stack is given), the lesion network used; and the mean over groups.
+        slice stack is given), the decision and its reason, the lesion network used; and the mean over groups.
     """
     from jcs_viewer.io.image_stack import load_image_stack
     from jcs_viewer.pipeline import AnalysisOptions, analyze
@@ -56,6 +56,7 @@ def evaluate_ctseg_stacks(ctseg_root: Path, split: str = "test", options: Any = 
             "lesion_ml": round(float(lesion.sum()) / 1000.0, 1),
             "reference_lesion_ml": round(float(lesion_ref.sum()) / 1000.0, 1),
             "positive_slices": int(result.positive_slices),
+            "decision": result.decision, "decision_reason": result.decision_reason,
             "seg_weights": result.models["seg"]["name"],
         })
     def mean(key):
