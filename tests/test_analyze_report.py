@@ -185,3 +185,5 @@ def test_report_on_a_non_dicom_study_explains_the_missing_seg(demo, tmp_path, ca
     said = capsys.readouterr().out
     assert re.search(rf"note: {re.escape(study.name)}: No lesion_seg\.dcm: DICOM SEG needs a DICOM source, "
                      rf"and this study was loaded from {loaded_from}[^\n]*\.\n", said), said
+    assumed_voxels_note = "no voxel size: the volumes are counted at the 1 mm voxels assumed"
+    assert (assumed_voxels_note in re.sub(r"\s+", " ", pdf_text(out / "report.pdf"))) == (loaded_from == "image files")

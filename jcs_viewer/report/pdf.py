@@ -289,6 +289,9 @@ def _summary(
     if not volume.is_hu:
         out.append(Paragraph("The image is not in Hounsfield units: density-based numbers are not available.",
                              st["small"]))
+    if not volume.has_voxel_size:
+        out.append(Paragraph("The images carry no voxel size: the volumes are counted at the 1 mm voxels assumed "
+                             "for them, not measured; the involvement (% of lung) holds.", st["small"]))
     return out
 
 
