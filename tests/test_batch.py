@@ -225,6 +225,30 @@ def test_ctrl_c_stops_cleanly_and_resume_continues(tmp_path):
     assert sum(row["this_run"] == "skipped" for row in rows) >= len(finished)  # and any finished unreported
 
 
+def test_a_study_recorded_just_before_ctrl_c_is_in_the_summary(tmp_path, monkeypatch):
+    """Ctrl+C can land after a study's done-record is written and before its row reaches the scheduler (the
+    race the test above met under load): the interrupted summary still lists it, so it matches the records."""
+    from jcs_viewer.batch import engine
+
+    for i in range(2):
+        write_demo(tmp_path / f"d{i}", seed=i)
+    listing = tmp_path / "list.txt"
+    listing.write_text("d0\nd1\n")
+    real = engine.analyse_study
+
+    def interrupted_on_return(*args, **kwargs):
+        real(*args, **kwargs)  # outputs and done-record written
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(engine, "analyse_study", interrupted_on_return)
+    out = tmp_path / "out"
+    assert batch(str(listing), "--out", str(out), "--workers", "1", "--device", "cpu") == 130
+    recorded = list(out.glob(f"*/{RECORD_NAME}"))
+    finished = read_summary(out)
+    assert len(recorded) == 1 and [row["key"] for row in finished] == [recorded[0].parent.name]
+    assert finished[0]["status"] == "ok" and finished[0]["this_run"] == "analysed"
+
+
 def ray_task_pids(driver: int) -> set[int]:
     """The driver's descendants running a batch study as a Ray task (Ray titles them ``ray::analyse_study``)."""
     pids = set()

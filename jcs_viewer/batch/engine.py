@@ -146,6 +146,10 @@ def run_batch(items: list[StudyItem], config: BatchConfig, progress: Any = None)
         ended = True
     except KeyboardInterrupt:
         interrupted = ended = True
+        for item, base in todo:  # done-record written, but the interrupt came before its row reached us
+            row = None if item.key in rows else done_row(out / item.key, base["fingerprint"], version)
+            if row is not None:
+                rows[item.key] = {**complete_row(row), "this_run": "analysed"}
     finally:
         ordered = [rows[item.key] for item in items if item.key in rows]
         if ordered or ended:  # an error before any study (Ray unreachable) leaves an earlier summary as it was
