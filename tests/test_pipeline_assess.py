@@ -99,6 +99,34 @@ def test_images_without_voxel_size_are_judged_by_their_lung_ends_not_by_assumed_
     assert "first image" in reason and "last image" in reason and "cut inside the lungs" in reason
 
 
+def _chest(lung_grey: int) -> np.ndarray:
+    """Eight 8-bit slices of a chest: soft tissue (100) with black gaps in its wall, two lungs at ``lung_grey``."""
+    yy, xx = np.mgrid[:256, :256]
+    image = np.zeros((256, 256), np.int16)
+    image[((yy - 128) / 100.0) ** 2 + ((xx - 128) / 120.0) ** 2 <= 1] = 100
+    for cx in (80, 176):
+        image[((yy - 128) / 70.0) ** 2 + ((xx - cx) / 40.0) ** 2 <= 1] = lung_grey
+    image[:, 126:130] = np.where(image[:, 126:130] > 0, 100, 0)  # mediastinum
+    image[120:124, :] = 0  # fat of a soft-tissue window at the floor: the wall is open on both sides
+    return np.repeat(image[None], 8, axis=0)
+
+
+def test_a_window_that_clips_the_lungs_to_black_is_unreadable():
+    """A soft-tissue window puts lung, air and ground glass at one black value (LIDC2 of the shared data):
+    nothing in the lungs can be read, and that is said before "no lungs were found"."""
+    from jcs_viewer.pipeline.assess import MAX_CLIPPED_CHEST_SHARE, clipped_chest_share
+
+    clipped, lung_window = _chest(0), _chest(40)
+    # the black band across the wall, closed into the chest, is all a lung window leaves at the floor
+    assert clipped_chest_share(clipped) > 0.3 and clipped_chest_share(lung_window) < MAX_CLIPPED_CHEST_SHARE / 4
+    volume = Volume(clipped, (5.0, 0.7, 0.7), is_hu=False)
+    no_lungs = np.zeros(clipped.shape, np.uint8)
+    reason = not_assessable_reason(volume, no_lungs, np.zeros(8, bool), 1)
+    assert reason == unreadable_reason(volume) and "clip the inside of the chest to black" in reason
+    assert unreadable_reason(Volume(lung_window, (5.0, 0.7, 0.7), is_hu=False)) is None
+    assert unreadable_reason(Volume(clipped, (5.0, 0.7, 0.7), is_hu=True)) is None  # HU is never a window
+
+
 def test_pixels_too_coarse_to_tell_lesion_from_vessel(pixel_size_rule):
     lungs = _lungs(60, range(5, 55), 80.0, spacing=(5.0, 4.2, 4.2))
     coarse = _volume(spacing=(5.0, 4.2, 4.2))

@@ -141,8 +141,11 @@ def test_two_lidc_slices_are_not_assessable(tmp_path):
 
 
 def test_lidc2_volume_not_hu_is_not_called_covid(tmp_path):
+    """LIDC2 is stored in a soft-tissue window (0..255): its lungs are as black as the air around the chest."""
     doc = analyze(shared_data_path("lidc_chest_volume", "LIDC2.mha"), tmp_path)
     assert_lesion_free_verdict(doc)
+    assert "clip the inside of the chest to black" in doc["decision_reason"], doc["decision_reason"]
+    assert doc["positive_slices"] == 0 and not any(row["segmented"] for row in doc["per_slice"])
 
 
 def _ny_sbu(plane: str) -> list[Path]:

@@ -2,12 +2,14 @@
 
 A decision is ``positive``, ``negative`` or ``not assessable``. The models were trained on axial
 chest slices of 0.5-1.5 mm pixels; the patient rule counts positive slices over the lungs. So a study
-is not assessable when its slices are not axial, when it is a single slice, when it holds no lungs or
+is not assessable when its slices are not axial, when its intensities clip the lungs to black (a soft-tissue
+window), when it is a single slice, when it holds no lungs or
 too little lung to speak for the patient (in mL; for images without a voxel size, a stack cut inside the
 lungs), when its pixels are too coarse to tell a lesion from a vessel, or when fewer slices carry lung than
 the rule needs to ever call it positive. Checked in that order; the first that applies is the reason.
 
-Slices the models cannot read at all (not axial, pixels too coarse: :func:`unreadable_reason`) are
+Slices the models cannot read at all (not axial, lungs clipped to black, pixels too coarse:
+:func:`unreadable_reason`) are
 neither classified nor segmented: a score or a lesion there would be a guess.
 """
 
@@ -42,6 +44,9 @@ MAX_END_SECTION_SHARE = 0.4
 #: Both lungs of an adult span at least this much (mm) across their widest section (chests 25-30 cm inside the
 #: ribs): where images carry no voxel size, the lungs' span in pixels gives the least a pixel can measure.
 MIN_LUNG_SPAN_MM = 220.0
+#: Where intensities are not HU, more of the chest than this at the lowest grey level is a window that clips the
+#: lungs to black (a soft-tissue window): lung, air and any opacity darker than fat are then one value.
+MAX_CLIPPED_CHEST_SHARE = 0.2
 
 
 def slice_plane(direction: Any) -> str:
@@ -57,15 +62,53 @@ def is_axial(direction: Any) -> bool:
 
 
 def unreadable_reason(volume: Volume, lung_mask: np.ndarray | None = None) -> str | None:
-    """Why the models cannot read the slices at all (not axial, pixels too coarse), or None when they can.
+    """Why the models cannot read the slices at all (not axial, lungs clipped to black, pixels too coarse), or
+    None when they can.
 
     Images without a voxel size (1 mm assumed) are judged coarse from the lungs' span in pixels, once
     ``lung_mask`` is known (see :data:`MIN_LUNG_SPAN_MM`).
     """
-    if not is_axial(volume.direction):
-        plane = slice_plane(volume.direction)
-        return (f"The slices are {plane}, not axial; the models read axial chest slices only "
-                "(open the axial series of this study).")
+    return plane_reason(volume) or clipped_reason(volume) or coarse_reason(volume, lung_mask)
+
+
+def plane_reason(volume: Volume) -> str | None:
+    """Why slices that are not axial cannot be read, or None for axial slices."""
+    if is_axial(volume.direction):
+        return None
+    return (f"The slices are {slice_plane(volume.direction)}, not axial; the models read axial chest slices only "
+            "(open the axial series of this study).")
+
+
+def clipped_reason(volume: Volume) -> str | None:
+    """Why intensities whose window clips the lungs to black cannot be read, or None (always for HU)."""
+    if getattr(volume, "is_hu", True):
+        return None
+    share = clipped_chest_share(volume.array)
+    if share <= MAX_CLIPPED_CHEST_SHARE:
+        return None
+    return (f"The intensities clip the inside of the chest to black ({share:.0%} of it at the lowest grey level, as "
+            "a soft-tissue window does), so lung cannot be told from air and nothing in the lungs can be read; "
+            "open the study in Hounsfield units or exported with a lung window.")
+
+
+def clipped_chest_share(array: np.ndarray) -> float:
+    """The median share of the chest at the array's lowest value, over up to 12 evenly spaced slices.
+
+    The chest is what lies above the lowest value with the gaps in its wall closed (fat and muscle of a
+    soft-tissue window can touch black) and its holes filled. A lung window keeps air and lung above its floor.
+    """
+    from jcs_viewer.pipeline.morphology import close_xy, fill_holes_xy
+
+    picked = np.unique(np.linspace(0, len(array) - 1, min(len(array), 12)).astype(int))
+    above = array[picked] > array.min()
+    chest = fill_holes_xy(close_xy(above, max(2, round(array.shape[2] / 40))))  # 6 px across 256
+    area = chest.sum(axis=(1, 2))
+    shares = ((chest & ~above).sum(axis=(1, 2)) / np.maximum(area, 1))[area > 0.05 * above[0].size]
+    return float(np.median(shares)) if shares.size else 0.0
+
+
+def coarse_reason(volume: Volume, lung_mask: np.ndarray | None = None) -> str | None:
+    """Why pixels too coarse to tell a lesion from a vessel cannot be read, or None."""
     if getattr(volume, "has_voxel_size", True):
         pixel_mm = max(float(volume.spacing[1]), float(volume.spacing[2]))
         if pixel_mm > MAX_PIXEL_MM:
@@ -102,9 +145,9 @@ def not_assessable_reason(volume: Volume, lung_mask: np.ndarray, scored: np.ndar
         threshold: the patient rule's threshold (positive when more slices than this are positive).
     """
     n = int(volume.array.shape[0])
-    unreadable = unreadable_reason(volume, lung_mask)
-    if unreadable and not is_axial(volume.direction):
-        return unreadable
+    early = plane_reason(volume) or clipped_reason(volume)  # these explain a missing lung: said first
+    if early:
+        return early
     if n <= 1:
         return "A single slice cannot be judged: the patient rule counts positive slices across the lungs."
     voxel_ml = float(np.prod(volume.spacing)) / 1000.0
@@ -121,8 +164,9 @@ def not_assessable_reason(volume: Volume, lung_mask: np.ndarray, scored: np.ndar
         what = "" if is_hu else " (intensities are not Hounsfield units, so the lungs were found from grey levels)"
         return (f"Only {lung_ml:.0f} mL of lung is in the study{what}; at least {floor:.0f} mL are needed "
                 "to judge the patient (a scan of part of the lungs cannot).")
-    if unreadable:
-        return unreadable
+    coarse = coarse_reason(volume, lung_mask)
+    if coarse:
+        return coarse
     with_lung = int(np.count_nonzero(scored))
     if with_lung <= threshold:
         return (f"Only {with_lung} slice{'s' if with_lung != 1 else ''} carry lung, but the rule needs more than "
