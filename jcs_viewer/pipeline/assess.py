@@ -2,15 +2,14 @@
 
 A decision is ``positive``, ``negative`` or ``not assessable``. The models were trained on axial
 chest slices of 0.5-1.5 mm pixels; the patient rule counts positive slices over the lungs. So a study
-is not assessable when its slices are not axial, when its intensities clip the lungs to black (a soft-tissue
-window), when it is a single slice, when it holds no lungs or
-too little lung to speak for the patient (in mL; for images without a voxel size, a stack cut inside the
-lungs), when its pixels are too coarse to tell a lesion from a vessel, or when fewer slices carry lung than
-the rule needs to ever call it positive. Checked in that order; the first that applies is the reason.
+is not assessable when its slices are not axial, when its intensities clip the lungs to black (a
+soft-tissue window), when it is a single slice, when it holds no lungs or too little lung to speak for
+the patient (in mL; for images without a voxel size, a stack cut inside the lungs), when its pixels are
+too coarse to tell a lesion from a vessel, or when fewer slices carry lung than the rule needs to ever
+call it positive. Checked in that order; the first that applies is the reason.
 
 Slices the models cannot read at all (not axial, lungs clipped to black, pixels too coarse:
-:func:`unreadable_reason`) are
-neither classified nor segmented: a score or a lesion there would be a guess.
+:func:`unreadable_reason`) are neither classified nor segmented: a score or a lesion there would be a guess.
 """
 
 from __future__ import annotations
@@ -39,7 +38,8 @@ MIN_LUNG_ML_NOT_HU = 1000.0
 MAX_PIXEL_MM = 3.0
 #: A stack of images without voxel size (whose lungs cannot be measured in mL) speaks for the patient when it
 #: runs from lung apex to base: its first and last slices with lung each hold at most this share of the widest
-#: lung section (apex and base are narrow; every 2nd slice of a 5 mm scan still ends well under it).
+#: lung section (whole real scans end at 0-6 %: the COPD thorax, the TotalSeg crop's base; the cut ends of the
+#: CT-Seg slice groups hold 44-96 %).
 MAX_END_SECTION_SHARE = 0.4
 #: Both lungs of an adult span at least this much (mm) across their widest section (chests 25-30 cm inside the
 #: ribs): where images carry no voxel size, the lungs' span in pixels gives the least a pixel can measure.
