@@ -159,6 +159,9 @@ def test_coarse_slices_are_neither_scored_nor_segmented(registered, pixel_size_r
     assert "not measured" in summary_html(result) and "Lesion volume" not in summary_html(result)
     measured = replace(result, segmented_slices=np.ones_like(result.segmented_slices))
     assert measured.lesions_measured and "Lesion volume" in summary_html(measured)
+    # The same numbers from a PNG/JPEG stack are counted at assumed voxels, and the summary says so.
+    assert "voxels assumed" not in summary_html(measured, volume)
+    assert "1 mm voxels assumed" in summary_html(measured, replace(volume, source_format="images"))
 
 
 def test_fewer_lung_slices_than_the_rule_needs():

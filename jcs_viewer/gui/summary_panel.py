@@ -104,6 +104,9 @@ def summary_html(result: StudyResult, volume: Volume | None = None, review: Revi
         segmented = _get(result, "segmented_slices", None)
         if segmented is not None and not lesions_measured(segmented, float(vol.get("total") or 0.0)):
             rows = [("Lesions", "not measured: the models ran on no slice")]
+        elif volume is not None and not volume.has_voxel_size:  # what mL and mm mean for a PNG/JPEG stack
+            rows.append(("Units", "mL and mm at the 1 mm voxels assumed for images without a voxel size (not "
+                                  "measured); the involvement holds"))
         parts.append(_table(rows))
     small_print = [str(text) for text in (_get(result, "slice_rule", ""), rule) if text]
     if small_print:
