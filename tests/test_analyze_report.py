@@ -7,6 +7,7 @@ highdicom for the SEG, SimpleITK (reading the DICOM series itself) for the NIfTI
 from __future__ import annotations
 
 import csv
+import json
 import re
 import subprocess
 from pathlib import Path
@@ -187,3 +188,8 @@ def test_report_on_a_non_dicom_study_explains_the_missing_seg(demo, tmp_path, ca
                      rf"and this study was loaded from {loaded_from}[^\n]*\.\n", said), said
     assumed_voxels_note = "no voxel size: the volumes are counted at the 1 mm voxels assumed"
     assert (assumed_voxels_note in re.sub(r"\s+", " ", pdf_text(out / "report.pdf"))) == (loaded_from == "image files")
+    from jcs_viewer.pipeline.result import StudyResult
+
+    doc = json.loads((out / "results.json").read_text())
+    assert doc["geometry"]["voxel_size_known"] == (loaded_from != "image files")  # and it reads back
+    assert StudyResult.load(out).has_voxel_size == (loaded_from != "image files")

@@ -161,7 +161,7 @@ def test_coarse_slices_are_neither_scored_nor_segmented(registered, pixel_size_r
     assert measured.lesions_measured and "Lesion volume" in summary_html(measured)
     # The same numbers from a PNG/JPEG stack are counted at assumed voxels, and the summary says so.
     assert "voxels assumed" not in summary_html(measured, volume)
-    assert "1 mm voxels assumed" in summary_html(measured, replace(volume, source_format="images"))
+    assert "1 mm voxels assumed" in summary_html(replace(measured, has_voxel_size=False), volume)
 
 
 def test_fewer_lung_slices_than_the_rule_needs():

@@ -104,7 +104,7 @@ def summary_html(result: StudyResult, volume: Volume | None = None, review: Revi
         segmented = _get(result, "segmented_slices", None)
         if segmented is not None and not lesions_measured(segmented, float(vol.get("total") or 0.0)):
             rows = [("Lesions", "not measured: the models ran on no slice")]
-        elif volume is not None and not volume.has_voxel_size:  # what mL and mm mean for a PNG/JPEG stack
+        elif not _get(result, "has_voxel_size", True):  # what mL and mm mean for a PNG/JPEG stack
             rows.append(("Units", "mL and mm at the 1 mm voxels assumed for images without a voxel size (not "
                                   "measured); the involvement holds"))
         parts.append(_table(rows))

@@ -85,6 +85,8 @@ class StudyResult:
     slice_score: str = "classifier"
     slice_rule: str = ""
     is_hu: bool = True
+    #: False for PNG/JPEG stacks: spacing, mL and mm are at the 1 mm voxels assumed for them, not measured.
+    has_voxel_size: bool = True
     decision_reason: str = ""
     scored_slices: np.ndarray | None = None
     study: dict[str, str] = field(default_factory=dict)
@@ -167,6 +169,7 @@ class StudyResult:
                 "origin_lps_mm": list(self.origin),
                 "direction": np.asarray(self.direction, dtype=float).reshape(3, 3).tolist(),
                 "is_hu": bool(self.is_hu),
+                "voxel_size_known": bool(self.has_voxel_size),
             },
             "study": dict(self.study),
             "models": {k: dict(v) for k, v in self.models.items()},
@@ -242,6 +245,7 @@ class StudyResult:
                 slice_score=str(doc.get("slice_score", "classifier")),
                 slice_rule=str(doc.get("slice_rule", "")),
                 is_hu=bool(geo.get("is_hu", True)),
+                has_voxel_size=bool(geo.get("voxel_size_known", True)),
                 study=doc.get("study", {}),
                 created=str(doc.get("created", "")),
                 app_version=str(doc.get("app_version", "")),

@@ -273,6 +273,7 @@ class AnalysisRun:
             options={**options.to_dict(), "device_used": str(self.engine.device)},
             lesion_cutoff=float(options.lesion_cutoff),
             is_hu=self.is_hu,
+            has_voxel_size=volume.has_voxel_size,
             study=study,
         )
 
