@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from conftest import SHARED_DATA, shared_data_path
@@ -223,6 +224,31 @@ def test_ctrl_c_stops_cleanly_and_resume_continues(tmp_path):
     rows = read_summary(out)
     assert len(rows) == 3 and all(row["status"] == "ok" for row in rows)
     assert sum(row["this_run"] == "skipped" for row in rows) >= len(finished)  # and any finished unreported
+
+
+def test_a_png_stack_has_no_volumes_in_the_summary(tmp_path):
+    """A folder of PNG slices carries no voxel size: its row leaves the mL columns empty (they would be counted
+    at assumed 1 mm voxels) while the DICOM demo beside it fills them; results.json says why."""
+    import cv2
+
+    from jcs_viewer.io import load_study
+
+    demo = write_demo(tmp_path / "demo", seed=0)
+    hu = load_study(demo).array.astype(np.float32)
+    (tmp_path / "stack").mkdir()
+    for z, image in enumerate(np.clip((hu + 1350.0) / 1500.0 * 255.0, 0, 255).astype(np.uint8)):
+        assert cv2.imwrite(str(tmp_path / "stack" / f"{z:02d}.png"), image)
+    listing = tmp_path / "list.txt"
+    listing.write_text("demo\nstack\n")
+    out = tmp_path / "out"
+    assert batch(str(listing), "--out", str(out), "--workers", "1", "--device", "cpu") == 0
+    rows = {row["source"]: row for row in read_summary(out)}
+    assert rows["stack"]["status"] == rows["demo"]["status"] == "ok"
+    assert all(rows["stack"][f"{kind}_ml_{side}"] == "" for kind in ("lesion", "lung")
+               for side in ("left", "right", "total"))
+    assert float(rows["demo"]["lung_ml_total"]) > 0
+    doc = json.loads((out / rows["stack"]["output"] / "results.json").read_text())
+    assert doc["geometry"]["voxel_size_known"] is False
 
 
 def test_a_study_recorded_just_before_ctrl_c_is_in_the_summary(tmp_path, monkeypatch):

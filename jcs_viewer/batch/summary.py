@@ -38,9 +38,11 @@ COLUMNS: dict[str, str] = {
 
 
 def result_fields(result: Any, notes: list[str]) -> dict[str, Any]:
-    """The summary fields that come from a ``StudyResult`` (lesion figures None when no slice was analysed)."""
+    """The summary fields that come from a ``StudyResult`` (lesion figures None when no slice was analysed;
+    volumes None for images without a voxel size, whose mL would be counted at assumed voxels)."""
     q = result.quant
     measured = bool(result.lesions_measured)
+    sized = bool(getattr(result, "has_voxel_size", True))
     fields: dict[str, Any] = {
         "status": "ok",
         "study_uid": result.study.get("study_uid"),
@@ -56,8 +58,8 @@ def result_fields(result: Any, notes: list[str]) -> dict[str, Any]:
         "notes": " | ".join([*result.messages, *notes]) or None,
     }
     for side in _SIDES:
-        fields[f"lesion_ml_{side}"] = round(float(q.lesion_volume_ml[side]), 3) if measured else None
-        fields[f"lung_ml_{side}"] = round(float(q.lung_volume_ml[side]), 3)
+        fields[f"lesion_ml_{side}"] = round(float(q.lesion_volume_ml[side]), 3) if measured and sized else None
+        fields[f"lung_ml_{side}"] = round(float(q.lung_volume_ml[side]), 3) if sized else None
         fields[f"involvement_pct_{side}"] = round(float(q.involvement_percent[side]), 3) if measured else None
     return fields
 
