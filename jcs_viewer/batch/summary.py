@@ -42,7 +42,7 @@ def result_fields(result: Any, notes: list[str]) -> dict[str, Any]:
     volumes None for images without a voxel size, whose mL would be counted at assumed voxels)."""
     q = result.quant
     measured = bool(result.lesions_measured)
-    sized = bool(getattr(result, "has_voxel_size", True))
+    sized = bool(result.has_voxel_size)
     fields: dict[str, Any] = {
         "status": "ok",
         "study_uid": result.study.get("study_uid"),

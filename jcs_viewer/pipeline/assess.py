@@ -14,6 +14,7 @@ Slices the models cannot read at all (not axial, lungs clipped to black, pixels 
 
 from __future__ import annotations
 
+from types import EllipsisType
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -135,7 +136,8 @@ def lung_span_px(lung_mask: np.ndarray) -> int:
     return int((last - first + 1)[has].max())
 
 
-def not_assessable_reason(volume: Volume, lung_mask: np.ndarray, scored: np.ndarray, threshold: int) -> str | None:
+def not_assessable_reason(volume: Volume, lung_mask: np.ndarray, scored: np.ndarray, threshold: int,
+                          unreadable: str | None | EllipsisType = ...) -> str | None:
     """One sentence saying why the study cannot be judged, or None when it can.
 
     Args:
@@ -143,11 +145,15 @@ def not_assessable_reason(volume: Volume, lung_mask: np.ndarray, scored: np.ndar
         lung_mask: the lung mask (0 none, 1 right, 2 left).
         scored: ``bool (z,)`` slices that carry lung.
         threshold: the patient rule's threshold (positive when more slices than this are positive).
+        unreadable: :func:`unreadable_reason` of ``volume`` and ``lung_mask`` where the caller has it already
+            (the clipped-window check reads the whole array); computed here when not given.
     """
     n = int(volume.array.shape[0])
-    early = plane_reason(volume) or clipped_reason(volume)  # these explain a missing lung: said first
-    if early:
-        return early
+    if unreadable is ...:
+        unreadable = unreadable_reason(volume, lung_mask)
+    coarse = coarse_reason(volume, lung_mask)
+    if unreadable and unreadable != coarse:  # not axial, or clipped to black: these explain a missing lung
+        return unreadable
     if n <= 1:
         return "A single slice cannot be judged: the patient rule counts positive slices across the lungs."
     voxel_ml = float(np.prod(volume.spacing)) / 1000.0
@@ -164,7 +170,6 @@ def not_assessable_reason(volume: Volume, lung_mask: np.ndarray, scored: np.ndar
         what = "" if is_hu else " (intensities are not Hounsfield units, so the lungs were found from grey levels)"
         return (f"Only {lung_ml:.0f} mL of lung is in the study{what}; at least {floor:.0f} mL are needed "
                 "to judge the patient (a scan of part of the lungs cannot).")
-    coarse = coarse_reason(volume, lung_mask)
     if coarse:
         return coarse
     with_lung = int(np.count_nonzero(scored))

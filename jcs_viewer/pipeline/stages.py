@@ -120,7 +120,8 @@ class AnalysisRun:
         self.lung_mask = lungs.compute_lung_mask(self.volume, learned=learned)
         del learned
         self.scored = lungs.lung_slices(self.lung_mask, self.volume.spacing)
-        if unreadable_reason(self.volume, self.lung_mask):  # the models cannot read these slices: no score, no lesion
+        self.unreadable = unreadable_reason(self.volume, self.lung_mask)
+        if self.unreadable:  # the models cannot read these slices: no score, no lesion
             self.scored[:] = False
 
     def classify(self) -> None:
@@ -218,7 +219,7 @@ class AnalysisRun:
         else:
             self.threshold, self.rule = slice_threshold(self.image.shape[0], self.volume.spacing[0])
         self.decision, self.positive_slices = patient_decision(self.slice_positive, self.threshold)
-        self.reason = not_assessable_reason(self.volume, self.lung_mask, scored, self.threshold)
+        self.reason = not_assessable_reason(self.volume, self.lung_mask, scored, self.threshold, self.unreadable)
         if self.reason:
             self.decision = NOT_ASSESSABLE
 
