@@ -18,12 +18,15 @@ import socket
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from jcs_viewer.batch.fingerprint import StudyItem, input_fingerprint, model_version
 from jcs_viewer.batch.summary import complete_row, done_row, error_fields, finish_row, write_summary
 from jcs_viewer.batch.worker import analyse_study
 from jcs_viewer.errors import JCSError
+
+if TYPE_CHECKING:
+    from jcs_viewer.pipeline.options import AnalysisOptions
 
 #: the object store holds only the small per-study rows: keep Ray from reserving a share of the machine's memory
 OBJECT_STORE_BYTES = 128 * 1024 * 1024
@@ -48,7 +51,7 @@ class BatchConfig:
     """
 
     out: Path
-    options: Any
+    options: AnalysisOptions
     report: bool = False
     anonymize: bool = False
     resume: bool = False

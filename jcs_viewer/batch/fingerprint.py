@@ -15,7 +15,11 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from jcs_viewer.pipeline.options import AnalysisOptions
+    from jcs_viewer.pipeline.runner import LoadedModels
 
 #: analysis options that say where or how fast a study ran, not what came out of it
 _NOT_IN_VERSION = ("device", "batch_size")
@@ -89,7 +93,7 @@ def input_fingerprint(path: Path) -> str:
     return digest.hexdigest()
 
 
-def weights_versions(models: Any) -> dict[str, dict[str, str]]:
+def weights_versions(models: LoadedModels) -> dict[str, dict[str, str]]:
     """Role -> {name, sha256} of every network in a :class:`~jcs_viewer.pipeline.runner.LoadedModels`."""
     from jcs_viewer.models.registry import sha256_of
 
@@ -105,7 +109,7 @@ def weights_versions(models: Any) -> dict[str, dict[str, str]]:
     return out
 
 
-def model_version(models: Any, options: Any, app_version: str, **outputs: Any) -> str:
+def model_version(models: LoadedModels, options: AnalysisOptions, app_version: str, **outputs: Any) -> str:
     """A short hash of everything besides the input that a study's outputs depend on.
 
     Args:

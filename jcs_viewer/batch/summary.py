@@ -11,9 +11,12 @@ import csv
 import io
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jcs_viewer.atomic import atomic_path, atomic_write_text
+
+if TYPE_CHECKING:
+    from jcs_viewer.pipeline.result import StudyResult
 
 RECORD_NAME = "batch.json"
 SUMMARY_CSV = "summary.csv"
@@ -37,7 +40,7 @@ COLUMNS: dict[str, str] = {
 }
 
 
-def result_fields(result: Any, notes: list[str]) -> dict[str, Any]:
+def result_fields(result: StudyResult, notes: list[str]) -> dict[str, Any]:
     """The summary fields that come from a ``StudyResult`` (lesion figures None when no slice was analysed;
     volumes None for images without a voxel size, whose mL would be counted at assumed voxels)."""
     q = result.quant

@@ -11,16 +11,20 @@ from __future__ import annotations
 import socket
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jcs_viewer.batch.summary import INPUT_ERROR, error_fields, finish_row, one_sentence, result_fields
+
+if TYPE_CHECKING:
+    from jcs_viewer.pipeline.options import AnalysisOptions
+    from jcs_viewer.pipeline.runner import LoadedModels
 
 #: models loaded in this process, by the options that chose them: a Ray worker process runs many studies
 #: and loads the networks for the first one only.
 _MODELS: dict[str, Any] = {}
 
 
-def models_for(options: Any) -> tuple[Any, float]:
+def models_for(options: AnalysisOptions) -> tuple[LoadedModels, float]:
     """The models for ``options``, loaded once per process; returns ``(models, seconds spent loading)``."""
     from jcs_viewer.pipeline.runner import load_models
 
@@ -33,8 +37,8 @@ def models_for(options: Any) -> tuple[Any, float]:
     return _MODELS[key], time.perf_counter() - start
 
 
-def analyse_study(study: str, out_dir: str, base: dict[str, Any], options: Any, report: bool = False,
-                  anonymize: bool = False, models: Any = None) -> dict[str, Any]:
+def analyse_study(study: str, out_dir: str, base: dict[str, Any], options: AnalysisOptions,
+                  report: bool = False, anonymize: bool = False, models: LoadedModels | None = None) -> dict[str, Any]:
     """Analyse ``study`` into ``out_dir`` (all or nothing), write its done-record and return its summary row.
 
     Args:

@@ -35,6 +35,8 @@ from jcs_viewer.settings import SettingsStore
 
 if TYPE_CHECKING:
     from jcs_viewer.io.volume import Volume
+    from jcs_viewer.pipeline.options import AnalysisOptions
+    from jcs_viewer.pipeline.runner import LoadedModels
 
 APP_NAME = "JCS Viewer"
 MAX_RECENT = 8
@@ -57,8 +59,8 @@ class MainWindow(QMainWindow):
 
     def __init__(self, *, settings: SettingsStore | None = None, analyze: Callable[..., Any] | None = None,
                  load_study: Callable[..., Any] | None = None, scan_folder: Callable[..., Any] | None = None,
-                 demo_study_path: Callable[[], Any] | None = None, models: Any = None, options: Any = None,
-                 parent: Any = None) -> None:
+                 demo_study_path: Callable[[], Any] | None = None, models: LoadedModels | None = None,
+                 options: AnalysisOptions | None = None, parent: Any = None) -> None:
         super().__init__(parent)
         # One INI file shared with the headless core (jcs_viewer.settings reads it).
         self.settings = settings if settings is not None else SettingsStore()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PySide6.QtCore import QObject, Qt
@@ -23,16 +23,21 @@ from jcs_viewer.gui.slice_view import SliceView
 from jcs_viewer.gui.state import ViewerState
 from jcs_viewer.gui.workers import TaskWorker
 
+if TYPE_CHECKING:
+    from jcs_viewer.io.volume import Volume
+    from jcs_viewer.pipeline.compare import Comparison
+    from jcs_viewer.pipeline.result import StudyResult
+
 
 @dataclass(frozen=True)
 class Compared:
     """A prior study analysed and compared with ``current`` (the study on screen when it started)."""
 
-    current: Any
+    current: Volume
     path: Path
-    volume: Any
-    result: Any
-    comparison: Any
+    volume: Volume
+    result: StudyResult
+    comparison: Comparison
 
 
 class PriorPane(QWidget):
@@ -43,7 +48,7 @@ class PriorPane(QWidget):
         self.current = current
         self.state = ViewerState()
         self.state.mouse_scheme = current.mouse_scheme
-        self.comparison: Any = None
+        self.comparison: Comparison | None = None
         self._syncing = False
         self.title = QLabel()
         self.title.setStyleSheet("font-weight: bold;")
@@ -76,7 +81,7 @@ class PriorPane(QWidget):
                             current.on("layers", lambda layers: self.state.set_layers(**dataclasses.asdict(layers))),
                             self.state.on("slice", self._on_prior_slice)]
 
-    def show_prior(self, volume: Any, result: Any, comparison: Any, title: str) -> None:
+    def show_prior(self, volume: Volume, result: StudyResult, comparison: Comparison, title: str) -> None:
         self.comparison = comparison
         self.state.set_volume(volume)
         self.state.set_result(result)
@@ -148,7 +153,7 @@ class ComparisonPanel(QWidget):
         for widget in (self.header, self.table, self.notes):
             layout.addWidget(widget)
 
-    def show_comparison(self, comparison: Any) -> None:
+    def show_comparison(self, comparison: Comparison) -> None:
         self.header.setText(f"{comparison.interval()}.\nRegistered by the lungs: {comparison.registration()}. "
                             "Current: the AI's lesions (the report uses your edits).")
         rows = comparison.rows()
@@ -174,7 +179,7 @@ class PriorActions(QObject):
         self.pane: PriorPane | None = None
         self.panel: ComparisonPanel | None = None
         self.split: QSplitter | None = None
-        self.comparison: Any = None
+        self.comparison: Comparison | None = None
         self.pending: Path | None = None  # gui --prior: opened once the current study's result is shown
         self.open_action = window._action(file_menu, "Open P&rior Study for Comparison…", self.choose_prior,
                                           before=before)
@@ -183,7 +188,7 @@ class PriorActions(QObject):
         window.state.on("volume", lambda volume: self.close_prior())  # a prior belongs to the study it was opened for
         window.state.on("result", self._open_pending)
 
-    def _open_pending(self, result: Any) -> None:
+    def _open_pending(self, result: StudyResult | None) -> None:
         if result is not None and self.pending is not None:
             path, self.pending = self.pending, None
             self.open_prior(path)

@@ -17,6 +17,7 @@ from jcs_viewer.pipeline.progress import CancelToken
 if TYPE_CHECKING:
     from jcs_viewer.io.volume import Volume
     from jcs_viewer.pipeline.result import StudyResult
+    from jcs_viewer.pipeline.runner import LoadedModels
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,7 @@ class Analysed:
 
     volume: Volume
     result: StudyResult
-    models: Any = None
+    models: LoadedModels | None = None
 
 
 class TaskWorker(QThread):

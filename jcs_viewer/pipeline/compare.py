@@ -19,6 +19,7 @@ import numpy as np
 
 if TYPE_CHECKING:
     from jcs_viewer.io.volume import Volume
+    from jcs_viewer.pipeline.quantify import Quantification
     from jcs_viewer.pipeline.result import StudyResult
 
 SIDES = ("right", "left", "total")
@@ -53,7 +54,7 @@ class Comparison:
     rotation_deg: tuple[float, float, float]
     notes: tuple[str, ...] = ()
 
-    def with_current(self, quant: Any) -> Comparison:
+    def with_current(self, quant: Quantification) -> Comparison:
         """The same comparison with the current study's numbers taken from ``quant`` (the reader's edited mask)."""
         return dataclasses.replace(
             self, lesion_ml={s: (v[0], float(quant.lesion_volume_ml[s])) for s, v in self.lesion_ml.items()},

@@ -22,8 +22,19 @@ from jcs_viewer.io.export import dicom_seg_unavailable, export_csv, export_dicom
 from jcs_viewer.pipeline.result import ARRAYS_NPZ, RESULTS_JSON
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from jcs_viewer.io.deidentify import Pseudonymizer
     from jcs_viewer.io.volume import Volume
+    from jcs_viewer.pipeline.compare import Comparison
+    from jcs_viewer.pipeline.engine import ProgressCallback
+    from jcs_viewer.pipeline.options import AnalysisOptions
+    from jcs_viewer.pipeline.progress import CancelToken
+    from jcs_viewer.pipeline.quantify import Quantification
     from jcs_viewer.pipeline.result import StudyResult
+    from jcs_viewer.pipeline.runner import LoadedModels
+    from jcs_viewer.session.headless import EditedOutputs
+    from jcs_viewer.session.measurements import Measurement
 
 REPORT_NAME = "report.pdf"
 SEG_NAME = "lesion_seg.dcm"
@@ -49,7 +60,7 @@ class ExportResult(dict[str, Path]):
     def __init__(self) -> None:
         super().__init__()
         self.notes: list[str] = []
-        self.comparison: Any = None  # analyze --prior: the Comparison written
+        self.comparison: Comparison | None = None  # analyze --prior: the Comparison written
 
 
 def export_all(
@@ -63,12 +74,12 @@ def export_all(
     review: Any = None,
     edited_mask: np.ndarray | None = None,
     notes: str = "",
-    measurements: Any = (),
+    measurements: Sequence[Measurement] = (),
     lesion_classes: np.ndarray | None = None,
     segmentation: bool = True,
-    pseudonyms: Any = None,
+    pseudonyms: Pseudonymizer | None = None,
     dicom_results: bool = False,
-    comparison: Any = None,
+    comparison: Comparison | None = None,
 ) -> ExportResult:
     """Write report.pdf, lesion_seg.dcm, results_sr.dcm, report_pdf.dcm, the NIfTI masks and per_slice.csv.
 
@@ -150,7 +161,7 @@ def export_all(
     return written
 
 
-def _write_comparison(comparison: Any, path: Path) -> Path:
+def _write_comparison(comparison: Comparison, path: Path) -> Path:
     import json
 
     from jcs_viewer.atomic import atomic_write_text
@@ -161,8 +172,9 @@ def _write_comparison(comparison: Any, path: Path) -> Path:
         raise ExportError(f"Cannot write {path}: {exc.strerror or exc}.") from exc
 
 
-def _dicom_results(result: Any, volume: Any, out: Path, quant: Any, pdf: Path | None, notes: list[str], *,
-                   anonymize: bool, pseudonyms: Any, measurements: Any = ()) -> dict[str, Path]:
+def _dicom_results(result: StudyResult, volume: Volume, out: Path, quant: Quantification, pdf: Path | None,
+                   notes: list[str], *, anonymize: bool, pseudonyms: Pseudonymizer | None,
+                   measurements: Sequence[Measurement] = ()) -> dict[str, Path]:
     """The SR of the quantities and (with a report) the Encapsulated PDF: in the study, beside the SEG."""
     from jcs_viewer.report.dicom_pdf import export_dicom_pdf
     from jcs_viewer.report.dicom_sr import export_dicom_sr
@@ -213,8 +225,9 @@ def staged_outputs(out_dir: Path):
         shutil.rmtree(stage, ignore_errors=True)
 
 
-def write_study_outputs(result: StudyResult, volume: Volume, out_dir: Path, *, edits: Any = None, report: bool = False,
-                        anonymize: bool = False, comparison: Any = None) -> ExportResult:
+def write_study_outputs(result: StudyResult, volume: Volume, out_dir: Path, *, edits: EditedOutputs | None = None,
+                        report: bool = False, anonymize: bool = False,
+                        comparison: Comparison | None = None) -> ExportResult:
     """A headless run's whole output set, all or nothing (:func:`staged_outputs`).
 
     ``results.json``/``arrays.npz`` (with the reader's edits, when given), the CSV and NIfTI masks, and with
@@ -252,10 +265,11 @@ def write_study_outputs(result: StudyResult, volume: Volume, out_dir: Path, *, e
     return written
 
 
-def analyze_and_write(study: Path, out_dir: Path, options: Any, models: Any, progress: Any = None,
-                      series_uid: str | None = None, cancel: Any = None, session: str | Path | None = None,
+def analyze_and_write(study: Path, out_dir: Path, options: AnalysisOptions | None, models: LoadedModels | None,
+                      progress: ProgressCallback | None = None, series_uid: str | None = None,
+                      cancel: CancelToken | None = None, session: str | Path | None = None,
                       report: bool = False, anonymize: bool = False,
-                      prior: Path | None = None) -> tuple[Any, ExportResult]:
+                      prior: Path | None = None) -> tuple[StudyResult, ExportResult]:
     """Load, analyse and write one study (:func:`write_study_outputs`); nothing is written unless it completes.
 
     With ``session`` (a viewer session file) the reader's edited mask, review states and notes drive every
@@ -283,8 +297,9 @@ def analyze_and_write(study: Path, out_dir: Path, options: Any, models: Any, pro
     return result, written
 
 
-def compare_with_prior(volume: Volume, result: StudyResult, prior: Path, options: Any, models: Any,
-                       progress: Any = None, cancel: Any = None) -> Any:
+def compare_with_prior(volume: Volume, result: StudyResult, prior: Path, options: AnalysisOptions | None,
+                       models: LoadedModels | None, progress: ProgressCallback | None = None,
+                       cancel: CancelToken | None = None) -> Comparison:
     """Load and analyse the ``prior`` study with the same models, then compare it with ``volume``'s ``result``.
 
     Raises:

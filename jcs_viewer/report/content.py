@@ -16,8 +16,13 @@ from jcs_viewer.io.export import normalise_review, slice_positions_mm
 from jcs_viewer.pipeline.quantify import LEFT, RIGHT, quantify
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from jcs_viewer.io.volume import Volume
+    from jcs_viewer.pipeline.compare import Comparison
+    from jcs_viewer.pipeline.quantify import Quantification
     from jcs_viewer.pipeline.result import StudyResult
+    from jcs_viewer.session.measurements import Measurement
 
 #: How many of the most involved slices the report shows, and how many reviewer-confirmed ones on top.
 MAX_INVOLVED_KEY_SLICES = 4
@@ -40,7 +45,7 @@ class KeySlice:
 class ReportContent:
     """Everything the PDF shows, already computed."""
 
-    quant: Any
+    quant: Quantification
     lesion_mask: np.ndarray
     edited: bool
     edited_slices: list[int]
@@ -53,7 +58,7 @@ class ReportContent:
     reviewer: str = ""
     warnings: list[str] = field(default_factory=list)
     measurements: list[str] = field(default_factory=list)  # the reader's rulers and ROIs, one line each
-    comparison: Any = None  # a pipeline.compare.Comparison with a prior study, its "now" from ``quant``
+    comparison: Comparison | None = None  # with a prior study, its "now" from ``quant``
 
     @property
     def confirmed(self) -> list[int]:
@@ -157,8 +162,8 @@ def build_content(
     edited_mask: np.ndarray | None = None,
     reviewer: str = "",
     notes: str = "",
-    measurements: Any = (),
-    comparison: Any = None,
+    measurements: Sequence[Measurement] = (),
+    comparison: Comparison | None = None,
     now: datetime | None = None,
 ) -> ReportContent:
     """Compute the report's content from a StudyResult, its Volume and the reader's work.

@@ -10,25 +10,29 @@ from __future__ import annotations
 import os
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from jcs_viewer.errors import ExportError
 from jcs_viewer.report.dicom_sr import PDF_SERIES_OFFSET, series_number, study_sources
+
+if TYPE_CHECKING:
+    from jcs_viewer.io.deidentify import Pseudonymizer
+    from jcs_viewer.io.volume import Volume
 
 ENCAPSULATED_PDF_STORAGE = "1.2.840.10008.5.1.4.1.1.104.1"
 PATIENT_STUDY_KEYS = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyInstanceUID", "StudyDate",
                       "StudyTime", "ReferringPhysicianName", "StudyID", "AccessionNumber", "StudyDescription")
 
 
-def export_dicom_pdf(pdf: str | os.PathLike[str], volume: Any, path: str | os.PathLike[str], *,
-                     anonymize: bool = False, pseudonyms: Any = None) -> Path:
+def export_dicom_pdf(pdf: str | os.PathLike[str], volume: Volume, path: str | os.PathLike[str], *,
+                     anonymize: bool = False, pseudonyms: Pseudonymizer | None = None) -> Path:
     """Wrap the written report ``pdf`` into ``path`` (a DICOM file) in the study of ``volume``'s sources.
 
     Raises:
         ExportError: no DICOM sources, an unreadable PDF, an unwritable target.
     """
     from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, PYDICOM_IMPLEMENTATION_UID, generate_uid
+    from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ExplicitVRLittleEndian, generate_uid
 
     from jcs_viewer import __version__
     from jcs_viewer.io.export import check_target, save_dataset

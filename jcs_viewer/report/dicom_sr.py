@@ -16,9 +16,18 @@ from __future__ import annotations
 import os
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jcs_viewer.errors import ExportError
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from jcs_viewer.io.deidentify import Pseudonymizer
+    from jcs_viewer.io.volume import Volume
+    from jcs_viewer.pipeline.quantify import Quantification
+    from jcs_viewer.pipeline.result import StudyResult
+    from jcs_viewer.session.measurements import Measurement
 
 #: our private coding scheme, for the concepts no public scheme has (declared in the SR itself).
 SCHEME = "99JCS"
@@ -50,7 +59,7 @@ def _codes() -> dict[str, Any]:
     }
 
 
-def study_sources(volume: Any, path: Path) -> list[Any]:
+def study_sources(volume: Volume, path: Path) -> list[Any]:
     """Headers of the study's source slices (the SR's evidence; the first one's patient and study are copied)."""
     import pydicom
     from pydicom.errors import InvalidDicomError
@@ -87,8 +96,10 @@ def model_parameters(models: dict[str, dict[str, Any]]) -> list[str]:
     return lines
 
 
-def export_dicom_sr(result: Any, volume: Any, path: str | os.PathLike[str], *, quant: Any = None,
-                    anonymize: bool = False, pseudonyms: Any = None, measurements: Any = ()) -> Path:
+def export_dicom_sr(result: StudyResult, volume: Volume, path: str | os.PathLike[str], *,
+                    quant: Quantification | None = None,
+                    anonymize: bool = False, pseudonyms: Pseudonymizer | None = None,
+                    measurements: Sequence[Measurement] = ()) -> Path:
     """Write the TID 1500 measurement report of ``result`` (volumes of ``quant``, default ``result.quant``), with
     the reader's ``measurements`` (rulers and ellipse ROIs) as TID 1410 planar ROI groups on their source slices.
 
@@ -161,7 +172,7 @@ def export_dicom_sr(result: Any, volume: Any, path: str | os.PathLike[str], *, q
     return save_dataset(sr, path, anonymize=anonymize, pseudonyms=pseudonyms)
 
 
-def reader_measurement_groups(measurements: Any, volume: Any, sources: list[Any]) -> list[Any]:
+def reader_measurement_groups(measurements: Sequence[Measurement], volume: Volume, sources: list[Any]) -> list[Any]:
     """One TID 1410 group per ruler (length in mm, a POLYLINE) or ellipse ROI (area in mm² and the mean, SD,
     minimum and maximum attenuation, an ELLIPSE), each on its source slice. Needs one source file per slice."""
     import highdicom as hd

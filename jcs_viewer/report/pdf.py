@@ -43,8 +43,12 @@ from jcs_viewer.report.plots import score_plot
 from jcs_viewer.vocabulary import ATTRIBUTE_TITLES, age_words, dicom_date, person_name, sex_word
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from jcs_viewer.io.volume import Volume
+    from jcs_viewer.pipeline.compare import Comparison
     from jcs_viewer.pipeline.result import StudyResult
+    from jcs_viewer.session.measurements import Measurement
 
 
 # --------------------------------------------------------------------------- public API
@@ -58,8 +62,8 @@ def write_report(
     review: Any = None,
     edited_mask: np.ndarray | None = None,
     notes: str = "",
-    measurements: Any = (),
-    comparison: Any = None,
+    measurements: Sequence[Measurement] = (),
+    comparison: Comparison | None = None,
 ) -> Path:
     """Write the annotated PDF report of one analysed study.
 

@@ -10,13 +10,17 @@ slices (Dice per volume).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+if TYPE_CHECKING:
+    from jcs_viewer.pipeline.engine import ProgressCallback
+    from jcs_viewer.pipeline.options import AnalysisOptions
 
-def evaluate_ctseg_stacks(ctseg_root: Path, split: str = "test", options: Any = None,
-                          progress: Any = None) -> dict[str, Any]:
+
+def evaluate_ctseg_stacks(ctseg_root: Path, split: str = "test", options: AnalysisOptions | None = None,
+                          progress: ProgressCallback | None = None) -> dict[str, Any]:
     """Lesion and lung Dice per CT-Seg volume group of ``split`` through :func:`jcs_viewer.pipeline.analyze`.
 
     Args:

@@ -18,11 +18,15 @@ from __future__ import annotations
 import csv
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from jcs_viewer.errors import StudyLoadError
+
+if TYPE_CHECKING:
+    from jcs_viewer.pipeline.engine import ProgressCallback
+    from jcs_viewer.pipeline.options import AnalysisOptions
 
 DECISIONS = ("positive", "negative", "not assessable")
 
@@ -106,14 +110,15 @@ def _dice(a: np.ndarray, b: np.ndarray) -> float:
     return 1.0 if denom == 0 else 2.0 * int((a & b).sum()) / denom
 
 
-def evaluate_studies(manifest: Path, options: Any = None, progress: Any = None) -> dict:
+def evaluate_studies(manifest: Path, options: AnalysisOptions | None = None,
+                     progress: ProgressCallback | None = None) -> dict:
     """One JSON-ready dict: per study figures and the overall sensitivity, specificity and lung Dice."""
     import SimpleITK as sitk
 
-    from jcs_viewer.report.bundle import analyze_and_write
     from jcs_viewer.errors import JCSError
     from jcs_viewer.pipeline import AnalysisOptions
     from jcs_viewer.pipeline.runner import load_models
+    from jcs_viewer.report.bundle import analyze_and_write
 
     rows = read_manifest(Path(manifest))
     options = options or AnalysisOptions()
