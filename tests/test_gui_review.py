@@ -94,7 +94,8 @@ def test_mask_fill_outline_and_lung_labels():
     assert (outline[..., 3] > 0).sum() == 24 - 8  # the 6x4 box minus its 4x2 interior
     labels = np.zeros((10, 10), np.uint8)
     labels[2:8, 1:5], labels[2:8, 5:9] = 1, 2
-    rgba = overlays.label_outline_rgba(labels, {1: (0, 0, 255), 2: (0, 255, 0)})
+    rgba = overlays.masks_rgba(labels.shape, None, labels, lesion_color=(255, 0, 0), lesion_alpha=1.0,
+                               lesion_outline=False, lung_colors={1: (0, 0, 255), 2: (0, 255, 0)}, lung_alpha=1.0)
     assert tuple(rgba[2, 2, :3]) == (0, 0, 255) and tuple(rgba[2, 6, :3]) == (0, 255, 0)
     assert rgba[4, 4, 3] == 255 and rgba[4, 5, 3] == 255  # where the two lungs touch, both outlined
     assert rgba[4, 3, 3] == 0

@@ -124,10 +124,19 @@ def test_reset_slice_and_accept_ai_are_undoable(layer):
 
 
 def test_sphere_brush_spans_slices(layer):
-    tools.paint_sphere(layer, (3, 32, 40), radius_mm=5.0, spacing_zyx=(2.0, 1.0, 1.0), value=1)
+    with layer.stroke("3-D brush"):
+        tools.paint_ball(layer, (3, 32, 40), radius_mm=5.0, spacing_zyx=(2.0, 1.0, 1.0), value=1)
     painted_slices = np.flatnonzero(layer.data.any(axis=(1, 2)))
     assert painted_slices.tolist() == [1, 2, 3, 4, 5]
+    assert layer.data[3].sum() > layer.data[1].sum() > 0  # the ball's sections shrink away from its centre
     assert layer.undo_labels() == ["3-D brush"]
+    # A range-limited ball paints only the allowed pixels of each slice it crosses, and stops at the volume's end.
+    allowed = np.zeros(layer.data.shape[1:], bool)
+    allowed[:, 45:] = True
+    with layer.stroke("3-D brush"):
+        tools.paint_ball(layer, (0, 32, 40), radius_mm=5.0, spacing_zyx=(2.0, 1.0, 1.0), value=2,
+                         allowed=lambda z: allowed)
+    assert (layer.data[0][:, :45] != 2).all() and (layer.data[0][:, 45:] == 2).any()
 
 
 def test_listener_gets_changed_z_range(layer):
@@ -243,10 +252,10 @@ def test_interpolation_between_two_drawn_slices_blends_their_shapes():
     # A lesion drawn on one slice only and an empty slice beyond: it tapers to nothing.
     layer = LabelLayer(data.copy())
     layer.replace_region((slice(8, 9), slice(None), slice(None)), np.zeros((1, 64, 64), np.uint8), "clear")
-    assert tools.interpolate_slices(layer, 2, 8)
+    assert tools.interpolate_between(layer, [2, 8], max_gap=5) == [(2, 8)]
     areas = [int(layer.data[z].sum()) for z in range(3, 8)]
     assert areas == sorted(areas, reverse=True) and areas[-1] == 0
-    assert not tools.interpolate_slices(LabelLayer(np.zeros((5, 8, 8), np.uint8)), 0, 4)  # nothing to blend
+    assert not tools.interpolate_between(LabelLayer(np.zeros((5, 8, 8), np.uint8)), [0, 4])  # nothing to blend
 
 
 def test_grow_region_stays_in_range_connected_and_inside_the_allowed_area():

@@ -243,9 +243,7 @@ class EditController(QObject):
             labels.paint_disk(z, (y, x), self.radius_px(), self._stroke_value, self._allowed(z))
             return
         spacing = (float(self.state.volume.spacing[0]), *self._spacing_yx())
-        for zz, radius in tools.ball_sections(z, self.radius_mm, spacing):
-            if 0 <= zz < labels.data.shape[0]:
-                labels.paint_disk(zz, (y, x), radius, self._stroke_value, self._allowed(zz))
+        tools.paint_ball(labels, (z, y, x), self.radius_mm, spacing, self._stroke_value, self._allowed)
 
     def stroke_polyline(self, points: list[tuple[float, float]], erase: bool = False) -> None:
         """One complete stroke through pixel ``points`` on the current slice (scripts and tests)."""

@@ -92,16 +92,6 @@ def mask_rgba(mask: np.ndarray, color: tuple[int, int, int], outline: bool = Fal
     return out
 
 
-def label_outline_rgba(labels: np.ndarray, colors: dict[int, tuple[int, int, int]]) -> np.ndarray:
-    """Outline each labelled region of a slice (e.g. right lung 1, left lung 2) in its colour."""
-    labels = np.asarray(labels)
-    out = np.zeros(labels.shape + (4,), dtype=np.uint8)
-    edge = boundary(labels)
-    for value, color in colors.items():
-        _paint(out, edge & (labels == value), color, 255)
-    return out
-
-
 def masks_rgba(shape: tuple[int, int], lesion: np.ndarray | None, lung: np.ndarray | None, *,
                lesion_color: tuple[int, int, int], lesion_alpha: float, lesion_outline: bool,
                lung_colors: dict[int, tuple[int, int, int]], lung_alpha: float) -> np.ndarray:

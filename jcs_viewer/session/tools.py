@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 
@@ -80,21 +81,20 @@ def reset_slice(layer: LabelLayer, z: int, ai_mask: np.ndarray) -> bool:
     return layer.replace_region((slice(z, z + 1), slice(None), slice(None)), values, "reset slice to AI")
 
 
-def paint_sphere(
+def paint_ball(
     layer: LabelLayer,
     center_zyx: tuple[float, float, float],
     radius_mm: float,
     spacing_zyx: tuple[float, float, float],
     value: int,
-    hu: np.ndarray | None = None,
-    hu_range: tuple[float, float] | None = None,
+    allowed: Callable[[int], np.ndarray | None] | None = None,
 ) -> None:
-    """3-D brush: paint a ball of ``radius_mm`` (one stroke across the slices it covers)."""
+    """One dab of the 3-D brush, inside the caller's stroke: a ball of ``radius_mm``, one disc on each slice it
+    crosses; ``allowed(z)`` gives the pixels a range-limited brush may paint on slice ``z`` (None: any)."""
     cz, cy, cx = center_zyx
-    with layer.stroke("3-D brush" if value else "3-D eraser"):
-        for z, radius_px in ball_sections(cz, radius_mm, spacing_zyx):
-            allowed = hu_allowed(hu[z], hu_range) if hu is not None and 0 <= z < hu.shape[0] else None
-            layer.paint_disk(z, (cy, cx), radius_px, value, allowed)
+    for z, radius_px in ball_sections(cz, radius_mm, spacing_zyx):
+        if 0 <= z < layer.data.shape[0]:
+            layer.paint_disk(z, (cy, cx), radius_px, value, None if allowed is None else allowed(z))
 
 
 def _signed_distance(mask: np.ndarray) -> np.ndarray:
@@ -123,12 +123,6 @@ def _interpolated(data: np.ndarray, z0: int, z1: int, value: int) -> np.ndarray 
         b = np.full_like(a, max(-float(a.min()), 1.0))
     steps = np.arange(1, z1 - z0, dtype=np.float32)[:, None, None] / (z1 - z0)
     return np.where((1 - steps) * a + steps * b < 0, value, 0).astype(np.uint8)
-
-
-def interpolate_slices(layer: LabelLayer, z0: int, z1: int, value: int = 1) -> bool:
-    """Fill the slices strictly between ``z0`` and ``z1`` by shape-based interpolation of their masks, as one undo
-    step; the two end slices stay as they are. Returns whether anything changed."""
-    return bool(interpolate_between(layer, [z0, z1], max_gap=abs(int(z1) - int(z0)), value=value))
 
 
 def interpolate_between(layer: LabelLayer, slices: list[int], max_gap: int = 20,
