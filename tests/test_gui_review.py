@@ -29,7 +29,6 @@ def test_review_progress_navigation_and_events():
     assert state.progress_text() == "2 of 3 reviewed"
     assert events == [(12, ReviewDecision.CONFIRMED), (30, ReviewDecision.REJECTED),
                       (40, ReviewDecision.CONFIRMED)]
-    assert state.next_unreviewed(12) == 5
     state.clear(30)
     assert state.decision(30) is None and state.reviewed == 1
     restored = ReviewState.from_dict(json.loads(json.dumps(state.to_dict())))

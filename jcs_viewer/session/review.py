@@ -145,11 +145,6 @@ class ReviewState:
             return inside[0]
         return before[-1] if before else runs[-1][0]
 
-    def next_unreviewed(self, z: int) -> int | None:
-        """First flagged slice after ``z`` (wrapping) without a decision, or None."""
-        order = [f for f in self.flagged if f > z] + [f for f in self.flagged if f <= z]
-        return next((f for f in order if f not in self._decisions), None)
-
     # --- persistence -------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         return {

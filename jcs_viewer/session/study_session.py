@@ -277,11 +277,6 @@ class StudySession:
         self._dirty = False
         return self.snapshot()
 
-    @property
-    def dirty(self) -> bool:
-        """Changed since the session file was last written."""
-        return self._dirty
-
     def restore(self, state: SessionState) -> None:
         """Bring back a saved session: edited mask (fresh undo history), review decisions, notes.
 
