@@ -31,7 +31,7 @@ from jcs_viewer.gui.screenshot_run import finish_screenshot_run, prepare_screens
 from jcs_viewer.gui.window_chrome import (WarningBanner, initial_size, install_menus, install_status_bar,
                                          is_text_input, progress_reading)
 from jcs_viewer.gui.workers import Analysed, OpenedStudy, SeriesChoice, TaskWorker
-from jcs_viewer.settings import SettingsStore
+from jcs_viewer.settings import Settings, SettingsStore
 
 if TYPE_CHECKING:
     from jcs_viewer.io.volume import Volume
@@ -213,13 +213,13 @@ class MainWindow(QMainWindow):
         dialog.saved.connect(self.apply_settings)
         dialog.exec()
 
-    def apply_settings(self, settings: Any) -> None:
+    def apply_settings(self, settings: Settings) -> None:
         """Take a saved :class:`jcs_viewer.settings.Settings` into use (the mouse at once, analysis options for
         the next run)."""
         self.auto_action.setChecked(settings.auto_analyze)
         self.state.mouse_scheme = settings.mouse_scheme
 
-    def analysis_options(self) -> Any:
+    def analysis_options(self) -> AnalysisOptions:
         """Options for the next run: the injected ones, else the reader's saved settings."""
         if self.options is not None:
             return self.options
