@@ -85,6 +85,32 @@ def test_include_lesions_adds_pleural_lesion_to_nearest_lung():
     assert (out[0, 8:10, 15:17] == 1).all() and (lungs[0, 8:10, 15:17] == 0).all()
 
 
+
+def test_a_lesion_continuing_past_the_lung_joins_it_whole_and_a_detached_one_does_not():
+    lungs = np.zeros((1, 30, 40), dtype=np.uint8)
+    lungs[0, 5:25, 2:15] = 1
+    lesion = np.zeros_like(lungs)
+    lesion[0, 10:20, 12:30] = 1  # starts in the right lung and runs 15 px past it (a consolidated lobe)
+    lesion[0, 2:4, 35:38] = 1  # touches no lung
+    out = include_lesions(lungs, lesion, (1.0, 1.0, 1.0), margin_mm=3.0)
+    assert (out[0, 10:20, 12:30] == 1).all()
+    assert (out[0, 2:4, 35:38] == 0).all()
+
+
+def test_components_touching_keeps_seeded_components_whole_and_honours_the_share():
+    from jcs_viewer.pipeline.morphology import components_touching
+
+    found = np.zeros((2, 12, 12), dtype=bool)
+    found[0, 1:3, 1:3] = True  # 4 px, 1 seeded
+    found[0, 6:8, 6:9] = True  # 6 px, 4 seeded
+    found[1, 1:3, 1:3] = True  # same place, next slice: slices are not joined
+    seeds = np.zeros_like(found)
+    seeds[0, 1, 1] = True
+    seeds[0, 6:8, 6:8] = True
+    assert components_touching(found, seeds).sum() == 10
+    kept = components_touching(found, seeds, min_share=0.5)
+    assert kept[0, 6:8, 6:9].all() and not kept[0, 1:3, 1:3].any() and not kept[1].any()
+
 @pytest.mark.slow
 def test_default_demo_study_dice():
     """Acceptance on the default demo study (128 x 512^2)."""

@@ -140,6 +140,32 @@ def test_two_lidc_slices_are_not_assessable(tmp_path):
     assert doc["decision"] == "not assessable"
 
 
+
+def test_consolidated_lower_lobes_of_an_8bit_slice_are_lesion_and_lung(tmp_path):
+    """MedSeg tr_im_0023 (both lower lobes consolidated, soft-tissue dense) read as a one-slice 8-bit stack: the
+    learned lungs miss the dense lobes, and the lesions were cut to them (Dice 0.28); a lesion mostly inside the
+    lungs is now kept whole and its lung counted with it."""
+    from jcs_viewer.train.images import read_mask
+
+    medseg = shared_data_path("medseg_covid19_ct100_jcs")
+    stack = tmp_path / "stack"
+    stack.mkdir()
+    (stack / "tr_im_0023.png").write_bytes((medseg / "tr_im" / "tr_im_0023.png").read_bytes())
+    doc = analyze(stack, tmp_path / "out")
+    arrays = np.load(tmp_path / "out" / "arrays.npz")
+    lesion, lung = arrays["lesion_mask"][0] > 0, arrays["lung_mask"][0] > 0
+    truth = read_mask(medseg / "tr_mask_new" / "tr_mask_0023.png") > 0
+    assert 2 * (lesion & truth).sum() / (lesion.sum() + truth.sum()) >= 0.40
+    assert (lesion & lung).sum() == lesion.sum()  # every lesion voxel is in the lungs it involves
+    assert doc["involvement_percent"]["total"] <= 100.0
+
+
+def test_false_lesions_beside_the_lungs_of_an_8bit_study_stay_out(tmp_path):
+    """The LIDC slices (no COVID; not HU): the 8-bit lesion net fires on fat beside the lungs (chest wall,
+    pericardium), mostly outside them: those components stay cut to the lungs, not taken in whole."""
+    doc = analyze(shared_data_path("real_ct_small", "lungmask_slices"), tmp_path)
+    assert doc["lesion_volume_ml"]["total"] <= 0.5, doc["lesion_volume_ml"]
+
 def test_lidc2_volume_not_hu_is_not_called_covid(tmp_path):
     """LIDC2 is stored in a soft-tissue window (0..255): its lungs are as black as the air around the chest."""
     doc = analyze(shared_data_path("lidc_chest_volume", "LIDC2.mha"), tmp_path)

@@ -26,7 +26,7 @@ lungs, are tried in that order and the first giving a plausible amount of lung i
 :func:`_search_dark_parameters`). Sealed lungs may break into pieces along z, so every large
 piece is kept and the union is split into right/left at the midline. This is an approximation:
 in a soft-tissue window, fat next to the lungs can be included. With the learned lungs, what they do
-not call lung is cut away.
+not call lung is cut away; lesions that continue past the lungs join them in :func:`include_lesions`.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from jcs_viewer.pipeline.morphology import bounding_box, close_xy, dilate_xy, fill_holes_xy
+from jcs_viewer.pipeline.morphology import bounding_box, close_xy, components_touching, dilate_xy, fill_holes_xy
 
 AIR_HU = -320
 MIN_LUNG_ML = 20.0
@@ -149,8 +149,6 @@ def _add_dense_lung(mask: np.ndarray, learned: np.ndarray, airways: np.ndarray |
     network's lung mask finds it. Only learned regions touching an aerated lung in the same slice
     count (a learned blob elsewhere, e.g. below the diaphragm, is not lung), and the airways stay out.
     """
-    import SimpleITK as sitk
-
     box = bounding_box(learned | (mask > 0), margin=1)
     if box is None:
         return
@@ -159,16 +157,9 @@ def _add_dense_lung(mask: np.ndarray, learned: np.ndarray, airways: np.ndarray |
         cand &= ~airways[box]
     if not cand.any():
         return
-    # In-plane components (zero slices in between stop connectivity along z): dense lung must touch
-    # aerated lung in its own slice, so a network false positive below the lung bases cannot creep in
-    # through the slices.
-    both = cand | (mask[box] > 0)
-    spaced = np.zeros((2 * both.shape[0] - 1,) + both.shape[1:], dtype=np.uint8)
-    spaced[::2] = both
-    comps = sitk.GetArrayFromImage(sitk.ConnectedComponent(sitk.GetImageFromArray(spaced), True))[::2]
-    touching = np.unique(comps[mask[box] > 0])
-    keep = cand & np.isin(comps, touching[touching > 0])
-    del comps
+    # In-plane components: dense lung must touch aerated lung in its own slice, so a network false positive
+    # below the lung bases cannot creep in through the slices.
+    keep = components_touching(cand, mask[box] > 0) & cand
     region = mask[box]
     for z in np.flatnonzero(keep.any(axis=(1, 2))):
         right_cols = np.flatnonzero((region[z] == RIGHT).any(axis=0))
@@ -348,10 +339,12 @@ def dark_threshold(image: np.ndarray) -> float:
 
 
 def include_lesions(lung_mask: np.ndarray, lesion_mask: np.ndarray, spacing, margin_mm: float = 10.0) -> np.ndarray:
-    """Add lesion voxels lying just outside the lungs (pleural consolidation) to the nearest lung.
+    """Add lesion voxels lying just outside the lungs (pleural consolidation) to the nearest lung, and the
+    lesions that continue from a lung beyond that margin (consolidated lung the lung mask missed), each voxel
+    to its side.
 
-    Only lesion voxels within ``margin_mm`` in-plane of a lung join it; the rest stay outside.
-    Returns a new mask; ``lung_mask`` is not modified.
+    Lesion voxels within ``margin_mm`` in-plane of a lung join it, and farther ones when their in-plane
+    component touches a lung; the rest stay outside. Returns a new mask; ``lung_mask`` is not modified.
     """
     out = lung_mask.copy()
     extra = lesion_mask.astype(bool) & (lung_mask == 0)
@@ -363,6 +356,8 @@ def include_lesions(lung_mask: np.ndarray, lesion_mask: np.ndarray, spacing, mar
         take = extra & near
         out[take] = lab
         extra &= ~take
+    if extra.any():
+        _add_dense_lung(out, extra, None)
     return out
 
 

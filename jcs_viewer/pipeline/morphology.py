@@ -81,3 +81,32 @@ def bounding_box(mask: np.ndarray, margin: int = 0) -> tuple[slice, slice, slice
         slice(max(int(ys.min()) - margin, 0), min(int(ys.max()) + 1 + margin, mask.shape[1])),
         slice(max(int(xs.min()) - margin, 0), min(int(xs.max()) + 1 + margin, mask.shape[2])),
     )
+
+
+def components_touching(candidates: np.ndarray, seeds: np.ndarray, min_share: float = 0.0) -> np.ndarray:
+    """The in-plane connected components of ``candidates`` (8-connected, each slice on its own) that hold a
+    ``seeds`` voxel, whole; seeds outside ``candidates`` join the components they touch.
+
+    ``min_share``: keep only the components (seeds included) of which at least this share is seeds.
+    """
+    import SimpleITK as sitk
+
+    candidates, seeds = np.asarray(candidates, dtype=bool), np.asarray(seeds, dtype=bool)
+    out = np.zeros(candidates.shape, dtype=bool)
+    box = bounding_box(candidates | seeds)
+    if box is None:
+        return out
+    crop = candidates[box] | seeds[box]
+    # Zero slices in between stop connectivity along z: each slice's components are its own.
+    spaced = np.zeros((2 * crop.shape[0] - 1,) + crop.shape[1:], dtype=np.uint8)
+    spaced[::2] = crop
+    image = sitk.ConnectedComponent(sitk.GetImageFromArray(spaced), True)
+    labels = sitk.GetArrayViewFromImage(image)[::2]  # a view: ``image`` must stay alive while it is used
+    n = int(labels.max()) + 1
+    size = np.bincount(labels.ravel(), minlength=n)
+    seeded = np.bincount(labels[seeds[box]], minlength=n)
+    keep = (seeded > 0) & (seeded >= min_share * size)
+    keep[0] = False
+    out[box] = keep[labels] & candidates[box]
+    del labels, image
+    return out

@@ -36,6 +36,8 @@ CAM_SIZE = (64, 64)
 LUNG_MARGIN_MM = 5.0
 #: The learned lungs already hold the lesions on the pleura: a thin margin only.
 LEARNED_LUNG_MARGIN_MM = 2.0
+#: an 8-bit stack's lesion at least this much inside the lungs (and margin) is kept whole beyond them.
+WHOLE_LESION_SHARE = 0.5
 _DEFAULT_BATCH = {("cpu", "cls"): 16, ("cpu", "seg"): 4, ("cuda", "cls"): 64, ("cuda", "seg"): 16,
                   ("cpu", "lung"): 8, ("cuda", "lung"): 32}
 _STEPS = {stage.name: stage for stage in ANALYSIS_STAGES}
@@ -174,6 +176,7 @@ class AnalysisRun:
         from jcs_viewer.models import inference_context
         from jcs_viewer.pipeline import lungs
         from jcs_viewer.pipeline.lesion_filter import lesion_gate
+        from jcs_viewer.pipeline.morphology import components_touching
         from jcs_viewer.pipeline.preprocess import lesion_probabilities, to_uint8
 
         options, image, engine = self.options, self.image, self.engine
@@ -203,7 +206,15 @@ class AnalysisRun:
         cut = int(round(options.lesion_cutoff * 255))
         self.lesion_mask = np.zeros(image.shape, dtype=np.uint8)
         if todo.size:
-            self.lesion_mask[todo] = (lesion_prob[todo] >= max(cut, 1)) & region[todo]
+            found = lesion_prob[todo] >= max(cut, 1)
+            inside = found & region[todo]
+            if not self.is_hu:
+                # An 8-bit stack's lungs are cut to what the learned lung net calls lung, and it misses
+                # consolidated lobes (MedSeg tr_im_0023: 76 % of the lesion outside): a lesion mostly inside the
+                # lungs that continues past them is kept whole; one mostly outside is tissue beside the lung
+                # (fat, chest wall: it stays cut). HU lungs take dense lung in by density (lungs.py).
+                inside |= components_touching(found, inside, min_share=WHOLE_LESION_SHARE)
+            self.lesion_mask[todo] = inside
 
     def decide(self) -> None:
         """Slice scores, flagged slices and the patient decision (or why the study cannot be assessed)."""
