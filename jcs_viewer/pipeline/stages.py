@@ -36,7 +36,7 @@ CAM_SIZE = (64, 64)
 LUNG_MARGIN_MM = 5.0
 #: The learned lungs already hold the lesions on the pleura: a thin margin only.
 LEARNED_LUNG_MARGIN_MM = 2.0
-#: an 8-bit stack's lesion at least this much inside the lungs (and margin) is kept whole beyond them.
+#: a lesion at least this much inside the lungs (and margin) is kept whole where it runs past them.
 WHOLE_LESION_SHARE = 0.5
 _DEFAULT_BATCH = {("cpu", "cls"): 16, ("cpu", "seg"): 4, ("cuda", "cls"): 64, ("cuda", "seg"): 16,
                   ("cpu", "lung"): 8, ("cuda", "lung"): 32}
@@ -192,29 +192,29 @@ class AnalysisRun:
         todo = np.flatnonzero(self.segmented)
         margin = LUNG_MARGIN_MM if self.models.lung_model is None else LEARNED_LUNG_MARGIN_MM
         region = lungs.restrict_region(self.lung_mask, self.volume.spacing, margin)
+        cut = max(int(round(options.lesion_cutoff * 255)), 1)
+        self.lesion_mask = lesion_mask = np.zeros(image.shape, dtype=np.uint8)
 
         def step(idx: list[int]) -> None:
-            if self.is_hu:  # lesions only where their density and shape can be (not normal lung, not vessels)
-                region[idx] &= lesion_gate(image[idx], self.pixel_mm)
+            # On HU studies lesions lie only where their density and shape can be (not normal lung, not vessels).
+            gate = lesion_gate(image[idx], self.pixel_mm) if self.is_hu else None
+            if gate is not None:
+                region[idx] &= gate
             with inference_context(engine.device, engine.amp):
                 out = lesion_probabilities(model, image[idx], entry, self.is_hu, engine.device, (height, width))
             lesion_prob[idx] = to_uint8(out[:, 0])
             if evidence is not None:
                 evidence[idx] = lesion_evidence(lesion_prob[idx], region[idx], self.pixel_mm)
+            found = lesion_prob[idx] >= cut
+            if gate is not None:
+                found &= gate
+            inside = found & region[idx]
+            # The lung mask misses lobes consolidated throughout (the learned lungs do; MedSeg tr_im_0023: 76 % of
+            # its lesion outside): a lesion mostly inside the lungs that runs past them is kept whole, one mostly
+            # outside is tissue beside the lungs (fat of the chest wall or pericardium) and stays cut.
+            lesion_mask[idx] = inside | components_touching(found, inside, min_share=WHOLE_LESION_SHARE)
 
         engine.run("segment", todo, self.batch_size("seg"), step, cpu_batch_size=_DEFAULT_BATCH[("cpu", "seg")])
-        cut = int(round(options.lesion_cutoff * 255))
-        self.lesion_mask = np.zeros(image.shape, dtype=np.uint8)
-        if todo.size:
-            found = lesion_prob[todo] >= max(cut, 1)
-            inside = found & region[todo]
-            if not self.is_hu:
-                # An 8-bit stack's lungs are cut to what the learned lung net calls lung, and it misses
-                # consolidated lobes (MedSeg tr_im_0023: 76 % of the lesion outside): a lesion mostly inside the
-                # lungs that continues past them is kept whole; one mostly outside is tissue beside the lung
-                # (fat, chest wall: it stays cut). HU lungs take dense lung in by density (lungs.py).
-                inside |= components_touching(found, inside, min_share=WHOLE_LESION_SHARE)
-            self.lesion_mask[todo] = inside
 
     def decide(self) -> None:
         """Slice scores, flagged slices and the patient decision (or why the study cannot be assessed)."""
