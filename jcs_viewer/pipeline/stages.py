@@ -193,7 +193,6 @@ class AnalysisRun:
         margin = LUNG_MARGIN_MM if self.models.lung_model is None else LEARNED_LUNG_MARGIN_MM
         region = lungs.restrict_region(self.lung_mask, self.volume.spacing, margin)
         cut = max(int(round(options.lesion_cutoff * 255)), 1)
-        self.lesion_mask = lesion_mask = np.zeros(image.shape, dtype=np.uint8)
 
         def step(idx: list[int]) -> None:
             # On HU studies lesions lie only where their density and shape can be (not normal lung, not vessels).
@@ -212,9 +211,14 @@ class AnalysisRun:
             # The lung mask misses lobes consolidated throughout (the learned lungs do; MedSeg tr_im_0023: 76 % of
             # its lesion outside): a lesion mostly inside the lungs that runs past them is kept whole, one mostly
             # outside is tissue beside the lungs (fat of the chest wall or pericardium) and stays cut.
-            lesion_mask[idx] = inside | components_touching(found, inside, min_share=WHOLE_LESION_SHARE)
+            # Read, these slices of ``region`` hold their lesions: no second whole-volume array at this stage's peak.
+            region[idx] = inside | components_touching(found, inside, min_share=WHOLE_LESION_SHARE)
 
         engine.run("segment", todo, self.batch_size("seg"), step, cpu_batch_size=_DEFAULT_BATCH[("cpu", "seg")])
+        not_read = np.ones(n, dtype=bool)
+        not_read[todo] = False
+        region[not_read] = False
+        self.lesion_mask = region.view(np.uint8)
 
     def decide(self) -> None:
         """Slice scores, flagged slices and the patient decision (or why the study cannot be assessed)."""
