@@ -63,3 +63,16 @@ def test_evaluate_lungs_on_held_out_ct_seg_volumes(capsys):
     assert len(doc["per_volume_group"]) == 2
     for group in doc["per_volume_group"].values():
         assert group["dice_pooled"] >= 0.95  # a volume's lung Dice
+
+
+def test_medseg_slices_read_as_one_slice_stacks(capsys):
+    """``evaluate stacks --dataset medseg``: each MedSeg slice of the split through the whole analysis, its lesion
+    Dice and the net that read it; the whole-data split is CT-Seg's only, said in one sentence."""
+    shared_data_path("medseg_covid19_ct100_jcs")
+    assert main(["evaluate", "stacks", "--dataset", "medseg", "--split", "val", "--device", "cpu"]) == 0
+    doc = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert [row["slice"] for row in doc["slices"]] == [f"tr_im_{i:04d}.png" for i in range(40, 48)]
+    assert all(0.0 <= row["lesion_dice"] <= 1.0 and row["seg_weights"] for row in doc["slices"])
+    assert doc["mean_lesion_dice"] == pytest.approx(sum(r["lesion_dice"] for r in doc["slices"]) / 8, abs=1e-4)
+    assert main(["evaluate", "stacks", "--dataset", "medseg", "--split", "all"]) != 0
+    assert "--split all reads the CT-Seg volume groups" in capsys.readouterr().err

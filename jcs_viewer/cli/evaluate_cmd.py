@@ -66,9 +66,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     studies.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="inference device")
     studies.add_argument("--seg-weights", help="segmentation weights (default: the default)")
     stacks = sub.add_parser("stacks", help="the whole analysis on COVID-19-CT-Seg volume groups read as 8-bit slice "
-                                           "stacks: lesion and lung Dice per volume")
+                                           "stacks: lesion and lung Dice per volume (--dataset medseg: each MedSeg "
+                                           "slice read as a one-slice stack, lesion Dice per slice)")
     stacks.add_argument("--split", choices=("train", "val", "test", "all"), default="test",
-                        help="CT-Seg volume groups (test: the held-out ones)")
+                        help="CT-Seg volume groups or MedSeg slices (test: the held-out ones; all: CT-Seg only)")
+    stacks.add_argument("--dataset", choices=("ctseg", "medseg"), default="ctseg", help="the slices read (ctseg)")
     stacks.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="inference device")
     stacks.add_argument("--seg-weights", help="segmentation weights (default: the default for 8-bit studies)")
     for p in (seg, lungs, cls, twins, cam, phantom, studies, stacks):
@@ -111,6 +113,14 @@ def run(args: argparse.Namespace) -> int:
         from jcs_viewer.train.ctseg_train import CTSEG_FOLDER
 
         options = AnalysisOptions(device=args.device, cls_weights=args.weights, seg_weights=args.seg_weights)
+        if args.dataset == "medseg":
+            from jcs_viewer.train.ctseg_stacks import evaluate_medseg_slices
+            from jcs_viewer.train.ctseg_train import MEDSEG_FOLDER
+
+            if args.split == "all":
+                raise UserError("--split all reads the CT-Seg volume groups; give MedSeg a split (train, val, test).")
+            print(json.dumps(evaluate_medseg_slices(root / MEDSEG_FOLDER, args.split, options)))
+            return 0
         print(json.dumps(evaluate_ctseg_stacks(root / CTSEG_FOLDER, args.split, options)))
         return 0
     if args.task == "phantom":

@@ -4,7 +4,8 @@
 reader gets: each volume group of a split is loaded as a folder of PNG slices would be (8-bit grey levels,
 not HU), analysed end to end (learned lungs, the lesion network chosen for 8-bit studies, lesions kept inside
 the lungs), and the lesion and lung masks are compared with the radiologists' masks, pooled over the group's
-slices (Dice per volume).
+slices (Dice per volume). :func:`evaluate_medseg_slices` does the same for MedSeg's slices, each read as a
+one-slice stack (Dice per slice, as ``evaluate seg`` averages it).
 """
 
 from __future__ import annotations
@@ -67,3 +68,30 @@ def evaluate_ctseg_stacks(ctseg_root: Path, split: str = "test", options: Analys
         return round(float(np.mean([r[key] for r in rows])), 4) if rows else None
     return {"task": "ctseg_stacks", "split": split, "volumes": rows,
             "mean_lesion_dice": mean("lesion_dice"), "mean_lung_dice": mean("lung_dice")}
+
+
+def evaluate_medseg_slices(medseg_root: Path, split: str = "test", options: AnalysisOptions | None = None,
+                           progress: ProgressCallback | None = None) -> dict[str, Any]:
+    """Lesion Dice per MedSeg slice of ``split`` through :func:`jcs_viewer.pipeline.analyze`, each slice read as
+    a one-slice 8-bit stack (a single slice is not assessable, but its lungs and lesions are found).
+
+    Returns:
+        JSON-ready dict: per slice lesion Dice and the lesion network used; the mean over slices.
+    """
+    from jcs_viewer.io.image_stack import load_image_stack
+    from jcs_viewer.pipeline import AnalysisOptions, analyze
+    from jcs_viewer.pipeline.runner import load_models
+    from jcs_viewer.train.datasets import medseg_pairs
+    from jcs_viewer.train.images import read_mask
+    from jcs_viewer.train.metrics import dice
+
+    options = options or AnalysisOptions()
+    models = load_models(options)
+    rows = []
+    for image, mask in medseg_pairs(Path(medseg_root), split):
+        result = analyze(load_image_stack([image]), options, progress=progress, models=models)
+        rows.append({"slice": image.name,
+                     "lesion_dice": round(dice(result.lesion_mask[0] > 0, read_mask(mask) > 0), 4),
+                     "seg_weights": result.models["seg"]["name"]})
+    mean = round(float(np.mean([r["lesion_dice"] for r in rows])), 4) if rows else None
+    return {"task": "medseg_stacks", "split": split, "slices": rows, "mean_lesion_dice": mean}

@@ -89,6 +89,13 @@ def run_check(task: str, check: str, name: str, data_root: Path) -> dict:
 
         return stacks_figures(evaluate_ctseg_stacks(data_root / CTSEG_FOLDER, "test",
                                                     AnalysisOptions(device="cpu", seg_weights=name)))
+    elif check == "medseg_stacks_test":
+        from jcs_viewer.pipeline import AnalysisOptions
+        from jcs_viewer.train.ctseg_stacks import evaluate_medseg_slices
+
+        slices = evaluate_medseg_slices(data_root / MEDSEG_FOLDER, "test",
+                                        AnalysisOptions(device="cpu", seg_weights=name))
+        return {"mean_lesion_dice": slices["mean_lesion_dice"], "n": len(slices["slices"])}
     else:
         raise ValueError(f"unknown check {check!r}")
     return {k: (round(result[k], 4) if isinstance(result[k], float) else result[k]) for k in CHECK_KEYS[(task, check)]}
@@ -323,7 +330,9 @@ def ship_pretrained(task: str, run_dir: Path, name: str, weights_dir: Path | Non
                      + name + "; ctseg_test: jcs-viewer evaluate seg --dataset ctseg --split test --weights " + name
                      + "; demo_phantom: jcs-viewer evaluate phantom --model seg --weights " + name
                      + "; ctseg_stacks_test (the whole analysis on the held-out groups read as 8-bit stacks): "
-                       "jcs-viewer evaluate stacks --split test --seg-weights " + name),
+                       "jcs-viewer evaluate stacks --split test --seg-weights " + name
+                     + "; medseg_stacks_test (the whole analysis on each MedSeg test slice read as a one-slice "
+                       "8-bit stack): jcs-viewer evaluate stacks --dataset medseg --split test --seg-weights " + name),
     )
     add_manifest_entry(entry, weights_dir)
     keys = ("dice", "dice_pooled", "n")
@@ -344,6 +353,7 @@ def ship_pretrained(task: str, run_dir: Path, name: str, weights_dir: Path | Non
         metrics["ctseg_test"]["per_volume_group"] = ct.get("per_volume_group", {})
         metrics["demo_phantom"] = run_check("seg", "demo_phantom", name, data)
         metrics["ctseg_stacks_test"] = run_check("seg", "ctseg_stacks_test", name, data)
+        metrics["medseg_stacks_test"] = run_check("seg", "medseg_stacks_test", name, data)
     final = dataclasses.replace(entry, metrics=metrics)
     add_manifest_entry(final, weights_dir)
     return final.to_json()
