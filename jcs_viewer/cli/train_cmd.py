@@ -66,7 +66,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="cls: also keep the mean of the weights of every epoch from EPOCH (0-based) on "
                              "(stochastic weight averaging, average.safetensors; finalize weighs it)")
     parser.add_argument("--densify", type=float, default=0.0, metavar="F",
-                        help="seg: with probability F a slice's lesions are drawn soft-tissue dense "
+                        help="seg, lungs: with probability F a slice's lesions are drawn soft-tissue dense "
                              "(consolidation), the mask unchanged (0: off)")
 
 
@@ -138,8 +138,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--init: {opts.init} is not a file.")
     if opts.crop is not None and not 32 <= opts.crop <= opts.size:
         raise UserError(f"--crop must be between 32 and --size ({opts.size}).")
-    if opts.densify and (args.task != "seg" or not 0.0 < opts.densify <= 1.0):
-        raise UserError("--densify is for seg runs only, a probability above 0 up to 1.")
+    if opts.densify and (args.task not in ("seg", "lungs") or not 0.0 < opts.densify <= 1.0):
+        raise UserError("--densify is for seg and lungs runs only, a probability above 0 up to 1.")
     if not 0.0 <= opts.medseg_twins < 1.0:
         raise UserError("--medseg-twins must be a fraction from 0 up to (not including) 1.")
     opts.command = command_line(args.task, opts, explicit_data=args.data is not None)

@@ -39,7 +39,7 @@ class TrainOptions:
     cam_weight: float = 0.0  # cls: weight of the loss that puts the Grad-CAM map on the crops' lesions
     lung_crop: bool = False  # cls: train and validate on the square around each image's lungs
     average_from: int | None = None  # cls: average the weights of every epoch from this one on (SWA)
-    densify: float = 0.0  # seg: probability that a slice's lesions are rendered as consolidation
+    densify: float = 0.0  # seg, lungs: probability that a slice's lesions are rendered as consolidation
     command: str = ""  # the full ``jcs-viewer train`` command line that reproduces this run
 
 

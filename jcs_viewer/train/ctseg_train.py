@@ -174,7 +174,8 @@ def rewindow_clahe(grey: np.ndarray, gen: np.random.Generator, fraction: float =
 
 
 def training_sets(opts: TrainOptions, target: str):
-    """(train images, train masks, twins or None, validation parts {name: (images, masks)}, data hashes)."""
+    """(train images, train masks, twins or None, validation parts {name: (images, masks)}, data hashes, the train
+    images' lesion masks or None): lung training with ``densify`` gets the lesions it draws as consolidation."""
     from jcs_viewer.train.datasets import medseg_pairs
 
     root = Path(opts.data)
@@ -199,6 +200,12 @@ def training_sets(opts: TrainOptions, target: str):
         files["val"] += [p for pair in mva for p in pair]
         if opts.medseg_twins > 0:
             twins = (_medseg_twins(medseg, opts.size), len(x) - len(mx) * repeat, len(mx), repeat)
+    lesions = None
+    if target == "lungs" and opts.densify:
+        # The lung masks hold the lesions: drawn dense, consolidated lung stays lung for the net.
+        lesion_pairs = [(image, ctseg / "lesions" / image.name) for image, _ in tr]
+        lesions = load_pairs(lesion_pairs, opts.size)[1]
+        files["train"] += [mask for _, mask in lesion_pairs]
     if target == "lungs":
         vx, vy, vfiles = volume_slices(root, opts.size)
         if len(vx):
@@ -206,8 +213,10 @@ def training_sets(opts: TrainOptions, target: str):
             repeat = max(1, len(x) // (3 * len(vx)))
             x, y = np.concatenate([x] + [vx] * repeat), np.concatenate([y] + [vy] * repeat)
             files["train"] += vfiles
+            if lesions is not None:  # the whole volumes hold no lesion
+                lesions = np.concatenate([lesions, np.zeros((len(vx) * repeat,) + vx.shape[1:], lesions.dtype)])
     hashes = {k: hash_files(v, root) for k, v in files.items()}
-    return x, y, twins, val, hashes
+    return x, y, twins, val, hashes, lesions
 
 
 def train_ctseg(opts: TrainOptions, target: str) -> dict:
@@ -227,7 +236,7 @@ def train_ctseg(opts: TrainOptions, target: str) -> dict:
     seed_everything(opts.seed)
     out = Path(opts.out)
     out.mkdir(parents=True, exist_ok=True)
-    train_x, train_y, twins, val, hashes = training_sets(opts, target)
+    train_x, train_y, twins, val, hashes, train_lesions = training_sets(opts, target)
     if opts.init is not None:
         hashes["init"] = sha256_file(Path(opts.init))
     log = RunLog(opts, "lung" if target == "lungs" else "seg", hashes)
@@ -245,6 +254,7 @@ def train_ctseg(opts: TrainOptions, target: str) -> dict:
                         scale=(0.7, 1.6) if target == "lungs" else (0.8, 1.25))
     images = torch.from_numpy(train_x).float().div_(255.0).unsqueeze(1)
     masks = torch.from_numpy(train_y).float().unsqueeze(1)
+    lesion_masks = None if train_lesions is None else torch.from_numpy(train_lesions).float().unsqueeze(1)
     twin_images = None if twins is None else torch.from_numpy(twins[0]).float().div_(255.0).unsqueeze(1)
     steps, best = TrainingSteps(opts, len(images), opts.batch, gen, f"train {target}"), -1.0
     for epoch in range(opts.epochs):
@@ -263,9 +273,15 @@ def train_ctseg(opts: TrainOptions, target: str) -> dict:
                     xb, yb = xb.clone(), yb.clone()
                     xb[swap] = twin_images[(idx[swap] - first) % count]
                     yb[swap] = 0.0
-            x, y = random_affine(xb, opts.size, aug, gen, mask=yb, crop=opts.crop)
-            if opts.densify:
-                x = densify_lesions(x, y, opts.densify, gen)
+            if lesion_masks is not None:  # lungs: warp the lesions with the lung mask, draw them dense, learn lung
+                x, both = random_affine(xb, opts.size, aug, gen, mask=torch.cat([yb, lesion_masks[idx]], 1),
+                                        crop=opts.crop)
+                y = both[:, :1]
+                x = densify_lesions(x, both[:, 1:], opts.densify, gen)
+            else:
+                x, y = random_affine(xb, opts.size, aug, gen, mask=yb, crop=opts.crop)
+                if opts.densify:
+                    x = densify_lesions(x, y, opts.densify, gen)
             x = _normalise(jitter_intensity(x, aug, gen), LITE_MEAN, LITE_STD)
             x = x.contiguous(memory_format=torch.channels_last)
             lr = steps.set_lr(optim)

@@ -316,7 +316,7 @@ def ship_pretrained(task: str, run_dir: Path, name: str, weights_dir: Path | Non
                        "thorax real_ct_small/chest_imaging_platform/ct-64.nrrd with its wholeLung mask (all 79 "
                        "slices, so its lung Dice is a training figure); the slices of lidc_chest_volume/LIDC2.mha "
                        "without lung as negatives (upper abdomen); random re-windowing before CLAHE"
-                       if task == "lung"
+                       + _densify_text(opts) if task == "lung"
                        else "covid19_ct_seg20_slices infection masks (training groups, CLAHE slices as they are) + "
                             "medseg_covid19_ct100_jcs training slices (lung window as they are), repeated to weigh "
                             "about half as much as CT-Seg"
