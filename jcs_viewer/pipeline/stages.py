@@ -211,7 +211,8 @@ class AnalysisRun:
             # The lung mask misses lobes consolidated throughout (the learned lungs do; MedSeg tr_im_0023: 76 % of
             # its lesion outside): a lesion mostly inside the lungs that runs past them is kept whole, one mostly
             # outside is tissue beside the lungs (fat of the chest wall or pericardium) and stays cut.
-            # Read, these slices of ``region`` hold their lesions: no second whole-volume array at this stage's peak.
+            # Read, these slices of ``region`` hold their lesions: no second whole-volume array at this stage's peak
+            # (last in the step: a batch retried after a GPU out-of-memory error never got here).
             region[idx] = inside | components_touching(found, inside, min_share=WHOLE_LESION_SHARE)
 
         engine.run("segment", todo, self.batch_size("seg"), step, cpu_batch_size=_DEFAULT_BATCH[("cpu", "seg")])
