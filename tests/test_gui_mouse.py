@@ -95,9 +95,10 @@ def test_reading_room_is_the_default_left_window_middle_pan_right_zoom(make_wind
         before = _view_state(window)
         _drag(window.slice_view, button)
         seen[name] = _changes(before, _view_state(window))
-    assert seen["left"] == {"window": True, "pan": False, "zoom": False}
-    assert seen["middle"]["pan"] and not seen["middle"]["window"] and not seen["middle"]["zoom"]
-    assert seen["right"]["zoom"] and not seen["right"]["window"]
+    # On failure, say what each drag changed (a right-drag zoom that did not register was seen once under CI).
+    assert seen["left"] == {"window": True, "pan": False, "zoom": False}, seen
+    assert seen["middle"]["pan"] and not seen["middle"]["window"] and not seen["middle"]["zoom"], seen
+    assert seen["right"]["zoom"] and not seen["right"]["window"], seen
     assert window.state.preset == "custom"  # the left drag left the lung preset
 
 
