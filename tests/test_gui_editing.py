@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 pytest.importorskip("pytestqt")
+import pyqtgraph as pg  # noqa: E402
 from PySide6.QtCore import QEvent, QPoint, QPointF, Qt  # noqa: E402
 
 from jcs_viewer.settings import SettingsStore  # noqa: E402
@@ -73,12 +74,14 @@ def view_point(window, x: float, y: float) -> QPoint:
 def drag(qtbot, window, points, button=Qt.MouseButton.LeftButton, mods=Qt.KeyboardModifier.NoModifier):
     viewport = window.slice_view.viewport()
     pts = [view_point(window, x, y) for x, y in points]
+    # pyqtgraph drops moves sooner than 1/mouseRateLimit s after the last one it took: space them as a hand does.
+    gap_ms = int(1500 / max(1.0, float(pg.getConfigOption("mouseRateLimit"))))
     QTest.mousePress(viewport, button, mods, pts[0])
     for p in pts[1:]:  # moves carry the held button and modifiers, as a real mouse's do
+        qtbot.wait(gap_ms)
         move = QMouseEvent(QEvent.Type.MouseMove, QPointF(p), QPointF(viewport.mapToGlobal(p)),
                            Qt.MouseButton.NoButton, button, mods)
         QApplication.sendEvent(viewport, move)
-        qtbot.wait(5)
     QTest.mouseRelease(viewport, button, mods, pts[-1])
 
 
