@@ -159,7 +159,7 @@ def _add_dense_lung(mask: np.ndarray, learned: np.ndarray, airways: np.ndarray |
         return
     # In-plane components: dense lung must touch aerated lung in its own slice, so a network false positive
     # below the lung bases cannot creep in through the slices.
-    keep = components_touching(cand, mask[box] > 0) & cand
+    keep = components_touching(cand, mask[box] > 0)
     region = mask[box]
     for z in np.flatnonzero(keep.any(axis=(1, 2))):
         right_cols = np.flatnonzero((region[z] == RIGHT).any(axis=0))

@@ -57,14 +57,22 @@ def load_pairs(pairs: list[tuple[Path, Path]], size: int, to_ctseg: bool = False
     """uint8 images and 0/1 masks at ``size``; ``to_ctseg`` applies the CT-Seg transform to the images."""
     from jcs_viewer.pipeline.intensity import ctseg_clahe
     from jcs_viewer.train.datasets import _resize_u8
-    from jcs_viewer.train.images import read_grey, read_mask
+    from jcs_viewer.train.images import read_grey
 
     if to_ctseg:
         images = np.concatenate([ctseg_clahe(read_grey(a)[None], is_hu=False, size=size) for a, _ in pairs])
     else:
         images = np.stack([_resize_u8(read_grey(a), size) for a, _ in pairs])
-    masks = np.stack([_resize_u8(read_mask(b).astype(np.uint8), size, nearest=True) for _, b in pairs])
-    return images, (masks > 0).astype(np.uint8)
+    return images, load_masks([b for _, b in pairs], size)
+
+
+def load_masks(paths: list[Path], size: int) -> np.ndarray:
+    """0/1 ``uint8`` masks at ``size`` (nearest)."""
+    from jcs_viewer.train.datasets import _resize_u8
+    from jcs_viewer.train.images import read_mask
+
+    masks = np.stack([_resize_u8(read_mask(p).astype(np.uint8), size, nearest=True) for p in paths])
+    return (masks > 0).astype(np.uint8)
 
 
 def to_input(images: np.ndarray):
@@ -203,9 +211,9 @@ def training_sets(opts: TrainOptions, target: str):
     lesions = None
     if target == "lungs" and opts.densify:
         # The lung masks hold the lesions: drawn dense, consolidated lung stays lung for the net.
-        lesion_pairs = [(image, ctseg / "lesions" / image.name) for image, _ in tr]
-        lesions = load_pairs(lesion_pairs, opts.size)[1]
-        files["train"] += [mask for _, mask in lesion_pairs]
+        lesion_files = [ctseg / "lesions" / image.name for image, _ in tr]
+        lesions = load_masks(lesion_files, opts.size)
+        files["train"] += lesion_files
     if target == "lungs":
         vx, vy, vfiles = volume_slices(root, opts.size)
         if len(vx):
