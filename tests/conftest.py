@@ -43,14 +43,24 @@ def shared_data_path(*parts: str) -> Path:
     return path
 
 
-#: The longest modules (the real-data reproductions of the shipped figures).
-LONGEST_MODULES = frozenset({"test_train_weights.py", "test_train_weights_cls.py"})
+#: The longest modules, longest first (seconds of a run on the 2-core machine, ``--durations=0`` summed per module).
+LONGEST_MODULES = ("test_batch.py", "test_train_weights.py", "test_train_smoke.py", "test_real_studies.py",
+                   "test_gui_xvfb.py", "test_compare.py", "test_analyze_report.py", "test_pacs_results.py",
+                   "test_fuzz_dicom.py", "test_gui_editing.py", "test_wheel.py")
+
+
+def pytest_configure(config):
+    # pytest-xdist's --dist loadfile hands out whole modules, by default those with the most tests first; the
+    # longest first instead (below) keeps both workers busy to the end: none starts a long module when the
+    # other is nearly done.
+    if hasattr(config.option, "loadscopereorder"):
+        config.option.loadscopereorder = False
 
 
 def pytest_collection_modifyitems(config, items):
-    """The longest modules first: under pytest-xdist (``--dist loadfile``: each module whole on one worker, its
-    module fixtures made once) each worker starts with one, none with one when the rest is done."""
-    items.sort(key=lambda item: item.path.name not in LONGEST_MODULES)  # stable: collection order otherwise
+    """The longest modules first, in :data:`LONGEST_MODULES` order (the rest keep their collection order)."""
+    rank = {name: k for k, name in enumerate(LONGEST_MODULES)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable
 
 
 @pytest.fixture

@@ -72,6 +72,12 @@ def test_manifest_round_trip_load_and_tamper(weights_dir):
     assert [e.name for e in list_weights("seg")] == ["seg-test", "seg-test2"]
     assert default_weights("cls").name == "cls-test"
     assert default_weights("seg").name == "seg-test2"  # a new default replaces the old one
+    quick = {"medseg": {"dice": 0.7062329860390827}}
+    add_manifest_entry(_entry("seg-test", "jcs_seg_lite", "seg.safetensors", sha_s, "seg", quick_check=quick),
+                       weights_dir)  # replaced (the quick figures recorded): it keeps its place
+    assert [r["name"] for r in json.loads((weights_dir / "manifest.json").read_text())["weights"]] == [
+        "cls-test", "seg-test", "seg-test2"]
+    assert get_weights("seg-test").quick_check == quick and get_weights("seg-test2").quick_check == {}
     entry = get_weights("cls-test")
     assert entry.window == (-600.0, 1500.0) and entry.mean == (0.485, 0.456, 0.406) and entry.seed == 0
 

@@ -55,10 +55,34 @@ def test_shipped_weights_match_sha256_and_load(entry):
             assert logits.shape == (1, 2) and attrs.shape == (1, 5)
 
 
+@pytest.mark.parametrize("entry", _our_entries(), ids=lambda e: e["name"])
+def test_quick_check_reproduces_the_recorded_figures(entry, shared_data):
+    """Each shipped net read on a few named held-out images (and a short phantom) through the ``jcs-viewer
+    evaluate`` code gives the unrounded figures ``ship`` recorded beside its full ones: a change in how a net
+    reads its images (intensity, sides, lung squares, mirror, the whole analysis' lung and lesion rules) fails
+    here in seconds. ``python -m jcs_viewer.train.quick_check NAME`` records them anew after a deliberate change,
+    once the full figures (``pytest -m figures``) are reproduced or re-measured."""
+    from jcs_viewer.train.quick_check import TOLERANCE, quick_check
+
+    recorded = entry.get("quick_check")
+    assert recorded, f"{entry['name']} has no quick_check: python -m jcs_viewer.train.quick_check {entry['name']}"
+    again = quick_check(entry["name"], shared_data("medseg_covid19_ct100_jcs").parent)
+    assert again.keys() == recorded.keys()
+    for check, figures in recorded.items():
+        assert again[check].keys() == figures.keys(), check
+        for key, value in figures.items():
+            assert again[check][key] == pytest.approx(value, rel=TOLERANCE, abs=TOLERANCE), f"{check}.{key}"
+
+
 @pytest.mark.parametrize("entry", [e for e in _our_entries() if e["task"] != "cls"], ids=lambda e: e["name"])
+@pytest.mark.figures
+@pytest.mark.slow
 def test_evaluate_reproduces_manifest_metrics(entry, shared_data, capsys):
     """``jcs-viewer evaluate ... --split test`` gives every manifest metric of the lesion and lung nets within
-    ±0.5 points (the classifier's: ``test_train_weights_cls.py``)."""
+    ±0.5 points (the classifier's: ``test_train_weights_cls.py``). The whole held-out sets through every shipped
+    net take minutes (about 190 s of CPU on this project's 2-core machine): this is the release check (``pytest -m
+    figures``; ``ship`` measures the same figures), not the default run, which reads a few named images of the same
+    sets through the same code (``test_quick_check_reproduces_the_recorded_figures``)."""
     reproduce_manifest_metrics(entry, shared_data, capsys)
 
 

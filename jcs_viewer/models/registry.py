@@ -106,6 +106,8 @@ class WeightsEntry:
             ``"mixed"`` (trained on lung-window and CT-Seg CLAHE slices as they are; HU studies are
             windowed with ``window``).
         licence, provenance, training_data, split, command, seed, metrics, description: the recipe.
+        quick_check: the net's unrounded figures on a few named held-out images
+            (:mod:`jcs_viewer.train.quick_check`), reproduced by the default test run.
         default: picked by :func:`default_weights` for its task.
         default_grey: picked first by ``default_weights(task, grey=True)``: the weights for studies whose
             intensities are 8-bit grey levels rather than HU (slice stacks of another tool's making, in a
@@ -135,6 +137,7 @@ class WeightsEntry:
     command: str = ""
     seed: int | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
+    quick_check: dict[str, Any] = field(default_factory=dict)
     description: str = ""
     default: bool = False
     default_grey: bool = False
@@ -152,7 +155,7 @@ class WeightsEntry:
         d.pop("root")
         for k in ("mean", "std", "window", "test_sizes"):
             d[k] = list(d[k]) if d[k] is not None else None
-        for k in ("test_sizes", "test_mirror", "crop"):
+        for k in ("test_sizes", "test_mirror", "crop", "quick_check"):
             if not d[k]:
                 d.pop(k)
         return d
@@ -434,13 +437,18 @@ def add_manifest_entry(entry: WeightsEntry, folder: str | Path | None = None) ->
     data: dict[str, Any] = {"schema_version": SCHEMA_VERSION, "weights": []}
     if path.is_file():
         data = json.loads(path.read_text(encoding="utf-8"))
-    records = [r for r in data.get("weights", []) if r.get("name") != entry.name]
+    records = list(data.get("weights", []))
     for flag in ("default", "default_grey"):
         if getattr(entry, flag):
             for r in records:
                 if r.get("task") == entry.task:
                     r[flag] = False
-    records.append(entry.to_json())
+    # A replaced entry keeps its place; a new one goes last.
+    at = next((k for k, r in enumerate(records) if r.get("name") == entry.name), None)
+    if at is None:
+        records.append(entry.to_json())
+    else:
+        records[at] = entry.to_json()
     data["weights"] = records
     data["schema_version"] = SCHEMA_VERSION
     return atomic_write_text(path, json.dumps(data, indent=2) + "\n")

@@ -71,9 +71,10 @@ def evaluate_ctseg_stacks(ctseg_root: Path, split: str = "test", options: Analys
 
 
 def evaluate_medseg_slices(medseg_root: Path, split: str = "test", options: AnalysisOptions | None = None,
-                           progress: ProgressCallback | None = None) -> dict[str, Any]:
-    """Lesion Dice per MedSeg slice of ``split`` through :func:`jcs_viewer.pipeline.analyze`, each slice read as
-    a one-slice 8-bit stack (a single slice is not assessable, but its lungs and lesions are found).
+                           progress: ProgressCallback | None = None, every: int = 1) -> dict[str, Any]:
+    """Lesion Dice per MedSeg slice of ``split`` (every ``every``-th) through :func:`jcs_viewer.pipeline.analyze`,
+    each slice read as a one-slice 8-bit stack (a single slice is not assessable, but its lungs and lesions are
+    found).
 
     Returns:
         JSON-ready dict: per slice lesion Dice and the lesion network used; the mean over slices.
@@ -88,7 +89,7 @@ def evaluate_medseg_slices(medseg_root: Path, split: str = "test", options: Anal
     options = options or AnalysisOptions()
     models = load_models(options)
     rows = []
-    for image, mask in medseg_pairs(Path(medseg_root), split):
+    for image, mask in medseg_pairs(Path(medseg_root), split)[::every]:
         result = analyze(load_image_stack([image]), options, progress=progress, models=models)
         rows.append({"slice": image.name,
                      "lesion_dice": round(dice(result.lesion_mask[0] > 0, read_mask(mask) > 0), 4),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -16,6 +17,9 @@ from jcs_viewer.errors import StudyLoadError
 from jcs_viewer.train.ctseg_train import CTSEG_FOLDER, MEDSEG_FOLDER
 from jcs_viewer.train.datasets import IMAGE_SUFFIXES, folder_items
 from jcs_viewer.train.images import read_grey, read_mask
+
+if TYPE_CHECKING:
+    from jcs_viewer.models.registry import WeightsEntry
 
 
 def _images_in(folder: Path) -> list[Path]:
@@ -247,6 +251,21 @@ def evaluate_cls(covid_dir: Path, noncovid_dir: Path, weights: str | None = None
     ``mirror``: read each image and its left-right mirror (None: as the weights' ``test_mirror`` says).
     """
     from jcs_viewer.train.metrics import classification_metrics
+
+    prob, labels, entry, mirror = cls_probabilities(covid_dir, noncovid_dir, weights, covid_names, noncovid_names,
+                                                    mirror)
+    return {"task": "cls", "weights": entry.name, "threshold": threshold, "mirror": mirror,
+            **classification_metrics(prob, labels, threshold)}
+
+
+def cls_probabilities(covid_dir: Path, noncovid_dir: Path, weights: str | None = None,
+                      covid_names: list[str] | None = None, noncovid_names: list[str] | None = None,
+                      mirror: bool | None = None) -> tuple[np.ndarray, np.ndarray, WeightsEntry, bool]:
+    """The classifier's COVID probability of each image, as :func:`evaluate_cls` reads them.
+
+    Returns:
+        (probabilities, labels (1 = COVID), the weights entry, whether the mirror was read).
+    """
     from jcs_viewer.train.predict import predict_cls
 
     model, entry = load_model(weights, "cls")
@@ -260,8 +279,7 @@ def evaluate_cls(covid_dir: Path, noncovid_dir: Path, weights: str | None = None
     labels = np.array([label for _, label, _ in items])
     mirror = _mirror(entry, mirror)
     prob, _ = predict_cls(model.float(), images, entry.input_size, mirror=mirror)
-    return {"task": "cls", "weights": entry.name, "threshold": threshold, "mirror": mirror,
-            **classification_metrics(prob, labels, threshold)}
+    return np.asarray(prob), labels, entry, mirror
 
 
 def _labelled_slices(data_root: Path, dataset: str, split: str, size: int):
@@ -275,18 +293,20 @@ def _labelled_slices(data_root: Path, dataset: str, split: str, size: int):
     raise ValueError(f"dataset must be medseg or ctseg, not {dataset!r}")
 
 
-def _lesion_slices(data_root: Path, dataset: str, split: str, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """MedSeg or CT-Seg slices of ``split`` and their lesion masks (``uint8``, ``bool``; N x S x S), without the
-    twins that :func:`_labelled_slices` also makes (filling lesions at 512 px is most of its cost)."""
+def _lesion_slices(data_root: Path, dataset: str, split: str, size: int,
+                   every: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """MedSeg or CT-Seg slices of ``split`` (every ``every``-th) and their lesion masks (``uint8``, ``bool``;
+    N x S x S), without the twins that :func:`_labelled_slices` also makes (filling lesions at 512 px is most of
+    its cost)."""
     if dataset == "medseg":
         from jcs_viewer.train.datasets import load_seg_set, medseg_pairs
 
-        data = load_seg_set(medseg_pairs(Path(data_root) / MEDSEG_FOLDER, split), size)
+        data = load_seg_set(medseg_pairs(Path(data_root) / MEDSEG_FOLDER, split)[::every], size)
         return data.images, data.masks > 0
     if dataset == "ctseg":
         from jcs_viewer.train.ctseg_train import ctseg_files, load_pairs
 
-        images, masks = load_pairs(ctseg_files(Path(data_root) / CTSEG_FOLDER, split, "lesions"), size)
+        images, masks = load_pairs(ctseg_files(Path(data_root) / CTSEG_FOLDER, split, "lesions")[::every], size)
         return images, masks > 0
     raise ValueError(f"dataset must be medseg or ctseg, not {dataset!r}")
 
@@ -317,13 +337,14 @@ def evaluate_twins(data_root: Path, split: str, weights: str | None = None, thre
             "mirror": mirror, **classification_metrics(prob, twins.labels, threshold)}
 
 
-def _lungs_of(dataset: str, data_root: Path, split: str, images: np.ndarray, lesions: np.ndarray) -> np.ndarray:
+def _lungs_of(dataset: str, data_root: Path, split: str, images: np.ndarray, lesions: np.ndarray,
+              every: int = 1) -> np.ndarray:
     """Lung masks (N x S x S bool) of the lesion slices: CT-Seg's own (consolidation included); for MedSeg,
     which has none, the app's HU lungs of the window-inverted slice joined with the lesion mask."""
     if dataset == "ctseg":
         from jcs_viewer.train.ctseg_train import ctseg_files, load_pairs
 
-        _, lungs = load_pairs(ctseg_files(Path(data_root) / CTSEG_FOLDER, split, "lungs"),
+        _, lungs = load_pairs(ctseg_files(Path(data_root) / CTSEG_FOLDER, split, "lungs")[::every],
                               images.shape[-1])
         return (lungs[: len(images)] > 0) | lesions
     from jcs_viewer.train.crops import window_slice_lungs
@@ -332,14 +353,14 @@ def _lungs_of(dataset: str, data_root: Path, split: str, images: np.ndarray, les
 
 
 def evaluate_cam(data_root: Path, split: str, weights: str | None = None, margin_px: int = 5,
-                 dataset: str = "medseg", mirror: bool | None = None) -> dict:
+                 dataset: str = "medseg", mirror: bool | None = None, every: int = 1) -> dict:
     """Do the classifier's Grad-CAM maps point at the lesions? Lesion slices of one split, at input size.
 
     ``pointing_game``: fraction of slices whose map peaks inside the lesion mask (grown by
     ``margin_px``); ``mass_ratio``: median over slices of the map's share inside that mask divided
     by the mask's share of the image (1 = no better than spreading the map evenly);
     ``mass_in_lungs``: mean over slices of the map's share inside the lungs (:func:`_lungs_of`).
-    ``mirror`` as for :func:`evaluate_cls`.
+    ``mirror`` as for :func:`evaluate_cls`; ``every``: read only every ``every``-th slice of the split.
     """
     import torch
 
@@ -362,10 +383,10 @@ def evaluate_cam(data_root: Path, split: str, weights: str | None = None, margin
 
         frame = READ_SIZE
         margin_px = round(margin_px * READ_SIZE / size)
-    images, lesions = _lesion_slices(data_root, dataset, split, frame)
+    images, lesions = _lesion_slices(data_root, dataset, split, frame, every)
     n = len(images)
     keep = np.flatnonzero(lesions.reshape(n, -1).any(axis=1))
-    lungs = _lungs_of(dataset, data_root, split, images, lesions)
+    lungs = _lungs_of(dataset, data_root, split, images, lesions, every)
     boxes = image_lung_boxes(images) if entry.crop == "lungs" else None
     hits, ratios, in_lungs = [], [], []
     for start in range(0, len(keep), 16):
@@ -460,7 +481,7 @@ def evaluate_phantom(weights: str | None = None, seed: int = 0, n_slices: int = 
     area = phantom.lesion_mask.reshape(n_slices, -1).sum(axis=1) * phantom.spacing[1] * phantom.spacing[2]
     keep = (area == 0) | (area >= PHANTOM_MIN_LESION_MM2)
     return {**head, **classification_metrics(prob[keep], area[keep] > 0, threshold),
-            "flagged_lesion_free": float(np.mean(clean >= threshold))}
+            "flagged_lesion_free": float(np.mean(clean >= threshold)), "mean_probability": float(np.mean(prob))}
 
 
 def _phantom_joint(cls_weights: str | None, seg_weights: str | None, seed: int, n_slices: int,

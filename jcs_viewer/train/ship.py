@@ -8,7 +8,9 @@ figures (top-level keys of ``metrics``), ``metrics`` holds nested checks, each r
 the ``jcs-viewer evaluate`` command named in :data:`CHECK_COMMANDS`: ``demo_phantom`` (the
 synthetic demo study, never trained on) for both tasks, ``medseg_twins_test`` (MedSeg test
 slices against their lesion-free twins) and ``gradcam_medseg_test`` (do its activation maps
-point at the MedSeg test lesions?) for the classifier. ``--test-sizes 256,320,384`` (lesion nets on
+point at the MedSeg test lesions?) for the classifier. ``quick_check`` holds the same code's unrounded
+figures on a few named held-out images (:mod:`jcs_viewer.train.quick_check`), the default test run's guard.
+``--test-sizes 256,320,384`` (lesion nets on
 the pretrained encoder) records the input sides the app averages each slice over; ``--test-mirror``
 (classifiers) records that the app reads each slice with its left-right mirror, and the figures are
 measured so.
@@ -22,6 +24,7 @@ import sys
 from pathlib import Path
 
 from jcs_viewer.train.ctseg_train import CTSEG_FOLDER, MEDSEG_FOLDER
+from jcs_viewer.train.quick_check import quick_check
 from jcs_viewer.train.splits import medseg_split
 from jcs_viewer.train.window import TRAINING_WINDOW
 
@@ -232,6 +235,8 @@ def ship(task: str, run_dir: Path, name: str, weights_dir: Path | None = None, t
             metrics[check] = run_check(task, check, name, data.parent)
     final = dataclasses.replace(entry, metrics=metrics)
     add_manifest_entry(final, weights_dir)
+    final = dataclasses.replace(final, quick_check=quick_check(name, data.parent))
+    add_manifest_entry(final, weights_dir)
     return final.to_json()
 
 
@@ -355,6 +360,8 @@ def ship_pretrained(task: str, run_dir: Path, name: str, weights_dir: Path | Non
         metrics["ctseg_stacks_test"] = run_check("seg", "ctseg_stacks_test", name, data)
         metrics["medseg_stacks_test"] = run_check("seg", "medseg_stacks_test", name, data)
     final = dataclasses.replace(entry, metrics=metrics)
+    add_manifest_entry(final, weights_dir)  # the quick figures follow from which full ones the entry has
+    final = dataclasses.replace(final, quick_check=quick_check(name, data))
     add_manifest_entry(final, weights_dir)
     return final.to_json()
 
