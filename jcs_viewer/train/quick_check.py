@@ -20,9 +20,11 @@ from typing import Any
 
 from jcs_viewer.train.ctseg_train import CTSEG_FOLDER, MEDSEG_FOLDER
 
-#: MedSeg test slices read (ids; 23 is the consolidated one) and every how-many-th CT-Seg test slice.
+#: MedSeg test slices read (ids; 23 is the consolidated one); every how-many-th CT-Seg test slice is read, and of
+#: the Grad-CAM check's MedSeg test slices.
 MEDSEG_IDS = (16, 19, 23, 60)
 CTSEG_EVERY = 12
+MEDSEG_CAM_EVERY = 4
 #: COVID-CT test images read per class (spread over the split's order, which groups them by source).
 COVID_CT_PER_CLASS = 4
 #: A short demo phantom: as the full check's, fewer slices.
@@ -81,7 +83,7 @@ def quick_check(name: str, data_root: Path) -> dict[str, dict[str, float]]:
     read = covid + noncovid
     prob, _, _, _ = cls_probabilities(images / "CT_COVID", images / "CT_NonCOVID", name, covid, noncovid)
     out["covid_ct"] = {image: float(p) for image, p in zip(read, prob, strict=True)}
-    for dataset, every in (("medseg", 4), ("ctseg", CTSEG_EVERY)):
+    for dataset, every in (("medseg", MEDSEG_CAM_EVERY), ("ctseg", CTSEG_EVERY)):
         if f"gradcam_{dataset}_test" in entry.metrics:
             result = evaluate_cam(data_root, "test", name, dataset=dataset, every=every)
             out[f"gradcam_{dataset}"] = _floats(result, ("pointing_game", "mass_ratio", "mass_in_lungs"))
