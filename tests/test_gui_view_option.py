@@ -76,3 +76,21 @@ def test_an_unattended_screenshot_run_never_waits_on_the_series_picker(qtbot, tm
     assert not asked and win.last_error is None
     assert win.state.volume.n_slices == 12  # the series analyze takes: the CT series with the most slices
     win.views.shutdown()
+
+
+def test_a_pending_screenshot_never_fires_into_a_closed_window(qtbot, tmp_path):
+    """The screenshot run's delayed save is bound to its window: a window closed before the delay ends (a test's
+    teardown, a user quitting) is never called into. A bare timer with a lambda failed a later test in CI with
+    "Internal C++ object (MainWindow) already deleted" raised in the Qt event loop."""
+    import shiboken6
+
+    volume, lung, lesion = synthetic_volume(n_slices=6, size=64, seed=3)
+    win = MainWindow(settings=SettingsStore(tmp_path / "s.ini"),
+                     analyze=lambda vol, **kw: synthetic_result(vol, lung, lesion, cam_size=16),
+                     load_study=lambda path, series_uid=None: volume)
+    win.screenshot_path = tmp_path / "shot.png"
+    win.finish_screenshot_later(0, 50)
+    win.views.shutdown()
+    shiboken6.delete(win)
+    qtbot.wait(200)  # pytest-qt fails the test on an exception raised in the event loop meanwhile
+    assert not (tmp_path / "shot.png").exists()

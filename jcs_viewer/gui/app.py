@@ -68,9 +68,9 @@ def run_viewer(study: Path | None = None, demo: bool = False, screenshot: Path |
     if demo:
         QTimer.singleShot(0, window.open_demo)
     elif study is not None:
-        QTimer.singleShot(0, lambda: window.open_path(study))
+        QTimer.singleShot(0, window, lambda: window.open_path(study))
     elif screenshot is not None:
-        QTimer.singleShot(300, lambda: window._finish_screenshot_run(0))
+        window.finish_screenshot_later(0, 300)
     code = app.exec()
     return int(window.exit_code or code)
 

@@ -340,7 +340,7 @@ class MainWindow(QMainWindow):
         if isinstance(outcome, SeriesChoice):
             uid = self.pick_series(path, outcome.entries)
             if uid is not None:
-                QTimer.singleShot(0, lambda: self.open_path(path, series_uid=uid))
+                QTimer.singleShot(0, self, lambda: self.open_path(path, series_uid=uid))
             elif self.screenshot_path is not None:
                 self._finish_screenshot_run(2)
             return
@@ -355,7 +355,7 @@ class MainWindow(QMainWindow):
         if self.auto_analyse:
             QTimer.singleShot(0, self.start_analysis)
         elif self.screenshot_path is not None:
-            QTimer.singleShot(200, lambda: self._finish_screenshot_run(0))
+            self.finish_screenshot_later(0, 200)
 
     def _on_volume_shown(self) -> None:
         has = self.state.volume is not None
@@ -412,7 +412,7 @@ class MainWindow(QMainWindow):
         self.show_status(f"Analysis finished: {decision}, {int(np.sum(result.slice_positive))} flagged slices.")
         if self.screenshot_path is not None:
             code = self._prepare_screenshot_view()
-            QTimer.singleShot(300, lambda: self._finish_screenshot_run(code))
+            self.finish_screenshot_later(code, 300)
 
     def _on_analysis_failed(self, volume: Volume, exc: BaseException) -> None:
         if volume is not self.state.volume:
@@ -578,6 +578,10 @@ class MainWindow(QMainWindow):
 
     def _finish_screenshot_run(self, code: int) -> None:
         finish_screenshot_run(self, code)
+
+    def finish_screenshot_later(self, code: int, delay_ms: int) -> None:
+        # Bound to this window (the context object): if it is closed first, the timer never calls into it.
+        QTimer.singleShot(delay_ms, self, lambda: self._finish_screenshot_run(code))
 
     # ================================================================== closing
     def closeEvent(self, event: Any) -> None:  # noqa: N802 - Qt naming

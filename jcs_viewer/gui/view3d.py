@@ -213,7 +213,7 @@ class LungLesionView(QWidget):
             return
         lines = (message or "").strip().splitlines() or ["unknown OpenGL error"]
         # Swap after VTK has unwound: never delete the window from inside its own callback.
-        QTimer.singleShot(0, lambda: self._fall_back_after_error(lines[-1].strip()))
+        QTimer.singleShot(0, self, lambda: self._fall_back_after_error(lines[-1].strip()))
 
     # VTK passes the error text only to callbacks that declare it (vtkConstants.VTK_STRING; set
     # here rather than with vtkmodules.util.misc.calldata_type so importing this module stays VTK-free).
