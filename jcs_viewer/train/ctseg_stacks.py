@@ -71,13 +71,15 @@ def evaluate_ctseg_stacks(ctseg_root: Path, split: str = "test", options: Analys
 
 
 def evaluate_medseg_slices(medseg_root: Path, split: str = "test", options: AnalysisOptions | None = None,
-                           progress: ProgressCallback | None = None, every: int = 1) -> dict[str, Any]:
-    """Lesion Dice per MedSeg slice of ``split`` (every ``every``-th) through :func:`jcs_viewer.pipeline.analyze`,
-    each slice read as a one-slice 8-bit stack (a single slice is not assessable, but its lungs and lesions are
-    found).
+                           progress: ProgressCallback | None = None,
+                           ids: tuple[int, ...] | None = None) -> dict[str, Any]:
+    """Lesion Dice per MedSeg slice of ``split`` (only the slice ``ids`` given) through
+    :func:`jcs_viewer.pipeline.analyze`, each slice read as a one-slice 8-bit stack (a single slice is not
+    assessable, but its lungs and lesions are found).
 
     Returns:
-        JSON-ready dict: per slice lesion Dice and the lesion network used; the mean over slices.
+        JSON-ready dict: per slice lesion Dice, the share of the slice called lung and the lesion network used;
+        the mean lesion Dice over slices.
     """
     from jcs_viewer.io.image_stack import load_image_stack
     from jcs_viewer.pipeline import AnalysisOptions, analyze
@@ -85,14 +87,20 @@ def evaluate_medseg_slices(medseg_root: Path, split: str = "test", options: Anal
     from jcs_viewer.train.datasets import medseg_pairs
     from jcs_viewer.train.images import read_mask
     from jcs_viewer.train.metrics import dice
+    from jcs_viewer.train.splits import medseg_image_name
 
     options = options or AnalysisOptions()
     models = load_models(options)
+    pairs = medseg_pairs(Path(medseg_root), split)
+    if ids is not None:
+        wanted = {medseg_image_name(i) for i in ids}
+        pairs = [(image, mask) for image, mask in pairs if image.name in wanted]
     rows = []
-    for image, mask in medseg_pairs(Path(medseg_root), split)[::every]:
+    for image, mask in pairs:
         result = analyze(load_image_stack([image]), options, progress=progress, models=models)
         rows.append({"slice": image.name,
                      "lesion_dice": round(dice(result.lesion_mask[0] > 0, read_mask(mask) > 0), 4),
+                     "lung_share": round(float((result.lung_mask[0] > 0).mean()), 4),
                      "seg_weights": result.models["seg"]["name"]})
     mean = round(float(np.mean([r["lesion_dice"] for r in rows])), 4) if rows else None
     return {"task": "medseg_stacks", "split": split, "slices": rows, "mean_lesion_dice": mean}

@@ -4,9 +4,10 @@ Reproducing a manifest's figures takes minutes: every held-out image through eve
 studies at two sides, the whole analysis on two CT-Seg volume groups (``tests/test_train_weights*.py``, the
 ``figures`` tier, and :mod:`jcs_viewer.train.ship` when a run is shipped). :func:`quick_check` reads each net
 through the same ``jcs-viewer evaluate`` code on a fixed few images of the same sets (every n-th slice, a short
-phantom) and keeps the figures unrounded, so a code change that moves how a net reads its images (intensity
-transform, sides, lung squares, mirror, the whole analysis' lung and lesion rules) moves them too. ``ship``
-records them in the entry (``quick_check``); the default test run reproduces them in seconds.
+phantom) and keeps the figures unrounded (the whole analysis' per-slice ones to the 4 decimals ``evaluate stacks``
+prints), so a code change that moves how a net reads its images (intensity transform, sides, lung squares, mirror,
+the whole analysis' lung and lesion rules) moves them too. ``ship`` records them in the entry (``quick_check``);
+the default test run reproduces them in seconds.
 
 ``python -m jcs_viewer.train.quick_check NAME [NAME ...]`` recomputes and records them (after a deliberate change
 of how a net reads its images, once the full figures have been reproduced or re-measured).
@@ -94,22 +95,12 @@ def quick_check(name: str, data_root: Path) -> dict[str, dict[str, float]]:
 
 def _medseg_stacks(medseg: Path, name: str) -> dict[str, float]:
     """The whole analysis on the chosen MedSeg slices, each a one-slice 8-bit stack, with this lesion net."""
-    from jcs_viewer.io.image_stack import load_image_stack
-    from jcs_viewer.pipeline import AnalysisOptions, analyze
-    from jcs_viewer.pipeline.runner import load_models
-    from jcs_viewer.train.images import read_mask
-    from jcs_viewer.train.metrics import dice
-    from jcs_viewer.train.splits import medseg_image_name, medseg_mask_name
+    from jcs_viewer.pipeline import AnalysisOptions
+    from jcs_viewer.train.ctseg_stacks import evaluate_medseg_slices
 
-    options = AnalysisOptions(device="cpu", seg_weights=name)
-    models = load_models(options)
-    out = {}
-    for i in MEDSEG_IDS:
-        result = analyze(load_image_stack([medseg / "tr_im" / medseg_image_name(i)]), options, models=models)
-        truth = read_mask(medseg / "tr_mask_new" / medseg_mask_name(i)) > 0
-        out[f"lesion_dice_{i}"] = float(dice(result.lesion_mask[0] > 0, truth))
-        out[f"lung_share_{i}"] = float((result.lung_mask[0] > 0).mean())
-    return out
+    rows = evaluate_medseg_slices(medseg, "test", AnalysisOptions(device="cpu", seg_weights=name),
+                                  ids=MEDSEG_IDS)["slices"]
+    return {f"{key}_{row['slice']}": float(row[key]) for row in rows for key in ("lesion_dice", "lung_share")}
 
 
 def record(names: list[str], data_root: Path) -> None:
