@@ -49,6 +49,18 @@ LONGEST_MODULES = ("test_batch.py", "test_train_weights.py", "test_train_smoke.p
                    "test_fuzz_dicom.py", "test_gui_editing.py", "test_wheel.py")
 
 
+def pytest_xdist_auto_num_workers(config):
+    """``-n auto``: one worker more than the cores, at most one per 3 GB of memory. A worker spends about a
+    third of its time waiting (on a subprocess, a live Orthanc, a Ray runtime, an autosave timer) rather than
+    computing; the extra worker fills that time. A worker peaks near 3 GB (the real-CT and training modules)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    try:
+        memory_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    except (ValueError, OSError, AttributeError):  # no sysconf (Windows): by the cores alone
+        memory_gb = 3.0 * (cores + 1)
+    return max(1, min(cores + 1, int(memory_gb // 3)))
+
+
 def pytest_configure(config):
     # pytest-xdist's --dist loadfile hands out whole modules, by default those with the most tests first; the
     # longest first instead (below) keeps both workers busy to the end: none starts a long module when the

@@ -27,11 +27,11 @@ REAL_SETS = ("real_ct_small/lungmask_slices", "real_ct_small/chest_imaging_platf
              "covid19_ny_sbu_dicom_slices/A002304/axial")
 
 
-def write_demo(folder: Path, seed: int) -> Path:
-    """The demo's DICOM series at 8 slices (each seed is another patient, with its own study UID)."""
+def write_demo(folder: Path, seed: int, n_slices: int = 8) -> Path:
+    """The demo's DICOM series, 8 slices by default (each seed is another patient, with its own study UID)."""
     from jcs_viewer.io.phantom import write_demo_study
 
-    written = write_demo_study(folder.with_name(folder.name + "-full"), n_slices=8, seed=seed)
+    written = write_demo_study(folder.with_name(folder.name + "-full"), n_slices=n_slices, seed=seed)
     shutil.move(written / "dicom", folder)
     shutil.rmtree(written)
     return folder
@@ -200,9 +200,12 @@ def test_resume_redoes_removed_partial_and_changed_studies(tree, tmp_path):
 
 
 def test_ctrl_c_stops_cleanly_and_resume_continues(tmp_path):
+    # The second study is five times the first: Ctrl+C, sent when the first is recorded, lands while the
+    # second runs even when this test's polling is held up (with three small studies the batch once finished
+    # before the signal came, under load).
     write_demo(tmp_path / "d0", seed=0)
-    for i in range(1, 3):
-        shutil.copytree(tmp_path / "d0", tmp_path / f"d{i}")
+    write_demo(tmp_path / "d1", seed=1, n_slices=40)
+    shutil.copytree(tmp_path / "d0", tmp_path / "d2")
     listing = tmp_path / "list.txt"
     listing.write_text("\n".join(f"d{i}" for i in range(3)) + "\n")
     out = tmp_path / "out"
