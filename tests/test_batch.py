@@ -27,11 +27,11 @@ REAL_SETS = ("real_ct_small/lungmask_slices", "real_ct_small/chest_imaging_platf
              "covid19_ny_sbu_dicom_slices/A002304/axial")
 
 
-def write_demo(folder: Path, seed: int, n_slices: int = 8) -> Path:
-    """The demo's DICOM series, 8 slices by default (each seed is another patient, with its own study UID)."""
+def write_demo(folder: Path, seed: int) -> Path:
+    """The demo's DICOM series at 8 slices (each seed is another patient, with its own study UID)."""
     from jcs_viewer.io.phantom import write_demo_study
 
-    written = write_demo_study(folder.with_name(folder.name + "-full"), n_slices=n_slices, seed=seed)
+    written = write_demo_study(folder.with_name(folder.name + "-full"), n_slices=8, seed=seed)
     shutil.move(written / "dicom", folder)
     shutil.rmtree(written)
     return folder
@@ -88,11 +88,30 @@ def ray_batch(tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         patch.delenv("JCS_VIEWER_WEIGHTS", raising=False)
         code = batch(str(listing), "--out", str(out), "--workers", "2")
-    return listing, out, code
+    return listing, out, code, ctrl_c_disposition()
+
+
+def ctrl_c_disposition() -> str:
+    """How this process takes SIGINT, as the kernel has it (Python's ``signal.getsignal`` only knows what Python
+    set): ``caught``, ``ignored``, ``default`` (or ``unknown`` without /proc)."""
+    if not Path("/proc/self/status").exists():
+        return "unknown"
+    status = dict(line.split(":\t", 1) for line in Path("/proc/self/status").read_text().splitlines()
+                  if line.startswith(("SigIgn", "SigCgt")))
+    bit = 1 << (signal.SIGINT - 1)
+    return "ignored" if int(status["SigIgn"], 16) & bit else "caught" if int(status["SigCgt"], 16) & bit else "default"
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads the signal dispositions from /proc")
+def test_ray_batch_leaves_ctrl_c_to_python(ray_batch):
+    """Ray's runtime sets the driver's signal handlers behind Python's back and at times left SIGINT ignored:
+    a batch started from this process afterwards then ran on through Ctrl+C (the test below failed so, most
+    runs with three pytest workers). The batch puts them back when Ray is shut down."""
+    assert ray_batch[3] == "caught"
 
 
 def test_ray_batch_writes_a_row_per_study_and_the_outputs(ray_batch):
-    listing, out, code = ray_batch
+    listing, out, code, _ = ray_batch
     assert code == 2  # one study failed
     rows = read_summary(out)
     expected = 3 + sum((SHARED_DATA / name).exists() for name in REAL_SETS)
@@ -121,7 +140,7 @@ def test_ray_batch_writes_a_row_per_study_and_the_outputs(ray_batch):
 
 
 def test_ray_batch_a_corrupt_study_is_one_error_row_with_its_sentence(ray_batch):
-    _, out, _ = ray_batch
+    _, out, _, _ = ray_batch
     errors = [row for row in read_summary(out) if row["status"] == "error"]
     assert len(errors) == 1 and errors[0]["source"] == "corrupt"
     sentence = errors[0]["error"]
@@ -139,7 +158,7 @@ def test_ray_batch_real_sets_have_rows(ray_batch):
 
 
 def test_ray_batch_resume_redoes_nothing(ray_batch):
-    listing, out, _ = ray_batch
+    listing, out, _, _ = ray_batch
     before, records = mtimes(out), {p: p.read_bytes() for p in out.glob(f"*/{RECORD_NAME}")}
     assert batch(str(listing), "--out", str(out), "--workers", "2", "--resume") == 2  # the error row stays
     assert mtimes(out) == before
@@ -200,24 +219,23 @@ def test_resume_redoes_removed_partial_and_changed_studies(tree, tmp_path):
 
 
 def test_ctrl_c_stops_cleanly_and_resume_continues(tmp_path):
-    # The second study is five times the first: Ctrl+C, sent when the first is recorded, lands while the
-    # second runs even when this test's polling is held up (with three small studies the batch once finished
-    # before the signal came, under load).
     write_demo(tmp_path / "d0", seed=0)
-    write_demo(tmp_path / "d1", seed=1, n_slices=40)
-    shutil.copytree(tmp_path / "d0", tmp_path / "d2")
+    for i in range(1, 3):
+        shutil.copytree(tmp_path / "d0", tmp_path / f"d{i}")
     listing = tmp_path / "list.txt"
     listing.write_text("\n".join(f"d{i}" for i in range(3)) + "\n")
     out = tmp_path / "out"
+    start = time.monotonic()
     proc = start_batch(str(listing), "--out", str(out), "--workers", "1")
     try:
-        while not list(out.glob(f"*/{RECORD_NAME}")) and proc.poll() is None:
+        while not (recorded := list(out.glob(f"*/{RECORD_NAME}"))) and proc.poll() is None:
             time.sleep(0.05)
+        seen = f"{len(recorded)} recorded after {time.monotonic() - start:.1f} s, batch exit code {proc.poll()}"
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=120)
     finally:
         proc.kill()
-    assert proc.returncode == 130, err
+    assert proc.returncode == 130, (seen, err)
     assert "--resume" in err and "Traceback" not in err
     finished = read_summary(out)
     assert 1 <= len(finished) < 3 and all(row["status"] == "ok" for row in finished)
