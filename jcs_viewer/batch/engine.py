@@ -26,6 +26,7 @@ from jcs_viewer.batch.fingerprint import StudyItem, input_fingerprint, model_ver
 from jcs_viewer.batch.summary import complete_row, done_row, error_fields, finish_row, write_summary
 from jcs_viewer.batch.worker import analyse_study
 from jcs_viewer.errors import JCSError
+from jcs_viewer.interrupts import interrupt_deferred
 
 if TYPE_CHECKING:
     from jcs_viewer.pipeline.options import AnalysisOptions
@@ -110,11 +111,13 @@ def run_batch(items: list[StudyItem], config: BatchConfig, progress: Any = None)
     from jcs_viewer.pipeline.runner import load_models
 
     start = time.perf_counter()
-    ray = import_ray() if config.uses_ray else None
-    out = Path(config.out)
-    out.mkdir(parents=True, exist_ok=True)
-    # Loaded here once: a bad weights name fails before any study, and their sha256s are the model version.
-    models = load_models(config.options, device="cpu" if ray is not None else None)
+    with interrupt_deferred():  # Ctrl+C now stops the batch before any study, never inside an import
+        ray = import_ray() if config.uses_ray else None
+        import jcs_viewer.report.bundle  # noqa: F401 - what each study and the Ctrl+C path below import
+        out = Path(config.out)
+        out.mkdir(parents=True, exist_ok=True)
+        # Loaded here once: a bad weights name fails before any study, and their sha256s are the model version.
+        models = load_models(config.options, device="cpu" if ray is not None else None)
     version = model_version(models, config.options, __version__, report=config.report, anonymize=config.anonymize)
     if ray is not None:
         models = None  # the workers load their own

@@ -71,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"Prior study {prior} does not exist.")
 
     from jcs_viewer.errors import JCSError
+    from jcs_viewer.interrupts import interrupt_deferred
     from jcs_viewer.pipeline import AnalysisOptions
     from jcs_viewer.pipeline.runner import load_models
 
@@ -94,7 +95,10 @@ def run(args: argparse.Namespace) -> int:
     if out_root.exists() and not out_root.is_dir():
         raise UserError(f"--out {out_root} is a file, not a folder: give a folder for the results.")
     bar = None if args.quiet else ProgressBar(sys.stderr)
-    models = load_models(options)  # once for every study; errors here are one sentence (exit 2)
+    with interrupt_deferred():  # Ctrl+C stops before the first study, never inside an import
+        import jcs_viewer.report.bundle  # noqa: F401 - what each study below imports
+
+        models = load_models(options)  # once for every study; errors here are one sentence (exit 2)
     failures = 0
     for study in studies:
         out_dir = out_root if len(studies) == 1 else out_root / study.name

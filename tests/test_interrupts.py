@@ -1,0 +1,52 @@
+"""Ctrl+C during a command's startup (imports, model loading) is held back and raised once startup is over."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import pytest
+
+from jcs_viewer.interrupts import interrupt_deferred
+
+
+def test_ctrl_c_inside_the_block_is_raised_after_it():
+    done = []
+    with pytest.raises(KeyboardInterrupt):
+        with interrupt_deferred():
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)  # Python's handler would raise here
+            done.append("finished")
+    assert done == ["finished"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_without_ctrl_c_the_block_runs_as_it_is():
+    with interrupt_deferred():
+        value = 1
+    assert value == 1 and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    with pytest.raises(ValueError, match="its own"), interrupt_deferred():
+        raise ValueError("its own error goes through")
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_analyze_interrupted_while_its_models_load_stops_with_its_own_line(tmp_path, monkeypatch, capsys):
+    from jcs_viewer.cli import main
+    from jcs_viewer.io import write_demo_study
+    from jcs_viewer.pipeline import runner
+
+    study = write_demo_study(tmp_path / "demo", n_slices=8, seed=0) / "dicom"
+    real, loaded = runner.load_models, []
+
+    def interrupted_while_loading(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)
+        loaded.append(real(*args, **kwargs))
+        return loaded[-1]
+
+    monkeypatch.setattr(runner, "load_models", interrupted_while_loading)
+    assert main(["analyze", str(study), "--out", str(tmp_path / "out"), "--quiet"]) == 130
+    err = capsys.readouterr().err
+    assert len(loaded) == 1 and "Interrupted." in err and "Traceback" not in err
+    assert not (tmp_path / "out" / "results.json").exists()
