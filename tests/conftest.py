@@ -4,6 +4,7 @@ subprocess with ``QT_QPA_PLATFORM=xcb`` (see ``tests/helpers.py``)."""
 from __future__ import annotations
 
 import os
+import signal
 import tempfile
 from pathlib import Path
 
@@ -73,6 +74,15 @@ def pytest_collection_modifyitems(config, items):
     """The longest modules first, in :data:`LONGEST_MODULES` order (the rest keep their collection order)."""
     rank = {name: k for k, name in enumerate(LONGEST_MODULES)}
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable
+
+
+@pytest.fixture
+def ctrl_c_handled():
+    """Python's Ctrl+C handler for the test, as a terminal starts a program: a test run started in the background
+    by a non-interactive shell (``pytest ... &``) has SIGINT ignored in every worker."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
 
 
 @pytest.fixture

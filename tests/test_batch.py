@@ -50,9 +50,12 @@ def batch(*args: str) -> int:
 
 
 def start_batch(*args: str) -> subprocess.Popen:
-    """``jcs-viewer batch`` in a process of its own (to signal it, or its Ray workers), shipped weights only."""
-    command = [sys.executable, "-c", "import sys; from jcs_viewer.cli import main; sys.exit(main())", "batch",
-               *args, "--device", "cpu", "--quiet"]
+    """``jcs-viewer batch`` in a process of its own (to signal it, or its Ray workers), shipped weights only, with
+    Python's Ctrl+C handler as a terminal starts it (a test run started in the background has SIGINT ignored,
+    and a child inherits that)."""
+    code = ("import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+            "from jcs_viewer.cli import main; sys.exit(main())")
+    command = [sys.executable, "-c", code, "batch", *args, "--device", "cpu", "--quiet"]
     env = {k: v for k, v in os.environ.items() if k != "JCS_VIEWER_WEIGHTS"}
     return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
@@ -88,30 +91,11 @@ def ray_batch(tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         patch.delenv("JCS_VIEWER_WEIGHTS", raising=False)
         code = batch(str(listing), "--out", str(out), "--workers", "2")
-    return listing, out, code, ctrl_c_disposition()
-
-
-def ctrl_c_disposition() -> str:
-    """How this process takes SIGINT, as the kernel has it (Python's ``signal.getsignal`` only knows what Python
-    set): ``caught``, ``ignored``, ``default`` (or ``unknown`` without /proc)."""
-    if not Path("/proc/self/status").exists():
-        return "unknown"
-    status = dict(line.split(":\t", 1) for line in Path("/proc/self/status").read_text().splitlines()
-                  if line.startswith(("SigIgn", "SigCgt")))
-    bit = 1 << (signal.SIGINT - 1)
-    return "ignored" if int(status["SigIgn"], 16) & bit else "caught" if int(status["SigCgt"], 16) & bit else "default"
-
-
-@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads the signal dispositions from /proc")
-def test_ray_batch_leaves_ctrl_c_to_python(ray_batch):
-    """Ray's runtime sets the driver's signal handlers behind Python's back and at times left SIGINT ignored:
-    a batch started from this process afterwards then ran on through Ctrl+C (the test below failed so, most
-    runs with three pytest workers). The batch puts them back when Ray is shut down."""
-    assert ray_batch[3] == "caught"
+    return listing, out, code
 
 
 def test_ray_batch_writes_a_row_per_study_and_the_outputs(ray_batch):
-    listing, out, code, _ = ray_batch
+    listing, out, code = ray_batch
     assert code == 2  # one study failed
     rows = read_summary(out)
     expected = 3 + sum((SHARED_DATA / name).exists() for name in REAL_SETS)
@@ -140,7 +124,7 @@ def test_ray_batch_writes_a_row_per_study_and_the_outputs(ray_batch):
 
 
 def test_ray_batch_a_corrupt_study_is_one_error_row_with_its_sentence(ray_batch):
-    _, out, _, _ = ray_batch
+    _, out, _ = ray_batch
     errors = [row for row in read_summary(out) if row["status"] == "error"]
     assert len(errors) == 1 and errors[0]["source"] == "corrupt"
     sentence = errors[0]["error"]
@@ -158,7 +142,7 @@ def test_ray_batch_real_sets_have_rows(ray_batch):
 
 
 def test_ray_batch_resume_redoes_nothing(ray_batch):
-    listing, out, _, _ = ray_batch
+    listing, out, _ = ray_batch
     before, records = mtimes(out), {p: p.read_bytes() for p in out.glob(f"*/{RECORD_NAME}")}
     assert batch(str(listing), "--out", str(out), "--workers", "2", "--resume") == 2  # the error row stays
     assert mtimes(out) == before
@@ -247,7 +231,7 @@ def test_ctrl_c_stops_cleanly_and_resume_continues(tmp_path):
     assert sum(row["this_run"] == "skipped" for row in rows) >= len(finished)  # and any finished unreported
 
 
-def test_ctrl_c_while_the_models_load_stops_the_batch_after_loading(tmp_path, monkeypatch, capsys):
+def test_ctrl_c_while_the_models_load_stops_the_batch_after_loading(tmp_path, monkeypatch, capsys, ctrl_c_handled):
     """Ctrl+C during startup waits for the imports and the model loading to end (an interrupt inside an import
     left pydicom half imported: the Ctrl+C path then failed with a traceback), then stops before any study."""
     from jcs_viewer.pipeline import runner

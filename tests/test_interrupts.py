@@ -11,7 +11,7 @@ import pytest
 from jcs_viewer.interrupts import interrupt_deferred
 
 
-def test_ctrl_c_inside_the_block_is_raised_after_it():
+def test_ctrl_c_inside_the_block_is_raised_after_it(ctrl_c_handled):
     done = []
     with pytest.raises(KeyboardInterrupt):
         with interrupt_deferred():
@@ -22,7 +22,7 @@ def test_ctrl_c_inside_the_block_is_raised_after_it():
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
-def test_without_ctrl_c_the_block_runs_as_it_is():
+def test_without_ctrl_c_the_block_runs_as_it_is(ctrl_c_handled):
     with interrupt_deferred():
         value = 1
     assert value == 1 and signal.getsignal(signal.SIGINT) is signal.default_int_handler
@@ -31,7 +31,8 @@ def test_without_ctrl_c_the_block_runs_as_it_is():
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
-def test_analyze_interrupted_while_its_models_load_stops_with_its_own_line(tmp_path, monkeypatch, capsys):
+def test_analyze_interrupted_while_its_models_load_stops_with_its_own_line(tmp_path, monkeypatch, capsys,
+                                                                          ctrl_c_handled):
     from jcs_viewer.cli import main
     from jcs_viewer.io import write_demo_study
     from jcs_viewer.pipeline import runner

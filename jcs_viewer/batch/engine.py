@@ -14,10 +14,8 @@ import dataclasses
 import logging
 import os
 import shutil
-import signal
 import socket
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
@@ -218,35 +216,6 @@ def ray_runtime(ray: Any, config: BatchConfig) -> Iterator[None]:
     if ray.is_initialized():
         yield
         return
-    with _signal_handlers_kept(), _ray_runtime(ray, config):
-        yield
-
-
-#: What Ray's runtime may leave changed in its driver process (see :func:`_signal_handlers_kept`).
-_KEPT_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT")
-                      if hasattr(signal, name))
-
-
-@contextlib.contextmanager
-def _signal_handlers_kept() -> Iterator[None]:
-    """Put this process's handlers of Ctrl+C and the termination signals back as they were once Ray is shut down:
-    its runtime replaces them behind Python's back, and now and then leaves SIGINT, SIGHUP and SIGQUIT ignored
-    (seen in the test run: a process started afterwards then ignored Ctrl+C). Python's own record of the
-    handlers is what they were; setting them again installs them anew."""
-    if threading.current_thread() is not threading.main_thread():  # only the main thread may set them
-        yield
-        return
-    handlers = {number: signal.getsignal(number) for number in _KEPT_SIGNALS}
-    try:
-        yield
-    finally:
-        for number, handler in handlers.items():
-            if handler is not None:  # None: installed by C code before us, not ours to set
-                signal.signal(number, handler)
-
-
-@contextlib.contextmanager
-def _ray_runtime(ray: Any, config: BatchConfig) -> Iterator[None]:
     temp = None
     quiet = {"logging_level": logging.ERROR, "log_to_driver": False}
     if config.ray_address is not None:
