@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -83,6 +84,24 @@ def ctrl_c_handled():
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     yield
     signal.signal(signal.SIGINT, previous)
+
+
+@pytest.fixture
+def ctrl_c_while_models_load(ctrl_c_handled, monkeypatch):
+    """Ctrl+C arrives while :func:`jcs_viewer.pipeline.runner.load_models` runs; the returned list gets the models
+    each call finished loading (an interrupt raised inside the call leaves it empty)."""
+    from jcs_viewer.pipeline import runner
+
+    real, loaded = runner.load_models, []
+
+    def interrupted_while_loading(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)  # Python's handler would raise here
+        loaded.append(real(*args, **kwargs))
+        return loaded[-1]
+
+    monkeypatch.setattr(runner, "load_models", interrupted_while_loading)
+    return loaded
 
 
 @pytest.fixture

@@ -231,24 +231,13 @@ def test_ctrl_c_stops_cleanly_and_resume_continues(tmp_path):
     assert sum(row["this_run"] == "skipped" for row in rows) >= len(finished)  # and any finished unreported
 
 
-def test_ctrl_c_while_the_models_load_stops_the_batch_after_loading(tmp_path, monkeypatch, capsys, ctrl_c_handled):
+def test_ctrl_c_while_the_models_load_stops_the_batch_after_loading(tmp_path, capsys, ctrl_c_while_models_load):
     """Ctrl+C during startup waits for the imports and the model loading to end (an interrupt inside an import
     left pydicom half imported: the Ctrl+C path then failed with a traceback), then stops before any study."""
-    from jcs_viewer.pipeline import runner
-
     write_demo(tmp_path / "demo", seed=0)
-    real, loaded = runner.load_models, []
-
-    def interrupted_while_loading(*args, **kwargs):
-        os.kill(os.getpid(), signal.SIGINT)
-        time.sleep(0.05)  # Python's handler would raise here
-        loaded.append(real(*args, **kwargs))
-        return loaded[-1]
-
-    monkeypatch.setattr(runner, "load_models", interrupted_while_loading)
     out = tmp_path / "out"
     assert main(["batch", str(tmp_path / "demo"), "--out", str(out), "--workers", "1", "--device", "cpu"]) == 130
-    assert len(loaded) == 1  # loading finished
+    assert len(ctrl_c_while_models_load) == 1  # loading finished
     err = capsys.readouterr().err
     assert "Interrupted." in err and "Traceback" not in err
     assert not list(out.glob(f"*/{RECORD_NAME}"))

@@ -31,23 +31,13 @@ def test_without_ctrl_c_the_block_runs_as_it_is(ctrl_c_handled):
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
-def test_analyze_interrupted_while_its_models_load_stops_with_its_own_line(tmp_path, monkeypatch, capsys,
-                                                                          ctrl_c_handled):
+def test_analyze_interrupted_while_its_models_load_stops_with_its_own_line(tmp_path, capsys,
+                                                                          ctrl_c_while_models_load):
     from jcs_viewer.cli import main
     from jcs_viewer.io import write_demo_study
-    from jcs_viewer.pipeline import runner
 
     study = write_demo_study(tmp_path / "demo", n_slices=8, seed=0) / "dicom"
-    real, loaded = runner.load_models, []
-
-    def interrupted_while_loading(*args, **kwargs):
-        os.kill(os.getpid(), signal.SIGINT)
-        time.sleep(0.05)
-        loaded.append(real(*args, **kwargs))
-        return loaded[-1]
-
-    monkeypatch.setattr(runner, "load_models", interrupted_while_loading)
     assert main(["analyze", str(study), "--out", str(tmp_path / "out"), "--quiet"]) == 130
     err = capsys.readouterr().err
-    assert len(loaded) == 1 and "Interrupted." in err and "Traceback" not in err
+    assert len(ctrl_c_while_models_load) == 1 and "Interrupted." in err and "Traceback" not in err
     assert not (tmp_path / "out" / "results.json").exists()
