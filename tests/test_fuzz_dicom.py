@@ -1,4 +1,4 @@
-"""Seeded DICOM fuzzing of the study loader (issue 15): 2,400 damaged series, no foreign exception, no hang.
+"""Seeded DICOM fuzzing of the study loader (issue 15): 2,000 damaged series, no foreign exception, no hang.
 
 Each case starts from a real 3-slice CT series written here and damages it one way: a header value set to
 garbage (empty, non-finite, huge, negative, wrong type or multiplicity), an element deleted, header bytes
@@ -24,7 +24,7 @@ from helpers_dicom import write_series
 from jcs_viewer.errors import JCSError
 from jcs_viewer.io import load_study
 
-CASES = 2400
+CASES = 2000  # issue 15 asks for 2,000 at least
 HANG_S = 10
 
 FIELDS = ("Rows", "Columns", "BitsAllocated", "BitsStored", "HighBit", "PixelRepresentation", "SamplesPerPixel",

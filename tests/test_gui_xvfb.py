@@ -1,7 +1,7 @@
 """The real application in a subprocess on a real X display (CI: ``xvfb-run -a pytest``).
 
-Starts ``jcs-viewer gui --demo --screenshot PNG --quit-after-analysis`` with ``QT_QPA_PLATFORM=xcb``
-and checks the PNG: expected size, not blank, image and panels drawn.
+Starts ``jcs-viewer gui STUDY --screenshot PNG --quit-after-analysis`` on the demo patient (fewer slices) with
+``QT_QPA_PLATFORM=xcb`` and checks the PNG: expected size, not blank, image and panels drawn.
 """
 
 from __future__ import annotations
@@ -46,10 +46,14 @@ def test_real_window_screenshot(tmp_path):
     display = os.environ.get("DISPLAY")
     if not display:
         pytest.skip("no X display: run under `xvfb-run -a pytest` to test the real window (QT_QPA_PLATFORM=xcb)")
+    from jcs_viewer.io.phantom import write_demo_study
+
+    # The demo patient at 24 slices of 128 px: the window is the same, the analysis a tenth of the demo's.
+    study = write_demo_study(tmp_path / "demo", n_slices=24, size=128, seed=0) / "dicom"
     png = tmp_path / "viewer.png"
     env = dict(os.environ, QT_QPA_PLATFORM="xcb", DISPLAY=display,
                JCS_VIEWER_DATA=str(tmp_path / "data"), XDG_CONFIG_HOME=str(tmp_path / "config"))
-    args = ["gui", "--demo", "--screenshot", str(png), "--quit-after-analysis"]
+    args = ["gui", str(study), "--screenshot", str(png), "--quit-after-analysis"]
     analysed = _pipeline_can_run()
     if not analysed:
         args.append("--no-analysis")
