@@ -36,7 +36,7 @@ from PySide6.QtWidgets import QGraphicsRectItem, QGraphicsSimpleTextItem
 from jcs_viewer.gui import mouse, overlays
 from jcs_viewer.gui.reformat import (Plane, axis_letters, cam_in_lungs, cam_plane, plane_axis, plane_of, plane_size_mm,
                                      slab)
-from jcs_viewer.gui.slice_view import LUNG_COLORS, SliceViewBox, SmoothImageItem
+from jcs_viewer.gui.slice_view import LUNG_COLORS, SliceViewBox, add_image_layers
 from jcs_viewer.gui.state import LayerSettings, ViewerState
 
 if TYPE_CHECKING:
@@ -165,12 +165,7 @@ class PlaneView(pg.GraphicsLayoutWidget):
         self.title = self.ci.addLabel("", row=0, col=0, color=(200, 200, 200), size="9pt")
         self.view = PlaneViewBox(lambda: mouse.scheme(state.mouse_scheme))
         self.ci.addItem(self.view, row=1, col=0)
-        self.image = pg.ImageItem(axisOrder="row-major")
-        self.cam_item = SmoothImageItem(axisOrder="row-major")
-        self.mask_item = pg.ImageItem(axisOrder="row-major")
-        for z, item in enumerate((self.image, self.cam_item, self.mask_item)):
-            item.setZValue(z)
-            self.view.addItem(item)
+        self.image, self.cam_item, self.mask_item = add_image_layers(self.view)
         self.v_line, self.h_line = _crosshair_lines(self.view)
         self.letters = OrientationLetters(self.view)
         self._rect = QRectF()

@@ -86,6 +86,17 @@ class SmoothImageItem(pg.ImageItem):
         super().paint(p, *args)
 
 
+def add_image_layers(view: pg.ViewBox) -> tuple[pg.ImageItem, SmoothImageItem, pg.ImageItem]:
+    """The three stacked items of a slice or plane view, bottom to top: the CT, the activation map (smoothed)
+    and the RGBA lung-outline and lesion overlay."""
+    layers = (pg.ImageItem(axisOrder="row-major"), SmoothImageItem(axisOrder="row-major"),
+              pg.ImageItem(axisOrder="row-major"))
+    for z, item in enumerate(layers):
+        item.setZValue(z)
+        view.addItem(item)
+    return layers
+
+
 class SliceView(pg.GraphicsLayoutWidget):
     """Shows ``state.volume[state.z]`` with the result's overlays; observes :class:`ViewerState`.
 
@@ -100,12 +111,7 @@ class SliceView(pg.GraphicsLayoutWidget):
         self.ci.setContentsMargins(0, 0, 0, 0)
         self.view = SliceViewBox(lambda: mouse.scheme(state.mouse_scheme))
         self.addItem(self.view)
-        self.image = pg.ImageItem(axisOrder="row-major")
-        self.cam_item = SmoothImageItem(axisOrder="row-major")
-        self.mask_item = pg.ImageItem(axisOrder="row-major")
-        for z, item in enumerate((self.image, self.cam_item, self.mask_item)):
-            item.setZValue(z)
-            self.view.addItem(item)
+        self.image, self.cam_item, self.mask_item = add_image_layers(self.view)
         self._cam_lut = overlays.colormap_lut(state.layers.cam_colormap)
         self._rect = QRectF()
         self._layers = state.layers
