@@ -1,7 +1,8 @@
 """The real application in a subprocess on a real X display (CI: ``xvfb-run -a pytest``).
 
-Starts ``jcs-viewer gui STUDY --screenshot PNG --quit-after-analysis`` on the demo patient (fewer slices) with
-``QT_QPA_PLATFORM=xcb`` and checks the PNG: expected size, not blank, image and panels drawn.
+Starts ``jcs-viewer --demo`` (the README's command, not analysed) and ``jcs-viewer gui STUDY`` on the demo patient
+at fewer slices (analysed), each with ``--screenshot PNG --quit-after-analysis`` and ``QT_QPA_PLATFORM=xcb``, and
+checks the PNG: expected size, not blank, image and panels drawn, overlays where analysed.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -42,23 +44,18 @@ def _png_pixels(path) -> np.ndarray:
     return data.reshape(height, image.bytesPerLine())[:, : width * 3].reshape(height, width, 3).copy()
 
 
-def test_real_window_screenshot(tmp_path):
+def _screenshot(tmp_path, *args: str) -> np.ndarray:
+    """``jcs-viewer ARGS --screenshot PNG --quit-after-analysis`` on the X display, its own settings folder in
+    ``tmp_path``; checks the exit and the drawn window, returns the pixels."""
     display = os.environ.get("DISPLAY")
     if not display:
         pytest.skip("no X display: run under `xvfb-run -a pytest` to test the real window (QT_QPA_PLATFORM=xcb)")
-    from jcs_viewer.io.phantom import write_demo_study
-
-    # The demo patient at 24 slices of 128 px: the window is the same, the analysis a tenth of the demo's.
-    study = write_demo_study(tmp_path / "demo", n_slices=24, size=128, seed=0) / "dicom"
     png = tmp_path / "viewer.png"
-    env = dict(os.environ, QT_QPA_PLATFORM="xcb", DISPLAY=display,
-               JCS_VIEWER_DATA=str(tmp_path / "data"), XDG_CONFIG_HOME=str(tmp_path / "config"))
-    args = ["gui", str(study), "--screenshot", str(png), "--quit-after-analysis"]
-    analysed = _pipeline_can_run()
-    if not analysed:
-        args.append("--no-analysis")
-    cmd = [sys.executable, "-c", "import sys; from jcs_viewer.cli import main; sys.exit(main(sys.argv[1:]))", *args]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    env = dict(os.environ, QT_QPA_PLATFORM="xcb", DISPLAY=display, JCS_VIEWER_DATA=str(tmp_path / "data"),
+               JCS_VIEWER_CONFIG=str(tmp_path / "config"))
+    code = "import sys; from jcs_viewer.cli import main; sys.exit(main(sys.argv[1:]))"
+    command = [sys.executable, "-c", code, *args, "--screenshot", str(png), "--quit-after-analysis"]
+    proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, f"viewer exited {proc.returncode}: {proc.stderr[-2000:]}"
     assert "Traceback" not in proc.stderr
     pixels = _png_pixels(png)
@@ -71,6 +68,27 @@ def test_real_window_screenshot(tmp_path):
     # The right-hand panels are drawn (light background with dark text), not left empty.
     panel = gray[80:860, 1060:1430]
     assert panel.mean() > 150 and (panel < 100).mean() > 0.002
+    return pixels
+
+
+def test_the_readme_command_opens_the_built_in_demo(tmp_path):
+    """``jcs-viewer --demo`` (the README's first command, no sub-command) opens the built-in demo study; not
+    analysed here, the analysed window is the next test's."""
+    from jcs_viewer.io.phantom import demo_study_path
+    from jcs_viewer.settings import SettingsStore
+
+    _screenshot(tmp_path, "--demo", "--no-analysis")
+    recent = SettingsStore(tmp_path / "config" / "settings.ini").values.recent_studies
+    assert recent and Path(recent[0]) == demo_study_path() / "dicom"
+
+
+def test_real_window_screenshot(tmp_path):
+    from jcs_viewer.io.phantom import write_demo_study
+
+    # The demo patient at 24 slices of 128 px: the window is the same, the analysis a tenth of the demo's.
+    study = write_demo_study(tmp_path / "demo", n_slices=24, size=128, seed=0) / "dicom"
+    analysed = _pipeline_can_run()
+    pixels = _screenshot(tmp_path, "gui", str(study), *(() if analysed else ("--no-analysis",)))
     if analysed:
         # An analysed study has coloured overlays (activation map / lesions) somewhere in the image.
         rgb = pixels[80:600, 200:900].astype(int)
