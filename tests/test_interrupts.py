@@ -34,9 +34,9 @@ def test_without_ctrl_c_the_block_runs_as_it_is(ctrl_c_handled):
 def test_analyze_interrupted_while_its_models_load_stops_with_its_own_line(tmp_path, capsys,
                                                                           ctrl_c_while_models_load):
     from jcs_viewer.cli import main
-    from jcs_viewer.io import write_demo_study
+    from jcs_viewer.io.phantom import demo_study_path
 
-    study = write_demo_study(tmp_path / "demo", n_slices=8, seed=0) / "dicom"
+    study = demo_study_path(seed=0, n_slices=8) / "dicom"  # the batch tests' cached demo, read only
     assert main(["analyze", str(study), "--out", str(tmp_path / "out"), "--quiet"]) == 130
     err = capsys.readouterr().err
     assert len(ctrl_c_while_models_load) == 1 and "Interrupted." in err and "Traceback" not in err
