@@ -140,6 +140,14 @@ def test_about_shows_version_notice_and_registered_weights(qtbot, tiny_weights):
     assert "tiny-seg" in about.version_text(dialog.entries)
 
 
+def test_default_labels_name_the_studies_a_default_reads():
+    from types import SimpleNamespace as Entry
+
+    assert about.default_label(Entry(default=True, default_grey=False)) == " (default)"
+    assert about.default_label(Entry(default=False, default_grey=True)) == " (default for 8-bit studies)"
+    assert about.default_label(Entry(default=False, default_grey=False)) == ""
+
+
 def test_about_fits_the_screen_with_long_licence_texts(qtbot, tiny_weights):
     from jcs_viewer.models.registry import list_weights
 

@@ -200,6 +200,43 @@ def test_8bit_studies_get_the_grey_default_lesion_net(tmp_path, monkeypatch):
     assert named.grey_seg_model is None and named.lesion_net(is_hu=False)[1].name == names["seg"]
 
 
+def test_8bit_studies_get_the_grey_default_lung_net(tmp_path, monkeypatch):
+    """A lung entry marked default_grey finds the lungs of 8-bit studies; HU studies keep the default lung net;
+    named lung weights (or none: --no-learned-lungs) read every study."""
+    import dataclasses
+    import shutil
+
+    from jcs_viewer.models.registry import add_manifest_entry, get_weights, read_manifest
+    from jcs_viewer.pipeline.runner import load_models
+    from test_pipeline_support import register_tiny_weights
+
+    shipped = get_weights("lung_lite-ctseg-v2")
+    folder = tmp_path / "weights"
+    folder.mkdir()
+    register_tiny_weights(folder)
+    for name, flags in (("test-lung", {"default": True}), ("test-lung-grey", {"default_grey": True})):
+        shutil.copy(shipped.path, folder / f"{name}.safetensors")
+        add_manifest_entry(dataclasses.replace(shipped, name=name, file=f"{name}.safetensors", root=folder,
+                                               **{"default": False, "default_grey": False, **flags}), folder)
+    monkeypatch.setenv("JCS_VIEWER_WEIGHTS", str(folder))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "no-user-weights"))
+    assert {e.name for e in read_manifest(folder) if e.task == "lung"} == {"test-lung", "test-lung-grey"}
+
+    models = load_models(AnalysisOptions(device="cpu"))
+    assert models.lung_net(is_hu=True)[1].name == "test-lung"
+    assert models.lung_net(is_hu=False)[1].name == "test-lung-grey"
+    assert models.grey_lung_model in models.networks()
+    volume = small_phantom(6, 96, seed=4).to_volume()
+    grey = dataclasses.replace(volume, array=np.clip((volume.array + 1350) * 255 // 1500, 0, 255).astype(np.int16),
+                               is_hu=False)
+    assert analyze(volume, AnalysisOptions(**OPTS), models=models).models["lung"]["name"] == "test-lung"
+    assert analyze(grey, AnalysisOptions(**OPTS), models=models).models["lung"]["name"] == "test-lung-grey"
+    named = load_models(AnalysisOptions(device="cpu", lung_weights="test-lung"))
+    assert named.grey_lung_model is None and named.lung_net(is_hu=False)[1].name == "test-lung"
+    none = load_models(AnalysisOptions(device="cpu", learned_lungs=False))
+    assert none.lung_net(is_hu=False) == (None, None) and none.lung_net(is_hu=True) == (None, None)
+
+
 def test_test_mirror_reads_each_slice_with_its_mirror(volume, tmp_path):
     """A classifier entry with ``test_mirror`` gives each slice the mean of its and its mirror's probability
     (and maps): the scores move, stay probabilities, and the manifest keeps the field (and refuses a non-bool)."""

@@ -266,7 +266,7 @@ def _ctseg(root: Path) -> Path:
 
 
 @pytest.mark.parametrize("task, extra", [
-    ("lungs", ["--densify", "0.5"]),
+    ("lungs", ["--densify", "0.5", "--dependent-lobes", "0.5"]),
     ("seg", ["--arch", "jcs_seg_effnet", "--medseg-twins", "0.5", "--densify", "0.5"])])
 def test_pretrained_encoder_training_step(tmp_path, capsys, task, extra):
     """One step of the CT-Seg trainers from the ImageNet EfficientNet-Lite0 wheel, on made-up data."""
@@ -282,6 +282,7 @@ def test_pretrained_encoder_training_step(tmp_path, capsys, task, extra):
     record = json.loads((out / "run.json").read_text())
     assert record["target"] == ("lungs" if task == "lungs" else "lesions")
     assert "--densify 0.5" in record["command"]  # lungs: the lesions drawn dense inside the lung masks
+    assert ("--dependent-lobes 0.5" in record["command"]) == (task == "lungs")
     assert (out / "best.safetensors").is_file()
     validation = record["epochs"][0]["val"]
     assert set(validation) >= ({"ctseg"} if task == "lungs" else {"ctseg", "medseg"})
@@ -299,6 +300,9 @@ def test_init_needs_a_file_and_cam_loss_needs_masks(tmp_path, capsys):
     assert "is not a file" in capsys.readouterr().err
     assert main(["train", "cls", "--out", str(tmp_path / "r"), "--densify", "0.3", "--data", str(tmp_path)]) == 2
     assert "--densify is for seg and lungs runs" in capsys.readouterr().err
+    assert main(["train", "seg", "--out", str(tmp_path / "r"), "--dependent-lobes", "0.3", "--data",
+                 str(tmp_path)]) == 2
+    assert "--dependent-lobes is for lungs runs" in capsys.readouterr().err
     assert main(["train", "cls", "--out", str(tmp_path / "r"), "--cam-loss", "1", "--data", str(tmp_path)]) == 2
     assert "--cam-loss needs" in capsys.readouterr().err
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from jcs_viewer.train.augment import densify_lesions
+from jcs_viewer.train.augment import consolidate_dependent, densify_lesions, dependent_consolidation
 from jcs_viewer.train.crops import MIN_LESION_PX, MedSegTwins, erase_lesions, crop_labels
 
 
@@ -57,6 +57,44 @@ def test_densified_lesions_turn_soft_tissue_dense_and_nothing_else_moves():
     torch.testing.assert_close(dense[1], with_lesion[1])  # no lesion: nothing to densify
     untouched = densify_lesions(with_lesion, masks, 0.0, torch.Generator().manual_seed(0))
     torch.testing.assert_close(untouched, with_lesion)
+
+
+def test_dependent_lobes_are_the_posterior_lung_drawn_dense_and_the_label_stays():
+    image, _ = _chest_slice()
+    lungs = torch.from_numpy((image > 50) & (image < 120)).float()[None, None].repeat(12, 1, 1, 1)  # the lungs
+    lungs[11] = 0  # a slice without lung gets nothing
+    grey = torch.from_numpy(image).float().div(255.0)[None, None].repeat(12, 1, 1, 1)
+    gen = torch.Generator().manual_seed(0)
+    dense = dependent_consolidation(lungs, 1.0, gen)
+    assert dense[11].sum() == 0 and (dense[:11].flatten(1).sum(1) > 0).all()
+    assert ((dense > 0) <= (lungs > 0)).all()  # only lung turns dense
+    rows = torch.arange(image.shape[0]).view(1, 1, -1, 1).float()
+    for i in range(11):
+        lung_rows = rows.expand_as(lungs)[i][lungs[i] > 0]
+        dense_rows = rows.expand_as(lungs)[i][dense[i] > 0]
+        assert dense_rows.mean() > lung_rows.mean()  # the dependent (posterior, lower in the image) part
+        assert 0.05 < dense[i].sum() / lungs[i].sum() < 0.8  # part of the lungs, never all of them
+    sides = {(bool(d[0, :, :128].any()), bool(d[0, :, 128:].any())) for d in dense[:11]}
+    assert sides >= {(True, False), (False, True), (True, True)}  # right, left or both lungs
+    drawn = consolidate_dependent(grey, lungs, 1.0, torch.Generator().manual_seed(0))
+    core = torch.nn.functional.max_pool2d(1 - dense, 5, stride=1, padding=2) == 0
+    soft_tissue = torch.quantile(grey[0].flatten(), 0.9)
+    assert abs(drawn[core].mean() - soft_tissue) < 0.03
+    far = torch.nn.functional.max_pool2d(dense, 7, stride=1, padding=3) == 0
+    torch.testing.assert_close(drawn[far], grey[far])
+    torch.testing.assert_close(consolidate_dependent(grey, lungs, 0.0, gen), grey)
+
+
+def test_basal_crescents_get_no_consolidated_lobe():
+    """A lung base wrapped around the diaphragm dome: a dense 'lobe' there would look like the liver."""
+    yy, xx = np.mgrid[:256, :256]
+    crescents = np.zeros((256, 256), bool)
+    for cx in (70, 186):
+        outer = ((yy - 150) / 70) ** 2 + ((xx - cx) / 50) ** 2 < 1
+        dome = ((yy - 170) / 62) ** 2 + ((xx - cx) / 42) ** 2 < 1
+        crescents |= outer & ~dome
+    lungs = torch.from_numpy(crescents).float()[None, None].repeat(6, 1, 1, 1)
+    assert dependent_consolidation(lungs, 1.0, torch.Generator().manual_seed(0)).sum() == 0
 
 
 def test_crop_labels_follow_the_warped_mask():

@@ -63,6 +63,13 @@ def installed_weights() -> tuple[list[Any], str | None]:
         return [], str(exc)
 
 
+def default_label(entry: Any) -> str:
+    """" (default)", " (default for 8-bit studies)" (the nets picked for studies not in HU) or nothing."""
+    if getattr(entry, "default", False):
+        return " (default)"
+    return " (default for 8-bit studies)" if getattr(entry, "default_grey", False) else ""
+
+
 def version_text(entries: Sequence[Any] = ()) -> str:
     """Plain-text details for bug reports (what "Copy details" puts on the clipboard)."""
     lines = [f"JCS Viewer {__version__}", f"Python {platform.python_version()} on {platform.platform()}",
@@ -71,8 +78,8 @@ def version_text(entries: Sequence[Any] = ()) -> str:
     if torch is not None:
         lines.append(f"PyTorch {torch.__version__}")
     for e in entries:
-        default = " (default)" if getattr(e, "default", False) else ""
-        lines.append(f"weights {e.name}{default}: {e.task} {e.arch} {format_metrics(e.metrics) or 'no metrics'}")
+        metrics = format_metrics(e.metrics) or "no metrics"
+        lines.append(f"weights {e.name}{default_label(e)}: {e.task} {e.arch} {metrics}")
     return "\n".join(lines)
 
 
@@ -116,7 +123,7 @@ class AboutDialog(QDialog):
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setWordWrap(False)
         for row, e in enumerate(self.entries):
-            name = e.name + (" (default)" if e.default else "")
+            name = e.name + default_label(e)
             cells = (name, e.task, e.arch, format_metrics(e.metrics) or "—", e.licence or "—",
                      e.training_data or "—")
             for col, text in enumerate(cells):

@@ -54,7 +54,8 @@ def bench_pipeline(args: Any) -> int:
     hu_only: list[float] = []
     cpu_times: list[float] = []
     hu_options = AnalysisOptions(device=options.device, learned_lungs=False)
-    hu_models = dataclasses.replace(models, lung_model=None, lung_entry=None)
+    hu_models = dataclasses.replace(models, lung_model=None, lung_entry=None, grey_lung_model=None,
+                                    grey_lung_entry=None)
     for _ in range(repeats):
         c0 = time.process_time()
         result = analyze(volume, options, models=models)

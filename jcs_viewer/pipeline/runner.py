@@ -36,6 +36,8 @@ class LoadedModels:
         grey_seg_model: the lesion network for studies of 8-bit grey levels (not HU), or None: ``seg_model``
             reads them too.
         grey_seg_entry: its entry.
+        grey_lung_model: the lung network for studies of 8-bit grey levels, or None: ``lung_model`` reads them too.
+        grey_lung_entry: its entry.
     """
 
     cls_model: Any
@@ -46,6 +48,8 @@ class LoadedModels:
     lung_entry: Any = None
     grey_seg_model: Any = None
     grey_seg_entry: Any = None
+    grey_lung_model: Any = None
+    grey_lung_entry: Any = None
 
     def lesion_net(self, is_hu: bool) -> tuple[Any, Any]:
         """(model, entry) of the lesion network for a study in HU (``is_hu``) or in 8-bit grey levels."""
@@ -53,10 +57,17 @@ class LoadedModels:
             return self.grey_seg_model, self.grey_seg_entry
         return self.seg_model, self.seg_entry
 
+    def lung_net(self, is_hu: bool) -> tuple[Any, Any]:
+        """(model, entry) of the learned lung network for a study in HU or in 8-bit grey levels; (None, None)
+        without learned lungs."""
+        if not is_hu and self.grey_lung_model is not None:
+            return self.grey_lung_model, self.grey_lung_entry
+        return self.lung_model, self.lung_entry
+
     def networks(self) -> list[Any]:
         """Every loaded network (once each)."""
         out: list[Any] = []
-        for module in (self.cls_model, self.seg_model, self.lung_model, self.grey_seg_model):
+        for module in (self.cls_model, self.seg_model, self.lung_model, self.grey_seg_model, self.grey_lung_model):
             if module is not None and all(module is not m for m in out):
                 out.append(module)
         return out
@@ -92,15 +103,19 @@ def load_models(options: AnalysisOptions | None = None, device: Any = None) -> L
         grey = default_weights("seg", grey=True)
         if grey is not None and grey.name != loaded["seg"][1].name:
             grey_model, grey_entry = load(grey.name, device)
-    lung_model = lung_entry = None
+    lung_model = lung_entry = grey_lung_model = grey_lung_entry = None
     if options.learned_lungs:
         wanted = options.lung_weights or getattr(default_weights("lung"), "name", None)
         if wanted is not None:
             lung_model, lung_entry = load(wanted, device)
             if lung_entry.task != "lung":
                 raise ModelLoadError(f"{wanted} holds {lung_entry.task} weights, but lung weights were expected.")
+        if options.lung_weights is None:  # as for the lesion nets: the default follows the study's intensities
+            grey = default_weights("lung", grey=True)
+            if grey is not None and grey.name != wanted:
+                grey_lung_model, grey_lung_entry = load(grey.name, device)
     return LoadedModels(loaded["cls"][0], loaded["cls"][1], loaded["seg"][0], loaded["seg"][1],
-                        lung_model, lung_entry, grey_model, grey_entry)
+                        lung_model, lung_entry, grey_model, grey_entry, grey_lung_model, grey_lung_entry)
 
 
 def analyze(

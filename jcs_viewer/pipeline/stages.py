@@ -114,11 +114,12 @@ class AnalysisRun:
         from jcs_viewer.pipeline import lungs
 
         learned = None
-        if self.models.lung_model is not None:
+        lung_model, lung_entry = self.models.lung_net(self.is_hu)
+        if lung_model is not None:
             from jcs_viewer.pipeline.lung_ai import predict_lung_probability
 
-            learned = predict_lung_probability(self.volume, self.models.lung_model, self.models.lung_entry,
-                                               self.engine, self.batch_size("lung"))
+            learned = predict_lung_probability(self.volume, lung_model, lung_entry, self.engine,
+                                               self.batch_size("lung"))
         self.lung_mask = lungs.compute_lung_mask(self.volume, learned=learned)
         del learned
         self.scored = lungs.lung_slices(self.lung_mask, self.volume.spacing)
@@ -190,7 +191,7 @@ class AnalysisRun:
         self.evidence = evidence = np.zeros(n, dtype=np.float32) if joint else None
         model, entry = self.models.lesion_net(self.is_hu)
         todo = np.flatnonzero(self.segmented)
-        margin = LUNG_MARGIN_MM if self.models.lung_model is None else LEARNED_LUNG_MARGIN_MM
+        margin = LUNG_MARGIN_MM if self.models.lung_net(self.is_hu)[0] is None else LEARNED_LUNG_MARGIN_MM
         region = lungs.restrict_region(self.lung_mask, self.volume.spacing, margin)
         cut = max(int(round(options.lesion_cutoff * 255)), 1)
 
@@ -300,8 +301,9 @@ def describe_models(models: LoadedModels, is_hu: bool = True) -> dict[str, dict[
     network a study was read with."""
     seg_model, seg_entry = models.lesion_net(is_hu)
     out = {"cls": _describe(models.cls_entry, models.cls_model), "seg": _describe(seg_entry, seg_model)}
-    if models.lung_model is not None:
-        out["lung"] = _describe(models.lung_entry, models.lung_model)
+    lung_model, lung_entry = models.lung_net(is_hu)
+    if lung_model is not None:
+        out["lung"] = _describe(lung_entry, lung_model)
     return out
 
 

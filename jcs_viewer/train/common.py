@@ -40,6 +40,7 @@ class TrainOptions:
     lung_crop: bool = False  # cls: train and validate on the square around each image's lungs
     average_from: int | None = None  # cls: average the weights of every epoch from this one on (SWA)
     densify: float = 0.0  # seg, lungs: probability that a slice's lesions are rendered as consolidation
+    dependent_lobes: float = 0.0  # lungs: probability that a slice's dependent lung is drawn consolidated
     command: str = ""  # the full ``jcs-viewer train`` command line that reproduces this run
 
 

@@ -161,8 +161,10 @@ def volume_slices(root: Path, size: int) -> tuple[np.ndarray, np.ndarray, list[P
     return np.concatenate(images), np.concatenate(masks), files
 
 
-def rewindow_clahe(grey: np.ndarray, gen: np.random.Generator, fraction: float = 0.5) -> np.ndarray:
-    """Re-window a random ``fraction`` of CT-Seg-domain images and equalise them again.
+def rewindow_clahe(grey: np.ndarray, gen: np.random.Generator, fraction: float = 0.5,
+                   always: np.ndarray | None = None) -> np.ndarray:
+    """Re-window a random ``fraction`` of CT-Seg-domain images (and those where ``always`` is set) and equalise
+    them again.
 
     Simulates inputs whose grey levels were mapped differently before the CT-Seg transform (an
     8-bit soft-tissue window flattens the lungs to black, a wide window greys the body), so the
@@ -174,7 +176,8 @@ def rewindow_clahe(grey: np.ndarray, gen: np.random.Generator, fraction: float =
 
     out = grey.copy()
     clahe = cv2.createCLAHE(clipLimit=CLAHE_CLIP, tileGridSize=CLAHE_TILES)
-    for i in np.flatnonzero(gen.random(len(grey)) < fraction):
+    pick = gen.random(len(grey)) < fraction
+    for i in np.flatnonzero(pick if always is None else pick | always):
         lo, hi = gen.uniform(0, 90), gen.uniform(140, 255)
         x = np.clip((grey[i].astype(np.float32) - lo) * (255.0 / (hi - lo)), 0, 255).astype(np.uint8)
         out[i] = clahe.apply(x)
@@ -236,7 +239,8 @@ def train_ctseg(opts: TrainOptions, target: str) -> dict:
 
     from jcs_viewer.models import build
     from jcs_viewer.models.efficientnet import LITE_MEAN, LITE_STD, load_imagenet_weights
-    from jcs_viewer.train.augment import AugmentConfig, densify_lesions, jitter_intensity, random_affine
+    from jcs_viewer.train.augment import (AugmentConfig, consolidate_dependent, densify_lesions, jitter_intensity,
+                                          random_affine)
     from jcs_viewer.train.losses import deep_supervision_loss
     from jcs_viewer.train.metrics import dice
 
@@ -271,7 +275,15 @@ def train_ctseg(opts: TrainOptions, target: str) -> dict:
         for idx in steps.batches():
             xb, yb = images[idx], masks[idx]
             if target == "lungs":
-                xb = torch.from_numpy(rewindow_clahe(train_x[idx.numpy()], np_gen)).float().div_(255.0).unsqueeze(1)
+                raw, redo = train_x[idx.numpy()], None
+                if opts.dependent_lobes:
+                    # Drawn before the re-windowing and CLAHE, which then treat the dense lobe as they treat a
+                    # real one (a lung window saturates it; CLAHE gives it the texture of the chest wall).
+                    grey = torch.from_numpy(raw).float().div_(255.0).unsqueeze(1)
+                    drawn = consolidate_dependent(grey, yb, opts.dependent_lobes, gen)
+                    redo = (drawn != grey).flatten(1).any(1).numpy()
+                    raw = drawn[:, 0].mul(255.0).round_().to(torch.uint8).numpy()
+                xb = torch.from_numpy(rewindow_clahe(raw, np_gen, always=redo)).float().div_(255.0).unsqueeze(1)
             if twin_images is not None:
                 # A MedSeg slice becomes its lesion-free twin (empty mask) with probability F.
                 first, count, _ = twins[1], twins[2], twins[3]

@@ -120,6 +120,14 @@ def _densify_text(opts: dict) -> str:
             f"densify_lesions) with probability {f:g}") if f else ""
 
 
+def _dependent_lobes_text(opts: dict) -> str:
+    """The lung training data's whole consolidated lobes (``--dependent-lobes``), if the run used them."""
+    f = float(opts.get("dependent_lobes") or 0.0)
+    return (f"; the posterior part of one lung or both drawn soft-tissue dense and labelled lung (a lobe "
+            f"consolidated throughout; jcs_viewer.train.augment.dependent_consolidation) with probability {f:g}"
+            ) if f else ""
+
+
 def _ids(ids: list[int]) -> str:
     runs, start = [], ids[0]
     for a, b in zip(ids, ids[1:] + [None]):
@@ -321,7 +329,7 @@ def ship_pretrained(task: str, run_dir: Path, name: str, weights_dir: Path | Non
                        "thorax real_ct_small/chest_imaging_platform/ct-64.nrrd with its wholeLung mask (all 79 "
                        "slices, so its lung Dice is a training figure); the slices of lidc_chest_volume/LIDC2.mha "
                        "without lung as negatives (upper abdomen); random re-windowing before CLAHE"
-                       + _densify_text(opts) if task == "lung"
+                       + _densify_text(opts) + _dependent_lobes_text(opts) if task == "lung"
                        else "covid19_ct_seg20_slices infection masks (training groups, CLAHE slices as they are) + "
                             "medseg_covid19_ct100_jcs training slices (lung window as they are), repeated to weigh "
                             "about half as much as CT-Seg"
