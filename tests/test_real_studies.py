@@ -67,6 +67,35 @@ def test_lung_bases_keep_liver_spleen_and_stomach_out(tmp_path):
     assert (lung & organs).sum() <= 0.01 * lung.sum()
 
 
+def test_lung_bases_read_as_8bit_slices_keep_the_abdomen_out(tmp_path):
+    """The same volume exported as lung-window PNG slices (as a web figure or a screenshot stack would be): the
+    8-bit lung net was trained on whole consolidated lobes, and a dense lobe at the base looks like the liver
+    dome; no lung may be found in the liver, spleen or stomach, nor in a slice without lung (bowel gas: 2,079
+    of the 5,153 lung pixels the HU-default lung net found there)."""
+    from PIL import Image
+
+    ct = shared_data_path("real_ct_small", "totalsegmentator", "example_ct_sm.nii.gz")
+    image = sitk.ReadImage(str(ct))
+    flip_rows, flip_cols = image.GetDirection()[4] < 0, image.GetDirection()[0] < 0
+
+    def shown(a: np.ndarray) -> np.ndarray:  # anterior up, patient right on the image left
+        return a[:, ::-1 if flip_rows else 1, ::-1 if flip_cols else 1]
+
+    hu = shown(sitk.GetArrayFromImage(image).astype(np.float32))
+    seg = shown(sitk.GetArrayFromImage(sitk.ReadImage(str(ct.with_name("example_seg.nii.gz")))))
+    stack = tmp_path / "stack"
+    stack.mkdir()
+    for z, hu_slice in enumerate(np.clip((hu + 1350.0) / 1500.0 * 255.0, 0, 255).astype(np.uint8)):
+        Image.fromarray(np.ascontiguousarray(hu_slice)).save(stack / f"{z:03d}.png")
+    analyze(stack, tmp_path / "out")
+    lung = np.load(tmp_path / "out" / "arrays.npz")["lung_mask"] > 0
+    organs = np.isin(seg, list(ORGANS.values()))
+    without_lung = ~np.isin(seg, [10, 11, 12, 13, 14]).any(axis=(1, 2))  # TotalSegmentator's five lobes
+    assert lung.sum() > 1000
+    assert (lung & organs).sum() <= 0.01 * lung.sum()
+    assert not lung[without_lung].any()
+
+
 def test_an_abdomen_without_lungs_is_not_assessable(tmp_path):
     """The TotalSegmentator volume below its lung bases (no lung label in any slice): not assessable."""
     ct = shared_data_path("real_ct_small", "totalsegmentator", "example_ct_sm.nii.gz")
@@ -142,9 +171,9 @@ def test_two_lidc_slices_are_not_assessable(tmp_path):
 
 
 def test_consolidated_lower_lobes_of_an_8bit_slice_are_lesion_and_lung(tmp_path):
-    """MedSeg tr_im_0023 (both lower lobes consolidated, soft-tissue dense) read as a one-slice 8-bit stack: the
-    learned lungs miss the dense lobes, and the lesions were cut to them (Dice 0.28); a lesion mostly inside the
-    lungs is now kept whole and its lung counted with it."""
+    """MedSeg tr_im_0023 (both lower lobes consolidated, soft-tissue dense) read as a one-slice 8-bit stack: a lung
+    net that never saw a whole consolidated lobe misses the dense lobes, and the lesions were cut to them (Dice 0.28;
+    0.44 with the half-inside rule); the 8-bit lung net, trained on such lobes, holds more of them (0.51)."""
     from jcs_viewer.train.images import read_mask
 
     medseg = shared_data_path("medseg_covid19_ct100_jcs")
@@ -155,7 +184,7 @@ def test_consolidated_lower_lobes_of_an_8bit_slice_are_lesion_and_lung(tmp_path)
     arrays = np.load(tmp_path / "out" / "arrays.npz")
     lesion, lung = arrays["lesion_mask"][0] > 0, arrays["lung_mask"][0] > 0
     truth = read_mask(medseg / "tr_mask_new" / "tr_mask_0023.png") > 0
-    assert 2 * (lesion & truth).sum() / (lesion.sum() + truth.sum()) >= 0.40
+    assert 2 * (lesion & truth).sum() / (lesion.sum() + truth.sum()) >= 0.47
     assert (lesion & lung).sum() == lesion.sum()  # every lesion voxel is in the lungs it involves
     assert doc["involvement_percent"]["total"] <= 100.0
 
