@@ -163,6 +163,19 @@ def test_about_fits_the_screen_with_long_licence_texts(qtbot, tiny_weights):
     assert dialog.table.item(0, metrics_col).toolTip() == "dice 0.712"
 
 
+def test_about_shows_whole_weights_names_with_their_default_label(qtbot, tiny_weights):
+    """A name and "(default for 8-bit studies)" are short enough to show whole: only licence texts are elided."""
+    from jcs_viewer.models.registry import list_weights
+
+    entry = dataclasses.replace(list_weights()[0], name="jcs_seg_effnet-ctseg-medseg-v6", default=False,
+                                default_grey=True)
+    dialog = about.AboutDialog(entries=[entry])
+    qtbot.addWidget(dialog)
+    item = dialog.table.item(0, 0)
+    assert item.text() == "jcs_seg_effnet-ctseg-medseg-v6 (default for 8-bit studies)"
+    assert dialog.table.columnWidth(0) >= dialog.table.fontMetrics().horizontalAdvance(item.text())
+
+
 def test_about_with_a_broken_manifest_says_which_file(qtbot, tmp_path, monkeypatch):
     pytest.importorskip("torch")
     folder = tmp_path / "weights"

@@ -136,7 +136,7 @@ class AboutDialog(QDialog):
         header.setStretchLastSection(True)
         self.table.resizeColumnsToContents()
         for col in range(len(COLUMNS)):  # a licence paragraph must not make the box wider than the screen
-            if COLUMNS[col] != "Metrics" and self.table.columnWidth(col) > MAX_COLUMN:
+            if COLUMNS[col] in ("Licence", "Training data") and self.table.columnWidth(col) > MAX_COLUMN:
                 self.table.setColumnWidth(col, MAX_COLUMN)
         rows_height = sum(self.table.rowHeight(r) for r in range(min(len(self.entries), 6)))
         self.table.setFixedHeight(self.table.horizontalHeader().sizeHint().height() + rows_height

@@ -172,7 +172,7 @@ def dependent_consolidation(lungs: torch.Tensor, fraction: float, gen: torch.Gen
     and the rest of the thorax rather than from air. Anterior is up (training slices are not flipped vertically).
 
     Args:
-        lungs: N x 1 x H x W lung masks (0/1), after any geometric augmentation.
+        lungs: N x 1 x H x W lung masks (0/1) of the slices it is drawn on.
         fraction: probability that a sample with lung gets a consolidated lobe.
         gen: random generator.
 

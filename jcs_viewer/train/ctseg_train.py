@@ -13,6 +13,8 @@ Both nets start from the ImageNet EfficientNet-Lite0 encoder (the ``.[train]`` e
 - ``lungs``: CT-Seg lung masks (consolidation included), plus two whole real volumes
   (:data:`LUNG_VOLUMES`: their abdominal slices teach "no lung here", which CT-Seg's central slices
   cannot) and random re-windowing before CLAHE (:func:`rewindow_clahe`); loss BCE + (1 - batch Dice).
+  ``--dependent-lobes F`` draws, with probability F, whole dependent lobes consolidated before that
+  re-windowing, still labelled lung (:func:`jcs_viewer.train.augment.dependent_consolidation`).
 - ``lesions``: CT-Seg infection masks plus MedSeg training slices in their window (and, with ``--medseg-twins F``,
   their lesion-free twins with probability F); deep-supervised BCE + Dice on the five side outputs.
 
