@@ -74,9 +74,11 @@ def test_lung_bases_read_as_8bit_slices_keep_the_abdomen_out(tmp_path):
     of the 5,153 lung pixels the HU-default lung net found there)."""
     from PIL import Image
 
+    from jcs_viewer.pipeline.lung_ai import display_flips
+
     ct = shared_data_path("real_ct_small", "totalsegmentator", "example_ct_sm.nii.gz")
     image = sitk.ReadImage(str(ct))
-    flip_rows, flip_cols = image.GetDirection()[4] < 0, image.GetDirection()[0] < 0
+    flip_rows, flip_cols = display_flips(image.GetDirection())
 
     def shown(a: np.ndarray) -> np.ndarray:  # anterior up, patient right on the image left
         return a[:, ::-1 if flip_rows else 1, ::-1 if flip_cols else 1]

@@ -100,9 +100,7 @@ def load_models(options: AnalysisOptions | None = None, device: Any = None) -> L
         loaded[task] = (model, entry)
     grey_model = grey_entry = None
     if options.seg_weights is None:  # named weights read every study; the defaults follow its intensities
-        grey = default_weights("seg", grey=True)
-        if grey is not None and grey.name != loaded["seg"][1].name:
-            grey_model, grey_entry = load(grey.name, device)
+        grey_model, grey_entry = _grey_default("seg", loaded["seg"][1].name, device)
     lung_model = lung_entry = grey_lung_model = grey_lung_entry = None
     if options.learned_lungs:
         wanted = options.lung_weights or getattr(default_weights("lung"), "name", None)
@@ -110,12 +108,21 @@ def load_models(options: AnalysisOptions | None = None, device: Any = None) -> L
             lung_model, lung_entry = load(wanted, device)
             if lung_entry.task != "lung":
                 raise ModelLoadError(f"{wanted} holds {lung_entry.task} weights, but lung weights were expected.")
-        if options.lung_weights is None:  # as for the lesion nets: the default follows the study's intensities
-            grey = default_weights("lung", grey=True)
-            if grey is not None and grey.name != wanted:
-                grey_lung_model, grey_lung_entry = load(grey.name, device)
+        if options.lung_weights is None:
+            grey_lung_model, grey_lung_entry = _grey_default("lung", wanted, device)
     return LoadedModels(loaded["cls"][0], loaded["cls"][1], loaded["seg"][0], loaded["seg"][1],
                         lung_model, lung_entry, grey_model, grey_entry, grey_lung_model, grey_lung_entry)
+
+
+def _grey_default(task: str, loaded_name: str | None, device: Any) -> tuple[Any, Any]:
+    """(model, entry) of the ``default_grey`` weights of ``task`` for 8-bit studies, or (None, None) when there are
+    none or they are the ones already loaded for every study."""
+    from jcs_viewer.models import default_weights, load
+
+    grey = default_weights(task, grey=True)
+    if grey is None or grey.name == loaded_name:
+        return None, None
+    return load(grey.name, device)
 
 
 def analyze(
