@@ -266,7 +266,7 @@ def _ctseg(root: Path) -> Path:
 
 
 @pytest.mark.parametrize("task, extra", [
-    ("lungs", ["--densify", "0.5", "--dependent-lobes", "0.5"]),
+    ("lungs", ["--densify", "0.5", "--dependent-lobes", "0.5", "--medseg-lungs"]),
     ("seg", ["--arch", "jcs_seg_effnet", "--medseg-twins", "0.5", "--densify", "0.5"])])
 def test_pretrained_encoder_training_step(tmp_path, capsys, task, extra):
     """One step of the CT-Seg trainers from the ImageNet EfficientNet-Lite0 wheel, on made-up data."""
@@ -283,6 +283,9 @@ def test_pretrained_encoder_training_step(tmp_path, capsys, task, extra):
     assert record["target"] == ("lungs" if task == "lungs" else "lesions")
     assert "--densify 0.5" in record["command"]  # lungs: the lesions drawn dense inside the lung masks
     assert ("--dependent-lobes 0.5" in record["command"]) == (task == "lungs")
+    # --medseg-lungs: the lung net that labelled MedSeg's lungs is named with its hash.
+    assert ("--medseg-lungs" in record["command"]) == (task == "lungs")
+    assert ("medseg_lungs_by" in record["data_sha256"]) == (task == "lungs")
     assert (out / "best.safetensors").is_file()
     validation = record["epochs"][0]["val"]
     assert set(validation) >= ({"ctseg"} if task == "lungs" else {"ctseg", "medseg"})
@@ -292,6 +295,26 @@ def test_pretrained_encoder_training_step(tmp_path, capsys, task, extra):
                  "--batch", "2", "--max-steps", "1", "--init", str(out / "best.safetensors"), *extra]) == 0
     record = json.loads((again / "run.json").read_text())
     assert "--init" in record["command"] and record["data_sha256"]["init"] == sha256_file(out / "best.safetensors")
+
+
+def test_medseg_lung_labels_join_the_lung_net_and_every_lesion(tmp_path):
+    """MedSeg has no lung masks: its training slices get the default 8-bit lung net's lungs joined with their
+    lesion masks, so a lesion the lung net leaves out is lung in the label."""
+    from jcs_viewer.models import default_weights
+    from jcs_viewer.train.ctseg_train import medseg_lungs
+    from jcs_viewer.train.lung_boxes import image_lungs
+    from jcs_viewer.train.splits import medseg_split
+
+    root = _medseg(tmp_path / "medseg")
+    images, labels, lesions, labeller = medseg_lungs(root, "train", SIZE)
+    ids = medseg_split("train")
+    assert images.shape == labels.shape == lesions.shape == (len(ids), SIZE, SIZE)
+    assert lesions.any() and not (lesions.astype(bool) & ~labels.astype(bool)).any()
+    entry = default_weights("lung", grey=True)
+    assert labeller == f"{entry.name} {entry.sha256}"
+    raw = np.stack([np.asarray(Image.open(root / "tr_im" / medseg_image_name(i))) for i in ids])
+    net = image_lungs(raw, weights=entry.name)
+    assert np.array_equal(labels.astype(bool), net | lesions.astype(bool))
 
 
 def test_init_needs_a_file_and_cam_loss_needs_masks(tmp_path, capsys):

@@ -71,6 +71,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dependent-lobes", type=float, default=0.0, metavar="F",
                         help="lungs: with probability F the posterior part of one lung or both is drawn "
                              "soft-tissue dense (a lobe consolidated throughout), still labelled lung (0: off)")
+    parser.add_argument("--medseg-lungs", action="store_true",
+                        help="lungs: MedSeg training slices join CT-Seg, labelled lung where the default 8-bit lung "
+                             "net or the radiologists' lesion masks say so (real consolidated lobes, 8-bit windows)")
 
 
 def command_line(task: str, opts, explicit_data: bool) -> str:
@@ -105,6 +108,8 @@ def command_line(task: str, opts, explicit_data: bool) -> str:
         parts += ["--densify", f"{opts.densify:g}"]
     if opts.dependent_lobes:
         parts += ["--dependent-lobes", f"{opts.dependent_lobes:g}"]
+    if opts.medseg_lungs:
+        parts += ["--medseg-lungs"]
     return " ".join(shlex.quote(p) for p in parts)
 
 
@@ -130,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
         max_minutes=args.max_minutes, threads=args.threads, arch=args.arch or arch, config=config,
         medseg_twins=args.medseg_twins, init=args.init, ctseg=args.ctseg, cam_weight=args.cam_loss,
         lung_crop=args.lung_crop, average_from=args.average_from, densify=args.densify,
-        dependent_lobes=args.dependent_lobes,
+        dependent_lobes=args.dependent_lobes, medseg_lungs=args.medseg_lungs,
     )
     if opts.cam_weight and not (args.task == "cls" and opts.medseg_twins > 0):
         raise UserError("--cam-loss needs the lesion masks of a cls run with --medseg-twins.")
@@ -148,6 +153,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--densify is for seg and lungs runs only, a probability above 0 up to 1.")
     if opts.dependent_lobes and (args.task != "lungs" or not 0.0 < opts.dependent_lobes <= 1.0):
         raise UserError("--dependent-lobes is for lungs runs only, a probability above 0 up to 1.")
+    if opts.medseg_lungs and args.task != "lungs":
+        raise UserError("--medseg-lungs is for lungs runs only.")
     if not 0.0 <= opts.medseg_twins < 1.0:
         raise UserError("--medseg-twins must be a fraction from 0 up to (not including) 1.")
     opts.command = command_line(args.task, opts, explicit_data=args.data is not None)

@@ -15,6 +15,8 @@ Both nets start from the ImageNet EfficientNet-Lite0 encoder (the ``.[train]`` e
   cannot) and random re-windowing before CLAHE (:func:`rewindow_clahe`); loss BCE + (1 - batch Dice).
   ``--dependent-lobes F`` draws, with probability F, whole dependent lobes consolidated before that
   re-windowing, still labelled lung (:func:`jcs_viewer.train.augment.dependent_consolidation`).
+  ``--medseg-lungs`` adds the MedSeg training slices, labelled lung where the default 8-bit lung net or the
+  radiologists' lesion masks say so (:func:`medseg_lungs`): real consolidated lobes in real 8-bit windows.
 - ``lesions``: CT-Seg infection masks plus MedSeg training slices in their window (and, with ``--medseg-twins F``,
   their lesion-free twins with probability F); deep-supervised BCE + Dice on the five side outputs.
 
@@ -213,7 +215,7 @@ def training_sets(opts: TrainOptions, target: str):
         files["val"] += [p for pair in mva for p in pair]
         if opts.medseg_twins > 0:
             twins = (_medseg_twins(medseg, opts.size), len(x) - len(mx) * repeat, len(mx), repeat)
-    lesions = None
+    lesions = labeller = None
     if target == "lungs" and opts.densify:
         # The lung masks hold the lesions: drawn dense, consolidated lung stays lung for the net.
         lesion_files = [ctseg / "lesions" / image.name for image, _ in tr]
@@ -228,8 +230,43 @@ def training_sets(opts: TrainOptions, target: str):
             files["train"] += vfiles
             if lesions is not None:  # the whole volumes hold no lesion
                 lesions = np.concatenate([lesions, np.zeros((len(vx) * repeat,) + vx.shape[1:], lesions.dtype)])
+        if opts.medseg_lungs:
+            medseg = root / MEDSEG_FOLDER
+            mx, my, ml, labeller = medseg_lungs(medseg, "train", opts.size)
+            repeat = max(1, len(x) // (4 * len(mx)))  # about a fifth of what the net sees
+            x, y = np.concatenate([x] + [mx] * repeat), np.concatenate([y] + [my] * repeat)
+            if lesions is not None:
+                lesions = np.concatenate([lesions] + [ml] * repeat)
+            files["train"] += [p for pair in medseg_pairs(medseg, "train") for p in pair]
     hashes = {k: hash_files(v, root) for k, v in files.items()}
+    if labeller is not None:
+        hashes["medseg_lungs_by"] = labeller
     return x, y, twins, val, hashes, lesions
+
+
+def medseg_lungs(root: Path, split: str, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
+    """MedSeg slices of ``split`` in the CT-Seg domain, with lung labels of their own, and their lesion masks.
+
+    MedSeg has no lung masks; its lesions lie in the lungs by definition, so the label is the default 8-bit lung
+    net's mask joined with the radiologists' lesion mask: the consolidated lobes that net leaves out (real ones, in
+    a real 8-bit window, not drawn) come back labelled lung. (The lesion masks also hold MedSeg's pleural
+    effusions, so an effusion counts as lung here, as its lesions count inside the lungs in the app.)
+
+    Returns:
+        (images, lung labels, lesion masks, all ``uint8`` at ``size``; "name sha256" of the lung net).
+    """
+    from jcs_viewer.models import default_weights
+    from jcs_viewer.train.datasets import _resize_u8, medseg_pairs
+    from jcs_viewer.train.images import read_grey, read_mask
+    from jcs_viewer.train.lung_boxes import image_lungs
+
+    pairs = medseg_pairs(root, split)
+    entry = default_weights("lung", grey=True)
+    lungs = image_lungs(np.stack([read_grey(a) for a, _ in pairs]), weights=entry.name)
+    labels = [(lung | (read_mask(b) > 0)).astype(np.uint8) * 255 for lung, (_, b) in zip(lungs, pairs)]
+    images, lesions = load_pairs(pairs, size, to_ctseg=True)
+    labels = np.stack([_resize_u8(label, size) >= 128 for label in labels]).astype(np.uint8)
+    return images, labels, lesions, f"{entry.name} {entry.sha256}"
 
 
 def train_ctseg(opts: TrainOptions, target: str) -> dict:
