@@ -283,8 +283,11 @@ def test_pretrained_encoder_training_step(tmp_path, capsys, task, extra):
     assert record["target"] == ("lungs" if task == "lungs" else "lesions")
     assert "--densify 0.5" in record["command"]  # lungs: the lesions drawn dense inside the lung masks
     assert ("--dependent-lobes 0.5" in record["command"]) == (task == "lungs")
-    # --medseg-lungs: the lung net that labelled MedSeg's lungs is named with its hash.
-    assert ("--medseg-lungs" in record["command"]) == (task == "lungs")
+    # --medseg-lungs: the lung net that labelled MedSeg's lungs is named, in the command and with its hash.
+    from jcs_viewer.models import default_weights
+
+    grey_lungs = default_weights("lung", grey=True)
+    assert (f"--medseg-lungs {grey_lungs.name}" in record["command"]) == (task == "lungs")
     assert ("medseg_lungs_by" in record["data_sha256"]) == (task == "lungs")
     assert (out / "best.safetensors").is_file()
     validation = record["epochs"][0]["val"]
@@ -315,6 +318,9 @@ def test_medseg_lung_labels_join_the_lung_net_and_every_lesion(tmp_path):
     raw = np.stack([np.asarray(Image.open(root / "tr_im" / medseg_image_name(i))) for i in ids])
     net = image_lungs(raw, weights=entry.name)
     assert np.array_equal(labels.astype(bool), net | lesions.astype(bool))
+    # Another lung net, named, labels them instead (here the HU default).
+    hu_lungs = default_weights("lung")
+    assert medseg_lungs(root, "train", SIZE, hu_lungs.name)[3] == f"{hu_lungs.name} {hu_lungs.sha256}"
 
 
 def test_init_needs_a_file_and_cam_loss_needs_masks(tmp_path, capsys):

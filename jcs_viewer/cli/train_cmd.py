@@ -71,9 +71,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dependent-lobes", type=float, default=0.0, metavar="F",
                         help="lungs: with probability F the posterior part of one lung or both is drawn "
                              "soft-tissue dense (a lobe consolidated throughout), still labelled lung (0: off)")
-    parser.add_argument("--medseg-lungs", action="store_true",
-                        help="lungs: MedSeg training slices join CT-Seg, labelled lung where the default 8-bit lung "
-                             "net or the radiologists' lesion masks say so (real consolidated lobes, 8-bit windows)")
+    parser.add_argument("--medseg-lungs", nargs="?", const="", metavar="LUNG_WEIGHTS",
+                        help="lungs: MedSeg training slices join CT-Seg, labelled lung where a lung net (these "
+                             "weights; default: the 8-bit default) or the radiologists' lesion masks say so (real "
+                             "consolidated lobes in real 8-bit windows)")
 
 
 def command_line(task: str, opts, explicit_data: bool) -> str:
@@ -108,8 +109,8 @@ def command_line(task: str, opts, explicit_data: bool) -> str:
         parts += ["--densify", f"{opts.densify:g}"]
     if opts.dependent_lobes:
         parts += ["--dependent-lobes", f"{opts.dependent_lobes:g}"]
-    if opts.medseg_lungs:
-        parts += ["--medseg-lungs"]
+    if opts.medseg_lungs is not None:
+        parts += ["--medseg-lungs", opts.medseg_lungs]
     return " ".join(shlex.quote(p) for p in parts)
 
 
@@ -153,8 +154,16 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--densify is for seg and lungs runs only, a probability above 0 up to 1.")
     if opts.dependent_lobes and (args.task != "lungs" or not 0.0 < opts.dependent_lobes <= 1.0):
         raise UserError("--dependent-lobes is for lungs runs only, a probability above 0 up to 1.")
-    if opts.medseg_lungs and args.task != "lungs":
-        raise UserError("--medseg-lungs is for lungs runs only.")
+    if opts.medseg_lungs is not None:
+        if args.task != "lungs":
+            raise UserError("--medseg-lungs is for lungs runs only.")
+        if not opts.medseg_lungs:  # the labelling net by name, so that the command says which
+            from jcs_viewer.models import default_weights
+
+            entry = default_weights("lung", grey=True)
+            if entry is None:
+                raise UserError("--medseg-lungs needs a lung net to label MedSeg's lungs; none is installed.")
+            opts.medseg_lungs = entry.name
     if not 0.0 <= opts.medseg_twins < 1.0:
         raise UserError("--medseg-twins must be a fraction from 0 up to (not including) 1.")
     opts.command = command_line(args.task, opts, explicit_data=args.data is not None)

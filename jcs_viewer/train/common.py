@@ -41,7 +41,7 @@ class TrainOptions:
     average_from: int | None = None  # cls: average the weights of every epoch from this one on (SWA)
     densify: float = 0.0  # seg, lungs: probability that a slice's lesions are rendered as consolidation
     dependent_lobes: float = 0.0  # lungs: probability that a slice's dependent lung is drawn consolidated
-    medseg_lungs: bool = False  # lungs: MedSeg training slices join, labelled 8-bit lung net + lesion masks
+    medseg_lungs: str | None = None  # lungs: MedSeg slices join, labelled by this lung net + the lesion masks
     command: str = ""  # the full ``jcs-viewer train`` command line that reproduces this run
 
 

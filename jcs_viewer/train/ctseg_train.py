@@ -15,8 +15,9 @@ Both nets start from the ImageNet EfficientNet-Lite0 encoder (the ``.[train]`` e
   cannot) and random re-windowing before CLAHE (:func:`rewindow_clahe`); loss BCE + (1 - batch Dice).
   ``--dependent-lobes F`` draws, with probability F, whole dependent lobes consolidated before that
   re-windowing, still labelled lung (:func:`jcs_viewer.train.augment.dependent_consolidation`).
-  ``--medseg-lungs`` adds the MedSeg training slices, labelled lung where the default 8-bit lung net or the
-  radiologists' lesion masks say so (:func:`medseg_lungs`): real consolidated lobes in real 8-bit windows.
+  ``--medseg-lungs [WEIGHTS]`` adds the MedSeg training slices, labelled lung where a lung net (the 8-bit
+  default unless named) or the radiologists' lesion masks say so (:func:`medseg_lungs`): real consolidated
+  lobes in real 8-bit windows.
 - ``lesions``: CT-Seg infection masks plus MedSeg training slices in their window (and, with ``--medseg-twins F``,
   their lesion-free twins with probability F); deep-supervised BCE + Dice on the five side outputs.
 
@@ -230,9 +231,9 @@ def training_sets(opts: TrainOptions, target: str):
             files["train"] += vfiles
             if lesions is not None:  # the whole volumes hold no lesion
                 lesions = np.concatenate([lesions, np.zeros((len(vx) * repeat,) + vx.shape[1:], lesions.dtype)])
-        if opts.medseg_lungs:
+        if opts.medseg_lungs is not None:
             medseg = root / MEDSEG_FOLDER
-            mx, my, ml, labeller = medseg_lungs(medseg, "train", opts.size)
+            mx, my, ml, labeller = medseg_lungs(medseg, "train", opts.size, opts.medseg_lungs or None)
             repeat = max(1, len(x) // (4 * len(mx)))  # about a fifth of what the net sees
             x, y = np.concatenate([x] + [mx] * repeat), np.concatenate([y] + [my] * repeat)
             if lesions is not None:
@@ -244,25 +245,28 @@ def training_sets(opts: TrainOptions, target: str):
     return x, y, twins, val, hashes, lesions
 
 
-def medseg_lungs(root: Path, split: str, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
+def medseg_lungs(root: Path, split: str, size: int,
+                 weights: str | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
     """MedSeg slices of ``split`` in the CT-Seg domain, with lung labels of their own, and their lesion masks.
 
-    MedSeg has no lung masks; its lesions lie in the lungs by definition, so the label is the default 8-bit lung
-    net's mask joined with the radiologists' lesion mask: the consolidated lobes that net leaves out (real ones, in
-    a real 8-bit window, not drawn) come back labelled lung. (The lesion masks also hold MedSeg's pleural
-    effusions, so an effusion counts as lung here, as its lesions count inside the lungs in the app.)
+    MedSeg has no lung masks; its lesions lie in the lungs by definition, so the label is a lung net's mask
+    (``weights``: a registry name or file; default: the 8-bit default lung net) joined with the radiologists'
+    lesion mask: the consolidated lobes that net leaves out (real ones, in a real 8-bit window, not drawn) come
+    back labelled lung. (The lesion masks also hold MedSeg's pleural effusions, so an effusion counts as lung
+    here, as its lesions count inside the lungs in the app.)
 
     Returns:
         (images, lung labels, lesion masks, all ``uint8`` at ``size``; "name sha256" of the lung net).
     """
     from jcs_viewer.models import default_weights
     from jcs_viewer.train.datasets import _resize_u8, medseg_pairs
+    from jcs_viewer.train.evaluate import load_model
     from jcs_viewer.train.images import read_grey, read_mask
     from jcs_viewer.train.lung_boxes import image_lungs
 
     pairs = medseg_pairs(root, split)
-    entry = default_weights("lung", grey=True)
-    lungs = image_lungs(np.stack([read_grey(a) for a, _ in pairs]), weights=entry.name)
+    entry = default_weights("lung", grey=True) if weights is None else load_model(weights, "lung")[1]
+    lungs = image_lungs(np.stack([read_grey(a) for a, _ in pairs]), weights=weights or entry.name)
     labels = [(lung | (read_mask(b) > 0)).astype(np.uint8) * 255 for lung, (_, b) in zip(lungs, pairs)]
     images, lesions = load_pairs(pairs, size, to_ctseg=True)
     labels = np.stack([_resize_u8(label, size) >= 128 for label in labels]).astype(np.uint8)
