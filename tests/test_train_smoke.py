@@ -332,6 +332,8 @@ def test_init_needs_a_file_and_cam_loss_needs_masks(tmp_path, capsys):
     assert main(["train", "seg", "--out", str(tmp_path / "r"), "--dependent-lobes", "0.3", "--data",
                  str(tmp_path)]) == 2
     assert "--dependent-lobes is for lungs runs" in capsys.readouterr().err
+    assert main(["train", "seg", "--out", str(tmp_path / "r"), "--medseg-lungs", "--data", str(tmp_path)]) == 2
+    assert "--medseg-lungs is for lungs runs" in capsys.readouterr().err
     assert main(["train", "cls", "--out", str(tmp_path / "r"), "--cam-loss", "1", "--data", str(tmp_path)]) == 2
     assert "--cam-loss needs" in capsys.readouterr().err
 
