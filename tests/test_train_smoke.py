@@ -323,6 +323,14 @@ def test_medseg_lung_labels_join_the_lung_net_and_every_lesion(tmp_path):
     assert medseg_lungs(root, "train", SIZE, hu_lungs.name)[3] == f"{hu_lungs.name} {hu_lungs.sha256}"
 
 
+def test_shipped_lung_entries_say_whether_medseg_slices_were_in_their_training_data():
+    from jcs_viewer.train.ship import _medseg_lungs_text
+
+    text = _medseg_lungs_text({"medseg_lungs": "lung_lite-ctseg-v3"})
+    assert "medseg_covid19_ct100_jcs" in text and "lung_lite-ctseg-v3" in text
+    assert _medseg_lungs_text({"medseg_lungs": None}) == _medseg_lungs_text({}) == ""
+
+
 def test_init_needs_a_file_and_cam_loss_needs_masks(tmp_path, capsys):
     assert main(["train", "seg", "--out", str(tmp_path / "r"), "--init", str(tmp_path / "none.safetensors"),
                  "--arch", "jcs_seg_effnet", "--data", str(tmp_path)]) == 2

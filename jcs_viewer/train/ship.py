@@ -128,6 +128,14 @@ def _dependent_lobes_text(opts: dict) -> str:
             ) if f else ""
 
 
+def _medseg_lungs_text(opts: dict) -> str:
+    """The lung training data's MedSeg slices (``--medseg-lungs``) and the lung net that labelled them, if used."""
+    by = opts.get("medseg_lungs")
+    return ("; medseg_covid19_ct100_jcs training slices in the CT-Seg domain, labelled lung where "
+            f"{by} or the slices' lesion masks say so (jcs_viewer.train.ctseg_train.medseg_lungs)"
+            ) if by else ""
+
+
 def _ids(ids: list[int]) -> str:
     runs, start = [], ids[0]
     for a, b in zip(ids, ids[1:] + [None]):
@@ -324,12 +332,14 @@ def ship_pretrained(task: str, run_dir: Path, name: str, weights_dir: Path | Non
         provenance=f"trained by {record['command'].split(' --out')[0]} (run log data sha256: "
                    f"{json.dumps(record['data_sha256'])}); {PRETRAINED_NOTE}; {INTENSITY_NOTE[task]}",
         licence=CTSEG_LICENCE + (" Also MedSeg slices as redistributed by yuhuan-wu/JCS (no licence stated) and "
-                                 "Inf-Net (non-commercial use only)." if task == "seg" else ""),
+                                 "Inf-Net (non-commercial use only)."
+                                 if task == "seg" or opts.get("medseg_lungs") else ""),
         training_data=("covid19_ct_seg20_slices lung masks (consolidation included), training groups; the CIP COPD "
                        "thorax real_ct_small/chest_imaging_platform/ct-64.nrrd with its wholeLung mask (all 79 "
                        "slices, so its lung Dice is a training figure); the slices of lidc_chest_volume/LIDC2.mha "
                        "without lung as negatives (upper abdomen); random re-windowing before CLAHE"
-                       + _densify_text(opts) + _dependent_lobes_text(opts) if task == "lung"
+                       + _densify_text(opts) + _dependent_lobes_text(opts) + _medseg_lungs_text(opts)
+                       if task == "lung"
                        else "covid19_ct_seg20_slices infection masks (training groups, CLAHE slices as they are) + "
                             "medseg_covid19_ct100_jcs training slices (lung window as they are), repeated to weigh "
                             "about half as much as CT-Seg"
