@@ -260,13 +260,13 @@ def medseg_lungs(root: Path, split: str, size: int,
     """
     from jcs_viewer.models import default_weights
     from jcs_viewer.train.datasets import _resize_u8, medseg_pairs
-    from jcs_viewer.train.evaluate import load_model
     from jcs_viewer.train.images import read_grey, read_mask
-    from jcs_viewer.train.lung_boxes import image_lungs
+    from jcs_viewer.train.lung_boxes import cached_lung_net, image_lungs
 
     pairs = medseg_pairs(root, split)
-    entry = default_weights("lung", grey=True) if weights is None else load_model(weights, "lung")[1]
-    lungs = image_lungs(np.stack([read_grey(a) for a, _ in pairs]), weights=weights or entry.name)
+    name = weights or default_weights("lung", grey=True).name
+    entry = cached_lung_net(name)[1]  # loaded once: image_lungs reads with the same cached net
+    lungs = image_lungs(np.stack([read_grey(a) for a, _ in pairs]), weights=name)
     labels = [(lung | (read_mask(b) > 0)).astype(np.uint8) * 255 for lung, (_, b) in zip(lungs, pairs)]
     images, lesions = load_pairs(pairs, size, to_ctseg=True)
     labels = np.stack([_resize_u8(label, size) >= 128 for label in labels]).astype(np.uint8)

@@ -21,7 +21,7 @@ LUNG_THRESHOLD = 0.5
 
 
 @functools.lru_cache(maxsize=2)
-def _lung_net(weights: str | None):
+def cached_lung_net(weights: str | None):
     """The lung net and its entry, loaded once per process (a training run cuts several sets)."""
     from jcs_viewer.train.evaluate import load_model
 
@@ -35,7 +35,7 @@ def image_lungs(images: np.ndarray, batch: int = 16, weights: str | None = None)
 
     from jcs_viewer.pipeline.preprocess import prepare_batch, resize
 
-    model, entry = _lung_net(weights)
+    model, entry = cached_lung_net(weights)
     out = np.zeros(images.shape, dtype=bool)
     with torch.inference_mode():
         for start in range(0, len(images), batch):
