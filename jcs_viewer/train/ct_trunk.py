@@ -175,13 +175,11 @@ def fit_probe(features: np.ndarray, labels: np.ndarray, c: float, iterations: in
     return score
 
 
-def _covid_ct_images(data: Path, split: str, size: int) -> tuple[np.ndarray, np.ndarray, list[str], list[str]]:
+def _covid_ct_images(data: Path, split: str, size: int):
+    """One COVID-CT split read as the classifier trainer reads it (:class:`~jcs_viewer.train.datasets.ClsSet`)."""
     from jcs_viewer.train.datasets import covid_ct_items, load_cls_set
-    from jcs_viewer.train.splits import covid_ct_split
 
-    covid, noncovid = covid_ct_split(data, split)
-    images = load_cls_set(covid_ct_items(data, split), size)
-    return images.images, images.labels, covid, noncovid
+    return load_cls_set(covid_ct_items(data, split), size)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -196,15 +194,19 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     trunk = load_astra_trunk()
-    feats, labels, shipped = {}, {}, {}
-    for split in ("train", "val", "test"):
-        images, labels[split], covid, noncovid = _covid_ct_images(args.data, split, args.size)
-        feats[split] = trunk_features(trunk, images)
-        if split != "train":
-            folders = (args.data / "Images" / "CT_COVID", args.data / "Images" / "CT_NonCOVID")
-            prob, _, entry, _ = cls_probabilities(*folders, None, covid, noncovid)
-            shipped[split] = np.log(np.clip(prob, 1e-6, 1 - 1e-6) / np.clip(1 - prob, 1e-6, 1))
-        print(f"{split}: {len(images)} images read", flush=True)
+    sets = {split: _covid_ct_images(args.data, split, args.size) for split in ("train", "val", "test")}
+    labels = {split: s.labels for split, s in sets.items()}
+    feats = {}
+    for split, s in sets.items():
+        feats[split] = trunk_features(trunk, s.images)
+        print(f"{split}: {len(s)} images read", flush=True)
+    shipped = {}
+    for split in ("val", "test"):  # a set lists its COVID images first, as cls_probabilities returns them
+        s = sets[split]
+        covid, noncovid = ([n for n, y in zip(s.names, s.labels) if y == label] for label in (1, 0))
+        prob, _, entry, _ = cls_probabilities(args.data / "Images" / "CT_COVID",
+                                              args.data / "Images" / "CT_NonCOVID", None, covid, noncovid)
+        shipped[split] = np.log(np.clip(prob, 1e-6, 1 - 1e-6) / np.clip(1 - prob, 1e-6, 1))
     # Every choice below is made on validation; test is printed beside it.
     probes = {c: fit_probe(feats["train"], labels["train"], c) for c in (0.01, 0.1, 1.0, 3.0)}
     c = max(probes, key=lambda k: auc(probes[k](feats["val"]), labels["val"]))
@@ -222,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, scores in rows:
         print(f"{name:52s} val AUC {auc(scores['val'], labels['val']):.3f}  test AUC "
               f"{auc(scores['test'], labels['test']):.3f}")
-    m = classification_metrics(1.0 / (1.0 + np.exp(-(blends[w]["test"] - cut))), labels["test"], 0.5)
+    m = classification_metrics((blends[w]["test"] >= cut).astype(float), labels["test"], 0.5)
     print(f"blend at the validation cut-off: test sensitivity {m['sensitivity']:.3f}, "
           f"specificity {m['specificity']:.3f}")
     return 0
