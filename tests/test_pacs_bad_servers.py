@@ -5,6 +5,7 @@ accepts and stays silent."""
 
 from __future__ import annotations
 
+import logging
 import socket
 import threading
 
@@ -68,6 +69,25 @@ def test_unknown_calling_ae_title_is_refused_with_the_reason(orthanc, capsys):  
     assert main(["pacs", "find", "--server", orthanc.dimse, "--ae-title", "STRANGER"]) == 2
     err = one_sentence(capsys)
     assert "rejected the association from STRANGER" in err and "Calling AE title not recognised" in err
+
+
+def test_a_refusal_whose_socket_closes_at_once_is_still_read_as_a_refusal(orthanc, caplog):  # noqa: F811
+    """Orthanc closes the socket right after its A-ASSOCIATE-RJ; pynetdicom's requestor thread may then find the
+    transport gone before it reads the reply and call it a failed connection. Slowing pynetdicom down with its
+    debug log makes that race common (about one association in seven before the fix read the PDU itself)."""
+    from jcs_viewer.pacs.dimse import associate
+    from jcs_viewer.pacs.server import PacsError, parse_server
+
+    caplog.set_level(logging.DEBUG, logger="pynetdicom")
+    server = parse_server(orthanc.dimse)
+    sentences = []
+    for _ in range(30):
+        with pytest.raises(PacsError) as refused:
+            with associate(server, "STRANGER", [("1.2.840.10008.1.1",)]):
+                pass
+        sentences.append(str(refused.value))
+    assert all("rejected the association from STRANGER (Calling AE title not recognised)" in s for s in sentences), \
+        sorted(set(sentences))
 
 
 def test_wrong_called_ae_title_is_refused_with_the_reason(orthanc, capsys):  # noqa: F811

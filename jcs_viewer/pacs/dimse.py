@@ -36,7 +36,7 @@ Progress = Callable[[int, int], None]
 
 
 class _Reasons(logging.Handler):
-    """Collects pynetdicom's log lines during one association: the reject reason is only logged there."""
+    """Collects pynetdicom's log lines during one association (what it says of refused presentation contexts)."""
 
     def __init__(self) -> None:
         super().__init__(logging.DEBUG)
@@ -44,6 +44,21 @@ class _Reasons(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         self.lines.append(record.getMessage())
+
+
+class _Rejection:
+    """The A-ASSOCIATE-RJ PDU, if the PACS sent one: pynetdicom may report a reject whose socket closed at once as
+    a failed connection (the ACSE thread finds the transport gone before it reads the reply), and the PDU itself
+    is the only trustworthy record."""
+
+    def __init__(self) -> None:
+        self.pdu: Any = None
+
+    def __call__(self, event: Any) -> None:
+        from pynetdicom.pdu import A_ASSOCIATE_RJ
+
+        if isinstance(event.pdu, A_ASSOCIATE_RJ):
+            self.pdu = event.pdu
 
 
 def _reachable(server: Server, timeout: float) -> None:
@@ -64,7 +79,7 @@ def _reachable(server: Server, timeout: float) -> None:
 def associate(server: Server, ae_title: str, contexts: Sequence[tuple], *, timeout: float = DEFAULT_TIMEOUT,
               roles: Sequence[Any] = (), handlers: Sequence[tuple] = ()) -> Iterator[Any]:
     """An established association with ``server`` (released afterwards), or one :class:`PacsError` sentence."""
-    from pynetdicom import AE
+    from pynetdicom import AE, evt
 
     _reachable(server, timeout)
     ae = AE(ae_title=ae_title)
@@ -73,19 +88,21 @@ def associate(server: Server, ae_title: str, contexts: Sequence[tuple], *, timeo
     for context in contexts:
         ae.add_requested_context(*context)
     reasons, logger = _Reasons(), logging.getLogger("pynetdicom")
+    rejection = _Rejection()
     logger.addHandler(reasons)
     start = time.monotonic()
     try:
-        for attempt in range(2):  # a connection dropped before the PACS said yes or no is tried once more
+        for _attempt in range(2):  # a connection dropped before the PACS said yes or no is tried once more
             assoc = ae.associate(server.host, server.port, ae_title=server.ae_title, ext_neg=list(roles) or None,
-                                 evt_handlers=list(handlers) or None)
-            if assoc.is_established or assoc.is_rejected or time.monotonic() - start >= 0.45 * timeout:
+                                 evt_handlers=[*handlers, (evt.EVT_PDU_RECV, rejection)])
+            if (assoc.is_established or assoc.is_rejected or rejection.pdu is not None
+                    or time.monotonic() - start >= 0.45 * timeout):
                 break
     finally:
         logger.removeHandler(reasons)
     if not assoc.is_established:
         ae.shutdown()
-        raise PacsError(_refusal(server, ae_title, assoc, reasons.lines, time.monotonic() - start, timeout))
+        raise PacsError(_refusal(server, ae_title, rejection.pdu, reasons.lines, time.monotonic() - start, timeout))
     try:
         yield assoc
     finally:
@@ -94,9 +111,9 @@ def associate(server: Server, ae_title: str, contexts: Sequence[tuple], *, timeo
         ae.shutdown()
 
 
-def _refusal(server: Server, ae_title: str, assoc: Any, log: list[str], elapsed: float, timeout: float) -> str:
-    if assoc.is_rejected:
-        reason = next((line.split(":", 1)[1].strip() for line in log if line.startswith("Reason:")), "")
+def _refusal(server: Server, ae_title: str, rejection: Any, log: list[str], elapsed: float, timeout: float) -> str:
+    if rejection is not None:
+        reason = rejection.reason_str.strip()
         return (f"The PACS {server} rejected the association from {ae_title}"
                 f"{f' ({reason})' if reason else ''}: check that the PACS knows our AE title {ae_title} (and this "
                 f"computer's address) and that its own AE title is {server.ae_title}.")
