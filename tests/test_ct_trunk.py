@@ -98,17 +98,6 @@ def test_probe_separates_what_the_features_separate_and_shrinks_with_c():
     assert np.ptp(weak) < 0.1 * np.ptp(strong)  # a heavy L2 weight keeps the scores near zero
 
 
-def test_augment_mirrors_about_half_the_images_and_moves_them_only_a_little():
-    torch.manual_seed(0)
-    image = torch.zeros(200, 1, 32, 32)
-    image[..., :, 4:12] = 1.0  # a bright band left of the centre
-    out = ct_trunk.augment(image)
-    assert out.shape == image.shape and out.min() >= 0 and out.max() <= 1
-    left = out[..., :, :16].mean((1, 2, 3)) > out[..., :, 16:].mean((1, 2, 3))
-    assert 0.35 < left.float().mean() < 0.65  # mirrored about half the time, never turned across the centre
-    assert not torch.equal(out[0], out[1])
-
-
 def _separable_images(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """8-bit 32 px images: class 1 has a bright square at its centre, class 0 at a corner."""
     rng = np.random.default_rng(seed)
@@ -126,9 +115,7 @@ def test_fine_tune_trains_from_the_probe_and_leaves_the_frozen_parts_alone():
     images, labels = _separable_images(32, seed=1)
     # A heavily shrunk probe (scores near zero), so that what the classes' scores come apart by is the training's.
     head = ct_trunk.fit_probe(ct_trunk.trunk_features(trunk, images), labels, c=1e-6)
-    # The probe read again through image_scores (the evaluation of every epoch) gives the probe's own scores.
     before = ct_trunk.image_scores(trunk, head, images)
-    assert np.allclose(before, ct_trunk.view_scores(head, ct_trunk.trunk_features(trunk, images)), atol=1e-4)
     frozen = {k: v.clone() for k, v in trunk.state_dict().items()
               if k.startswith(("conv1", "bn1", "layer1")) or "bn" in k or "downsample.1" in k}
     trained = {k: v.clone() for k, v in trunk.state_dict().items() if k.startswith("layer4") and "conv" in k}

