@@ -137,3 +137,16 @@ def test_published_trunk_loads_and_reads_a_slice():
     trunk = ct_trunk.load_astra_trunk()
     features = ct_trunk.trunk_features(trunk, np.full((1, 64, 64), 128, np.uint8))
     assert features.shape == (1, 2, ct_trunk.FEATURES) and np.isfinite(features).all()
+
+
+def test_cross_fitted_scores_come_from_probes_that_never_saw_the_image():
+    """On pure noise a probe separates its own training images perfectly; cross-fitted scores stay at chance.
+    On features with signal they still rank the images (what a distilled student is taught)."""
+    rng = np.random.default_rng(0)
+    labels = np.arange(120) % 2
+    noise = rng.normal(size=(120, 2, 400))
+    in_sample = ct_trunk.view_scores(ct_trunk.fit_probe(noise, labels, c=1.0), noise)
+    assert auc(in_sample, labels) == 1.0
+    assert abs(auc(ct_trunk.out_of_fold_scores(noise, labels, c=1.0), labels) - 0.5) < 0.2
+    signal = noise + 0.4 * labels[:, None, None]
+    assert auc(ct_trunk.out_of_fold_scores(signal, labels, c=1.0), labels) > 0.95

@@ -439,3 +439,32 @@ def test_lung_crop_classifier_is_validated_as_evaluate_reads_it(tmp_path, capsys
     assert main(["train", "seg", "--data", str(data / "medseg_covid19_ct100_jcs"), "--out", str(tmp_path / "s"),
                  "--lung-crop"]) == 2
     assert "--lung-crop is for cls" in capsys.readouterr().err
+
+
+def test_a_distilled_run_adds_the_teachers_terms_and_ships_only_the_classifier(tmp_path, capsys):
+    """``--distil`` (with ``--distil-features``): the teacher's terms raise the first step's loss over the same
+    seeded step without them, the file's hash is logged, and the saved weights are the classifier's alone."""
+    from safetensors.torch import load_file
+
+    from jcs_viewer.train.ct_trunk import teacher_keys
+    from jcs_viewer.train.datasets import covid_ct_items, load_cls_set
+
+    covid = _covid_ct(tmp_path / "ucsd_covid_ct")
+    train = load_cls_set(covid_ct_items(covid, "train"), 8)
+    rng = np.random.default_rng(2)
+    teacher = tmp_path / "teacher.npz"
+    np.savez(teacher, keys=np.asarray(teacher_keys(train)), logits=rng.normal(size=len(train)).astype(np.float32),
+             features=rng.normal(size=(len(train), 12)).astype(np.float32))
+    common = ["train", "cls", "--data", str(covid), "--size", str(SIZE), "--batch", "8", "--epochs", "1",
+              "--max-steps", "1", "--seed", "3"]
+    assert main([*common, "--out", str(tmp_path / "plain")]) == 0
+    assert main([*common, "--out", str(tmp_path / "taught"), "--distil", str(teacher), "--distil-weight", "2",
+                 "--distil-features", "1"]) == 0
+    plain, taught = (json.loads((tmp_path / run / "run.json").read_text()) for run in ("plain", "taught"))
+    assert taught["command"].endswith(f"--distil {teacher} --distil-weight 2 --distil-features 1")
+    assert taught["data_sha256"]["distil"] == sha256_file(teacher)
+    assert taught["epochs"][0]["loss"] > plain["epochs"][0]["loss"] + 0.5  # 2 x soft CE (> 0.3 each) + (1 - cos)
+    saved = [load_file(str(tmp_path / run / "best.safetensors")) for run in ("plain", "taught")]
+    assert saved[0].keys() == saved[1].keys()  # the projector is training-only
+    assert main(["train", "cls", "--data", str(covid), "--out", str(tmp_path / "r"), "--distil-features", "1"]) == 2
+    assert "--distil-features needs --distil" in capsys.readouterr().err

@@ -14,6 +14,8 @@ the COVID-CT validation score and the slice-vs-twin AUC of the MedSeg validation
 trains the Grad-CAM map itself onto the crops' lesions
 (:func:`~jcs_viewer.train.losses.cam_localisation_loss`); ``--init`` continues an earlier run;
 ``--average-from E`` also keeps the mean of the weights of every epoch from E on (``average.safetensors``).
+``--distil NPZ`` adds a teacher's soft labels (and with ``--distil-features``, its features) on the COVID-CT images
+(:mod:`jcs_viewer.train.distil`).
 """
 
 from __future__ import annotations
@@ -103,6 +105,7 @@ def train_cls(opts: TrainOptions) -> dict:
 
     from jcs_viewer.models import build
     from jcs_viewer.train.augment import AugmentConfig, input_normalisation, jitter_intensity, normalize, random_affine
+    from jcs_viewer.train.distil import feature_loss, soft_target_loss
     from jcs_viewer.train.losses import cam_localisation_loss, mixup_attribute_bce, mixup_cross_entropy
 
     torch.set_num_threads(opts.threads)
@@ -151,6 +154,13 @@ def train_cls(opts: TrainOptions) -> dict:
             val_twins = [t.cropped_to_lungs(opts.size) for t in val_twins]
     if opts.init is not None:
         hashes["init"] = sha256_file(Path(opts.init))
+    teacher = None
+    if opts.distil is not None:
+        from jcs_viewer.train.ct_trunk import teacher_keys
+        from jcs_viewer.train.distil import TeacherTargets
+
+        teacher = TeacherTargets.load(Path(opts.distil), teacher_keys(train), train.labels)
+        hashes["distil"] = sha256_file(Path(opts.distil))
     log = RunLog(opts, "cls", hashes)
 
     config = {"attributes": True, **opts.config}
@@ -167,7 +177,13 @@ def train_cls(opts: TrainOptions) -> dict:
                 module.momentum = FINETUNE_BN_MOMENTUM
     model = model.to(memory_format=torch.channels_last)
     norm = input_normalisation(model)
-    optim = torch.optim.Adam(model.parameters(), lr=opts.lr, weight_decay=opts.weight_decay)
+    params = list(model.parameters())
+    projector = None
+    if teacher is not None and opts.distil_features > 0:
+        # Training only: maps the student's pooled features onto the teacher's; not part of the saved model.
+        projector = torch.nn.Linear(model.fc.in_features, teacher.features.shape[1])
+        params += list(projector.parameters())
+    optim = torch.optim.Adam(params, lr=opts.lr, weight_decay=opts.weight_decay)
     gen = torch.Generator().manual_seed(opts.seed)
     beta = torch.distributions.Beta(MIXUP_ALPHA, MIXUP_ALPHA)
     aug = AugmentConfig(scale=(0.85, 1.3), hflip=0.5, vflip=0.0)
@@ -215,6 +231,14 @@ def train_cls(opts: TrainOptions) -> dict:
                 if opts.cam_weight > 0:
                     loss = loss + opts.cam_weight * cam_localisation_loss(model.cam_logits(feats[len(idx):]),
                                                                           share[:, 0])
+            if teacher is not None:
+                n = len(idx)  # the COVID-CT images lead the batch; their mixup partners are the same images reversed
+                p = teacher.probability[idx]
+                loss = loss + opts.distil_weight * soft_target_loss(logits[:n], lam * p + (1.0 - lam) * p.flip(0))
+                if projector is not None:
+                    f = teacher.features[idx]
+                    loss = loss + opts.distil_features * feature_loss(
+                        projector(feats[:n].float().mean((2, 3))), lam * f + (1.0 - lam) * f.flip(0))
             losses.append(optimizer_step(optim, loss))
             steps.done(losses[-1], lr)
         if not losses:

