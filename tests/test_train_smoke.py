@@ -442,8 +442,10 @@ def test_lung_crop_classifier_is_validated_as_evaluate_reads_it(tmp_path, capsys
 
 
 def test_a_distilled_run_adds_the_teachers_terms_and_ships_only_the_classifier(tmp_path, capsys):
-    """``--distil`` (with ``--distil-features``): the teacher's terms raise the first step's loss over the same
-    seeded step without them, the file's hash is logged, and the saved weights are the classifier's alone."""
+    """``--distil`` (with ``--distil-features``), continuing a first run with ``--freeze-bn``: the teacher's terms
+    raise the loss well over the first run's, the file's hash is logged, the saved weights are the classifier's alone,
+    and the BatchNorm statistics are the first run's while the convolutions moved."""
+    import torch
     from safetensors.torch import load_file
 
     from jcs_viewer.train.ct_trunk import teacher_keys
@@ -458,13 +460,18 @@ def test_a_distilled_run_adds_the_teachers_terms_and_ships_only_the_classifier(t
     common = ["train", "cls", "--data", str(covid), "--size", str(SIZE), "--batch", "8", "--epochs", "1",
               "--max-steps", "1", "--seed", "3"]
     assert main([*common, "--out", str(tmp_path / "plain")]) == 0
-    assert main([*common, "--out", str(tmp_path / "taught"), "--distil", str(teacher), "--distil-weight", "2",
-                 "--distil-features", "1"]) == 0
+    assert main([*common, "--out", str(tmp_path / "taught"), "--init", str(tmp_path / "plain" / "best.safetensors"),
+                 "--freeze-bn", "--distil", str(teacher), "--distil-weight", "2", "--distil-features", "1"]) == 0
     plain, taught = (json.loads((tmp_path / run / "run.json").read_text()) for run in ("plain", "taught"))
-    assert taught["command"].endswith(f"--distil {teacher} --distil-weight 2 --distil-features 1")
+    assert taught["command"].endswith(f"--freeze-bn --distil {teacher} --distil-weight 2 --distil-features 1")
     assert taught["data_sha256"]["distil"] == sha256_file(teacher)
     assert taught["epochs"][0]["loss"] > plain["epochs"][0]["loss"] + 0.5  # 2 x soft CE (> 0.3 each) + (1 - cos)
     saved = [load_file(str(tmp_path / run / "best.safetensors")) for run in ("plain", "taught")]
     assert saved[0].keys() == saved[1].keys()  # the projector is training-only
+    stats = [k for k in saved[0] if k.endswith(("running_mean", "running_var"))]
+    assert stats and all(torch.equal(saved[0][k], saved[1][k]) for k in stats)
+    assert not torch.equal(saved[0]["conv1.0.weight"], saved[1]["conv1.0.weight"])
+    assert main(["train", "cls", "--data", str(covid), "--out", str(tmp_path / "r"), "--freeze-bn"]) == 2
+    assert "--freeze-bn keeps the statistics of --init" in capsys.readouterr().err
     assert main(["train", "cls", "--data", str(covid), "--out", str(tmp_path / "r"), "--distil-features", "1"]) == 2
     assert "--distil-features needs --distil" in capsys.readouterr().err
