@@ -448,8 +448,8 @@ def test_a_distilled_run_adds_the_teachers_terms_and_ships_only_the_classifier(t
     import torch
     from safetensors.torch import load_file
 
-    from jcs_viewer.train.ct_trunk import teacher_keys
     from jcs_viewer.train.datasets import covid_ct_items, load_cls_set
+    from jcs_viewer.train.distil import teacher_keys
 
     covid = _covid_ct(tmp_path / "ucsd_covid_ct")
     train = load_cls_set(covid_ct_items(covid, "train"), 8)

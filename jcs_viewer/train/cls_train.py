@@ -156,8 +156,7 @@ def train_cls(opts: TrainOptions) -> dict:
         hashes["init"] = sha256_file(Path(opts.init))
     teacher = None
     if opts.distil is not None:
-        from jcs_viewer.train.ct_trunk import teacher_keys
-        from jcs_viewer.train.distil import TeacherTargets
+        from jcs_viewer.train.distil import TeacherTargets, teacher_keys
 
         teacher = TeacherTargets.load(Path(opts.distil), teacher_keys(train), train.labels)
         hashes["distil"] = sha256_file(Path(opts.distil))

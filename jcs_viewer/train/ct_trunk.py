@@ -245,11 +245,6 @@ def image_scores(trunk: ResNetTrunk, head: nn.Linear, images: np.ndarray) -> np.
     return view_scores(head, trunk_features(trunk, images))
 
 
-def teacher_keys(images) -> list[str]:
-    """``label/name`` of each image of a :class:`~jcs_viewer.train.datasets.ClsSet` (names repeat across labels)."""
-    return [f"{label}/{name}" for label, name in zip(images.labels, images.names)]
-
-
 def _covid_ct_images(data: Path, split: str, size: int):
     """One COVID-CT split read as the classifier trainer reads it (:class:`~jcs_viewer.train.datasets.ClsSet`)."""
     from jcs_viewer.train.datasets import covid_ct_items, load_cls_set
@@ -272,8 +267,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lr", type=float, default=2e-5, help="the trunk's peak learning rate (the head's is 5x)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--teacher-out", type=Path, metavar="NPZ",
-                        help="write the training images' names, cross-fitted probe logits and mean features (the "
-                             "targets of jcs-viewer train cls --distil)")
+                        help="write the training images' keys (label/name), cross-fitted probe logits and mean "
+                             "features (the targets of jcs-viewer train cls --distil)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -295,6 +290,8 @@ def main(argv: list[str] | None = None) -> int:
     c = max(heads, key=lambda k: auc(view_scores(heads[k], feats["val"]), labels["val"]))
     probe = {split: view_scores(heads[c], feats[split]) for split in ("val", "test")}
     if args.teacher_out is not None:
+        from jcs_viewer.train.distil import teacher_keys
+
         oof = out_of_fold_scores(feats["train"], labels["train"], c, seed=args.seed)
         print(f"cross-fitted probe logits of the training images: AUC {auc(oof, labels['train']):.3f}", flush=True)
         np.savez(args.teacher_out, keys=np.asarray(teacher_keys(sets["train"])), logits=oof.astype(np.float32),

@@ -25,6 +25,11 @@ import torch.nn.functional as F
 from jcs_viewer.errors import StudyLoadError
 
 
+def teacher_keys(images) -> list[str]:
+    """``label/name`` of each image of a :class:`~jcs_viewer.train.datasets.ClsSet` (names repeat across labels)."""
+    return [f"{label}/{name}" for label, name in zip(images.labels, images.names)]
+
+
 @dataclass
 class TeacherTargets:
     """Per training image, in the training set's order: the soft COVID target and the standardised features."""
@@ -34,7 +39,7 @@ class TeacherTargets:
 
     @classmethod
     def load(cls, path: Path, keys: list[str], labels: np.ndarray) -> "TeacherTargets":
-        """The targets of the images ``keys`` (``label/name``, :func:`~jcs_viewer.train.ct_trunk.teacher_keys`).
+        """The targets of the images ``keys`` (``label/name``, :func:`teacher_keys`).
 
         Raises:
             StudyLoadError: the file lacks one of the images (it was written for another training set).
