@@ -442,9 +442,9 @@ def test_lung_crop_classifier_is_validated_as_evaluate_reads_it(tmp_path, capsys
 
 
 def test_a_distilled_run_adds_the_teachers_terms_and_ships_only_the_classifier(tmp_path, capsys):
-    """``--distil`` (with ``--distil-features``), continuing a first run with ``--freeze-bn``: the teacher's terms
-    raise the loss well over the first run's, the file's hash is logged, the saved weights are the classifier's alone,
-    and the BatchNorm statistics are the first run's while the convolutions moved."""
+    """``--distil`` (with ``--distil-features``), continuing a first run with ``--freeze-bn`` and ``--sgd``: the
+    teacher's terms raise the loss well over the first run's, the file's hash is logged, the saved weights are the
+    classifier's alone, the BatchNorm statistics are the first run's while the convolutions moved, SGD stepped."""
     import torch
     from safetensors.torch import load_file
 
@@ -461,9 +461,13 @@ def test_a_distilled_run_adds_the_teachers_terms_and_ships_only_the_classifier(t
               "--max-steps", "1", "--seed", "3"]
     assert main([*common, "--out", str(tmp_path / "plain")]) == 0
     assert main([*common, "--out", str(tmp_path / "taught"), "--init", str(tmp_path / "plain" / "best.safetensors"),
-                 "--freeze-bn", "--distil", str(teacher), "--distil-weight", "2", "--distil-features", "1"]) == 0
+                 "--sgd", "--freeze-bn", "--distil", str(teacher), "--distil-weight", "2", "--distil-features",
+                 "1"]) == 0
     plain, taught = (json.loads((tmp_path / run / "run.json").read_text()) for run in ("plain", "taught"))
-    assert taught["command"].endswith(f"--freeze-bn --distil {teacher} --distil-weight 2 --distil-features 1")
+    assert taught["command"].endswith(f"--sgd --freeze-bn --distil {teacher} --distil-weight 2 --distil-features 1")
+    optim_state = [torch.load(tmp_path / run / "last.pt", weights_only=True)["optim"]["state"][0]
+                   for run in ("plain", "taught")]
+    assert "exp_avg" in optim_state[0] and "momentum_buffer" in optim_state[1]  # Adam, then SGD
     assert taught["data_sha256"]["distil"] == sha256_file(teacher)
     assert taught["epochs"][0]["loss"] > plain["epochs"][0]["loss"] + 0.5  # 2 x soft CE (> 0.3 each) + (1 - cos)
     saved = [load_file(str(tmp_path / run / "best.safetensors")) for run in ("plain", "taught")]

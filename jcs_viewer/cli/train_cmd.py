@@ -65,6 +65,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--average-from", type=int, metavar="EPOCH",
                         help="cls: also keep the mean of the weights of every epoch from EPOCH (0-based) on "
                              "(stochastic weight averaging, average.safetensors; finalize weighs it)")
+    parser.add_argument("--sgd", action="store_true",
+                        help="cls: SGD with Nesterov momentum 0.9 instead of Adam (Adam's first steps move every "
+                             "weight by about the learning rate, whatever its gradient; SGD moves it in proportion)")
     parser.add_argument("--freeze-bn", action="store_true",
                         help="cls with --init: keep the BatchNorm statistics the checkpoint has (BN read in eval "
                              "mode while training), so that only the gradients move the network")
@@ -116,6 +119,8 @@ def command_line(task: str, opts, explicit_data: bool) -> str:
         parts += ["--lung-crop"]
     if opts.average_from is not None:
         parts += ["--average-from", str(opts.average_from)]
+    if opts.sgd:
+        parts += ["--sgd"]
     if opts.freeze_bn:
         parts += ["--freeze-bn"]
     if opts.distil is not None:
@@ -153,7 +158,7 @@ def run(args: argparse.Namespace) -> int:
         max_minutes=args.max_minutes, threads=args.threads, arch=args.arch or arch, config=config,
         medseg_twins=args.medseg_twins, init=args.init, ctseg=args.ctseg, cam_weight=args.cam_loss,
         lung_crop=args.lung_crop, average_from=args.average_from, densify=args.densify,
-        dependent_lobes=args.dependent_lobes, medseg_lungs=args.medseg_lungs, freeze_bn=args.freeze_bn,
+        dependent_lobes=args.dependent_lobes, medseg_lungs=args.medseg_lungs, sgd=args.sgd, freeze_bn=args.freeze_bn,
         distil=args.distil, distil_weight=args.distil_weight, distil_features=args.distil_features,
     )
     if opts.cam_weight and not (args.task == "cls" and opts.medseg_twins > 0):
@@ -166,6 +171,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--average-from is for cls runs only, from an epoch of 0 or more.")
     if opts.distil is not None and (args.task != "cls" or not Path(opts.distil).is_file()):
         raise UserError("--distil takes a teacher file (ct_trunk --teacher-out) for a cls run.")
+    if opts.sgd and args.task != "cls":
+        raise UserError("--sgd is for cls runs only.")
     if opts.freeze_bn and (args.task != "cls" or opts.init is None):
         raise UserError("--freeze-bn keeps the statistics of --init: a cls run that continues one.")
     if opts.distil is None and opts.distil_features:

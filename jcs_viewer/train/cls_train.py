@@ -14,8 +14,9 @@ the COVID-CT validation score and the slice-vs-twin AUC of the MedSeg validation
 trains the Grad-CAM map itself onto the crops' lesions
 (:func:`~jcs_viewer.train.losses.cam_localisation_loss`); ``--init`` continues an earlier run;
 ``--average-from E`` also keeps the mean of the weights of every epoch from E on (``average.safetensors``).
-``--freeze-bn`` keeps the BatchNorm statistics of ``--init``. ``--distil NPZ`` adds a teacher's soft labels
-(and with ``--distil-features``, its features) on the COVID-CT images (:mod:`jcs_viewer.train.distil`).
+``--freeze-bn`` keeps the BatchNorm statistics of ``--init``, ``--sgd`` steps with SGD instead of Adam.
+``--distil NPZ`` adds a teacher's soft labels (and with ``--distil-features``, its features) on the COVID-CT images
+(:mod:`jcs_viewer.train.distil`).
 """
 
 from __future__ import annotations
@@ -182,7 +183,10 @@ def train_cls(opts: TrainOptions) -> dict:
         # Training only: maps the student's pooled features onto the teacher's; not part of the saved model.
         projector = torch.nn.Linear(model.fc.in_features, teacher.features.shape[1])
         params += list(projector.parameters())
-    optim = torch.optim.Adam(params, lr=opts.lr, weight_decay=opts.weight_decay)
+    if opts.sgd:
+        optim = torch.optim.SGD(params, lr=opts.lr, momentum=0.9, nesterov=True, weight_decay=opts.weight_decay)
+    else:
+        optim = torch.optim.Adam(params, lr=opts.lr, weight_decay=opts.weight_decay)
     gen = torch.Generator().manual_seed(opts.seed)
     beta = torch.distributions.Beta(MIXUP_ALPHA, MIXUP_ALPHA)
     aug = AugmentConfig(scale=(0.85, 1.3), hflip=0.5, vflip=0.0)

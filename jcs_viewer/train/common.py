@@ -39,6 +39,7 @@ class TrainOptions:
     cam_weight: float = 0.0  # cls: weight of the loss that puts the Grad-CAM map on the crops' lesions
     lung_crop: bool = False  # cls: train and validate on the square around each image's lungs
     average_from: int | None = None  # cls: average the weights of every epoch from this one on (SWA)
+    sgd: bool = False  # cls: SGD with Nesterov momentum 0.9 instead of Adam (steps in proportion to the gradient)
     freeze_bn: bool = False  # cls: BatchNorm statistics stay as --init left them (eval-mode BN in training)
     distil: Path | None = None  # cls: teacher targets (ct_trunk --teacher-out) as soft labels
     distil_weight: float = 1.0  # cls: weight of the teacher's soft label
