@@ -58,20 +58,13 @@ class TeacherTargets:
         return cls(torch.from_numpy(probability).float(), torch.from_numpy(features).float())
 
 
-def platt_scaling(logits: np.ndarray, labels: np.ndarray, iterations: int = 100) -> tuple[float, float]:
-    """``(a, b)`` such that ``sigmoid(a * logit + b)`` is calibrated on these labels (1-D logistic regression)."""
-    x, y = torch.from_numpy(logits), torch.from_numpy(labels)
-    params = torch.tensor([1.0, 0.0], dtype=torch.float64, requires_grad=True)
-    optim = torch.optim.LBFGS([params], max_iter=iterations, line_search_fn="strong_wolfe")
+def platt_scaling(logits: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
+    """``(a, b)`` such that ``sigmoid(a * logit + b)`` is calibrated on these labels: a 1-D logistic regression (the
+    probe's fit, its L2 penalty made negligible)."""
+    from jcs_viewer.train.ct_trunk import fit_probe
 
-    def objective() -> torch.Tensor:
-        optim.zero_grad()
-        loss = F.binary_cross_entropy_with_logits(params[0] * x + params[1], y)
-        loss.backward()
-        return loss
-
-    optim.step(objective)
-    return float(params[0]), float(params[1])
+    layer = fit_probe(np.asarray(logits, np.float64)[:, None, None], np.asarray(labels), c=1e6)
+    return float(layer.weight), float(layer.bias)
 
 
 def soft_target_loss(logits: torch.Tensor, probability: torch.Tensor) -> torch.Tensor:
