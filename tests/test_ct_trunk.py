@@ -150,3 +150,21 @@ def test_cross_fitted_scores_come_from_probes_that_never_saw_the_image():
     assert abs(auc(ct_trunk.out_of_fold_scores(noise, labels, c=1.0), labels) - 0.5) < 0.2
     signal = noise + 0.4 * labels[:, None, None]
     assert auc(ct_trunk.out_of_fold_scores(signal, labels, c=1.0), labels) > 0.95
+
+
+def test_a_cut_trunk_reads_the_stages_it_keeps_as_the_whole_trunk_does():
+    torch.manual_seed(0)
+    trunk = ct_trunk.ResNetTrunk(TINY).eval()
+    x = torch.rand(2, 1, 64, 64)
+    with torch.no_grad():
+        whole = trunk(x)
+        after_layer3 = ct_trunk.TrunkCut(trunk, 3).eval()(x)
+        after_layer2 = ct_trunk.TrunkCut(trunk, 2).eval()(x)
+        expected2 = trunk.layer2(trunk.layer1(F.max_pool2d(F.relu(trunk.bn1(trunk.conv1(x.expand(-1, 3, -1, -1)))),
+                                                           3, 2, 1))).mean((2, 3))
+    assert torch.equal(after_layer3, whole[:, :1024])  # the whole trunk's first features are layer3's, pooled
+    assert after_layer2.shape == (2, 512)
+    assert torch.allclose(after_layer2, expected2)
+    assert not hasattr(ct_trunk.TrunkCut(trunk, 2), "layer3")  # the cut holds no parameters it does not read
+    with pytest.raises(ValueError):
+        ct_trunk.TrunkCut(trunk, 4)

@@ -60,6 +60,11 @@ class Bottleneck(nn.Module):
         return F.relu(self.bn3(self.conv3(out)) + skip)
 
 
+def _stem(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Grey images [N, 1, H, W] scaled to 0-1 through ``net``'s first convolution and its pooling (stride 4)."""
+    return F.max_pool2d(F.relu(net.bn1(net.conv1(x.expand(-1, 3, -1, -1)))), 3, 2, 1)
+
+
 class ResNetTrunk(nn.Module):
     """The 2-D ResNet whose parameters are the inflated network's, depth summed; ``blocks`` per stage."""
 
@@ -76,10 +81,33 @@ class ResNetTrunk(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Pooled layer3 and layer4 features [N, 3072] of grey images [N, 1, H, W] scaled to 0-1."""
-        x = F.max_pool2d(F.relu(self.bn1(self.conv1(x.expand(-1, 3, -1, -1)))), 3, 2, 1)
-        x3 = self.layer3(self.layer2(self.layer1(x)))
+        x3 = self.layer3(self.layer2(self.layer1(_stem(self, x))))
         x4 = self.layer4(x3)
         return torch.cat([x3.mean((2, 3)), x4.mean((2, 3))], dim=1)
+
+
+class TrunkCut(nn.Module):
+    """The trunk's stem and first ``stages`` stages; features [N, C] are the last one's, pooled.
+
+    Whole, the trunk would add about two minutes to a 300-slice study on two CPU cores; cut after layer2 (2.6 M
+    parameters, about 9 ms per image at 112 px) it costs about one pass of the shipped classifier, the most the
+    speed budget leaves (``--cut-after``; what it reads is in ``weights/README.md``).
+    """
+
+    def __init__(self, trunk: ResNetTrunk, stages: int) -> None:
+        super().__init__()
+        if not 1 <= stages <= 3:
+            raise ValueError(f"A cut keeps 1 to 3 stages, not {stages}.")
+        self.conv1, self.bn1, self.stages = trunk.conv1, trunk.bn1, stages
+        for index in range(1, stages + 1):
+            setattr(self, f"layer{index}", getattr(trunk, f"layer{index}"))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Pooled features of the last stage kept, of grey images [N, 1, H, W] scaled to 0-1."""
+        x = _stem(self, x)
+        for index in range(1, self.stages + 1):
+            x = getattr(self, f"layer{index}")(x)
+        return x.mean((2, 3))
 
 
 def deflate(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -143,7 +171,7 @@ def ras_view(images: torch.Tensor) -> torch.Tensor:
 
 
 @torch.inference_mode()
-def trunk_features(model: ResNetTrunk, images: np.ndarray, batch: int = 16) -> np.ndarray:
+def trunk_features(model: nn.Module, images: np.ndarray, batch: int = 16) -> np.ndarray:
     """Features [N, 2, 3072] of 8-bit images [N, S, S]: each image and its left-right mirror."""
     out = []
     for start in range(0, len(images), batch):
@@ -186,7 +214,7 @@ def view_scores(head: nn.Linear, features: np.ndarray) -> np.ndarray:
     return head(torch.from_numpy(features).to(head.weight.dtype)).squeeze(-1).mean(1).numpy()
 
 
-def fine_tune(trunk: ResNetTrunk, head: nn.Linear, images: np.ndarray, labels: np.ndarray, *, epochs: int,
+def fine_tune(trunk: nn.Module, head: nn.Linear, images: np.ndarray, labels: np.ndarray, *, epochs: int,
               lr: float, batch: int = 16, seed: int = 0, after_epoch: Callable[[int], None] | None = None) -> None:
     """LP-FT: the trunk and the probe ``head`` trained together on 8-bit images [N, S, S] (in place).
 
@@ -240,7 +268,7 @@ def out_of_fold_scores(features: np.ndarray, labels: np.ndarray, c: float, folds
     return scores
 
 
-def image_scores(trunk: ResNetTrunk, head: nn.Linear, images: np.ndarray) -> np.ndarray:
+def image_scores(trunk: nn.Module, head: nn.Linear, images: np.ndarray) -> np.ndarray:
     """Logits of 8-bit images [N, S, S], each averaged with its left-right mirror's."""
     return view_scores(head, trunk_features(trunk, images))
 
@@ -266,6 +294,8 @@ def main(argv: list[str] | None = None) -> int:
                              "two cores); the epoch is chosen on validation")
     parser.add_argument("--lr", type=float, default=2e-5, help="the trunk's peak learning rate (the head's is 5x)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--cut-after", type=int, choices=(1, 2, 3), metavar="STAGE",
+                        help="read the trunk cut after this stage (its pooled features) instead of whole")
     parser.add_argument("--teacher-out", type=Path, metavar="NPZ",
                         help="write the training images' keys (label/name), cross-fitted probe logits and mean "
                              "features (the targets of jcs-viewer train cls --distil)")
@@ -273,6 +303,8 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     trunk = load_astra_trunk()
+    if args.cut_after:
+        trunk = TrunkCut(trunk, args.cut_after).eval()
     sets = {split: _covid_ct_images(args.data, split, args.size) for split in ("train", "val", "test")}
     labels = {split: np.asarray(s.labels) for split, s in sets.items()}
     feats = {}
