@@ -7,7 +7,8 @@ summed over its depth axis (exact for a volume that does not change along z), it
 probe of COVID-CT, from which ``--fine-tune`` trains the whole trunk (``python -m jcs_viewer.train.ct_trunk``; the
 figures are in ``weights/README.md``); ``--teacher-out`` writes the probe's cross-fitted logits and the features of
 the training images, the targets of ``jcs-viewer train cls --distil``. At 117.5 M
-parameters and about 0.19 s per image on two CPU cores it is a teacher to measure against, not a model to ship.
+parameters and about 0.19 s per image on two CPU cores it is a teacher to measure against, not a model to ship;
+``--cut-after`` reads its early stages alone (:class:`TrunkCut`), at about one shipped classifier pass's cost.
 """
 
 from __future__ import annotations
@@ -172,7 +173,7 @@ def ras_view(images: torch.Tensor) -> torch.Tensor:
 
 @torch.inference_mode()
 def trunk_features(model: nn.Module, images: np.ndarray, batch: int = 16) -> np.ndarray:
-    """Features [N, 2, 3072] of 8-bit images [N, S, S]: each image and its left-right mirror."""
+    """Features [N, 2, D] of 8-bit images [N, S, S] (D = 3,072 for the whole trunk): each image and its mirror."""
     out = []
     for start in range(0, len(images), batch):
         x = ras_view(torch.from_numpy(images[start:start + batch]).float().div_(255.0)[:, None])
