@@ -192,18 +192,17 @@ def _side_from_volume(region: np.ndarray, xs: np.ndarray) -> np.ndarray:
     return np.where(xs <= cut, low, high)
 
 
-def _continues_outside(comp: np.ndarray, zs: np.ndarray, caudal: int, lung: np.ndarray, holes: np.ndarray,
+def _continues_outside(footprint: np.ndarray, end: int, caudal: int, lung: np.ndarray, holes: np.ndarray,
                        tissue: np.ndarray | None) -> bool:
-    """Whether a hole region's tissue goes on past its caudal end into tissue that is not lung.
+    """Whether a hole region's tissue goes on past its caudal end (``footprint``, its pixels in slice ``end``)
+    into tissue that is not lung.
 
     That is an organ reaching up into a ring of lung (liver, spleen, heart under a dome); a lesion
     ends on lung. Leaving the scan caudally counts as going on.
     """
-    end = zs[0] if caudal < 0 else zs[-1]
     below = end + caudal
-    if not 0 <= below < comp.shape[0]:
+    if not 0 <= below < lung.shape[0]:
         return True
-    footprint = comp[end]
     under = footprint & ~lung[below] & ~holes[below]
     if tissue is not None:
         under &= tissue[below]
@@ -226,18 +225,17 @@ def _keep_holes(holes: np.ndarray, image: np.ndarray, lung: np.ndarray, spacing,
     n = int(comps.max())
     if n == 0:
         return holes
+    # Each region's area in each slice, one slice at a time (not one whole-volume pass per region).
+    areas = np.stack([np.bincount(plane.ravel(), minlength=n + 1) for plane in comps], axis=1)
     pixel_mm2 = float(spacing[1]) * float(spacing[2])
     caudal = -1 if float(np.asarray(direction, dtype=float).reshape(3, 3)[2, 2]) >= 0 else 1
-    keep = holes.copy()
+    organ = np.zeros(n + 1, dtype=bool)
     tissue = image > AIR_HU if is_hu else None
-    for lab in range(1, n + 1):
-        comp = comps == lab
-        zs = np.flatnonzero(comp.any(axis=(1, 2)))
-        areas = comp[zs].sum(axis=(1, 2))
-        if areas.max() * pixel_mm2 < DOME_MIN_MM2:
-            continue
-        if _continues_outside(comp, zs, caudal, lung, holes, tissue):
-            keep[comp] = False
+    for lab in np.flatnonzero(areas[1:].max(axis=1) * pixel_mm2 >= DOME_MIN_MM2) + 1:
+        zs = np.flatnonzero(areas[lab])
+        end = int(zs[0] if caudal < 0 else zs[-1])
+        organ[lab] = _continues_outside(comps[end] == lab, end, caudal, lung, holes, tissue)
+    keep = holes & ~organ[comps]
     if learned is not None:
         keep |= holes & learned
     return keep

@@ -10,15 +10,42 @@ from __future__ import annotations
 import numpy as np
 
 
+def _segments(radius: int) -> list[int]:
+    """Half-lengths 1, 2, 4, ... (and what remains) whose windows, applied one after another, make the window
+    -radius..radius: the Minkowski sum of [-a, a] and [-b, b] is [-(a + b), a + b]."""
+    steps, total, step = [], 0, 1
+    while total + step <= radius:
+        steps.append(step)
+        total, step = total + step, 2 * step
+    if total < radius:
+        steps.append(radius - total)
+    return steps
+
+
 def _shift_or(mask: np.ndarray, radius: int, axis: int, op) -> np.ndarray:
-    out = mask.copy()
-    n = mask.shape[axis]
-    for step in range(1, min(radius, n - 1) + 1):
+    """``op`` (OR: dilation, AND: erosion) of each pixel with its neighbours up to ``radius`` along ``axis``;
+    beyond the edge nothing takes part. In log2(radius) passes of growing windows, not ``radius`` passes."""
+    out, source = mask.copy(), mask
+    for step in _segments(min(radius, mask.shape[axis] - 1)):
         lo = [slice(None)] * mask.ndim
         hi = [slice(None)] * mask.ndim
         lo[axis], hi[axis] = slice(step, None), slice(None, -step)
-        op(out[tuple(lo)], mask[tuple(hi)], out=out[tuple(lo)])
-        op(out[tuple(hi)], mask[tuple(lo)], out=out[tuple(hi)])
+        op(out[tuple(lo)], source[tuple(hi)], out=out[tuple(lo)])
+        op(out[tuple(hi)], source[tuple(lo)], out=out[tuple(hi)])
+        source = out.copy()
+    return out
+
+
+def _square(mask: np.ndarray, radius: int, op) -> np.ndarray:
+    """``op`` over each pixel's (2r+1)^2 in-plane square, computed in the box of ``mask`` grown by ``radius``.
+
+    Exact for both operations: a dilation reaches nothing beyond that box, an erosion keeps nothing outside
+    ``mask``, and every pixel of ``mask`` sees its whole square inside the box (or the image's edge, as before).
+    """
+    out = np.zeros_like(mask)
+    box = bounding_box(mask, margin=radius)
+    if box is not None:
+        out[box] = _shift_or(_shift_or(mask[box], radius, -1, op), radius, -2, op)
     return out
 
 
@@ -26,14 +53,14 @@ def dilate_xy(mask: np.ndarray, radius: int) -> np.ndarray:
     """Dilation with a (2r+1)^2 in-plane square."""
     if radius <= 0:
         return mask.copy()
-    return _shift_or(_shift_or(mask, radius, -1, np.logical_or), radius, -2, np.logical_or)
+    return _square(mask, radius, np.logical_or)
 
 
 def erode_xy(mask: np.ndarray, radius: int) -> np.ndarray:
     """Erosion with a (2r+1)^2 in-plane square (pixels beyond the edge count as foreground)."""
     if radius <= 0:
         return mask.copy()
-    return _shift_or(_shift_or(mask, radius, -1, np.logical_and), radius, -2, np.logical_and)
+    return _square(mask, radius, np.logical_and)
 
 
 def close_xy(mask: np.ndarray, radius: int) -> np.ndarray:

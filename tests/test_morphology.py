@@ -1,0 +1,48 @@
+"""In-plane binary morphology (jcs_viewer.pipeline.morphology) against the definition, pixel by pixel."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from jcs_viewer.pipeline import morphology
+
+
+def _by_definition(mask: np.ndarray, radius: int, dilate: bool) -> np.ndarray:
+    """Each pixel's OR (dilation) or AND (erosion) over its (2r+1)^2 square, clipped to the slice."""
+    out = np.zeros_like(mask)
+    _, h, w = mask.shape
+    for y in range(h):
+        for x in range(w):
+            window = mask[:, max(y - radius, 0) : y + radius + 1, max(x - radius, 0) : x + radius + 1]
+            out[:, y, x] = window.any(axis=(1, 2)) if dilate else window.all(axis=(1, 2))
+    return out
+
+
+@pytest.mark.parametrize("radius", [1, 2, 3, 5, 7, 12, 40])
+@pytest.mark.parametrize("density", [0.0, 0.03, 0.3, 0.8, 1.0])
+def test_square_dilation_and_erosion_match_their_definition(radius, density):
+    rng = np.random.default_rng(radius * 100 + int(density * 10))
+    mask = rng.random((3, 23, 31)) < density
+    mask[1] = False  # a slice with nothing, beside slices with something: no mixing along z
+    if density:
+        mask[2, 5:9, 20:30] = True  # a block near the edge, so that clipping at the slice's edge matters
+    assert np.array_equal(morphology.dilate_xy(mask, radius), _by_definition(mask, radius, True))
+    assert np.array_equal(morphology.erode_xy(mask, radius), _by_definition(mask, radius, False))
+
+
+def test_window_half_lengths_add_up_to_the_radius_in_logarithmic_passes():
+    for radius in range(1, 200):
+        steps = morphology._segments(radius)
+        assert sum(steps) == radius
+        assert len(steps) <= radius.bit_length() + 1
+
+
+def test_morphology_keeps_the_callers_dtype_and_does_not_touch_its_input():
+    mask = np.zeros((1, 9, 9), dtype=np.uint8)
+    mask[0, 4, 4] = 1
+    before = mask.copy()
+    grown = morphology.dilate_xy(mask, 2)
+    assert grown.dtype == np.uint8 and int(grown.sum()) == 25
+    assert np.array_equal(mask, before)
+    assert not morphology.erode_xy(mask, 1).any()
