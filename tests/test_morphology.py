@@ -46,3 +46,16 @@ def test_morphology_keeps_the_callers_dtype_and_does_not_touch_its_input():
     assert grown.dtype == np.uint8 and int(grown.sum()) == 25
     assert np.array_equal(mask, before)
     assert not morphology.erode_xy(mask, 1).any()
+
+
+def test_components_touching_reads_each_slice_on_its_own():
+    rng = np.random.default_rng(7)
+    candidates = rng.random((7, 30, 30)) < 0.35
+    candidates[[0, 1, 5]] = False  # slices without candidates, with seeds: nothing of theirs may be kept
+    seeds = rng.random((7, 30, 30)) < 0.02
+    whole = morphology.components_touching(candidates, seeds, min_share=0.05)
+    one_by_one = np.concatenate([morphology.components_touching(candidates[z : z + 1], seeds[z : z + 1], 0.05)
+                                 for z in range(7)])
+    assert np.array_equal(whole, one_by_one)
+    assert whole[[2, 3, 4, 6]].any() and not whole[[0, 1, 5]].any()
+    assert not (whole & ~candidates).any()

@@ -110,7 +110,7 @@ def compute_lung_mask(
         mask[labels == left_lab] = LEFT
     else:
         # One component, or two that are not a left/right pair (e.g. cut apart along z).
-        _split_single(np.isin(labels, lungs), mask, direction)
+        _split_single(_any_of(labels, lungs), mask, direction)
     del labels
     if learned is not None:
         dense = learned >= LEARNED_CUT
@@ -248,7 +248,7 @@ def _remove_airways(labels: np.ndarray, lungs: list[int], image: np.ndarray, spa
     """
     from jcs_viewer.pipeline.airways import find_airways
 
-    union = np.isin(labels, lungs)
+    union = _any_of(labels, lungs)
     airways = find_airways(image, union, spacing, direction)
     if airways is None:
         return None
@@ -366,6 +366,15 @@ def restrict_region(lung_mask: np.ndarray, spacing, margin_mm: float = 5.0) -> n
 
 
 # --------------------------------------------------------------------------- internals
+
+
+def _any_of(labels: np.ndarray, wanted: list[int]) -> np.ndarray:
+    """``np.isin(labels, wanted)``; for uint8 labels by a 256-entry table (one gather, not a sort)."""
+    if labels.dtype != np.uint8:
+        return np.isin(labels, wanted)
+    table = np.zeros(256, dtype=bool)
+    table[np.asarray(wanted, dtype=np.intp)] = True
+    return table[labels]
 
 
 def _inner_air_components(

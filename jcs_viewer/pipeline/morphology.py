@@ -42,7 +42,7 @@ def _square(mask: np.ndarray, radius: int, op) -> np.ndarray:
     Exact for both operations: a dilation reaches nothing beyond that box, an erosion keeps nothing outside
     ``mask``, and every pixel of ``mask`` sees its whole square inside the box (or the image's edge, as before).
     """
-    out = np.zeros_like(mask)
+    out = np.zeros(mask.shape, dtype=mask.dtype)  # not zeros_like: untouched pages stay unwritten
     box = bounding_box(mask, margin=radius)
     if box is not None:
         out[box] = _shift_or(_shift_or(mask[box], radius, -1, op), radius, -2, op)
@@ -116,9 +116,21 @@ def components_touching(candidates: np.ndarray, seeds: np.ndarray, min_share: fl
 
     ``min_share``: keep only the components (seeds included) of which at least this share is seeds.
     """
+    candidates, seeds = np.asarray(candidates, dtype=bool), np.asarray(seeds, dtype=bool)
+    out = np.zeros(candidates.shape, dtype=bool)
+    # Each slice is its own: only the slices that hold a candidate can keep anything.
+    zs = np.flatnonzero(candidates.reshape(candidates.shape[0], -1).any(axis=1))
+    if zs.size == 0:
+        return out
+    span = slice(int(zs[0]), int(zs[-1]) + 1)
+    out[span] = _components_touching(candidates[span], seeds[span], min_share)
+    return out
+
+
+def _components_touching(candidates: np.ndarray, seeds: np.ndarray, min_share: float) -> np.ndarray:
+    """:func:`components_touching` on boolean arrays, by one labelling of the slices spaced apart."""
     import SimpleITK as sitk
 
-    candidates, seeds = np.asarray(candidates, dtype=bool), np.asarray(seeds, dtype=bool)
     out = np.zeros(candidates.shape, dtype=bool)
     box = bounding_box(candidates | seeds)
     if box is None:
