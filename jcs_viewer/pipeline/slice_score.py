@@ -44,11 +44,15 @@ def lesion_evidence(lesion_probability: np.ndarray, region: np.ndarray | None, p
     n, h, w = prob.shape
     ky = int(min(h, max(1, round(EVIDENCE_WINDOW_MM / float(pixel_mm[0])))))
     kx = int(min(w, max(1, round(EVIDENCE_WINDOW_MM / float(pixel_mm[1])))))
-    # Integral image in exact integers: 255 x 512^2 fits int32 with room to spare.
-    total = np.zeros((n, h + 1, w + 1), dtype=np.int32)
-    np.cumsum(np.cumsum(prob, axis=1, dtype=np.int32), axis=2, out=total[:, 1:, 1:])
-    window = total[:, ky:, kx:] - total[:, :-ky, kx:] - total[:, ky:, :-kx] + total[:, :-ky, :-kx]
-    return (window.reshape(n, -1).max(axis=1) / (255.0 * ky * kx)).astype(np.float32)
+    import cv2
+
+    out = np.empty(n, dtype=np.float32)
+    for z in range(n):
+        # Integral image in exact integers (255 x 512^2 fits int32 with room to spare); OpenCV's is one pass.
+        total = cv2.integral(prob[z], sdepth=cv2.CV_32S)
+        window = total[ky:, kx:] - total[:-ky, kx:] - total[ky:, :-kx] + total[:-ky, :-kx]
+        out[z] = window.max() / (255.0 * ky * kx)
+    return out
 
 
 def combine(classifier_probability: np.ndarray, evidence: np.ndarray | None, mode: str) -> np.ndarray:
