@@ -40,3 +40,12 @@ def test_a_lesion_filling_the_window_scores_one_and_scattered_pixels_little():
     assert evidence[1] == pytest.approx(1 / 64)
     outside = np.zeros(prob.shape, dtype=bool)  # the same lesion outside the region counts for nothing
     assert lesion_evidence(prob, outside, (1.0, 1.0))[0] == 0.0
+
+
+def test_evidence_of_a_strided_view_and_of_no_slices():
+    rng = np.random.default_rng(3)
+    prob = (rng.random((4, 40, 40)) * 256).astype(np.uint8)
+    view = prob[::2, :, ::2]  # not contiguous
+    np.testing.assert_array_equal(lesion_evidence(view, None, (1.0, 2.0)),
+                                  lesion_evidence(np.ascontiguousarray(view), None, (1.0, 2.0)))
+    assert lesion_evidence(np.zeros((0, 8, 8), np.uint8), None, (1.0, 1.0)).shape == (0,)
