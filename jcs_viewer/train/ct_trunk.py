@@ -91,8 +91,8 @@ class TrunkCut(nn.Module):
     """The trunk's stem and first ``stages`` stages; features [N, C] are the last one's, pooled.
 
     Whole, the trunk would add about two minutes to a 300-slice study on two CPU cores; cut after layer2 (2.6 M
-    parameters, about 9 ms per image at 112 px) it costs about one pass of the shipped classifier, the most the
-    speed budget leaves (``--cut-after``; what it reads is in ``weights/README.md``).
+    parameters, about 9 ms per image at 112 px) it costs about one pass of the shipped classifier, within what
+    the speed budget leaves (``--cut-after``; what it reads is in ``weights/README.md``).
     """
 
     def __init__(self, trunk: ResNetTrunk, stages: int) -> None:
