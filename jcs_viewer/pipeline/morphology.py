@@ -26,13 +26,14 @@ def _shift_or(mask: np.ndarray, radius: int, axis: int, op) -> np.ndarray:
     """``op`` (OR: dilation, AND: erosion) of each pixel with its neighbours up to ``radius`` along ``axis``;
     beyond the edge nothing takes part. In log2(radius) passes of growing windows, not ``radius`` passes."""
     out, source = mask.copy(), mask
-    for step in _segments(min(radius, mask.shape[axis] - 1)):
+    for k, step in enumerate(_segments(min(radius, mask.shape[axis] - 1))):
+        if k:  # a later pass reads the previous pass's result, not the pixels it is rewriting
+            source = out.copy()
         lo = [slice(None)] * mask.ndim
         hi = [slice(None)] * mask.ndim
         lo[axis], hi[axis] = slice(step, None), slice(None, -step)
         op(out[tuple(lo)], source[tuple(hi)], out=out[tuple(lo)])
         op(out[tuple(hi)], source[tuple(lo)], out=out[tuple(hi)])
-        source = out.copy()
     return out
 
 
