@@ -82,6 +82,17 @@ def test_ras_view_turns_the_slice_and_transposes_it():
     assert ct_trunk.ras_view(image).tolist() == [[5.0, 2.0], [4.0, 1.0], [3.0, 0.0]]
 
 
+def test_features_read_each_image_and_its_left_right_mirror_in_the_trunks_orientation():
+    images = np.arange(2 * 4 * 4, dtype=np.uint8).reshape(2, 4, 4)
+    features = ct_trunk.trunk_features(torch.nn.Flatten(), images)  # the "trunk" returns what it is shown
+    shown = torch.from_numpy(images).float()[:, None] / 255.0
+    assert np.allclose(features[:, 0], ct_trunk.ras_view(shown).flatten(1).numpy())
+    # The mirror is the displayed slice's left-right one (patient right and left swapped), taken before the turn
+    # into the trunk's orientation; a flip after it would swap anterior and posterior.
+    assert np.allclose(features[:, 1], ct_trunk.ras_view(shown.flip(-1)).flatten(1).numpy())
+    assert not np.allclose(features[:, 1], ct_trunk.ras_view(shown).flip(-1).flatten(1).numpy())
+
+
 def test_probe_separates_what_the_features_separate_and_shrinks_with_c():
     rng = np.random.default_rng(0)
     labels = np.repeat([0, 1], 60)
@@ -165,6 +176,15 @@ def test_a_cut_trunk_reads_the_stages_it_keeps_as_the_whole_trunk_does():
     assert torch.equal(after_layer3, whole[:, :1024])  # the whole trunk's first features are layer3's, pooled
     assert after_layer2.shape == (2, 512)
     assert torch.allclose(after_layer2, expected2)
+    with torch.no_grad():
+        maps = ct_trunk.TrunkCut(trunk, 2).maps(x)
+    assert maps.shape == (2, 512, 8, 8) and torch.allclose(maps.mean((2, 3)), after_layer2)
     assert not hasattr(ct_trunk.TrunkCut(trunk, 2), "layer3")  # the cut holds no parameters it does not read
     with pytest.raises(ValueError):
         ct_trunk.TrunkCut(trunk, 4)
+
+
+def test_map_heads_need_a_cut_trunk(capsys):
+    with pytest.raises(SystemExit) as stop:
+        ct_trunk.main(["--data", "nowhere", "--map-heads", "2"])
+    assert stop.value.code == 2 and "--cut-after" in capsys.readouterr().err

@@ -8,7 +8,8 @@ probe of COVID-CT, from which ``--fine-tune`` trains the whole trunk (``python -
 figures are in ``weights/README.md``); ``--teacher-out`` writes the probe's cross-fitted logits and the features of
 the training images, the targets of ``jcs-viewer train cls --distil``. At 117.5 M
 parameters and about 0.19 s per image on two CPU cores it is a teacher to measure against, not a model to ship;
-``--cut-after`` reads its early stages alone (:class:`TrunkCut`), at about one shipped classifier pass's cost.
+``--cut-after`` reads its early stages alone (:class:`TrunkCut`), at about one shipped classifier pass's cost,
+and ``--map-heads`` trains small heads on their maps (:mod:`jcs_viewer.train.map_head`).
 """
 
 from __future__ import annotations
@@ -103,12 +104,16 @@ class TrunkCut(nn.Module):
         for index in range(1, stages + 1):
             setattr(self, f"layer{index}", getattr(trunk, f"layer{index}"))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Pooled features of the last stage kept, of grey images [N, 1, H, W] scaled to 0-1."""
+    def maps(self, x: torch.Tensor) -> torch.Tensor:
+        """The last kept stage's feature maps [N, C, h, w] of grey images [N, 1, H, W] scaled to 0-1."""
         x = _stem(self, x)
         for index in range(1, self.stages + 1):
             x = getattr(self, f"layer{index}")(x)
-        return x.mean((2, 3))
+        return x
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Pooled features of the last stage kept, of grey images [N, 1, H, W] scaled to 0-1."""
+        return self.maps(x).mean((2, 3))
 
 
 def deflate(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -176,8 +181,8 @@ def trunk_features(model: nn.Module, images: np.ndarray, batch: int = 16) -> np.
     """Features [N, 2, D] of 8-bit images [N, S, S] (D = 3,072 for the whole trunk): each image and its mirror."""
     out = []
     for start in range(0, len(images), batch):
-        x = ras_view(torch.from_numpy(images[start:start + batch]).float().div_(255.0)[:, None])
-        out.append(torch.stack([model(x), model(x.flip(-1))], dim=1).numpy())
+        x = torch.from_numpy(images[start:start + batch]).float().div_(255.0)[:, None]
+        out.append(torch.stack([model(ras_view(x)), model(ras_view(x.flip(-1)))], dim=1).numpy())
     return np.concatenate(out)
 
 
@@ -238,8 +243,8 @@ def fine_tune(trunk: nn.Module, head: nn.Linear, images: np.ndarray, labels: np.
     gen, size = torch.Generator().manual_seed(seed), images.shape[-1]
     for epoch in range(1, epochs + 1):
         for index in torch.randperm(len(pixels), generator=gen).split(batch):
-            x, _ = random_affine(ras_view(pixels[index].float().div(255.0)[:, None]), size, FINE_TUNE_AUGMENT, gen)
-            x = jitter_intensity(x, FINE_TUNE_AUGMENT, gen)
+            x, _ = random_affine(pixels[index].float().div(255.0)[:, None], size, FINE_TUNE_AUGMENT, gen)
+            x = ras_view(jitter_intensity(x, FINE_TUNE_AUGMENT, gen))
             logits = head(F.dropout(trunk(x), 0.2, training=True)).squeeze(-1)
             loss = F.binary_cross_entropy_with_logits(logits, targets[index])
             optim.zero_grad()
@@ -300,7 +305,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--teacher-out", type=Path, metavar="NPZ",
                         help="write the training images' keys (label/name), cross-fitted probe logits and mean "
                              "features (the targets of jcs-viewer train cls --distil)")
+    parser.add_argument("--map-heads", type=int, default=0, metavar="N",
+                        help="with --cut-after: also train N small convolutional heads (seeds 0..N-1) on the cut's "
+                             "feature maps and read their average (jcs_viewer.train.map_head)")
+    parser.add_argument("--views", type=int, default=10,
+                        help="views of each training image the map heads learn from: it, its mirror and augmented ones")
     args = parser.parse_args(argv)
+    if args.map_heads and not args.cut_after:
+        parser.error("--map-heads reads a cut trunk's maps: give --cut-after too")
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     trunk = load_astra_trunk()
@@ -331,6 +343,9 @@ def main(argv: list[str] | None = None) -> int:
                  features=feats["train"].mean(1).astype(np.float32), c=c, trunk_sha256=ASTRA_SHA256)
     rows = [(f"{entry.name} (shipped)", shipped), *_alone_and_blended(f"CT trunk probe (C = {c:g})", probe, shipped,
                                                                           labels)]
+    if args.map_heads:
+        rows += _alone_and_blended(f"{args.map_heads} map heads averaged", _map_head_scores(trunk, sets, labels, args),
+                                   shipped, labels)
     if args.fine_tune:
         del feats
         best: dict = {}
@@ -355,6 +370,28 @@ def main(argv: list[str] | None = None) -> int:
                      f"specificity {1 - positive[labels['test'] == 0].mean():.3f})")
         print(line)
     return 0
+
+
+def _map_head_scores(trunk: TrunkCut, sets: dict, labels: dict[str, np.ndarray], args: argparse.Namespace
+                     ) -> dict[str, np.ndarray]:
+    """Validation and test logits of ``args.map_heads`` map heads (seeds 0, 1, ...), each z-scored on validation,
+    averaged; each head's own figures printed."""
+    from jcs_viewer.train.map_head import fit_map_head, head_scores, view_maps
+
+    def maps_of(x: torch.Tensor) -> torch.Tensor:
+        return trunk.maps(ras_view(x))
+
+    maps = {split: view_maps(maps_of, s.images, views=args.views if split == "train" else 2,
+                             augment=FINE_TUNE_AUGMENT, seed=args.seed) for split, s in sets.items()}
+    total = {"val": 0.0, "test": 0.0}
+    for seed in range(args.map_heads):
+        head, epoch, val = fit_map_head(maps["train"], labels["train"], maps["val"], labels["val"], seed=seed)
+        scores = {split: head_scores(head, maps[split]) for split in total}
+        print(f"map head {seed}: epoch {epoch}, val AUC {val:.3f}  test AUC {auc(scores['test'], labels['test']):.3f}",
+              flush=True)
+        for split in total:
+            total[split] = total[split] + (scores[split] - scores["val"].mean()) / scores["val"].std()
+    return {split: v / args.map_heads for split, v in total.items()}
 
 
 def _alone_and_blended(name: str, scores: dict[str, np.ndarray], shipped: dict[str, np.ndarray],
