@@ -3,7 +3,7 @@
 A linear probe of the cut trunk's *pooled* features (``python -m jcs_viewer.train.ct_trunk --cut-after 2``) throws
 away where in the image the evidence sits. A head of two small convolutions on the unpooled maps, mean- and
 max-pooled, keeps it at the cost of the same trunk pass (about 9 ms an image at 112 px on two cores); trained
-only on cached maps of augmented views, it fits in seconds, so several seeds are averaged. ``ct_trunk
+only on cached maps of augmented views, a head fits in about a minute, so several seeds are averaged. ``ct_trunk
 --map-heads N`` measures it; the figures are in ``weights/README.md``.
 """
 
