@@ -425,6 +425,29 @@ def test_a_worker_is_busy_until_its_outcome_handlers_ran(qtbot, outcome):
     assert worker.wait(2000)
 
 
+def test_a_worker_is_not_busy_before_every_settled_handler_ran(qtbot):
+    """A waiter that sees ``delivered`` must see every ``settled`` handler done (the PACS dialog's search button was
+    still disabled when a test clicked it); and every handler, lambdas too, runs on the GUI thread."""
+    from PySide6.QtCore import QThread
+
+    from jcs_viewer.gui.workers import TaskWorker
+
+    gui_thread = QThread.currentThread()
+    worker = TaskWorker("test", lambda progress, cancel: "done")
+    threads, seen = [], []
+    # A slow handler between two others: were settled emitted from the worker thread, its queued neighbours would
+    # be posted one by one around this sleep and a waiter could run in the gap.
+    worker.settled.connect(lambda: (threads.append(QThread.currentThread()), time.sleep(0.2)),
+                           Qt.ConnectionType.DirectConnection)
+    worker.settled.connect(lambda: seen.append(worker.busy))
+    worker.succeeded.connect(lambda _value: threads.append(QThread.currentThread()))
+    worker.start()
+    qtbot.waitUntil(lambda: worker.delivered, timeout=5000)
+    assert seen == [False]  # ran, and saw "not busy"
+    assert threads and all(t is gui_thread for t in threads)
+    assert worker.wait(2000)
+
+
 def test_open_a_nifti_file_with_the_real_loader(qtbot, make_window, tmp_path):
     sitk = pytest.importorskip("SimpleITK")
     array = np.full((5, 24, 20), -1000, np.int16)

@@ -41,8 +41,10 @@ def window(qtbot, orthanc, tmp_path):  # noqa: F811
 
 def search(qtbot, dialog, patient_id: str) -> None:
     dialog.patient.setText(patient_id)
+    previous = dialog.worker
+    assert dialog.search_button.isEnabled()
     qtbot.mouseClick(dialog.search_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: dialog.worker is not None and dialog.worker.delivered, timeout=30000)
+    qtbot.waitUntil(lambda: dialog.worker is not previous and dialog.worker.delivered, timeout=30000)
     assert not dialog.last_error, dialog.last_error
 
 

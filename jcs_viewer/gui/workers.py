@@ -58,6 +58,10 @@ class TaskWorker(QThread):
         failed(exception)  -- the exception object; the GUI turns it into one sentence
         cancelled()
         settled()  -- after the outcome signal: its handlers have run when this one is delivered
+
+    The thread posts its outcome to the GUI thread once; there the outcome signal, ``delivered`` and ``settled``
+    follow each other within one event. Posting each public signal from the thread instead let a waiter see
+    ``delivered`` before ``settled``'s handlers ran (a button still disabled, a status still stale).
     """
 
     progress = Signal(str, int, int, str)
@@ -65,21 +69,28 @@ class TaskWorker(QThread):
     failed = Signal(object)
     cancelled = Signal()
     settled = Signal()
+    _outcome = Signal(str, object)  # posted by the thread: "succeeded" / "failed" / "cancelled", and its value
 
     def __init__(self, name: str, func: Callable[[Callable[..., None], Any], Any], parent=None) -> None:
         super().__init__(parent)
         self.name = name
         self._func = func
         self.token = CancelToken()
-        # True once the outcome's handlers ran on the GUI thread (isRunning() turns False earlier). Marked by
-        # ``settled``, emitted after the outcome: queued calls arrive in the order they were posted, so a
-        # handler of the outcome never runs after "not busy" was visible.
+        # True once the outcome's handlers ran on the GUI thread (isRunning() turns False earlier); set in the
+        # same GUI event that runs settled's handlers, so no one waiting on it sees half of them.
         self.delivered = False
         self._started = False
-        self.settled.connect(self._mark_delivered)
+        self._outcome.connect(self._deliver)  # this object lives on the GUI thread: a queued call
 
-    def _mark_delivered(self, *_: Any) -> None:
-        self.delivered = True
+    def _deliver(self, kind: str, value: Any) -> None:
+        if kind == "succeeded":
+            self.succeeded.emit(value)
+        elif kind == "failed":
+            self.failed.emit(value)
+        else:
+            self.cancelled.emit()
+        self.delivered = True  # settled's handlers see "not busy"
+        self.settled.emit()
 
     def start(self, *args: Any) -> None:  # noqa: D102 - QThread.start
         self._started = True
@@ -104,16 +115,17 @@ class TaskWorker(QThread):
         try:
             result = self._func(self._report, self.token)
         except Cancelled:
-            self.cancelled.emit()
+            self._outcome.emit("cancelled", None)
         except Exception as exc:  # noqa: BLE001 - the GUI shows one sentence and logs the traceback
-            self.failed.emit(exc)
+            self._outcome.emit("failed", exc)
+        except BaseException as exc:  # SystemExit and the like: still settle, then let it end the thread
+            self._outcome.emit("failed", exc)
+            raise
         else:
             if self.token.cancelled:
-                self.cancelled.emit()
+                self._outcome.emit("cancelled", None)
             else:
-                self.succeeded.emit(result)
-        finally:
-            self.settled.emit()
+                self._outcome.emit("succeeded", result)
 
 
 
