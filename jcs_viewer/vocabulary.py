@@ -5,6 +5,7 @@
 - The lung window the models read HU studies through and the viewer and report show them in.
 - The ImageNet input normalisation of the networks trained on 8-bit images.
 - DICOM values as a reader reads them (names, dates, sex, age) and the plane of a slice normal.
+- Counts of things in sentences (``1 slice``, ``3 slices``).
 """
 
 from __future__ import annotations
@@ -74,13 +75,18 @@ def sex_word(value: str) -> str:
     return {"M": "male", "F": "female", "O": "other"}.get(value.upper(), value)
 
 
+def counted(n: int, noun: str, plural: str | None = None) -> str:
+    """``n`` and its noun in the right number: ``counted(1, "slice")`` -> ``1 slice``, ``counted(2, "study",
+    "studies")`` -> ``2 studies``."""
+    return f"{n} {noun if abs(n) == 1 else plural or noun + 's'}"
+
+
 def age_words(value: str) -> str:
     """DICOM age string ``045Y`` -> ``45 years`` (``D``/``W``/``M`` likewise); anything else unchanged."""
     value = (value or "").strip()
     units = {"D": "day", "W": "week", "M": "month", "Y": "year"}
     if 2 <= len(value) <= 4 and value[:-1].isdigit() and value[-1].upper() in units:
-        n = int(value[:-1])
-        return f"{n} {units[value[-1].upper()]}" + ("" if n == 1 else "s")
+        return counted(int(value[:-1]), units[value[-1].upper()])
     return value
 
 

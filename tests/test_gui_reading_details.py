@@ -70,10 +70,11 @@ def test_presets_on_grey_levels_say_why_they_are_all_the_same():
 
 def test_the_note_about_other_series_gives_their_uids(tmp_path):
     _, big = write_series(tmp_path, n=6, series_number=2)
-    _, small = write_series(tmp_path, n=3, series_number=5)
+    _, small = write_series(tmp_path, n=3, series_number=5, names=[f"B{i}.dcm" for i in range(3)])
     volume = load_study(tmp_path)
     note = next(w for w in volume.warnings if "series" in w)
-    assert small in note and "--series" in note and big not in note.split("not:")[1]
+    assert small in note and "--series" in note and big not in note.split("Also there:")[1]
+    assert 'loaded series 2 "TEST" (CT, 6 slices). Also there: series 5 "TEST" (CT, 3 slices), UID ' in note
 
 
 def test_the_first_window_size_follows_the_screen(qtbot):

@@ -175,7 +175,8 @@ def test_analysis_strip_review_layers_and_summary(qtbot, make_window, study):
     qtbot.waitUntil(lambda: shows(window, result), timeout=10000)
     state, strip = window.state, window.score_strip
     flagged = np.flatnonzero(result.slice_positive)
-    assert len(flagged) > 0
+    assert len(flagged) > 1
+    assert window.last_status == f"Analysis finished: {result.decision}, {len(flagged)} flagged slices."
     # Strip: curve, cutoff, one shaded region per run of flagged slices.
     xs, ys = strip.curve.getData()
     assert np.allclose(ys, result.slice_probability) and xs[0] == 1
@@ -295,6 +296,15 @@ def test_the_progress_bar_hides_when_busy_ends_not_later(qtbot, make_window, stu
     qtbot.waitUntil(lambda: bool(seen), timeout=10000)
     assert seen == [(False, False)]
     assert shows(window, result)
+
+
+def test_the_status_line_of_a_finished_analysis_counts_its_flagged_slices():
+    from types import SimpleNamespace
+
+    from jcs_viewer.gui.window_chrome import analysis_finished_text
+
+    one = SimpleNamespace(decision="not assessable", slice_positive=np.array([False, True, False]))
+    assert analysis_finished_text(one) == "Analysis finished: not assessable, 1 flagged slice."
 
 
 def test_the_progress_reading_of_analysis_stages_and_of_other_tasks():

@@ -284,3 +284,11 @@ def test_dicom_sex_and_age_are_spelled_out():
     assert sex_word("O") == "other" and sex_word("M") == "male" and sex_word("") == ""
     assert age_words("045Y") == "45 years" and age_words("001M") == "1 month"
     assert age_words("about 40") == "about 40" and age_words("Y") == "Y"
+
+
+def test_counts_take_the_noun_in_the_right_number():
+    from jcs_viewer.vocabulary import counted
+
+    assert counted(1, "slice") == "1 slice" and counted(0, "slice") == "0 slices" and counted(3, "slice") == "3 slices"
+    assert counted(-1, "day") == "-1 day" and counted(-2, "day") == "-2 days"
+    assert counted(1, "study", "studies") == "1 study" and counted(2, "study", "studies") == "2 studies"

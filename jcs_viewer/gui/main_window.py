@@ -28,8 +28,8 @@ from jcs_viewer.gui.state import ViewerState
 from jcs_viewer.gui.summary_panel import SummaryPanel
 from jcs_viewer.gui.user_messages import user_message
 from jcs_viewer.gui.screenshot_run import finish_screenshot_run, prepare_screenshot_view
-from jcs_viewer.gui.window_chrome import (WarningBanner, initial_size, install_menus, install_status_bar,
-                                         is_text_input, progress_reading)
+from jcs_viewer.gui.window_chrome import (WarningBanner, analysis_finished_text, initial_size, install_menus,
+                                         install_status_bar, is_text_input, progress_reading)
 from jcs_viewer.gui.workers import Analysed, OpenedStudy, SeriesChoice, TaskWorker
 from jcs_viewer.settings import Settings, SettingsStore
 
@@ -408,8 +408,7 @@ class MainWindow(QMainWindow):
         except Exception as exc:  # noqa: BLE001 - a malformed result must not crash the viewer
             self._on_task_failed(exc, "showing the analysis")
             return
-        decision = getattr(result, "decision", "")
-        self.show_status(f"Analysis finished: {decision}, {int(np.sum(result.slice_positive))} flagged slices.")
+        self.show_status(analysis_finished_text(result))
         if self.screenshot_path is not None:
             code = self._prepare_screenshot_view()
             self.finish_screenshot_later(code, 300)

@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QDialog, QHBoxLayou
                                QProgressBar, QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from jcs_viewer.gui.workers import TaskWorker
+from jcs_viewer.vocabulary import counted
 
 COLUMNS = (("PatientID", "Patient ID"), ("PatientName", "Name"), ("StudyDate", "Date"),
            ("ModalitiesInStudy", "Modalities"), ("NumberOfStudyRelatedInstances", "Images"),
@@ -150,7 +151,7 @@ class PacsBrowserDialog(QDialog):
                 self.table.setItem(r, c, item)
         if rows:
             self.table.selectRow(0)
-        self._say(f"{len(rows)} stud{'y' if len(rows) == 1 else 'ies'} found." if rows else "No study found.")
+        self._say(f"{counted(len(rows), 'study', 'studies')} found." if rows else "No study found.")
 
     # ------------------------------------------------------------------ retrieve
     def retrieve(self) -> None:

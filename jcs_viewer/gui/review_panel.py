@@ -11,6 +11,7 @@ from PySide6.QtWidgets import (QHBoxLayout, QLabel, QListWidget, QListWidgetItem
 
 from jcs_viewer.gui.state import ViewerState
 from jcs_viewer.session.review import ReviewDecision
+from jcs_viewer.vocabulary import counted
 
 _MARK = {None: "  ", ReviewDecision.CONFIRMED: "✔", ReviewDecision.REJECTED: "✘"}
 _COLOR = {None: None, ReviewDecision.CONFIRMED: QColor(40, 170, 70), ReviewDecision.REJECTED: QColor(130, 130, 130)}
@@ -104,7 +105,7 @@ class ReviewPanel(QWidget):
         elif review.total == 0:
             self.progress_label.setText("No slices flagged")
         else:
-            self.progress_label.setText(f"<b>{review.progress_text()}</b> — {review.total} flagged slices")
+            self.progress_label.setText(f"<b>{review.progress_text()}</b> — {counted(review.total, 'flagged slice')}")
         self.progress_bar.setRange(0, max(1, review.total))
         self.progress_bar.setValue(review.reviewed)
 

@@ -31,6 +31,7 @@ from jcs_viewer.gui.edit_panel import EditPanel
 from jcs_viewer.gui.editing import EditController
 from jcs_viewer.gui.measure import MEASURE_TOOLS, MeasurePanel
 from jcs_viewer.gui.workers import QtScheduling, TaskWorker
+from jcs_viewer.vocabulary import counted
 
 if TYPE_CHECKING:
     from jcs_viewer.io.volume import Volume
@@ -275,8 +276,8 @@ class SessionSupport(QObject):
             return False
         self.edit_panel_sync()
         n = len(session.edited_slices())
-        self.window.show_status(f"Restored your session: {n} edited slice{'s' if n != 1 else ''}, "
-                                f"{len(saved.review)} review decision{'s' if len(saved.review) != 1 else ''}.")
+        self.window.show_status(f"Restored your session: {counted(n, 'edited slice')}, "
+                                f"{counted(len(saved.review), 'review decision')}.")
         return True
 
     def edit_panel_sync(self) -> None:
@@ -312,7 +313,7 @@ class SessionSupport(QObject):
         """A new AI result arrived for a study with manual edits: "keep", "replace" or "cancel"."""
         n = len(self.session.edited_slices())
         box = QMessageBox(QMessageBox.Icon.Question, "New analysis result",
-                          f"You edited the lesion mask on {n} slice{'s' if n != 1 else ''}. What should happen "
+                          f"You edited the lesion mask on {counted(n, 'slice')}. What should happen "
                           "to your edits? (Either choice can be undone with Ctrl+Z.)", parent=self.window)
         keep = box.addButton("Keep my edits", QMessageBox.ButtonRole.AcceptRole)
         replace = box.addButton("Replace with new AI result", QMessageBox.ButtonRole.DestructiveRole)

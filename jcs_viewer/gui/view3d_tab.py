@@ -18,6 +18,7 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QStackedLayout, 
 from jcs_viewer.errors import ExportError
 from jcs_viewer.gui.mpr import LESION_EVENTS, lesion_mask_of
 from jcs_viewer.gui.state import ViewerState
+from jcs_viewer.vocabulary import counted
 
 if TYPE_CHECKING:
     from jcs_viewer.pipeline.result import StudyResult
@@ -31,7 +32,7 @@ def nothing_in_3d(result: StudyResult) -> str | None:
     lung, lesion = result.lung_mask, result.lesion_mask
     n = int(lung.shape[0])
     if n < 3:
-        return f"A study of {n} slice{'s' if n != 1 else ''} has no 3-D shape to show: read it in the Slices tab."
+        return f"A study of {counted(n, 'slice')} has no 3-D shape to show: read it in the Slices tab."
     if not lung.any() and not lesion.any():
         return "Nothing to show in 3-D: the analysis found no lungs and no lesions in this study."
     return None

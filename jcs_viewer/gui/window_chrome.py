@@ -19,6 +19,7 @@ from jcs_viewer.gui import mouse
 from jcs_viewer.gui.state import HU_PRESETS
 from jcs_viewer.pipeline.progress import STAGE_LABELS as ANALYSIS_STAGE_LABELS
 from jcs_viewer.pipeline.progress import STAGES
+from jcs_viewer.vocabulary import counted
 
 
 #: The smallest first window size.
@@ -39,6 +40,12 @@ def progress_reading(stage: str, done: int, total: int, message: str) -> tuple[i
     else:
         overall, count = fraction, ""
     return int(round(overall * 1000)), f"{label}{count}" + (f" — {message}" if message else "")
+
+
+def analysis_finished_text(result: Any) -> str:
+    """The status bar's line when an analysis is shown: its decision and how many slices it flagged."""
+    flagged = sum(bool(p) for p in getattr(result, "slice_positive", ()))
+    return f"Analysis finished: {getattr(result, 'decision', '')}, {counted(flagged, 'flagged slice')}."
 
 
 def initial_size() -> tuple[int, int]:

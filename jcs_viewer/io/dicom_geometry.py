@@ -13,6 +13,7 @@ import numpy as np
 
 from jcs_viewer.errors import StudyLoadError
 from jcs_viewer.io.dicom_scan import SliceHeader, describe_files
+from jcs_viewer.vocabulary import counted
 
 DUPLICATE_TOLERANCE_MM = 0.01
 GAP_FACTOR = 1.5  # a step this many times the median means slices are missing
@@ -192,7 +193,7 @@ def _check_steps(headers: list[SliceHeader], steps: np.ndarray, dz: float, warni
         missing = max(1, round(steps[i] / dz) - 1)
         warnings.append(
             f"Gap of {steps[i]:.2f} mm between {headers[i].path.name} and {headers[i + 1].path.name} "
-            f"(about {missing} missing slice{'s' if missing > 1 else ''}; usual spacing {dz:.2f} mm)."
+            f"(about {counted(missing, 'missing slice')}; usual spacing {dz:.2f} mm)."
         )
     if len(gaps) > 5:
         warnings.append(f"{len(gaps) - 5} more gaps between slices.")

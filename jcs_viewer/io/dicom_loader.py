@@ -10,6 +10,7 @@ from jcs_viewer.io.dicom_multiframe import frame_headers
 from jcs_viewer.io.dicom_pixels import read_pixels
 from jcs_viewer.io.dicom_scan import ScanResult, SeriesEntry, describe_files
 from jcs_viewer.io.volume import Volume
+from jcs_viewer.vocabulary import counted
 
 
 def choose_series(scan: ScanResult, where: str, series_uid: str | None) -> tuple[SeriesEntry, list[str]]:
@@ -46,10 +47,10 @@ def choose_series(scan: ScanResult, where: str, series_uid: str | None) -> tuple
     warnings = []
     others = [e for e in entries if e is not chosen]
     if others:
-        names = "; ".join(f"{e.label()} = {e.series_uid}" for e in others[:4])
-        more = f" and {len(others) - 4} more" if len(others) > 4 else ""
+        names = "; ".join(f"{e.label()}, UID {e.series_uid}" for e in others[:4])
+        more = f"; and {len(others) - 4} more" if len(others) > 4 else ""
         warnings.append(
-            f"{where} holds {len(entries)} series; loaded {chosen.label()}, not: {names}{more}. "
+            f"{where} holds {len(entries)} series; loaded {chosen.label()}. Also there: {names}{more}. "
             "To read another, give its UID (analyze --series UID, or pick it when the viewer asks)."
         )
     return chosen, warnings
@@ -67,8 +68,7 @@ def load_series(entry: SeriesEntry, warnings: list[str] | None = None) -> Volume
     if not images:
         raise StudyLoadError(f"DICOM file {entry.files[0]} has no pixel data (no image to show).")
     if no_pixels:
-        plural = "s" if len(no_pixels) > 1 else ""
-        warnings.append(f"Ignored {len(no_pixels)} file{plural} without pixel data ({describe_files(no_pixels)}).")
+        warnings.append(f"Ignored {counted(len(no_pixels), 'file')} without pixel data ({describe_files(no_pixels)}).")
     images = [frame for h in images for frame in (frame_headers(h) if h.n_frames > 1 else [h])]
     if any(h.samples_per_pixel != 1 for h in images):
         colour = next(h for h in images if h.samples_per_pixel != 1)

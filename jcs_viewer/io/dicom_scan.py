@@ -17,7 +17,7 @@ from pydicom.errors import InvalidDicomError
 
 from jcs_viewer.errors import StudyLoadError
 from jcs_viewer.io.volume import StudyInfo
-from jcs_viewer.vocabulary import plane_of_normal
+from jcs_viewer.vocabulary import counted, plane_of_normal
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +102,7 @@ class SeriesEntry:
         """Short human-readable name, e.g. ``series 3 "CHEST 1.25" (CT, 240 slices)``."""
         number = self.info.series_number or "?"
         desc = f' "{self.description}"' if self.description else ""
-        return f"series {number}{desc} ({self.modality or 'no modality'}, {self.n_slices} slices)"
+        return f"series {number}{desc} ({self.modality or 'no modality'}, {counted(self.n_slices, 'slice')})"
 
 
 @dataclass

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from jcs_viewer.vocabulary import plane_of_normal
+from jcs_viewer.vocabulary import counted, plane_of_normal
 
 if TYPE_CHECKING:
     from jcs_viewer.io.volume import Volume
@@ -174,7 +174,8 @@ def not_assessable_reason(volume: Volume, lung_mask: np.ndarray, scored: np.ndar
         return coarse
     with_lung = int(np.count_nonzero(scored))
     if with_lung <= threshold:
-        return (f"Only {with_lung} slice{'s' if with_lung != 1 else ''} carry lung, but the rule needs more than "
+        verb = "carries" if with_lung == 1 else "carry"
+        return (f"Only {counted(with_lung, 'slice')} {verb} lung, but the rule needs more than "
                 f"{threshold} positive slices to call a study positive.")
     return None
 

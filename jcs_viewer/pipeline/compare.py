@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from jcs_viewer.vocabulary import counted
+
 if TYPE_CHECKING:
     from jcs_viewer.io.volume import Volume
     from jcs_viewer.pipeline.quantify import Quantification
@@ -63,7 +65,7 @@ class Comparison:
 
     def interval(self) -> str:
         """``"2026-10-01 → 2026-10-29 (28 days)"``, or what is known of it."""
-        days = "" if self.days is None else f" ({self.days} day{'s' if abs(self.days) != 1 else ''})"
+        days = "" if self.days is None else f" ({counted(self.days, 'day')})"
         return f"{self.prior_date or 'undated'} → {self.current_date or 'undated'}{days}"
 
     def registration(self) -> str:

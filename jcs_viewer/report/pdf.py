@@ -40,7 +40,7 @@ from jcs_viewer.report.fonts import Fonts, report_fonts
 from jcs_viewer.report.key_images import key_image_section, render_key_images
 from jcs_viewer.report.layout import CONTENT_W, FOOTER_SPACE, GRID, HEAD_FILL, MARGIN, PAGE
 from jcs_viewer.report.plots import score_plot
-from jcs_viewer.vocabulary import ATTRIBUTE_TITLES, age_words, dicom_date, person_name, sex_word
+from jcs_viewer.vocabulary import ATTRIBUTE_TITLES, age_words, counted, dicom_date, person_name, sex_word
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -152,10 +152,6 @@ def _fmt(value: float | None, digits: int = 1, unit: str = "") -> str:
     return f"{value:,.{digits}f}{(' ' + unit) if unit else ''}"
 
 
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
-
-
 # --------------------------------------------------------------------------- sections
 def _header(volume: Volume, result: StudyResult, anonymize: bool, st: dict[str, ParagraphStyle],
             fonts: Fonts) -> list[Any]:
@@ -248,7 +244,7 @@ def _decision(result: StudyResult, content: ReportContent, st: dict[str, Paragra
         out.append(Spacer(1, 3))
         out.append(Paragraph(
             "Lesion numbers below use the <b>reader-edited lesion mask</b> "
-            f"({_count(len(content.edited_slices), 'slice')} edited); "
+            f"({counted(len(content.edited_slices), 'slice')} edited); "
             "the AI decision above comes from the classifier and does not change with edits.", st["small"]))
     return out
 
@@ -399,9 +395,9 @@ def _review_section(result: StudyResult, content: ReportContent, st: dict[str, P
         [b("Report time"), p(content.generated.strftime("%Y-%m-%d %H:%M %Z").strip())],
         [b("Confirmed slices"), p(f"{len(content.confirmed)}: {compress_ranges(_numbers(content.confirmed))}")],
         [b("Rejected slices"), p(f"{len(content.rejected)}: {compress_ranges(_numbers(content.rejected))}")],
-        [b("Flagged, not reviewed"), p(f"{len(unreviewed)} of {len(flagged)} flagged slices")],
+        [b("Flagged, not reviewed"), p(f"{len(unreviewed)} of {counted(len(flagged), 'flagged slice')}")],
         [b("Edited lesion mask"),
-         p(f"{_count(len(content.edited_slices), 'slice')}: {compress_ranges(_numbers(content.edited_slices))}"
+         p(f"{counted(len(content.edited_slices), 'slice')}: {compress_ranges(_numbers(content.edited_slices))}"
            if content.edited else "no edits (AI segmentation)")],
     ]
     if content.measurements:

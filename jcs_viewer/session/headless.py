@@ -17,6 +17,7 @@ import numpy as np
 from jcs_viewer.session.measurements import Measurement
 from jcs_viewer.session.store import SessionError, load_session, study_key
 from jcs_viewer.session.study_session import restored_measurements
+from jcs_viewer.vocabulary import counted
 
 if TYPE_CHECKING:
     from jcs_viewer.io.volume import Volume
@@ -67,7 +68,7 @@ def apply_session_file(result: StudyResult, volume: Volume, path: str | Path) ->
     differs = (ai != (mask > 0)).reshape(mask.shape[0], -1).any(axis=1)
     edited = np.flatnonzero(differs).tolist()
     quant = quantify(volume, result.lung_mask, mask, min_lesion_voxels=result.quant.min_lesion_voxels)
-    note = (f"Lesion mask edited by the reader on {len(edited)} slice{'s' if len(edited) != 1 else ''} "
+    note = (f"Lesion mask edited by the reader on {counted(len(edited), 'slice')} "
             f"(session {path.name}); lesion numbers are computed from the edited mask.")
     options = dict(result.options)
     options["session"] = {"file": path.name, "edited_slices": edited, "reviewer": state.reviewer}
