@@ -176,6 +176,17 @@ def test_damaged_volume_file(tmp_path):
     assert "bad.nii.gz" in _one_sentence(exc)
 
 
+def test_a_folder_of_several_volume_files_names_them(tmp_path):
+    """A CT and its label maps side by side (as exported by segmentation tools): which is the study is not guessed."""
+    sitk = pytest.importorskip("SimpleITK")
+    for name in ("ct.nii.gz", "heart.nii.gz", "lungs.mha"):
+        sitk.WriteImage(sitk.GetImageFromArray(np.zeros((3, 8, 8), np.int16)), str(tmp_path / name))
+    with pytest.raises(StudyLoadError) as exc:
+        load_study(tmp_path)
+    text = _one_sentence(exc)
+    assert "3 volume files (ct.nii.gz, heart.nii.gz, lungs.mha)" in text and "open the CT file itself" in text
+
+
 def test_image_folder_with_different_sizes(tmp_path):
     sitk = pytest.importorskip("SimpleITK")
     sitk.WriteImage(sitk.GetImageFromArray(np.zeros((8, 8), np.uint8)), str(tmp_path / "1.png"))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from jcs_viewer.errors import StudyLoadError
 from jcs_viewer.io.dicom_loader import choose_series, load_series
-from jcs_viewer.io.dicom_scan import ScanResult, read_header, scan
+from jcs_viewer.io.dicom_scan import ScanResult, describe_files, read_header, scan
 from jcs_viewer.io.image_stack import IMAGE_SUFFIXES, image_files, load_image_stack
 from jcs_viewer.io.itk_loader import load_itk_volume, volume_format
 from jcs_viewer.io.reorient import as_axial
@@ -58,9 +58,12 @@ def _load_folder(folder: Path, series_uid: str | None) -> Volume:
         images = image_files(folder)
         if images:
             return load_image_stack(images)
-        volumes = [p for p in folder.iterdir() if p.is_file() and volume_format(p)]
+        volumes = sorted(p for p in folder.iterdir() if p.is_file() and volume_format(p))
         if len(volumes) == 1:
             return load_itk_volume(volumes[0])
+        if volumes and not result.problems:
+            raise StudyLoadError(f"{folder} holds no DICOM series but {len(volumes)} volume files "
+                                 f"({describe_files(volumes)}): open the CT file itself.")
     return _load_scanned(result, str(folder), series_uid)
 
 
