@@ -47,12 +47,28 @@ def dicomweb_plugin() -> str | None:
     return next((p for p in DICOMWEB_PLUGIN_PATHS if Path(p).is_file()), None)
 
 
+class OrthancExited(RuntimeError):
+    """Orthanc stopped while starting (its log says why; a port taken meanwhile is the usual cause)."""
+
+
 class Orthanc:
     """One Orthanc process; ``dimse`` (``AET@127.0.0.1:PORT``) and ``dicomweb`` (URL) address it."""
 
     def __init__(self, root: Path, lua: str | None = None) -> None:
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
+        self._lua = lua
+        # A port found free may be taken by a parallel test worker before Orthanc binds it: try new ports then.
+        for attempt in range(3):
+            try:
+                self._start()
+                return
+            except OrthancExited:
+                if attempt == 2:
+                    raise
+
+    def _start(self) -> None:
+        root, lua = self.root, self._lua
         self.dicom_port, self.http_port = free_port(), free_port()
         storage = root / "storage"
         config = {
@@ -94,7 +110,8 @@ class Orthanc:
     def _wait_ready(self) -> None:
         for _ in range(300):  # polled readiness, not a timing assertion
             if self.process.poll() is not None:
-                raise RuntimeError(f"Orthanc exited: {(self.root / 'orthanc.log').read_text()[-2000:]}")
+                self._log.close()
+                raise OrthancExited(f"Orthanc exited: {(self.root / 'orthanc.log').read_text()[-2000:]}")
             try:
                 self.rest("/system")
                 with socket.create_connection(("127.0.0.1", self.dicom_port), timeout=1):
