@@ -298,6 +298,24 @@ def test_the_progress_bar_hides_when_busy_ends_not_later(qtbot, make_window, stu
     assert shows(window, result)
 
 
+def test_a_finished_task_nobody_holds_still_delivers_its_outcome(qtbot):
+    """``start_task`` keeps a worker until its outcome arrived, not only until its thread ended: the outcome is an
+    event posted to the worker, lost if the worker were freed first (an autosave holds no reference)."""
+    import gc
+
+    from jcs_viewer.gui.workers import start_task
+
+    got = []
+    first = start_task("first", lambda progress, cancel: "first done", succeeded=got.append)
+    assert first.wait(5000)  # its thread ended; its outcome still waits in the GUI thread's queue
+    second = start_task("second", lambda progress, cancel: "second done", succeeded=got.append)
+    del first
+    gc.collect()
+    qtbot.waitUntil(lambda: len(got) == 2, timeout=5000)
+    assert sorted(got) == ["first done", "second done"]
+    assert second.wait(2000)
+
+
 def test_the_status_line_of_a_finished_analysis_counts_its_flagged_slices():
     from types import SimpleNamespace
 

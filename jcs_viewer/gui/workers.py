@@ -129,8 +129,9 @@ class TaskWorker(QThread):
 
 
 
-#: Workers started with :func:`start_task` until their thread ends: a QThread object must never be freed while it
-#: runs (its owner may be gone by then: a view closed mid-build, a session switched mid-write).
+#: Workers started with :func:`start_task` until their thread ended and their outcome was delivered: a QThread object
+#: must never be freed while it runs (its owner may be gone by then: a view closed mid-build, a session switched
+#: mid-write), nor before the outcome event posted to it arrives.
 _LIVE: set[TaskWorker] = set()
 
 
@@ -148,8 +149,8 @@ def start_task(name: str, func: Callable[[Callable[..., None], Any], Any], *,
     if settled is not None:
         worker.settled.connect(settled)
     # Finished workers are let go here, on the GUI thread: freeing one from its own finished() signal would
-    # destroy the QThread from inside its thread.
-    _LIVE.difference_update([w for w in _LIVE if w.isFinished()])
+    # destroy the QThread from inside its thread; and only once delivered, as its outcome is an event posted to it.
+    _LIVE.difference_update([w for w in _LIVE if w.isFinished() and w.delivered])
     _LIVE.add(worker)
     worker.start()
     return worker
