@@ -463,8 +463,8 @@ def test_a_worker_is_not_busy_before_every_settled_handler_ran(qtbot):
     gui_thread = QThread.currentThread()
     worker = TaskWorker("test", lambda progress, cancel: "done")
     threads, seen = [], []
-    # A slow handler between two others: were settled emitted from the worker thread, its queued neighbours would
-    # be posted one by one around this sleep and a waiter could run in the gap.
+    # A slow handler before another: were settled emitted from the worker thread, this one would sleep there
+    # between the posting of the queued ones, and a waiter on the GUI thread could run in the gap.
     worker.settled.connect(lambda: (threads.append(QThread.currentThread()), time.sleep(0.2)),
                            Qt.ConnectionType.DirectConnection)
     worker.settled.connect(lambda: seen.append(worker.busy))
