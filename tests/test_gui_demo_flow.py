@@ -53,7 +53,7 @@ def test_demo_open_analyse_review_summary(qtbot, tmp_path, monkeypatch, demo_roo
     volume = window.state.volume
     assert volume.n_slices >= 120 and volume.is_hu
     assert window.study_path == demo_root / "dicom"
-    assert window.recent_studies()[0] == str(demo_root / "dicom")
+    assert window.recent.paths()[0] == str(demo_root / "dicom")
     qtbot.waitUntil(lambda: window.state.result is not None, timeout=60000)
     result = window.state.result
     assert result.n_slices == volume.n_slices

@@ -408,8 +408,28 @@ def test_series_picker_recent_studies_and_drop(qtbot, make_window, study, tmp_pa
     window.dropEvent(drop)
     qtbot.waitUntil(lambda: window.state.volume is volume, timeout=5000)
     assert asked == [(3, "1.2.2")] and calls == ["1.2.1"]
-    assert window.recent_studies()[0] == str(folder)
-    assert [a.text() for a in window.recent_menu.actions()][0] == str(folder)
+    assert window.recent.paths()[0] == str(folder)
+    assert [a.text() for a in window.recent.menu.actions()][0] == str(folder)
+
+
+def test_recent_studies_keep_the_latest_once_and_survive_a_new_window(make_window, tmp_path):
+    from jcs_viewer.gui.recent_studies import MAX_RECENT
+
+    window = make_window()
+    assert not window.recent.menu.isEnabled() and window.recent.last_dir() == str(Path.home())
+    folders = [tmp_path / f"study {i}" for i in range(MAX_RECENT + 2)]
+    for folder in folders:
+        window.recent.remember(folder)
+    window.recent.remember(folders[3])  # opened again: moves to the top, listed once
+    expected = [str(folders[3])] + [str(f) for f in reversed(folders) if f != folders[3]][:MAX_RECENT - 1]
+    assert window.recent.paths() == expected
+    assert [a.text() for a in window.recent.menu.actions() if a.text()] == [*expected, "Clear list"]
+    assert window.recent.last_dir() == str(tmp_path)
+
+    again = make_window()  # the list lives in the settings file, not in the window
+    assert again.recent.paths() == expected and again.recent.menu.isEnabled()
+    next(a for a in again.recent.menu.actions() if a.text() == "Clear list").trigger()
+    assert again.recent.paths() == [] and not again.recent.menu.isEnabled()
 
 
 def test_cancel_token_stops_a_real_worker(qtbot):

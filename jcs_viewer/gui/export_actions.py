@@ -60,8 +60,8 @@ class ExportActions(QObject):
         self.window = window
         self.worker: TaskWorker | None = None
         self.last_written: dict[str, Path] = {}
-        self.report_action = window._action(file_menu, "Export &Report…", self.export_report, "Ctrl+E", before)
-        self.seg_action = window._action(file_menu, "Export Se&gmentation…", self.export_segmentation,
+        self.report_action = window.add_action(file_menu, "Export &Report…", self.export_report, "Ctrl+E", before)
+        self.seg_action = window.add_action(file_menu, "Export Se&gmentation…", self.export_segmentation,
                                          "Ctrl+Shift+E", before)
 
     # ------------------------------------------------------------------ what to export
@@ -105,7 +105,7 @@ class ExportActions(QObject):
             with_segmentation = dialog.segmentation_box.isChecked()
             kwargs["reviewer"] = dialog.reviewer_edit.text().strip()
             if kwargs["reviewer"] != self._reviewer_setting():  # the next report starts with it
-                self.window._save_setting(reviewer_name=kwargs["reviewer"])
+                self.window.save_setting(reviewer_name=kwargs["reviewer"])
         anonymize, with_segmentation = bool(anonymize), bool(with_segmentation)
 
         def task(progress: Any, cancel: Any) -> dict[str, Path]:
@@ -165,7 +165,7 @@ class ExportActions(QObject):
     def _on_written(self, written: dict[str, Path]) -> None:
         self.last_written = {k: Path(v) for k, v in written.items()}
         if self.last_written:  # the next export dialog starts here
-            self.window._save_setting(export_dir=str(next(iter(self.last_written.values())).parent))
+            self.window.save_setting(export_dir=str(next(iter(self.last_written.values())).parent))
         names = ", ".join(p.name for p in self.last_written.values())
         folder = next(iter(self.last_written.values())).parent if self.last_written else ""
         # e.g. "No lesion_seg.dcm: DICOM SEG needs a DICOM source, ..." for a NIfTI study

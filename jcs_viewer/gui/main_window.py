@@ -39,7 +39,6 @@ if TYPE_CHECKING:
     from jcs_viewer.pipeline.runner import LoadedModels
 
 APP_NAME = "JCS Viewer"
-MAX_RECENT = 8
 _ORPHANS: list[TaskWorker] = []  # workers that outlived their window (see closeEvent)
 FILE_FILTER = ("CT volumes (*.nii *.nii.gz *.mha *.mhd *.nrrd *.nhdr *.dcm);;"
                "DICOM file (*.dcm);;All files (*)")
@@ -181,7 +180,7 @@ class MainWindow(QMainWindow):
         pl.addWidget(self.progress)
         pl.addWidget(self.cancel_button)
 
-    def _action(self, menu: Any, text: str, slot: Callable[..., Any], shortcut: Any = None,
+    def add_action(self, menu: Any, text: str, slot: Callable[..., Any], shortcut: Any = None,
                 before: QAction | None = None) -> QAction:
         """A menu action calling ``slot``; appended, or inserted above ``before`` (e.g. Settings/Quit)."""
         action = QAction(text, self)
@@ -236,50 +235,23 @@ class MainWindow(QMainWindow):
             return self.auto_override
         return self.settings.values.auto_analyze
 
-    def recent_studies(self) -> list[str]:
-        return list(self.settings.values.recent_studies)
-
-    def _save_setting(self, **changes: Any) -> None:
+    def save_setting(self, **changes: Any) -> None:
         """Store settings fields; a file that cannot be written costs the preference, not the reading."""
         try:
             self.settings.update(**changes)
         except OSError as exc:
             self.show_status(str(exc))
 
-    def _remember(self, path: Path) -> None:
-        recent = [p for p in self.recent_studies() if p != str(path)]
-        recent.insert(0, str(path))
-        self._save_setting(recent_studies=tuple(recent[:MAX_RECENT]))
-        self._rebuild_recent_menu()
-
-    def _rebuild_recent_menu(self) -> None:
-        self.recent_menu.clear()
-        recent = self.recent_studies()
-        for path in recent:
-            self._action(self.recent_menu, path, lambda p=path: self.open_path(Path(p)))
-        if recent:
-            self.recent_menu.addSeparator()
-            self._action(self.recent_menu, "Clear list", self._clear_recent)
-        self.recent_menu.setEnabled(bool(recent))
-
-    def _clear_recent(self) -> None:
-        self._save_setting(recent_studies=())
-        self._rebuild_recent_menu()
-
     # ================================================================== opening studies
     def choose_study_folder(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Open study folder", self._last_dir())
+        folder = QFileDialog.getExistingDirectory(self, "Open study folder", self.recent.last_dir())
         if folder:
             self.open_path(Path(folder))
 
     def choose_study_file(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Open CT volume", self._last_dir(), FILE_FILTER)
+        path, _ = QFileDialog.getOpenFileName(self, "Open CT volume", self.recent.last_dir(), FILE_FILTER)
         if path:
             self.open_path(Path(path))
-
-    def _last_dir(self) -> str:
-        recent = self.recent_studies()
-        return str(Path(recent[0]).parent) if recent else str(Path.home())
 
     @staticmethod
     def _study_title(path: Path, volume: Volume, demo: bool = False) -> str:
@@ -348,7 +320,7 @@ class MainWindow(QMainWindow):
         self.cancel_analysis()  # a result for the previous study must not land on this one
         self.study_path = path
         self.state.set_volume(volume)
-        self._remember(path)
+        self.recent.remember(path)
         self.banner.show_messages(list(getattr(volume, "warnings", []) or []))
         self.setWindowTitle(self._study_title(path, volume, outcome.demo))
         self.show_status(f"Opened {path} ({volume.n_slices} slices).")

@@ -51,8 +51,8 @@ class PacsActions(QObject):
         self.worker: TaskWorker | None = None
         self.browser: PacsBrowserDialog | None = None
         self.last_sent: list[str] = []
-        self.open_action = window._action(file_menu, "Open from &PACS…", self.open_from_pacs, "Ctrl+Shift+P", before)
-        self.send_action = window._action(file_menu, "Send Results to PA&CS…", self.send_results, before=before)
+        self.open_action = window.add_action(file_menu, "Open from &PACS…", self.open_from_pacs, "Ctrl+Shift+P", before)
+        self.send_action = window.add_action(file_menu, "Send Results to PA&CS…", self.send_results, before=before)
 
     def _settings(self) -> tuple[tuple[str, ...], str]:
         values = self.window.settings.values

@@ -181,9 +181,9 @@ class PriorActions(QObject):
         self.split: QSplitter | None = None
         self.comparison: Comparison | None = None
         self.pending: Path | None = None  # gui --prior: opened once the current study's result is shown
-        self.open_action = window._action(file_menu, "Open P&rior Study for Comparison…", self.choose_prior,
+        self.open_action = window.add_action(file_menu, "Open P&rior Study for Comparison…", self.choose_prior,
                                           before=before)
-        self.close_action = window._action(file_menu, "Close Prior Study", self.close_prior, before=before)
+        self.close_action = window.add_action(file_menu, "Close Prior Study", self.close_prior, before=before)
         self.close_action.setEnabled(False)
         window.state.on("volume", lambda volume: self.close_prior())  # a prior belongs to the study it was opened for
         window.state.on("result", self._open_pending)
@@ -197,7 +197,7 @@ class PriorActions(QObject):
         if not self._ready():
             return
         folder = QFileDialog.getExistingDirectory(self.window, "Open the prior study (a DICOM folder)",
-                                                  self.window._last_dir())
+                                                  self.window.recent.last_dir())
         if folder:
             self.open_prior(Path(folder))
 

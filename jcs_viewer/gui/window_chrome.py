@@ -16,6 +16,7 @@ from PySide6.QtWidgets import QApplication, QFrame, QHBoxLayout, QLabel, QPushBu
 from jcs_viewer import RESEARCH_USE_NOTICE
 from jcs_viewer.atomic import atomic_path
 from jcs_viewer.gui import mouse
+from jcs_viewer.gui.recent_studies import RecentStudies
 from jcs_viewer.gui.state import HU_PRESETS
 from jcs_viewer.pipeline.progress import STAGE_LABELS as ANALYSIS_STAGE_LABELS
 from jcs_viewer.pipeline.progress import STAGES
@@ -91,48 +92,48 @@ def install_menus(window: Any) -> None:
     """File, Analysis, View and Help menus and the toolbar of ``window`` (a :class:`MainWindow`)."""
     menu = window.menuBar()
     file_menu = menu.addMenu("&File")
-    window.open_study_action = window._action(file_menu, "Open &Study…", window.choose_study_folder,
+    window.open_study_action = window.add_action(file_menu, "Open &Study…", window.choose_study_folder,
                                           QKeySequence.StandardKey.Open)
-    window._action(file_menu, "Open &File…", window.choose_study_file, "Ctrl+Shift+O")
-    window.open_demo_action = window._action(file_menu, "Open &Demo Study", window.open_demo, "Ctrl+D")
-    window.recent_menu = file_menu.addMenu("&Recent Studies")
+    window.add_action(file_menu, "Open &File…", window.choose_study_file, "Ctrl+Shift+O")
+    window.open_demo_action = window.add_action(file_menu, "Open &Demo Study", window.open_demo, "Ctrl+D")
+    window.recent = RecentStudies(window, file_menu.addMenu("&Recent Studies"), window.open_path)
     file_menu.addSeparator()
-    window.settings_action = window._action(file_menu, "&Settings…", window.edit_settings, "Ctrl+,")
+    window.settings_action = window.add_action(file_menu, "&Settings…", window.edit_settings, "Ctrl+,")
     window._file_menu = file_menu
     file_menu.addSeparator()
-    window._action(file_menu, "&Quit", window.close, QKeySequence.StandardKey.Quit)
+    window.add_action(file_menu, "&Quit", window.close, QKeySequence.StandardKey.Quit)
 
     analysis = menu.addMenu("&Analysis")
-    window.analyse_action = window._action(analysis, "&Analyse", window.start_analysis, "F5")
-    window.cancel_action = window._action(analysis, "&Cancel\tEsc", window.cancel_tasks)
+    window.analyse_action = window.add_action(analysis, "&Analyse", window.start_analysis, "F5")
+    window.cancel_action = window.add_action(analysis, "&Cancel\tEsc", window.cancel_tasks)
     analysis.addSeparator()
     window.auto_action = QAction("Analyse automatically on open", window, checkable=True)
     window.auto_action.setChecked(window.auto_analyse)
-    window.auto_action.toggled.connect(lambda on: window._save_setting(auto_analyze=on))
+    window.auto_action.toggled.connect(lambda on: window.save_setting(auto_analyze=on))
     analysis.addAction(window.auto_action)
 
     view = menu.addMenu("&View")
     for key, (name, width, level) in HU_PRESETS.items():
-        window._action(view, f"{name.title()} window (W{width:.0f}/L{level:.0f})\t{key}",
+        window.add_action(view, f"{name.title()} window (W{width:.0f}/L{level:.0f})\t{key}",
                      lambda _=False, k=key: window.state.apply_preset(k))
-    window._action(view, "&Reset view\tR", window.state.reset_view)
-    window._action(view, "Toggle &overlays\tS", window.state.toggle_overlays)
-    window._action(view, "Toggle image &corners\tI", window.state.toggle_corners)
+    window.add_action(view, "&Reset view\tR", window.state.reset_view)
+    window.add_action(view, "Toggle &overlays\tS", window.state.toggle_overlays)
+    window.add_action(view, "Toggle image &corners\tI", window.state.toggle_corners)
     window.anonymise_action = QAction("&Anonymise view (no name, ID or dates on screen)", window, checkable=True)
     window.anonymise_action.toggled.connect(lambda on: window.state.set_layers(anonymised=on))
     view.addAction(window.anonymise_action)
     view.addSeparator()
-    window._action(view, "&Next flagged slice\tN", window.state.next_flagged)
-    window._action(view, "&Previous flagged slice\tP", window.state.previous_flagged)
-    window._action(view, "Next run of flagged slices", window.state.next_run, "Shift+N")
-    window._action(view, "Previous run of flagged slices", window.state.previous_run, "Shift+P")
-    window._action(view, "&Confirm slice\tC", lambda: window.state.review.confirm(window.state.z))
-    window._action(view, "Re&ject slice\tX", lambda: window.state.review.reject(window.state.z))
+    window.add_action(view, "&Next flagged slice\tN", window.state.next_flagged)
+    window.add_action(view, "&Previous flagged slice\tP", window.state.previous_flagged)
+    window.add_action(view, "Next run of flagged slices", window.state.next_run, "Shift+N")
+    window.add_action(view, "Previous run of flagged slices", window.state.previous_run, "Shift+P")
+    window.add_action(view, "&Confirm slice\tC", lambda: window.state.review.confirm(window.state.z))
+    window.add_action(view, "Re&ject slice\tX", lambda: window.state.review.reject(window.state.z))
 
     help_menu = menu.addMenu("&Help")
-    window._action(help_menu, "&Keyboard and mouse", lambda: window._info(
+    window.add_action(help_menu, "&Keyboard and mouse", lambda: window._info(
         "Keyboard and mouse", mouse.help_html(mouse.scheme(window.state.mouse_scheme))))
-    window._action(help_menu, "&About JCS Viewer", window.show_about)
+    window.add_action(help_menu, "&About JCS Viewer", window.show_about)
 
     bar = window.toolbar
     for action in (window.open_study_action, window.open_demo_action, window.analyse_action):
@@ -140,7 +141,6 @@ def install_menus(window: Any) -> None:
     # A widget in a toolbar is shown/hidden through its action.
     window._progress_action = bar.addWidget(window._progress_widget)
     window._progress_action.setVisible(False)
-    window._rebuild_recent_menu()
 
 
 class StatusMessage(QLabel):
