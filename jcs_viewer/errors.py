@@ -29,3 +29,13 @@ class NotComparable(JCSError):
 
 class Cancelled(JCSError):
     """A long operation was cancelled by the user; nothing partial is kept."""
+
+
+def is_interrupt(exc: BaseException) -> bool:
+    """Whether ``exc`` ends the program (Ctrl+C, ``sys.exit``) rather than reports a failure.
+
+    Native decoders built with PyO3 (pylibjpeg's RLE and JPEG plugins) raise ``PanicException``, a
+    ``BaseException``, on damaged data: code that turns failures into a sentence catches ``BaseException`` and
+    lets through only what this says.
+    """
+    return isinstance(exc, (KeyboardInterrupt, SystemExit, GeneratorExit))

@@ -346,3 +346,31 @@ def test_an_unreachable_cluster_is_one_sentence_and_nothing_written(tmp_path, ca
     err = capsys.readouterr().err
     assert f"Could not connect to the Ray cluster at 127.0.0.1:{port}:" in err and "Traceback" not in err
     assert not (out / "summary.csv").exists()
+
+
+def test_a_native_decoder_panic_is_an_error_row_and_ctrl_c_still_stops(tmp_path, monkeypatch):
+    """A Rust decoder's ``PanicException`` derives from ``BaseException``, not ``Exception``: it ends one study
+    as an error row instead of the batch; Ctrl+C, a ``BaseException`` too, still goes through."""
+    import jcs_viewer.io
+    from jcs_viewer.batch.worker import analyse_study
+    from jcs_viewer.pipeline.options import AnalysisOptions
+
+    class PanicException(BaseException):  # pyo3_runtime's class cannot be imported; it behaves like this
+        pass
+
+    def panics(path):
+        raise PanicException("index out of bounds: the len is 2048 but the index is 2048")
+
+    monkeypatch.setattr(jcs_viewer.io, "load_study", panics)
+    base = {"key": "s1", "source": "s1"}
+    row = analyse_study(str(tmp_path / "s1"), str(tmp_path / "out" / "s1"), base, AnalysisOptions(device="cpu"),
+                        models=object())
+    assert row["status"] == "error" and "PanicException" in row["error"] and "index out of bounds" in row["error"]
+
+    def interrupted(path):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(jcs_viewer.io, "load_study", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        analyse_study(str(tmp_path / "s2"), str(tmp_path / "out" / "s2"), base, AnalysisOptions(device="cpu"),
+                      models=object())

@@ -168,6 +168,17 @@ def test_nan_filled_nifti(tmp_path):
     assert "nan.nii.gz" in _one_sentence(exc) and "NaN" in str(exc.value)
 
 
+def test_a_complex_valued_volume_is_refused_in_one_sentence(tmp_path):
+    """ITK reads a complex NIfTI, then its reorientation raised a RuntimeError in ITK's words (a traceback)."""
+    sitk = pytest.importorskip("SimpleITK")
+    path = tmp_path / "phase.nii.gz"
+    values = np.full((3, 8, 8), -800, np.float32) + 1j * np.ones((3, 8, 8), np.float32)
+    sitk.WriteImage(sitk.GetImageFromArray(values.astype(np.complex64)), str(path))
+    with pytest.raises(StudyLoadError) as exc:
+        load_study(path)
+    assert path.name in _one_sentence(exc) and "complex numbers" in str(exc.value)
+
+
 def test_damaged_volume_file(tmp_path):
     path = tmp_path / "bad.nii.gz"
     path.write_bytes(b"\x1f\x8b not really gzip")
@@ -312,6 +323,40 @@ def test_a_compressed_file_cut_short_is_called_what_it_is(tmp_path, syntax):
         assert volume.array.shape[0] == 2
         (warning,) = [w for w in volume.warnings if files[1].name in w]
         assert "deflate-compressed data set is corrupt" in warning and "(error)" not in warning
+
+
+def test_a_damaged_rle_stream_is_one_sentence_not_a_decoder_panic(tmp_path):
+    """pylibjpeg-rle's Rust decoder panics on a damaged stream (``PanicException``, a ``BaseException`` that
+    ``except Exception`` lets through): the study must still end in a sentence naming the file and the syntax."""
+    import pydicom
+    from pydicom.uid import RLELossless
+
+    pytest.importorskip("rle")
+    files, _ = write_series(tmp_path, n=3, size=32)
+    for path in files:
+        ds = pydicom.dcmread(path)
+        ds.compress(RLELossless)
+        ds.save_as(path, enforce_file_format=True)
+    clean = files[1].read_bytes()
+    for start in np.linspace(0.5, 0.95, 10):  # scramble the RLE segments' tail until the decoder panics
+        data = bytearray(clean)
+        for i in range(int(len(data) * start), len(data) - 16):
+            data[i] = (data[i] * 7 + 13) & 0xFF
+        files[1].write_bytes(bytes(data))
+        try:
+            pydicom.dcmread(files[1]).pixel_array
+        except Exception:  # noqa: BLE001, S112 - an ordinary decoder error: not the case under test
+            continue
+        except BaseException as exc:  # noqa: BLE001
+            assert type(exc).__name__ == "PanicException"
+            break
+    else:
+        pytest.fail("no scrambled tail made the RLE decoder panic")
+    files[1].write_bytes(bytes(data))
+    with pytest.raises(StudyLoadError) as exc:
+        load_study(tmp_path)
+    sentence = _one_sentence(exc)
+    assert files[1].name in sentence and "RLE Lossless" in sentence and "damaged" in sentence
 
 
 @pytest.mark.parametrize("locked", ["study", "subfolder", "file"])

@@ -54,7 +54,7 @@ def analyse_study(study: str, out_dir: str, base: dict[str, Any], options: Analy
         The row (:func:`jcs_viewer.batch.summary.finish_row`): ``base`` with the status, result figures,
         timings and worker.
     """
-    from jcs_viewer.errors import JCSError
+    from jcs_viewer.errors import JCSError, is_interrupt
     from jcs_viewer.io import load_study
     from jcs_viewer.pipeline import analyze
     from jcs_viewer.pipeline.result import ARRAYS_NPZ
@@ -77,7 +77,9 @@ def analyse_study(study: str, out_dir: str, base: dict[str, Any], options: Analy
         fields["outputs"] = sorted({COMPLETION_FILE, ARRAYS_NPZ, *(Path(p).name for p in written.values())})
     except JCSError as exc:
         fields = error_fields(str(exc), INPUT_ERROR)
-    except Exception as exc:  # noqa: BLE001 - one bad study must not stop the batch
+    except BaseException as exc:  # noqa: BLE001 - one bad study must not stop the batch (native panics too)
+        if is_interrupt(exc):
+            raise
         fields = error_fields(one_sentence(exc), "unexpected")
     timings["total_s"] = time.perf_counter() - start
     fields.update({k: round(v, 3) for k, v in timings.items()})

@@ -456,7 +456,7 @@ class MainWindow(QMainWindow):
             import sys
 
             print(f"jcs-viewer: {sentence}", file=sys.stderr)
-            self._finish_screenshot_run(2)
+            self.finish_screenshot_later(2, 0)  # after the failed worker settled: the picture shows it idle
             return
         box = QMessageBox(QMessageBox.Icon.Warning, APP_NAME, sentence, QMessageBox.StandardButton.Ok, self)
         box.setTextFormat(Qt.TextFormat.PlainText)

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, QThread, QTimer, Signal
 
-from jcs_viewer.errors import Cancelled
+from jcs_viewer.errors import Cancelled, is_interrupt
 from jcs_viewer.pipeline.progress import CancelToken
 
 if TYPE_CHECKING:
@@ -116,11 +116,10 @@ class TaskWorker(QThread):
             result = self._func(self._report, self.token)
         except Cancelled:
             self._outcome.emit("cancelled", None)
-        except Exception as exc:  # noqa: BLE001 - the GUI shows one sentence and logs the traceback
+        except BaseException as exc:  # noqa: BLE001 - the GUI shows one sentence and logs the traceback
             self._outcome.emit("failed", exc)
-        except BaseException as exc:  # SystemExit and the like: still settle, then let it end the thread
-            self._outcome.emit("failed", exc)
-            raise
+            if is_interrupt(exc):  # SystemExit and the like: settled above, now let it end the thread
+                raise
         else:
             if self.token.cancelled:
                 self._outcome.emit("cancelled", None)

@@ -15,7 +15,7 @@ import numpy as np
 import pydicom
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
-from jcs_viewer.errors import StudyLoadError
+from jcs_viewer.errors import StudyLoadError, is_interrupt
 from jcs_viewer.io.dicom_scan import SliceHeader, read_failure
 
 AIR_HU = -1024
@@ -91,10 +91,14 @@ def _read_with_pydicom(h: SliceHeader, frames: bool = False) -> np.ndarray:
         raise StudyLoadError(f"DICOM file {h.path} is truncated: it ends inside its (compressed) pixel data.")
     try:
         pixels = ds.pixel_array
-    except Exception as exc:  # noqa: BLE001 - decoder errors vary by plugin
+    except BaseException as exc:  # noqa: BLE001 - decoder errors vary by plugin; Rust ones are BaseException
+        if is_interrupt(exc):
+            raise
         detail = " ".join(str(exc).split()).rstrip(".")  # one line, whatever the plugin wrote
+        if not isinstance(exc, Exception):  # a native decoder's panic: it read past its damaged stream
+            detail = f"its compressed data is damaged (the decoder stopped: {detail})"
         raise StudyLoadError(
-            f"Cannot decode the pixel data of {h.path} (transfer syntax {h.transfer_syntax}): {detail}."
+            f"Cannot decode the pixel data of {h.path} ({_syntax_name(h.transfer_syntax)}): {detail}."
         ) from exc
     if frames:
         if pixels.ndim == 2:
@@ -108,6 +112,12 @@ def _read_with_pydicom(h: SliceHeader, frames: bool = False) -> np.ndarray:
             f"{h.path} holds pixels of shape {pixels.shape}, expected one {h.rows}x{h.columns} grey image."
         )
     return pixels
+
+
+def _syntax_name(uid: str) -> str:
+    """"RLE Lossless (1.2.840.10008.1.2.5)": the transfer syntax by name where pydicom knows it."""
+    name = pydicom.uid.UID(uid).name if uid else ""
+    return f"{name} ({uid})" if name and name != uid else f"transfer syntax {uid or 'not given'}"
 
 
 def _fix_bits_stored(raw: np.ndarray, h: SliceHeader) -> None:

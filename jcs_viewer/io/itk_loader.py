@@ -151,6 +151,9 @@ def load_itk_volume(path: Path) -> Volume:
         raise StudyLoadError(
             f"Cannot read volume file {path}: it is damaged, truncated or not a valid {fmt.upper()} file."
         ) from exc
+    if image.GetPixelID() in (sitk.sitkComplexFloat32, sitk.sitkComplexFloat64):
+        raise StudyLoadError(f"{path} holds complex numbers (k-space or phase data, not an image of the body); "
+                             "a CT volume of real values is needed.")
     if image.GetNumberOfComponentsPerPixel() != 1:
         raise StudyLoadError(f"{path} is a multi-channel (colour or vector) image; a grey-scale volume is needed.")
     if image.GetDimension() == 2:
