@@ -66,6 +66,40 @@ def test_png_folder_in_natural_order(tmp_path):
     assert vol.shape == (4, 6, 5)
 
 
+def test_16_bit_png_slices_read_as_the_grey_levels_they_hold(tmp_path):
+    """The nets read non-HU slices as 0..255: 16-bit slices once saturated at 255 (lungs and chest wall one
+    white) or were clipped above 32767. The same slices saved at 8 bits and scaled by 257 now read alike, and a
+    stack of HU + 1024 keeps its contrast."""
+    rng = np.random.default_rng(0)
+    grey = rng.integers(0, 256, (3, 12, 10)).astype(np.uint8)
+    grey.flat[:2] = (0, 255)
+    stacks = {"8-bit": grey, "x257": grey.astype(np.uint16) * 257,
+              "hu+1024": (grey.astype(np.uint16) * 8 + 80)}  # 80..2120, as HU -944..1096 stored plainly
+    loaded = {}
+    for name, data in stacks.items():
+        (tmp_path / name).mkdir()
+        for z, image in enumerate(data):
+            sitk.WriteImage(sitk.GetImageFromArray(image), str(tmp_path / name / f"{z}.png"))
+        loaded[name] = load_study(tmp_path / name)
+    np.testing.assert_array_equal(loaded["8-bit"].array, grey)
+    np.testing.assert_array_equal(loaded["x257"].array, grey)
+    scaled = loaded["hu+1024"].array
+    assert scaled.max() == 255 and np.unique(scaled).size >= 0.9 * np.unique(grey).size  # contrast kept
+    order = np.argsort(grey, axis=None)
+    assert np.all(np.diff(scaled.ravel()[order].astype(int)) >= 0)  # one linear map: the order of values kept
+    assert any("80..2120" in w and "scaled linearly" in w for w in loaded["hu+1024"].warnings)
+    assert not any("scaled" in w for w in loaded["8-bit"].warnings)
+
+
+def test_a_huge_image_is_refused_before_it_is_decoded(tmp_path):
+    """A 30000-pixel PNG (a decompression bomb) hung the load; its header alone now says it is no CT slice."""
+    from jcs_viewer.errors import StudyLoadError
+
+    sitk.WriteImage(sitk.GetImageFromArray(np.zeros((2, 5000), np.uint8)), str(tmp_path / "wide.png"))
+    with pytest.raises(StudyLoadError, match=r"wide\.png is 5000x2 pixels: CT slices are at most 4096"):
+        load_study(tmp_path)
+
+
 def test_jpeg_folder_loads(tmp_path):
     for index in range(3):
         sitk.WriteImage(sitk.GetImageFromArray(np.full((8, 8), 50 * index, np.uint8)), str(tmp_path / f"{index}.jpg"))

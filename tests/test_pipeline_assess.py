@@ -193,6 +193,32 @@ def test_a_study_without_lungs_is_not_assessable_end_to_end(registered):
     assert unscored and all(row["probability"] is None for row in unscored)
 
 
+@pytest.mark.parametrize("modality, reason", [("MR", "magnetic resonance (MR), not CT"), ("PT", "PET (PT), not CT"),
+                                              ("CT", None), ("", None), ("OT", None)])
+def test_a_series_of_another_modality_is_unreadable(modality, reason):
+    """An MR series of the chest was once judged POSITIVE (84 % involvement): its grey levels are not CT's.
+    A secondary capture (OT) may hold a CT slice: it is read as the grey levels it has."""
+    from jcs_viewer.io.volume import StudyInfo
+
+    volume = _volume()
+    volume.info = StudyInfo(modality=modality)
+    found = unreadable_reason(volume)
+    assert found == reason if reason is None else (reason in found and found.endswith("."))
+
+
+def test_an_mr_series_is_neither_scored_nor_segmented(registered):
+    from dataclasses import replace
+
+    from jcs_viewer.io import make_phantom
+    from jcs_viewer.pipeline import AnalysisOptions, analyze
+
+    volume = make_phantom(n_slices=24, size=128, seed=1).to_volume()
+    volume.info = replace(volume.info, modality="MR")
+    result = analyze(volume, AnalysisOptions(device="cpu"))
+    assert result.decision == NOT_ASSESSABLE and "not CT" in result.decision_reason
+    assert not result.scored_slices.any() and not result.lesion_mask.any()
+
+
 def test_a_coronal_volume_is_read_as_axial_slices_voxel_for_voxel(tmp_path):
     import SimpleITK as sitk
 

@@ -9,6 +9,7 @@ from jcs_viewer.io.dicom_geometry import arrange_slices
 from jcs_viewer.io.dicom_multiframe import frame_headers
 from jcs_viewer.io.dicom_pixels import read_pixels
 from jcs_viewer.io.dicom_scan import ScanResult, SeriesEntry, describe_files
+from jcs_viewer.io.grey_levels import to_grey_levels
 from jcs_viewer.io.volume import Volume
 from jcs_viewer.vocabulary import counted
 
@@ -76,13 +77,15 @@ def load_series(entry: SeriesEntry, warnings: list[str] | None = None) -> Volume
     is_ct = entry.modality == "CT"
     if not is_ct:
         warnings.append(
-            f"Modality is {entry.modality or 'not given'}, not CT: values are shown as stored, not as HU, "
+            f"Modality is {entry.modality or 'not given'}, not CT: values are read as grey levels, not as HU, "
             "and the COVID-19 analysis is not meant for this image."
         )
     geometry = arrange_slices(images)
     warnings.extend(geometry.warnings)
     array, pixel_warnings = read_pixels(geometry.headers, is_ct)
     warnings.extend(pixel_warnings)
+    if not is_ct:
+        array = to_grey_levels(array, "the series", warnings)
     info = entry.info
     if info.slice_thickness is None and geometry.headers[0].slice_thickness is not None:
         info = replace(info, slice_thickness=geometry.headers[0].slice_thickness)

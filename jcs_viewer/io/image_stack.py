@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from jcs_viewer.errors import StudyLoadError
+from jcs_viewer.io.dicom_scan import MAX_SIDE
+from jcs_viewer.io.grey_levels import to_grey_levels
 from jcs_viewer.io.volume import StudyInfo, Volume
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -28,7 +30,14 @@ def _read_grey(path: Path) -> np.ndarray:
     import SimpleITK as sitk  # imported only when images are actually opened
 
     try:
-        image = sitk.ReadImage(str(path))
+        reader = sitk.ImageFileReader()
+        reader.SetFileName(str(path))
+        reader.ReadImageInformation()  # the header alone: a 30000-pixel image is refused before it is decoded
+        if max(reader.GetSize()) > MAX_SIDE:
+            width, height = reader.GetSize()[:2]
+            raise StudyLoadError(f"Image {path} is {width}x{height} pixels: CT slices are at most {MAX_SIDE} "
+                                 "pixels a side.")
+        image = reader.Execute()
     except RuntimeError as exc:
         raise StudyLoadError(f"Cannot read image {path}: the file is damaged or not a PNG/JPEG image.") from exc
     array = sitk.GetArrayFromImage(image)
@@ -55,8 +64,8 @@ def load_image_stack(files: list[Path]) -> Volume:
     if not files:
         raise StudyLoadError("No PNG or JPEG images to load.")
     first = _read_grey(files[0])
-    volume = np.empty((len(files), *first.shape), np.int16)
-    clipped = False
+    # 16-bit images are gathered at full depth, then scaled to grey levels (to_grey_levels).
+    volume = np.empty((len(files), *first.shape), np.int16 if first.dtype.itemsize == 1 else np.int32)
     for z, path in enumerate(files):
         pixels = first if z == 0 else _read_grey(path)
         if pixels.shape != first.shape:
@@ -64,17 +73,13 @@ def load_image_stack(files: list[Path]) -> Volume:
                 f"Image {path} is {pixels.shape[1]}x{pixels.shape[0]} pixels but {files[0].name} is "
                 f"{first.shape[1]}x{first.shape[0]}: all slices of a folder must have the same size."
             )
-        if pixels.max() > 32767:
-            clipped = True
-        volume[z] = np.clip(pixels, -32768, 32767)
+        volume[z] = pixels
     warnings = [
         f"Loaded {len(files)} images from {files[0].parent} as slices in file-name order; they carry no "
         "position or size, so 1 mm voxels are assumed and values are image intensities, not HU."
     ]
-    if clipped:
-        warnings.append("16-bit image values above 32767 were clipped.")
     return Volume(
-        array=volume,
+        array=to_grey_levels(volume, f"the images in {files[0].parent.name}", warnings),
         spacing=(1.0, 1.0, 1.0),
         is_hu=False,
         info=StudyInfo(series_description=files[0].parent.name),

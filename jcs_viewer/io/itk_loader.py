@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from jcs_viewer.errors import StudyLoadError
+from jcs_viewer.io.grey_levels import to_grey_levels
 from jcs_viewer.io.volume import StudyInfo, Volume
 
 VOLUME_SUFFIXES = {".nii": "nifti", ".nii.gz": "nifti", ".mha": "mha", ".mhd": "mha", ".nrrd": "nrrd", ".nhdr": "nrrd"}
@@ -183,6 +184,7 @@ def _volume(array: np.ndarray, image, path: Path, fmt: str, warnings: list[str])
             f"{path.name} does not look like Hounsfield units (values {int(array.min())}..{int(array.max())}, "
             "no air near -1000): loaded as plain intensities."
         )
+        array = to_grey_levels(np.ascontiguousarray(array), path.name, warnings)
     return Volume(
         array=np.ascontiguousarray(array),
         spacing=tuple(reversed(image.GetSpacing())),

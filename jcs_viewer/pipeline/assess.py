@@ -1,14 +1,14 @@
 """Whether the models can judge a study at all, and the one sentence that says why not.
 
-A decision is ``positive``, ``negative`` or ``not assessable``. The models were trained on axial
-chest slices of 0.5-1.5 mm pixels; the patient rule counts positive slices over the lungs. So a study
-is not assessable when its slices are not axial, when its intensities clip the lungs to black (a
-soft-tissue window), when it is a single slice, when it holds no lungs or too little lung to speak for
-the patient (in mL; for images without a voxel size, a stack cut inside the lungs), when its pixels are
-too coarse to tell a lesion from a vessel, or when fewer slices carry lung than the rule needs to ever
-call it positive. Checked in that order; the first that applies is the reason.
+A decision is ``positive``, ``negative`` or ``not assessable``. The models were trained on axial chest slices
+of 0.5-1.5 mm pixels; the patient rule counts positive slices over the lungs. So a study is not assessable
+when it is not CT (an MR or PET series), when its slices are not axial, when its intensities clip the lungs to
+black (a soft-tissue window), when it is a single slice, when it holds no lungs or too little lung to speak
+for the patient (in mL; for images without a voxel size, a stack cut inside the lungs), when its pixels are
+too coarse to tell a lesion from a vessel, or when fewer slices carry lung than the rule needs to ever call it
+positive. Checked in that order; the first that applies is the reason.
 
-Slices the models cannot read at all (not axial, lungs clipped to black, pixels too coarse:
+Slices the models cannot read at all (not CT, not axial, lungs clipped to black, pixels too coarse:
 :func:`unreadable_reason`) are neither classified nor segmented: a score or a lesion there would be a guess.
 """
 
@@ -48,6 +48,11 @@ MIN_LUNG_SPAN_MM = 220.0
 #: Where intensities are not HU, more of the chest than this at the lowest grey level is a window that clips the
 #: lungs to black (a soft-tissue window): lung, air and any opacity darker than fat are then one value.
 MAX_CLIPPED_CHEST_SHARE = 0.2
+#: DICOM modalities that are imaging but not CT, in words: the nets never saw them. Other codes (OT, SC: a
+#: secondary capture may hold a CT slice) are read as the grey levels they are.
+OTHER_MODALITIES = {"MR": "magnetic resonance", "PT": "PET", "NM": "nuclear medicine", "US": "ultrasound",
+                    "CR": "radiography", "DX": "radiography", "MG": "mammography", "XA": "angiography",
+                    "RF": "fluoroscopy"}
 
 
 def slice_plane(direction: Any) -> str:
@@ -69,7 +74,17 @@ def unreadable_reason(volume: Volume, lung_mask: np.ndarray | None = None) -> st
     Images without a voxel size (1 mm assumed) are judged coarse from the lungs' span in pixels, once
     ``lung_mask`` is known (see :data:`MIN_LUNG_SPAN_MM`).
     """
-    return plane_reason(volume) or clipped_reason(volume) or coarse_reason(volume, lung_mask)
+    return (modality_reason(volume) or plane_reason(volume) or clipped_reason(volume)
+            or coarse_reason(volume, lung_mask))
+
+
+def modality_reason(volume: Volume) -> str | None:
+    """Why a series of another imaging modality (MR, PET, ...) cannot be read, or None (CT, or not DICOM)."""
+    modality = str(getattr(getattr(volume, "info", None), "modality", "") or "").upper()
+    if modality not in OTHER_MODALITIES:
+        return None
+    return (f"The series is {OTHER_MODALITIES[modality]} ({modality}), not CT; the models read chest CT only, so "
+            "no slice was scored.")
 
 
 def plane_reason(volume: Volume) -> str | None:

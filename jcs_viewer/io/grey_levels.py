@@ -1,0 +1,32 @@
+"""Intensities that are not HU, brought to the 0..255 grey levels the models and the display read them in.
+
+A volume without Hounsfield units (``Volume.is_hu`` False) is read as 8-bit grey levels everywhere: the nets
+divide by 255, the display's full range is 0..255. A 16-bit PNG, a 12-bit MR-like NIfTI or a CT stored with an
+offset and no rescale would otherwise saturate at 255: its lungs and chest wall one white. They are mapped
+linearly instead, from 0 (or their minimum, where it is negative) to their maximum, so that the same slices saved
+at 8 or 16 bits read alike.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def to_grey_levels(array: np.ndarray, name: str, warnings: list[str]) -> np.ndarray:
+    """``array`` (z, y, x) as int16 grey levels 0..255.
+
+    Values already within 0..255 are kept as they are; others are scaled linearly from ``min(0, minimum)`` to
+    the maximum, slice by slice (an int16 array in place), and a note naming ``name`` ("the series", a file
+    name) is added to ``warnings``.
+    """
+    low, high = int(array.min()), int(array.max())
+    if low >= 0 and high <= 255:
+        return array if array.dtype == np.int16 else array.astype(np.int16)
+    floor = min(low, 0)
+    scale = np.float32(255.0 / max(high - floor, 1))
+    out = array if array.dtype == np.int16 and array.flags.writeable else np.empty(array.shape, np.int16)
+    for z in range(array.shape[0]):
+        out[z] = np.rint((array[z].astype(np.float32) - floor) * scale)
+    warnings.append(f"The intensities of {name}, {low}..{high}, are not Hounsfield units: they were scaled "
+                    "linearly to the grey levels 0..255 the models read.")
+    return out
