@@ -120,6 +120,20 @@ def test_missing_study_exits_2(registered, tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("argv", [["analyze", "", "--out", "OUT"], ["analyze", "STUDY", "--out", " "],
+                                  ["batch", "", "--out", "OUT"], ["demo", "--out", ""], ["gui", ""]])
+def test_an_empty_path_is_refused_not_read_as_the_current_folder(tmp_path, monkeypatch, capsys, argv):
+    """``Path("")`` is ``.``: ``analyze ""`` once scanned the working folder (a checkout's .venv, recursively) and
+    an empty --out would have written results into it."""
+    monkeypatch.chdir(tmp_path)
+    argv = [{"OUT": str(tmp_path / "out"), "STUDY": str(tmp_path)}.get(a, a) for a in argv]
+    with pytest.raises(SystemExit) as done:
+        main(argv)
+    assert done.value.code == 2
+    assert "an empty path names no folder or file" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_cancelled_analysis_writes_nothing(registered, demo_study, tmp_path):
     from jcs_viewer.cli.analyze_cmd import analyze_one
     from jcs_viewer.errors import Cancelled

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from pathlib import Path
 
 from jcs_viewer import RESEARCH_USE_NOTICE, __version__
 
@@ -21,6 +22,14 @@ _TOP_LEVEL_FLAGS = ("-h", "--help", "--version")
 
 class UserError(Exception):
     """A problem the user can fix; the CLI prints its one sentence and exits 2."""
+
+
+def path_argument(text: str) -> Path:
+    """argparse ``type`` of every path option: ``""`` (which ``Path`` reads as the current folder, so that a study
+    or an output folder quietly became the working directory) is refused; ``~`` is expanded."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path names no folder or file")
+    return Path(text).expanduser()
 
 
 def _load(name: str):

@@ -6,15 +6,19 @@ import argparse
 import sys
 from pathlib import Path
 
+from jcs_viewer.cli import path_argument
+
 HELP = "analyse a study (or a folder of studies) without the GUI and write results.json, CSV and NIfTI masks"
 DEVICES = ("auto", "cpu", "cuda")
 SLICE_SCORES = ("joint", "classifier")  # jcs_viewer.pipeline.options.SLICE_SCORES, without numpy at --help time
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("study", metavar="STUDY", help="DICOM folder/file, NIfTI/MHA/NRRD file, image folder, "
+    parser.add_argument("study", metavar="STUDY", type=path_argument,
+                        help="DICOM folder/file, NIfTI/MHA/NRRD file, image folder, "
                         "or a folder whose sub-folders are studies (analysed one after another)")
-    parser.add_argument("--out", required=True, metavar="DIR", help="output folder (one sub-folder per study "
+    parser.add_argument("--out", required=True, metavar="DIR", type=path_argument,
+                        help="output folder (one sub-folder per study "
                         "when STUDY holds several)")
     parser.add_argument("--device", choices=DEVICES, help="inference device (default: the settings file's, "
                         "normally auto)")
@@ -36,12 +40,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--series", metavar="UID", help="DICOM series to analyse (default: the largest CT series)")
     parser.add_argument("--batch-size", type=int, metavar="N", help="slices per forward pass (default: automatic)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    parser.add_argument("--session", metavar="FILE", help="a reader's session file (.jcssession, saved by the "
+    parser.add_argument("--session", metavar="FILE", type=path_argument,
+                        help="a reader's session file (.jcssession, saved by the "
                         "viewer): its edited lesion mask, review states and notes are used for every output "
                         "(the AI mask is kept as lesion_mask_ai.nii.gz)")
     parser.add_argument("--report", action="store_true", help="also write the annotated PDF report (report.pdf) and, "
                         "for DICOM studies, the DICOM SEG of lesions and lungs (lesion_seg.dcm)")
-    parser.add_argument("--prior", metavar="STUDY", help="an earlier study of the same patient: analysed too, "
+    parser.add_argument("--prior", metavar="STUDY", type=path_argument,
+                        help="an earlier study of the same patient: analysed too, "
                         "registered by the lungs and compared (lesion volume and involvement per lung then, now and "
                         "the change): comparison.json and, with --report, the report's Comparison section")
     parser.add_argument("--anonymize", action="store_true", help="remove patient name, ID, birth date and "

@@ -8,6 +8,8 @@ import sys
 import time
 from pathlib import Path
 
+from jcs_viewer.cli import path_argument
+
 HELP = "analyse every study of a folder tree, a list or a PACS query, on this machine or a Ray cluster; resumable"
 DEVICES = ("auto", "cpu", "cuda")
 SLICE_SCORES = ("joint", "classifier")
@@ -23,9 +25,10 @@ _EPILOG = ("SOURCE is a folder tree (every study found in it) or a text file (.t
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.epilog = _EPILOG
-    parser.add_argument("source", metavar="SOURCE", nargs="?", help="folder tree of studies, or a .txt file of "
+    parser.add_argument("source", metavar="SOURCE", nargs="?", type=path_argument,
+                        help="folder tree of studies, or a .txt file of "
                         "study paths (or none, with --server: the studies a PACS query finds)")
-    parser.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    parser.add_argument("--out", required=True, metavar="DIR", type=path_argument, help="output folder")
     parser.add_argument("--ray-address", metavar="auto|HOST:PORT", help="run on this Ray cluster (default: a "
                         "local Ray runtime on this machine)")
     parser.add_argument("--workers", type=int, metavar="N", help="studies analysed at a time (default: one per "

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 
+from jcs_viewer.cli import path_argument
+
 HELP = "write the synthetic demo chest CT (DICOM series + ground-truth masks)"
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", required=True, metavar="DIR", help="folder to write dicom/ and ground_truth/ into")
+    parser.add_argument("--out", required=True, metavar="DIR", type=path_argument,
+                        help="folder to write dicom/ and ground_truth/ into")
     parser.add_argument("--slices", type=int, default=128, metavar="N", help="number of 512x512 slices (default 128)")
     parser.add_argument(
         "--seed", type=int, default=0, metavar="S", help="random seed; same seed, same study (default 0)"

@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from jcs_viewer.cli import path_argument
+
 HELP = "open the desktop viewer (default command)"
 VIEWS = ("axial", "1x3", "3d")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("study", nargs="?", type=Path, help="study folder or volume file to open")
+    parser.add_argument("study", nargs="?", type=path_argument, help="study folder or volume file to open")
     parser.add_argument("--demo", action="store_true", help="open the built-in synthetic demo study")
     parser.add_argument("--screenshot", type=Path, metavar="PNG",
                         help="save a PNG of the window once the study is analysed (for tests and docs)")
@@ -18,7 +20,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="exit after the analysis (and the screenshot) is done")
     parser.add_argument("--no-analysis", action="store_true",
                         help="do not analyse automatically on open (this run only)")
-    parser.add_argument("--prior", type=Path, metavar="STUDY", help="an earlier study of the same patient, opened "
+    parser.add_argument("--prior", type=path_argument,
+                        metavar="STUDY", help="an earlier study of the same patient, opened "
                         "beside STUDY for comparison once STUDY is analysed")
     parser.add_argument("--view", choices=VIEWS, help="start in this view: the axial slice, the 1×3 layout or the "
                         "3-D tab (default: the default-layout setting); with --screenshot, what the PNG shows")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from jcs_viewer.cli import path_argument
+
 HELP = "query a PACS, retrieve a study from it, or store DICOM files on it (DIMSE or DICOMweb)"
 SERVER_HELP = ("the PACS: AET@HOST:PORT (DICOM network) or http(s)://HOST/dicom-web (DICOMweb) (default: the first "
                "server in the settings file)")
@@ -27,10 +29,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
             p.add_argument("--json", action="store_true", help="print the studies as JSON")
         elif name == "get":
             p.add_argument("--study-uid", required=True, metavar="UID", help="the StudyInstanceUID (see pacs find)")
-            p.add_argument("--out", required=True, metavar="DIR", help="folder for the study's files")
+            p.add_argument("--out", required=True, metavar="DIR", type=path_argument,
+                           help="folder for the study's files")
             p.add_argument("--quiet", action="store_true", help="no progress bar")
         elif name == "send":
-            p.add_argument("paths", nargs="+", metavar="PATH", help="DICOM files or folders")
+            p.add_argument("paths", nargs="+", metavar="PATH", type=path_argument, help="DICOM files or folders")
 
 
 def add_server_options(parser: argparse.ArgumentParser, required: bool = False) -> None:

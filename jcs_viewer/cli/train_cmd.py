@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from jcs_viewer.cli import path_argument
+
 HELP = "train the lesion segmentation (seg), COVID classification (cls) or lung segmentation (lungs) network"
 
 # task -> (data folder under ../shared/data, architecture, size, batch, epochs, lr)
@@ -30,7 +32,8 @@ def default_data_root() -> Path:
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("task", choices=tuple(DEFAULTS),
                         help="seg: MedSeg lesion masks; cls: COVID-CT + LA-DNN; lungs: COVID-19-CT-Seg lung masks")
-    parser.add_argument("--out", required=True, type=Path, help="output folder (weights, checkpoint, run.json)")
+    parser.add_argument("--out", required=True, type=path_argument,
+                        help="output folder (weights, checkpoint, run.json)")
     parser.add_argument("--data", type=Path, help="dataset folder (default: ../shared/data/<medseg|ucsd_covid_ct>; "
                                                   "lungs and --arch jcs_seg_effnet: ../shared/data itself)")
     parser.add_argument("--epochs", type=int, help="epochs (seg 60, cls 30, lungs 8)")
