@@ -46,6 +46,25 @@ def test_oblique_names_shuffled_sorted_along_normal(tmp_path):
     np.testing.assert_allclose(vol.index_to_lps((3, 0, 0)), [float(v) for v in last.ImagePositionPatient], atol=1e-3)
 
 
+@pytest.mark.parametrize("spacing, said", [(None, "gives no PixelSpacing"), (["0", "0"], "gives PixelSpacing 0 / 0"),
+                                           (["0.7", "0.7"], None)])
+def test_a_series_without_pixel_size_has_no_voxel_size(tmp_path, spacing, said):
+    """1 mm pixels stand in for a missing PixelSpacing: the volume says so, as a PNG stack does, so that its
+    lungs are not judged in mL that are not the patient's (``voxel_size_known`` was true)."""
+    files, _ = write_series(tmp_path, n=4, size=16)
+    for path in files:
+        ds = pydicom.dcmread(path)
+        if spacing is None:
+            del ds.PixelSpacing
+        else:
+            ds.PixelSpacing = spacing
+        ds.save_as(path)
+    volume = load_study(tmp_path)
+    assert volume.has_voxel_size is (said is None) and volume.spacing[0] == pytest.approx(1.25)
+    notes = [w for w in volume.warnings if "assuming 1 mm pixels" in w]
+    assert notes == [] if said is None else (len(notes) == 1 and said in notes[0])
+
+
 def test_rescale_slope_intercept_padding_and_floor(tmp_path):
     hu = hu_slice(32, 0)
     hu[:4, :4] = -3000  # padding pixels (outside the scanned circle)

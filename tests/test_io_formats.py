@@ -66,6 +66,29 @@ def test_png_folder_in_natural_order(tmp_path):
     assert vol.shape == (4, 6, 5)
 
 
+@pytest.mark.parametrize("pixdim_z", [0.0, float("nan"), 2.5])
+def test_a_nifti_without_slice_spacing_has_no_voxel_size(tmp_path, pixdim_z):
+    """ITK reads a pixdim of 0 (no qform, no sform) as 1 mm without a word: the lungs were then measured in mL
+    that are not the patient's. Now the volume says the size is assumed, and a note names the axis."""
+    import struct
+
+    path = tmp_path / "ct.nii"
+    image = sitk.GetImageFromArray(_marked_volume())
+    image.SetSpacing((0.8, 0.8, 2.5))
+    sitk.WriteImage(image, str(path))
+    data = bytearray(path.read_bytes())
+    data[88:92] = struct.pack("<f", pixdim_z)  # pixdim[3]
+    data[252:256] = struct.pack("<hh", 0, 0)  # qform_code, sform_code: no other source of the size
+    path.write_bytes(bytes(data))
+    volume = load_study(path)
+    notes = [w for w in volume.warnings if "no voxel size along z" in w]
+    if pixdim_z == 2.5:
+        assert volume.has_voxel_size and not notes and volume.spacing[0] == pytest.approx(2.5)
+    else:
+        assert not volume.has_voxel_size and len(notes) == 1 and volume.spacing[0] == pytest.approx(1.0)
+        assert volume.spacing[1:] == pytest.approx((0.8, 0.8))
+
+
 def test_16_bit_png_slices_read_as_the_grey_levels_they_hold(tmp_path):
     """The nets read non-HU slices as 0..255: 16-bit slices once saturated at 255 (lungs and chest wall one
     white) or were clipped above 32767. The same slices saved at 8 bits and scaled by 257 now read alike, and a

@@ -31,6 +31,8 @@ class SeriesGeometry:
     origin: tuple[float, float, float]
     direction: np.ndarray
     warnings: list[str] = field(default_factory=list)
+    #: a voxel side was not in the headers (no usable PixelSpacing, or no position and no thickness): 1 mm stands in
+    size_assumed: bool = False
 
 
 #: sanity bounds, far beyond any CT series (HRCT gaps are 10-20 mm; a whole body is about 2 m): positions past them
@@ -71,10 +73,16 @@ def _majority_group(headers: list[SliceHeader], warnings: list[str]) -> list[Sli
     return kept
 
 
+def _has_pixel_spacing(h: SliceHeader) -> bool:
+    return bool(h.pixel_spacing) and all(s > 0 for s in h.pixel_spacing)
+
+
 def _pixel_spacing(h: SliceHeader, warnings: list[str]) -> tuple[float, float]:
-    if h.pixel_spacing and all(s > 0 for s in h.pixel_spacing):
+    if _has_pixel_spacing(h):
         return h.pixel_spacing
-    warnings.append(f"{h.path.name} gives no PixelSpacing; assuming 1 mm pixels (sizes in mm will be wrong).")
+    values = " / ".join(f"{v:g}" for v in h.pixel_spacing or ())
+    given = f"PixelSpacing {values}" if values else "no PixelSpacing"
+    warnings.append(f"{h.path.name} gives {given}; assuming 1 mm pixels (sizes in mm and mL are not the patient's).")
     return (1.0, 1.0)
 
 
@@ -131,7 +139,8 @@ def arrange_slices(headers: list[SliceHeader]) -> SeriesGeometry:
         dz = _thickness(headers[0])
         note = f"{dz:g} mm from SliceThickness" if dz else "assumed 1 mm"
         warnings.append(f"Only one slice ({headers[0].path.name}): loaded as a 1-slice volume, slice spacing {note}.")
-        return SeriesGeometry(headers, (dz or 1.0, dy, dx), origin, direction, warnings)
+        return SeriesGeometry(headers, (dz or 1.0, dy, dx), origin, direction, warnings,
+                              size_assumed=not _has_pixel_spacing(ref) or not dz)
 
     steps = np.diff(along)
     dz = round(float(np.median(steps)), 6)  # DICOM positions carry ~6 significant digits
@@ -141,7 +150,7 @@ def arrange_slices(headers: list[SliceHeader]) -> SeriesGeometry:
             "(ImagePositionPatient): no CT series spans that, so its positions are wrong.")
     _check_steps(headers, steps, dz, warnings)
     _check_tilt(headers, positions, normal, warnings)
-    return SeriesGeometry(headers, (dz, dy, dx), origin, direction, warnings)
+    return SeriesGeometry(headers, (dz, dy, dx), origin, direction, warnings, size_assumed=not _has_pixel_spacing(ref))
 
 
 def _without_positions(
@@ -166,7 +175,8 @@ def _without_positions(
         if np.linalg.norm(np.cross(row, col)) > 1e-6:
             direction = np.column_stack([row, col, np.cross(row, col)])
     origin = ref.position or (0.0, 0.0, 0.0)
-    return SeriesGeometry(headers, (dz, *pixel), origin, direction, warnings)
+    return SeriesGeometry(headers, (dz, *pixel), origin, direction, warnings,
+                          size_assumed=not _has_pixel_spacing(ref) or _thickness(ref) is None)
 
 
 def _drop_duplicates(

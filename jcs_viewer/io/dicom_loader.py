@@ -99,4 +99,5 @@ def load_series(entry: SeriesEntry, warnings: list[str] | None = None) -> Volume
         source_files=tuple(h.path for h in geometry.headers),
         warnings=warnings,
         source_format="dicom",
+        voxel_size_assumed=geometry.size_assumed,
     )

@@ -110,8 +110,12 @@ def _nifti_bytes(path: Path) -> tuple[bytes, int]:
         return fp.read(352), path.stat().st_size
 
 
-def _check_nifti_complete(path: Path) -> None:
-    """Refuse a NIfTI file that holds less voxel data than its header declares (readers zero-fill the rest)."""
+def _check_nifti_complete(path: Path) -> tuple[float, float, float] | None:
+    """Refuse a NIfTI file that holds less voxel data than its header declares (readers zero-fill the rest).
+
+    Returns:
+        The header's voxel sides ``pixdim[1:4]`` (x, y, z of its own grid) for a NIfTI-1 file, else None.
+    """
     head, total = _nifti_bytes(path)
     if len(head) < 348:
         raise StudyLoadError(f"{path} is truncated: it ends inside its NIfTI header.")
@@ -119,16 +123,32 @@ def _check_nifti_complete(path: Path) -> None:
         if struct.unpack(order + "i", head[:4])[0] == 348:
             break
     else:
-        return  # NIfTI-2 or not NIfTI at all: SimpleITK decides
+        return None  # NIfTI-2 or not NIfTI at all: SimpleITK decides
+    pixdim = struct.unpack(order + "3f", head[80:92])
     dims = struct.unpack(order + "8h", head[40:56])
     bitpix = struct.unpack(order + "h", head[72:74])[0]
     offset = struct.unpack(order + "f", head[108:112])[0]
     if not 1 <= dims[0] <= 7 or bitpix <= 0 or not np.isfinite(offset):
-        return
+        return pixdim
     expected = int(offset) + int(np.prod([max(1, d) for d in dims[1 : dims[0] + 1]], dtype=np.int64)) * bitpix // 8
     if total < expected:
         raise StudyLoadError(f"{path} is truncated: {total:,} bytes of {expected:,} that its header declares "
                              f"({100 * total / expected:.0f} %); readers would fill the rest with zeros.")
+    return pixdim
+
+
+def _assumed_sides(pixdim: tuple[float, float, float] | None, image, path: Path, warnings: list[str]) -> bool:
+    """Whether ITK put 1 mm in place of a voxel side the NIfTI header gives as 0 (or not a number); says so."""
+    if pixdim is None:
+        return False
+    axes = [axis for axis, (given, read) in enumerate(zip(pixdim, image.GetSpacing()))
+            if not (np.isfinite(given) and given > 0) and abs(read - 1.0) < 1e-6]
+    if not axes:
+        return False
+    names = " and ".join("xyz"[a] for a in axes)
+    warnings.append(f"{path.name} gives no voxel size along {names} (pixdim {' / '.join(f'{v:g}' for v in pixdim)}); "
+                    "1 mm is assumed, so sizes in mm and mL are not the patient's.")
+    return True
 
 
 def load_itk_volume(path: Path) -> Volume:
@@ -144,8 +164,7 @@ def load_itk_volume(path: Path) -> Volume:
     import SimpleITK as sitk  # heavy: imported when a volume file is actually opened
 
     fmt = volume_format(path) or "nifti"
-    if fmt == "nifti":
-        _check_nifti_complete(path)
+    pixdim = _check_nifti_complete(path) if fmt == "nifti" else None
     try:
         image = sitk.ReadImage(str(path))
     except RuntimeError as exc:
@@ -162,6 +181,7 @@ def load_itk_volume(path: Path) -> Volume:
     if image.GetDimension() != 3:
         raise StudyLoadError(f"{path} is a {image.GetDimension()}-D image; a 3-D volume is needed.")
     warnings: list[str] = []
+    assumed = _assumed_sides(pixdim, image, path, warnings)  # on the file's own grid, before reorienting
     if fmt == "nifti" and image.GetPixelID() in (sitk.sitkFloat32, sitk.sitkFloat64):
         _check_nifti_nan(path, warnings)
     # Internally every volume is (z, y, x) in LPS; the source's own orientation is remembered so that
@@ -170,6 +190,7 @@ def load_itk_volume(path: Path) -> Volume:
     image = sitk.DICOMOrient(image, "LPS")
     array = _to_int16(sitk.GetArrayFromImage(image), path, warnings)
     volume = _volume(array, image, path, fmt, warnings)
+    volume.voxel_size_assumed = assumed
     if source != "LPS":
         volume.source_orientation = source
     return volume

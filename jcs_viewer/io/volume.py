@@ -68,6 +68,8 @@ class Volume:
         source_orientation: the DICOM orientation code (ITK convention, e.g. ``"RAS"``) of the source
             file's own voxel grid when the array was permuted/flipped from it on loading (None: the array
             is on the source grid). Exports turn masks back onto that grid.
+        voxel_size_assumed: a side of ``spacing`` is 1 mm standing in for a size the source did not give (a DICOM
+            series without PixelSpacing, a NIfTI whose pixdim is 0): see :attr:`has_voxel_size`.
     """
 
     array: np.ndarray
@@ -80,6 +82,7 @@ class Volume:
     warnings: list[str] = field(default_factory=list)
     source_format: str = "dicom"
     source_orientation: str | None = None
+    voxel_size_assumed: bool = False
 
     def __post_init__(self) -> None:
         if self.array.ndim != 3:
@@ -105,8 +108,9 @@ class Volume:
     @property
     def has_voxel_size(self) -> bool:
         """Whether ``spacing`` was read from the source: a folder of PNG/JPEG images carries none (1 mm is
-        assumed), so its volumes in mL are not the patient's."""
-        return self.source_format != "images"
+        assumed), nor a file whose header lacks a side (:attr:`voxel_size_assumed`), so their volumes in mL are
+        not the patient's."""
+        return self.source_format != "images" and not self.voxel_size_assumed
 
     def slice_position_mm(self, z: int) -> float:
         """Position of slice ``z`` along the slice normal (mm), as shown to the reader."""
