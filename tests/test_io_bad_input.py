@@ -359,6 +359,29 @@ def test_a_damaged_rle_stream_is_one_sentence_not_a_decoder_panic(tmp_path):
     assert files[1].name in sentence and "RLE Lossless" in sentence and "damaged" in sentence
 
 
+def test_what_a_series_silently_lost_or_changed_is_named(tmp_path):
+    """An empty file and a non-DICOM file named like slices of the series, a RescaleSlope of 0 read as 1, and a
+    volume file beside the DICOM series: each was passed over without a word."""
+    import pydicom
+
+    sitk = pytest.importorskip("SimpleITK")
+    files, _ = write_series(tmp_path / "series", n=4, size=16, names=[f"IM{i}.dcm" for i in range(4)])
+    ds = pydicom.dcmread(files[2])
+    ds.RescaleSlope = 0
+    ds.save_as(files[2])
+    (tmp_path / "series" / "IM9.dcm").write_bytes(b"")
+    (tmp_path / "series" / "IM8.dcm").write_bytes(b"not DICOM at all")
+    (tmp_path / "series" / "notes.txt").write_text("a reader's notes")  # other files stay quiet
+    sitk.WriteImage(sitk.GetImageFromArray(np.zeros((3, 8, 8), np.int16)), str(tmp_path / "series" / "mask.nii.gz"))
+    volume = load_study(tmp_path / "series")
+    assert volume.n_slices == 4
+    said = " | ".join(volume.warnings)
+    assert "IM9.dcm is named .dcm but is empty" in said and "IM8.dcm is named .dcm but is not a DICOM file" in said
+    assert "notes.txt" not in said
+    assert "RescaleSlope is 0 in 1 file (IM2.dcm)" in said
+    assert "Also there: 1 volume file (mask.nii.gz)" in said
+
+
 @pytest.mark.parametrize("locked", ["study", "subfolder", "file"])
 def test_permission_denied_is_one_sentence_naming_what_cannot_be_read(tmp_path, locked):
     """Issue 15, item 4: a real permission denial (root without CAP_DAC_OVERRIDE, else a plain user), exit 2."""

@@ -123,6 +123,18 @@ def test_a_huge_image_is_refused_before_it_is_decoded(tmp_path):
         load_study(tmp_path)
 
 
+def test_colour_images_are_read_as_grey_and_said_to_be_in_colour(tmp_path):
+    grey = np.full((6, 5, 3), 90, np.uint8)  # grey saved as RGB: not "in colour"
+    marked = grey.copy()
+    marked[2, 2] = (255, 0, 0)  # a red arrow's tip
+    for name, image in (("s1.png", grey), ("s2.png", marked)):
+        sitk.WriteImage(sitk.GetImageFromArray(image, isVector=True), str(tmp_path / name))
+    vol = load_study(tmp_path)
+    assert vol.array[1, 2, 2] == round(0.299 * 255) and vol.array[0, 2, 2] == 90
+    (note,) = [w for w in vol.warnings if "in colour" in w]
+    assert note.startswith("1 image in colour (s2.png)")
+
+
 def test_jpeg_folder_loads(tmp_path):
     for index in range(3):
         sitk.WriteImage(sitk.GetImageFromArray(np.full((8, 8), 50 * index, np.uint8)), str(tmp_path / f"{index}.jpg"))

@@ -82,6 +82,10 @@ def load_series(entry: SeriesEntry, warnings: list[str] | None = None) -> Volume
         )
     geometry = arrange_slices(images)
     warnings.extend(geometry.warnings)
+    zero_slope = [h.path for h in geometry.headers if h.slope_zero]
+    if zero_slope:
+        warnings.append(f"RescaleSlope is 0 in {counted(len(zero_slope), 'file')} ({describe_files(zero_slope)}), "
+                        "which would make every pixel one value; a slope of 1 was used.")
     array, pixel_warnings = read_pixels(geometry.headers, is_ct)
     warnings.extend(pixel_warnings)
     if not is_ct:

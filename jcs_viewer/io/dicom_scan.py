@@ -57,6 +57,7 @@ class SliceHeader:
     has_pixels: bool
     pixel_offset: int | None
     frame: int | None = None  # index in a multi-frame file, else None
+    slope_zero: bool = False  # RescaleSlope was 0 (every value would be the intercept): 1 is used in its place
 
 
 @dataclass(frozen=True)
@@ -294,6 +295,7 @@ def _header_from(ds: pydicom.Dataset, path: Path, pixel_offset: int | None, has_
         instance_number=int(instance) if instance is not None and np.isfinite(instance) else 0,
         has_pixels=has_pixels,
         pixel_offset=pixel_offset,
+        slope_zero=slope == 0.0,
     )
 
 
@@ -435,6 +437,9 @@ def scan(path: str | os.PathLike[str]) -> ScanResult:
             problems.append(str(exc))
             continue
         if found is None:
+            if file.suffix.lower() == ".dcm":  # named as part of a series: a missing slice must not go unnamed
+                what = "empty" if _size(file) == 0 else "not a DICOM file (no DICM preamble)"
+                problems.append(f"{file.name} is named .dcm but is {what}.")
             continue
         header, ds = found
         if header.series_uid not in headers:
@@ -444,6 +449,13 @@ def scan(path: str | os.PathLike[str]) -> ScanResult:
     entries = [_entry(uid, hs, infos[uid]) for uid, hs in headers.items()]
     entries.sort(key=lambda e: (e.info.study_uid, _series_number(e), e.series_uid))
     return ScanResult(entries, problems, n_files)
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return -1
 
 
 def _series_number(entry: SeriesEntry) -> float:

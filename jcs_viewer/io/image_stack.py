@@ -8,9 +8,10 @@ from pathlib import Path
 import numpy as np
 
 from jcs_viewer.errors import StudyLoadError
-from jcs_viewer.io.dicom_scan import MAX_SIDE
+from jcs_viewer.io.dicom_scan import MAX_SIDE, describe_files
 from jcs_viewer.io.grey_levels import to_grey_levels
 from jcs_viewer.io.volume import StudyInfo, Volume
+from jcs_viewer.vocabulary import counted
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
@@ -26,7 +27,8 @@ def image_files(folder: Path) -> list[Path]:
     return sorted(files, key=natural_key)
 
 
-def _read_grey(path: Path) -> np.ndarray:
+def _read_grey(path: Path) -> tuple[np.ndarray, bool]:
+    """The image as grey values, and whether it was in colour (its channels differ: marks, overlays)."""
     import SimpleITK as sitk  # imported only when images are actually opened
 
     try:
@@ -41,8 +43,10 @@ def _read_grey(path: Path) -> np.ndarray:
     except RuntimeError as exc:
         raise StudyLoadError(f"Cannot read image {path}: the file is damaged or not a PNG/JPEG image.") from exc
     array = sitk.GetArrayFromImage(image)
+    coloured = False
     if image.GetNumberOfComponentsPerPixel() > 1:
         channels = array[..., :3].astype(np.float32)
+        coloured = channels.shape[-1] == 3 and bool(np.any(channels.max(axis=-1) - channels.min(axis=-1) > 2))
         if channels.shape[-1] == 3:
             # Luminance (ITU-R BT.601); grey images saved as RGB keep their values.
             array = np.rint(channels @ np.array([0.299, 0.587, 0.114], np.float32))
@@ -52,7 +56,7 @@ def _read_grey(path: Path) -> np.ndarray:
         array = array[0]
     if array.ndim != 2:
         raise StudyLoadError(f"{path} is not a 2-D image (shape {array.shape}).")
-    return array
+    return array, coloured
 
 
 def load_image_stack(files: list[Path]) -> Volume:
@@ -63,11 +67,17 @@ def load_image_stack(files: list[Path]) -> Volume:
     """
     if not files:
         raise StudyLoadError("No PNG or JPEG images to load.")
-    first = _read_grey(files[0])
+    first, first_coloured = _read_grey(files[0])
+    coloured = [files[0]] if first_coloured else []
     # 16-bit images are gathered at full depth, then scaled to grey levels (to_grey_levels).
     volume = np.empty((len(files), *first.shape), np.int16 if first.dtype.itemsize == 1 else np.int32)
     for z, path in enumerate(files):
-        pixels = first if z == 0 else _read_grey(path)
+        if z == 0:
+            pixels = first
+        else:
+            pixels, in_colour = _read_grey(path)
+            if in_colour:
+                coloured.append(path)
         if pixels.shape != first.shape:
             raise StudyLoadError(
                 f"Image {path} is {pixels.shape[1]}x{pixels.shape[0]} pixels but {files[0].name} is "
@@ -78,6 +88,9 @@ def load_image_stack(files: list[Path]) -> Volume:
         f"Loaded {len(files)} images from {files[0].parent} as slices in file-name order; they carry no "
         "position or size, so 1 mm voxels are assumed and values are image intensities, not HU."
     ]
+    if coloured:  # coloured arrows or overlays would be read as tissue
+        warnings.append(f"{counted(len(coloured), 'image')} in colour ({describe_files(coloured)}) were read as "
+                        "grey (luminance): coloured marks on them count as image.")
     return Volume(
         array=to_grey_levels(volume, f"the images in {files[0].parent.name}", warnings),
         spacing=(1.0, 1.0, 1.0),

@@ -13,6 +13,7 @@ from jcs_viewer.io.image_stack import IMAGE_SUFFIXES, image_files, load_image_st
 from jcs_viewer.io.itk_loader import load_itk_volume, volume_format
 from jcs_viewer.io.reorient import as_axial
 from jcs_viewer.io.volume import Volume
+from jcs_viewer.vocabulary import counted
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +65,12 @@ def _load_folder(folder: Path, series_uid: str | None) -> Volume:
         if volumes and not result.problems:
             raise StudyLoadError(f"{folder} holds no DICOM series but {len(volumes)} volume files "
                                  f"({describe_files(volumes)}): open the CT file itself.")
-    return _load_scanned(result, str(folder), series_uid)
+    volume = _load_scanned(result, str(folder), series_uid)
+    beside = sorted(p for p in folder.iterdir() if p.is_file() and volume_format(p))
+    if beside:  # a study of its own, or a mask: either way not silently left out
+        volume.warnings.append(f"Also there: {counted(len(beside), 'volume file')} ({describe_files(beside)}), "
+                               "not opened with the DICOM series; open it by itself.")
+    return volume
 
 
 def _load_scanned(result: ScanResult, where: str, series_uid: str | None) -> Volume:
