@@ -115,9 +115,9 @@ def _read_with_pydicom(h: SliceHeader, frames: bool = False) -> np.ndarray:
 
 
 def _syntax_name(uid: str) -> str:
-    """"RLE Lossless (1.2.840.10008.1.2.5)": the transfer syntax by name where pydicom knows it."""
+    """"RLE Lossless, 1.2.840.10008.1.2.5": the transfer syntax by name where pydicom knows it."""
     name = pydicom.uid.UID(uid).name if uid else ""
-    return f"{name} ({uid})" if name and name != uid else f"transfer syntax {uid or 'not given'}"
+    return f"{name}, {uid}" if name and name != uid else f"transfer syntax {uid or 'not given'}"
 
 
 def _fix_bits_stored(raw: np.ndarray, h: SliceHeader) -> None:
