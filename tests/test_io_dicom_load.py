@@ -65,6 +65,27 @@ def test_a_series_without_pixel_size_has_no_voxel_size(tmp_path, spacing, said):
     assert notes == [] if said is None else (len(notes) == 1 and said in notes[0])
 
 
+@pytest.mark.parametrize("air", [True, False])
+def test_a_series_without_modality_is_ct_when_its_values_hold_air(tmp_path, air):
+    """lungmask's LIDC test slices carry no Modality: they were read as grey levels (HU numbers squeezed into
+    0..255, shown at W255) where their values are plainly HU. Without air they stay grey levels."""
+    files, _ = write_series(tmp_path, n=3, size=32)
+    for path in files:
+        ds = pydicom.dcmread(path)
+        del ds.Modality
+        if not air:  # an 8-bit export: 0..255, stored as is
+            ds.RescaleIntercept, ds.RescaleSlope = 0, 1
+            ds.PixelData = np.clip(ds.pixel_array.astype(np.int32) // 16 + 100, 0, 255).astype(np.int16).tobytes()
+        ds.save_as(path)
+    volume = load_study(tmp_path)
+    (note,) = [w for w in volume.warnings if "gives no Modality" in w]
+    assert volume.is_hu is air and ("read as CT in Hounsfield units" in note) is air
+    if air:
+        assert volume.array.min() <= -1000
+    else:
+        assert 0 <= volume.array.min() and volume.array.max() <= 255
+
+
 def test_rescale_slope_intercept_padding_and_floor(tmp_path):
     hu = hu_slice(32, 0)
     hu[:4, :4] = -3000  # padding pixels (outside the scanned circle)

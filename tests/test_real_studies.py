@@ -166,11 +166,6 @@ def test_copd_thorax_lungs_match_the_reference_mask(tmp_path):
     assert 2 * (lung & reference).sum() / (lung.sum() + reference.sum()) >= 0.95
 
 
-def test_two_lidc_slices_are_not_assessable(tmp_path):
-    doc = analyze(shared_data_path("real_ct_small", "lungmask_slices"), tmp_path)
-    assert doc["decision"] == "not assessable"
-
-
 
 def test_consolidated_lower_lobes_of_an_8bit_slice_are_lesion_and_lung(tmp_path):
     """MedSeg tr_im_0023 (both lower lobes consolidated, soft-tissue dense) read as a one-slice 8-bit stack: a lung
@@ -191,11 +186,17 @@ def test_consolidated_lower_lobes_of_an_8bit_slice_are_lesion_and_lung(tmp_path)
     assert doc["involvement_percent"]["total"] <= 100.0
 
 
-def test_false_lesions_beside_the_lungs_of_an_8bit_study_stay_out(tmp_path):
-    """The LIDC slices (no COVID; not HU): the 8-bit lesion net fires on fat beside the lungs (chest wall,
-    pericardium), mostly outside them: those components stay cut to the lungs, not taken in whole."""
+def test_lidc_slices_without_modality_are_read_in_hu_and_not_judged(tmp_path):
+    """The lungmask test slices (LIDC, no COVID) carry no Modality. They were read as grey levels (HU numbers
+    squeezed into 0..255, where the 8-bit lesion net fired on fat beside the lungs); their values hold air at
+    about -1000, so they are CT in HU. Two slices hold about 41 mL of lung: not assessable, and nothing marked as
+    lesion lies outside the lungs."""
     doc = analyze(shared_data_path("real_ct_small", "lungmask_slices"), tmp_path)
-    assert doc["lesion_volume_ml"]["total"] <= 0.5, doc["lesion_volume_ml"]
+    assert doc["geometry"]["is_hu"] is True
+    assert any("gives no Modality" in m for m in doc["messages"]), doc["messages"]
+    assert doc["decision"] == "not assessable" and "mL of lung is in the study" in doc["decision_reason"]
+    assert 30.0 <= doc["lung_volume_ml"]["total"] <= 55.0, doc["lung_volume_ml"]
+    assert doc["quantification"]["lesion_outside_lungs_ml"] <= 0.5
 
 def test_lidc2_volume_not_hu_is_not_called_covid(tmp_path):
     """LIDC2 is stored in a soft-tissue window (0..255): its lungs are as black as the air around the chest."""

@@ -9,7 +9,7 @@ from jcs_viewer.io.dicom_geometry import arrange_slices
 from jcs_viewer.io.dicom_multiframe import frame_headers
 from jcs_viewer.io.dicom_pixels import read_pixels
 from jcs_viewer.io.dicom_scan import ScanResult, SeriesEntry, describe_files
-from jcs_viewer.io.grey_levels import to_grey_levels
+from jcs_viewer.io.grey_levels import looks_like_hu, to_grey_levels
 from jcs_viewer.io.volume import Volume
 from jcs_viewer.vocabulary import counted
 
@@ -74,12 +74,9 @@ def load_series(entry: SeriesEntry, warnings: list[str] | None = None) -> Volume
     if any(h.samples_per_pixel != 1 for h in images):
         colour = next(h for h in images if h.samples_per_pixel != 1)
         raise StudyLoadError(f"{colour.path} is a colour image; only grey-scale CT slices can be loaded.")
-    is_ct = entry.modality == "CT"
-    if not is_ct:
-        warnings.append(
-            f"Modality is {entry.modality or 'not given'}, not CT: values are read as grey levels, not as HU, "
-            "and the COVID-19 analysis is not meant for this image."
-        )
+    # A series without a Modality (stripped by an anonymiser or a test exporter) is taken for CT when its
+    # rescaled values hold air at about -1000 HU, as a volume file's are.
+    is_ct = entry.modality in ("CT", "")
     geometry = arrange_slices(images)
     warnings.extend(geometry.warnings)
     zero_slope = [h.path for h in geometry.headers if h.slope_zero]
@@ -88,6 +85,14 @@ def load_series(entry: SeriesEntry, warnings: list[str] | None = None) -> Volume
                         "which would make every pixel one value; a slope of 1 was used.")
     array, pixel_warnings = read_pixels(geometry.headers, is_ct)
     warnings.extend(pixel_warnings)
+    if not entry.modality:
+        is_ct = looks_like_hu(array)
+        warnings.append("The series gives no Modality; its values " + (
+            "hold air at about -1000, so they are read as CT in Hounsfield units." if is_ct else
+            "hold no air at about -1000 HU, so they are read as grey levels, not as CT."))
+    elif not is_ct:
+        warnings.append(f"Modality is {entry.modality}, not CT: values are read as grey levels, not as HU, and the "
+                        "COVID-19 analysis is not meant for this image.")
     if not is_ct:
         array = to_grey_levels(array, "the series", warnings)
     info = entry.info

@@ -12,6 +12,17 @@ from __future__ import annotations
 import numpy as np
 
 
+#: a CT in HU has air (about -1000 HU) outside the body and in the airways; values whose low end stays above this
+#: are not HU
+HU_AIR_LIMIT = -500.0
+
+
+def looks_like_hu(array: np.ndarray) -> bool:
+    """Whether the low end (0.5th percentile, over up to 16 evenly spaced slices) of ``array`` (z, y, x) is air."""
+    sample = array[:: max(1, array.shape[0] // 16)]
+    return float(np.percentile(sample, 0.5)) < HU_AIR_LIMIT
+
+
 def to_grey_levels(array: np.ndarray, name: str, warnings: list[str]) -> np.ndarray:
     """``array`` (z, y, x) as int16 grey levels 0..255.
 

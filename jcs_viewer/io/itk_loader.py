@@ -9,11 +9,10 @@ from pathlib import Path
 import numpy as np
 
 from jcs_viewer.errors import StudyLoadError
-from jcs_viewer.io.grey_levels import to_grey_levels
+from jcs_viewer.io.grey_levels import looks_like_hu, to_grey_levels
 from jcs_viewer.io.volume import StudyInfo, Volume
 
 VOLUME_SUFFIXES = {".nii": "nifti", ".nii.gz": "nifti", ".mha": "mha", ".mhd": "mha", ".nrrd": "nrrd", ".nhdr": "nrrd"}
-_HU_AIR_LIMIT = -500.0  # a CT in HU has air (about -1000); a volume whose low values stay above this is not HU
 
 
 def volume_format(path: Path) -> str | None:
@@ -197,9 +196,7 @@ def load_itk_volume(path: Path) -> Volume:
 
 
 def _volume(array: np.ndarray, image, path: Path, fmt: str, warnings: list[str]) -> Volume:
-    sample = array[:: max(1, array.shape[0] // 16)]
-    low = float(np.percentile(sample, 0.5))
-    is_hu = low < _HU_AIR_LIMIT
+    is_hu = looks_like_hu(array)
     if not is_hu:
         warnings.append(
             f"{path.name} does not look like Hounsfield units (values {int(array.min())}..{int(array.max())}, "
