@@ -67,6 +67,21 @@ def test_no_lung_and_too_little_lung():
     assert "250 mL" in reason and "500 mL" in reason
 
 
+def test_no_lungs_and_no_air_points_at_the_values():
+    """A CT stored with its 1024 offset and no RescaleIntercept holds no air at -1000 HU: "No lungs" alone sent
+    the reader to the anatomy instead of the header."""
+    empty = np.zeros((60, 256, 256), np.uint8)
+    offset = _volume()
+    offset.array[:] = 1024 - 1000  # air as stored without the intercept
+    offset.array[:, 60:200, 60:200] = 1064  # soft tissue
+    reason = not_assessable_reason(offset, empty, np.zeros(60, bool), 5)
+    assert reason.startswith("No lungs") and "not Hounsfield units" in reason and "RescaleIntercept" in reason
+    with_air = _volume()
+    with_air.array[:] = -1000
+    reason = not_assessable_reason(with_air, empty, np.zeros(60, bool), 5)
+    assert reason.startswith("No lungs") and "Hounsfield" not in reason
+
+
 def test_non_hu_needs_more_lung_and_says_why():
     lungs = _lungs(60, range(5, 55), 16.0)  # 800 mL: enough in HU, not from grey levels alone
     scored = lungs.any(axis=(1, 2))

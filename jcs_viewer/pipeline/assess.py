@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from jcs_viewer.io.grey_levels import looks_like_hu
 from jcs_viewer.vocabulary import counted, plane_of_normal
 
 if TYPE_CHECKING:
@@ -173,9 +174,12 @@ def not_assessable_reason(volume: Volume, lung_mask: np.ndarray, scored: np.ndar
         return "A single slice cannot be judged: the patient rule counts positive slices across the lungs."
     voxel_ml = float(np.prod(volume.spacing)) / 1000.0
     lung_ml = float(np.count_nonzero(lung_mask)) * voxel_ml
-    if lung_ml == 0.0:
-        return "No lungs were found in the study, so there is nothing the models could judge."
     is_hu = bool(getattr(volume, "is_hu", True))
+    if lung_ml == 0.0:
+        if is_hu and not looks_like_hu(volume.array):  # e.g. a CT stored with its 1024 offset and no intercept
+            return ("No lungs were found in the study, and no value in it is as low as air (-1000 HU): if it is a "
+                    "chest CT, its values are not Hounsfield units (is its RescaleIntercept missing?).")
+        return "No lungs were found in the study, so there is nothing the models could judge."
     floor = MIN_LUNG_ML if is_hu else MIN_LUNG_ML_NOT_HU
     if not getattr(volume, "has_voxel_size", True):
         cut = cut_lungs_reason(lung_mask)
