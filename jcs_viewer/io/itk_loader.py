@@ -44,10 +44,10 @@ def _to_int16(array: np.ndarray, path: Path, warnings: list[str]) -> np.ndarray:
     return array.astype(np.int16)
 
 
-def _nifti_nan_count(path: Path) -> tuple[int, int] | None:
-    """(NaN voxels, all voxels) of a float NIfTI-1 file, read from the file itself.
+def _nifti_nan_mask(path: Path) -> np.ndarray | None:
+    """Which voxels of a float NIfTI-1 file are NaN or infinite, flat in the file's order, read from the file.
 
-    ITK's NIfTI reader silently turns NaN into 0, so NaNs must be counted before it.
+    ITK's NIfTI reader silently turns NaN into 0 (a wall of water through a CT), so they are found before it.
     ``None`` when the file is not a float NIfTI-1 image.
     """
     opener = gzip.open if path.name.lower().endswith(".gz") else open
@@ -67,28 +67,46 @@ def _nifti_nan_count(path: Path) -> tuple[int, int] | None:
         total = int(np.prod([max(1, d) for d in dims[1 : 1 + max(1, min(dims[0], 7))]]))
         fp.read(max(0, vox_offset - 348))
         item = np.dtype(order + dtype)
-        nans = seen = 0
+        bad = np.zeros(total, bool)
+        seen = 0
         while seen < total:
             chunk = fp.read(min(total - seen, 1 << 22) * item.itemsize)
             if not chunk:
                 break
             values = np.frombuffer(chunk[: len(chunk) // item.itemsize * item.itemsize], item)
-            nans += int(np.count_nonzero(~np.isfinite(values)))
+            bad[seen : seen + values.size] = ~np.isfinite(values)
             seen += values.size
-    return nans, total
+    return bad
 
 
-def _check_nifti_nan(path: Path, warnings: list[str]) -> None:
+def _nifti_nan_voxels(path: Path, image, warnings: list[str]):
+    """The NaN voxels of a float NIfTI as an image on ``image``'s grid (to be reoriented with it), or None."""
+    import SimpleITK as sitk
+
     try:
-        counts = _nifti_nan_count(path)
+        bad = _nifti_nan_mask(path)
     except (OSError, EOFError, struct.error, ValueError):
-        return  # ITK read it; this check is best effort
-    if counts is None or counts[0] == 0:
-        return
-    nans, total = counts
+        return None  # ITK read it; this check is best effort
+    if bad is None or not bad.any():
+        return None
+    nans, total = int(np.count_nonzero(bad)), bad.size
     if nans == total:
         raise StudyLoadError(f"{path} contains no usable values: every voxel is NaN or infinite.")
-    warnings.append(f"{path.name} has {nans} NaN or infinite voxels; they were read as 0.")
+    shape = tuple(reversed(image.GetSize()))
+    if int(np.prod(shape)) != total:  # a 4-D file of one volume, or the like: counted, not placed
+        warnings.append(f"{path.name} has {nans} NaN or infinite voxels; they were read as 0.")
+        return None
+    mask = sitk.GetImageFromArray(bad.reshape(shape).view(np.uint8))
+    mask.CopyInformation(image)
+    return mask
+
+
+def _fill_nan_voxels(array: np.ndarray, mask: np.ndarray, path: Path, warnings: list[str]) -> None:
+    """Set the (reoriented) NaN voxels to the lowest real value, as a float MHA's are (:func:`_to_int16`)."""
+    fill = int(array[~mask].min())
+    array[mask] = fill
+    warnings.append(f"{path.name} has {int(np.count_nonzero(mask))} NaN or infinite voxels; they were set to "
+                    f"{fill}, its lowest value.")
 
 
 def _nifti_bytes(path: Path) -> tuple[bytes, int]:
@@ -181,13 +199,17 @@ def load_itk_volume(path: Path) -> Volume:
         raise StudyLoadError(f"{path} is a {image.GetDimension()}-D image; a 3-D volume is needed.")
     warnings: list[str] = []
     assumed = _assumed_sides(pixdim, image, path, warnings)  # on the file's own grid, before reorienting
+    nan_voxels = None
     if fmt == "nifti" and image.GetPixelID() in (sitk.sitkFloat32, sitk.sitkFloat64):
-        _check_nifti_nan(path, warnings)
+        nan_voxels = _nifti_nan_voxels(path, image, warnings)
     # Internally every volume is (z, y, x) in LPS; the source's own orientation is remembered so that
     # exported masks go back onto the file's voxel grid (jcs_viewer.io.export.export_nifti).
     source = sitk.DICOMOrientImageFilter.GetOrientationFromDirectionCosines(image.GetDirection())
     image = sitk.DICOMOrient(image, "LPS")
     array = _to_int16(sitk.GetArrayFromImage(image), path, warnings)
+    if nan_voxels is not None:
+        _fill_nan_voxels(array, sitk.GetArrayFromImage(sitk.DICOMOrient(nan_voxels, "LPS")).astype(bool), path,
+                         warnings)
     volume = _volume(array, image, path, fmt, warnings)
     volume.voxel_size_assumed = assumed
     if source != "LPS":
