@@ -99,6 +99,18 @@ def test_manifest_round_trip_load_and_tamper(weights_dir):
         load("cls-test")
 
 
+def test_weights_holding_nan_are_refused_not_run(weights_dir):
+    """A lesion net whose tensors were NaN loaded and ran: no lesion anywhere, and a positive study read "negative"
+    without a word. Its manifest entry gave no SHA-256 to catch it."""
+    seg = _trained_like("jcs_seg_lite")
+    with torch.no_grad():
+        next(p for p in seg.parameters() if p.dim() == 4).fill_(float("nan"))
+    add_manifest_entry(_entry("seg-nan", "jcs_seg_lite", "seg.safetensors",
+                              save_weights(seg, weights_dir / "seg.safetensors"), "seg"), weights_dir)
+    with pytest.raises(ModelLoadError, match=r"seg\.safetensors is damaged: 1 of its tensors hold NaN"):
+        load("seg-nan")
+
+
 def test_registry_errors(weights_dir):
     assert list_weights() == [] and default_weights("seg") is None
     with pytest.raises(ModelLoadError, match="No weights named 'nothing'"):

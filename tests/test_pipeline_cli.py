@@ -115,6 +115,63 @@ def test_a_run_that_fails_while_writing_leaves_the_previous_set_whole(registered
     assert [p.name for p in tmp_path.iterdir()] == ["out"]
 
 
+def test_a_dicom_output_the_disk_refuses_fails_the_run_and_keeps_the_previous_set(registered, demo_study, tmp_path,
+                                                                                    monkeypatch, capsys):
+    """The SEG, SR and Encapsulated PDF were notes when they failed (right for a study that cannot have them): a full
+    disk then replaced a complete set by one without them, exit 0. A write the file system refuses fails the run."""
+    import errno
+
+    import pydicom
+
+    out = tmp_path / "out"
+    assert main(["analyze", str(demo_study), "--out", str(out), "--device", "cpu", "--quiet", "--report"]) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert {"lesion_seg.dcm", "report.pdf"} <= set(before)
+
+    def full_disk(self, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(pydicom.Dataset, "save_as", full_disk)
+    assert main(["analyze", str(demo_study), "--out", str(out), "--device", "cpu", "--quiet", "--report",
+                 "--slice-cutoff", "0.9"]) == 2
+    assert "No space left on device" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_out_as_dot_a_readers_incomplete_folder_and_an_overlong_name(registered, demo_study, tmp_path, monkeypatch,
+                                                                     capsys):
+    """``--out .`` raised ValueError (the stage is named after the folder); a reader's own folder called
+    ``<out>.incomplete`` was deleted as a stale stage; a 300-byte name raised OSError from the first exists()."""
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    assert main(["analyze", str(demo_study), "--out", ".", "--device", "cpu", "--quiet"]) == 0
+    assert (work / "results.json").is_file() and not (tmp_path / "work.incomplete").exists()
+
+    mine = tmp_path / "out.incomplete"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("the reader's")
+    assert main(["analyze", str(demo_study), "--out", str(tmp_path / "out"), "--device", "cpu", "--quiet"]) == 2
+    assert "was not left by this app" in capsys.readouterr().err
+    assert (mine / "notes.txt").read_text() == "the reader's" and not (tmp_path / "out").exists()
+
+    with pytest.raises(SystemExit) as done:
+        main(["analyze", str(demo_study), "--out", str(tmp_path / ("x" * 300)), "--device", "cpu", "--quiet"])
+    assert done.value.code == 2 and "300 bytes long; file systems allow 255" in capsys.readouterr().err
+
+
+def test_a_stage_left_by_a_killed_run_is_cleared_by_the_next(registered, demo_study, tmp_path):
+    from jcs_viewer.report.bundle import STAGE_MARK
+
+    stage = tmp_path / "out.incomplete"
+    stage.mkdir()
+    (stage / STAGE_MARK).touch()
+    (stage / "lesion_mask.nii.gz").write_bytes(b"half written")
+    assert main(["analyze", str(demo_study), "--out", str(tmp_path / "out"), "--device", "cpu", "--quiet"]) == 0
+    assert not stage.exists() and (tmp_path / "out" / "results.json").is_file()
+    assert not (tmp_path / "out" / STAGE_MARK).exists()
+
+
 def test_missing_study_exits_2(registered, tmp_path, capsys):
     assert main(["analyze", str(tmp_path / "nothing"), "--out", str(tmp_path / "o")]) == 2
     assert "does not exist" in capsys.readouterr().err

@@ -24,12 +24,20 @@ class UserError(Exception):
     """A problem the user can fix; the CLI prints its one sentence and exits 2."""
 
 
+#: the longest file or folder name (bytes) of ext4, XFS, APFS and NTFS
+NAME_MAX = 255
+
+
 def path_argument(text: str) -> Path:
     """argparse ``type`` of every path option: ``""`` (which ``Path`` reads as the current folder, so that a study
     or an output folder quietly became the working directory) is refused; ``~`` is expanded."""
     if not text.strip():
         raise argparse.ArgumentTypeError("an empty path names no folder or file")
-    return Path(text).expanduser()
+    path = Path(text).expanduser()
+    longest = max((len(part.encode(errors="surrogateescape")) for part in path.parts), default=0)
+    if longest > NAME_MAX:  # the operating system's own error surfaced as a traceback from the first exists()
+        raise argparse.ArgumentTypeError(f"a name in it is {longest} bytes long; file systems allow {NAME_MAX}")
+    return path
 
 
 def _load(name: str):

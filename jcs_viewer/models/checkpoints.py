@@ -160,6 +160,12 @@ def load_strict(model: nn.Module, sd: Mapping[str, torch.Tensor], name: str, wha
             k = wrong[0]
             parts.append(f"{len(wrong)} with wrong shape (e.g. {k} {list(sd[k].shape)} vs {list(expected[k].shape)})")
         raise ModelLoadError(f"{name} does not match the {what} architecture: {'; '.join(parts)} keys.")
+    # NaN weights load and run: every output is NaN, every score below the cutoff, and a positive study reads
+    # "negative" without a word. A file that holds them is damaged.
+    damaged = [k for k, v in sd.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if damaged:
+        raise ModelLoadError(f"{name} is damaged: {len(damaged)} of its tensors hold NaN or infinite values "
+                             f"(e.g. {damaged[0]}).")
     try:
         if assign:
             sd = {k: v.float() if v.is_floating_point() else v for k, v in sd.items()}

@@ -144,7 +144,7 @@ def export_all(
             written["lesion_seg"] = export_dicom_seg(volume, seg_source, result.lung_mask, out / SEG_NAME,
                                                      edited=edited, anonymize=anonymize, pseudonyms=pseudonyms)
         except ExportError as exc:  # the other files do not depend on the SEG: write them, say what failed
-            written.notes.append(f"No {SEG_NAME}: {exc}")
+            _note_or_fail(exc, SEG_NAME, written.notes)
     quant = (quantify(volume, result.lung_mask, lesion, min_lesion_voxels=result.quant.min_lesion_voxels)
              if edited else None)
     if dicom_results and segmentation and seg_reason is None:
@@ -184,14 +184,26 @@ def _dicom_results(result: StudyResult, volume: Volume, out: Path, quant: Quanti
         written["results_sr"] = export_dicom_sr(result, volume, out / SR_NAME, quant=quant, anonymize=anonymize,
                                                 pseudonyms=pseudonyms, measurements=measurements)
     except ExportError as exc:  # like the SEG: the other files stand on their own
-        notes.append(f"No {SR_NAME}: {exc}")
+        _note_or_fail(exc, SR_NAME, notes)
     if pdf is not None:
         try:
             written["report_dicom"] = export_dicom_pdf(pdf, volume, out / PDF_DICOM_NAME, anonymize=anonymize,
                                                        pseudonyms=pseudonyms)
         except ExportError as exc:
-            notes.append(f"No {PDF_DICOM_NAME}: {exc}")
+            _note_or_fail(exc, PDF_DICOM_NAME, notes)
     return written
+
+
+def _note_or_fail(exc: ExportError, name: str, notes: list[str]) -> None:
+    """A DICOM output this study cannot have (no DICOM source, a SEG it cannot encode) is a note beside the rest;
+    one the file system refused (a full disk) fails the run: a set missing it must not replace a complete one."""
+    if isinstance(exc.__cause__, OSError):
+        raise exc
+    notes.append(f"No {name}: {exc}")
+
+
+#: marks a stage folder as this app's, so that a later run may clear it (and never a reader's own folder)
+STAGE_MARK = ".jcs-viewer-stage"
 
 
 @contextlib.contextmanager
@@ -202,15 +214,20 @@ def staged_outputs(out_dir: Path):
     A failed or cancelled run removes its stage and leaves ``out_dir`` as it was; a killed run leaves the visibly
     named ``<out>.incomplete`` folder (cleared by the next run), never a partial set in ``out_dir``.
     """
-    out_dir = Path(out_dir)
+    out_dir = Path(os.path.abspath(out_dir))  # "." and "a/..": the stage goes beside the folder they name
     stage = out_dir.with_name(out_dir.name + ".incomplete")
+    if stage.exists() and not (stage / STAGE_MARK).is_file():  # a folder of the reader's, not one we left
+        raise ExportError(f"Could not write the results to {out_dir}: {stage} exists and was not left by this app; "
+                          "rename or move it.")
     try:
         shutil.rmtree(stage, ignore_errors=True)
         stage.mkdir(parents=True)
+        (stage / STAGE_MARK).touch()
     except OSError as exc:
         raise ExportError(f"Could not write the results to {out_dir}: {exc.strerror or exc}.") from None
     try:
         yield stage
+        (stage / STAGE_MARK).unlink()
         done = sorted(stage.iterdir(), key=lambda p: p.name == COMPLETION_FILE)
         try:
             out_dir.mkdir(parents=True, exist_ok=True)
