@@ -21,6 +21,10 @@ from pathlib import Path
 from jcs_viewer.atomic import atomic_write_text
 
 SECTION = "General"
+#: the choices of the settings the pipeline reads (``jcs_viewer.pipeline.options`` holds the same: this module
+#: imports no layer of the app)
+DEVICES = ("auto", "cpu", "cuda")
+SLICE_SCORES = ("joint", "classifier")
 
 
 def config_dir() -> Path:
@@ -72,23 +76,28 @@ class Settings:
 
     @classmethod
     def load(cls, path: Path | None = None) -> "Settings":
-        """Read the INI file; unknown keys are ignored and bad values fall back to defaults."""
-        parser = configparser.ConfigParser(interpolation=None)
-        try:
-            parser.read(path or settings_path(), encoding="utf-8")
-        except (configparser.Error, UnicodeDecodeError):
-            return cls()
-        section = parser[SECTION] if parser.has_section(SECTION) else {}
-        values = {}
-        for f in fields(cls):
-            raw = section.get(f.name)
-            if raw is None:
-                continue
-            try:
-                values[f.name] = _parse(raw, f.type)
-            except ValueError:
-                continue
-        return cls(**values)
+        """Read the INI file; unknown keys are ignored and bad values fall back to defaults
+        (:func:`load_checked` also says which)."""
+        return load_checked(path)[0]
+
+    def checked(self) -> tuple["Settings", list[str]]:
+        """These settings with the values the pipeline cannot use (an unknown device, a cut-off outside 0..1, a
+        negative threshold) replaced by the defaults, and a note for each."""
+        defaults, fixed, notes = Settings(), {}, []
+        if self.device not in DEVICES:
+            notes.append(f"device {self.device!r} is not one of {', '.join(DEVICES)}; using {defaults.device}")
+            fixed["device"] = defaults.device
+        if not 0.0 <= self.slice_cutoff <= 1.0:  # NaN too
+            notes.append(f"slice_cutoff {self.slice_cutoff} is not between 0 and 1; using {defaults.slice_cutoff}")
+            fixed["slice_cutoff"] = defaults.slice_cutoff
+        if self.slice_score not in SLICE_SCORES:
+            notes.append(f"slice_score {self.slice_score!r} is not one of {', '.join(SLICE_SCORES)}; "
+                         f"using {defaults.slice_score}")
+            fixed["slice_score"] = defaults.slice_score
+        if self.slice_threshold is not None and self.slice_threshold < 0:
+            notes.append(f"slice_threshold {self.slice_threshold} is negative; using the automatic threshold")
+            fixed["slice_threshold"] = None
+        return dataclasses.replace(self, **fixed), notes
 
     def save(self, path: Path | None = None) -> Path:
         """Write atomically in the format QSettings' IniFormat reads."""
@@ -99,6 +108,37 @@ class Settings:
         text = io.StringIO()
         parser.write(text)
         return atomic_write_text(path, text.getvalue())
+
+
+def load_checked(path: Path | None = None) -> tuple[Settings, list[str]]:
+    """The settings file's values, and one note (without the file's name) for each it could not give.
+
+    A file that cannot be read as a whole (not a regular file, not text, no ``[General]`` section) gives the
+    defaults; a key whose value does not parse, or that the pipeline cannot use (:meth:`Settings.checked`),
+    gives its default. A key written twice counts once, the last (as Qt reads it).
+    """
+    path = Path(path or settings_path())
+    parser = configparser.ConfigParser(interpolation=None, strict=False)
+    try:
+        if path.exists() and not path.is_file():  # a FIFO would block the read for ever; a folder is no file
+            raise OSError("it is not a regular file")
+        parser.read(path, encoding="utf-8")
+    except (configparser.Error, UnicodeDecodeError, OSError) as exc:
+        reason = " ".join(str(exc).split())[:160]
+        return Settings(), [f"the file cannot be read ({reason}); the defaults are used"]
+    section = parser[SECTION] if parser.has_section(SECTION) else {}
+    values, notes = {}, []
+    for f in fields(Settings):
+        raw = section.get(f.name)
+        if raw is None:
+            continue
+        try:
+            values[f.name] = _parse(raw, f.type)
+        except (ValueError, RecursionError):  # RecursionError: a list nested thousands deep
+            shown = raw if len(raw) <= 40 else raw[:37] + "..."
+            notes.append(f"{f.name} {shown!r} cannot be read; using the default")
+    settings, more = Settings(**values).checked()
+    return settings, notes + more
 
 
 def _format(value) -> str:
@@ -187,8 +227,12 @@ class SettingsStore:
 
     def reload(self) -> Settings:
         """Read the file again (another process may have written it)."""
-        self.values = Settings.load(self.path)
-        return self.values
+        return self.reload_checked()[0]
+
+    def reload_checked(self) -> tuple[Settings, list[str]]:
+        """:meth:`reload`, and a note for each value the file could not give (:func:`load_checked`)."""
+        self.values, notes = load_checked(self.path)
+        return self.values, notes
 
     def on_change(self, listener: Callable[[Settings], None]) -> Callable[[], None]:
         """Call ``listener(settings)`` after each change; returns the function that disconnects it."""

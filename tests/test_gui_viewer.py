@@ -412,6 +412,19 @@ def test_series_picker_recent_studies_and_drop(qtbot, make_window, study, tmp_pa
     assert [a.text() for a in window.recent.menu.actions()][0] == str(folder)
 
 
+def test_unusable_settings_give_the_defaults_and_a_note_not_a_stuck_analysis(make_window, tmp_path):
+    """device=quantum in the settings file raised ValueError inside analysis_options: a traceback on stderr and a
+    window that never analysed (an unattended run never quit). The CLI already fell back with a note."""
+    window = make_window()
+    window.settings.path.write_text("[General]\ndevice=quantum\nslice_cutoff=7\nslice_threshold=-5\n")
+    options = window.analysis_options()
+    assert (options.device, options.slice_cutoff, options.threshold) == ("auto", 0.5, None)
+    assert "device 'quantum' is not one of auto, cpu, cuda" in window.settings_note
+    assert str(window.settings.path) in window.settings_note
+    window.settings.path.write_text("[General]\ndevice=cpu\n")
+    assert window.analysis_options().device == "cpu" and window.settings_note == ""
+
+
 def test_recent_studies_keep_the_latest_once_and_survive_a_new_window(make_window, tmp_path):
     from jcs_viewer.gui.recent_studies import MAX_RECENT
 

@@ -59,8 +59,13 @@ def test_lesion_evidence_is_the_best_lung_window():
         combine(np.array([0.2]), None, "joint")
 
 
-def test_cli_slice_score_choices_match_the_pipeline():
-    from jcs_viewer.cli.analyze_cmd import SLICE_SCORES as CLI
-    from jcs_viewer.pipeline.options import SLICE_SCORES
+def test_cli_and_settings_choices_match_the_pipeline():
+    from jcs_viewer.pipeline.options import SLICE_SCORES, AnalysisOptions
+    from jcs_viewer.settings import DEVICES
+    from jcs_viewer.settings import SLICE_SCORES as SETTINGS
 
-    assert CLI == SLICE_SCORES
+    assert SETTINGS == SLICE_SCORES
+    for device in DEVICES:
+        AnalysisOptions(device=device)  # each accepted
+    with pytest.raises(ValueError):
+        AnalysisOptions(device="quantum")

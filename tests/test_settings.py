@@ -25,6 +25,39 @@ def test_bad_values_fall_back(tmp_path):
     assert s.slice_threshold is None and s.undo_depth == 40 and s.auto_analyze is True
 
 
+@pytest.mark.parametrize("content, kept, said", [
+    ("[General]\nslice_cutoff=0.2\nslice_cutoff=0.9\n", {"slice_cutoff": 0.9}, None),  # last wins, as in Qt
+    ("[General]\nrecent_studies=" + "[" * 200_000 + "\nundo_depth=7\n", {"undo_depth": 7},
+     "recent_studies '[[[["),  # a RecursionError in the JSON reader took the GUI down at start-up
+    ("slice_cutoff=0.9\n", {}, "the file cannot be read (File contains no section headers"),
+    (b"\xff\xfe[\x00G\x00", {}, "the file cannot be read ("),
+    ("[General]\nslice_cutoff=nan\ndevice=quantum\n", {}, "slice_cutoff nan is not between 0 and 1"),
+])
+def test_what_the_settings_file_cannot_give_is_said_and_the_rest_kept(tmp_path, content, kept, said):
+    from jcs_viewer.settings import load_checked
+
+    path = tmp_path / "settings.ini"
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    settings, notes = load_checked(path)
+    assert settings == Settings(**kept)
+    assert (notes == []) if said is None else any(n.startswith(said) or said in n for n in notes), notes
+
+
+def test_a_settings_file_that_is_a_fifo_or_a_folder_does_not_hang(tmp_path):
+    """configparser opened a FIFO and waited for a writer for ever (the GUI and every command read the file)."""
+    import os
+
+    from jcs_viewer.settings import load_checked
+
+    fifo, folder = tmp_path / "fifo.ini", tmp_path / "folder.ini"
+    os.mkfifo(fifo)
+    folder.mkdir()
+    for path in (fifo, folder):
+        settings, notes = load_checked(path)
+        assert settings == Settings() and notes == ["the file cannot be read (it is not a regular file); the defaults "
+                                                    "are used"]
+
+
 def test_written_by_qsettings_is_readable(tmp_path, qtbot):
     from PySide6.QtCore import QSettings
 

@@ -7,10 +7,9 @@ import sys
 from pathlib import Path
 
 from jcs_viewer.cli import path_argument
+from jcs_viewer.settings import DEVICES, SLICE_SCORES  # the standard library only: --help stays instant
 
 HELP = "analyse a study (or a folder of studies) without the GUI and write results.json, CSV and NIfTI masks"
-DEVICES = ("auto", "cpu", "cuda")
-SLICE_SCORES = ("joint", "classifier")  # jcs_viewer.pipeline.options.SLICE_SCORES, without numpy at --help time
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -193,23 +192,9 @@ def settings_options(args: argparse.Namespace, quiet: bool = False) -> dict:
     so a headless run decides like the app. Values the file holds but the pipeline cannot use (an
     unknown device, a cut-off outside 0..1) fall back to the built-in defaults with a note on stderr.
     """
-    from jcs_viewer.settings import Settings, settings_path
+    from jcs_viewer.settings import Settings, load_checked, settings_path
 
-    saved, defaults = Settings.load(), Settings()
-    notes = []
-    if saved.device not in DEVICES:
-        notes.append(f"device {saved.device!r} is not one of {', '.join(DEVICES)}; using {defaults.device}")
-        saved.device = defaults.device
-    if not 0.0 <= saved.slice_cutoff <= 1.0:
-        notes.append(f"slice_cutoff {saved.slice_cutoff} is not between 0 and 1; using {defaults.slice_cutoff}")
-        saved.slice_cutoff = defaults.slice_cutoff
-    if saved.slice_score not in SLICE_SCORES:
-        notes.append(f"slice_score {saved.slice_score!r} is not one of {', '.join(SLICE_SCORES)}; "
-                     f"using {defaults.slice_score}")
-        saved.slice_score = defaults.slice_score
-    if saved.slice_threshold is not None and saved.slice_threshold < 0:
-        notes.append(f"slice_threshold {saved.slice_threshold} is negative; using the automatic threshold")
-        saved.slice_threshold = None
+    (saved, notes), defaults = load_checked(), Settings()
     options = {
         "device": args.device if args.device is not None else saved.device,
         "threshold": args.threshold if args.threshold is not None else saved.slice_threshold,

@@ -78,6 +78,7 @@ class MainWindow(QMainWindow):
         self.analysis_worker: TaskWorker | None = None
         self.last_error: str | None = None
         self.last_status: str = ""
+        self.settings_note = ""  # what the settings file could not give the last analysis
         self._message_box: QMessageBox | None = None
         self._old_workers: list[TaskWorker] = []
         # Screenshot mode (--screenshot/--quit-after-analysis): set by the CLI.
@@ -222,12 +223,13 @@ class MainWindow(QMainWindow):
         """Options for the next run: the injected ones, else the reader's saved settings."""
         if self.options is not None:
             return self.options
-        from jcs_viewer.pipeline.options import SLICE_SCORES, AnalysisOptions
+        from jcs_viewer.pipeline.options import AnalysisOptions
 
-        s = self.settings.reload()  # a headless run or another window may have changed the file
+        s, notes = self.settings.reload_checked()  # a headless run or another window may have changed the file
+        # The run goes on with the defaults in their place; the status line says why while it runs.
+        self.settings_note = f"Settings file {self.settings.path}: {'; '.join(notes)}." if notes else ""
         return AnalysisOptions(device=s.device, threshold=s.slice_threshold, slice_cutoff=s.slice_cutoff,
-                               slice_score=s.slice_score if s.slice_score in SLICE_SCORES else "joint",
-                               segment_all_slices=s.segment_all_slices)
+                               slice_score=s.slice_score, segment_all_slices=s.segment_all_slices)
 
     @property
     def auto_analyse(self) -> bool:
@@ -364,7 +366,7 @@ class MainWindow(QMainWindow):
         worker.failed.connect(lambda exc, v=volume: self._on_analysis_failed(v, exc))
         worker.cancelled.connect(lambda v=volume: self._on_analysis_cancelled(v))
         self.analysis_worker = worker
-        self.show_status("Analysing…")
+        self.show_status(f"Analysing… {self.settings_note}".strip())
         self.track(worker)
 
     def _on_analysed(self, outcome: Analysed) -> None:
