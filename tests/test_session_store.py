@@ -35,6 +35,63 @@ def test_damaged_file_gives_one_sentence(tmp_path):
         load_session(bad)
 
 
+def _rewritten(path, meta_changes=None, mask_bytes=None):
+    """The session at ``path`` with fields of its session.json replaced, or its mask member replaced."""
+    import json
+    import zipfile
+
+    with zipfile.ZipFile(path) as zf:
+        meta = json.loads(zf.read("session.json"))
+        mask = zf.read("edited_mask.npy")
+    if isinstance(meta_changes, dict):
+        meta.update(meta_changes)
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("session.json", json.dumps(meta) if meta_changes != "list" else "[1, 2]")
+        zf.writestr("edited_mask.npy", mask if mask_bytes is None else mask_bytes)
+    return path
+
+
+@pytest.mark.parametrize("changes, said", [
+    ({"review": ["confirmed"]}, "its review is not a slice-by-slice record"),
+    ({"review": {"abc": "confirmed"}}, "its review names slice 'abc'"),
+    ({"review": {"3": "maybe"}}, "its review is not a slice-by-slice record"),
+    ({"notes": 12345}, "its notes is not text"),
+    ({"reviewer": ["a"]}, "its reviewer is not text"),
+    ({"saved_at": "yesterday"}, "saved_at 'yesterday' is not a time"),
+    ({"measurements": 5}, "its measurements are not a list"),
+    ({"schema_version": "2"}, "schema_version '2'"),
+    ("list", "its session.json is not a record"),
+])
+def test_a_session_of_the_wrong_shape_is_one_sentence(tmp_path, changes, said):
+    """Each of these once raised AttributeError, TypeError or ValueError from deep inside (or later, in the
+    report: notes that are not text)."""
+    path = save_session(SessionState(edited_mask=np.zeros((2, 4, 4), np.uint8), notes="n"), tmp_path / "s.jcssession")
+    _rewritten(path, changes)
+    with pytest.raises(SessionError) as exc:
+        load_session(path)
+    assert str(exc.value).startswith("The session file s.jcssession is damaged") and said in str(exc.value)
+
+
+def test_a_mask_is_refused_by_its_declared_size_before_anything_is_allocated(tmp_path, monkeypatch):
+    """A mask header declaring (1e5, 1e5, 1e5) over 16 bytes asked numpy for 909 TiB (MemoryError); a member
+    inflating to gigabytes was read whole before it was refused."""
+    import io
+
+    import jcs_viewer.session.store as store
+
+    path = save_session(SessionState(edited_mask=np.zeros((2, 4, 4), np.uint8)), tmp_path / "s.jcssession")
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "|u1", "fortran_order": False,
+                                                  "shape": (100000, 100000, 100000)})
+    _rewritten(path, mask_bytes=header.getvalue() + bytes(16))
+    with pytest.raises(SessionError, match=r"declares shape \(100000, 100000, 100000\) but holds 16 bytes"):
+        load_session(path)
+    save_session(SessionState(edited_mask=np.zeros((2, 40, 40), np.uint8)), path)
+    monkeypatch.setattr(store, "MAX_MASK_BYTES", 1000)  # the limit stands in for a 1 GiB bomb
+    with pytest.raises(SessionError, match=r"edited_mask\.npy declares 3,328 bytes, more than a session holds"):
+        load_session(path)
+
+
 def test_unwritable_target(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("")
@@ -114,3 +171,12 @@ def test_edits_survive_sigkill(tmp_path):
     for i in range(6):
         assert restored[i, 10 + 6 * i, 20] == 1
     assert restored.sum() > 6 * 20
+
+
+def test_a_measurement_off_any_slice_is_left_out_not_fatal():
+    """``"z": 1e400`` reads as infinity; int() of it raised OverflowError past the damaged-entry guard."""
+    from jcs_viewer.session.study_session import restored_measurements
+
+    good = {"kind": "ruler", "z": 1, "p0": [0, 0], "p1": [3, 4]}
+    state = SessionState(measurements=[good, {**good, "z": float("inf")}, {**good, "z": 9}])
+    assert [m.z for m in restored_measurements(state, n_slices=5)] == [1]

@@ -91,31 +91,90 @@ def save_session(state: SessionState, path: Path) -> Path:
     return path
 
 
+#: a session's mask is one byte a voxel: 1 GiB holds 1000 slices of 1024 x 1024, beyond any CT study
+MAX_MASK_BYTES = 1 << 30
+MAX_META_BYTES = 16 << 20
+REVIEW_DECISIONS = ("confirmed", "rejected")
+
+
 def load_session(path: Path) -> SessionState:
-    """Read a session file written by :func:`save_session`."""
+    """Read a session file written by :func:`save_session`.
+
+    Every member is checked before it is trusted: sizes (declared by the zip and by the mask's own header) before
+    anything is inflated or allocated, and each field's type.
+
+    Raises:
+        SessionError: no such file, a damaged or foreign file, or one from a newer version (one sentence).
+    """
     path = Path(path)
     try:
         with zipfile.ZipFile(path) as zf:
-            meta = json.loads(zf.read("session.json"))
-            mask = None
-            if meta.get("has_mask"):
-                mask = np.load(io.BytesIO(zf.read("edited_mask.npy")), allow_pickle=False)
+            meta = json.loads(_member(zf, "session.json", MAX_META_BYTES))
+            if not isinstance(meta, dict):
+                raise ValueError("its session.json is not a record")
+            version = meta.get("schema_version", 0)
+            if not isinstance(version, int):
+                raise ValueError(f"schema_version {version!r}")
+            if version > SCHEMA_VERSION:
+                raise SessionError(f"The session file {path.name} was written by a newer JCS Viewer "
+                                   f"({meta.get('app_version')}).")
+            mask = _mask(_member(zf, "edited_mask.npy", MAX_MASK_BYTES)) if meta.get("has_mask") else None
+        return SessionState(edited_mask=mask, **_fields(meta))
+    except SessionError:
+        raise
     except FileNotFoundError as exc:
         raise SessionError(f"There is no session file at {path}.") from exc
-    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
-        raise SessionError(f"The session file {path.name} is damaged and cannot be restored ({exc}).") from exc
-    if meta.get("schema_version", 0) > SCHEMA_VERSION:
-        raise SessionError(
-            f"The session file {path.name} was written by a newer JCS Viewer ({meta.get('app_version')}).")
-    return SessionState(
-        edited_mask=mask,
-        review={int(k): v for k, v in meta.get("review", {}).items()},
-        notes=meta.get("notes", ""),
-        reviewer=meta.get("reviewer", ""),
-        study_key=meta.get("study_key", ""),
-        saved_at=float(meta.get("saved_at", 0.0)),
-        measurements=list(meta.get("measurements", [])),
-    )
+    except IsADirectoryError as exc:
+        raise SessionError(f"{path} is a folder, not a session file.") from exc
+    except (OSError, KeyError, ValueError, TypeError, RecursionError, zipfile.BadZipFile) as exc:
+        detail = " ".join(str(exc).split())[:200]
+        raise SessionError(f"The session file {path.name} is damaged and cannot be restored ({detail}).") from exc
+
+
+def _member(zf: zipfile.ZipFile, name: str, limit: int) -> bytes:
+    """A member's bytes, refused by its declared size before it is inflated (a zip bomb)."""
+    size = zf.getinfo(name).file_size
+    if size > limit:
+        raise ValueError(f"{name} declares {size:,} bytes, more than a session holds")
+    return zf.read(name)
+
+
+def _mask(data: bytes) -> np.ndarray:
+    """The edited mask from its .npy bytes: uint8 (z, y, x), its header's size checked against its data."""
+    stream = io.BytesIO(data)
+    version = np.lib.format.read_magic(stream)
+    read_header = {(1, 0): np.lib.format.read_array_header_1_0,
+                   (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+    if read_header is None:
+        raise ValueError(f"edited_mask.npy is in .npy format {version}, which sessions are not written in")
+    shape, fortran, dtype = read_header(stream)
+    if dtype != np.uint8 or len(shape) != 3 or fortran:
+        raise ValueError(f"edited_mask.npy holds {dtype} of shape {shape}, not a uint8 (z, y, x) mask")
+    if int(np.prod(shape, dtype=np.int64)) != len(data) - stream.tell():
+        raise ValueError(f"edited_mask.npy declares shape {shape} but holds {len(data) - stream.tell():,} bytes")
+    return np.frombuffer(data, np.uint8, offset=stream.tell()).reshape(shape).copy()
+
+
+def _fields(meta: dict) -> dict:
+    """The session record's fields, each of the type it must have (ValueError / TypeError otherwise)."""
+    review = meta.get("review", {})
+    if not isinstance(review, dict) or not all(v in REVIEW_DECISIONS for v in review.values()):
+        raise ValueError("its review is not a slice-by-slice record of confirmed or rejected")
+    texts = {name: meta.get(name, "") for name in ("notes", "reviewer", "study_key")}
+    wrong = [name for name, value in texts.items() if not isinstance(value, str)]
+    if wrong:
+        raise TypeError(f"its {wrong[0]} is not text")
+    measurements = meta.get("measurements", [])
+    if not isinstance(measurements, list):
+        raise TypeError("its measurements are not a list")
+    saved_at = meta.get("saved_at", 0.0)
+    if isinstance(saved_at, bool) or not isinstance(saved_at, (int, float)):
+        raise TypeError(f"saved_at {saved_at!r} is not a time")
+    slices = [k for k in review if not str(k).isdigit()]
+    if slices:
+        raise ValueError(f"its review names slice {slices[0]!r}")
+    return {"review": {int(k): v for k, v in review.items()}, **texts, "saved_at": float(saved_at),
+            "measurements": list(measurements)}
 
 
 class Scheduling(Protocol):

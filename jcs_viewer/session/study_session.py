@@ -329,7 +329,7 @@ def restored_measurements(state: SessionState, n_slices: int) -> list[Measuremen
     for entry in state.measurements:
         try:
             measurement = Measurement.from_dict(entry)
-        except (KeyError, TypeError, ValueError, IndexError):
+        except (KeyError, TypeError, ValueError, IndexError, OverflowError):  # OverflowError: z 1e400
             continue
         if 0 <= measurement.z < n_slices:
             out.append(measurement)
