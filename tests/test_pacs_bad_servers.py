@@ -154,3 +154,15 @@ def test_analyze_send_checks_the_server_before_the_analysis(demo_files, tmp_path
 def test_a_server_address_that_is_neither_form_is_one_sentence(text, capsys):
     assert main(["pacs", "echo", "--server", text]) == 2
     one_sentence(capsys)
+
+
+@pytest.mark.parametrize("timeout", ["nan", "inf", "1e300", "0", "-5", "soon"])
+@pytest.mark.parametrize("command", [["pacs", "echo", "--server", "PACS@127.0.0.1:1"],
+                                     ["batch", "--server", "PACS@127.0.0.1:1", "--out", "OUT"]])
+def test_a_timeout_that_is_no_number_of_seconds_is_refused_when_parsed(timeout, command, tmp_path, capsys):
+    """``--timeout nan`` passed the ``<= 0`` check and raised ValueError in socket.settimeout; 1e300 raised
+    OverflowError there."""
+    argv = [str(tmp_path / "out") if a == "OUT" else a for a in command] + ["--timeout", timeout]
+    with pytest.raises(SystemExit) as done:
+        main(argv)
+    assert done.value.code == 2 and "number of seconds" in capsys.readouterr().err

@@ -104,6 +104,22 @@ def test_anonymised_report_has_no_identifier_anywhere(study, tmp_path, monkeypat
     assert "COVID-19" in text and f"{result.quant.lesion_volume_ml['total']:.1f}" in text
 
 
+@needs_poppler
+def test_an_overlong_or_control_character_header_field_still_gives_a_report(study, tmp_path):
+    """A 6,000-character patient name (malformed: PN holds 64 per group) made a header cell taller than a page:
+    reportlab's LayoutError stopped the report. Control characters reached the PDF as they were."""
+    from dataclasses import replace
+
+    volume, result = study
+    odd = replace(volume, info=replace(volume.info, patient_name="Long^" + "Name" * 1500,
+                                       study_description="CT\x07 CHEST\x00"))
+    path = write_report(result, odd, tmp_path / "report.pdf")
+    subprocess.run(["qpdf", "--check", str(path)], check=True, capture_output=True)
+    text = re.sub(r"\s+", " ", pdf_text(path))
+    assert "NameName" in text and "…" in text and "Name" * 60 not in text.replace(" ", "")
+    assert "CT CHEST" in text and "\x07" not in text
+
+
 def test_suggested_name_keeps_accession_only_when_not_anonymised(study):
     volume, _ = study
     assert PATIENT["accession"] in suggest_report_name(volume.info)

@@ -42,8 +42,24 @@ def add_server_options(parser: argparse.ArgumentParser, required: bool = False) 
         parser.add_argument("--server", metavar="SERVER", help=SERVER_HELP)
     parser.add_argument("--ae-title", metavar="AET", help="our calling AE title (default: the settings file's, "
                         "normally JCSVIEWER); the PACS must know it")
-    parser.add_argument("--timeout", type=float, default=30.0, metavar="S", help="seconds to wait for the PACS "
-                        "(default 30)")
+    parser.add_argument("--timeout", type=seconds, default=30.0, metavar="S", help="seconds to wait for the PACS "
+                        f"(default 30, at most {MAX_TIMEOUT_S:g})")
+
+
+#: a PACS that has not answered in an hour will not; beyond a few hundred years a socket's timeout overflows
+MAX_TIMEOUT_S = 3600.0
+
+
+def seconds(text: str) -> float:
+    """argparse ``type`` of ``--timeout``: a number of seconds in (0, MAX_TIMEOUT_S]; NaN and inf are refused
+    here (``socket.settimeout`` raised ValueError / OverflowError for them, past a ``<= 0`` check)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0.0 < value <= MAX_TIMEOUT_S:  # False for NaN
+        raise argparse.ArgumentTypeError(f"{text} is not a number of seconds above 0 and at most {MAX_TIMEOUT_S:g}")
+    return value
 
 
 def server_and_ae(args: argparse.Namespace, server: str | None = None) -> tuple[str, str]:
@@ -56,8 +72,6 @@ def server_and_ae(args: argparse.Namespace, server: str | None = None) -> tuple[
     if not server:
         raise UserError("Name the PACS with --server AET@HOST:PORT or --server http(s)://HOST/dicom-web (or add "
                         "it to the servers in Settings).")
-    if args.timeout is not None and args.timeout <= 0:
-        raise UserError("--timeout must be a positive number of seconds.")
     return server, (args.ae_title or saved.pacs_ae_title or "JCSVIEWER")
 
 

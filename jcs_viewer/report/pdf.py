@@ -152,6 +152,17 @@ def _fmt(value: float | None, digits: int = 1, unit: str = "") -> str:
     return f"{value:,.{digits}f}{(' ' + unit) if unit else ''}"
 
 
+#: DICOM's name and description fields hold at most 64 characters (PN: 64 per component group): a longer one is
+#: malformed, and a table cell cannot split across pages (a 6,000-character name stopped the report)
+MAX_HEADER_TEXT = 200
+
+
+def _header_text(value: Any) -> str:
+    """A header field as one printable line: control characters as spaces, elided past MAX_HEADER_TEXT."""
+    text = "".join(" " if ord(ch) < 32 or ord(ch) == 127 else ch for ch in str(value))
+    return text if len(text) <= MAX_HEADER_TEXT else text[:MAX_HEADER_TEXT - 1] + "…"
+
+
 # --------------------------------------------------------------------------- sections
 def _header(volume: Volume, result: StudyResult, anonymize: bool, st: dict[str, ParagraphStyle],
             fonts: Fonts) -> list[Any]:
@@ -162,7 +173,7 @@ def _header(volume: Volume, result: StudyResult, anonymize: bool, st: dict[str, 
                   "<b>Research use only, not for diagnosis.</b>", st["subtitle"]),
         Spacer(1, 5),
     ]
-    p = lambda text: Paragraph(escape(str(text)) if text not in ("", None) else "-", st["cell"])  # noqa: E731
+    p = lambda text: Paragraph(escape(_header_text(text)) if text not in ("", None) else "-", st["cell"])  # noqa: E731
     b = lambda text: Paragraph(escape(str(text)), st["cellb"])  # noqa: E731
     sex_age = p(" / ".join(x for x in (sex_word(info.sex), age_words(info.age)) if x))
     if anonymize:
