@@ -172,6 +172,19 @@ def test_a_stage_left_by_a_killed_run_is_cleared_by_the_next(registered, demo_st
     assert not (tmp_path / "out" / STAGE_MARK).exists()
 
 
+def test_a_pipe_as_study_and_a_folder_as_session_are_named_for_what_they_are(tmp_path, capsys):
+    """A FIFO as STUDY said "Cannot read the folder …: Not a directory"; a folder as --session "does not exist"."""
+    import os
+
+    fifo = tmp_path / "study.dcm"
+    os.mkfifo(fifo)
+    assert main(["analyze", str(fifo), "--out", str(tmp_path / "o")]) == 2
+    assert "is not a regular file or folder (a pipe, socket or device)" in capsys.readouterr().err
+    (tmp_path / "session").mkdir()
+    assert main(["analyze", str(tmp_path), "--out", str(tmp_path / "o"), "--session", str(tmp_path / "session")]) == 2
+    assert f"Session file {tmp_path / 'session'} is not a file." in capsys.readouterr().err
+
+
 def test_missing_study_exits_2(registered, tmp_path, capsys):
     assert main(["analyze", str(tmp_path / "nothing"), "--out", str(tmp_path / "o")]) == 2
     assert "does not exist" in capsys.readouterr().err

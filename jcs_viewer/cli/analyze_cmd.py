@@ -70,7 +70,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"Study path {source} does not exist.")
     session = getattr(args, "session", None)
     if session is not None and not Path(session).expanduser().is_file():
-        raise UserError(f"Session file {session} does not exist.")
+        what = "is not a file" if Path(session).expanduser().exists() else "does not exist"
+        raise UserError(f"Session file {session} {what}.")
     prior = getattr(args, "prior", None)
     if prior is not None and not Path(prior).expanduser().exists():
         raise UserError(f"Prior study {prior} does not exist.")
@@ -228,8 +229,9 @@ def find_studies(source: Path) -> list[Path]:
         StudyLoadError: ``source`` cannot be listed (permission denied, say).
     """
     from jcs_viewer.errors import StudyLoadError
+    from jcs_viewer.io.loader import check_study_path
 
-    if source.is_file():
+    if check_study_path(source).is_file():
         return [source]
     try:
         subdirs = sorted(d for d in source.iterdir() if d.is_dir() and not d.name.startswith("."))

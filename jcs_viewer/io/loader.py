@@ -36,9 +36,7 @@ def load_study(path: str | os.PathLike[str], series_uid: str | None = None) -> V
 
     A coronal or sagittal 3-D series comes back as axial slices (:func:`jcs_viewer.io.reorient.as_axial`).
     """
-    source = Path(path)
-    if not source.exists():
-        raise StudyLoadError(f"Study path {source} does not exist.")
+    source = check_study_path(path)
     if source.is_dir():
         volume = _load_folder(source, series_uid)
     elif volume_format(source):
@@ -51,6 +49,20 @@ def load_study(path: str | os.PathLike[str], series_uid: str | None = None) -> V
     for warning in volume.warnings:
         log.warning("%s", warning)
     return volume
+
+
+def check_study_path(path: str | os.PathLike[str]) -> Path:
+    """``path`` as a study's folder or file, or one sentence on why it is neither.
+
+    Raises:
+        StudyLoadError: it does not exist, or it is a pipe, socket or device (a pipe would block the read).
+    """
+    source = Path(path)
+    if not source.exists():
+        raise StudyLoadError(f"Study path {source} does not exist.")
+    if not source.is_dir() and not source.is_file():
+        raise StudyLoadError(f"Study path {source} is not a regular file or folder (a pipe, socket or device).")
+    return source
 
 
 def _load_folder(folder: Path, series_uid: str | None) -> Volume:
