@@ -194,7 +194,8 @@ def test_hostile_and_wrong_checkpoints(saved, tmp_path):
     torch.save({"epoch": 1}, empty)
     wrong_shape = tmp_path / "lite.pth"
     torch.save(build("jcs_cls_lite", norm="frozen").state_dict(), wrong_shape)
-    for path, phrase in [(truncated, "truncated"), (random_bytes, "not"), (text, "not"), (evil, "refused"),
+    for path, phrase in [(truncated, "truncated"), (random_bytes, "not a"),
+                         (text, "neither torch's zip format nor a pickle"), (evil, "refused"),
                          (old_pickle, "refused|not"), (empty, "no model weights"), (wrong_shape, "wrong shape"),
                          (tmp_path / "absent.pth", "no such")]:
         with pytest.raises(ModelLoadError, match=phrase) as info:

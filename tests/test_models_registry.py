@@ -111,6 +111,12 @@ def test_weights_holding_nan_are_refused_not_run(weights_dir):
         load("seg-nan")
 
 
+def test_a_folder_named_as_weights_is_called_a_folder(weights_dir, tmp_path):
+    """It said "No weights named '…' and no such file", though the folder was there."""
+    with pytest.raises(ModelLoadError, match=r"is a folder: name one weights file in it"):
+        load(tmp_path)
+
+
 def test_registry_errors(weights_dir):
     assert list_weights() == [] and default_weights("seg") is None
     with pytest.raises(ModelLoadError, match="No weights named 'nothing'"):

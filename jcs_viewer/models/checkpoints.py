@@ -26,6 +26,10 @@ def read_state_dict(path: str | Path, mmap: bool = False) -> dict[str, torch.Ten
     if not path.is_file():
         raise ModelLoadError(f"{path.name}: no such checkpoint file ({path}).")
     check_archive(path)
+    with open(path, "rb") as fp:
+        head = fp.read(2)
+    if head[:2] != b"PK" and head[:1] != b"\x80":  # torch.save writes a zip; legacy files are a pickle
+        raise ModelLoadError(f"{path.name} is not a PyTorch checkpoint (neither torch's zip format nor a pickle).")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as exc:

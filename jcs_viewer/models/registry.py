@@ -409,6 +409,8 @@ def _resolve(name_or_path: str | Path, extra_dirs: tuple[str | Path, ...]) -> We
         if entry is not None:
             return entry
         raise ModelLoadError(f"{p.name} is neither an official JCS checkpoint nor listed in a weights manifest.")
+    if p.is_dir():  # a weights folder is added with its manifest (Settings / JCS_VIEWER_WEIGHTS), not named here
+        raise ModelLoadError(f"{p} is a folder: name one weights file in it, or a registered weights name.")
     names = ", ".join(e.name for e in entries) or "none installed"
     raise ModelLoadError(f"No weights named {text!r} and no such file (available: {names}).")
 
