@@ -200,7 +200,8 @@ class SettingsStore:
 
     def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
         self.path = Path(path) if path is not None else settings_path()
-        self.values = Settings.load(self.path)
+        # What the file could not give when it was read (the first save writes the defaults in their place).
+        self.values, self.notes = load_checked(self.path)
         self._listeners: list[Callable[[Settings], None]] = []
 
     def update(self, **changes) -> Settings:
@@ -231,8 +232,8 @@ class SettingsStore:
 
     def reload_checked(self) -> tuple[Settings, list[str]]:
         """:meth:`reload`, and a note for each value the file could not give (:func:`load_checked`)."""
-        self.values, notes = load_checked(self.path)
-        return self.values, notes
+        self.values, self.notes = load_checked(self.path)
+        return self.values, self.notes
 
     def on_change(self, listener: Callable[[Settings], None]) -> Callable[[], None]:
         """Call ``listener(settings)`` after each change; returns the function that disconnects it."""

@@ -421,8 +421,20 @@ def test_unusable_settings_give_the_defaults_and_a_note_not_a_stuck_analysis(mak
     assert (options.device, options.slice_cutoff, options.threshold) == ("auto", 0.5, None)
     assert "device 'quantum' is not one of auto, cpu, cuda" in window.settings_note
     assert str(window.settings.path) in window.settings_note
-    window.settings.path.write_text("[General]\ndevice=cpu\n")
+    window.apply_settings(window.settings.update(device="cpu"))  # the Settings dialog's OK
     assert window.analysis_options().device == "cpu" and window.settings_note == ""
+
+
+def test_unusable_settings_are_said_at_start_though_the_first_save_replaces_them(make_window, tmp_path):
+    """Opening a study saves the recent list, which wrote the defaults over the bad values before any analysis read
+    them: the note has to come from the file as the window found it, and stay with each analysis."""
+    (tmp_path / "settings.ini").write_text("[General]\nauto_analyze=false\ndevice=quantum\n")
+    window = make_window(auto=False)
+    assert "device 'quantum' is not one of auto, cpu, cuda" in window.last_status
+    window.recent.remember(tmp_path / "study")  # the first save
+    assert "quantum" not in window.settings.path.read_text()
+    window.analysis_options()
+    assert "device 'quantum'" in window.settings_note
 
 
 def test_recent_studies_keep_the_latest_once_and_survive_a_new_window(make_window, tmp_path):

@@ -101,6 +101,8 @@ class MainWindow(QMainWindow):
         self.pacs = PacsActions(self, self._file_menu, before=self.settings_action)  # open from / send to a PACS
         self.prior = PriorActions(self, self._file_menu, before=self.settings_action)  # follow-up comparison
         QApplication.instance().installEventFilter(self)
+        if self.settings.notes:
+            self._note_settings(self.settings.notes)
 
     # ================================================================== construction
     def _build_widgets(self) -> None:
@@ -213,9 +215,15 @@ class MainWindow(QMainWindow):
         dialog.saved.connect(self.apply_settings)
         dialog.exec()
 
+    def _note_settings(self, notes: list[str]) -> None:
+        """Say what the settings file could not give (at start and with each analysis until it is saved again)."""
+        self.settings_note = f"Settings file {self.settings.path}: {'; '.join(notes)}."
+        self.show_status(self.settings_note)
+
     def apply_settings(self, settings: Settings) -> None:
         """Take a saved :class:`jcs_viewer.settings.Settings` into use (the mouse at once, analysis options for
         the next run)."""
+        self.settings_note = ""  # the reader has saved settings the app can use
         self.auto_action.setChecked(settings.auto_analyze)
         self.state.mouse_scheme = settings.mouse_scheme
 
@@ -226,8 +234,8 @@ class MainWindow(QMainWindow):
         from jcs_viewer.pipeline.options import AnalysisOptions
 
         s, notes = self.settings.reload_checked()  # a headless run or another window may have changed the file
-        # The run goes on with the defaults in their place; the status line says why while it runs.
-        self.settings_note = f"Settings file {self.settings.path}: {'; '.join(notes)}." if notes else ""
+        if notes:  # the run goes on with the defaults in their place; the status line says why
+            self._note_settings(notes)
         return AnalysisOptions(device=s.device, threshold=s.slice_threshold, slice_cutoff=s.slice_cutoff,
                                slice_score=s.slice_score, segment_all_slices=s.segment_all_slices)
 
@@ -382,7 +390,7 @@ class MainWindow(QMainWindow):
         except Exception as exc:  # noqa: BLE001 - a malformed result must not crash the viewer
             self._on_task_failed(exc, "showing the analysis")
             return
-        self.show_status(analysis_finished_text(result))
+        self.show_status(f"{analysis_finished_text(result)} {self.settings_note}".strip())
         if self.screenshot_path is not None:
             code = self._prepare_screenshot_view()
             self.finish_screenshot_later(code, 300)
