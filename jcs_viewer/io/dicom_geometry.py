@@ -73,17 +73,14 @@ def _majority_group(headers: list[SliceHeader], warnings: list[str]) -> list[Sli
     return kept
 
 
-def _has_pixel_spacing(h: SliceHeader) -> bool:
-    return bool(h.pixel_spacing) and all(s > 0 for s in h.pixel_spacing)
-
-
-def _pixel_spacing(h: SliceHeader, warnings: list[str]) -> tuple[float, float]:
-    if _has_pixel_spacing(h):
-        return h.pixel_spacing
+def _pixel_spacing(h: SliceHeader, warnings: list[str]) -> tuple[tuple[float, float], bool]:
+    """The pixel size (row, column spacing) and whether it was assumed (1 mm: no usable PixelSpacing)."""
+    if h.pixel_spacing and all(s > 0 for s in h.pixel_spacing):
+        return h.pixel_spacing, False
     values = " / ".join(f"{v:g}" for v in h.pixel_spacing or ())
     given = f"PixelSpacing {values}" if values else "no PixelSpacing"
     warnings.append(f"{h.path.name} gives {given}; assuming 1 mm pixels (sizes in mm and mL are not the patient's).")
-    return (1.0, 1.0)
+    return (1.0, 1.0), True
 
 
 def _thickness(h: SliceHeader) -> float | None:
@@ -112,10 +109,10 @@ def arrange_slices(headers: list[SliceHeader]) -> SeriesGeometry:
     warnings: list[str] = []
     headers = _majority_group(list(headers), warnings)
     ref = headers[0]
-    dy, dx = _pixel_spacing(ref, warnings)
+    (dy, dx), pixel_assumed = _pixel_spacing(ref, warnings)
 
     if ref.orientation is None or any(h.position is None for h in headers):
-        return _without_positions(headers, (dy, dx), warnings)
+        return _without_positions(headers, (dy, dx), pixel_assumed, warnings)
 
     row = np.array(ref.orientation[:3], float)
     col = np.array(ref.orientation[3:], float)
@@ -140,7 +137,7 @@ def arrange_slices(headers: list[SliceHeader]) -> SeriesGeometry:
         note = f"{dz:g} mm from SliceThickness" if dz else "assumed 1 mm"
         warnings.append(f"Only one slice ({headers[0].path.name}): loaded as a 1-slice volume, slice spacing {note}.")
         return SeriesGeometry(headers, (dz or 1.0, dy, dx), origin, direction, warnings,
-                              size_assumed=not _has_pixel_spacing(ref) or not dz)
+                              size_assumed=pixel_assumed or not dz)
 
     steps = np.diff(along)
     dz = round(float(np.median(steps)), 6)  # DICOM positions carry ~6 significant digits
@@ -150,11 +147,11 @@ def arrange_slices(headers: list[SliceHeader]) -> SeriesGeometry:
             "(ImagePositionPatient): no CT series spans that, so its positions are wrong.")
     _check_steps(headers, steps, dz, warnings)
     _check_tilt(headers, positions, normal, warnings)
-    return SeriesGeometry(headers, (dz, dy, dx), origin, direction, warnings, size_assumed=not _has_pixel_spacing(ref))
+    return SeriesGeometry(headers, (dz, dy, dx), origin, direction, warnings, size_assumed=pixel_assumed)
 
 
 def _without_positions(
-    headers: list[SliceHeader], pixel: tuple[float, float], warnings: list[str]
+    headers: list[SliceHeader], pixel: tuple[float, float], pixel_assumed: bool, warnings: list[str]
 ) -> SeriesGeometry:
     """Fallback for files lacking ImagePositionPatient/ImageOrientationPatient."""
     missing = [h.path for h in headers if h.position is None or h.orientation is None]
@@ -176,7 +173,7 @@ def _without_positions(
             direction = np.column_stack([row, col, np.cross(row, col)])
     origin = ref.position or (0.0, 0.0, 0.0)
     return SeriesGeometry(headers, (dz, *pixel), origin, direction, warnings,
-                          size_assumed=not _has_pixel_spacing(ref) or _thickness(ref) is None)
+                          size_assumed=pixel_assumed or _thickness(ref) is None)
 
 
 def _drop_duplicates(
