@@ -100,3 +100,23 @@ def test_a_short_study_gets_whole_slice_numbers_on_the_score_strip(window):
     many, lung, lesion = synthetic_volume(n_slices=40, size=64, seed=1)
     window.state.set_volume(many)
     assert axis._tickLevels is None  # a longer study: pyqtgraph's own whole-number spacing
+
+
+def test_a_grey_level_export_read_back_in_hu_says_its_hu_are_estimated(window, tmp_path):
+    """An 8-bit NIfTI of a chest through a lung window is read back in HU (jcs_viewer.io.hu_estimate): the lung
+    preset shows it as a CT, and the corner and the cursor say the HU are estimates, not the scanner's."""
+    import numpy as np
+    import SimpleITK as sitk
+
+    from jcs_viewer.io import load_study
+    from jcs_viewer.io.phantom import make_phantom
+
+    hu = make_phantom(n_slices=12, size=128, seed=2).to_volume().array
+    grey = np.clip(np.rint((hu.astype(np.float32) + 1000) / 1200 * 255), 0, 255).astype(np.uint8)
+    sitk.WriteImage(sitk.GetImageFromArray(grey), str(tmp_path / "export.nii.gz"))
+    volume = load_study(tmp_path / "export.nii.gz")
+    window.state.set_volume(volume)
+    assert window.state.levels == (-1350.0, 150.0)  # the lung preset, in HU
+    assert "(estimated HU)" in _shown(window)["bottom_right"]
+    window.slice_view.scene().sigMouseMoved.emit(window.slice_view.voxel_to_scene(64, 64))
+    assert f"est. HU {int(volume.array[window.state.z, 64, 64])}" in window.cursor_label.text()

@@ -178,6 +178,22 @@ def test_report_without_cams_attributes_or_hu(tmp_path):
     assert "not in Hounsfield units" in text
 
 
+def test_estimated_hu_are_called_estimates_and_each_message_is_listed_once(tmp_path):
+    """A study read back into HU from grey levels (jcs_viewer.io.hu_estimate) says so by its source and beside the
+    density figures. Its load note was printed twice: the analysis's messages start with the volume's warnings."""
+    volume, result = make_study(tmp_path, n_slices=8, size=48)
+    volume.hu_estimated = True
+    note = "The values of export.nii.gz (0..255) are not Hounsfield units: read back into HU."
+    volume.warnings = [note]
+    result.messages = [note, "Analysis ran on the CPU."]
+    path = write_report(result, volume, tmp_path / "estimated.pdf")
+    require_tools("pdftotext", "qpdf")
+    subprocess.run(["qpdf", "--check", str(path)], check=True, capture_output=True)
+    text = re.sub(r"\s+", " ", pdf_text(path))
+    assert "(HU estimated from its grey" in text and "density-based numbers are estimates" in text
+    assert text.count("read back into HU.") == 1 and "Analysis ran on the CPU." in text
+
+
 def test_a_study_no_slice_of_which_was_analysed_says_not_measured(tmp_path):
     """No lesion figure may read as "0 mL": a study the models did not run on (too coarse, no lungs)."""
     from jcs_viewer.pipeline.quantify import quantify

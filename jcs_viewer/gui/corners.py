@@ -54,7 +54,7 @@ def corner_texts(volume: Volume, z: int, window: tuple[float, float], preset: st
     if slab:
         where.append(slab)
     width, level = window
-    unit = "" if volume.is_hu else " (grey levels)"
+    unit = " (grey levels)" if not volume.is_hu else " (estimated HU)" if volume.hu_estimated else ""
     shown = [f"W {width:.0f}  L {level:.0f}{unit}" + (f"  {preset}" if preset else ""), f"Zoom {zoom * 100:.0f} %"]
     return {"top_left": "\n".join(patient), "top_right": "\n".join([*study, series] if series else study),
             "bottom_left": "\n".join(where), "bottom_right": "\n".join(shown)}

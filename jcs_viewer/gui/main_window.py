@@ -503,7 +503,8 @@ class MainWindow(QMainWindow):
         if info is None:
             self.cursor_label.setText("")
             return
-        unit = "HU" if self.state.is_hu else "value"
+        volume = self.state.volume
+        unit = "value" if not self.state.is_hu else "est. HU" if getattr(volume, "hu_estimated", False) else "HU"
         self.cursor_label.setText(f"voxel ({info['x']}, {info['y']}, {info['z']})  {unit} {info['value']}")
 
     # ================================================================== keys

@@ -10,6 +10,7 @@ from jcs_viewer.io.dicom_multiframe import frame_headers
 from jcs_viewer.io.dicom_pixels import read_pixels
 from jcs_viewer.io.dicom_scan import ScanResult, SeriesEntry, describe_files
 from jcs_viewer.io.grey_levels import looks_like_hu, to_grey_levels
+from jcs_viewer.io.hu_estimate import estimated_hu
 from jcs_viewer.io.volume import Volume
 from jcs_viewer.vocabulary import counted
 
@@ -85,10 +86,18 @@ def load_series(entry: SeriesEntry, warnings: list[str] | None = None) -> Volume
                         "which would make every pixel one value; a slope of 1 was used.")
     array, pixel_warnings = read_pixels(geometry.headers, is_ct)
     warnings.extend(pixel_warnings)
+    holds_air = looks_like_hu(array)
+    hu_estimated = False
+    if entry.modality in ("CT", "") and not holds_air:
+        # A CT stored with its 1024 offset and no RescaleIntercept, or exported through a window.
+        hu = estimated_hu(array, "the series", warnings)
+        if hu is not None:
+            array, is_ct, hu_estimated = hu, True, True
     if not entry.modality:
-        is_ct = looks_like_hu(array)
+        is_ct = holds_air or hu_estimated
         warnings.append("The series gives no Modality; its values " + (
-            "hold air at about -1000, so they are read as CT in Hounsfield units." if is_ct else
+            "hold air at about -1000, so they are read as CT in Hounsfield units." if holds_air else
+            "are read as CT, in the Hounsfield units estimated above." if hu_estimated else
             "hold no air at about -1000 HU, so they are read as grey levels, not as CT."))
     elif not is_ct:
         warnings.append(f"Modality is {entry.modality}, not CT: values are read as grey levels, not as HU, and the "
@@ -104,6 +113,7 @@ def load_series(entry: SeriesEntry, warnings: list[str] | None = None) -> Volume
         origin=geometry.origin,
         direction=geometry.direction,
         is_hu=is_ct,
+        hu_estimated=hu_estimated,
         info=info,
         source_files=tuple(h.path for h in geometry.headers),
         warnings=warnings,

@@ -10,6 +10,7 @@ import numpy as np
 
 from jcs_viewer.errors import StudyLoadError
 from jcs_viewer.io.grey_levels import looks_like_hu, to_grey_levels
+from jcs_viewer.io.hu_estimate import estimated_hu
 from jcs_viewer.io.volume import StudyInfo, Volume
 
 VOLUME_SUFFIXES = {".nii": "nifti", ".nii.gz": "nifti", ".mha": "mha", ".mhd": "mha", ".nrrd": "nrrd", ".nhdr": "nrrd"}
@@ -219,7 +220,10 @@ def load_itk_volume(path: Path) -> Volume:
 
 def _volume(array: np.ndarray, image, path: Path, fmt: str, warnings: list[str]) -> Volume:
     is_hu = looks_like_hu(array)
-    if not is_hu:
+    hu = None if is_hu else estimated_hu(array, path.name, warnings)
+    if hu is not None:
+        array = hu
+    elif not is_hu:
         warnings.append(
             f"{path.name} does not look like Hounsfield units (values {int(array.min())}..{int(array.max())}, "
             "no air near -1000): loaded as plain intensities."
@@ -230,7 +234,8 @@ def _volume(array: np.ndarray, image, path: Path, fmt: str, warnings: list[str])
         spacing=tuple(reversed(image.GetSpacing())),
         origin=image.GetOrigin(),
         direction=np.array(image.GetDirection()).reshape(3, 3),
-        is_hu=is_hu,
+        is_hu=is_hu or hu is not None,
+        hu_estimated=hu is not None,
         info=StudyInfo(series_description=path.name),
         source_files=(path,),
         warnings=warnings,

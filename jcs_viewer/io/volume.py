@@ -60,6 +60,8 @@ class Volume:
             x (column), y (row) and z (slice) index axes, as in ITK's ``GetDirection``
             reshaped row-major.
         is_hu: whether values are Hounsfield units.
+        hu_estimated: the values are HU estimated from a file without them (a CT exported through a window,
+            :mod:`jcs_viewer.io.hu_estimate`), not the scanner's.
         info: patient/study/series fields.
         source_files: the file each slice came from (one entry for a single-file volume).
         warnings: human-readable sentences about problems found while loading.
@@ -77,6 +79,7 @@ class Volume:
     origin: tuple[float, float, float] = (0.0, 0.0, 0.0)
     direction: np.ndarray = field(default_factory=lambda: np.eye(3))
     is_hu: bool = True
+    hu_estimated: bool = False
     info: StudyInfo = field(default_factory=StudyInfo)
     source_files: tuple[Path, ...] = ()
     warnings: list[str] = field(default_factory=list)

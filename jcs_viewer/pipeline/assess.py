@@ -97,8 +97,8 @@ def plane_reason(volume: Volume) -> str | None:
 
 
 def clipped_reason(volume: Volume) -> str | None:
-    """Why intensities whose window clips the lungs to black cannot be read, or None (always for HU)."""
-    if getattr(volume, "is_hu", True):
+    """Why intensities whose window clips the lungs to black cannot be read, or None (always for the scanner's HU)."""
+    if getattr(volume, "is_hu", True) and not getattr(volume, "hu_estimated", False):
         return None
     share = clipped_chest_share(volume.array)
     if share <= MAX_CLIPPED_CHEST_SHARE:
@@ -179,6 +179,10 @@ def not_assessable_reason(volume: Volume, lung_mask: np.ndarray, scored: np.ndar
         if is_hu and not looks_like_hu(volume.array):  # e.g. a CT stored with its 1024 offset and no intercept
             return ("No lungs were found in the study, and no value in it is as low as air (-1000 HU): if it is a "
                     "chest CT, its values are not Hounsfield units (is its RescaleIntercept missing?).")
+        if getattr(volume, "hu_estimated", False):
+            return ("No lungs were found in the study. Its values are grey levels read back as estimated HU, and a "
+                    "window that clips the lungs to black (a soft-tissue window) leaves no lung to find; open the "
+                    "study in Hounsfield units or exported with a lung window.")
         return "No lungs were found in the study, so there is nothing the models could judge."
     floor = MIN_LUNG_ML if is_hu else MIN_LUNG_ML_NOT_HU
     if not getattr(volume, "has_voxel_size", True):

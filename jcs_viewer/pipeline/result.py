@@ -85,6 +85,8 @@ class StudyResult:
     slice_score: str = "classifier"
     slice_rule: str = ""
     is_hu: bool = True
+    #: the HU are estimated from a file without them (Volume.hu_estimated)
+    hu_estimated: bool = False
     #: False for PNG/JPEG stacks: spacing, mL and mm are at the 1 mm voxels assumed for them, not measured.
     has_voxel_size: bool = True
     decision_reason: str = ""
@@ -169,6 +171,7 @@ class StudyResult:
                 "origin_lps_mm": list(self.origin),
                 "direction": np.asarray(self.direction, dtype=float).reshape(3, 3).tolist(),
                 "is_hu": bool(self.is_hu),
+                "hu_estimated": bool(self.hu_estimated),
                 "voxel_size_known": bool(self.has_voxel_size),
             },
             "study": dict(self.study),
@@ -245,6 +248,7 @@ class StudyResult:
                 slice_score=str(doc.get("slice_score", "classifier")),
                 slice_rule=str(doc.get("slice_rule", "")),
                 is_hu=bool(geo.get("is_hu", True)),
+                hu_estimated=bool(geo.get("hu_estimated", False)),
                 has_voxel_size=bool(geo.get("voxel_size_known", True)),
                 study=doc.get("study", {}),
                 created=str(doc.get("created", "")),

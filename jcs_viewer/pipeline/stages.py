@@ -291,6 +291,7 @@ class AnalysisRun:
             options={**options.to_dict(), "device_used": str(self.engine.device)},
             lesion_cutoff=float(options.lesion_cutoff),
             is_hu=self.is_hu,
+            hu_estimated=bool(getattr(volume, "hu_estimated", False)),
             has_voxel_size=volume.has_voxel_size,
             study=study,
         )

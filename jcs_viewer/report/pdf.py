@@ -199,7 +199,7 @@ def _header(volume: Volume, result: StudyResult, anonymize: bool, st: dict[str, 
     ]
     study_rows += [
         [b("Image"), p(f"{nz} slices of {ny} x {nx}, voxel {sx:.2f} x {sy:.2f} x {sz:.2f} mm"),
-         b("Source"), p(f"{volume.source_format}{'' if volume.is_hu else ' (not Hounsfield units)'}")],
+         b("Source"), p(volume.source_format + _intensity_note(volume))],
     ]
     uid_row = None
     if not anonymize and info.study_uid:
@@ -299,6 +299,10 @@ def _summary(
     out += [Spacer(1, 4), t]
     if not volume.is_hu:
         out.append(Paragraph("The image is not in Hounsfield units: density-based numbers are not available.",
+                             st["small"]))
+    elif volume.hu_estimated:
+        out.append(Paragraph("The image was not stored in Hounsfield units: its HU were estimated from its air, fat "
+                             "and soft tissue (within about 50 HU), and the density-based numbers are estimates.",
                              st["small"]))
     if not volume.has_voxel_size:
         out.append(Paragraph("The images carry no voxel size: the volumes are counted at the 1 mm voxels assumed "
@@ -453,7 +457,8 @@ def _technical_section(result: StudyResult, volume: Volume, content: ReportConte
         thresholds.insert(2, ["Lesion cutoff", rule])
     rows_t = [[Paragraph(escape(a), st["cellb"]), Paragraph(escape(b), st["cell"])] for a, b in thresholds]
     out += [Spacer(1, 4), _table(rows_t, [40 * mm, w - 40 * mm], header=False, fonts=fonts)]
-    messages = list(getattr(result, "messages", []) or []) + list(getattr(volume, "warnings", []) or [])
+    # The analysis starts its messages with the volume's warnings: each is listed once.
+    messages = list(dict.fromkeys([*(getattr(result, "messages", []) or []), *(getattr(volume, "warnings", []) or [])]))
     if messages:
         out += [Spacer(1, 4), Paragraph("Messages from loading and analysis:", st["small"])]
         out += [Paragraph("- " + escape(str(m)), st["small"]) for m in messages[:12]]
@@ -536,3 +541,10 @@ def render_report(result: StudyResult, volume: Volume, content: ReportContent, *
     finally:
         rl_config.useA85 = saved_a85
     return data
+
+
+def _intensity_note(volume) -> str:
+    """What the Source row adds about the values: nothing for the scanner's HU."""
+    if not volume.is_hu:
+        return " (not Hounsfield units)"
+    return " (HU estimated from its grey levels)" if volume.hu_estimated else ""

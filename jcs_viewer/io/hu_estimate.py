@@ -1,0 +1,176 @@
+"""Hounsfield units estimated back from a CT exported without them (an 8-bit window, an offset without rescale).
+
+A chest CT written as grey levels through a linear window (``g = 255 (HU - low) / (high - low)``, clipped) keeps the
+order and the spacing of its tissues, so the window can be found again from three of them:
+
+* **air** (-1000 HU): the file's lowest value (a window whose floor is at or below air clips it there), or failing
+  that a peak among the lowest values (the air outside the body, above a padding value);
+* **fat** (about -110 HU) and **soft tissue** (muscle, blood, heart: about +40 HU): the two peaks of the body's
+  histogram, one of them its commonest value, with a valley between.
+
+Air and soft tissue give the scale (1040 HU apart); fat confirms it: the fat-to-soft-tissue distance must be the
+~155 HU it is in chest CT (measured on the real HU volumes of ``../shared/data``: 140-180 HU), within -20 %/+25 %. An
+export that shows neither peak (a CLAHE image, a single cropped slice, an MR) or whose scale disagrees (a window
+that clips the lungs) gets no estimate and stays grey levels.
+
+On lung-window exports (floors -1000 to -1400 HU, widths 1200-2040 HU, 8 or 12 bits) of the five real HU chest
+volumes there, the estimate lands within 30 HU at -850 and -500 HU on all but one volume (80 HU on the lung bases,
+whose fat and soft tissue lie only 140 HU apart), and within 100 HU where the window's floor at -900 clips air.
+A window that clips the lungs themselves is not recovered: its lowest value fills the chest (more than a fifth of
+the body), the file stays grey levels, and the assessment says so (:func:`jcs_viewer.pipeline.assess.clipped_reason`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+AIR_HU, FAT_HU, SOFT_TISSUE_HU = -1000.0, -110.0, 40.0
+#: fat to soft-tissue peak distance in chest CT (HU), and the ratio range of the air-based scale to the one this
+#: distance gives that is accepted
+FAT_TO_SOFT_HU = 155.0
+SCALE_AGREEMENT = (0.8, 1.25)
+#: histogram bins over the file's value range, at most (16-bit files are binned, 8-bit ones kept per value)
+MAX_BINS = 2048
+#: more of the body than this at the lowest value is a window that clips the lungs with the air: nothing to read
+#: back (lung-window exports of the real chests and the phantom: 0-3 %; windows whose floor is -700 HU or higher:
+#: 6-37 %, the cropped ones lowest; LIDC2, stored through a soft-tissue window: 41 %). A cropped chest under
+#: this bound is read back, finds no lung, and the assessment names the window as a likely cause
+MAX_CLIPPED_BODY_SHARE = 0.2
+
+
+@dataclass(frozen=True)
+class HuEstimate:
+    """A linear map from the file's values to estimated HU: ``hu = slope * value + intercept``."""
+
+    slope: float
+    intercept: float
+    air_value: float
+    fat_value: float
+    soft_tissue_value: float
+
+    def to_hu(self, array: np.ndarray) -> np.ndarray:
+        """``array`` (z, y, x) in estimated HU, int16, slice by slice."""
+        out = np.empty(array.shape, np.int16)
+        for z in range(array.shape[0]):
+            out[z] = np.clip(np.rint(array[z].astype(np.float32) * self.slope + self.intercept), -32768, 32767)
+        return out
+
+    def window(self, low: float, high: float) -> tuple[float, float]:
+        """The HU window the values ``low``..``high`` stand for."""
+        return self.slope * low + self.intercept, self.slope * high + self.intercept
+
+
+def estimate_hu(array: np.ndarray) -> HuEstimate | None:
+    """The map from ``array``'s values (z, y, x; a chest CT without HU) to HU, or None when it cannot be found."""
+    sample = array[:: max(1, array.shape[0] // 32)].ravel()
+    low, high = int(sample.min()), int(sample.max())
+    width = max(1, -(-(high - low + 1) // MAX_BINS))
+    counts = np.bincount(((sample.astype(np.int64) - low) // width)).astype(float)
+    counts[0] = counts[-1] = 0  # clipped ends are many tissues at one value, not a tissue's peak
+    if len(counts) < 32 or counts.sum() == 0:
+        return None
+    body_floor = _otsu(counts)
+    if clipped_body_share(array, low + body_floor * width) > MAX_CLIPPED_BODY_SHARE:
+        return None
+    pairs = _tissue_pairs(counts, body_floor)
+    smoothed = _smooth(counts, 1.0)
+    air_candidates = [0] + [p for p in _peaks(smoothed, 1, body_floor) if p < 0.45 * body_floor]
+    for air in air_candidates:  # the lowest value first: a window's floor clips air there
+        for fat, soft in pairs:
+            slope = (SOFT_TISSUE_HU - AIR_HU) / (soft - air)  # HU per bin
+            agreement = slope * (soft - fat) / FAT_TO_SOFT_HU
+            if not SCALE_AGREEMENT[0] <= agreement <= SCALE_AGREEMENT[1]:
+                continue
+            intercept = SOFT_TISSUE_HU - (low + soft * width) * slope / width
+            return HuEstimate(slope / width, intercept, low + air * width, low + fat * width, low + soft * width)
+    return None
+
+
+def clipped_body_share(array: np.ndarray, body_floor: float) -> float:
+    """The median share of the body at ``array``'s lowest value, over up to 9 evenly spaced slices.
+
+    The body is approximated by the pixels inside both the row span and the column span of the tissue (values above
+    ``body_floor``, which leaves out the noise of the air): no morphology, and the table's curve adds little.
+    """
+    low = array.min()
+    shares = []
+    for z in np.unique(np.linspace(0, len(array) - 1, min(len(array), 9)).astype(int)):
+        tissue = array[z] > body_floor
+        if tissue.sum() >= 0.05 * tissue.size:
+            inside = _spans(tissue) & _spans(tissue.T).T
+            shares.append(np.count_nonzero(inside & (array[z] == low)) / max(np.count_nonzero(inside), 1))
+    return float(np.median(shares)) if shares else 0.0
+
+
+def _spans(mask: np.ndarray) -> np.ndarray:
+    """Each row of ``mask`` filled from its first to its last True pixel."""
+    rows = mask.any(axis=1)
+    first = np.where(rows, mask.argmax(axis=1), mask.shape[1])
+    last = np.where(rows, mask.shape[1] - 1 - mask[:, ::-1].argmax(axis=1), -1)
+    columns = np.arange(mask.shape[1])
+    return (columns >= first[:, None]) & (columns <= last[:, None])
+
+
+def _tissue_pairs(counts: np.ndarray, body_floor: int) -> list[tuple[int, int]]:
+    """(fat, soft tissue) bin pairs above ``body_floor``, the most voxels first, found at several smoothings.
+
+    A pair is two peaks of the histogram smoothed at a scale about a tenth of their distance, with a valley between,
+    one of them (nearly) the body's commonest value.
+    """
+    found: list[tuple[float, int, int]] = []
+    n = len(counts)
+    for sigma in np.geomspace(0.6, max(n / 40, 0.7), 14):
+        smoothed = _smooth(counts, float(sigma))
+        commonest = smoothed[body_floor:n - 1].max()
+        peaks = _peaks(smoothed, body_floor, n - 1)
+        for i, fat in enumerate(peaks):
+            for soft in peaks[i + 1:]:
+                if not 5 * sigma <= soft - fat <= 14 * sigma:
+                    continue
+                valley = smoothed[fat:soft + 1].min()
+                # deeper than counting noise: a smoothed count's spread is about sqrt(n / 3.5 sigma)
+                depth = max(0.08 * valley, 4 * np.sqrt(valley / (3.5 * sigma)))
+                if min(smoothed[fat], smoothed[soft]) < valley + depth:
+                    continue  # no valley: one broad peak, or noise
+                if max(smoothed[fat], smoothed[soft]) < 0.8 * commonest:
+                    continue
+                found.append(((smoothed[fat] + smoothed[soft]) * (soft - fat), fat, soft))
+    return [(fat, soft) for _, fat, soft in sorted(found, reverse=True)]
+
+
+def _smooth(counts: np.ndarray, sigma: float) -> np.ndarray:
+    radius = max(1, int(3 * sigma))
+    x = np.arange(-radius, radius + 1)
+    kernel = np.exp(-0.5 * (x / sigma) ** 2)
+    return np.convolve(np.pad(counts, radius, mode="edge"), kernel / kernel.sum(), mode="valid")
+
+
+def _peaks(values: np.ndarray, start: int, stop: int) -> list[int]:
+    return [i for i in range(max(start, 1), min(stop, len(values) - 1))
+            if values[i] > values[i - 1] and values[i] >= values[i + 1]]
+
+
+def _otsu(counts: np.ndarray) -> int:
+    """The bin that splits ``counts`` into two classes of least within-class variance (air and lung / body)."""
+    p = counts / counts.sum()
+    weight = np.cumsum(p)
+    mean = np.cumsum(p * np.arange(len(p)))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        between = (mean[-1] * weight - mean) ** 2 / (weight * (1 - weight))
+    return int(np.nanargmax(between))
+
+
+def estimated_hu(array: np.ndarray, name: str, warnings: list[str]) -> np.ndarray | None:
+    """``array`` (a chest CT without HU) in estimated HU with a note naming ``name`` in ``warnings``, or None."""
+    estimate = estimate_hu(array)
+    if estimate is None:
+        return None
+    low, high = estimate.window(float(array.min()), float(array.max()))
+    warnings.append(
+        f"The values of {name} ({int(array.min())}..{int(array.max())}) are not Hounsfield units. They were read as a "
+        f"CT exported through a window of about {low:.0f}..{high:.0f} HU, found from its air, fat and soft tissue "
+        f"(values {estimate.air_value:g}, {estimate.fat_value:g} and {estimate.soft_tissue_value:g}), and mapped "
+        "back to HU: densities are estimates, within about 50 HU.")
+    return estimate.to_hu(array)

@@ -1,0 +1,144 @@
+"""HU estimated back from a chest CT exported without them (``jcs_viewer.io.hu_estimate``).
+
+An 8-bit export of a lesion-free real chest (the TotalSeg crop through a lung window) was read as grey levels by
+the 8-bit nets, which were validated on CLAHE and MedSeg slices only: positive, 28.5 mL (window -1000..200) and
+71.7 mL (-1024..1016). Read back into HU it takes the HU path, validated on real anatomy. The real-data tests skip
+when ``../shared/data`` is absent; the phantom's run everywhere.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from conftest import shared_data_path
+from helpers_dicom import write_slice
+from jcs_viewer.cli import main
+from jcs_viewer.io import load_study
+from jcs_viewer.io.hu_estimate import HuEstimate, estimate_hu
+from jcs_viewer.io.phantom import make_phantom
+
+#: lung windows of exports met in the wild (low, high HU), 8-bit
+LUNG_WINDOWS = [(-1000, 200), (-1024, 1016), (-1350, 150), (-1200, 600)]
+#: lung parenchyma, ground glass, fat, soft tissue
+PROBES_HU = np.array([-850.0, -500.0, -110.0, 40.0])
+
+
+def windowed(hu: np.ndarray, low: float, high: float) -> np.ndarray:
+    return np.clip(np.rint((hu.astype(np.float32) - low) / (high - low) * 255), 0, 255).astype(np.uint8)
+
+
+def errors_hu(estimate: HuEstimate, low: float, high: float) -> np.ndarray:
+    """Estimated minus true HU at the probes, read from the grey levels the window gave them."""
+    grey = (PROBES_HU - low) / (high - low) * 255
+    return estimate.slope * grey + estimate.intercept - PROBES_HU
+
+
+@pytest.fixture(scope="module")
+def phantom_hu() -> np.ndarray:
+    return make_phantom(n_slices=24, size=256, seed=3).to_volume().array
+
+
+@pytest.mark.parametrize("low, high", LUNG_WINDOWS)
+def test_the_window_of_an_8bit_export_of_the_phantom_is_found(phantom_hu, low, high):
+    estimate = estimate_hu(windowed(phantom_hu, low, high).astype(np.int16))
+    assert estimate is not None
+    assert np.abs(errors_hu(estimate, low, high)).max() <= 25, errors_hu(estimate, low, high)
+
+
+def test_an_offset_without_rescale_is_undone(phantom_hu):
+    estimate = estimate_hu((phantom_hu.astype(np.int32) + 1024).astype(np.int16))
+    assert estimate is not None and abs(estimate.slope - 1) < 0.03
+    assert np.abs(estimate.slope * (PROBES_HU + 1024) + estimate.intercept - PROBES_HU).max() <= 25
+
+
+def test_what_shows_no_fat_and_soft_tissue_gets_no_estimate(phantom_hu):
+    """A soft-tissue window (the lungs one black with the air), noise and one broad hump are left as they are."""
+    assert estimate_hu(windowed(phantom_hu, -160, 240).astype(np.int16)) is None
+    rng = np.random.default_rng(0)
+    assert estimate_hu(rng.integers(0, 256, (8, 64, 64)).astype(np.int16)) is None
+    hump = np.clip(rng.normal(120, 30, (8, 64, 64)), 0, 255).astype(np.int16)
+    assert estimate_hu(hump) is None
+
+
+def test_a_ct_series_stored_without_its_intercept_is_read_in_estimated_hu(phantom_hu, tmp_path):
+    """Values stored with the scanner's 1024 offset and RescaleIntercept 0: the lungs sat at -850 + 1024."""
+    for z in range(0, 24, 2):
+        write_slice(tmp_path / f"IM{z:03d}.dcm", phantom_hu[z].astype(np.int32) + 1024, position=(0.0, 0.0, 2.0 * z),
+                    series_uid="1.2.826.0.1.3680043.8.498.77", instance=z + 1, intercept=0.0, thickness=2.0)
+    volume = load_study(tmp_path)
+    assert volume.is_hu and volume.hu_estimated
+    assert np.abs(volume.array.astype(int) - phantom_hu[::2]).mean() < 30  # air is anchored at -1000, not -1024
+    assert any("not Hounsfield units" in w and "mapped back" in w for w in volume.warnings), volume.warnings
+
+
+def test_png_stacks_stay_grey_levels(phantom_hu, tmp_path):
+    """CLAHE and MedSeg slices are what the 8-bit nets were trained and validated on: image stacks stay 8-bit."""
+    from PIL import Image
+
+    for z, image in enumerate(windowed(phantom_hu[8:14], -1000, 200)):
+        Image.fromarray(image).save(tmp_path / f"s{z}.png")
+    volume = load_study(tmp_path)
+    assert not volume.is_hu and not volume.hu_estimated
+
+
+# --- real CT (skips without ../shared/data) -------------------------------------------------------------------
+
+REAL_HU = {
+    "chest crop": ("real_ct_small", "totalsegmentator", "chest_crop", "ct_cropped.nii.gz"),
+    "COPD thorax": ("real_ct_small", "chest_imaging_platform", "ct-64.nrrd"),
+    "LIDC slices": ("real_ct_small", "lungmask_slices"),
+}
+
+
+@pytest.mark.shared_data
+@pytest.mark.parametrize("name", REAL_HU)
+def test_the_window_of_8bit_exports_of_real_chests_is_found(name):
+    hu = load_study(shared_data_path(*REAL_HU[name])).array
+    for low, high in LUNG_WINDOWS:
+        estimate = estimate_hu(windowed(hu, low, high).astype(np.int16))
+        assert estimate is not None, (low, high)
+        assert np.abs(errors_hu(estimate, low, high)[:2]).max() <= 35, (low, high, errors_hu(estimate, low, high))
+
+
+def _export(tmp_path: Path, low: float, high: float) -> Path:
+    source = shared_data_path("real_ct_small", "totalsegmentator", "chest_crop", "ct_cropped.nii.gz")
+    image = sitk.ReadImage(str(source))
+    grey = sitk.GetImageFromArray(windowed(sitk.GetArrayFromImage(image), low, high))
+    grey.CopyInformation(image)
+    path = tmp_path / f"chest_{low}_{high}.nii.gz"
+    sitk.WriteImage(grey, str(path))
+    return path
+
+
+def _analyze(path: Path, out: Path) -> dict:
+    assert main(["analyze", str(path), "--out", str(out), "--device", "cpu", "--quiet"]) == 0
+    return json.loads((out / "results.json").read_text())
+
+
+@pytest.mark.shared_data
+@pytest.mark.usefixtures("pixel_size_rule")
+@pytest.mark.parametrize("low, high", [(-1000, 200), (-1024, 1016)])
+def test_an_8bit_export_of_a_lesion_free_chest_is_read_in_hu_and_called_negative(tmp_path, low, high):
+    """Read in HU the crop is negative with 1.9 mL and 1892 mL of lung; as grey levels these exports were positive
+    with 28.5 and 71.7 mL."""
+    doc = _analyze(_export(tmp_path, low, high), tmp_path / "out")
+    assert doc["geometry"]["is_hu"] is True and doc["geometry"]["hu_estimated"] is True
+    assert any("mapped back to HU" in m for m in doc["messages"]), doc["messages"]
+    assert doc["decision"] == "negative", doc["decision_reason"]
+    assert doc["lesion_volume_ml"]["total"] <= 5.0
+    assert 1800 <= doc["lung_volume_ml"]["total"] <= 2000
+
+
+@pytest.mark.shared_data
+@pytest.mark.usefixtures("pixel_size_rule")
+def test_a_soft_tissue_window_of_a_real_chest_is_not_assessable(tmp_path):
+    """Through W400/L40 the crop's lungs are as black as air: it was read positive with 90.8 mL of "lesion"."""
+    doc = _analyze(_export(tmp_path, -160, 240), tmp_path / "out")
+    assert doc["decision"] == "not assessable", doc["decision"]
+    assert "soft-tissue window" in doc["decision_reason"], doc["decision_reason"]
+    assert doc["positive_slices"] == 0
