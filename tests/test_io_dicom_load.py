@@ -221,3 +221,44 @@ def test_enhanced_multiframe_ct_sorted_by_frame_position(tmp_path):
     assert vol.shape == (4, 16, 16) and vol.spacing == pytest.approx((2.0, 0.5, 0.5))
     for z in range(4):
         np.testing.assert_array_equal(vol.array[z], hu_slice(16, z))
+
+
+def _strip_to_bare_data_sets(folder, implicit: bool) -> None:
+    """Rewrite every file of ``folder`` as a bare data set: no preamble, no file meta (ACR-NEMA-era archives)."""
+    from pydicom.dataset import FileMetaDataset
+
+    for path in sorted(folder.iterdir()):
+        ds = pydicom.dcmread(path)
+        ds.file_meta, ds.preamble = FileMetaDataset(), None
+        ds.save_as(path, implicit_vr=implicit, little_endian=True, enforce_file_format=False)
+
+
+@pytest.mark.parametrize("implicit", [True, False], ids=["implicit-vr", "explicit-vr"])
+def test_bare_data_sets_without_preamble_load_and_say_so(tmp_path, implicit):
+    """Old archives and raw exporters wrote the data set alone, without the DICM preamble and file meta: such a
+    series read as "No DICOM files found". It loads as it is, with a note; DICOM outputs can still reference it."""
+    from jcs_viewer.io.export import export_dicom_seg
+    from test_export_support import make_study
+
+    expected, _ = make_study(tmp_path / "reference", n_slices=4, size=32)
+    bare = tmp_path / "bare"
+    shutil.copytree(expected.source_files[0].parent, bare)
+    _strip_to_bare_data_sets(bare, implicit)
+    first = sorted(bare.iterdir())[0]
+    raw = first.read_bytes()
+    assert raw[:2] == b"\x08\x00" and raw[128:132] != b"DICM"  # group 0008 first: no preamble, no file meta
+    volume = load_study(bare)
+    assert np.array_equal(volume.array, expected.array) and volume.spacing == expected.spacing
+    assert any("carry no DICOM preamble" in w and first.name in w for w in volume.warnings), volume.warnings
+    seg = export_dicom_seg(volume, np.zeros(volume.shape, np.uint8), np.ones(volume.shape, np.uint8),
+                           tmp_path / "seg.dcm")
+    assert pydicom.dcmread(seg).ReferencedSeriesSequence[0].SeriesInstanceUID == pydicom.dcmread(
+        expected.source_files[0]).SeriesInstanceUID
+
+
+def test_a_file_that_only_starts_like_a_bare_data_set_is_not_an_image(tmp_path):
+    write_series(tmp_path, n=3, size=32)
+    (tmp_path / "notes.bin").write_bytes(b"\x08\x00\x05\x00" + bytes(range(256)) * 4)
+    volume = load_study(tmp_path)
+    assert volume.n_slices == 3 and not any("preamble" in w for w in volume.warnings), volume.warnings
+

@@ -80,6 +80,10 @@ def load_series(entry: SeriesEntry, warnings: list[str] | None = None) -> Volume
     is_ct = entry.modality in ("CT", "")
     geometry = arrange_slices(images)
     warnings.extend(geometry.warnings)
+    bare = [h.path for h in geometry.headers if h.no_preamble]
+    if bare:
+        warnings.append(f"{counted(len(bare), 'file')} ({describe_files(bare)}) carry no DICOM preamble or file meta "
+                        "(an old or raw export): read as the bare data sets they are.")
     zero_slope = [h.path for h in geometry.headers if h.slope_zero]
     if zero_slope:
         warnings.append(f"RescaleSlope is 0 in {counted(len(zero_slope), 'file')} ({describe_files(zero_slope)}), "

@@ -84,7 +84,7 @@ class _PydicomReader:
 def _read_with_pydicom(h: SliceHeader, frames: bool = False) -> np.ndarray:
     """Decode one file's pixels with pydicom (compressed or unusual encodings)."""
     try:
-        ds = pydicom.dcmread(h.path)
+        ds = pydicom.dcmread(h.path, force=h.no_preamble)  # a bare data set has no preamble to find
     except Exception as exc:  # noqa: BLE001 - pydicom raises many types on damaged files
         raise StudyLoadError(f"DICOM file {h.path} is damaged or truncated ({read_failure(exc)}).") from exc
     if "PixelData" not in ds:  # the scan found its Pixel Data tag: the file ends inside that element

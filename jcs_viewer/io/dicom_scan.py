@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 import os
 import struct
+import warnings
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,7 @@ class SliceHeader:
     pixel_offset: int | None
     frame: int | None = None  # index in a multi-frame file, else None
     slope_zero: bool = False  # RescaleSlope was 0 (every value would be the intercept): 1 is used in its place
+    no_preamble: bool = False  # a bare data set (an ACR-NEMA-era or raw export), read as its encoding shows
 
 
 @dataclass(frozen=True)
@@ -357,6 +359,60 @@ def _looks_like_dicom(path: Path) -> bool:
         return False
 
 
+def _read_to_pixels(path: Path, force: bool) -> tuple[pydicom.Dataset, int, bytes]:
+    """The header, the offset where pydicom stopped (at the Pixel Data tag, if any) and the 4 bytes there."""
+    with open(path, "rb") as fp:
+        ds = pydicom.dcmread(fp, stop_before_pixels=True, force=force)
+        offset = fp.tell()
+        return ds, offset, fp.read(4)
+
+
+def _starts_like_a_data_set(path: Path) -> bool:
+    """Whether a file without the DICM preamble opens with a little-endian element of group 0002 or 0008 (a data
+    set written bare, as ACR-NEMA-era archives and some exporters did), with an element number that group uses."""
+    try:
+        with open(path, "rb") as fp:
+            head = fp.read(4)
+    except OSError:
+        return False
+    if len(head) < 4:
+        return False
+    group, element = struct.unpack("<HH", head)
+    return group in (0x0002, 0x0008) and element < 0x0200
+
+
+def _bare_header(ds: pydicom.Dataset, path: Path, offset: int,
+                 tag: bytes) -> tuple[SliceHeader, pydicom.Dataset] | None:
+    """A bare data set's header, its encoding taken for its transfer syntax; None when it describes no image."""
+    if "SOPClassUID" not in ds and "Rows" not in ds:
+        return None
+    implicit = getattr(ds, "original_encoding", (True, True))[0]  # little endian: its first tag said so
+    syntax = pydicom.uid.ImplicitVRLittleEndian if implicit else pydicom.uid.ExplicitVRLittleEndian
+    has_pixels = tag == _PIXEL_DATA_TAG_LE
+    header = _header_from(ds, path, offset if has_pixels else None, has_pixels)
+    return replace(header, transfer_syntax=syntax, no_preamble=True), ds
+
+
+def source_header(path: str | os.PathLike[str]) -> pydicom.Dataset:
+    """A loaded slice's header, for the DICOM outputs that reference it (SEG, SR, Encapsulated PDF).
+
+    A bare data set (no preamble, :func:`_starts_like_a_data_set`) is read as the scan read it; an empty
+    SpecificCharacterSet, which means the default repertoire, is removed (highdicom rejects '').
+
+    Raises:
+        OSError, InvalidDicomError: the file cannot be read (any more).
+    """
+    try:
+        ds = pydicom.dcmread(path, stop_before_pixels=True)
+    except InvalidDicomError:
+        if not _starts_like_a_data_set(Path(path)):
+            raise
+        ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
+    if "SpecificCharacterSet" in ds and not ds.SpecificCharacterSet:
+        del ds.SpecificCharacterSet
+    return ds
+
+
 def read_header(path: Path) -> tuple[SliceHeader, pydicom.Dataset] | None:
     """Read one file's header; ``None`` when it is not a DICOM file (or is a DICOMDIR).
 
@@ -365,20 +421,25 @@ def read_header(path: Path) -> tuple[SliceHeader, pydicom.Dataset] | None:
     """
     if path.name.upper() == "DICOMDIR":
         return None
+    bare = False
     try:
-        with open(path, "rb") as fp:
-            ds = pydicom.dcmread(fp, stop_before_pixels=True, force=False)
-            # pydicom stops with the file positioned at the Pixel Data tag (if any).
-            offset = fp.tell()
-            tag = fp.read(4)
-    except InvalidDicomError:
-        return None
+        try:
+            ds, offset, tag = _read_to_pixels(path, force=False)
+        except InvalidDicomError:
+            if not _starts_like_a_data_set(path):
+                return None
+            bare = True
+            with warnings.catch_warnings():  # a file that only starts like one makes pydicom guess charsets aloud
+                warnings.simplefilter("ignore")
+                ds, offset, tag = _read_to_pixels(path, force=True)
     except OSError as exc:
         raise StudyLoadError(f"Cannot read {path}: {exc.strerror or exc}.") from exc
     except Exception as exc:  # noqa: BLE001 - pydicom raises many types on corrupt headers
         if _looks_like_dicom(path):
             raise StudyLoadError(f"DICOM file {path} is damaged or truncated ({read_failure(exc)}).") from exc
         return None
+    if bare:
+        return _bare_header(ds, path, offset, tag)
     meta = getattr(ds, "file_meta", None)
     try:  # pydicom converts the meta elements only now: a corrupt VR there raises here
         media_class = str(getattr(meta, "MediaStorageSOPClassUID", ""))

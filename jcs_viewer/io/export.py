@@ -311,8 +311,9 @@ def _lesion_segments(
 
 def _read_sources(volume: Volume, path: Path) -> list[Any]:
     """Source datasets (headers only) in slice order, checked against the volume geometry."""
-    import pydicom
     from pydicom.errors import InvalidDicomError
+
+    from jcs_viewer.io.dicom_scan import source_header
 
     files = list(volume.source_files)
     if len(files) != volume.n_slices:
@@ -323,7 +324,7 @@ def _read_sources(volume: Volume, path: Path) -> list[Any]:
     datasets = []
     for z, name in enumerate(files):
         try:
-            ds = pydicom.dcmread(name, stop_before_pixels=True)
+            ds = source_header(name)
         except (OSError, InvalidDicomError) as exc:
             raise ExportError(f"Cannot write {path}: the source file {name} cannot be read ({exc}).") from exc
         try:
@@ -331,8 +332,6 @@ def _read_sources(volume: Volume, path: Path) -> list[Any]:
             rows, cols = int(ds.Rows), int(ds.Columns)
         except (AttributeError, TypeError, ValueError) as exc:
             raise ExportError(f"Cannot write {path}: the source file {name} has no image position or size.") from exc
-        if "SpecificCharacterSet" in ds and not ds.SpecificCharacterSet:
-            del ds.SpecificCharacterSet  # empty means the default repertoire; highdicom rejects ''
         if not str(ds.get("SOPClassUID", "") or "").strip():
             # Some real series leave it empty (highdicom then fails with KeyError ''): the file meta
             # knows the class, else a CT slice is a CT Image.

@@ -61,17 +61,16 @@ def _codes() -> dict[str, Any]:
 
 def study_sources(volume: Volume, path: Path) -> list[Any]:
     """Headers of the study's source slices (the SR's evidence; the first one's patient and study are copied)."""
-    import pydicom
     from pydicom.errors import InvalidDicomError
+
+    from jcs_viewer.io.dicom_scan import source_header
 
     datasets = []
     for name in tuple(getattr(volume, "source_files", ()) or ()):
         try:
-            ds = pydicom.dcmread(name, stop_before_pixels=True)
+            ds = source_header(name)
         except (OSError, InvalidDicomError) as exc:
             raise ExportError(f"Cannot write {path}: the source file {name} cannot be read ({exc}).") from exc
-        if "SpecificCharacterSet" in ds and not ds.SpecificCharacterSet:
-            del ds.SpecificCharacterSet  # empty means the default repertoire; highdicom rejects ''
         datasets.append(ds)
     if not datasets:
         raise ExportError(f"Cannot write {path}: the study has no DICOM source files.")
