@@ -180,10 +180,15 @@ for folder, workers in (({str(no)!r}, "2"), ({str(out)!r}, "1")):
     assert not (out / "summary.parquet").exists()
 
 
-def test_resume_redoes_removed_partial_and_changed_studies(tree, tmp_path):
+def test_resume_redoes_removed_partial_and_changed_studies(tree, tmp_path, capsys):
     out = tmp_path / "out"
     assert batch(str(tree), "--out", str(out), "--workers", "1") == 2
     demo = rows_by_source(out)["site1"]["key"]
+    capsys.readouterr()
+    assert batch(str(tree), "--out", str(out), "--workers", "1", "--resume") == 2
+    said = capsys.readouterr()  # the corrupt study's failure is not retried, and not hidden either
+    assert "0 analysed, 0 failed, 2 skipped (done before; 1 of them failed)" in said.out, said.out
+    assert "1 of 2 studies failed" in said.err
 
     def resume() -> dict[str, str]:
         assert batch(str(tree), "--out", str(out), "--workers", "1", "--resume") == 2

@@ -108,8 +108,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"jcs-viewer: {note}", file=sys.stderr)
     ok, failed, skipped = (outcome.count("analysed", "ok"), outcome.count("analysed", "error"),
                            outcome.count("skipped"))
+    failed_before = outcome.count("skipped", "error")  # failed on their input in an earlier run: not retried
+    before = f"done before; {failed_before} of them failed" if failed_before else "done before"
     print(f"{len(outcome.rows)} of {outcome.total} studies in {out / 'summary.csv'}: {ok} analysed, {failed} failed, "
-          f"{skipped} skipped (done before); {outcome.seconds:.0f} s.")
+          f"{skipped} skipped ({before}); {outcome.seconds:.0f} s.")
     if outcome.interrupted:
         print(f"jcs-viewer: Interrupted with {outcome.total - len(outcome.rows)} of {outcome.total} studies to go; "
               "run the same command with --resume to continue.", file=sys.stderr)
