@@ -41,6 +41,10 @@ def test_session_of_another_study_or_shape_is_refused(tmp_path):
                          tmp_path / "other.jcssession")
     with pytest.raises(SessionError, match="other.jcssession belongs to a different study"):
         apply_session_file(ai, volume, other)
+    # An empty key matched any study of the same size: the mask of one patient went onto another's outputs.
+    keyless = save_session(SessionState(edited_mask=np.zeros(volume.shape, np.uint8)), tmp_path / "keyless.jcssession")
+    with pytest.raises(SessionError, match=r"keyless.jcssession names no study \(its study key is empty\)"):
+        apply_session_file(ai, volume, keyless)
     bad = save_session(SessionState(edited_mask=np.zeros((3, 4, 5), np.uint8), study_key=study_key(volume)),
                        tmp_path / "bad.jcssession")
     with pytest.raises(SessionError, match="does not fit"):

@@ -209,7 +209,10 @@ def test_restore_rejects_another_study(study, tmp_path):
     state = StudySession(other_volume, other_ai).snapshot()
     with pytest.raises(SessionError, match="different study"):
         StudySession(volume, ai).restore(state)
-    state.study_key = ""
+    state.study_key = ""  # a hand-made or damaged file: it would fit any study of the same size
+    with pytest.raises(SessionError, match="names no study"):
+        StudySession(volume, ai).restore(state)
+    state.study_key = StudySession(volume, ai).study_key
     with pytest.raises(SessionError, match="does not fit"):
         StudySession(volume, ai).restore(state)
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from jcs_viewer.session.measurements import Measurement
-from jcs_viewer.session.store import SessionError, load_session, study_key
+from jcs_viewer.session.store import SessionError, check_study, load_session, study_key
 from jcs_viewer.session.study_session import restored_measurements
 from jcs_viewer.vocabulary import counted
 
@@ -53,9 +53,7 @@ def apply_session_file(result: StudyResult, volume: Volume, path: str | Path) ->
 
     path = Path(path)
     state = load_session(path)
-    key = study_key(volume)
-    if state.study_key and state.study_key != key:
-        raise SessionError(f"The session file {path.name} belongs to a different study than the one analysed.")
+    check_study(state, study_key(volume), path.name)
     review = {int(z): str(d) for z, d in state.review.items() if 0 <= int(z) < volume.n_slices}
     measurements = restored_measurements(state, volume.n_slices)
     if state.edited_mask is None:

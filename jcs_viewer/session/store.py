@@ -61,6 +61,21 @@ class SessionState:
     measurements: list[dict] = field(default_factory=list)  # Measurement.to_dict() each
 
 
+def check_study(state: SessionState, key: str, name: str = "") -> None:
+    """That ``state`` was saved for the study whose :func:`study_key` is ``key``.
+
+    Raises:
+        SessionError: the session names another study, or none (a key left empty would match any study of the
+            same size; every session the app writes names its study).
+    """
+    what = f"The session file {name}" if name else "The session file"
+    if not state.study_key:
+        raise SessionError(f"{what} names no study (its study key is empty), so it cannot be matched to the one "
+                           "open and was not applied.")
+    if state.study_key != key:
+        raise SessionError(f"{what} belongs to a different study than the one open and was not applied.")
+
+
 def save_session(state: SessionState, path: Path) -> Path:
     """Write ``state`` to ``path`` atomically (temp file in the same folder, then rename)."""
     path = Path(path)

@@ -34,7 +34,7 @@ from jcs_viewer.session.live_quant import LiveQuantifier
 from jcs_viewer.session.review import ReviewState
 from jcs_viewer.session.measurements import Measurement
 from jcs_viewer.session.store import (AUTOSAVE_DELAY_S, Autosaver, Scheduling, SessionError, SessionState,
-                                      study_key)
+                                      check_study, study_key)
 
 if TYPE_CHECKING:
     from jcs_viewer.io.volume import Volume
@@ -283,8 +283,8 @@ class StudySession:
         Raises:
             SessionError: the file belongs to another study or its mask does not fit this one.
         """
-        if state.study_key and self.study_key and state.study_key != self.study_key:
-            raise SessionError("The session file belongs to a different study and was not restored.")
+        if self.study_key:  # a study without identity (made in memory) has nothing to check against
+            check_study(state, self.study_key)
         if state.edited_mask is not None:
             mask = np.asarray(state.edited_mask)
             if mask.shape != self.labels.data.shape or mask.dtype != np.uint8:
