@@ -6,6 +6,7 @@ accepts and stays silent."""
 from __future__ import annotations
 
 import logging
+import re
 import socket
 import threading
 
@@ -166,3 +167,55 @@ def test_a_timeout_that_is_no_number_of_seconds_is_refused_when_parsed(timeout, 
     with pytest.raises(SystemExit) as done:
         main(argv)
     assert done.value.code == 2 and "number of seconds" in capsys.readouterr().err
+
+
+@pytest.fixture
+def answering_server():
+    """A TCP server that answers every connection with the bytes it is set to (``None``: hangs up); yields a
+    function that sets them and returns its port."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    listener.settimeout(0.2)
+    answer: list[bytes | None] = [None]
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn = listener.accept()[0]
+            except OSError:
+                continue
+            with conn:
+                conn.settimeout(2)
+                try:
+                    conn.recv(65536)
+                    if answer[0] is not None:
+                        conn.sendall(answer[0])
+                except OSError:
+                    pass
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+
+    def answering(reply: bytes | None) -> int:
+        answer[0] = reply
+        return listener.getsockname()[1]
+
+    yield answering
+    stop.set()
+    thread.join()
+    listener.close()
+
+
+@pytest.mark.parametrize("reply, says", [
+    (b"\x02\x00garbage, not a status line\r\n" * 4, "Something answers at .*, but not in HTTP: is it a DICOM port?"),
+    (None, "closed the connection without answering the test query"),
+    (b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 15\r\n\r\n<html>hi</html>",
+     r"answered the test query with something that is not DICOM JSON \(Expecting value at character 0\)"),
+], ids=["not-http", "hangs-up", "not-json"])
+def test_a_dicomweb_url_whose_server_answers_something_else_says_what(answering_server, reply, says, capsys):
+    """Each read as "Nothing answers … is the PACS running" or "failed (JSONDecodeError)"."""
+    server = f"http://127.0.0.1:{answering_server(reply)}/dicom-web"
+    assert main(["pacs", "echo", "--server", server, "--timeout", "5"]) == 2
+    assert re.search(says, one_sentence(capsys))

@@ -41,13 +41,30 @@ def _http(server: Server, what: str, timeout: float) -> Iterator[None]:
                         .replace(" .", ".")) from None
     except requests.exceptions.Timeout:
         raise PacsError(f"The DICOMweb server {server} did not answer the {what} within {timeout:g} s.") from None
-    except requests.exceptions.ConnectionError:
-        raise PacsError(f"Nothing answers at {server}: is the PACS running and is the URL right?") from None
+    except requests.exceptions.ConnectionError as exc:
+        raise PacsError(_connection_failure(server, what, exc)) from None
+    except requests.exceptions.JSONDecodeError as exc:  # also a RequestException: before it
+        raise PacsError(f"The DICOMweb server {server} answered the {what} with something that is not DICOM JSON "
+                        f"({exc.msg} at character {exc.pos}): is the URL the server's DICOMweb root?") from None
     except requests.exceptions.RequestException as exc:
         raise PacsError(f"The {what} to {server} failed ({type(exc).__name__}).") from None
     except ValueError as exc:  # an answer that is not DICOM JSON / multipart
         raise PacsError(f"The DICOMweb server {server} gave an answer to the {what} that is not DICOMweb "
                         f"({str(exc).splitlines()[0] if str(exc) else 'unreadable'}).") from None
+
+
+def _connection_failure(server: Server, what: str, exc: Exception) -> str:
+    """Why no HTTP answer came: nothing listening, a listener that is not HTTP, or one that hung up."""
+    from http.client import BadStatusLine, RemoteDisconnected
+
+    cause = exc.args[0] if exc.args else None
+    reason = cause.args[1] if getattr(cause, "args", None) and len(cause.args) > 1 else None
+    if isinstance(reason, RemoteDisconnected):
+        return f"The server at {server} closed the connection without answering the {what}."
+    if isinstance(reason, BadStatusLine):  # e.g. a DIMSE port, or another protocol
+        return (f"Something answers at {server}, but not in HTTP: is it a DICOM port? Give a DIMSE server as "
+                "AET@HOST:PORT, a DICOMweb server by its http(s) URL.")
+    return f"Nothing answers at {server}: is the PACS running and is the URL right?"
 
 
 def echo(server: Server, timeout: float = DEFAULT_TIMEOUT) -> None:
