@@ -142,3 +142,20 @@ def test_a_soft_tissue_window_of_a_real_chest_is_not_assessable(tmp_path):
     assert doc["decision"] == "not assessable", doc["decision"]
     assert "soft-tissue window" in doc["decision_reason"], doc["decision_reason"]
     assert doc["positive_slices"] == 0
+
+
+@pytest.mark.shared_data
+@pytest.mark.parametrize("slice_id", ["0016", "0017", "0062", "0063"])
+def test_medseg_slices_framed_in_black_or_cropped_get_the_lung_window_or_none(slice_id):
+    """MedSeg's web images are lung-window slices (fat and soft tissue at about 212 and 238 of 255, as W1500/L-600
+    puts them). 0062 and 0063 sit in a black frame, which was taken for air (a window from -1000 HU: lungs read about
+    200 HU too dense); 0016 and 0017 are cropped inside the body, and their lung's peak was taken for air (from
+    -1600 HU). A frame is not air, nor is anything inside the body: the window comes out near -1350..150 or not
+    at all."""
+    from PIL import Image
+
+    image = np.array(Image.open(shared_data_path("medseg_covid19_ct100_jcs", "tr_im", f"tr_im_{slice_id}.png")))
+    estimate = estimate_hu(image[None].astype(np.int16))
+    if estimate is not None:
+        low, high = estimate.window(0, 255)
+        assert -1400 <= low <= -1250 and 100 <= high <= 170, (low, high)

@@ -3,8 +3,9 @@
 A chest CT written as grey levels through a linear window (``g = 255 (HU - low) / (high - low)``, clipped) keeps the
 order and the spacing of its tissues, so the window can be found again from three of them:
 
-* **air** (-1000 HU): the file's lowest value (a window whose floor is at or below air clips it there), or failing
-  that a peak among the lowest values (the air outside the body, above a padding value);
+* **air** (-1000 HU): the file's lowest value when the values just above it are common too (a window whose floor is
+  at or below air clips it there), or failing that a peak among the lowest values that lies around the body, not in
+  it (the air outside the body, above a padding value or a black frame; inside, the lowest peak is the lung's);
 * **fat** (about -110 HU) and **soft tissue** (muscle, blood, heart: about +40 HU): the two peaks of the body's
   histogram, one of them its commonest value, with a valley between.
 
@@ -15,7 +16,9 @@ that clips the lungs) gets no estimate and stays grey levels.
 
 On lung-window exports (floors -1000 to -1400 HU, widths 1200-2040 HU, 8 or 12 bits) of the five real HU chest
 volumes there, the estimate lands within 30 HU at -850 and -500 HU on all but one volume (80 HU on the lung bases,
-whose fat and soft tissue lie only 140 HU apart), and within 100 HU where the window's floor at -900 clips air.
+whose fat and soft tissue lie only 140 HU apart), and within 130 HU where the window's floor at -900 clips air.
+MedSeg's lung-window web slices, framed in black or cropped inside the body, come out at floors of -1240 to -1375 HU
+where they come out at all (W1500/L-600 puts the floor at -1350).
 A window that clips the lungs themselves is not recovered: its lowest value fills the chest (more than a fifth of
 the body), the file stays grey levels, and the assessment says so (:func:`jcs_viewer.pipeline.assess.clipped_reason`).
 """
@@ -31,6 +34,9 @@ AIR_HU, FAT_HU, SOFT_TISSUE_HU = -1000.0, -110.0, 40.0
 #: distance gives that is accepted
 FAT_TO_SOFT_HU = 155.0
 SCALE_AGREEMENT = (0.8, 1.25)
+#: the values within 3 % of the range above the lowest hold at least this share of the lowest value's count when
+#: the lowest value is air (see estimate_hu)
+MIN_ABOVE_FLOOR = 0.05
 #: histogram bins over the file's value range, at most (16-bit files are binned, 8-bit ones kept per value)
 MAX_BINS = 2048
 #: more of the body than this at the lowest value is a window that clips the lungs with the air: nothing to read
@@ -68,15 +74,28 @@ def estimate_hu(array: np.ndarray) -> HuEstimate | None:
     low, high = int(sample.min()), int(sample.max())
     width = max(1, -(-(high - low + 1) // MAX_BINS))
     counts = np.bincount(((sample.astype(np.int64) - low) // width)).astype(float)
+    if len(counts) < 32:
+        return None
+    # The lowest value is air when the values just above it are common too: air's noise above a window's floor,
+    # or the air right above a padding value. A lone spike is a black border around the image (MedSeg's web
+    # images: 0-2 % above it; the real exports: 16 % or more).
+    floor_is_air = counts[1:1 + max(2, len(counts) // 32)].sum() >= MIN_ABOVE_FLOOR * counts[0]
     counts[0] = counts[-1] = 0  # clipped ends are many tissues at one value, not a tissue's peak
-    if len(counts) < 32 or counts.sum() == 0:
+    if counts.sum() == 0:
         return None
     body_floor = _otsu(counts)
-    if clipped_body_share(array, low + body_floor * width) > MAX_CLIPPED_BODY_SHARE:
+    bodies = _bodies(array, low + body_floor * width)
+    if clipped_body_share(array, bodies) > MAX_CLIPPED_BODY_SHARE:
         return None
     pairs = _tissue_pairs(counts, body_floor)
     smoothed = _smooth(counts, 1.0)
-    air_candidates = [0] + [p for p in _peaks(smoothed, 1, body_floor) if p < 0.45 * body_floor]
+    # A peak above the lowest value is air only if it lies around the body, not in it: a crop without air around
+    # the body has the lung's peak there.
+    low_peaks = [p for p in _peaks(smoothed, 1, body_floor) if p < 0.45 * body_floor]
+    commonest_low = max((smoothed[p] for p in low_peaks), default=0.0)
+    air_candidates = [0] * bool(floor_is_air) + [
+        p for p in low_peaks if smoothed[p] >= 0.05 * commonest_low  # not a few stray pixels
+        and _share_in_body(array, bodies, low + (p - 1) * width, low + (p + 2) * width) <= 0.5]
     for air in air_candidates:  # the lowest value first: a window's floor clips air there
         for fat, soft in pairs:
             slope = (SOFT_TISSUE_HU - AIR_HU) / (soft - air)  # HU per bin
@@ -88,20 +107,36 @@ def estimate_hu(array: np.ndarray) -> HuEstimate | None:
     return None
 
 
-def clipped_body_share(array: np.ndarray, body_floor: float) -> float:
-    """The median share of the body at ``array``'s lowest value, over up to 9 evenly spaced slices.
+def _bodies(array: np.ndarray, body_floor: float) -> dict[int, np.ndarray]:
+    """The body of up to 9 evenly spaced slices that hold some: slice index -> mask.
 
-    The body is approximated by the pixels inside both the row span and the column span of the tissue (values above
+    A body is approximated by the pixels inside both the row span and the column span of the tissue (values above
     ``body_floor``, which leaves out the noise of the air): no morphology, and the table's curve adds little.
     """
-    low = array.min()
-    shares = []
+    bodies = {}
     for z in np.unique(np.linspace(0, len(array) - 1, min(len(array), 9)).astype(int)):
         tissue = array[z] > body_floor
         if tissue.sum() >= 0.05 * tissue.size:
-            inside = _spans(tissue) & _spans(tissue.T).T
-            shares.append(np.count_nonzero(inside & (array[z] == low)) / max(np.count_nonzero(inside), 1))
+            bodies[int(z)] = _spans(tissue) & _spans(tissue.T).T
+    return bodies
+
+
+def clipped_body_share(array: np.ndarray, bodies: dict[int, np.ndarray]) -> float:
+    """The median share of the body (:func:`_bodies`) at ``array``'s lowest value."""
+    low = array.min()
+    shares = [np.count_nonzero(inside & (array[z] == low)) / max(np.count_nonzero(inside), 1)
+              for z, inside in bodies.items()]
     return float(np.median(shares)) if shares else 0.0
+
+
+def _share_in_body(array: np.ndarray, bodies: dict[int, np.ndarray], start: float, stop: float) -> float:
+    """The share of the pixels valued in [start, stop) that lie inside the body (:func:`_bodies`)."""
+    inside = total = 0
+    for z, body in bodies.items():
+        band = (array[z] >= start) & (array[z] < stop)
+        inside += np.count_nonzero(band & body)
+        total += np.count_nonzero(band)
+    return inside / total if total else 1.0
 
 
 def _spans(mask: np.ndarray) -> np.ndarray:
