@@ -1,8 +1,8 @@
 """HU estimated back from a chest CT exported without them (``jcs_viewer.io.hu_estimate``).
 
 An 8-bit export of a lesion-free real chest (the TotalSeg crop through a lung window) was read as grey levels by
-the 8-bit nets, which were validated on CLAHE and MedSeg slices only: positive, 28.5 mL (window -1000..200) and
-71.7 mL (-1024..1016). Read back into HU it takes the HU path, validated on real anatomy. The real-data tests skip
+the 8-bit nets, which were validated on CLAHE and MedSeg slices only: positive, 28.1 mL (window -1000..200) and
+70.9 mL (-1024..1016). Read back into HU it takes the HU path, validated on real anatomy. The real-data tests skip
 when ``../shared/data`` is absent; the phantom's run everywhere.
 """
 
@@ -125,7 +125,7 @@ def _analyze(path: Path, out: Path) -> dict:
 @pytest.mark.parametrize("low, high", [(-1000, 200), (-1024, 1016)])
 def test_an_8bit_export_of_a_lesion_free_chest_is_read_in_hu_and_called_negative(tmp_path, low, high):
     """Read in HU the crop is negative with 1.9 mL and 1892 mL of lung; as grey levels these exports were positive
-    with 28.5 and 71.7 mL."""
+    with 28.1 and 70.9 mL."""
     doc = _analyze(_export(tmp_path, low, high), tmp_path / "out")
     assert doc["geometry"]["is_hu"] is True and doc["geometry"]["hu_estimated"] is True
     assert any("mapped back to HU" in m for m in doc["messages"]), doc["messages"]
