@@ -63,6 +63,7 @@ def test_what_shows_no_fat_and_soft_tissue_gets_no_estimate(phantom_hu):
     assert estimate_hu(rng.integers(0, 256, (8, 64, 64)).astype(np.int16)) is None
     hump = np.clip(rng.normal(120, 30, (8, 64, 64)), 0, 255).astype(np.int16)
     assert estimate_hu(hump) is None
+    assert estimate_hu(rng.integers(0, 256, (1, 1, 512)).astype(np.int16)) is None  # too few voxels for peaks
 
 
 def test_a_ct_series_stored_without_its_intercept_is_read_in_estimated_hu(phantom_hu, tmp_path):

@@ -39,6 +39,8 @@ SCALE_AGREEMENT = (0.8, 1.25)
 MIN_ABOVE_FLOOR = 0.05
 #: histogram bins over the file's value range, at most (16-bit files are binned, 8-bit ones kept per value)
 MAX_BINS = 2048
+#: fewer voxels than a 128 x 128 slice make peaks of counting noise
+MIN_VOXELS = 128 * 128
 #: more of the body than this at the lowest value is a window that clips the lungs with the air: nothing to read
 #: back (lung-window exports of the real chests and the phantom: 0-3 %; windows whose floor is -700 HU or higher:
 #: 6-37 %, the cropped ones lowest; LIDC2, stored through a soft-tissue window: 41 %). A cropped chest under
@@ -74,7 +76,7 @@ def estimate_hu(array: np.ndarray) -> HuEstimate | None:
     low, high = int(sample.min()), int(sample.max())
     width = max(1, -(-(high - low + 1) // MAX_BINS))
     counts = np.bincount(((sample.astype(np.int64) - low) // width)).astype(float)
-    if len(counts) < 32:
+    if len(counts) < 32 or sample.size < MIN_VOXELS:
         return None
     # The lowest value is air when the values just above it are common too: air's noise above a window's floor,
     # or the air right above a padding value. A lone spike is a black border around the image (MedSeg's web
