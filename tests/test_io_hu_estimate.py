@@ -160,3 +160,17 @@ def test_medseg_slices_framed_in_black_or_cropped_get_the_lung_window_or_none(sl
     if estimate is not None:
         low, high = estimate.window(0, 255)
         assert -1400 <= low <= -1250 and 100 <= high <= 170, (low, high)
+
+
+@pytest.mark.shared_data
+def test_the_window_check_prints_a_row_per_volume_and_export(capsys):
+    from jcs_viewer.train import hu_windows
+
+    assert hu_windows.main(["--data", str(shared_data_path())]) == 0
+    rows = capsys.readouterr().out.splitlines()[1:]
+    assert len(rows) == len(hu_windows.VOLUMES) * (len(hu_windows.WINDOWS) + 2), rows
+    crop_lung_windows = [r for r in rows if r.startswith("TotalSeg chest crop") and "8-bit -1" in r
+                         and "-160" not in r]
+    assert len(crop_lung_windows) == 8
+    for row in crop_lung_windows:  # -850 and -500 HU within 35 HU on every lung window
+        assert all(abs(float(e)) <= 35 for e in row.split(maxsplit=5)[-1].split(" / ")[:2]), row

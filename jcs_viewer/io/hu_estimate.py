@@ -18,7 +18,7 @@ On lung-window exports (floors -1000 to -1400 HU, widths 1200-2040 HU, 8 or 12 b
 volumes there, the estimate lands within 30 HU at -850 and -500 HU on all but one volume (80 HU on the lung bases,
 whose fat and soft tissue lie only 140 HU apart), and within 130 HU where the window's floor at -900 clips air.
 MedSeg's lung-window web slices, framed in black or cropped inside the body, come out at floors of -1240 to -1375 HU
-where they come out at all (W1500/L-600 puts the floor at -1350).
+where they come out at all (W1500/L-600 puts the floor at -1350). The table: ``python -m jcs_viewer.train.hu_windows``.
 A window that clips the lungs themselves is not recovered: its lowest value fills the chest (more than a fifth of
 the body), the file stays grey levels, and the assessment says so (:func:`jcs_viewer.pipeline.assess.clipped_reason`).
 """
