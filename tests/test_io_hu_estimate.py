@@ -77,6 +77,39 @@ def test_a_ct_series_stored_without_its_intercept_is_read_in_estimated_hu(phanto
     assert any("not Hounsfield units" in w and "mapped back" in w for w in volume.warnings), volume.warnings
 
 
+@pytest.mark.parametrize("curve", ["window -600..600", "window -350..450", "window -1000..-200", "gamma 2"])
+def test_a_volume_file_whose_window_cannot_be_found_is_not_assessable(phantom_hu, tmp_path, curve):
+    """Read as grey levels, such exports of a lesion-free real chest were called positive with 36-95 mL (a fuzz run
+    on the TotalSeg crop): the 8-bit nets were validated on PNG slices only. A volume file whose values are not HU
+    and show no lung window to read back is not assessable, and no model runs on it."""
+    if curve.startswith("window"):
+        low, high = (float(v) for v in curve.split()[1].replace("..-", " -").replace("..", " ").split())
+        grey = windowed(phantom_hu, low, high)
+    else:
+        grey = np.rint(255 * np.clip((phantom_hu + 1350.0) / 1500, 0, 1) ** 2).astype(np.uint8)
+    sitk.WriteImage(sitk.GetImageFromArray(grey), str(tmp_path / "export.nii.gz"))
+    doc = _analyze(tmp_path / "export.nii.gz", tmp_path / "out")
+    assert doc["decision"] == "not assessable" and doc["geometry"]["is_hu"] is False
+    # The phantom's whole chest shows how much of it a clipping window blackens; a curve is named as such.
+    says = "clip the inside of the chest to black" if curve.startswith("window") else "no lung window could be found"
+    assert says in doc["decision_reason"], doc["decision_reason"]
+    assert doc["positive_slices"] == 0 and not any(row["segmented"] for row in doc["per_slice"])
+
+
+def test_a_ct_series_without_air_or_a_window_asks_for_its_intercept(phantom_hu, tmp_path):
+    """A series that says CT but holds no air and no window to read back: not assessable, and the sentence names the
+    likeliest cause."""
+    from jcs_viewer.pipeline.assess import unreadable_reason
+
+    curved = np.rint(4095 * np.clip((phantom_hu + 1350.0) / 1500, 0, 1) ** 2).astype(np.int32)
+    for z in range(0, 24, 2):
+        write_slice(tmp_path / f"IM{z:03d}.dcm", curved[z], position=(0.0, 0.0, 2.0 * z),
+                    series_uid="1.2.826.0.1.3680043.8.498.78", instance=z + 1, intercept=0.0, thickness=2.0)
+    volume = load_study(tmp_path)
+    assert not volume.hu_estimated
+    assert "(is its RescaleIntercept missing?)" in unreadable_reason(volume)
+
+
 def test_png_stacks_stay_grey_levels(phantom_hu, tmp_path):
     """CLAHE and MedSeg slices are what the 8-bit nets were trained and validated on: image stacks stay 8-bit."""
     from PIL import Image
@@ -174,3 +207,15 @@ def test_the_window_check_prints_a_row_per_volume_and_export(capsys):
     assert len(crop_lung_windows) == 8
     for row in crop_lung_windows:  # -850 and -500 HU within 35 HU on every lung window
         assert all(abs(float(e)) <= 35 for e in row.split(maxsplit=5)[-1].split(" / ")[:2]), row
+
+
+@pytest.mark.shared_data
+@pytest.mark.usefixtures("pixel_size_rule")
+@pytest.mark.parametrize("low, high", [(-350, 450), (-600, 600), (-1000, -200)])
+def test_an_export_of_a_real_chest_with_no_window_to_read_back_is_not_assessable(tmp_path, low, high):
+    """The cropped chest hides how much of it these windows blacken (its clipped share stays under the bound): read
+    as grey levels, they were called positive with 85, 95 and 87 mL (fuzz run of stop 48)."""
+    doc = _analyze(_export(tmp_path, low, high), tmp_path / "out")
+    assert doc["decision"] == "not assessable", doc["decision"]
+    assert "no lung window could be found in them" in doc["decision_reason"], doc["decision_reason"]
+    assert doc["positive_slices"] == 0

@@ -10,7 +10,7 @@ from jcs_viewer.io.dicom_multiframe import frame_headers
 from jcs_viewer.io.dicom_pixels import read_pixels
 from jcs_viewer.io.dicom_scan import ScanResult, SeriesEntry, describe_files
 from jcs_viewer.io.grey_levels import looks_like_hu, to_grey_levels
-from jcs_viewer.io.hu_estimate import estimated_hu
+from jcs_viewer.io.hu_estimate import estimated_hu, no_window_reason
 from jcs_viewer.io.volume import Volume
 from jcs_viewer.vocabulary import counted
 
@@ -91,12 +91,14 @@ def load_series(entry: SeriesEntry, warnings: list[str] | None = None) -> Volume
     array, pixel_warnings = read_pixels(geometry.headers, is_ct)
     warnings.extend(pixel_warnings)
     holds_air = looks_like_hu(array)
-    hu_estimated = False
+    hu_estimated, intensity_reason = False, ""
     if entry.modality in ("CT", "") and not holds_air:
         # A CT stored with its 1024 offset and no RescaleIntercept, or exported through a window.
         hu = estimated_hu(array, "the series", warnings)
         if hu is not None:
             array, is_ct, hu_estimated = hu, True, True
+        else:
+            intensity_reason = no_window_reason("the series", missing_intercept=entry.modality == "CT")
     if not entry.modality:
         is_ct = holds_air or hu_estimated
         warnings.append("The series gives no Modality; its values " + (
@@ -118,6 +120,7 @@ def load_series(entry: SeriesEntry, warnings: list[str] | None = None) -> Volume
         direction=geometry.direction,
         is_hu=is_ct,
         hu_estimated=hu_estimated,
+        intensity_reason=intensity_reason,
         info=info,
         source_files=tuple(h.path for h in geometry.headers),
         warnings=warnings,

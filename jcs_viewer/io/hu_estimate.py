@@ -204,10 +204,25 @@ def estimated_hu(array: np.ndarray, name: str, warnings: list[str]) -> np.ndarra
     estimate = estimate_hu(array)
     if estimate is None:
         return None
-    low, high = estimate.window(float(array.min()), float(array.max()))
+    first, last = int(array.min()), int(array.max())
+    if first >= 0 and last <= 255:  # 8 bits: the export's whole range, not only the values this study reached
+        first, last = 0, 255
+    low, high = estimate.window(first, last)
     warnings.append(
-        f"The values of {name} ({int(array.min())}..{int(array.max())}) are not Hounsfield units. They were read as a "
-        f"CT exported through a window of about {low:.0f}..{high:.0f} HU, found from its air, fat and soft tissue "
-        f"(values {estimate.air_value:g}, {estimate.fat_value:g} and {estimate.soft_tissue_value:g}), and mapped "
-        "back to HU: densities are estimates, within about 50 HU.")
+        f"The values of {name} are not Hounsfield units. They were read as a CT exported through a linear window, "
+        f"values {first}..{last} standing for about {low:.0f}..{high:.0f} HU, found from its air, fat and soft "
+        f"tissue (values {estimate.air_value:g}, {estimate.fat_value:g} and {estimate.soft_tissue_value:g}), and "
+        "mapped back to HU: densities are estimates, within about 50 HU.")
     return estimate.to_hu(array)
+
+
+def no_window_reason(name: str, missing_intercept: bool = False) -> str:
+    """Why a volume file or CT series without HU, whose window :func:`estimate_hu` did not find, is not read.
+
+    ``missing_intercept``: a series that says it is CT, whose values may lack their RescaleIntercept.
+    """
+    what = ("hold no air at about -1000 HU (is its RescaleIntercept missing?)" if missing_intercept else
+            "are not Hounsfield units")
+    return (f"The values of {name} {what}, and no lung window could be found in them (the air, fat and soft tissue "
+            "a chest CT exported through one shows): a window that clips the lungs, or a curve that is not linear, "
+            "cannot be read back, so the models were not run; open the study in Hounsfield units.")

@@ -10,7 +10,7 @@ import numpy as np
 
 from jcs_viewer.errors import StudyLoadError
 from jcs_viewer.io.grey_levels import looks_like_hu, to_grey_levels
-from jcs_viewer.io.hu_estimate import estimated_hu
+from jcs_viewer.io.hu_estimate import estimated_hu, no_window_reason
 from jcs_viewer.io.volume import StudyInfo, Volume
 
 VOLUME_SUFFIXES = {".nii": "nifti", ".nii.gz": "nifti", ".mha": "mha", ".mhd": "mha", ".nrrd": "nrrd", ".nhdr": "nrrd"}
@@ -236,6 +236,7 @@ def _volume(array: np.ndarray, image, path: Path, fmt: str, warnings: list[str])
         direction=np.array(image.GetDirection()).reshape(3, 3),
         is_hu=is_hu or hu is not None,
         hu_estimated=hu is not None,
+        intensity_reason="" if is_hu or hu is not None else no_window_reason(path.name),
         info=StudyInfo(series_description=path.name),
         source_files=(path,),
         warnings=warnings,

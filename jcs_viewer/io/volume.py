@@ -62,6 +62,8 @@ class Volume:
         is_hu: whether values are Hounsfield units.
         hu_estimated: the values are HU estimated from a file without them (a CT exported through a window,
             :mod:`jcs_viewer.io.hu_estimate`), not the scanner's.
+        intensity_reason: why the models cannot read these values (a volume file or CT series without HU whose
+            window was not found), or "" (the analysis calls it not assessable).
         info: patient/study/series fields.
         source_files: the file each slice came from (one entry for a single-file volume).
         warnings: human-readable sentences about problems found while loading.
@@ -80,6 +82,7 @@ class Volume:
     direction: np.ndarray = field(default_factory=lambda: np.eye(3))
     is_hu: bool = True
     hu_estimated: bool = False
+    intensity_reason: str = ""
     info: StudyInfo = field(default_factory=StudyInfo)
     source_files: tuple[Path, ...] = ()
     warnings: list[str] = field(default_factory=list)

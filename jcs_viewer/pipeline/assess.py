@@ -3,12 +3,14 @@
 A decision is ``positive``, ``negative`` or ``not assessable``. The models were trained on axial chest slices
 of 0.5-1.5 mm pixels; the patient rule counts positive slices over the lungs. So a study is not assessable
 when it is not CT (an MR or PET series), when its slices are not axial, when its intensities clip the lungs to
-black (a soft-tissue window), when it is a single slice, when it holds no lungs or too little lung to speak
+black (a soft-tissue window), when a volume file or CT series without HU shows no lung window to read them back
+from (:mod:`jcs_viewer.io.hu_estimate`), when it is a single slice, when it holds no lungs or too little lung to speak
 for the patient (in mL; for images without a voxel size, a stack cut inside the lungs), when its pixels are
 too coarse to tell a lesion from a vessel, or when fewer slices carry lung than the rule needs to ever call it
 positive. Checked in that order; the first that applies is the reason.
 
-Slices the models cannot read at all (not CT, not axial, lungs clipped to black, pixels too coarse:
+Slices the models cannot read at all (not CT, not axial, lungs clipped to black, no window to read back, pixels too
+coarse:
 :func:`unreadable_reason`) are neither classified nor segmented: a score or a lesion there would be a guess.
 """
 
@@ -69,14 +71,14 @@ def is_axial(direction: Any) -> bool:
 
 
 def unreadable_reason(volume: Volume, lung_mask: np.ndarray | None = None) -> str | None:
-    """Why the models cannot read the slices at all (not axial, lungs clipped to black, pixels too coarse), or
-    None when they can.
+    """Why the models cannot read the slices at all (not CT, not axial, lungs clipped to black, intensities without HU
+    whose window was not found, pixels too coarse), or None when they can.
 
     Images without a voxel size (1 mm assumed) are judged coarse from the lungs' span in pixels, once
     ``lung_mask`` is known (see :data:`MIN_LUNG_SPAN_MM`).
     """
     return (modality_reason(volume) or plane_reason(volume) or clipped_reason(volume)
-            or coarse_reason(volume, lung_mask))
+            or getattr(volume, "intensity_reason", "") or coarse_reason(volume, lung_mask))
 
 
 def modality_reason(volume: Volume) -> str | None:
