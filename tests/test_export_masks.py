@@ -375,5 +375,22 @@ def test_a_seg_that_cannot_be_built_does_not_stop_the_other_exports(tmp_path):
     Path(volume.source_files[3]).write_bytes(b"not dicom any more")
     written = export_all(result, volume, tmp_path / "out", report=False)
     assert "lesion_seg" not in written and {"lesion_nifti", "lung_nifti", "csv"} <= set(written)
-    assert len(written.notes) == 1 and written.notes[0].startswith("No lesion_seg.dcm: Cannot write")
-    assert volume.source_files[3].name in written.notes[0]
+    assert len(written.notes) == 1 and written.notes[0].startswith("No lesion_seg.dcm: the source file ")
+    assert volume.source_files[3].name in written.notes[0] and ".incomplete" not in written.notes[0]
+
+
+def test_sources_without_patient_id_or_birth_date_still_get_a_seg(tmp_path):
+    """Type 2 attributes may be empty, and anonymisers drop them (the LIDC slices have no PatientID): the SEG and SR
+    failed with "'FileDataset' object has no attribute 'PatientID'"."""
+    from jcs_viewer.io import load_study
+
+    volume, result = make_study(tmp_path, n_slices=4, size=32)
+    for path in volume.source_files:
+        ds = pydicom.dcmread(path)
+        del ds.PatientID, ds.PatientBirthDate
+        ds.save_as(path)
+    volume = load_study(volume.source_files[0].parent)
+    path = export_dicom_seg(volume, result.lesion_mask, result.lung_mask, tmp_path / "seg.dcm")
+    seg = pydicom.dcmread(path)
+    assert seg.PatientID == "" and seg.PatientBirthDate == ""
+    assert_dciodvfy_clean(path, warnings_allowed=True)

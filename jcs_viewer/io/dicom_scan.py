@@ -397,7 +397,8 @@ def source_header(path: str | os.PathLike[str]) -> pydicom.Dataset:
     """A loaded slice's header, for the DICOM outputs that reference it (SEG, SR, Encapsulated PDF).
 
     A bare data set (no preamble, :func:`_starts_like_a_data_set`) is read as the scan read it; an empty
-    SpecificCharacterSet, which means the default repertoire, is removed (highdicom rejects '').
+    SpecificCharacterSet, which means the default repertoire, is removed (highdicom rejects ''), and the patient and
+    study attributes of type 2 that are missing are added empty (highdicom copies them).
 
     Raises:
         OSError, InvalidDicomError: the file cannot be read (any more).
@@ -410,7 +411,15 @@ def source_header(path: str | os.PathLike[str]) -> pydicom.Dataset:
         ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
     if "SpecificCharacterSet" in ds and not ds.SpecificCharacterSet:
         del ds.SpecificCharacterSet
+    for keyword in _TYPE_2_PATIENT_AND_STUDY:  # present but empty when unknown; an anonymiser may drop them
+        if keyword not in ds:
+            setattr(ds, keyword, "")
     return ds
+
+
+#: the Patient and General Study attributes of type 2 (required, may be empty) that the derived objects copy
+_TYPE_2_PATIENT_AND_STUDY = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate", "StudyTime",
+                             "ReferringPhysicianName", "StudyID", "AccessionNumber")
 
 
 def read_header(path: Path) -> tuple[SliceHeader, pydicom.Dataset] | None:

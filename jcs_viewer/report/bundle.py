@@ -199,7 +199,10 @@ def _note_or_fail(exc: ExportError, name: str, notes: list[str]) -> None:
     one the file system refused (a full disk) fails the run: a set missing it must not replace a complete one."""
     if isinstance(exc.__cause__, OSError):
         raise exc
-    notes.append(f"No {name}: {exc}")
+    text = str(exc)
+    if text.startswith("Cannot write "):  # the path is the stage's, gone when the run ends: "No NAME" names it
+        text = text.split(f"{name}: ", 1)[-1]
+    notes.append(f"No {name}: {text}")
 
 
 #: marks a stage folder as this app's, so that a later run may clear it (and never a reader's own folder)
