@@ -110,6 +110,38 @@ def test_a_ct_series_without_air_or_a_window_asks_for_its_intercept(phantom_hu, 
     assert "(is its RescaleIntercept missing?)" in unreadable_reason(volume)
 
 
+@pytest.mark.parametrize("stored", ["float 0..1", "uint16 x 257"])
+def test_normalised_or_16_bit_scaled_exports_are_read_back(phantom_hu, tmp_path, stored):
+    """A float export normalised to 0..1 was rounded to the values 0 and 1; 8 bits stored x 257 in uint16 were
+    clipped at 32767: both erased the image. Scaled linearly instead, their window is found."""
+    grey = windowed(phantom_hu, -1350, 150)
+    data = grey.astype(np.float32) / 255 if stored == "float 0..1" else grey.astype(np.uint16) * 257
+    sitk.WriteImage(sitk.GetImageFromArray(data), str(tmp_path / "export.nii.gz"))
+    volume = load_study(tmp_path / "export.nii.gz")
+    assert volume.is_hu and volume.hu_estimated, volume.warnings
+    said = "fractional values" if stored == "float 0..1" else "scaled linearly to 0..32767"
+    assert any(said in w for w in volume.warnings), volume.warnings
+    body = (phantom_hu > -500) & (phantom_hu < 150)  # inside the window: bone is clipped at 150
+    assert np.abs(volume.array[body].astype(int) - phantom_hu[body]).mean() < 30
+
+
+def test_a_monochrome1_export_is_turned_over_before_its_window_is_found(phantom_hu, tmp_path):
+    """MONOCHROME1 shows the lowest value white: an 8-bit export stored so had air as its brightest value."""
+    import pydicom
+
+    grey = 255 - windowed(phantom_hu, -1350, 150).astype(np.int32)
+    for z in range(0, 24, 2):
+        path = write_slice(tmp_path / f"IM{z:03d}.dcm", grey[z], position=(0.0, 0.0, 2.0 * z),
+                           series_uid="1.2.826.0.1.3680043.8.498.79", instance=z + 1, intercept=0.0, thickness=2.0)
+        ds = pydicom.dcmread(path)
+        ds.PhotometricInterpretation = "MONOCHROME1"
+        ds.save_as(path)
+    volume = load_study(tmp_path)
+    assert volume.hu_estimated and any("MONOCHROME1" in w for w in volume.warnings), volume.warnings
+    body = (phantom_hu[::2] > -500) & (phantom_hu[::2] < 150)
+    assert np.abs(volume.array[body].astype(int) - phantom_hu[::2][body]).mean() < 30
+
+
 def test_png_stacks_stay_grey_levels(phantom_hu, tmp_path):
     """CLAHE and MedSeg slices are what the 8-bit nets were trained and validated on: image stacks stay 8-bit."""
     from PIL import Image

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import numpy as np
+
 from jcs_viewer.errors import StudyLoadError
 from jcs_viewer.io.dicom_geometry import arrange_slices
 from jcs_viewer.io.dicom_multiframe import frame_headers
@@ -91,6 +93,14 @@ def load_series(entry: SeriesEntry, warnings: list[str] | None = None) -> Volume
     array, pixel_warnings = read_pixels(geometry.headers, is_ct)
     warnings.extend(pixel_warnings)
     holds_air = looks_like_hu(array)
+    inverted = [h.path for h in geometry.headers if h.monochrome1]
+    if inverted and not holds_air:  # grey levels shown white-low: turned over so that air is dark, as everywhere
+        first = geometry.headers[0]
+        plain = first.pixel_representation == 0 and first.slope == 1.0 and first.intercept == 0.0
+        top = (2 ** first.bits_stored - 1) if plain else int(array.max()) + int(array.min())  # the stored range's
+        array = np.clip(top - array.astype(np.int32), -32768, 32767).astype(np.int16)
+        warnings.append(f"{counted(len(inverted), 'file')} ({describe_files(inverted)}) are MONOCHROME1 (the lowest "
+                        "value shown white): their grey levels were turned over.")
     hu_estimated, intensity_reason = False, ""
     if entry.modality in ("CT", "") and not holds_air:
         # A CT stored with its 1024 offset and no RescaleIntercept, or exported through a window.

@@ -60,6 +60,7 @@ class SliceHeader:
     frame: int | None = None  # index in a multi-frame file, else None
     slope_zero: bool = False  # RescaleSlope was 0 (every value would be the intercept): 1 is used in its place
     no_preamble: bool = False  # a bare data set (an ACR-NEMA-era or raw export), read as its encoding shows
+    monochrome1: bool = False  # PhotometricInterpretation MONOCHROME1: the lowest value is shown white
 
 
 @dataclass(frozen=True)
@@ -298,6 +299,7 @@ def _header_from(ds: pydicom.Dataset, path: Path, pixel_offset: int | None, has_
         has_pixels=has_pixels,
         pixel_offset=pixel_offset,
         slope_zero=slope == 0.0,
+        monochrome1=f.text(0x00280004, "PhotometricInterpretation").strip().upper() == "MONOCHROME1",
     )
 
 
@@ -508,7 +510,8 @@ def scan(path: str | os.PathLike[str]) -> ScanResult:
             continue
         if found is None:
             if file.suffix.lower() == ".dcm":  # named as part of a series: a missing slice must not go unnamed
-                what = "empty" if _size(file) == 0 else "not a DICOM file (no DICM preamble)"
+                what = ("empty" if _size(file) == 0 else
+                        "not a DICOM file (no DICM preamble, nor a data set without one)")
                 problems.append(f"{file.name} is named .dcm but is {what}.")
             continue
         header, ds = found

@@ -25,6 +25,11 @@ def volume_format(path: Path) -> str | None:
     return None
 
 
+#: a float volume whose values span this little holds normalised intensities, scaled to 0..FRACTIONAL_LEVELS
+FRACTIONAL_SPAN = 16.0
+FRACTIONAL_LEVELS = 4095
+
+
 def _to_int16(array: np.ndarray, path: Path, warnings: list[str]) -> np.ndarray:
     if array.dtype == np.int16:
         return array
@@ -37,8 +42,17 @@ def _to_int16(array: np.ndarray, path: Path, warnings: list[str]) -> np.ndarray:
             fill = float(array[finite].min())
             array = np.where(finite, array, fill)
             warnings.append(f"{path.name} has {n_bad} NaN or infinite voxels; they were set to {fill:g}.")
+        low, high = float(array.min()), float(array.max())
+        if high - low <= FRACTIONAL_SPAN:  # normalised intensities (0..1, -1..1): whole numbers would erase them
+            warnings.append(f"{path.name} holds fractional values {low:g}..{high:g} (normalised intensities, not "
+                            f"HU): they were scaled linearly to 0..{FRACTIONAL_LEVELS}.")
+            return np.rint((array - low) * (FRACTIONAL_LEVELS / max(high - low, 1e-12))).astype(np.int16)
         array = np.rint(array)
     low, high = float(array.min()), float(array.max())
+    if low >= 0 and high > 32767:  # unsigned values past int16 (a 16-bit image scaled by 257): not HU either way
+        warnings.append(f"{path.name} values {low:g}..{high:g} exceed the int16 range and were scaled linearly to "
+                        "0..32767.")
+        return np.rint(array * (32767.0 / high)).astype(np.int16)
     if low < -32768 or high > 32767:
         warnings.append(f"{path.name} values {low:g}..{high:g} exceed the int16 range and were clipped.")
         array = np.clip(array, -32768, 32767)
