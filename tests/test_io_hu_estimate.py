@@ -56,6 +56,20 @@ def test_an_offset_without_rescale_is_undone(phantom_hu):
     assert np.abs(estimate.slope * (PROBES_HU + 1024) + estimate.intercept - PROBES_HU).max() <= 25
 
 
+def test_values_shifted_below_hu_are_not_taken_for_hu(phantom_hu, tmp_path):
+    """A CT stored minus an offset (air at -4424) passed the HU test (its low end is below -500): no lung was found,
+    with no word about the values. Air must also sit near -1000; the values are read back instead."""
+    from jcs_viewer.io.grey_levels import looks_like_hu
+
+    shifted = (phantom_hu.astype(np.int32) - 3400).astype(np.int16)
+    assert looks_like_hu(phantom_hu) and not looks_like_hu(shifted)
+    sitk.WriteImage(sitk.GetImageFromArray(shifted), str(tmp_path / "shifted.nii.gz"))
+    volume = load_study(tmp_path / "shifted.nii.gz")
+    assert volume.hu_estimated
+    body = (phantom_hu > -500) & (phantom_hu < 1000)
+    assert np.abs(volume.array[body].astype(int) - phantom_hu[body]).mean() < 30
+
+
 def test_what_shows_no_fat_and_soft_tissue_gets_no_estimate(phantom_hu):
     """A soft-tissue window (the lungs one black with the air), noise and one broad hump are left as they are."""
     assert estimate_hu(windowed(phantom_hu, -160, 240).astype(np.int16)) is None

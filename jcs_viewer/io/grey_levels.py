@@ -15,13 +15,22 @@ import numpy as np
 #: a CT in HU has air (about -1000 HU) outside the body and in the airways; values whose low end stays above this
 #: are not HU
 HU_AIR_LIMIT = -500.0
+#: the least share of a CT in HU within 100 HU of air (-1000)
+MIN_AIR_SHARE = 0.005
 
 
 def looks_like_hu(array: np.ndarray) -> bool:
-    """Whether the low end (0.5th percentile, over up to 16 evenly spaced slices, every other pixel) of ``array``
-    (z, y, x) is air."""
+    """Whether ``array`` (z, y, x) holds air as HU do: its low end (0.5th percentile) below -500, and at least
+    0.5 % of it within 100 HU of -1000 (over up to 16 evenly spaced slices, every other pixel).
+
+    The second test keeps out values shifted below HU (a CT stored minus an offset: air at -4400), which the first
+    alone took for HU; a chest CT has air around the body or in its lungs there (the TotalSeg crop, hardly any air
+    around it: 2.5 %).
+    """
     sample = array[:: max(1, array.shape[0] // 16), ::2, ::2]
-    return float(np.percentile(sample, 0.5)) < HU_AIR_LIMIT
+    if float(np.percentile(sample, 0.5)) >= HU_AIR_LIMIT:
+        return False
+    return bool(np.count_nonzero((sample >= -1100) & (sample <= -900)) >= MIN_AIR_SHARE * sample.size)
 
 
 def to_grey_levels(array: np.ndarray, name: str, warnings: list[str]) -> np.ndarray:
