@@ -17,8 +17,9 @@ that clips the lungs) gets no estimate and stays grey levels.
 On lung-window exports (floors -1000 to -1400 HU, widths 1200-2040 HU, 8 or 12 bits) of the five real HU chest
 volumes there, the estimate lands within 30 HU at -850 and -500 HU on all but one volume (80 HU on the lung bases,
 whose fat and soft tissue lie only 140 HU apart), and within 130 HU where the window's floor at -900 clips air.
-MedSeg's lung-window web slices, framed in black or cropped inside the body, come out at floors of -1240 to -1375 HU
-where they come out at all (W1500/L-600 puts the floor at -1350). The table: ``python -m jcs_viewer.train.hu_windows``.
+MedSeg's 80 lung-window web slices (framed in black, cropped, some with text burnt in) get a window on 40, 28 of them
+with floors of -1230 to -1400 HU (W1500/L-600 puts it at -1350), the others from -1000 to -1542. The table:
+``python -m jcs_viewer.train.hu_windows``.
 A window that clips the lungs themselves is not recovered: its lowest value fills the chest (more than a fifth of
 the body), the file stays grey levels, and the assessment says so (:func:`jcs_viewer.pipeline.assess.clipped_reason`).
 """
@@ -90,15 +91,8 @@ def estimate_hu(array: np.ndarray) -> HuEstimate | None:
     if clipped_body_share(array, bodies) > MAX_CLIPPED_BODY_SHARE:
         return None
     pairs = _tissue_pairs(counts, body_floor)
-    smoothed = _smooth(counts, 1.0)
-    # A peak above the lowest value is air only if it lies around the body, not in it: a crop without air around
-    # the body has the lung's peak there.
-    low_peaks = [p for p in _peaks(smoothed, 1, body_floor) if p < 0.45 * body_floor]
-    commonest_low = max((smoothed[p] for p in low_peaks), default=0.0)
-    air_candidates = [0] * bool(floor_is_air) + [
-        p for p in low_peaks if smoothed[p] >= 0.05 * commonest_low  # not a few stray pixels
-        and _share_in_body(array, bodies, low + (p - 1) * width, low + (p + 2) * width) <= 0.5]
-    for air in air_candidates:  # the lowest value first: a window's floor clips air there
+    air_peaks = _air_peaks(array, bodies, counts, body_floor, low, width)
+    for air in ([0] if floor_is_air else []) + air_peaks:  # the lowest value first: a window's floor clips air there
         for fat, soft in pairs:
             slope = (SOFT_TISSUE_HU - AIR_HU) / (soft - air)  # HU per bin
             agreement = slope * (soft - fat) / FAT_TO_SOFT_HU
@@ -107,6 +101,17 @@ def estimate_hu(array: np.ndarray) -> HuEstimate | None:
             intercept = SOFT_TISSUE_HU - (low + soft * width) * slope / width
             return HuEstimate(slope / width, intercept, low + air * width, low + fat * width, low + soft * width)
     return None
+
+
+def _air_peaks(array: np.ndarray, bodies: dict[int, np.ndarray], counts: np.ndarray, body_floor: int, low: int,
+               width: int) -> list[int]:
+    """Peaks among the lowest bins that may be air: more than a few stray pixels, and lying around the body, not in
+    it (a crop without air around the body has the lung's peak there)."""
+    smoothed = _smooth(counts, 1.0)
+    peaks = [p for p in _peaks(smoothed, 1, body_floor) if p < 0.45 * body_floor]
+    commonest = max((smoothed[p] for p in peaks), default=0.0)
+    return [p for p in peaks if smoothed[p] >= 0.05 * commonest
+            and _share_in_body(array, bodies, low + (p - 1) * width, low + (p + 2) * width) <= 0.5]
 
 
 def _bodies(array: np.ndarray, body_floor: float) -> dict[int, np.ndarray]:
