@@ -395,6 +395,11 @@ def _bare_header(ds: pydicom.Dataset, path: Path, offset: int,
     return replace(header, transfer_syntax=syntax, no_preamble=True), ds
 
 
+#: the Patient and General Study attributes of type 2 (required, may be empty) that the derived objects copy
+_TYPE_2_PATIENT_AND_STUDY = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate", "StudyTime",
+                             "ReferringPhysicianName", "StudyID", "AccessionNumber")
+
+
 def source_header(path: str | os.PathLike[str]) -> pydicom.Dataset:
     """A loaded slice's header, for the DICOM outputs that reference it (SEG, SR, Encapsulated PDF).
 
@@ -417,11 +422,6 @@ def source_header(path: str | os.PathLike[str]) -> pydicom.Dataset:
         if keyword not in ds:
             setattr(ds, keyword, "")
     return ds
-
-
-#: the Patient and General Study attributes of type 2 (required, may be empty) that the derived objects copy
-_TYPE_2_PATIENT_AND_STUDY = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate", "StudyTime",
-                             "ReferringPhysicianName", "StudyID", "AccessionNumber")
 
 
 def read_header(path: Path) -> tuple[SliceHeader, pydicom.Dataset] | None:

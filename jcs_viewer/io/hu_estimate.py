@@ -88,7 +88,7 @@ def estimate_hu(array: np.ndarray) -> HuEstimate | None:
         return None
     body_floor = _otsu(counts)
     bodies = _bodies(array, low + body_floor * width)
-    if clipped_body_share(array, bodies) > MAX_CLIPPED_BODY_SHARE:
+    if _clipped_body_share(array, bodies) > MAX_CLIPPED_BODY_SHARE:
         return None
     pairs = _tissue_pairs(counts, body_floor)
     air_peaks = _air_peaks(array, bodies, counts, body_floor, low, width)
@@ -128,7 +128,7 @@ def _bodies(array: np.ndarray, body_floor: float) -> dict[int, np.ndarray]:
     return bodies
 
 
-def clipped_body_share(array: np.ndarray, bodies: dict[int, np.ndarray]) -> float:
+def _clipped_body_share(array: np.ndarray, bodies: dict[int, np.ndarray]) -> float:
     """The median share of the body (:func:`_bodies`) at ``array``'s lowest value."""
     low = array.min()
     shares = [np.count_nonzero(inside & (array[z] == low)) / max(np.count_nonzero(inside), 1)

@@ -163,6 +163,13 @@ def _header_text(value: Any) -> str:
     return text if len(text) <= MAX_HEADER_TEXT else text[:MAX_HEADER_TEXT - 1] + "…"
 
 
+def _intensity_note(volume) -> str:
+    """What the Source row adds about the values: nothing for the scanner's HU."""
+    if not volume.is_hu:
+        return " (not Hounsfield units)"
+    return " (HU estimated from its grey levels)" if volume.hu_estimated else ""
+
+
 # --------------------------------------------------------------------------- sections
 def _header(volume: Volume, result: StudyResult, anonymize: bool, st: dict[str, ParagraphStyle],
             fonts: Fonts) -> list[Any]:
@@ -541,10 +548,3 @@ def render_report(result: StudyResult, volume: Volume, content: ReportContent, *
     finally:
         rl_config.useA85 = saved_a85
     return data
-
-
-def _intensity_note(volume) -> str:
-    """What the Source row adds about the values: nothing for the scanner's HU."""
-    if not volume.is_hu:
-        return " (not Hounsfield units)"
-    return " (HU estimated from its grey levels)" if volume.hu_estimated else ""
