@@ -3,7 +3,9 @@ subprocess with ``QT_QPA_PLATFORM=xcb`` (see ``tests/helpers.py``)."""
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import signal
 import tempfile
 import time
@@ -23,7 +25,14 @@ else:
 
 # Never touch the tester's own settings, sessions or caches, and never stop on a modal
 # "restore session?" question: every test run gets private folders.
-_PRIVATE = Path(tempfile.mkdtemp(prefix="jcs-viewer-tests-"))
+# One folder per run: pytest-xdist's workers (and the CLI / GUI subprocesses) inherit the controller's; the process
+# that made it removes it when it ends (a run left 220 KB behind in /tmp before, hundreds of runs 100 MB).
+if "JCS_VIEWER_TESTS_PRIVATE" in os.environ:
+    _PRIVATE = Path(os.environ["JCS_VIEWER_TESTS_PRIVATE"])
+else:
+    _PRIVATE = Path(tempfile.mkdtemp(prefix="jcs-viewer-tests-"))
+    os.environ["JCS_VIEWER_TESTS_PRIVATE"] = str(_PRIVATE)
+    atexit.register(shutil.rmtree, _PRIVATE, ignore_errors=True)
 for _var, _sub in (("JCS_VIEWER_DATA", "data"), ("JCS_VIEWER_CONFIG", "config"),
                    ("XDG_CONFIG_HOME", "xdg-config"), ("XDG_DATA_HOME", "xdg-data")):
     os.environ.setdefault(_var, str(_PRIVATE / _sub))
