@@ -123,6 +123,26 @@ def test_chest_crop_keeps_the_heart_out(tmp_path):
     assert (lung & heart).sum() <= 0.01 * max(int(lung.sum()), 1)
 
 
+@pytest.mark.parametrize("slab", [2, 3])
+def test_chest_crop_in_thick_slices_is_not_called_covid(tmp_path, slab):
+    """The same lesion-free chest averaged into 3 and 4.5 mm slices, as thick reconstructions are: the heart's
+    border and the domes cut obliquely by a slice read as ground glass (positive, 4.2 and 14.3 mL, before the
+    gate's through-plane partial-volume rule)."""
+    ct = shared_data_path("real_ct_small", "totalsegmentator", "chest_crop", "ct_cropped.nii.gz")
+    image = sitk.ReadImage(str(ct))
+    hu = sitk.GetArrayFromImage(image).astype(np.float32)
+    n = len(hu) // slab * slab
+    thick = sitk.GetImageFromArray(np.rint(hu[:n].reshape(n // slab, slab, *hu.shape[1:]).mean(axis=1))
+                                   .astype(np.int16))
+    thick.SetSpacing(image.GetSpacing()[:2] + (image.GetSpacing()[2] * slab,))
+    thick.SetOrigin(image.GetOrigin())
+    thick.SetDirection(image.GetDirection())
+    sitk.WriteImage(thick, str(tmp_path / "thick.nii.gz"))
+    doc = analyze(tmp_path / "thick.nii.gz", tmp_path / "out")
+    assert doc["decision"] == "negative", (doc["decision"], doc["positive_slices"], doc["decision_reason"])
+    assert doc["lesion_volume_ml"]["total"] <= 3.0, doc["lesion_volume_ml"]
+
+
 def test_copd_thorax_is_too_coarse_to_judge(tmp_path):
     """64 x 64 pixels of 4.2 mm: vessels blur into ground-glass smudges, so the models are not run on it.
 

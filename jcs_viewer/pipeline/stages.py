@@ -176,7 +176,7 @@ class AnalysisRun:
         classifier's positives; lesions count only in the lungs and a margin, where density and shape allow."""
         from jcs_viewer.models import inference_context
         from jcs_viewer.pipeline import lungs
-        from jcs_viewer.pipeline.lesion_filter import lesion_gate
+        from jcs_viewer.pipeline.lesion_filter import lesion_gate, through_plane_partial_volume
         from jcs_viewer.pipeline.morphology import components_touching
         from jcs_viewer.pipeline.preprocess import lesion_probabilities, to_uint8
 
@@ -197,7 +197,10 @@ class AnalysisRun:
 
         def step(idx: list[int]) -> None:
             # On HU studies lesions lie only where their density and shape can be (not normal lung, not vessels).
-            gate = lesion_gate(image[idx], self.pixel_mm) if self.is_hu else None
+            gate = None
+            if self.is_hu:
+                gate = lesion_gate(image[idx], self.pixel_mm)
+                gate &= ~through_plane_partial_volume(image, self.lung_mask, idx, self.pixel_mm)
             if gate is not None:
                 region[idx] &= gate
             with inference_context(engine.device, engine.amp):
