@@ -6,8 +6,10 @@ The study goes into Orthanc through Orthanc's own REST API (not through the code
 
 from __future__ import annotations
 
+import io
 import json
 
+import numpy as np
 import pydicom
 import pytest
 
@@ -90,6 +92,45 @@ def test_send_stores_files_the_server_then_holds(orthanc, protocol, tmp_path, ca
     series = orthanc.series_of_study(study_uid)
     assert sum(len(s["Instances"]) for s in series) == len(files)
     orthanc.rest(f"/studies/{orthanc.rest('/tools/lookup', 'POST', study_uid.encode())[0]['ID']}", "DELETE")
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_send_stores_bare_data_sets_with_the_file_meta_they_lacked(orthanc, protocol, tmp_path, capsys):  # noqa: F811
+    """Files written without the DICM preamble and file meta (which the viewer reads) were refused as "not a
+    readable DICOM file"; they are sent with the meta their encoding shows, pixel for pixel."""
+    from pydicom.dataset import FileMetaDataset
+
+    write_demo_study(tmp_path, n_slices=4, seed=12, size=48)
+    files = sorted((tmp_path / "dicom").glob("*.dcm"))
+    originals = [pydicom.dcmread(f) for f in files]
+    for path, ds in zip(files, originals, strict=True):
+        bare = pydicom.dcmread(path)
+        bare.file_meta, bare.preamble = FileMetaDataset(), None
+        bare.save_as(path, implicit_vr=protocol == "dimse", little_endian=True, enforce_file_format=False)
+    assert not files[0].read_bytes()[128:132] == b"DICM"
+    assert main(["pacs", "send", "--server", address(orthanc, protocol), str(tmp_path / "dicom")]) == 0
+    assert f"{len(files)} files stored" in capsys.readouterr().out
+    study_uid = str(originals[0].StudyInstanceUID)
+    stored = {}
+    for series in orthanc.series_of_study(study_uid):
+        for instance in series["Instances"]:
+            ds = pydicom.dcmread(io.BytesIO(orthanc.instance_file(instance)))
+            stored[str(ds.SOPInstanceUID)] = ds
+    assert sorted(stored) == sorted(str(ds.SOPInstanceUID) for ds in originals)
+    for original in originals:
+        np.testing.assert_array_equal(stored[str(original.SOPInstanceUID)].pixel_array, original.pixel_array)
+    orthanc.rest(f"/studies/{orthanc.rest('/tools/lookup', 'POST', study_uid.encode())[0]['ID']}", "DELETE")
+
+
+def test_send_names_a_bare_file_without_sop_uids(orthanc, tmp_path, capsys):  # noqa: F811
+    path = tmp_path / "x.dcm"
+    ds = pydicom.Dataset()
+    ds.PatientName = "Nobody"
+    ds.Modality = "CT"
+    ds.save_as(path, implicit_vr=True, little_endian=True, enforce_file_format=False)
+    assert main(["pacs", "send", "--server", orthanc.dimse, str(path)]) != 0
+    err = capsys.readouterr().err
+    assert "x.dcm" in err and "without a SOP Class or Instance UID" in err and "Traceback" not in err
 
 
 def test_ae_title_and_server_come_from_the_settings_and_the_command_line(orthanc, tmp_path, monkeypatch,

@@ -369,7 +369,7 @@ def _read_to_pixels(path: Path, force: bool) -> tuple[pydicom.Dataset, int, byte
         return ds, offset, fp.read(4)
 
 
-def _starts_like_a_data_set(path: Path) -> bool:
+def starts_like_a_data_set(path: Path) -> bool:
     """Whether a file without the DICM preamble opens with a little-endian element of group 0002 or 0008 (a data
     set written bare, as ACR-NEMA-era archives and some exporters did), with an element number that group uses."""
     try:
@@ -403,7 +403,7 @@ _TYPE_2_PATIENT_AND_STUDY = ("PatientName", "PatientID", "PatientBirthDate", "Pa
 def source_header(path: str | os.PathLike[str]) -> pydicom.Dataset:
     """A loaded slice's header, for the DICOM outputs that reference it (SEG, SR, Encapsulated PDF).
 
-    A bare data set (no preamble, :func:`_starts_like_a_data_set`) is read as the scan read it; an empty
+    A bare data set (no preamble, :func:`starts_like_a_data_set`) is read as the scan read it; an empty
     SpecificCharacterSet, which means the default repertoire, is removed (highdicom rejects ''), and the patient and
     study attributes of type 2 that are missing are added empty (highdicom copies them).
 
@@ -413,7 +413,7 @@ def source_header(path: str | os.PathLike[str]) -> pydicom.Dataset:
     try:
         ds = pydicom.dcmread(path, stop_before_pixels=True)
     except InvalidDicomError:
-        if not _starts_like_a_data_set(Path(path)):
+        if not starts_like_a_data_set(Path(path)):
             raise
         ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
     if "SpecificCharacterSet" in ds and not ds.SpecificCharacterSet:
@@ -437,7 +437,7 @@ def read_header(path: Path) -> tuple[SliceHeader, pydicom.Dataset] | None:
         try:
             ds, offset, tag = _read_to_pixels(path, force=False)
         except InvalidDicomError:
-            if not _starts_like_a_data_set(path):
+            if not starts_like_a_data_set(path):
                 return None
             bare = True
             with warnings.catch_warnings():  # a file that only starts like one makes pydicom guess charsets aloud

@@ -97,14 +97,14 @@ def send_files(server: Server | str, files: Sequence[str | Path], ae_title: str 
     Raises:
         PacsError: unreachable, refused, a file that is not DICOM, or a file the server refused (named).
     """
-    import pydicom
+    from jcs_viewer.io.dicom_instance import read_instance
     from pydicom.errors import InvalidDicomError
 
     server = _server(server)
     paths = [Path(f) for f in files]
     for path in paths:
         try:
-            pydicom.dcmread(path, stop_before_pixels=True)
+            read_instance(path, stop_before_pixels=True)
         except (OSError, InvalidDicomError) as exc:
             raise PacsError(f"Cannot send {path}: it is not a readable DICOM file ({exc}).") from None
     if not paths:

@@ -138,11 +138,11 @@ def _save(server: Server, ds: Any, out_dir: Path) -> Path:
 def store_files(server: Server, files: Sequence[Path], *, progress: Progress | None = None,
                 timeout: float = DEFAULT_TIMEOUT) -> None:
     """STOW-RS ``files``, one request per file so a refusal names its file."""
-    import pydicom
+    from jcs_viewer.io.dicom_instance import read_instance
 
     client = _client(server, timeout)
     for done, path in enumerate(files, start=1):
-        ds = pydicom.dcmread(path)
+        ds = read_instance(path)
         with _http(server, f"store of {Path(path).name}", timeout):
             answer = client.store_instances([ds])
         failed = list(getattr(answer, "FailedSOPSequence", None) or [])

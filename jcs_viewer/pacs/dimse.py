@@ -255,9 +255,9 @@ def store_files(server: Server, ae_title: str, files: Sequence[Path], *, progres
     Raises:
         PacsError: unreachable, refused, or a file refused by the server (named, with the status).
     """
-    import pydicom
+    from jcs_viewer.io.dicom_instance import read_instance
 
-    datasets = [pydicom.dcmread(f) for f in files]
+    datasets = [read_instance(f) for f in files]
     contexts = sorted({(str(ds.SOPClassUID), str(ds.file_meta.TransferSyntaxUID)) for ds in datasets})
     with associate(server, ae_title, [(cls, [ts]) for cls, ts in contexts], timeout=timeout) as assoc:
         for done, (path, ds) in enumerate(zip(files, datasets), start=1):
