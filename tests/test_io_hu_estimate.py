@@ -225,6 +225,22 @@ def test_a_soft_tissue_window_of_a_real_chest_is_not_assessable(tmp_path):
 
 
 @pytest.mark.shared_data
+@pytest.mark.usefixtures("pixel_size_rule")
+def test_an_inverted_export_without_monochrome1_is_not_assessable_and_the_sentence_names_inversion(tmp_path):
+    """255 - g of a lung window in a NIfTI (which has no MONOCHROME1) finds no lung; the reason named only a
+    soft-tissue window, which it is not."""
+    path = _export(tmp_path, -1350, 150)
+    image = sitk.ReadImage(str(path))
+    inverted = sitk.GetImageFromArray((255 - sitk.GetArrayFromImage(image)).astype(np.uint8))
+    inverted.CopyInformation(image)
+    sitk.WriteImage(inverted, str(path))
+    doc = _analyze(path, tmp_path / "out")
+    assert doc["decision"] == "not assessable", doc["decision"]
+    assert "inverted grey scale" in doc["decision_reason"], doc["decision_reason"]
+    assert doc["positive_slices"] == 0
+
+
+@pytest.mark.shared_data
 @pytest.mark.parametrize("slice_id", ["0016", "0017", "0062", "0063"])
 def test_medseg_slices_framed_in_black_or_cropped_get_the_lung_window_or_none(slice_id):
     """MedSeg's web images are lung-window slices (fat and soft tissue at about 212 and 238 of 255, as W1500/L-600

@@ -44,8 +44,9 @@ def _to_int16(array: np.ndarray, path: Path, warnings: list[str]) -> np.ndarray:
             warnings.append(f"{path.name} has {n_bad} NaN or infinite voxels; they were set to {fill:g}.")
         low, high = float(array.min()), float(array.max())
         if high - low <= FRACTIONAL_SPAN:  # normalised intensities (0..1, -1..1): whole numbers would erase them
-            warnings.append(f"{path.name} holds fractional values {low:g}..{high:g} (normalised intensities, not "
-                            f"HU): they were scaled linearly to 0..{FRACTIONAL_LEVELS}.")
+            warnings.append(f"{path.name} holds fractional values {low:g}..{high:g}, a span too narrow for Hounsfield "
+                            "units (air and soft tissue alone lie 1040 HU apart): they were read as normalised "
+                            f"intensities and scaled linearly to 0..{FRACTIONAL_LEVELS}.")
             return np.rint((array - low) * (FRACTIONAL_LEVELS / max(high - low, 1e-12))).astype(np.int16)
         array = np.rint(array)
     low, high = float(array.min()), float(array.max())

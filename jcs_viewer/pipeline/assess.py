@@ -182,9 +182,10 @@ def not_assessable_reason(volume: Volume, lung_mask: np.ndarray, scored: np.ndar
             return ("No lungs were found in the study, and no value in it is as low as air (-1000 HU): if it is a "
                     "chest CT, its values are not Hounsfield units (is its RescaleIntercept missing?).")
         if getattr(volume, "hu_estimated", False):
-            return ("No lungs were found in the study. Its values are grey levels read back as estimated HU, and a "
-                    "window that clips the lungs to black (a soft-tissue window) leaves no lung to find; open the "
-                    "study in Hounsfield units or exported with a lung window.")
+            return ("No lungs were found in the study. Its values are grey levels read back as estimated HU, as if "
+                    "exported through a linear window; a window that clips the lungs to black (a soft-tissue window), "
+                    "an inverted grey scale or a curve that is not linear leaves no lung to find; open the study in "
+                    "Hounsfield units or exported with a lung window.")
         return "No lungs were found in the study, so there is nothing the models could judge."
     floor = MIN_LUNG_ML if is_hu else MIN_LUNG_ML_NOT_HU
     if not getattr(volume, "has_voxel_size", True):
