@@ -185,6 +185,18 @@ def test_the_window_of_8bit_exports_of_real_chests_is_found(name):
         assert np.abs(errors_hu(estimate, low, high)[:2]).max() <= 35, (low, high, errors_hu(estimate, low, high))
 
 
+@pytest.mark.shared_data
+@pytest.mark.parametrize("parts", [("real_ct_small", "chest_imaging_platform", "ct-64.nrrd"),
+                                   ("real_ct_small", "totalsegmentator", "example_ct_sm.nii.gz"),
+                                   ("ct_3slice_dcmqi",)], ids=["COPD thorax", "lung bases", "dcmqi slices"])
+def test_a_window_whose_floor_clips_aerated_lung_is_not_read_back(parts):
+    """Through -900..300 HU the lung's commonest value is the floor: read with air there, -850 HU came back 95 to
+    110 HU too low ("within about 50 HU", the note said). Such an export gets no window; the lung windows do."""
+    hu = load_study(shared_data_path(*parts)).array
+    assert estimate_hu(windowed(hu, -900, 300).astype(np.int16)) is None
+    assert estimate_hu(windowed(hu, -1000, 200).astype(np.int16)) is not None
+
+
 def _export(tmp_path: Path, low: float, high: float) -> Path:
     source = shared_data_path("real_ct_small", "totalsegmentator", "chest_crop", "ct_cropped.nii.gz")
     image = sitk.ReadImage(str(source))

@@ -16,12 +16,16 @@ that clips the lungs) gets no estimate and stays grey levels.
 
 On lung-window exports (floors -1000 to -1400 HU, widths 1200-2040 HU, 8 or 12 bits) of the five real HU chest
 volumes there, the estimate lands within 30 HU at -850 and -500 HU on all but one volume (80 HU on the lung bases,
-whose fat and soft tissue lie only 140 HU apart), and within 130 HU where the window's floor at -900 clips air.
+whose fat and soft tissue lie only 140 HU apart). A floor at -900 HU clips aerated lung and is refused (below),
+except on the LIDC slices, whose lungs are denser than it (-850 HU read 130 HU too low).
 MedSeg's 80 lung-window web slices (framed in black, cropped, some with text burnt in) get a window on 40, 28 of them
 with floors of -1230 to -1400 HU (W1500/L-600 puts it at -1350), the others from -1000 to -1542. The table:
 ``python -m jcs_viewer.train.hu_windows``.
 A window that clips the lungs themselves is not recovered: its lowest value fills the chest (more than a fifth of
-the body), the file stays grey levels, and the assessment says so (:func:`jcs_viewer.pipeline.assess.clipped_reason`).
+the body), or, where its floor lies in the aerated lung (-900 HU and above), is the lungs' commonest value; the file
+stays grey levels, and the assessment says so (:func:`jcs_viewer.pipeline.assess.clipped_reason`, or
+:func:`no_window_reason`). Only where a crop cuts the lungs at its edges is the floor not judged (the crop's -900 HU
+export is read with -850 HU 96 HU too low).
 """
 
 from __future__ import annotations
@@ -44,9 +48,15 @@ MAX_BINS = 2048
 MIN_VOXELS = 128 * 128
 #: more of the body than this at the lowest value is a window that clips the lungs with the air: nothing to read
 #: back (lung-window exports of the real chests and the phantom: 0-3 %; windows whose floor is -700 HU or higher:
-#: 6-37 %, the cropped ones lowest; LIDC2, stored through a soft-tissue window: 41 %). A cropped chest under
-#: this bound is read back, finds no lung, and the assessment names the window as a likely cause
+#: 6-37 %, the cropped ones lowest; LIDC2, stored through a soft-tissue window: 41 %). Those under this bound are
+#: caught by the lung's mode at the floor (:func:`_lung_mode_at_floor`)
 MAX_CLIPPED_BODY_SHARE = 0.2
+#: the dark values inside the body at the lowest value, at most this share of the lung's peak (see
+#: :func:`_lung_mode_at_floor`)
+MAX_FLOOR_TO_LUNG_PEAK = 1.0
+#: ... judged only where the lungs enclosed by the body fill at least this share of the slices read: the airways
+#: alone are air, at the floor of any lung window
+MIN_ENCLOSED_LUNG = 0.02
 
 
 @dataclass(frozen=True)
@@ -88,7 +98,8 @@ def estimate_hu(array: np.ndarray) -> HuEstimate | None:
         return None
     body_floor = _otsu(counts)
     bodies = _bodies(array, low + body_floor * width)
-    if _clipped_body_share(array, bodies) > MAX_CLIPPED_BODY_SHARE:
+    if _clipped_body_share(array, bodies) > MAX_CLIPPED_BODY_SHARE or _lung_mode_at_floor(array, bodies,
+                                                                                        low + body_floor * width):
         return None
     pairs = _tissue_pairs(counts, body_floor)
     air_peaks = _air_peaks(array, bodies, counts, body_floor, low, width)
@@ -134,6 +145,33 @@ def _clipped_body_share(array: np.ndarray, bodies: dict[int, np.ndarray]) -> flo
     shares = [np.count_nonzero(inside & (array[z] == low)) / max(np.count_nonzero(inside), 1)
               for z, inside in bodies.items()]
     return float(np.median(shares)) if shares else 0.0
+
+
+def _lung_mode_at_floor(array: np.ndarray, bodies: dict[int, np.ndarray], body_floor: float) -> bool:
+    """Whether the commonest value of the lungs (the dark regions the body encloses) is the array's lowest: a floor
+    above air.
+
+    A window whose floor lies in the aerated lung (-950 to -850 HU) clips part of the parenchyma with the air, and
+    the lung's mode sits at the floor; read with air there, the scale stretches (the real chests: -850 HU read 45 to
+    130 HU too low). Exports with floors at or below air keep the floor under a third of the lung's peak (the real
+    HU volumes of ``../shared/data``: at most 0.39 of it); floors of -900 HU put 2.2 to 46 times the peak there,
+    except where the lung itself is denser than the floor (the LIDC slices).
+    """
+    import cv2
+
+    low = array.min()
+    dark = []
+    for z in bodies:  # the dark regions enclosed by tissue: lungs and airways, not the air around the body
+        below = (array[z] < body_floor).astype(np.uint8)
+        _, labels = cv2.connectedComponents(below, connectivity=4)
+        outside = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+        dark.append(array[z][below.astype(bool) & ~np.isin(labels, outside)])
+    values = np.concatenate(dark).astype(np.int64) - int(low) if dark else np.empty(0, np.int64)
+    if values.size < MIN_ENCLOSED_LUNG * len(bodies) * array[0].size:  # airways only (a crop's lungs touch its edges)
+        return False
+    counts = np.bincount(values).astype(float)
+    at_floor, counts[0] = counts[0], 0.0
+    return at_floor > MAX_FLOOR_TO_LUNG_PEAK * _smooth(counts, 1.0).max()
 
 
 def _share_in_body(array: np.ndarray, bodies: dict[int, np.ndarray], start: float, stop: float) -> float:
@@ -229,5 +267,6 @@ def no_window_reason(name: str, missing_intercept: bool = False) -> str:
     what = ("hold no air at about -1000 HU (is its RescaleIntercept missing?)" if missing_intercept else
             "are not Hounsfield units")
     return (f"The values of {name} {what}, and no lung window could be found in them (the air, fat and soft tissue "
-            "a chest CT exported through one shows): a window that clips the lungs, or a curve that is not linear, "
-            "cannot be read back, so the models were not run; open the study in Hounsfield units.")
+            "a chest CT exported through one shows): a window that clips the lungs (a soft-tissue window, or a floor "
+            "above air), or a curve that is not linear, cannot be read back, so the models were not run; open the "
+            "study in Hounsfield units.")
