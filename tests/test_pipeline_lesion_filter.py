@@ -60,3 +60,11 @@ def test_end_slices_and_short_volumes_are_never_flagged():
     assert not flagged[0].any() and not flagged[2].any()
     assert flagged[1][_core(ORGAN)].all()
     assert not through_plane_partial_volume(image[:2], lung[:2], [0, 1], (1.0, 1.0)).any()
+
+
+def test_consolidation_that_runs_on_outside_the_lung_mask_is_not_partial_volume():
+    """A consolidated lobe the lung mask misses in three slices: as dense here as on both sides, not a mixture."""
+    image, lung = _volume()
+    for z in (1, 2, 3):
+        image[z][ORGAN], lung[z][ORGAN] = TISSUE, 0
+    assert not through_plane_partial_volume(image, lung, [2], (1.0, 1.0))[0].any()

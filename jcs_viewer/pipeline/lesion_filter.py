@@ -60,10 +60,12 @@ def lesion_gate(slices: np.ndarray, pixel_mm: tuple[float, float]) -> np.ndarray
 ORGAN_HU = -300.0
 #: ... in the slice on one side, and lung lighter by at least ``RAMP_HU`` in the slice on the other.
 RAMP_HU = 50.0
+#: ... and the organ's side denser than this slice by at least ``DENSER_HU`` (not a lesion as dense on both sides)
+DENSER_HU = 20.0
 
 
-def through_plane_partial_volume(image: np.ndarray, lung_mask: np.ndarray, idx, pixel_mm: tuple[float, float]
-                                 ) -> np.ndarray:
+def through_plane_partial_volume(image: np.ndarray, lung_mask: np.ndarray, idx, pixel_mm: tuple[float, float],
+                                 to_hu: tuple[float, float] = (1.0, 0.0)) -> np.ndarray:
     """``bool (len(idx), H, W)``: where slices ``idx`` of an HU volume average an organ's surface with lung.
 
     A slice cuts the heart's border, a diaphragm dome or the chest wall obliquely: where the slice on one side
@@ -72,8 +74,11 @@ def through_plane_partial_volume(image: np.ndarray, lung_mask: np.ndarray, idx, 
     density, on a band as wide as the organ's surface rises across one slice. On thick slices that band reads
     as subpleural ground glass: the real lesion-free chest crop averaged into 4.5 mm slices was called positive
     with 14.3 mL of lesion by the heart and the domes (2.3 mL with this rule; 1.9 mL at its own 1.5 mm before).
-    A lesion is cut at most where an organ lies on one side and lighter lung on the other; one that continues
-    as densely into the next slice is kept. The first and last slices, without both neighbours, are not judged.
+    The organ's side must be denser than this slice, so a consolidation the lung mask misses, as dense here as
+    on both sides, is kept. A lesion is cut at most where an organ lies on one side and lighter lung on the other;
+    one that continues as densely into the next slice is kept. The first and last slices, without both
+    neighbours, are not judged.
+    ``to_hu``: ``(slope, intercept)`` from ``image``'s values to HU (grey levels of a lung window).
     """
     import cv2
 
@@ -87,7 +92,7 @@ def through_plane_partial_volume(image: np.ndarray, lung_mask: np.ndarray, idx, 
 
     def smooth_and_organ(z: int) -> tuple[np.ndarray, np.ndarray]:
         if z not in cache:
-            smooth = cv2.blur(image[z].astype(np.float32), (k, k))
+            smooth = cv2.blur(image[z].astype(np.float32) * to_hu[0] + to_hu[1], (k, k))
             cache[z] = (smooth, (smooth >= ORGAN_HU) & (lung_mask[z] == 0))
         return cache[z]
 
@@ -96,8 +101,11 @@ def through_plane_partial_volume(image: np.ndarray, lung_mask: np.ndarray, idx, 
             here = smooth_and_organ(z)[0]
             before, organ_before = smooth_and_organ(z - 1)
             after, organ_after = smooth_and_organ(z + 1)
-            out[i] = ((organ_before & (organ_after | (after <= here - RAMP_HU)))
-                      | (organ_after & (before <= here - RAMP_HU)))
+            # the organ's side denser than this slice, the other side lighter or the organ again: a mixture
+            denser_before = organ_before & (before >= here + DENSER_HU)
+            denser_after = organ_after & (after >= here + DENSER_HU)
+            out[i] = ((denser_before & (denser_after | (after <= here - RAMP_HU)))
+                      | (denser_after & (before <= here - RAMP_HU)))
     return out
 
 
