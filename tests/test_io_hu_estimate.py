@@ -164,6 +164,23 @@ def test_png_stacks_stay_grey_levels(phantom_hu, tmp_path):
         Image.fromarray(image).save(tmp_path / f"s{z}.png")
     volume = load_study(tmp_path)
     assert not volume.is_hu and not volume.hu_estimated
+    # ... but the densities their lung window implies are kept for the lesion gate
+    assert volume.grey_hu is not None
+    slope, intercept = volume.grey_hu
+    assert abs(slope * 0 + intercept + 1000) <= 40 and abs(slope * 255 + intercept - 200) <= 60, volume.grey_hu
+    assert any("look like a lung window" in w for w in volume.warnings), volume.warnings
+
+
+def test_a_stack_of_two_images_or_without_a_window_gets_no_densities(phantom_hu, tmp_path):
+    from PIL import Image
+
+    for z, image in enumerate(windowed(phantom_hu[8:10], -1000, 200)):
+        Image.fromarray(image).save(tmp_path / f"s{z}.png")
+    assert load_study(tmp_path).grey_hu is None  # two images: a CLAHE slice read alone may show a "window"
+    noise = np.random.default_rng(0).integers(0, 256, (4, 128, 128), dtype=np.uint8)
+    for z, image in enumerate(noise):
+        Image.fromarray(image).save(tmp_path / f"s{z}.png")
+    assert load_study(tmp_path).grey_hu is None
 
 
 # --- real CT (skips without ../shared/data) -------------------------------------------------------------------
@@ -183,6 +200,43 @@ def test_the_window_of_8bit_exports_of_real_chests_is_found(name):
         estimate = estimate_hu(windowed(hu, low, high).astype(np.int16))
         assert estimate is not None, (low, high)
         assert np.abs(errors_hu(estimate, low, high)[:2]).max() <= 35, (low, high, errors_hu(estimate, low, high))
+
+
+@pytest.mark.shared_data
+def test_ctseg_clahe_stacks_show_no_lung_window():
+    """The eleven CT-Seg volume groups, read as the stacks ``evaluate stacks`` reads: CLAHE is not a linear window,
+    so none gets densities (and the lesion figures of the 8-bit nets stay as measured)."""
+    import cv2
+
+    from jcs_viewer.train.splits import ctseg_group
+
+    files = sorted(shared_data_path("covid19_ct_seg20_slices", "ct").glob("*.png"))
+    groups: dict[int, list[Path]] = {}
+    for path in files:
+        groups.setdefault(ctseg_group(int(path.stem[:4])), []).append(path)
+    assert len(groups) == 11
+    for group, paths in groups.items():
+        stack = np.stack([cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) for p in paths]).astype(np.int16)
+        assert estimate_hu(stack) is None, group
+
+
+@pytest.mark.shared_data
+@pytest.mark.usefixtures("pixel_size_rule")
+def test_a_png_stack_of_a_lesion_free_chest_keeps_lesions_to_where_density_allows(tmp_path):
+    """The chest crop as 8-bit PNG slices through W1500/L-600: 15 slices were positive (over the threshold of 9)
+    with 15.3 mL marked (at the 1 mm voxels assumed), in normal lung and vessels the HU gate leaves out; with the
+    gate on the window's densities 8 slices and 10.9 mL (bounds below leave room for another CPU's rounding)."""
+    from PIL import Image
+
+    source = shared_data_path("real_ct_small", "totalsegmentator", "chest_crop", "ct_cropped.nii.gz")
+    grey = windowed(sitk.GetArrayFromImage(sitk.ReadImage(str(source))), -1350, 150)
+    (tmp_path / "png").mkdir()
+    for z, image in enumerate(grey[::-1]):
+        Image.fromarray(image).save(tmp_path / "png" / f"slice_{z:03d}.png")
+    doc = _analyze(tmp_path / "png", tmp_path / "out")
+    assert any("look like a lung window" in m for m in doc["messages"]), doc["messages"]
+    assert doc["positive_slices"] <= 10, (doc["positive_slices"], doc["threshold"])
+    assert doc["lesion_volume_ml"]["total"] <= 12.5, doc["lesion_volume_ml"]
 
 
 @pytest.mark.shared_data

@@ -91,12 +91,39 @@ def load_image_stack(files: list[Path]) -> Volume:
     if coloured:  # coloured arrows or overlays would be read as tissue
         warnings.append(f"{counted(len(coloured), 'image')} in colour ({describe_files(coloured)}) were read as "
                         "grey (luminance): coloured marks on them count as image.")
+    grey = to_grey_levels(volume, f"the images in {files[0].parent.name}", warnings)
     return Volume(
-        array=to_grey_levels(volume, f"the images in {files[0].parent.name}", warnings),
+        array=grey,
         spacing=(1.0, 1.0, 1.0),
         is_hu=False,
+        grey_hu=_lung_window(grey, warnings),
         info=StudyInfo(series_description=files[0].parent.name),
         source_files=tuple(files),
         warnings=warnings,
         source_format="images",
     )
+
+
+#: a stack of at least this many images is searched for a lung window (a CT-Seg CLAHE slice read alone shows one in
+#: 25 of 145; none of the eleven CT-Seg volume stacks does)
+MIN_WINDOW_STACK = 3
+
+
+def _lung_window(grey: np.ndarray, warnings: list[str]) -> tuple[float, float] | None:
+    """The estimated HU map of a stack's grey levels where they show a linear lung window, for the lesion gate.
+
+    The 8-bit models keep reading the grey levels (CLAHE stacks, web slices: not a linear window, so not turned
+    into HU); only the gate that keeps lesions out of normal lung and vessels reads the densities they imply.
+    """
+    from jcs_viewer.io.hu_estimate import estimate_hu
+
+    if len(grey) < MIN_WINDOW_STACK:
+        return None
+    estimate = estimate_hu(grey)
+    if estimate is None:
+        return None
+    low, high = estimate.window(0.0, 255.0)
+    warnings.append(f"The grey levels look like a lung window (0..255 standing for about {low:.0f}..{high:.0f} HU, "
+                    "from their air, fat and soft tissue): lesions are kept only where the density this implies "
+                    "allows one (not normal lung, not a vessel).")
+    return estimate.slope, estimate.intercept
