@@ -62,8 +62,6 @@ class Volume:
         is_hu: whether values are Hounsfield units.
         hu_estimated: the values are HU estimated from a file without them (a CT exported through a window,
             :mod:`jcs_viewer.io.hu_estimate`), not the scanner's.
-        grey_hu: for grey levels the 8-bit models read (an image stack), ``(slope, intercept)`` of the estimated HU
-            they stand for where a lung window was found in them, else None: the lesion gate's densities.
         intensity_reason: why the models cannot read these values (a volume file or CT series without HU whose
             window was not found), or "" (the analysis calls it not assessable).
         info: patient/study/series fields.
@@ -84,7 +82,6 @@ class Volume:
     direction: np.ndarray = field(default_factory=lambda: np.eye(3))
     is_hu: bool = True
     hu_estimated: bool = False
-    grey_hu: tuple[float, float] | None = None
     intensity_reason: str = ""
     info: StudyInfo = field(default_factory=StudyInfo)
     source_files: tuple[Path, ...] = ()

@@ -64,8 +64,8 @@ RAMP_HU = 50.0
 DENSER_HU = 20.0
 
 
-def through_plane_partial_volume(image: np.ndarray, lung_mask: np.ndarray, idx, pixel_mm: tuple[float, float],
-                                 to_hu: tuple[float, float] = (1.0, 0.0)) -> np.ndarray:
+def through_plane_partial_volume(image: np.ndarray, lung_mask: np.ndarray, idx, pixel_mm: tuple[float, float]
+                                 ) -> np.ndarray:
     """``bool (len(idx), H, W)``: where slices ``idx`` of an HU volume average an organ's surface with lung.
 
     A slice cuts the heart's border, a diaphragm dome or the chest wall obliquely: where the slice on one side
@@ -78,7 +78,6 @@ def through_plane_partial_volume(image: np.ndarray, lung_mask: np.ndarray, idx, 
     on both sides, is kept. A lesion is cut at most where an organ lies on one side and lighter lung on the other;
     one that continues as densely into the next slice is kept. The first and last slices, without both
     neighbours, are not judged.
-    ``to_hu``: ``(slope, intercept)`` from ``image``'s values to HU (grey levels of a lung window).
     """
     import cv2
 
@@ -92,7 +91,7 @@ def through_plane_partial_volume(image: np.ndarray, lung_mask: np.ndarray, idx, 
 
     def smooth_and_organ(z: int) -> tuple[np.ndarray, np.ndarray]:
         if z not in cache:
-            smooth = cv2.blur(image[z].astype(np.float32) * to_hu[0] + to_hu[1], (k, k))
+            smooth = cv2.blur(image[z].astype(np.float32), (k, k))
             cache[z] = (smooth, (smooth >= ORGAN_HU) & (lung_mask[z] == 0))
         return cache[z]
 

@@ -196,14 +196,11 @@ class AnalysisRun:
         cut = max(int(round(options.lesion_cutoff * 255)), 1)
 
         def step(idx: list[int]) -> None:
-            # Lesions lie only where their density and shape can be (not normal lung, not vessels): on HU studies,
-            # and on grey levels whose lung window was found.
+            # On HU studies lesions lie only where their density and shape can be (not normal lung, not vessels).
             gate = None
-            to_hu = (1.0, 0.0) if self.is_hu else getattr(self.volume, "grey_hu", None)
-            if to_hu is not None:  # HU, or grey levels of a lung window
-                hu = image[idx].astype(np.float32) * to_hu[0] + to_hu[1] if to_hu != (1.0, 0.0) else image[idx]
-                gate = lesion_gate(hu, self.pixel_mm)
-                gate &= ~through_plane_partial_volume(image, self.lung_mask, idx, self.pixel_mm, to_hu)
+            if self.is_hu:
+                gate = lesion_gate(image[idx], self.pixel_mm)
+                gate &= ~through_plane_partial_volume(image, self.lung_mask, idx, self.pixel_mm)
             if gate is not None:
                 region[idx] &= gate
             with inference_context(engine.device, engine.amp):
