@@ -167,6 +167,7 @@ def test_png_stacks_of_a_lung_window_are_read_in_estimated_hu(phantom_hu, tmp_pa
     body = (phantom_hu[8:14] > -500) & (phantom_hu[8:14] < 150)
     assert np.abs(volume.array[body].astype(int) - phantom_hu[8:14][body]).mean() < 30
     assert any("mapped back to HU" in w for w in volume.warnings), volume.warnings
+    assert not any("not HU" in w for w in volume.warnings), volume.warnings  # said before the window was found
 
 
 def test_stacks_of_two_images_or_without_a_window_stay_grey_levels(phantom_hu, tmp_path):

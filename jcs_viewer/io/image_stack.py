@@ -94,6 +94,8 @@ def load_image_stack(files: list[Path]) -> Volume:
     name = f"the images in {files[0].parent.name}"
     grey = to_grey_levels(volume, name, warnings)
     hu = _estimated_hu(grey, name, warnings)
+    if hu is not None:  # the note that follows says what the values stand for
+        warnings[0] = warnings[0].replace(" and values are image intensities, not HU.", ".")
     return Volume(
         array=grey if hu is None else hu,
         spacing=(1.0, 1.0, 1.0),
