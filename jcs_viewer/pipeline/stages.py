@@ -150,7 +150,7 @@ class AnalysisRun:
             # Contiguous runs are views; a batch with gaps (slices without lung skipped) is gathered.
             span = slice(idx[0], idx[-1] + 1) if idx[-1] - idx[0] + 1 == len(idx) else np.asarray(idx)
             boxes = entry_boxes(entry, self.lung_mask[span])
-            x = prepare_batch(self.image[span], entry, self.is_hu, engine.device, boxes)
+            x = prepare_batch(self.image[span], entry, self.is_hu, engine.device, boxes, self.pixel_mm)
             with inference_context(engine.device, engine.amp):
                 if cams is not None or attributes is not None:
                     p, cam, attr = classify_explained(model, x, target_class=1, out_size=(
@@ -204,7 +204,8 @@ class AnalysisRun:
             if gate is not None:
                 region[idx] &= gate
             with inference_context(engine.device, engine.amp):
-                out = lesion_probabilities(model, image[idx], entry, self.is_hu, engine.device, (height, width))
+                out = lesion_probabilities(model, image[idx], entry, self.is_hu, engine.device, (height, width),
+                                           self.pixel_mm)
             lesion_prob[idx] = to_uint8(out[:, 0])
             if evidence is not None:
                 evidence[idx] = lesion_evidence(lesion_prob[idx], region[idx], self.pixel_mm)
