@@ -123,22 +123,31 @@ def test_chest_crop_keeps_the_heart_out(tmp_path):
     assert (lung & heart).sum() <= 0.01 * max(int(lung.sum()), 1)
 
 
+def _chest_crop() -> tuple[sitk.Image, np.ndarray]:
+    image = sitk.ReadImage(str(shared_data_path("real_ct_small", "totalsegmentator", "chest_crop",
+                                                "ct_cropped.nii.gz")))
+    return image, sitk.GetArrayFromImage(image).astype(np.float32)
+
+
+def _analyze_variant(tmp_path: Path, hu: np.ndarray, spacing: tuple[float, ...], like: sitk.Image) -> dict:
+    """``hu`` written as a NIfTI with ``spacing`` (x, y, z) at ``like``'s origin and direction, then analysed."""
+    variant = sitk.GetImageFromArray(np.clip(np.rint(hu), -1024, 3071).astype(np.int16))
+    variant.SetSpacing(spacing)
+    variant.SetOrigin(like.GetOrigin())
+    variant.SetDirection(like.GetDirection())
+    sitk.WriteImage(variant, str(tmp_path / "variant.nii.gz"))
+    return analyze(tmp_path / "variant.nii.gz", tmp_path / "out")
+
+
 @pytest.mark.parametrize("slab", [2, 3])
 def test_chest_crop_in_thick_slices_is_not_called_covid(tmp_path, slab):
     """The same lesion-free chest averaged into 3 and 4.5 mm slices, as thick reconstructions are: the heart's
     border and the domes cut obliquely by a slice read as ground glass (positive, 4.2 and 14.3 mL, before the
     gate's through-plane partial-volume rule)."""
-    ct = shared_data_path("real_ct_small", "totalsegmentator", "chest_crop", "ct_cropped.nii.gz")
-    image = sitk.ReadImage(str(ct))
-    hu = sitk.GetArrayFromImage(image).astype(np.float32)
+    image, hu = _chest_crop()
     n = len(hu) // slab * slab
-    thick = sitk.GetImageFromArray(np.rint(hu[:n].reshape(n // slab, slab, *hu.shape[1:]).mean(axis=1))
-                                   .astype(np.int16))
-    thick.SetSpacing(image.GetSpacing()[:2] + (image.GetSpacing()[2] * slab,))
-    thick.SetOrigin(image.GetOrigin())
-    thick.SetDirection(image.GetDirection())
-    sitk.WriteImage(thick, str(tmp_path / "thick.nii.gz"))
-    doc = analyze(tmp_path / "thick.nii.gz", tmp_path / "out")
+    thick = hu[:n].reshape(n // slab, slab, *hu.shape[1:]).mean(axis=1)
+    doc = _analyze_variant(tmp_path, thick, image.GetSpacing()[:2] + (image.GetSpacing()[2] * slab,), image)
     assert doc["decision"] == "negative", (doc["decision"], doc["positive_slices"], doc["decision_reason"])
     assert doc["lesion_volume_ml"]["total"] <= 3.0, doc["lesion_volume_ml"]
 
@@ -149,21 +158,14 @@ def test_chest_crop_made_to_look_like_a_sharp_lung_kernel_is_not_called_covid(tm
     through ``harmonise_kernel``; 8 and 1.8 mL with it."""
     import cv2
 
-    ct = shared_data_path("real_ct_small", "totalsegmentator", "chest_crop", "ct_cropped.nii.gz")
-    image = sitk.ReadImage(str(ct))
-    hu = sitk.GetArrayFromImage(image).astype(np.float32)
+    image, hu = _chest_crop()
     fine = np.stack([cv2.resize(s, None, fx=2, fy=2, interpolation=cv2.INTER_CUBIC) for s in hu])
     pixel = image.GetSpacing()[0] / 2
     rng = np.random.default_rng(0)
     for z, s in enumerate(fine):
         noise = cv2.GaussianBlur(rng.normal(0, 1, s.shape).astype(np.float32), (0, 0), 0.5 / pixel)
         fine[z] = s + (s - cv2.GaussianBlur(s, (0, 0), 1.0 / pixel)) + noise * (30.0 / noise.std())
-    sharp = sitk.GetImageFromArray(np.clip(np.rint(fine), -1024, 3071).astype(np.int16))
-    sharp.SetSpacing((pixel, pixel, image.GetSpacing()[2]))
-    sharp.SetOrigin(image.GetOrigin())
-    sharp.SetDirection(image.GetDirection())
-    sitk.WriteImage(sharp, str(tmp_path / "sharp.nii.gz"))
-    doc = analyze(tmp_path / "sharp.nii.gz", tmp_path / "out")
+    doc = _analyze_variant(tmp_path, fine, (pixel, pixel, image.GetSpacing()[2]), image)
     assert doc["decision"] == "negative", (doc["decision"], doc["positive_slices"], doc["decision_reason"])
     assert doc["lesion_volume_ml"]["total"] <= 4.0, doc["lesion_volume_ml"]
 
