@@ -1,9 +1,10 @@
 """From stored slices (HU or 8-bit) to a model's input tensor, and model outputs back to slices.
 
-Small composable steps, all batched torch operations on the inference device so that only
-int16 slices travel to the GPU::
+Small composable steps, batched torch operations on the inference device so that only the
+slices travel to the GPU (int16; float32 for HU slices the app's analysis smooths first)::
 
-    slices (N, H, W) int16 --to_unit--> 0..1 --resize--> input_size --crop--> 3 channels --normalise-->
+    slices (N, H, W) --[HU: harmonise_kernel]--> --to_unit--> 0..1 --resize--> input_size --crop--> 3 channels
+    --normalise-->
 
 - Weights trained in the CT-Seg domain (``intensity = "ctseg"``) get the CT-Seg transform
   (:func:`jcs_viewer.pipeline.intensity.ctseg_clahe`, min-max then CLAHE) for HU and 8-bit slices alike.
