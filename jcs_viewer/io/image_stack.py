@@ -84,18 +84,17 @@ def load_image_stack(files: list[Path]) -> Volume:
                 f"{first.shape[1]}x{first.shape[0]}: all slices of a folder must have the same size."
             )
         volume[z] = pixels
-    warnings = [
-        f"Loaded {len(files)} images from {files[0].parent} as slices in file-name order; they carry no "
-        "position or size, so 1 mm voxels are assumed and values are image intensities, not HU."
-    ]
+    warnings: list[str] = []
     if coloured:  # coloured arrows or overlays would be read as tissue
         warnings.append(f"{counted(len(coloured), 'image')} in colour ({describe_files(coloured)}) were read as "
                         "grey (luminance): coloured marks on them count as image.")
     name = f"the images in {files[0].parent.name}"
     grey = to_grey_levels(volume, name, warnings)
     hu = _estimated_hu(grey, name, warnings)
-    if hu is not None:  # the note that follows says what the values stand for
-        warnings[0] = warnings[0].replace(" and values are image intensities, not HU.", ".")
+    # First, the stack's note; what its values stand for only where no window's note follows to say it.
+    warnings.insert(0, f"Loaded {len(files)} images from {files[0].parent} as slices in file-name order; they carry "
+                       "no position or size, so 1 mm voxels are assumed"
+                       + (" and values are image intensities, not HU." if hu is None else "."))
     return Volume(
         array=grey if hu is None else hu,
         spacing=(1.0, 1.0, 1.0),
