@@ -184,6 +184,48 @@ def test_copd_thorax_is_too_coarse_to_judge(tmp_path):
     assert doc["positive_slices"] == 0
 
 
+def test_copd_thorax_resampled_onto_fine_pixels_is_still_too_blurred_to_judge(tmp_path):
+    """The same 4.2 mm thorax resampled onto 0.8 mm pixels (a 512 matrix, as an export or a reformat writes it):
+    the pixel size no longer tells, its edges do (blurred by about 2.2 mm). Called positive (15 slices, 12 mL of
+    "lesions") before the blur was measured."""
+    image = sitk.ReadImage(str(shared_data_path("real_ct_small", "chest_imaging_platform", "ct-64.nrrd")))
+    spacing = (0.8, 0.8, image.GetSpacing()[2])
+    size = [int(round(n * s / t)) for n, s, t in zip(image.GetSize(), image.GetSpacing(), spacing, strict=True)]
+    fine = sitk.Resample(image, size, sitk.Transform(), sitk.sitkBSpline, image.GetOrigin(), spacing,
+                         image.GetDirection(), -1024, image.GetPixelID())
+    sitk.WriteImage(fine, str(tmp_path / "fine.nii.gz"))
+    doc = analyze(tmp_path / "fine.nii.gz", tmp_path / "out")
+    assert doc["decision"] == "not assessable" and doc["positive_slices"] == 0, doc["decision"]
+    assert "blurrier than its 0.8 mm pixels" in doc["decision_reason"], doc["decision_reason"]
+    assert not any(row["segmented"] or row["probability"] is not None for row in doc["per_slice"])
+
+
+def test_chest_crop_blurred_past_clinical_kernels_is_not_judged(tmp_path):
+    """The lesion-free crop blurred by a 3-D Gaussian of 1.25 mm (its edges then measure about 1.4 mm; clinical
+    reconstructions 0.3-0.9): positive with 22 slices before the blur was measured, not assessable now."""
+    image, _ = _chest_crop()
+    blurred = sitk.SmoothingRecursiveGaussian(sitk.Cast(image, sitk.sitkFloat32), 1.25)
+    doc = _analyze_variant(tmp_path, sitk.GetArrayFromImage(blurred), image.GetSpacing(), image)
+    assert doc["decision"] == "not assessable" and "blurrier" in doc["decision_reason"], doc["decision_reason"]
+
+
+def test_clinical_reconstructions_measure_sharper_than_the_blur_rule():
+    """Every real HU slice here, soft kernels (GE STANDARD, Toshiba FC17) at 1-5 mm included, is read."""
+    from jcs_viewer.io import load_study
+    from jcs_viewer.pipeline.assess import MAX_EDGE_BLUR_MM
+    from jcs_viewer.pipeline.sharpness import edge_blur_mm
+
+    sbu = shared_data_path("covid19_ny_sbu_dicom_slices")
+    files = sorted(sbu.glob("*/axial/*.dcm")) + [shared_data_path("ct_3slice_dcmqi"),
+                                                  shared_data_path("real_ct_small", "lungmask_slices")]
+    blurs = {}
+    for path in files:
+        volume = load_study(path)
+        blurs[path.name] = edge_blur_mm(volume.array, volume.spacing[1:])
+    assert len(blurs) == 22 and all(b is not None for b in blurs.values()), blurs
+    assert max(blurs.values()) < 0.8 * MAX_EDGE_BLUR_MM, blurs
+
+
 def test_copd_thorax_as_png_slices_is_still_too_coarse(tmp_path):
     """The same thorax exported as 8-bit PNG slices (lung window) loses its voxel size; the lungs' span in
     pixels (58 across, where adult lungs span 22 cm or more) still shows the pixels too coarse, and the stack,

@@ -6,11 +6,12 @@ when it is not CT (an MR or PET series), when its slices are not axial, when its
 black (a soft-tissue window), when a volume file or CT series without HU shows no lung window to read them back
 from (:mod:`jcs_viewer.io.hu_estimate`), when it is a single slice, when it holds no lungs or too little lung to speak
 for the patient (in mL; for images without a voxel size, a stack cut inside the lungs), when its pixels are
-too coarse to tell a lesion from a vessel, or when fewer slices carry lung than the rule needs to ever call it
-positive. Checked in that order; the first that applies is the reason.
+too coarse to tell a lesion from a vessel or its edges blurred past what the models read (a study resampled from
+coarser pixels, :mod:`jcs_viewer.pipeline.sharpness`), or when fewer slices carry lung than the rule needs to ever
+call it positive. Checked in that order; the first that applies is the reason.
 
 Slices the models cannot read at all (not CT, not axial, lungs clipped to black, no window to read back, pixels too
-coarse:
+coarse or edges too blurred:
 :func:`unreadable_reason`) are neither classified nor segmented: a score or a lesion there would be a guess.
 """
 
@@ -40,6 +41,15 @@ MIN_LUNG_ML_NOT_HU = 1000.0
 #: smudge. The nets read a chest about 256 px across (about 1.4 mm a pixel, from 0.5-1 mm CT pixels); a study
 #: more than twice as coarse is beyond what they were trained and checked on.
 MAX_PIXEL_MM = 3.0
+#: Edges of an HU study blurred past this (Gaussian standard deviation, mm: :func:`~jcs_viewer.pipeline.sharpness.
+#: edge_blur_mm`) smear vessels into ground glass as coarse pixels do: the lesion-free real chest blurred to 1.39 mm
+#: and the COPD thorax resampled from 4.2 mm to 0.8-2 mm pixels (2.0-2.2 mm) were called positive, the chest at
+#: 1.15 mm negative; clinical reconstructions (the NY-SBU slices' soft kernels at 1-5 mm, the TotalSeg, LIDC and
+#: dcmqi slices) measure 0.29-0.88 mm.
+MAX_EDGE_BLUR_MM = 1.25
+#: Sampling a sharp step on coarse pixels reads as up to about 0.4 pixel of blur (the COPD thorax at 4.2 mm pixels,
+#: the test phantoms at 4-7 mm): blur within this many pixels is the grid's, which :data:`MAX_PIXEL_MM` judges.
+PIXEL_BLUR_PER_PIXEL = 0.5
 #: A stack of images without voxel size (whose lungs cannot be measured in mL) speaks for the patient when it
 #: runs from lung apex to base: its first and last slices with lung each hold at most this share of the widest
 #: lung section (whole real scans end at 0-6 %: the COPD thorax, the TotalSeg crop's base; the cut ends of the
@@ -70,15 +80,17 @@ def is_axial(direction: Any) -> bool:
     return abs(float(normal[2])) / norm >= AXIAL_MIN_COS
 
 
-def unreadable_reason(volume: Volume, lung_mask: np.ndarray | None = None) -> str | None:
+def unreadable_reason(volume: Volume, lung_mask: np.ndarray | None = None,
+                      coarse: str | None | EllipsisType = ...) -> str | None:
     """Why the models cannot read the slices at all (not CT, not axial, lungs clipped to black, intensities without HU
-    whose window was not found, pixels too coarse), or None when they can.
+    whose window was not found, pixels too coarse or edges too blurred), or None when they can.
 
     Images without a voxel size (1 mm assumed) are judged coarse from the lungs' span in pixels, once
-    ``lung_mask`` is known (see :data:`MIN_LUNG_SPAN_MM`).
+    ``lung_mask`` is known (see :data:`MIN_LUNG_SPAN_MM`). ``coarse``: :func:`coarse_reason` where the caller has it.
     """
     return (modality_reason(volume) or plane_reason(volume) or clipped_reason(volume)
-            or getattr(volume, "intensity_reason", "") or coarse_reason(volume, lung_mask))
+            or getattr(volume, "intensity_reason", "")
+            or (coarse_reason(volume, lung_mask) if coarse is ... else coarse))
 
 
 def modality_reason(volume: Volume) -> str | None:
@@ -127,12 +139,13 @@ def clipped_chest_share(array: np.ndarray) -> float:
 
 
 def coarse_reason(volume: Volume, lung_mask: np.ndarray | None = None) -> str | None:
-    """Why pixels too coarse to tell a lesion from a vessel cannot be read, or None."""
+    """Why pixels too coarse, or edges too blurred, to tell a lesion from a vessel cannot be read, or None."""
     if getattr(volume, "has_voxel_size", True):
         pixel_mm = max(float(volume.spacing[1]), float(volume.spacing[2]))
         if pixel_mm > MAX_PIXEL_MM:
             return (f"The pixels are {pixel_mm:.1f} mm wide, too coarse to tell a lesion from a vessel; the models "
                     f"read chest CT with pixels of {MAX_PIXEL_MM:g} mm or finer, so no slice was scored.")
+        return blur_reason(volume)
     elif lung_mask is not None:
         span = lung_span_px(lung_mask)
         if span and MIN_LUNG_SPAN_MM / span > MAX_PIXEL_MM:
@@ -141,6 +154,26 @@ def coarse_reason(volume: Volume, lung_mask: np.ndarray | None = None) -> str | 
                     f"{MIN_LUNG_SPAN_MM / span:.1f} mm, too coarse to tell a lesion from a vessel (the models read "
                     f"pixels of {MAX_PIXEL_MM:g} mm or finer), so no slice was scored.")
     return None
+
+
+def blur_reason(volume: Volume) -> str | None:
+    """Why an HU study whose edges are blurred past what its pixels explain cannot be read, or None.
+
+    Studies not in HU (grey levels the nets read as images) are not measured: the steps are found by their HU.
+    """
+    if not getattr(volume, "is_hu", True):
+        return None
+    from jcs_viewer.pipeline.sharpness import edge_blur_mm
+
+    pixel_mm = (float(volume.spacing[1]), float(volume.spacing[2]))
+    blur = edge_blur_mm(volume.array, pixel_mm)
+    if blur is None or blur <= max(MAX_EDGE_BLUR_MM, PIXEL_BLUR_PER_PIXEL * max(pixel_mm)):
+        return None
+    return (f"The image is blurrier than its {max(pixel_mm):.1f} mm pixels: its edges are spread as by a blur of "
+            f"{blur:.1f} mm (standard deviation), as in a study resampled from coarser pixels or reconstructed with "
+            f"a very smooth filter, which smears vessels into the lung like ground glass; the models read chest CT "
+            f"whose edges measure {MAX_EDGE_BLUR_MM:g} mm or less (clinical reconstructions 0.3-0.9 mm), so no "
+            "slice was scored.")
 
 
 def lung_span_px(lung_mask: np.ndarray) -> int:
@@ -155,7 +188,8 @@ def lung_span_px(lung_mask: np.ndarray) -> int:
 
 
 def not_assessable_reason(volume: Volume, lung_mask: np.ndarray, scored: np.ndarray, threshold: int,
-                          unreadable: str | None | EllipsisType = ...) -> str | None:
+                          unreadable: str | None | EllipsisType = ...,
+                          coarse: str | None | EllipsisType = ...) -> str | None:
     """One sentence saying why the study cannot be judged, or None when it can.
 
     Args:
@@ -165,11 +199,14 @@ def not_assessable_reason(volume: Volume, lung_mask: np.ndarray, scored: np.ndar
         threshold: the patient rule's threshold (positive when more slices than this are positive).
         unreadable: :func:`unreadable_reason` of ``volume`` and ``lung_mask`` where the caller has it already
             (the clipped-window check reads the whole array); computed here when not given.
+        coarse: :func:`coarse_reason` of ``volume`` and ``lung_mask`` where the caller has it (the blur is measured
+            on the image); computed here when not given.
     """
     n = int(volume.array.shape[0])
+    if coarse is ...:
+        coarse = coarse_reason(volume, lung_mask)
     if unreadable is ...:
-        unreadable = unreadable_reason(volume, lung_mask)
-    coarse = coarse_reason(volume, lung_mask)
+        unreadable = unreadable_reason(volume, lung_mask, coarse)
     if unreadable and unreadable != coarse:  # not axial, or clipped to black: these explain a missing lung
         return unreadable
     if n <= 1:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from jcs_viewer.pipeline.assess import NOT_ASSESSABLE, not_assessable_reason, unreadable_reason
+from jcs_viewer.pipeline.assess import NOT_ASSESSABLE, coarse_reason, not_assessable_reason, unreadable_reason
 from jcs_viewer.pipeline.decision import manual_threshold_rule, patient_decision, slice_threshold
 from jcs_viewer.pipeline.options import AnalysisOptions
 from jcs_viewer.pipeline.progress import ANALYSIS_STAGES, CancelToken, ProgressEvent
@@ -123,7 +123,8 @@ class AnalysisRun:
         self.lung_mask = lungs.compute_lung_mask(self.volume, learned=learned)
         del learned
         self.scored = lungs.lung_slices(self.lung_mask, self.volume.spacing)
-        self.unreadable = unreadable_reason(self.volume, self.lung_mask)
+        self.coarse = coarse_reason(self.volume, self.lung_mask)
+        self.unreadable = unreadable_reason(self.volume, self.lung_mask, self.coarse)
         if self.unreadable:  # the models cannot read these slices: no score, no lesion
             self.scored[:] = False
 
@@ -240,7 +241,8 @@ class AnalysisRun:
         else:
             self.threshold, self.rule = slice_threshold(self.image.shape[0], self.volume.spacing[0])
         self.decision, self.positive_slices = patient_decision(self.slice_positive, self.threshold)
-        self.reason = not_assessable_reason(self.volume, self.lung_mask, scored, self.threshold, self.unreadable)
+        self.reason = not_assessable_reason(self.volume, self.lung_mask, scored, self.threshold, self.unreadable,
+                                            self.coarse)
         if self.reason:
             self.decision = NOT_ASSESSABLE
 

@@ -1,0 +1,112 @@
+"""The blur a study's own edges show (``sharpness.edge_blur_mm``) and the rule that will not read a blurred study."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from jcs_viewer.pipeline.assess import MAX_EDGE_BLUR_MM, NOT_ASSESSABLE, blur_reason
+from jcs_viewer.pipeline.sharpness import edge_blur_mm
+
+cv2 = pytest.importorskip("cv2")
+
+PIXEL_MM = 0.7
+SUPERSAMPLE = 5  # drawn on a 5x finer grid and averaged into pixels, as a detector integrates
+
+
+def chest_slice(blur_mm: float, size: int = 256, vessels: bool = True, body: bool = True) -> np.ndarray:
+    """An axial slice in HU: air, a soft-tissue body with two lungs (and vessels in them), blurred by a Gaussian
+    of ``blur_mm`` before it is sampled into pixels of :data:`PIXEL_MM`."""
+    fine = size * SUPERSAMPLE
+    yy, xx = np.mgrid[:fine, :fine] / SUPERSAMPLE
+    c = size / 2
+    image = np.full((fine, fine), -1000.0 if body else -850.0, np.float32)
+    if body:
+        image[((yy - c) / 0.75) ** 2 + ((xx - c) / 0.95) ** 2 < (0.45 * size) ** 2] = 40.0
+    for side in (-1, 1):
+        lung = ((yy - c) / 0.6) ** 2 + ((xx - c - side * 0.22 * size) / 0.3) ** 2 < (0.5 * size) ** 2
+        image[lung & body] = -850.0
+    if vessels:
+        rng = np.random.default_rng(0)
+        for y, x in rng.uniform(0.3 * size, 0.7 * size, size=(40, 2)):
+            image[(yy - y) ** 2 + (xx - x) ** 2 < 2.5**2] = 40.0  # 3.5 mm vessels
+    if blur_mm > 0:
+        image = cv2.GaussianBlur(image, (0, 0), blur_mm / PIXEL_MM * SUPERSAMPLE)
+    return cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)
+
+
+def stack(slice_: np.ndarray, n: int = 4) -> np.ndarray:
+    return np.repeat(slice_[None], n, axis=0)
+
+
+#: the blur a perfectly sharp step shows once averaged into pixels (a box of one pixel: sd = pixel / sqrt(12))
+PIXEL_SD_MM = PIXEL_MM / np.sqrt(12)
+
+
+@pytest.mark.parametrize("blur_mm", [0.5, 1.0, 2.0, 3.0])
+def test_the_blur_of_a_chest_slice_is_read_from_its_edges(blur_mm):
+    measured = edge_blur_mm(stack(chest_slice(blur_mm)), (PIXEL_MM, PIXEL_MM))
+    expected = float(np.hypot(blur_mm, PIXEL_SD_MM))
+    assert measured == pytest.approx(expected, rel=0.12), (measured, expected)
+
+
+def test_the_figure_is_in_mm_whatever_the_pixel_size():
+    """The same chest sampled at twice the pixel size reads the same blur in mm (where the pixels do not add)."""
+    fine = edge_blur_mm(stack(chest_slice(2.0)), (PIXEL_MM, PIXEL_MM))
+    coarse_slice = cv2.resize(chest_slice(2.0), (128, 128), interpolation=cv2.INTER_AREA)
+    coarse = edge_blur_mm(stack(coarse_slice), (2 * PIXEL_MM, 2 * PIXEL_MM))
+    assert coarse == pytest.approx(fine, rel=0.12)
+
+
+def test_noise_never_reads_as_blur():
+    """A low-dose scan's noise steepens the finer gradient: the figure can only fall."""
+    clean = chest_slice(1.0)
+    noisy = clean + np.random.default_rng(1).normal(0.0, 40.0, clean.shape).astype(np.float32)
+    assert edge_blur_mm(stack(noisy), (PIXEL_MM, PIXEL_MM)) <= edge_blur_mm(stack(clean), (PIXEL_MM, PIXEL_MM))
+
+
+def test_vessels_in_lung_are_not_steps():
+    """Inside the lung, without the body's outline or a chest wall in view, there is nothing to measure on: however
+    blurred the vessels, no figure (the lung lies a few mm beyond them on either side)."""
+    lung_only = stack(chest_slice(0.5, body=False))
+    assert edge_blur_mm(lung_only, (PIXEL_MM, PIXEL_MM)) is None
+    assert edge_blur_mm(np.full((3, 64, 64), -1000, np.int16), (PIXEL_MM, PIXEL_MM)) is None
+
+
+def _volume(array: np.ndarray, pixel_mm: float, is_hu: bool = True):
+    from jcs_viewer.io.volume import Volume
+
+    return Volume(np.round(array).astype(np.int16), (5.0, pixel_mm, pixel_mm), is_hu=is_hu)
+
+
+def test_a_blurred_study_is_not_read_and_the_sentence_gives_the_figure():
+    reason = blur_reason(_volume(stack(chest_slice(1.5)), PIXEL_MM))
+    assert reason and "blurrier than its 0.7 mm pixels" in reason and "a blur of 1.5 mm" in reason
+    assert f"{MAX_EDGE_BLUR_MM:g} mm or less" in reason and reason.endswith("no slice was scored.")
+    assert blur_reason(_volume(stack(chest_slice(1.0)), PIXEL_MM)) is None
+    assert blur_reason(_volume(stack(chest_slice(1.5)), PIXEL_MM, is_hu=False)) is None  # grey levels: no HU steps
+
+
+def test_a_study_on_coarse_pixels_is_left_to_the_pixel_rule():
+    """Steps sampled on coarse pixels read as up to about 0.4 pixel of blur (the test phantom at 64 px across,
+    5.6 mm pixels: over 2 mm): that is the grid's, judged by the pixel size's own rule, not a blurred image."""
+    from jcs_viewer.io import make_phantom
+
+    volume = make_phantom(n_slices=8, size=64, seed=1).to_volume()
+    assert edge_blur_mm(volume.array, volume.spacing[1:]) > MAX_EDGE_BLUR_MM
+    assert blur_reason(volume) is None
+
+
+def test_the_analysis_scores_no_slice_of_a_blurred_study(registered):
+    """Through the pipeline: not assessable, no score and no lesion, the lungs still shown."""
+    from jcs_viewer.io import make_phantom
+    from jcs_viewer.pipeline import AnalysisOptions, analyze
+
+    volume = make_phantom(n_slices=16, size=256, seed=1).to_volume()
+    assert analyze(volume, AnalysisOptions(device="cpu")).decision != NOT_ASSESSABLE
+    sigma_px = 2.5 / volume.spacing[1]
+    volume.array = np.stack([cv2.GaussianBlur(s.astype(np.float32), (0, 0), sigma_px) for s in volume.array]
+                            ).round().astype(np.int16)
+    result = analyze(volume, AnalysisOptions(device="cpu"))
+    assert result.decision == NOT_ASSESSABLE and "blurrier than its" in result.decision_reason
+    assert result.lung_mask.any() and not result.scored_slices.any() and not result.lesion_mask.any()
