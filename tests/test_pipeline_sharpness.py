@@ -103,10 +103,23 @@ def test_the_analysis_scores_no_slice_of_a_blurred_study(registered):
     from jcs_viewer.pipeline import AnalysisOptions, analyze
 
     volume = make_phantom(n_slices=16, size=256, seed=1).to_volume()
-    assert analyze(volume, AnalysisOptions(device="cpu")).decision != NOT_ASSESSABLE
+    sharp = analyze(volume, AnalysisOptions(device="cpu"))
+    assert sharp.decision != NOT_ASSESSABLE and sharp.edge_blur_mm < MAX_EDGE_BLUR_MM
     sigma_px = 2.5 / volume.spacing[1]
     volume.array = np.stack([cv2.GaussianBlur(s.astype(np.float32), (0, 0), sigma_px) for s in volume.array]
                             ).round().astype(np.int16)
     result = analyze(volume, AnalysisOptions(device="cpu"))
     assert result.decision == NOT_ASSESSABLE and "blurrier than its" in result.decision_reason
     assert result.lung_mask.any() and not result.scored_slices.any() and not result.lesion_mask.any()
+    assert result.edge_blur_mm == pytest.approx(2.5, rel=0.15)  # the figure the sentence gives, kept with the result
+    assert f"a blur of {result.edge_blur_mm:.1f} mm" in result.decision_reason
+
+
+def test_the_measured_blur_is_saved_with_the_result(registered, tmp_path):
+    from jcs_viewer.io import make_phantom
+    from jcs_viewer.pipeline import AnalysisOptions, StudyResult, analyze
+
+    result = analyze(make_phantom(n_slices=8, size=128, seed=2).to_volume(), AnalysisOptions(device="cpu"))
+    assert result.edge_blur_mm is not None
+    result.save(tmp_path)
+    assert StudyResult.load(tmp_path).edge_blur_mm == result.edge_blur_mm

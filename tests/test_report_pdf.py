@@ -176,6 +176,15 @@ def test_report_without_cams_attributes_or_hu(tmp_path):
     assert "no activation map in this result" in text and "activation peak" not in text
     assert "Lesion attributes" not in text
     assert "not in Hounsfield units" in text
+    assert "edges blurred" not in text  # grey levels: not measured
+
+
+@needs_poppler
+def test_the_image_row_gives_the_blur_its_edges_show(tmp_path):
+    volume, result = make_study(tmp_path, n_slices=8, size=48)
+    result.edge_blur_mm = 0.64  # as the analysis measures it (jcs_viewer.pipeline.assess.edge_blur)
+    text = re.sub(r"\s+", " ", pdf_text(write_report(result, volume, tmp_path / "report.pdf")))
+    assert "2.50 mm, edges blurred 0.6 mm (sd)" in text, text[:600]
 
 
 def test_estimated_hu_are_called_estimates_and_each_message_is_listed_once(tmp_path):

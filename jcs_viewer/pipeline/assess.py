@@ -138,14 +138,18 @@ def clipped_chest_share(array: np.ndarray) -> float:
     return float(np.median(shares)) if shares.size else 0.0
 
 
-def coarse_reason(volume: Volume, lung_mask: np.ndarray | None = None) -> str | None:
-    """Why pixels too coarse, or edges too blurred, to tell a lesion from a vessel cannot be read, or None."""
+def coarse_reason(volume: Volume, lung_mask: np.ndarray | None = None,
+                  blur: float | None | EllipsisType = ...) -> str | None:
+    """Why pixels too coarse, or edges too blurred, to tell a lesion from a vessel cannot be read, or None.
+
+    ``blur``: :func:`edge_blur` of ``volume`` where the caller has it (measured here when not given).
+    """
     if getattr(volume, "has_voxel_size", True):
         pixel_mm = max(float(volume.spacing[1]), float(volume.spacing[2]))
         if pixel_mm > MAX_PIXEL_MM:
             return (f"The pixels are {pixel_mm:.1f} mm wide, too coarse to tell a lesion from a vessel; the models "
                     f"read chest CT with pixels of {MAX_PIXEL_MM:g} mm or finer, so no slice was scored.")
-        return blur_reason(volume)
+        return blur_reason(volume, blur)
     elif lung_mask is not None:
         span = lung_span_px(lung_mask)
         if span and MIN_LUNG_SPAN_MM / span > MAX_PIXEL_MM:
@@ -156,24 +160,31 @@ def coarse_reason(volume: Volume, lung_mask: np.ndarray | None = None) -> str | 
     return None
 
 
-def blur_reason(volume: Volume) -> str | None:
-    """Why an HU study whose edges are blurred past what its pixels explain cannot be read, or None.
-
-    Studies not in HU (grey levels the nets read as images) are not measured: the steps are found by their HU.
-    """
-    if not getattr(volume, "is_hu", True):
+def edge_blur(volume: Volume) -> float | None:
+    """The blur an HU study's own edges show (mm, :func:`~jcs_viewer.pipeline.sharpness.edge_blur_mm`), or None:
+    grey levels (the steps are found by their HU), images without a voxel size (no mm) and studies without a body
+    outline or chest wall in view are not measured."""
+    if not getattr(volume, "is_hu", True) or not getattr(volume, "has_voxel_size", True):
         return None
     from jcs_viewer.pipeline.sharpness import edge_blur_mm
 
-    pixel_mm = (float(volume.spacing[1]), float(volume.spacing[2]))
-    blur = edge_blur_mm(volume.array, pixel_mm)
-    if blur is None or blur <= max(MAX_EDGE_BLUR_MM, PIXEL_BLUR_PER_PIXEL * max(pixel_mm)):
+    return edge_blur_mm(volume.array, (float(volume.spacing[1]), float(volume.spacing[2])))
+
+
+def blur_reason(volume: Volume, blur: float | None | EllipsisType = ...) -> str | None:
+    """Why an HU study whose edges are blurred past what its pixels explain cannot be read, or None.
+
+    ``blur``: :func:`edge_blur` of ``volume`` where the caller has it (measured here when not given).
+    """
+    if blur is ...:
+        blur = edge_blur(volume)
+    pixel_mm = max(float(volume.spacing[1]), float(volume.spacing[2]))
+    if blur is None or blur <= max(MAX_EDGE_BLUR_MM, PIXEL_BLUR_PER_PIXEL * pixel_mm):
         return None
-    return (f"The image is blurrier than its {max(pixel_mm):.1f} mm pixels: its edges are spread as by a blur of "
-            f"{blur:.1f} mm (standard deviation), as in a study resampled from coarser pixels or reconstructed with "
-            f"a very smooth filter, which smears vessels into the lung like ground glass; the models read chest CT "
-            f"whose edges measure {MAX_EDGE_BLUR_MM:g} mm or less (clinical reconstructions 0.3-0.9 mm), so no "
-            "slice was scored.")
+    return (f"The image is blurrier than its {pixel_mm:.1f} mm pixels: its edges are spread by a blur of {blur:.1f} mm "
+            "(standard deviation), as in a study resampled from coarser pixels or reconstructed with a very smooth "
+            "filter, which smears vessels into ground glass; the models read CT whose edges measure "
+            f"{MAX_EDGE_BLUR_MM:g} mm or less (clinical reconstructions 0.3-0.9 mm), so no slice was scored.")
 
 
 def lung_span_px(lung_mask: np.ndarray) -> int:

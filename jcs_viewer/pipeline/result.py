@@ -89,6 +89,9 @@ class StudyResult:
     hu_estimated: bool = False
     #: False for PNG/JPEG stacks: spacing, mL and mm are at the 1 mm voxels assumed for them, not measured.
     has_voxel_size: bool = True
+    #: the blur the study's own edges show (mm, Gaussian sd; :func:`jcs_viewer.pipeline.assess.edge_blur`), or None
+    #: where not measured (not HU, no voxel size, no body outline in view; results from before it was measured)
+    edge_blur_mm: float | None = None
     decision_reason: str = ""
     scored_slices: np.ndarray | None = None
     study: dict[str, str] = field(default_factory=dict)
@@ -173,6 +176,7 @@ class StudyResult:
                 "is_hu": bool(self.is_hu),
                 "hu_estimated": bool(self.hu_estimated),
                 "voxel_size_known": bool(self.has_voxel_size),
+                "edge_blur_mm": None if self.edge_blur_mm is None else float(self.edge_blur_mm),
             },
             "study": dict(self.study),
             "models": {k: dict(v) for k, v in self.models.items()},
@@ -250,6 +254,7 @@ class StudyResult:
                 is_hu=bool(geo.get("is_hu", True)),
                 hu_estimated=bool(geo.get("hu_estimated", False)),
                 has_voxel_size=bool(geo.get("voxel_size_known", True)),
+                edge_blur_mm=None if geo.get("edge_blur_mm") is None else float(geo["edge_blur_mm"]),
                 study=doc.get("study", {}),
                 created=str(doc.get("created", "")),
                 app_version=str(doc.get("app_version", "")),

@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from jcs_viewer.pipeline.assess import NOT_ASSESSABLE, coarse_reason, not_assessable_reason, unreadable_reason
+from jcs_viewer.pipeline.assess import (NOT_ASSESSABLE, coarse_reason, edge_blur, not_assessable_reason,
+                                        unreadable_reason)
 from jcs_viewer.pipeline.decision import manual_threshold_rule, patient_decision, slice_threshold
 from jcs_viewer.pipeline.options import AnalysisOptions
 from jcs_viewer.pipeline.progress import ANALYSIS_STAGES, CancelToken, ProgressEvent
@@ -123,7 +124,8 @@ class AnalysisRun:
         self.lung_mask = lungs.compute_lung_mask(self.volume, learned=learned)
         del learned
         self.scored = lungs.lung_slices(self.lung_mask, self.volume.spacing)
-        self.coarse = coarse_reason(self.volume, self.lung_mask)
+        self.edge_blur = edge_blur(self.volume)
+        self.coarse = coarse_reason(self.volume, self.lung_mask, self.edge_blur)
         self.unreadable = unreadable_reason(self.volume, self.lung_mask, self.coarse)
         if self.unreadable:  # the models cannot read these slices: no score, no lesion
             self.scored[:] = False
@@ -299,6 +301,7 @@ class AnalysisRun:
             is_hu=self.is_hu,
             hu_estimated=bool(getattr(volume, "hu_estimated", False)),
             has_voxel_size=volume.has_voxel_size,
+            edge_blur_mm=self.edge_blur,
             study=study,
         )
 

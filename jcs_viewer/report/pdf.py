@@ -170,6 +170,12 @@ def _intensity_note(volume) -> str:
     return " (HU estimated from its grey levels)" if volume.hu_estimated else ""
 
 
+def _blur_note(result: StudyResult) -> str:
+    """The blur the study's own edges show, where it was measured (HU studies with a voxel size)."""
+    blur = getattr(result, "edge_blur_mm", None)
+    return "" if blur is None else f", edges blurred {blur:.1f} mm (sd)"
+
+
 # --------------------------------------------------------------------------- sections
 def _header(volume: Volume, result: StudyResult, anonymize: bool, st: dict[str, ParagraphStyle],
             fonts: Fonts) -> list[Any]:
@@ -205,7 +211,7 @@ def _header(volume: Volume, result: StudyResult, anonymize: bool, st: dict[str, 
          p(" ".join(x for x in (info.modality, info.manufacturer) if x))],
     ]
     study_rows += [
-        [b("Image"), p(f"{nz} slices of {ny} x {nx}, voxel {sx:.2f} x {sy:.2f} x {sz:.2f} mm"),
+        [b("Image"), p(f"{nz} slices of {ny} x {nx}, voxel {sx:.2f} x {sy:.2f} x {sz:.2f} mm{_blur_note(result)}"),
          b("Source"), p(volume.source_format + _intensity_note(volume))],
     ]
     uid_row = None
