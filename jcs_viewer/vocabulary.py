@@ -53,12 +53,31 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def person_name(name: str) -> str:
-    """DICOM ``Family^Given^Middle^Prefix^Suffix`` -> ``Family, Given Middle`` (as a reader writes it)."""
-    parts = [p.strip() for p in (name or "").split("^")]
-    if len(parts) == 1:
-        return parts[0]
+    """A DICOM person name as a reader writes it.
+
+    Each component group (alphabetic ``=`` ideographic ``=`` phonetic, PS3.5 6.2.1.2) is
+    ``Family^Given^Middle^Prefix^Suffix``, written ``Family, Given Middle``; a group in an East Asian script is
+    written ``Family Given``, without the comma. The ideographic group follows the alphabetic one in brackets
+    (``Yamada, Tarou (山田 太郎)``); the phonetic group is shown only where it is the only one.
+    """
+    groups = ((name or "") + "==").split("=")[:3]
+    shown = [_name_group(g) for g in groups[:2] if _name_group(g)] or [_name_group(groups[2])]
+    return f"{shown[0]} ({shown[1]})" if len(shown) == 2 else shown[0]
+
+
+def _name_group(group: str) -> str:
+    parts = [p.strip() for p in group.split("^")]
     given = " ".join(p for p in parts[1:3] if p)
-    return f"{parts[0]}, {given}" if given else parts[0]
+    if not given:
+        return parts[0]
+    return f"{parts[0]} {given}" if is_east_asian(group) else f"{parts[0]}, {given}"
+
+
+def is_east_asian(text: str) -> bool:
+    """Whether the text holds CJK ideographs, kana or hangul (names in them are written family name first, with no
+    comma)."""
+    return any(0x1100 <= ord(c) <= 0x11FF or 0x2E80 <= ord(c) <= 0x9FFF or 0xAC00 <= ord(c) <= 0xD7AF
+               or 0xF900 <= ord(c) <= 0xFAFF or 0x20000 <= ord(c) <= 0x3FFFF for c in text)
 
 
 def dicom_date(value: str) -> str:

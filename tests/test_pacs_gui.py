@@ -16,6 +16,7 @@ from jcs_viewer.gui.main_window import MainWindow  # noqa: E402
 from jcs_viewer.gui.pacs_dialog import retrieve_folder  # noqa: E402
 from jcs_viewer.io import write_demo_study  # noqa: E402
 from jcs_viewer.settings import SettingsStore  # noqa: E402
+from jcs_viewer.vocabulary import person_name
 from orthanc_server import free_port, orthanc  # noqa: E402, F401 - fixture
 
 
@@ -66,6 +67,8 @@ def test_open_from_pacs_then_send_the_edited_results(qtbot, window, orthanc, sto
     search(qtbot, dialog, str(header.PatientID))
     assert [r["StudyInstanceUID"] for r in dialog.rows] == [header.StudyInstanceUID]
     assert dialog.table.item(0, 0).text() == header.PatientID
+    assert dialog.table.item(0, 1).text() == person_name(str(header.PatientName))  # "Family, Given", not "Family^Given"
+    assert "^" not in dialog.table.item(0, 1).text() and dialog.table.item(0, 2).text().count("-") == 2
     assert dialog.table.item(0, 4).text() == str(len(files))
 
     # Cancel: the retrieve stops and keeps nothing; the dialog stays open.

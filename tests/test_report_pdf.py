@@ -120,6 +120,40 @@ def test_an_overlong_or_control_character_header_field_still_gives_a_report(stud
     assert "CT CHEST" in text and "\x07" not in text
 
 
+@needs_poppler
+def test_names_in_chinese_japanese_and_korean_are_printed_in_an_embedded_cjk_font(study, tmp_path):
+    """DejaVu Sans has no CJK ideographs, kana or hangul: a Chinese hospital's header printed them as empty boxes.
+    They are set in the system's CJK TrueType font (CI installs WenQuanYi Micro Hei), embedded as a subset; the
+    name's groups (alphabetic = ideographic) are written as a reader writes them."""
+    from dataclasses import replace
+
+    from jcs_viewer.report.fonts import report_fonts
+
+    if report_fonts().fallback is None:
+        pytest.skip("no CJK TrueType font on this system (apt-get install fonts-wqy-microhei)")
+    volume, result = study
+    names = replace(volume, info=replace(volume.info, patient_name="Wang^Xiaoming=\u738b^\u5c0f\u660e",
+                                         institution="\u5317\u4eac\u534f\u548c\u533b\u9662",
+                                         study_description="\u80f8\u90e8 CT \ud749\ubd80 \u3080\u306d"))
+    path = write_report(result, names, tmp_path / "report.pdf", reviewer="\u5c71\u7530 \u592a\u90ce")
+    subprocess.run(["qpdf", "--check", str(path)], check=True, capture_output=True)
+    text = re.sub(r"\s+", " ", pdf_text(path))
+    assert "Wang, Xiaoming (\u738b \u5c0f\u660e)" in text
+    assert "\u5317\u4eac\u534f\u548c\u533b\u9662" in text and "\u80f8\u90e8 CT \ud749\ubd80 \u3080\u306d" in text
+    assert "\u5c71\u7530 \u592a\u90ce" in text
+    fonts = subprocess.run(["pdffonts", str(path)], capture_output=True, text=True, check=True).stdout
+    embedded = [line for line in fonts.splitlines()[2:] if line.split()[-5:-4] == ["yes"]]
+    assert any("DejaVuSans" in line for line in embedded), fonts
+    assert len(embedded) >= 3 and any("DejaVu" not in line for line in embedded), fonts  # the CJK font, embedded
+
+
+def test_markup_sets_only_what_the_regular_font_lacks_in_the_cjk_font():
+    fonts = Fonts("R", "B", "M", True, "CJK", frozenset(map(ord, "Wang, ()&<>")), frozenset(map(ord, "\u738b\u5c0f")))
+    assert fonts.markup("Wang (\u738b\u5c0f) & <b>") == ('Wang (<font name="CJK">\u738b\u5c0f</font>) &amp; '
+                                                           '&lt;b&gt;')
+    assert Fonts("R", "B", "M", True).markup("\u738b <b>") == "\u738b &lt;b&gt;"  # no CJK font: escaped only
+
+
 def test_suggested_name_keeps_accession_only_when_not_anonymised(study):
     volume, _ = study
     assert PATIENT["accession"] in suggest_report_name(volume.info)
@@ -325,6 +359,22 @@ def test_dicom_sex_and_age_are_spelled_out():
     assert sex_word("O") == "other" and sex_word("M") == "male" and sex_word("") == ""
     assert age_words("045Y") == "45 years" and age_words("001M") == "1 month"
     assert age_words("about 40") == "about 40" and age_words("Y") == "Y"
+
+
+def test_person_names_are_written_group_by_group():
+    """PS3.5's examples: the alphabetic group, then the ideographic one in brackets (family name first, no comma);
+    the phonetic group only where it is the only one. ``Yamada^Tarou=山田^太郎=...`` printed as
+    ``Yamada, Tarou=山田 太郎=やまだ`` before the groups were told apart."""
+    from jcs_viewer.vocabulary import person_name
+
+    assert person_name("Yamada^Tarou=\u5c71\u7530^\u592a\u90ce=\u3084\u307e\u3060^\u305f\u308d\u3046") == (
+        "Yamada, Tarou (\u5c71\u7530 \u592a\u90ce)")
+    assert person_name("Hong^Gildong=\u6d2a^\u5409\u6d1e=\ud64d^\uae38\ub3d9") == "Hong, Gildong (\u6d2a \u5409\u6d1e)"
+    assert person_name("=\u5c71\u7530^\u592a\u90ce") == "\u5c71\u7530 \u592a\u90ce"
+    assert person_name("\u738b^\u5c0f\u660e") == "\u738b \u5c0f\u660e"  # GB18030: Chinese in the alphabetic group
+    assert person_name("==\u3084\u307e\u3060^\u305f\u308d\u3046") == "\u3084\u307e\u3060 \u305f\u308d\u3046"
+    assert person_name("Doe^John^Q^Dr^Jr") == "Doe, John Q" and person_name("Doe") == "Doe"
+    assert person_name("") == "" and person_name("Doe^John=") == "Doe, John"
 
 
 def test_counts_take_the_noun_in_the_right_number():

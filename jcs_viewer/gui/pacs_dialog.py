@@ -16,7 +16,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QDialog, QHBoxLayou
                                QProgressBar, QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from jcs_viewer.gui.workers import TaskWorker
-from jcs_viewer.vocabulary import counted
+from jcs_viewer.vocabulary import counted, dicom_date, person_name
 
 COLUMNS = (("PatientID", "Patient ID"), ("PatientName", "Name"), ("StudyDate", "Date"),
            ("ModalitiesInStudy", "Modalities"), ("NumberOfStudyRelatedInstances", "Images"),
@@ -144,8 +144,7 @@ class PacsBrowserDialog(QDialog):
             for c, (key, _label) in enumerate(COLUMNS):
                 value = row.get(key)
                 text = "/".join(value) if isinstance(value, list) else "" if value is None else str(value)
-                if key == "StudyDate" and len(text) == 8 and text.isdigit():
-                    text = f"{text[:4]}-{text[4:6]}-{text[6:]}"
+                text = dicom_date(text) if key == "StudyDate" else person_name(text) if key == "PatientName" else text
                 item = QTableWidgetItem(text)
                 item.setToolTip(row["StudyInstanceUID"])
                 self.table.setItem(r, c, item)

@@ -186,7 +186,7 @@ def _header(volume: Volume, result: StudyResult, anonymize: bool, st: dict[str, 
                   "<b>Research use only, not for diagnosis.</b>", st["subtitle"]),
         Spacer(1, 5),
     ]
-    p = lambda text: Paragraph(escape(_header_text(text)) if text not in ("", None) else "-", st["cell"])  # noqa: E731
+    p = lambda text: Paragraph(fonts.markup(_header_text(text)) if text not in ("", None) else "-", st["cell"])  # noqa: E731
     b = lambda text: Paragraph(escape(str(text)), st["cellb"])  # noqa: E731
     sex_age = p(" / ".join(x for x in (sex_word(info.sex), age_words(info.age)) if x))
     if anonymize:
@@ -417,7 +417,7 @@ def _review_section(result: StudyResult, content: ReportContent, st: dict[str, P
     flagged = np.flatnonzero(np.asarray(result.slice_positive, dtype=bool)).tolist()
     unreviewed = [z for z in flagged if z not in content.review]
     b = lambda t: Paragraph(escape(t), st["cellb"])  # noqa: E731
-    p = lambda t: Paragraph(escape(t), st["cell"])  # noqa: E731
+    p = lambda t: Paragraph(fonts.markup(t), st["cell"])  # noqa: E731
     rows = [
         [b("Reviewer"), p(content.reviewer or "not given")],
         [b("Report time"), p(content.generated.strftime("%Y-%m-%d %H:%M %Z").strip())],
@@ -429,10 +429,10 @@ def _review_section(result: StudyResult, content: ReportContent, st: dict[str, P
            if content.edited else "no edits (AI segmentation)")],
     ]
     if content.measurements:
-        rows.append([b("Measurements"), Paragraph("<br/>".join(escape(line) for line in content.measurements),
+        rows.append([b("Measurements"), Paragraph("<br/>".join(fonts.markup(line) for line in content.measurements),
                                                   st["cell"])])
     if content.notes:
-        rows.append([b("Notes"), Paragraph(escape(content.notes).replace("\n", "<br/>"), st["cell"])])
+        rows.append([b("Notes"), Paragraph(fonts.markup(content.notes).replace("\n", "<br/>"), st["cell"])])
     w = CONTENT_W
     table = _table(rows, [40 * mm, w - 40 * mm], header=False, fonts=fonts)
     return [KeepTogether([Paragraph("Review", st["h2"]), table])]
@@ -474,7 +474,7 @@ def _technical_section(result: StudyResult, volume: Volume, content: ReportConte
     messages = list(dict.fromkeys([*(getattr(result, "messages", []) or []), *(getattr(volume, "warnings", []) or [])]))
     if messages:
         out += [Spacer(1, 4), Paragraph("Messages from loading and analysis:", st["small"])]
-        out += [Paragraph("- " + escape(str(m)), st["small"]) for m in messages[:12]]
+        out += [Paragraph("- " + fonts.markup(str(m)), st["small"]) for m in messages[:12]]
     return [KeepTogether(out)]
 
 
