@@ -123,15 +123,21 @@ def test_chest_crop_keeps_the_heart_out(tmp_path):
     assert (lung & heart).sum() <= 0.01 * max(int(lung.sum()), 1)
 
 
+def _chest_crop_path() -> Path:
+    return shared_data_path("real_ct_small", "totalsegmentator", "chest_crop", "ct_cropped.nii.gz")
+
+
 def _chest_crop() -> tuple[sitk.Image, np.ndarray]:
-    image = sitk.ReadImage(str(shared_data_path("real_ct_small", "totalsegmentator", "chest_crop",
-                                                "ct_cropped.nii.gz")))
+    image = sitk.ReadImage(str(_chest_crop_path()))
     return image, sitk.GetArrayFromImage(image).astype(np.float32)
 
 
-def _analyze_variant(tmp_path: Path, hu: np.ndarray, spacing: tuple[float, ...], like: sitk.Image) -> dict:
-    """``hu`` written as a NIfTI with ``spacing`` (x, y, z) at ``like``'s origin and direction, then analysed."""
-    variant = sitk.GetImageFromArray(np.clip(np.rint(hu), -1024, 3071).astype(np.int16))
+def _analyze_variant(tmp_path: Path, hu: np.ndarray, spacing: tuple[float, ...], like: sitk.Image,
+                     floor: float = -1024) -> dict:
+    """``hu`` written as a NIfTI with ``spacing`` (x, y, z) at ``like``'s origin and direction, values clipped to
+    ``floor``..3071, then analysed."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    variant = sitk.GetImageFromArray(np.clip(np.rint(hu), floor, 3071).astype(np.int16))
     variant.SetSpacing(spacing)
     variant.SetOrigin(like.GetOrigin())
     variant.SetDirection(like.GetDirection())
@@ -168,6 +174,31 @@ def test_chest_crop_made_to_look_like_a_sharp_lung_kernel_is_not_called_covid(tm
     doc = _analyze_variant(tmp_path, fine, (pixel, pixel, image.GetSpacing()[2]), image)
     assert doc["decision"] == "negative", (doc["decision"], doc["positive_slices"], doc["decision_reason"])
     assert doc["lesion_volume_ml"]["total"] <= 4.0, doc["lesion_volume_ml"]
+
+
+def test_chest_crop_in_a_circular_field_of_view_keeps_the_padding_out_of_the_lungs(tmp_path):
+    """The crop's lungs reach its edges; written as a scanner writes a tight field of view (-3024 outside the
+    reconstruction circle), the padding joined the lungs: 472 mL of it counted as lung."""
+    image, hu = _chest_crop()
+    rows, cols = np.mgrid[:hu.shape[1], :hu.shape[2]]
+    outside = (rows - (hu.shape[1] - 1) / 2) ** 2 + (cols - (hu.shape[2] - 1) / 2) ** 2 > (max(hu.shape[1:]) / 2) ** 2
+    doc = _analyze_variant(tmp_path / "fov", np.where(outside, -3024.0, hu), image.GetSpacing(), image, floor=-3024)
+    plain = analyze(_chest_crop_path(), tmp_path / "plain")
+    lung, reference = lung_array(tmp_path / "fov" / "out"), lung_array(tmp_path / "plain") & ~outside
+    assert not lung[:, outside].any()
+    assert 2 * (lung & reference).sum() / (lung.sum() + reference.sum()) >= 0.97
+    assert doc["decision"] == plain["decision"] == "negative"
+
+
+def test_chest_crop_framed_in_padding_is_read_as_without_the_frame(tmp_path):
+    """A frame of padding all round (a volume resampled into a larger grid) joined the lungs at the crop's edges to
+    the air outside: no lung found (not assessable, 0 mL). The frame's edge is now read as the image's edge."""
+    image, hu = _chest_crop()
+    framed = np.pad(hu, ((0, 0), (30, 30), (30, 30)), constant_values=-2000.0)
+    doc = _analyze_variant(tmp_path, framed, image.GetSpacing(), image, floor=-2000)
+    assert doc["decision"] == "negative", (doc["decision"], doc["decision_reason"])
+    assert doc["lung_volume_ml"]["total"] >= 1800.0, doc["lung_volume_ml"]
+    assert not lung_array(tmp_path / "out")[:, :30].any()
 
 
 def test_copd_thorax_is_too_coarse_to_judge(tmp_path):

@@ -52,6 +52,9 @@ GAS_FRACTION = 0.5
 #: hole regions at least this large (mm^2 in one slice) are tested by the dome rule.
 DOME_MIN_MM2 = 300.0
 RIGHT, LEFT = 1, 2
+#: HU below this are no tissue and no air (air reads -1000, scanners clip at -1024): the padding a scanner writes
+#: outside its reconstruction circle (-2000, -3024), which is dark like air and joins the air outside the body.
+PADDING_BELOW_HU = -1024
 
 
 def compute_lung_mask(
@@ -88,6 +91,13 @@ def compute_lung_mask(
             raise ValueError("spacing is required for a bare array")
     is_hu = True if is_hu is None else is_hu
     direction = np.eye(3) if direction is None else np.asarray(direction, dtype=float).reshape(3, 3)
+    if is_hu:
+        framed = _inside_padding_frame(image)
+        if framed is not None:  # padding all round (a resampled volume): the frame's edge is the image's edge
+            out = np.zeros(image.shape, dtype=np.uint8)
+            out[framed] = compute_lung_mask(image[framed], spacing, is_hu=True, direction=direction,
+                                            learned=None if learned is None else learned[framed])
+            return out
     dz, dy, dx = (float(s) for s in spacing)
     voxel_ml = dz * dy * dx / 1000.0
 
@@ -139,7 +149,35 @@ def compute_lung_mask(
         # mediastinum at the border; the learned net does (held-out CT-Seg volume groups: lung Dice
         # 0.93 / 0.97 before this cut, 0.97 / 0.98 after).
         out[learned < LEARNED_CUT] = 0
+    if is_hu:
+        out[:, outside_reconstruction(image)] = 0  # never lung, whatever it touches
     return out
+
+
+def _inside_padding_frame(hu: np.ndarray) -> tuple[slice, slice, slice] | None:
+    """The box inside padding that frames the image on a side (see :func:`outside_reconstruction`), or None.
+
+    Lungs a tight field of view cuts touch the image's edge, which :func:`_find_lungs` allows for; a frame of
+    padding around them (a volume resampled or pasted into a larger grid) would join them to the air outside.
+    """
+    inside = ~outside_reconstruction(hu)
+    rows, cols = np.flatnonzero(inside.any(axis=1)), np.flatnonzero(inside.any(axis=0))
+    if rows.size == 0 or (rows[0], cols[0], rows[-1], cols[-1]) == (0, 0, inside.shape[0] - 1, inside.shape[1] - 1):
+        return None
+    return slice(None), slice(int(rows[0]), int(rows[-1]) + 1), slice(int(cols[0]), int(cols[-1]) + 1)
+
+
+def outside_reconstruction(hu: np.ndarray) -> np.ndarray:
+    """``(y, x)``: the padding outside a scanner's reconstruction circle, the pixels below :data:`PADDING_BELOW_HU`
+    in every slice that reach the in-plane border (a few noisy voxels of air or emphysema below -1024 inside the
+    body are not padding). One 2-D pass: the circle is the same in every slice."""
+    padding = (np.asarray(hu) < PADDING_BELOW_HU).all(axis=0)
+    if not padding.any():
+        return padding
+    border = np.zeros(padding.shape, dtype=bool)
+    border[[0, -1], :] = True
+    border[:, [0, -1]] = True
+    return components_touching(padding[None], (border & padding)[None])[0]
 
 
 def _add_dense_lung(mask: np.ndarray, learned: np.ndarray, airways: np.ndarray | None) -> None:
