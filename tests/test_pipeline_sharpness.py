@@ -65,6 +65,17 @@ def test_noise_never_reads_as_blur():
     assert edge_blur_mm(stack(noisy), (PIXEL_MM, PIXEL_MM)) <= edge_blur_mm(stack(clean), (PIXEL_MM, PIXEL_MM))
 
 
+def test_the_edge_of_a_reconstruction_circle_is_not_read():
+    """A tight field of view cuts the body; the padding outside its circle meets the body in a sharp edge the scanner
+    never blurred, which would pull the figure down."""
+    blurred = chest_slice(2.0)
+    size = blurred.shape[0]
+    rows, cols = np.mgrid[:size, :size]
+    cut = np.where((rows - size / 2) ** 2 + (cols - size / 2) ** 2 > (0.2 * size) ** 2, -3024.0, blurred)
+    assert edge_blur_mm(stack(cut.astype(np.float32)), (PIXEL_MM, PIXEL_MM)) == pytest.approx(
+        edge_blur_mm(stack(blurred), (PIXEL_MM, PIXEL_MM)), rel=0.03)  # 8 % low when the circle's edge was read
+
+
 def test_vessels_in_lung_are_not_steps():
     """Inside the lung, without the body's outline or a chest wall in view, there is nothing to measure on: however
     blurred the vessels, no figure (the lung lies a few mm beyond them on either side)."""

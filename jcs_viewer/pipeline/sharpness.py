@@ -22,9 +22,11 @@ FINE_PX = 1.0
 COARSE_PX = 2.0
 #: The central difference's own spread (pixels²: a box two pixels wide), added to both blurs.
 DIFFERENCE_VAR = 1.0 / 3.0
-#: A step's dark side (air or aerated lung) lies below this, its bright side (fat, muscle, blood) in this range, both
-#: read this far (mm) from the edge along the gradient: far enough that the blur measured here has faded there.
-DARK_SIDE_HU = -700.0
+#: A step's dark side (air or aerated lung) lies in this range, its bright side (fat, muscle, blood) in the next, both
+#: read this far (mm) from the edge along the gradient: far enough that the blur measured here has faded there. The
+#: padding outside a reconstruction circle (-2000, -3024; noisy air stays above -1200) is no side: its edge was never
+#: blurred by the scanner.
+DARK_SIDE_HU = (-1200.0, -700.0)
 BRIGHT_SIDE_HU = (-250.0, 250.0)
 STEP_REACH_MM = 6.0
 #: Gradients below this (HU a pixel) are not edges worth reading (noise of a low-dose scan stays under it).
@@ -75,7 +77,8 @@ def step_blur_px(hu_slice: np.ndarray, reach_px: int) -> np.ndarray:
     peak = fine[ys, xs]
     on_ridge = (peak >= at(fine, 1.0)) & (peak >= at(fine, -1.0))  # the edge's centre across it
     dark, bright = at(image, -reach_px), at(image, reach_px)
-    step = on_ridge & (dark < DARK_SIDE_HU) & (bright > BRIGHT_SIDE_HU[0]) & (bright < BRIGHT_SIDE_HU[1])
+    step = (on_ridge & (dark >= DARK_SIDE_HU[0]) & (dark < DARK_SIDE_HU[1]) & (bright > BRIGHT_SIDE_HU[0])
+            & (bright < BRIGHT_SIDE_HU[1]))
     fine_var, coarse_var = FINE_PX**2 + DIFFERENCE_VAR, COARSE_PX**2 + DIFFERENCE_VAR
     ratio = np.clip(coarse[ys, xs][step] / peak[step], np.sqrt(fine_var / coarse_var) + 1e-3, 0.999)
     # sqrt(sigma² + fine_var) / sqrt(sigma² + coarse_var) = ratio, solved for sigma
