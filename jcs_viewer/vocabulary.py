@@ -5,7 +5,7 @@
 - The lung window the models read HU studies through and the viewer and report show them in.
 - The ImageNet input normalisation of the networks trained on 8-bit images.
 - DICOM values as a reader reads them (names, dates, sex, age) and the plane of a slice normal.
-- Counts of things in sentences (``1 slice``, ``3 slices``).
+- Counts of things in sentences (``1 slice``, ``3 slices``) and lists of slice numbers (``3-5, 9``).
 """
 
 from __future__ import annotations
@@ -114,3 +114,19 @@ def plane_of_normal(normal: Sequence[float]) -> str:
     (an LPS vector along which the slices are stacked)."""
     magnitudes = [abs(float(c)) for c in normal]
     return ("sagittal", "coronal", "axial")[magnitudes.index(max(magnitudes))]
+
+
+def compress_ranges(indices: list[int]) -> str:
+    """``[3, 4, 5, 9]`` -> ``"3-5, 9"`` (slice lists stay short in the report)."""
+    if not indices:
+        return "none"
+    parts = []
+    start = prev = indices[0]
+    for z in indices[1:] + [None]:  # type: ignore[list-item]
+        if z is not None and z == prev + 1:
+            prev = z
+            continue
+        parts.append(f"{start}" if start == prev else f"{start}-{prev}")
+        if z is not None:
+            start = prev = z
+    return ", ".join(parts)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from jcs_viewer.pipeline.assess import MAX_EDGE_BLUR_MM, NOT_ASSESSABLE, blur_reason
-from jcs_viewer.pipeline.sharpness import edge_blur_mm
+from jcs_viewer.pipeline.sharpness import edge_blur_mm, slice_blur_mm
 
 cv2 = pytest.importorskip("cv2")
 
@@ -134,3 +134,68 @@ def test_the_measured_blur_is_saved_with_the_result(registered, tmp_path):
     assert result.edge_blur_mm is not None
     result.save(tmp_path)
     assert StudyResult.load(tmp_path).edge_blur_mm == result.edge_blur_mm
+
+
+def test_each_slice_is_read_on_its_own():
+    """Breathing blurs some slices of a sharp study: each slice asked for gets its own figure, the others none."""
+    slices = np.stack([chest_slice(0.5), chest_slice(2.5), chest_slice(0.5), chest_slice(2.5)])
+    blur = slice_blur_mm(slices, (PIXEL_MM, PIXEL_MM), np.array([0, 1, 3]))
+    assert blur[0] == pytest.approx(np.hypot(0.5, PIXEL_SD_MM), rel=0.15) and np.isnan(blur[2])
+    assert blur[1] == pytest.approx(2.5, rel=0.12) and blur[3] == pytest.approx(2.5, rel=0.12)
+    # Slices of fine pixels are read at half the size, the averaging's own spread taken off: the same figure.
+    finer = np.stack([cv2.resize(s, (512, 512), interpolation=cv2.INTER_CUBIC) for s in slices[:2]])
+    assert slice_blur_mm(finer, (PIXEL_MM / 2, PIXEL_MM / 2), np.array([0, 1]))[1] == pytest.approx(blur[1], rel=0.1)
+
+
+def test_slices_blurred_by_breathing_are_not_scored_and_the_analysis_says_which(registered, tmp_path):
+    from jcs_viewer.io import make_phantom
+    from jcs_viewer.pipeline import AnalysisOptions, StudyResult, analyze
+
+    volume = make_phantom(n_slices=24, size=256, seed=1).to_volume()
+    moved = np.arange(8, 14)
+    volume.array[moved] = np.stack([cv2.GaussianBlur(s.astype(np.float32), (0, 0), 2.5 / volume.spacing[1])
+                                    for s in volume.array[moved]]).round().astype(np.int16)
+    result = analyze(volume, AnalysisOptions(device="cpu"))
+    assert np.flatnonzero(result.blurred_slices).tolist() == moved.tolist()
+    assert not result.scored_slices[moved].any() and result.scored_slices.sum() > 6
+    assert not result.slice_positive[moved].any() and not result.segmented_slices[moved].any()
+    assert any("6 slices with lung (9-14) are blurred past" in m for m in result.messages), result.messages
+    rows = result.summary_dict()["per_slice"]
+    assert [r["index"] for r in rows if r["too_blurred"]] == moved.tolist()
+    result.save(tmp_path)
+    assert np.array_equal(StudyResult.load(tmp_path).blurred_slices, result.blurred_slices)
+    _said_once_beside_the_count(result, volume, tmp_path)
+
+
+def _said_once_beside_the_count(result, volume, tmp_path):
+    """The summary panel and the report say it under the slice count it changes, and not again among the notes."""
+    import re
+    import shutil
+    import subprocess
+
+    pytest.importorskip("PySide6")
+    from jcs_viewer.gui.summary_panel import summary_html
+    from jcs_viewer.report import write_report
+
+    note = "6 slices with lung (9-14) are blurred past"
+    html = summary_html(result)
+    assert html.count(note) == 1 and html.index(note) < html.index("Lesion volume")
+    if shutil.which("pdftotext") is None:
+        pytest.skip("pdftotext not installed")
+    pdf = write_report(result, volume, tmp_path / "report.pdf")
+    text = re.sub(r"\s+", " ", subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True,
+                                               check=True).stdout)
+    assert text.count(note) == 1 and text.index(note) < text.index("Summary"), text[:1500]
+
+
+def test_the_lung_slice_rule_says_how_many_were_too_blurred():
+    from jcs_viewer.io.volume import Volume
+    from jcs_viewer.pipeline.assess import not_assessable_reason
+
+    volume = Volume(np.zeros((40, 64, 64), np.int16), (5.0, 2.0, 2.0))
+    lung = np.zeros(volume.array.shape, np.uint8)
+    lung[:, 10:50, 10:50] = 1  # 40 slices of 32 mL
+    scored = np.zeros(40, bool)
+    scored[:3] = True
+    reason = not_assessable_reason(volume, lung, scored, 5, None, None, blurred=37)
+    assert reason.startswith("Only 3 slices carry lung sharp enough to read (37 more are blurred)"), reason

@@ -118,6 +118,7 @@ def test_chest_crop_keeps_the_heart_out(tmp_path):
     ct = shared_data_path("real_ct_small", "totalsegmentator", "chest_crop", "ct_cropped.nii.gz")
     doc = analyze(ct, tmp_path)
     assert_lesion_free_verdict(doc)
+    assert not any(row["too_blurred"] for row in doc["per_slice"])  # a sharp scan: every slice with lung is read
     lung = lung_array(tmp_path)
     heart = labels_on(ct.with_name("heart.nii.gz"), tmp_path / "lung_mask.nii.gz") > 0
     assert (lung & heart).sum() <= 0.01 * max(int(lung.sum()), 1)
@@ -238,6 +239,23 @@ def test_chest_crop_blurred_past_clinical_kernels_is_not_judged(tmp_path):
     blurred = sitk.SmoothingRecursiveGaussian(sitk.Cast(image, sitk.sitkFloat32), 1.25)
     doc = _analyze_variant(tmp_path, sitk.GetArrayFromImage(blurred), image.GetSpacing(), image)
     assert doc["decision"] == "not assessable" and "blurrier" in doc["decision_reason"], doc["decision_reason"]
+
+
+def test_chest_crop_with_its_bases_blurred_by_breathing_is_read_on_its_sharp_slices(tmp_path):
+    """The lesion-free crop's lowest 40 slices blurred in-plane by 2.5 mm, as breathing blurs the bases of a sharp
+    scan: the study's median blur stays sharp (0.7 mm), and it was called positive (28 slices, 15 mL). Those slices
+    are now left unscored, and the analysis says which."""
+    import cv2
+
+    image, hu = _chest_crop()
+    sigma_px = 2.5 / image.GetSpacing()[0]
+    moved = hu.copy()
+    moved[:40] = np.stack([cv2.GaussianBlur(s, (0, 0), sigma_px) for s in hu[:40]])
+    doc = _analyze_variant(tmp_path, moved, image.GetSpacing(), image)
+    assert doc["decision"] == "negative", (doc["decision"], doc["positive_slices"], doc["decision_reason"])
+    blurred = [row["index"] for row in doc["per_slice"] if row["too_blurred"]]
+    assert 30 <= len(blurred) <= 40 and max(blurred) < 40, blurred  # the apex-most of them may hold no lung
+    assert any("blurred past what the models read" in m for m in doc["messages"])
 
 
 def test_clinical_reconstructions_measure_sharper_than_the_blur_rule():

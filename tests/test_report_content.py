@@ -7,9 +7,9 @@ import sys
 
 import numpy as np
 
+from jcs_viewer.vocabulary import compress_ranges
 from jcs_viewer.report.content import (
     build_content,
-    compress_ranges,
     edited_slice_indices,
     lesion_table_by_lung_and_zone,
     pick_key_slices,

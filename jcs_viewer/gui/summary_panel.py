@@ -51,6 +51,16 @@ def slice_attributes_text(result: StudyResult, z: int) -> str:
     return f"Slice {z + 1} attributes: {values}"
 
 
+def _blurred_note(result: StudyResult) -> str | None:
+    """Slices with lung left unscored for their blur: said under the count it changes, not among the notes."""
+    blurred = _get(result, "blurred_slices", None)
+    if blurred is None or not np.any(blurred):
+        return None
+    from jcs_viewer.pipeline.assess import blurred_slices_note  # not before the first paint: io imports pydicom
+
+    return blurred_slices_note(np.asarray(blurred, bool))
+
+
 def summary_html(result: StudyResult, volume: Volume | None = None, review: ReviewState | None = None) -> str:
     """HTML for the summary panel (also handy for tests: plain text is in it); ``review``: the reader's
     confirmations and rejections, said beside the AI's count they do not change."""
@@ -70,6 +80,7 @@ def summary_html(result: StudyResult, volume: Volume | None = None, review: Revi
     positive = int(_get(result, "positive_slices", int(np.sum(_get(result, "slice_positive", [])))))
     threshold = _get(result, "threshold", None)
     n = int(_get(result, "n_slices", 0))
+    blurred = _blurred_note(result)
     # The panel's box is titled "Summary": the decision comes first, then the numbers a reader
     # acts on; the threshold's derivation is small print below them.
     parts = [
@@ -79,6 +90,7 @@ def summary_html(result: StudyResult, volume: Volume | None = None, review: Revi
         f"<p><b>{positive}</b> of {n} slices positive (cutoff {_num(_get(result, 'slice_cutoff', 0.5), '{:.2f}')})"
         f"; patient threshold: more than <b>{threshold if threshold is not None else '—'}</b> slices.</p>",
         *_review_line(review),
+        *([f"<p style='color:#b06000'><b>{html.escape(blurred)}</b></p>"] if blurred else []),
     ]
     rule = _get(result, "threshold_rule", "")
 
@@ -133,7 +145,7 @@ def summary_html(result: StudyResult, volume: Volume | None = None, review: Revi
     timings = _get(result, "timings", {}) or {}
     if timings:
         parts.append("<p><b>Timings</b></p>" + _table([(k, f"{float(v):.2f} s") for k, v in timings.items()]))
-    messages = _get(result, "messages", []) or []
+    messages = [m for m in _get(result, "messages", []) or [] if m != blurred]
     if messages:
         parts.append("<ul>" + "".join(f"<li>{html.escape(str(m))}</li>" for m in messages) + "</ul>")
     parts.append(notice)

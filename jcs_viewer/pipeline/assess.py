@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from jcs_viewer.io.grey_levels import looks_like_hu
-from jcs_viewer.vocabulary import counted, plane_of_normal
+from jcs_viewer.vocabulary import compress_ranges, counted, plane_of_normal
 
 if TYPE_CHECKING:
     from jcs_viewer.io.volume import Volume
@@ -179,12 +179,40 @@ def blur_reason(volume: Volume, blur: float | None | EllipsisType = ...) -> str 
     if blur is ...:
         blur = edge_blur(volume)
     pixel_mm = max(float(volume.spacing[1]), float(volume.spacing[2]))
-    if blur is None or blur <= max(MAX_EDGE_BLUR_MM, PIXEL_BLUR_PER_PIXEL * pixel_mm):
+    if blur is None or blur <= blur_limit_mm(volume):
         return None
     return (f"The image is blurrier than its {pixel_mm:.1f} mm pixels: its edges are spread by a blur of {blur:.1f} mm "
             "(standard deviation), as in a study resampled from coarser pixels or reconstructed with a very smooth "
             "filter, which smears vessels into ground glass; the models read CT whose edges measure "
             f"{MAX_EDGE_BLUR_MM:g} mm or less (clinical reconstructions 0.3-0.9 mm), so no slice was scored.")
+
+
+def blur_limit_mm(volume: Volume) -> float:
+    """The edge blur (mm) past which the models cannot read the study's slices (see :data:`MAX_EDGE_BLUR_MM`)."""
+    return max(MAX_EDGE_BLUR_MM, PIXEL_BLUR_PER_PIXEL * max(float(volume.spacing[1]), float(volume.spacing[2])))
+
+
+def blurred_slices(volume: Volume, slices: np.ndarray) -> np.ndarray:
+    """``bool (z,)``: which of ``slices`` (bool) are blurred past :func:`blur_limit_mm` on their own (breathing or
+    moving during a sharp study), each read by :func:`~jcs_viewer.pipeline.sharpness.slice_blur_mm`; none for
+    studies whose blur is not measured (:func:`edge_blur`)."""
+    out = np.zeros(len(volume.array), dtype=bool)
+    if not getattr(volume, "is_hu", True) or not getattr(volume, "has_voxel_size", True) or not np.any(slices):
+        return out
+    from jcs_viewer.pipeline.sharpness import slice_blur_mm
+
+    blur = slice_blur_mm(volume.array, (float(volume.spacing[1]), float(volume.spacing[2])), np.flatnonzero(slices))
+    with np.errstate(invalid="ignore"):
+        return blur > blur_limit_mm(volume)  # NaN (too few steps to tell) is not blurred
+
+
+def blurred_slices_note(blurred: np.ndarray) -> str:
+    """The message that says which slices were left unread for their blur."""
+    numbers = compress_ranges((np.flatnonzero(blurred) + 1).tolist())
+    n = int(np.count_nonzero(blurred))
+    return (f"{counted(n, 'slice')} with lung ({numbers}) {'is' if n == 1 else 'are'} blurred past what the models "
+            f"read (edges spread by more than {MAX_EDGE_BLUR_MM:g} mm: breathing or moving during the scan), so "
+            f"{'it was' if n == 1 else 'they were'} not scored; a lesion there is neither flagged nor measured.")
 
 
 def lung_span_px(lung_mask: np.ndarray) -> int:
@@ -200,7 +228,7 @@ def lung_span_px(lung_mask: np.ndarray) -> int:
 
 def not_assessable_reason(volume: Volume, lung_mask: np.ndarray, scored: np.ndarray, threshold: int,
                           unreadable: str | None | EllipsisType = ...,
-                          coarse: str | None | EllipsisType = ...) -> str | None:
+                          coarse: str | None | EllipsisType = ..., blurred: int = 0) -> str | None:
     """One sentence saying why the study cannot be judged, or None when it can.
 
     Args:
@@ -212,6 +240,7 @@ def not_assessable_reason(volume: Volume, lung_mask: np.ndarray, scored: np.ndar
             (the clipped-window check reads the whole array); computed here when not given.
         coarse: :func:`coarse_reason` of ``volume`` and ``lung_mask`` where the caller has it (the blur is measured
             on the image); computed here when not given.
+        blurred: how many slices with lung were left out of ``scored`` for their blur (:func:`blurred_slices`).
     """
     n = int(volume.array.shape[0])
     if coarse is ...:
@@ -249,7 +278,8 @@ def not_assessable_reason(volume: Volume, lung_mask: np.ndarray, scored: np.ndar
     with_lung = int(np.count_nonzero(scored))
     if with_lung <= threshold:
         verb = "carries" if with_lung == 1 else "carry"
-        return (f"Only {counted(with_lung, 'slice')} {verb} lung, but the rule needs more than "
+        sharp = f" sharp enough to read ({blurred} more {'is' if blurred == 1 else 'are'} blurred)" if blurred else ""
+        return (f"Only {counted(with_lung, 'slice')} {verb} lung{sharp}, but the rule needs more than "
                 f"{threshold} positive slices to call a study positive.")
     return None
 

@@ -34,7 +34,7 @@ ARRAYS_NPZ = "arrays.npz"
 # Optional arrays stored in arrays.npz (absent when None).
 _ARRAY_FIELDS = ("slice_probability", "slice_positive", "cams", "attributes", "lesion_probability",
                  "lesion_mask", "segmented_slices", "lung_mask", "classifier_probability", "lesion_evidence",
-                 "scored_slices")
+                 "scored_slices", "blurred_slices")
 
 
 def lesions_measured(segmented_slices: Any, lesion_ml: float = 0.0) -> bool:
@@ -92,6 +92,9 @@ class StudyResult:
     #: the blur the study's own edges show (mm, Gaussian sd; :func:`jcs_viewer.pipeline.assess.edge_blur`), or None
     #: where not measured (not HU, no voxel size, no body outline in view; results from before it was measured)
     edge_blur_mm: float | None = None
+    #: slices with lung left unscored because their own edges are blurred past what the models read (breathing);
+    #: None in results from before they were measured
+    blurred_slices: np.ndarray | None = None
     decision_reason: str = ""
     scored_slices: np.ndarray | None = None
     study: dict[str, str] = field(default_factory=dict)
@@ -131,6 +134,8 @@ class StudyResult:
                 "segmented": bool(self.segmented_slices[z]),
                 "lesion_area_mm2": round(float(self.quant.per_slice_area_mm2[z]), 3),
                 "lesion_count": int(self.quant.per_slice_count[z]),
+                # lung there, but too blurred to read (breathing): not scored (has_lung is False)
+                "too_blurred": bool(self.blurred_slices is not None and self.blurred_slices[z]),
             }
             if self.lesion_evidence is not None:
                 row["lesion_evidence"] = round(float(self.lesion_evidence[z]), 6) if scored else None
@@ -234,6 +239,7 @@ class StudyResult:
                 decision=str(doc["decision"]),
                 decision_reason=str(doc.get("decision_reason", "")),
                 scored_slices=arrays.get("scored_slices"),
+                blurred_slices=arrays.get("blurred_slices"),
                 cams=arrays.get("cams"),
                 lesion_probability=arrays.get("lesion_probability"),
                 lesion_mask=arrays["lesion_mask"],

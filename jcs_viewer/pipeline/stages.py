@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from jcs_viewer.pipeline.assess import (NOT_ASSESSABLE, coarse_reason, edge_blur, not_assessable_reason,
-                                        unreadable_reason)
+from jcs_viewer.pipeline.assess import (NOT_ASSESSABLE, blurred_slices, blurred_slices_note, coarse_reason, edge_blur,
+                                        not_assessable_reason, unreadable_reason)
 from jcs_viewer.pipeline.decision import manual_threshold_rule, patient_decision, slice_threshold
 from jcs_viewer.pipeline.options import AnalysisOptions
 from jcs_viewer.pipeline.progress import ANALYSIS_STAGES, CancelToken, ProgressEvent
@@ -129,6 +129,11 @@ class AnalysisRun:
         self.unreadable = unreadable_reason(self.volume, self.lung_mask, self.coarse)
         if self.unreadable:  # the models cannot read these slices: no score, no lesion
             self.scored[:] = False
+        # Slices a sharp study blurs on its own (breathing) read as ground glass: they are not scored either.
+        self.blurred = blurred_slices(self.volume, self.scored)
+        if self.blurred.any():
+            self.scored &= ~self.blurred
+            self.messages.append(blurred_slices_note(self.blurred))
 
     def classify(self) -> None:
         """COVID probability, Grad-CAM and lesion attributes of every slice with lung (one forward pass each, two
@@ -244,7 +249,7 @@ class AnalysisRun:
             self.threshold, self.rule = slice_threshold(self.image.shape[0], self.volume.spacing[0])
         self.decision, self.positive_slices = patient_decision(self.slice_positive, self.threshold)
         self.reason = not_assessable_reason(self.volume, self.lung_mask, scored, self.threshold, self.unreadable,
-                                            self.coarse)
+                                            self.coarse, int(np.count_nonzero(self.blurred)))
         if self.reason:
             self.decision = NOT_ASSESSABLE
 
@@ -302,6 +307,7 @@ class AnalysisRun:
             hu_estimated=bool(getattr(volume, "hu_estimated", False)),
             has_voxel_size=volume.has_voxel_size,
             edge_blur_mm=self.edge_blur,
+            blurred_slices=self.blurred,
             study=study,
         )
 

@@ -208,19 +208,3 @@ def build_content(
                       for m in measurements if 0 <= m.z < n],
         comparison=None if comparison is None else comparison.with_current(quant),
     )
-
-
-def compress_ranges(indices: list[int]) -> str:
-    """``[3, 4, 5, 9]`` -> ``"3-5, 9"`` (slice lists stay short in the report)."""
-    if not indices:
-        return "none"
-    parts = []
-    start = prev = indices[0]
-    for z in indices[1:] + [None]:  # type: ignore[list-item]
-        if z is not None and z == prev + 1:
-            prev = z
-            continue
-        parts.append(f"{start}" if start == prev else f"{start}-{prev}")
-        if z is not None:
-            start = prev = z
-    return ", ".join(parts)

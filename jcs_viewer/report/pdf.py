@@ -35,12 +35,14 @@ from reportlab.platypus import (
 from jcs_viewer import RESEARCH_USE_NOTICE, __version__
 from jcs_viewer.errors import ExportError
 from jcs_viewer.io.export import check_target, write_bytes_atomic
-from jcs_viewer.report.content import ReportContent, build_content, compress_ranges
+from jcs_viewer.pipeline.assess import blurred_slices_note
+from jcs_viewer.report.content import ReportContent, build_content
 from jcs_viewer.report.fonts import Fonts, report_fonts
 from jcs_viewer.report.key_images import key_image_section, render_key_images
 from jcs_viewer.report.layout import CONTENT_W, FOOTER_SPACE, GRID, HEAD_FILL, MARGIN, PAGE
 from jcs_viewer.report.plots import score_plot
-from jcs_viewer.vocabulary import ATTRIBUTE_TITLES, age_words, counted, dicom_date, person_name, sex_word
+from jcs_viewer.vocabulary import (ATTRIBUTE_TITLES, age_words, compress_ranges, counted, dicom_date, person_name,
+                                   sex_word)
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -240,6 +242,13 @@ def _slice_rule(result: StudyResult) -> str:
     return saved or rule(str(getattr(result, "slice_score", "classifier")), float(result.slice_cutoff))
 
 
+def _blurred_note(result: StudyResult) -> str | None:
+    """Slices with lung the models did not read for their blur: said in the decision box (the count it changes),
+    not among the messages."""
+    blurred = getattr(result, "blurred_slices", None)
+    return None if blurred is None or not np.any(blurred) else blurred_slices_note(np.asarray(blurred, bool))
+
+
 def _decision(result: StudyResult, content: ReportContent, st: dict[str, ParagraphStyle], fonts: Fonts) -> list[Any]:
     decision = str(result.decision).lower()
     positive = decision == "positive"
@@ -254,6 +263,7 @@ def _decision(result: StudyResult, content: ReportContent, st: dict[str, Paragra
              f"{int(result.positive_slices)} of {int(result.n_slices)} slices flagged (slice score "
              f"{fonts.ge()} {float(result.slice_cutoff):.2f}); the study is called positive when more than "
              f"{int(result.threshold)} slices are flagged.", st["base"])],
+         *([[Paragraph(escape(note), st["base"])]] if (note := _blurred_note(result)) else []),
          [Paragraph(f"<i>Slice score:</i> {escape(_slice_rule(result))} <i>Threshold rule:</i> "
                     f"{escape(str(result.threshold_rule))}", st["small"])]],
         colWidths=[CONTENT_W],
@@ -472,6 +482,7 @@ def _technical_section(result: StudyResult, volume: Volume, content: ReportConte
     out += [Spacer(1, 4), _table(rows_t, [40 * mm, w - 40 * mm], header=False, fonts=fonts)]
     # The analysis starts its messages with the volume's warnings: each is listed once.
     messages = list(dict.fromkeys([*(getattr(result, "messages", []) or []), *(getattr(volume, "warnings", []) or [])]))
+    messages = [m for m in messages if m != _blurred_note(result)]  # said in the decision box
     if messages:
         out += [Spacer(1, 4), Paragraph("Messages from loading and analysis:", st["small"])]
         out += [Paragraph("- " + fonts.markup(str(m)), st["small"]) for m in messages[:12]]
