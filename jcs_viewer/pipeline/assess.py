@@ -12,7 +12,8 @@ call it positive. Checked in that order; the first that applies is the reason.
 
 Slices the models cannot read at all (not CT, not axial, lungs clipped to black, no window to read back, pixels too
 coarse or edges too blurred:
-:func:`unreadable_reason`) are neither classified nor segmented: a score or a lesion there would be a guess.
+:func:`unreadable_reason`) are neither classified nor segmented: a score or a lesion there would be a guess. Nor are
+the slices of a sharp study blurred on their own (breathing: :func:`blurred_slices`), which the analysis names.
 """
 
 from __future__ import annotations
