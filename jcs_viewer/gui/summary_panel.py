@@ -51,16 +51,6 @@ def slice_attributes_text(result: StudyResult, z: int) -> str:
     return f"Slice {z + 1} attributes: {values}"
 
 
-def _blurred_note(result: StudyResult) -> str | None:
-    """Slices with lung left unscored for their blur: said under the count it changes, not among the notes."""
-    blurred = _get(result, "blurred_slices", None)
-    if blurred is None or not np.any(blurred):
-        return None
-    from jcs_viewer.pipeline.assess import blurred_slices_note  # not before the first paint: io imports pydicom
-
-    return blurred_slices_note(np.asarray(blurred, bool))
-
-
 def summary_html(result: StudyResult, volume: Volume | None = None, review: ReviewState | None = None) -> str:
     """HTML for the summary panel (also handy for tests: plain text is in it); ``review``: the reader's
     confirmations and rejections, said beside the AI's count they do not change."""
@@ -80,7 +70,10 @@ def summary_html(result: StudyResult, volume: Volume | None = None, review: Revi
     positive = int(_get(result, "positive_slices", int(np.sum(_get(result, "slice_positive", [])))))
     threshold = _get(result, "threshold", None)
     n = int(_get(result, "n_slices", 0))
-    blurred = _blurred_note(result)
+    from jcs_viewer.pipeline.assess import blurred_slices_note  # not before the first paint: io imports pydicom
+
+    # slices with lung left unread for their blur: said under the count they change, not among the notes
+    blurred = blurred_slices_note(_get(result, "blurred_slices", None))
     # The panel's box is titled "Summary": the decision comes first, then the numbers a reader
     # acts on; the threshold's derivation is small print below them.
     parts = [

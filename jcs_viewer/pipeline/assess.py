@@ -161,11 +161,16 @@ def coarse_reason(volume: Volume, lung_mask: np.ndarray | None = None,
     return None
 
 
+def _blur_measurable(volume: Volume) -> bool:
+    """HU (the steps are found by their HU) and a voxel size (the figure is in mm)."""
+    return bool(getattr(volume, "is_hu", True)) and bool(getattr(volume, "has_voxel_size", True))
+
+
 def edge_blur(volume: Volume) -> float | None:
     """The blur an HU study's own edges show (mm, :func:`~jcs_viewer.pipeline.sharpness.edge_blur_mm`), or None:
     grey levels (the steps are found by their HU), images without a voxel size (no mm) and studies without a body
     outline or chest wall in view are not measured."""
-    if not getattr(volume, "is_hu", True) or not getattr(volume, "has_voxel_size", True):
+    if not _blur_measurable(volume):
         return None
     from jcs_viewer.pipeline.sharpness import edge_blur_mm
 
@@ -198,7 +203,7 @@ def blurred_slices(volume: Volume, slices: np.ndarray) -> np.ndarray:
     moving during a sharp study), each read by :func:`~jcs_viewer.pipeline.sharpness.slice_blur_mm`; none for
     studies whose blur is not measured (:func:`edge_blur`)."""
     out = np.zeros(len(volume.array), dtype=bool)
-    if not getattr(volume, "is_hu", True) or not getattr(volume, "has_voxel_size", True) or not np.any(slices):
+    if not _blur_measurable(volume) or not np.any(slices):
         return out
     from jcs_viewer.pipeline.sharpness import slice_blur_mm
 
@@ -207,8 +212,12 @@ def blurred_slices(volume: Volume, slices: np.ndarray) -> np.ndarray:
         return blur > blur_limit_mm(volume)  # NaN (too few steps to tell) is not blurred
 
 
-def blurred_slices_note(blurred: np.ndarray) -> str:
-    """The message that says which slices were left unread for their blur."""
+def blurred_slices_note(blurred: np.ndarray | None) -> str | None:
+    """The sentence that says which slices were left unread for their blur (``blurred``: ``bool (z,)``, e.g. a
+    result's ``blurred_slices``), or None where there are none."""
+    if blurred is None or not np.any(blurred):
+        return None
+    blurred = np.asarray(blurred, dtype=bool)
     numbers = compress_ranges((np.flatnonzero(blurred) + 1).tolist())
     n = int(np.count_nonzero(blurred))
     return (f"{counted(n, 'slice')} with lung ({numbers}) {'is' if n == 1 else 'are'} blurred past what the models "

@@ -242,13 +242,6 @@ def _slice_rule(result: StudyResult) -> str:
     return saved or rule(str(getattr(result, "slice_score", "classifier")), float(result.slice_cutoff))
 
 
-def _blurred_note(result: StudyResult) -> str | None:
-    """Slices with lung the models did not read for their blur: said in the decision box (the count it changes),
-    not among the messages."""
-    blurred = getattr(result, "blurred_slices", None)
-    return None if blurred is None or not np.any(blurred) else blurred_slices_note(np.asarray(blurred, bool))
-
-
 def _decision(result: StudyResult, content: ReportContent, st: dict[str, ParagraphStyle], fonts: Fonts) -> list[Any]:
     decision = str(result.decision).lower()
     positive = decision == "positive"
@@ -256,6 +249,8 @@ def _decision(result: StudyResult, content: ReportContent, st: dict[str, Paragra
     reason = str(getattr(result, "decision_reason", "") or "")
     # Not assessable: the reason comes right under the verdict, before any number.
     why = [[Paragraph(f"<b>{escape(reason)}</b>", st["base"])]] if reason else []
+    # Slices with lung left unread for their blur: said beside the count they change.
+    note = blurred_slices_note(getattr(result, "blurred_slices", None))
     box = Table(
         [[Paragraph(f"AI decision: {verdict}", st["decision"])],
          *why,
@@ -263,7 +258,7 @@ def _decision(result: StudyResult, content: ReportContent, st: dict[str, Paragra
              f"{int(result.positive_slices)} of {int(result.n_slices)} slices flagged (slice score "
              f"{fonts.ge()} {float(result.slice_cutoff):.2f}); the study is called positive when more than "
              f"{int(result.threshold)} slices are flagged.", st["base"])],
-         *([[Paragraph(escape(note), st["base"])]] if (note := _blurred_note(result)) else []),
+         *([[Paragraph(escape(note), st["base"])]] if note else []),
          [Paragraph(f"<i>Slice score:</i> {escape(_slice_rule(result))} <i>Threshold rule:</i> "
                     f"{escape(str(result.threshold_rule))}", st["small"])]],
         colWidths=[CONTENT_W],
@@ -482,7 +477,8 @@ def _technical_section(result: StudyResult, volume: Volume, content: ReportConte
     out += [Spacer(1, 4), _table(rows_t, [40 * mm, w - 40 * mm], header=False, fonts=fonts)]
     # The analysis starts its messages with the volume's warnings: each is listed once.
     messages = list(dict.fromkeys([*(getattr(result, "messages", []) or []), *(getattr(volume, "warnings", []) or [])]))
-    messages = [m for m in messages if m != _blurred_note(result)]  # said in the decision box
+    said = blurred_slices_note(getattr(result, "blurred_slices", None))  # in the decision box
+    messages = [m for m in messages if m != said]
     if messages:
         out += [Spacer(1, 4), Paragraph("Messages from loading and analysis:", st["small"])]
         out += [Paragraph("- " + fonts.markup(str(m)), st["small"]) for m in messages[:12]]
