@@ -379,6 +379,26 @@ def test_ny_sbu_consolidated_lung_is_inside_the_lung_mask(tmp_path, patient, den
     assert doc["lesion_volume_ml"]["total"] >= 0.4 * doc["lung_volume_ml"]["total"]
 
 
+@pytest.mark.parametrize("slice_file", ["A056642/axial/19001229-053.dcm", "A098752/axial/19010127-128.dcm"])
+def test_ny_sbu_lungs_cut_into_pieces_by_consolidation_are_found_whole(tmp_path, slice_file):
+    """Consolidation cuts a diseased lung's air into pieces, and every piece the lung net confirms is lung: when only
+    the largest two were kept, A056642 lost its whole left lung (its lesions unread) and a piece of its right lung
+    was called the left (left 2,032 pixels against right 14,961), A098752 its right lower lobe (7,067 against
+    15,006)."""
+    study = tmp_path / "study"
+    study.mkdir()
+    source = shared_data_path("covid19_ny_sbu_dicom_slices", *slice_file.split("/"))
+    (study / source.name).write_bytes(source.read_bytes())
+    analyze(study, tmp_path / "out")
+    arrays = np.load(tmp_path / "out" / "arrays.npz")
+    lung, lesion = arrays["lung_mask"][0], arrays["lesion_mask"][0] > 0
+    right, left = lung == 1, lung == 2
+    assert min(right.sum(), left.sum()) >= 0.6 * max(right.sum(), left.sum()), (right.sum(), left.sum())
+    # Patient right on the image's left (standard axial): no piece of one lung is called the other.
+    assert np.flatnonzero(right.any(axis=0)).max() < np.flatnonzero(left.any(axis=0)).min()
+    assert (lesion & right).any() and (lesion & left).any()
+
+
 @pytest.mark.parametrize("plane", ["coronal", "sagittal"])
 def test_ny_sbu_non_axial_slices_are_not_assessable_and_say_so(tmp_path, plane):
     study = _ny_sbu(plane)[0]

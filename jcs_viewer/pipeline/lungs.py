@@ -471,7 +471,10 @@ def _select_confirmed(labels: np.ndarray, sizes: list[int], min_voxels: float, f
     With HU, a component that is mostly pure air (bowel or stomach gas: median below ``GAS_HU`` and
     over ``GAS_FRACTION`` of it below that) is not lung: aerated lung is parenchyma around -850 HU,
     and even an emphysematous lung keeps most of it above -950. With ``learned``, the network must
-    call at least ``CONFIRM_FRACTION`` of the component lung.
+    call at least ``CONFIRM_FRACTION`` of the component lung, and every confirmed component large enough to be a
+    fragment is kept: consolidation cuts a diseased lung's air into pieces (in a slice, or lobe from lobe), and
+    only the largest two were kept before (one real COVID slice lost its whole left lung that way, and the
+    right lung's second piece was taken for the left).
     """
     if learned is None and hu is None:
         return _select_lungs(sizes, min_voxels, fragments)
@@ -485,7 +488,7 @@ def _select_confirmed(labels: np.ndarray, sizes: list[int], min_voxels: float, f
                 continue
         if learned is None or np.count_nonzero(learned[comp] >= LEARNED_CUT) >= CONFIRM_FRACTION * sizes[lab - 1]:
             confirmed.append(lab)
-    chosen = _select_lungs([sizes[lab - 1] for lab in confirmed], min_voxels, fragments)
+    chosen = _select_lungs([sizes[lab - 1] for lab in confirmed], min_voxels, fragments or learned is not None)
     return [confirmed[i - 1] for i in chosen]
 
 
