@@ -68,6 +68,23 @@ def test_weights_option_picks_the_task_from_the_file(registered, demo_study, tmp
     assert doc["options"]["seg_weights"] == str(seg_file) and doc["options"]["cls_weights"] == "test-cls"
 
 
+def test_weights_option_routes_lung_weights_to_the_lung_net(demo_study, tmp_path, monkeypatch, capsys):
+    """``--weights`` takes a lung entry as lung weights (it was taken for classification weights and refused);
+    two lung weights are one sentence."""
+    monkeypatch.delenv("JCS_VIEWER_WEIGHTS", raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "no-user-weights"))
+    out = tmp_path / "out"
+    assert main(["analyze", str(demo_study), "--out", str(out), "--device", "cpu", "--quiet",
+                 "--weights", "lung_lite-ctseg-v3"]) == 0
+    doc = json.loads((out / "results.json").read_text())
+    assert doc["options"]["lung_weights"] == "lung_lite-ctseg-v3" and doc["options"]["cls_weights"] is None
+    assert doc["models"]["lung"]["name"] == "lung_lite-ctseg-v3"
+    assert main(["analyze", str(demo_study), "--out", str(tmp_path / "two"), "--device", "cpu", "--quiet",
+                 "--weights", "lung_lite-ctseg-v3", "--weights-lung", "lung_lite-ctseg-v2"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "Two lung weights were given" in err[0]
+
+
 @pytest.mark.parametrize("extra, message", [
     (["--weights-seg", "no-such-weights"], "No weights named 'no-such-weights'"),
     (["--threshold", "-1"], "--threshold"),

@@ -23,6 +23,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         "normally auto)")
     parser.add_argument("--weights-seg", metavar="NAME|PATH", help="segmentation weights (default: the shipped ones)")
     parser.add_argument("--weights-cls", metavar="NAME|PATH", help="classification weights (default: the shipped ones)")
+    parser.add_argument("--weights-lung", metavar="NAME|PATH", help="lung segmentation weights, read for every "
+                        "study (default: the shipped ones, one for HU studies and one for 8-bit images)")
     parser.add_argument("--weights", action="append", default=[], metavar="NAME|PATH|DIR",
                         help="weights for whichever task they are, or a folder of weights to search first "
                         "(repeatable)")
@@ -89,8 +91,8 @@ def run(args: argparse.Namespace) -> int:
         if not getattr(args, "report", False):
             raise UserError("--send stores the DICOM SEG, SR and report: add --report.")
         send = echo(*server_and_ae(args, send), timeout=args.timeout)  # a wrong server fails now, not after the run
-    seg, cls = _resolve_weights(args)
-    options = AnalysisOptions(seg_weights=seg, cls_weights=cls, batch_size=args.batch_size,
+    seg, cls, lung = _resolve_weights(args)
+    options = AnalysisOptions(seg_weights=seg, cls_weights=cls, lung_weights=lung, batch_size=args.batch_size,
                               **settings_options(args, quiet=args.quiet))
     studies = find_studies(source)
     if session is not None and len(studies) > 1:
@@ -251,30 +253,25 @@ def find_studies(source: Path) -> list[Path]:
     return subdirs
 
 
-def _resolve_weights(args: argparse.Namespace) -> tuple[str | None, str | None]:
-    """``(seg, cls)`` weights from ``--weights-seg/--weights-cls`` and the task-agnostic ``--weights``."""
+def _resolve_weights(args: argparse.Namespace) -> tuple[str | None, str | None, str | None]:
+    """``(seg, cls, lung)`` weights from ``--weights-seg/-cls/-lung`` and the task-agnostic ``--weights``."""
     from jcs_viewer.cli import UserError
 
-    seg, cls = args.weights_seg, args.weights_cls
-    if not args.weights:
-        return seg, cls
-    from jcs_viewer.models import registry
+    chosen = {"seg": args.weights_seg, "cls": args.weights_cls, "lung": args.weights_lung}
+    if args.weights:
+        from jcs_viewer.models import registry
 
-    for item in args.weights:
-        path = Path(item).expanduser()
-        if path.is_dir():
-            registry.add_weights_dir(path)
-            continue
-        task = _task_of(item, path, registry)
-        if task == "seg":
-            if seg is not None and seg != item:
-                raise UserError(f"Two segmentation weights were given ({seg} and {item}); pass one.")
-            seg = item
-        else:
-            if cls is not None and cls != item:
-                raise UserError(f"Two classification weights were given ({cls} and {item}); pass one.")
-            cls = item
-    return seg, cls
+        labels = {"seg": "segmentation", "cls": "classification", "lung": "lung"}
+        for item in args.weights:
+            path = Path(item).expanduser()
+            if path.is_dir():
+                registry.add_weights_dir(path)
+                continue
+            task = _task_of(item, path, registry)
+            if chosen[task] is not None and chosen[task] != item:
+                raise UserError(f"Two {labels[task]} weights were given ({chosen[task]} and {item}); pass one.")
+            chosen[task] = item
+    return chosen["seg"], chosen["cls"], chosen["lung"]
 
 
 def _task_of(item: str, path: Path, registry) -> str:

@@ -53,6 +53,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add_server_options(parser, required=True)  # --ae-title, --timeout (--server is above)
     parser.add_argument("--weights-seg", metavar="NAME|PATH", help="segmentation weights (default: shipped)")
     parser.add_argument("--weights-cls", metavar="NAME|PATH", help="classification weights (default: shipped)")
+    parser.add_argument("--weights-lung", metavar="NAME|PATH", help="lung segmentation weights (default: shipped)")
     parser.add_argument("--slice-score", choices=SLICE_SCORES, help="as for 'analyze'")
     parser.add_argument("--all-slices", action="store_true", default=None, help="as for 'analyze'")
     parser.add_argument("--threshold", type=int, metavar="N", help="as for 'analyze'")
@@ -94,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
             raise UserError(f"No studies were found in {source}.")
         items = make_items(paths, root)
     options = AnalysisOptions(seg_weights=args.weights_seg, cls_weights=args.weights_cls,
-                              **settings_options(args, quiet=args.quiet))
+                              lung_weights=args.weights_lung, **settings_options(args, quiet=args.quiet))
     config = BatchConfig(out=out, options=options, report=args.report, anonymize=args.anonymize,
                          resume=args.resume, workers=args.workers, ray_address=args.ray_address)
     # The loader's warnings are in each row's notes; on the terminal they would break the progress bar.
