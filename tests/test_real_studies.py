@@ -399,6 +399,22 @@ def test_ny_sbu_lungs_cut_into_pieces_by_consolidation_are_found_whole(tmp_path,
     assert (lesion & right).any() and (lesion & left).any()
 
 
+def test_ny_sbu_consolidated_lobe_with_air_bronchograms_is_lung_and_lesion(tmp_path):
+    """A072894's left lower lobe is consolidated around air bronchograms, with a seam of partial-volume air between it
+    and the aerated lingula: counted as air it cut the dense lobe off the lung (left lung 3,128 pixels, 52 of them
+    lesion; the slice scored 0.52). The effusion behind it stays out."""
+    from jcs_viewer.io import load_study
+
+    study = shared_data_path("covid19_ny_sbu_dicom_slices", "A072894", "axial")
+    analyze(study, tmp_path)
+    arrays = np.load(tmp_path / "arrays.npz")
+    left, lesion = arrays["lung_mask"][0] == 2, arrays["lesion_mask"][0] > 0
+    dense = load_study(study).array[0] > -300
+    assert (left & dense).sum() >= 0.25 * left.sum(), (left.sum(), (left & dense).sum())
+    assert (left & lesion).sum() >= 2000
+    assert left.sum() <= 0.5 * (arrays["lung_mask"][0] == 1).sum()  # the effusion behind the lobe is not lung
+
+
 @pytest.mark.parametrize("plane", ["coronal", "sagittal"])
 def test_ny_sbu_non_axial_slices_are_not_assessable_and_say_so(tmp_path, plane):
     study = _ny_sbu(plane)[0]

@@ -125,8 +125,10 @@ def compute_lung_mask(
     del labels
     if learned is not None:
         dense = learned >= LEARNED_CUT
-        if is_hu:  # dense lung is denser than air: air that is not lung here is gas or outside the body
-            dense &= image >= AIR_HU
+        if is_hu:
+            # Pure gas (bowel, outside the body) is never added; the air inside consolidation (air bronchograms, a
+            # partial-volume seam between the dense lobe and the aerated lung) is, or it cuts the dense lobe off.
+            dense &= image >= GAS_HU
         _add_dense_lung(mask, dense, airways)
 
     radius = max(1, int(round(CLOSING_MM / min(dy, dx))))
