@@ -33,8 +33,10 @@ def test_thick_slice_study_can_be_positive():
 
 
 def test_single_slice_study():
-    threshold, _ = slice_threshold(1, 1.0)
-    assert threshold == 0
+    """The slice's own result is counted (the decision is "not assessable": assess.py); the rule sentence does not
+    promise a patient decision (it said "positive when that slice is positive")."""
+    threshold, rule = slice_threshold(1, 1.0)
+    assert threshold == 0 and "no patient threshold" in rule and "positive" not in rule
     assert patient_decision(np.array([True]), threshold)[0] == "positive"
     assert patient_decision(np.array([False]), threshold)[0] == "negative"
 

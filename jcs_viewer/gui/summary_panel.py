@@ -81,7 +81,7 @@ def summary_html(result: StudyResult, volume: Volume | None = None, review: Revi
         f"{html.escape(decision.upper() or '—')}</span></b></p>",
         *([f"<p style='color:{color}'><b>{html.escape(reason)}</b></p>"] if reason else []),
         f"<p><b>{positive}</b> of {n} slices positive (cutoff {_num(_get(result, 'slice_cutoff', 0.5), '{:.2f}')})"
-        f"; patient threshold: more than <b>{threshold if threshold is not None else '—'}</b> slices.</p>",
+        f"; {_threshold_phrase(threshold, n)}.</p>",
         *_review_line(review),
         *([f"<p style='color:#b06000'><b>{html.escape(blurred)}</b></p>"] if blurred else []),
     ]
@@ -149,6 +149,12 @@ def _table(rows: list[tuple[str, str]]) -> str:
     body = "".join(f"<tr><td style='color:#999;padding-right:8px'>{html.escape(k)}</td>"
                    f"<td>{html.escape(v)}</td></tr>" for k, v in rows)
     return f"<table cellspacing='0' cellpadding='1'>{body}</table>"
+
+
+def _threshold_phrase(threshold: Any, n_slices: int) -> str:
+    if n_slices <= 1:
+        return "no patient threshold (a single slice)"
+    return f"patient threshold: more than <b>{threshold if threshold is not None else '—'}</b> slices"
 
 
 def _review_line(review: ReviewState | None) -> list[str]:

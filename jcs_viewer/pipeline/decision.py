@@ -32,7 +32,8 @@ def slice_threshold(n_slices: int, slice_spacing_mm: float) -> tuple[int, str]:
         ``(threshold, rule)`` where ``rule`` is one sentence explaining the number.
     """
     if n_slices <= 1:
-        return 0, "Single-slice study: positive when that slice is positive."
+        # the decision is "not assessable" (assess.py); the count still runs so the slice's own result is kept
+        return 0, "A single slice has no patient threshold: one slice cannot speak for the lungs."
     spacing = float(slice_spacing_mm) if slice_spacing_mm and slice_spacing_mm > 0 else PAPER_SPACING_MM
     by_extent = PAPER_SPACING_MM / spacing
     by_fraction = n_slices / PAPER_SLICES
