@@ -85,6 +85,16 @@ def test_weights_option_routes_lung_weights_to_the_lung_net(demo_study, tmp_path
     assert len(err) == 1 and "Two lung weights were given" in err[0]
 
 
+def test_a_single_slice_is_printed_without_a_patient_threshold(registered, tmp_path, capsys):
+    from jcs_viewer.io.phantom import write_demo_study
+
+    study = write_demo_study(tmp_path / "one", n_slices=1, size=96, seed=3)
+    assert main(["analyze", str(study), "--out", str(tmp_path / "out"), "--device", "cpu", "--quiet"]) == 0
+    line = next(text for text in capsys.readouterr().out.splitlines() if text.startswith("one: not assessable ("))
+    assert "no threshold: a single slice" in line and "threshold 0" not in line
+    assert ("1 positive slice," in line) != ("0 positive slices," in line)
+
+
 @pytest.mark.parametrize("extra, message", [
     (["--weights-seg", "no-such-weights"], "No weights named 'no-such-weights'"),
     (["--threshold", "-1"], "--threshold"),

@@ -142,8 +142,10 @@ def analyze_one(study: Path, out_dir: Path, options, models, bar, series_uid: st
         print(f"{study.name}: {result.decision}: {result.decision_reason}")
     lesions = (f"lesions {q.lesion_volume_ml['total']:.1f} mL, {q.involvement_percent['total']:.1f} % of"
                if result.lesions_measured else "lesions not measured (no slice was analysed);")
+    count = f"{result.positive_slices} positive slice{'' if result.positive_slices == 1 else 's'}"
+    rule = "no threshold: a single slice" if result.n_slices <= 1 else f"threshold {result.threshold}"
     print(
-        f"{study.name}: {result.decision} ({result.positive_slices} positive slices, threshold {result.threshold}); "
+        f"{study.name}: {result.decision} ({count}, {rule}); "
         f"{lesions} {q.lung_volume_ml['total']:.0f} mL lungs; {result.timings.get('total', 0.0):.1f} s -> {out_dir}"
     )
     for message in result.messages:
