@@ -188,6 +188,22 @@ def _said_once_beside_the_count(result, volume, tmp_path):
     assert text.count(note) == 1 and text.index(note) < text.index("Summary"), text[:1500]
 
 
+def test_the_blurred_slices_note_gives_the_study_s_own_limit_and_both_causes():
+    """The limit the slices were held to grows with the pixel (``blur_limit_mm``); the note said 1.25 mm whatever the
+    pixels, and named breathing alone where thick slices through the domes blur the lung bases as much."""
+    from jcs_viewer.pipeline.assess import MAX_EDGE_BLUR_MM, blur_limit_mm, blurred_slices_note
+
+    blurred = np.zeros(30, bool)
+    blurred[[3, 4, 5, 9]] = True
+    coarse = (5.0, 3.2, 3.2)
+    assert blur_limit_mm(coarse) == pytest.approx(1.6) and MAX_EDGE_BLUR_MM < 1.6
+    note = blurred_slices_note(blurred, coarse)
+    assert note.startswith("4 slices with lung (4-6, 10) are blurred") and "more than 1.6 mm" in note
+    assert "breathing" in note and "thick slice" in note
+    assert "more than 1.25 mm" in blurred_slices_note(blurred, (1.0, 0.7, 0.7)) == blurred_slices_note(blurred)
+    assert blurred_slices_note(np.zeros(30, bool), coarse) is None
+
+
 def test_the_lung_slice_rule_says_how_many_were_too_blurred():
     from jcs_viewer.io.volume import Volume
     from jcs_viewer.pipeline.assess import not_assessable_reason

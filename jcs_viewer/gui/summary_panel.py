@@ -73,7 +73,7 @@ def summary_html(result: StudyResult, volume: Volume | None = None, review: Revi
     from jcs_viewer.pipeline.assess import blurred_slices_note  # not before the first paint: io imports pydicom
 
     # slices with lung left unread for their blur: said under the count they change, not among the notes
-    blurred = blurred_slices_note(_get(result, "blurred_slices", None))
+    blurred = blurred_slices_note(_get(result, "blurred_slices", None), _get(result, "spacing", None))
     # The panel's box is titled "Summary": the decision comes first, then the numbers a reader
     # acts on; the threshold's derivation is small print below them.
     parts = [

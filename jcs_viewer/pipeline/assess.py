@@ -193,9 +193,11 @@ def blur_reason(volume: Volume, blur: float | None | EllipsisType = ...) -> str 
             f"{MAX_EDGE_BLUR_MM:g} mm or less (clinical reconstructions 0.3-0.9 mm), so no slice was scored.")
 
 
-def blur_limit_mm(volume: Volume) -> float:
-    """The edge blur (mm) past which the models cannot read the study's slices (see :data:`MAX_EDGE_BLUR_MM`)."""
-    return max(MAX_EDGE_BLUR_MM, PIXEL_BLUR_PER_PIXEL * max(float(volume.spacing[1]), float(volume.spacing[2])))
+def blur_limit_mm(volume_or_spacing: Volume | tuple[float, ...]) -> float:
+    """The edge blur (mm) past which the models cannot read a study's slices (see :data:`MAX_EDGE_BLUR_MM`), from
+    the study or its (z, y, x) spacing."""
+    spacing = getattr(volume_or_spacing, "spacing", volume_or_spacing)
+    return max(MAX_EDGE_BLUR_MM, PIXEL_BLUR_PER_PIXEL * max(float(spacing[1]), float(spacing[2])))
 
 
 def blurred_slices(volume: Volume, slices: np.ndarray) -> np.ndarray:
@@ -212,16 +214,18 @@ def blurred_slices(volume: Volume, slices: np.ndarray) -> np.ndarray:
         return blur > blur_limit_mm(volume)  # NaN (too few steps to tell) is not blurred
 
 
-def blurred_slices_note(blurred: np.ndarray | None) -> str | None:
+def blurred_slices_note(blurred: np.ndarray | None, spacing: tuple[float, ...] | None = None) -> str | None:
     """The sentence that says which slices were left unread for their blur (``blurred``: ``bool (z,)``, e.g. a
-    result's ``blurred_slices``), or None where there are none."""
+    result's ``blurred_slices``; ``spacing``: the study's, for its limit), or None where there are none."""
     if blurred is None or not np.any(blurred):
         return None
     blurred = np.asarray(blurred, dtype=bool)
     numbers = compress_ranges((np.flatnonzero(blurred) + 1).tolist())
     n = int(np.count_nonzero(blurred))
+    limit = round(blur_limit_mm(spacing), 2) if spacing is not None else MAX_EDGE_BLUR_MM
     return (f"{counted(n, 'slice')} with lung ({numbers}) {'is' if n == 1 else 'are'} blurred past what the models "
-            f"read (edges spread by more than {MAX_EDGE_BLUR_MM:g} mm: breathing or moving during the scan), so "
+            f"read (edges spread by more than {limit:g} mm: breathing or moving during the scan, or a thick slice "
+            f"cutting a curved surface such as a diaphragm dome obliquely), so "
             f"{'it was' if n == 1 else 'they were'} not scored; a lesion there is neither flagged nor measured.")
 
 

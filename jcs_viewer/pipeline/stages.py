@@ -133,7 +133,7 @@ class AnalysisRun:
         self.blurred = blurred_slices(self.volume, self.scored)
         if self.blurred.any():
             self.scored &= ~self.blurred
-            self.messages.append(blurred_slices_note(self.blurred))
+            self.messages.append(blurred_slices_note(self.blurred, self.volume.spacing))
 
     def classify(self) -> None:
         """COVID probability, Grad-CAM and lesion attributes of every slice with lung (one forward pass each, two

@@ -250,7 +250,7 @@ def _decision(result: StudyResult, content: ReportContent, st: dict[str, Paragra
     # Not assessable: the reason comes right under the verdict, before any number.
     why = [[Paragraph(f"<b>{escape(reason)}</b>", st["base"])]] if reason else []
     # Slices with lung left unread for their blur: said beside the count they change.
-    note = blurred_slices_note(getattr(result, "blurred_slices", None))
+    note = blurred_slices_note(getattr(result, "blurred_slices", None), getattr(result, "spacing", None))
     box = Table(
         [[Paragraph(f"AI decision: {verdict}", st["decision"])],
          *why,
@@ -477,7 +477,8 @@ def _technical_section(result: StudyResult, volume: Volume, content: ReportConte
     out += [Spacer(1, 4), _table(rows_t, [40 * mm, w - 40 * mm], header=False, fonts=fonts)]
     # The analysis starts its messages with the volume's warnings: each is listed once.
     messages = list(dict.fromkeys([*(getattr(result, "messages", []) or []), *(getattr(volume, "warnings", []) or [])]))
-    said = blurred_slices_note(getattr(result, "blurred_slices", None))  # in the decision box
+    # said in the decision box
+    said = blurred_slices_note(getattr(result, "blurred_slices", None), getattr(result, "spacing", None))
     messages = [m for m in messages if m != said]
     if messages:
         out += [Spacer(1, 4), Paragraph("Messages from loading and analysis:", st["small"])]
