@@ -258,21 +258,46 @@ def test_chest_crop_with_its_bases_blurred_by_breathing_is_read_on_its_sharp_sli
     assert any("blurred past what the models read" in m for m in doc["messages"])
 
 
-def test_clinical_reconstructions_measure_sharper_than_the_blur_rule():
-    """Every real HU slice here, soft kernels (GE STANDARD, Toshiba FC17) at 1-5 mm included, is read."""
+def test_clinical_reconstructions_measure_sharper_and_quieter_than_the_rules():
+    """Every real HU slice here, soft kernels (GE STANDARD, Toshiba FC17) at 1-5 mm included, is read: its edges
+    sharper than the blur rule, its soft tissue quieter than the noise rule (6.5-26.5 HU against 40)."""
     from jcs_viewer.io import load_study
-    from jcs_viewer.pipeline.assess import MAX_EDGE_BLUR_MM
+    from jcs_viewer.pipeline.assess import MAX_EDGE_BLUR_MM, MAX_NOISE_HU
+    from jcs_viewer.pipeline.noise import noise_hu
     from jcs_viewer.pipeline.sharpness import edge_blur_mm
 
     sbu = shared_data_path("covid19_ny_sbu_dicom_slices")
     files = sorted(sbu.glob("*/axial/*.dcm")) + [shared_data_path("ct_3slice_dcmqi"),
                                                   shared_data_path("real_ct_small", "lungmask_slices")]
-    blurs = {}
+    blurs, noises = {}, {}
     for path in files:
         volume = load_study(path)
         blurs[path.name] = edge_blur_mm(volume.array, volume.spacing[1:])
+        noises[path.name] = noise_hu(volume.array, volume.spacing[1:])
     assert len(blurs) == 22 and all(b is not None for b in blurs.values()), blurs
     assert max(blurs.values()) < 0.8 * MAX_EDGE_BLUR_MM, blurs
+    assert all(n is not None for n in noises.values()) and max(noises.values()) < 0.8 * MAX_NOISE_HU, noises
+
+
+@pytest.mark.parametrize("noise_sd, grain_mm, expected", [(80.0, 1.0, "not assessable"), (40.0, 0.5, "negative")])
+def test_chest_crop_with_ultra_low_dose_grain_is_not_judged(tmp_path, noise_sd, grain_mm, expected):
+    """The lesion-free crop with 80 HU of noise of 1 mm grain (52 HU at the nets' scale), as an ultra-low-dose scan:
+    positive with 14 slices and 22 mL before the noise was measured; with 40 HU of fine grain (20 HU) it is read."""
+    import cv2
+
+    image, hu = _chest_crop()
+    rng = np.random.default_rng(1)
+    noisy = hu.copy()
+    for z in range(len(hu)):
+        grain = cv2.GaussianBlur(rng.normal(0, 1, hu.shape[1:]).astype(np.float32), (0, 0),
+                                 grain_mm / image.GetSpacing()[0])
+        noisy[z] += grain * (noise_sd / grain.std())
+    doc = _analyze_variant(tmp_path, noisy, image.GetSpacing(), image)
+    assert doc["decision"] == expected, (doc["decision"], doc["positive_slices"], doc["decision_reason"])
+    if expected == "not assessable":
+        assert "too noisy" in doc["decision_reason"] and doc["geometry"]["noise_hu"] > 40
+    else:
+        assert doc["lesion_volume_ml"]["total"] <= 3.0 and doc["geometry"]["noise_hu"] < 30
 
 
 def test_copd_thorax_as_png_slices_is_still_too_coarse(tmp_path):

@@ -6,12 +6,13 @@ when it is not CT (an MR or PET series), when its slices are not axial, when its
 black (a soft-tissue window), when a volume file or CT series without HU shows no lung window to read them back
 from (:mod:`jcs_viewer.io.hu_estimate`), when it is a single slice, when it holds no lungs or too little lung to speak
 for the patient (in mL; for images without a voxel size, a stack cut inside the lungs), when its pixels are
-too coarse to tell a lesion from a vessel or its edges blurred past what the models read (a study resampled from
-coarser pixels, :mod:`jcs_viewer.pipeline.sharpness`), or when fewer slices carry lung than the rule needs to ever
-call it positive. Checked in that order; the first that applies is the reason.
+too coarse to tell a lesion from a vessel, its edges blurred past what the models read (a study resampled from
+coarser pixels, :mod:`jcs_viewer.pipeline.sharpness`) or its grain too heavy (an ultra-low-dose scan,
+:mod:`jcs_viewer.pipeline.noise`), or when fewer slices carry lung than the rule needs to ever call it positive.
+Checked in that order; the first that applies is the reason.
 
 Slices the models cannot read at all (not CT, not axial, lungs clipped to black, no window to read back, pixels too
-coarse or edges too blurred:
+coarse, edges too blurred or grain too heavy:
 :func:`unreadable_reason`) are neither classified nor segmented: a score or a lesion there would be a guess. Nor are
 the slices of a sharp study blurred on their own (breathing: :func:`blurred_slices`), which the analysis names.
 """
@@ -24,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from jcs_viewer.io.grey_levels import looks_like_hu
+from jcs_viewer.pipeline.noise import SCALE_MM as NOISE_SCALE_MM
 from jcs_viewer.vocabulary import compress_ranges, counted, plane_of_normal
 
 if TYPE_CHECKING:
@@ -51,6 +53,12 @@ MAX_EDGE_BLUR_MM = 1.25
 #: Sampling a sharp step on coarse pixels reads as up to about 0.4 pixel of blur (the COPD thorax at 4.2 mm pixels,
 #: the test phantoms at 4-7 mm): blur within this many pixels is the grid's, which :data:`MAX_PIXEL_MM` judges.
 PIXEL_BLUR_PER_PIXEL = 0.5
+#: Soft-tissue noise of an HU study past this (HU, standard deviation at the scale the nets read:
+#: :func:`~jcs_viewer.pipeline.noise.noise_hu`) clumps into blobs the nets read as ground glass: the lesion-free real
+#: chest with added noise of 1-1.5 mm grain measuring 51.5-54.5 HU was called positive (14-26 slices, 19-22 mL), at
+#: 43.5 HU it held 10 mL of false lesions, at 36.5-39.5 HU 2.7-3.3 mL; clinical reconstructions (the NY-SBU slices'
+#: STANDARD and FC17 kernels at 1.25-5 mm, the TotalSeg crop) measure 6.5-26.5 HU.
+MAX_NOISE_HU = 40.0
 #: A stack of images without voxel size (whose lungs cannot be measured in mL) speaks for the patient when it
 #: runs from lung apex to base: its first and last slices with lung each hold at most this share of the widest
 #: lung section (whole real scans end at 0-6 %: the COPD thorax, the TotalSeg crop's base; the cut ends of the
@@ -139,18 +147,20 @@ def clipped_chest_share(array: np.ndarray) -> float:
     return float(np.median(shares)) if shares.size else 0.0
 
 
-def coarse_reason(volume: Volume, lung_mask: np.ndarray | None = None,
-                  blur: float | None | EllipsisType = ...) -> str | None:
-    """Why pixels too coarse, or edges too blurred, to tell a lesion from a vessel cannot be read, or None.
+def coarse_reason(volume: Volume, lung_mask: np.ndarray | None = None, blur: float | None | EllipsisType = ...,
+                  noise: float | None | EllipsisType = ...) -> str | None:
+    """Why pixels too coarse, edges too blurred or grain too heavy to tell a lesion from a vessel or from noise cannot
+    be read, or None.
 
-    ``blur``: :func:`edge_blur` of ``volume`` where the caller has it (measured here when not given).
+    ``blur``, ``noise``: :func:`edge_blur` and :func:`image_noise` of ``volume`` where the caller has them (measured
+    here when not given).
     """
     if getattr(volume, "has_voxel_size", True):
         pixel_mm = max(float(volume.spacing[1]), float(volume.spacing[2]))
         if pixel_mm > MAX_PIXEL_MM:
             return (f"The pixels are {pixel_mm:.1f} mm wide, too coarse to tell a lesion from a vessel; the models "
                     f"read chest CT with pixels of {MAX_PIXEL_MM:g} mm or finer, so no slice was scored.")
-        return blur_reason(volume, blur)
+        return blur_reason(volume, blur) or noise_reason(volume, noise)
     elif lung_mask is not None:
         span = lung_span_px(lung_mask)
         if span and MIN_LUNG_SPAN_MM / span > MAX_PIXEL_MM:
@@ -191,6 +201,32 @@ def blur_reason(volume: Volume, blur: float | None | EllipsisType = ...) -> str 
             "(standard deviation), as in a study resampled from coarser pixels or reconstructed with a very smooth "
             "filter, which smears vessels into ground glass; the models read CT whose edges measure "
             f"{MAX_EDGE_BLUR_MM:g} mm or less (clinical reconstructions 0.3-0.9 mm), so no slice was scored.")
+
+
+def image_noise(volume: Volume) -> float | None:
+    """The noise of an HU study's soft tissue at the scale the nets read (HU, :func:`~jcs_viewer.pipeline.noise.
+    noise_hu`), or None where it is not measured (as :func:`edge_blur`: grey levels, no voxel size, no body)."""
+    if not _blur_measurable(volume):
+        return None
+    from jcs_viewer.pipeline.noise import noise_hu
+
+    return noise_hu(volume.array, (float(volume.spacing[1]), float(volume.spacing[2])))
+
+
+def noise_reason(volume: Volume, noise: float | None | EllipsisType = ...) -> str | None:
+    """Why an HU study whose grain is too heavy to tell faint ground glass from noise cannot be read, or None.
+
+    ``noise``: :func:`image_noise` of ``volume`` where the caller has it (measured here when not given).
+    """
+    if noise is ...:
+        noise = image_noise(volume)
+    if noise is None or noise <= MAX_NOISE_HU:
+        return None
+    return (f"The image is too noisy: its soft tissue varies by {noise:.0f} HU (standard deviation, at the "
+            f"{NOISE_SCALE_MM:g} mm scale the models read), as in an ultra-low-dose scan, and grain that coarse "
+            f"reads as faint ground glass; the models read CT whose noise measures {MAX_NOISE_HU:g} HU or less "
+            "(clinical reconstructions 6-27 HU), so no slice was scored. A smoother reconstruction kernel or "
+            "thicker slices of the same scan may be readable.")
 
 
 def blur_limit_mm(volume_or_spacing: Volume | tuple[float, ...]) -> float:

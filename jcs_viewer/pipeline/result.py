@@ -92,6 +92,9 @@ class StudyResult:
     #: the blur the study's own edges show (mm, Gaussian sd; :func:`jcs_viewer.pipeline.assess.edge_blur`), or None
     #: where not measured (not HU, no voxel size, no body outline in view; results from before it was measured)
     edge_blur_mm: float | None = None
+    #: the noise of the study's soft tissue (HU, sd at the nets' scale; :func:`jcs_viewer.pipeline.assess.image_noise`),
+    #: or None where not measured (as ``edge_blur_mm``)
+    noise_hu: float | None = None
     #: slices with lung left unscored because their own edges are blurred past what the models read (breathing);
     #: None in results from before they were measured
     blurred_slices: np.ndarray | None = None
@@ -182,6 +185,7 @@ class StudyResult:
                 "hu_estimated": bool(self.hu_estimated),
                 "voxel_size_known": bool(self.has_voxel_size),
                 "edge_blur_mm": None if self.edge_blur_mm is None else float(self.edge_blur_mm),
+                "noise_hu": None if self.noise_hu is None else float(self.noise_hu),
             },
             "study": dict(self.study),
             "models": {k: dict(v) for k, v in self.models.items()},
@@ -261,6 +265,7 @@ class StudyResult:
                 hu_estimated=bool(geo.get("hu_estimated", False)),
                 has_voxel_size=bool(geo.get("voxel_size_known", True)),
                 edge_blur_mm=None if geo.get("edge_blur_mm") is None else float(geo["edge_blur_mm"]),
+                noise_hu=None if geo.get("noise_hu") is None else float(geo["noise_hu"]),
                 study=doc.get("study", {}),
                 created=str(doc.get("created", "")),
                 app_version=str(doc.get("app_version", "")),

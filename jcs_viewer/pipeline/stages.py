@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from jcs_viewer.pipeline.assess import (NOT_ASSESSABLE, blurred_slices, blurred_slices_note, coarse_reason, edge_blur,
-                                        not_assessable_reason, unreadable_reason)
+                                        image_noise, not_assessable_reason, unreadable_reason)
 from jcs_viewer.pipeline.decision import manual_threshold_rule, patient_decision, slice_threshold
 from jcs_viewer.pipeline.options import AnalysisOptions
 from jcs_viewer.pipeline.progress import ANALYSIS_STAGES, CancelToken, ProgressEvent
@@ -125,7 +125,8 @@ class AnalysisRun:
         del learned
         self.scored = lungs.lung_slices(self.lung_mask, self.volume.spacing)
         self.edge_blur = edge_blur(self.volume)
-        self.coarse = coarse_reason(self.volume, self.lung_mask, self.edge_blur)
+        self.noise = image_noise(self.volume)
+        self.coarse = coarse_reason(self.volume, self.lung_mask, self.edge_blur, self.noise)
         self.unreadable = unreadable_reason(self.volume, self.lung_mask, self.coarse)
         if self.unreadable:  # the models cannot read these slices: no score, no lesion
             self.scored[:] = False
@@ -307,6 +308,7 @@ class AnalysisRun:
             hu_estimated=bool(getattr(volume, "hu_estimated", False)),
             has_voxel_size=volume.has_voxel_size,
             edge_blur_mm=self.edge_blur,
+            noise_hu=self.noise,
             blurred_slices=self.blurred,
             study=study,
         )

@@ -173,9 +173,11 @@ def _intensity_note(volume) -> str:
 
 
 def _blur_note(result: StudyResult) -> str:
-    """The blur the study's own edges show, where it was measured (HU studies with a voxel size)."""
-    blur = getattr(result, "edge_blur_mm", None)
-    return "" if blur is None else f", edges blurred {blur:.1f} mm (sd)"
+    """The blur the study's own edges show and the noise of its soft tissue, where they were measured (HU studies
+    with a voxel size)."""
+    blur, noise = getattr(result, "edge_blur_mm", None), getattr(result, "noise_hu", None)
+    return ("" if blur is None else f", edges blurred {blur:.1f} mm (sd)") + (
+        "" if noise is None else f", noise {noise:.0f} HU (sd)")
 
 
 # --------------------------------------------------------------------------- sections
