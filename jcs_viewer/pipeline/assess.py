@@ -222,8 +222,8 @@ def noise_reason(volume: Volume, noise: float | None | EllipsisType = ...) -> st
         noise = image_noise(volume)
     if noise is None or noise <= MAX_NOISE_HU:
         return None
-    return (f"The image is too noisy: its soft tissue varies by {noise:.0f} HU (standard deviation, at the "
-            f"{NOISE_SCALE_MM:g} mm scale the models read), as in an ultra-low-dose scan, and grain that coarse "
+    return (f"The image is too noisy: the grain of its soft tissue measures {noise:.0f} HU (standard deviation at "
+            f"the {NOISE_SCALE_MM:g} mm scale the models read), as in an ultra-low-dose scan, and grain that coarse "
             f"reads as faint ground glass; the models read CT whose noise measures {MAX_NOISE_HU:g} HU or less "
             "(clinical reconstructions 6-27 HU), so no slice was scored. A smoother reconstruction kernel or "
             "thicker slices of the same scan may be readable.")
