@@ -171,8 +171,9 @@ def coarse_reason(volume: Volume, lung_mask: np.ndarray | None = None, blur: flo
     return None
 
 
-def _blur_measurable(volume: Volume) -> bool:
-    """HU (the steps are found by their HU) and a voxel size (the figure is in mm)."""
+def _quality_measurable(volume: Volume) -> bool:
+    """Whether blur and noise are measured: HU (steps and soft tissue are found by their HU) and a voxel size (the
+    figures are at scales in mm)."""
     return bool(getattr(volume, "is_hu", True)) and bool(getattr(volume, "has_voxel_size", True))
 
 
@@ -180,7 +181,7 @@ def edge_blur(volume: Volume) -> float | None:
     """The blur an HU study's own edges show (mm, :func:`~jcs_viewer.pipeline.sharpness.edge_blur_mm`), or None:
     grey levels (the steps are found by their HU), images without a voxel size (no mm) and studies without a body
     outline or chest wall in view are not measured."""
-    if not _blur_measurable(volume):
+    if not _quality_measurable(volume):
         return None
     from jcs_viewer.pipeline.sharpness import edge_blur_mm
 
@@ -206,7 +207,7 @@ def blur_reason(volume: Volume, blur: float | None | EllipsisType = ...) -> str 
 def image_noise(volume: Volume) -> float | None:
     """The noise of an HU study's soft tissue at the scale the nets read (HU, :func:`~jcs_viewer.pipeline.noise.
     noise_hu`), or None where it is not measured (as :func:`edge_blur`: grey levels, no voxel size, no body)."""
-    if not _blur_measurable(volume):
+    if not _quality_measurable(volume):
         return None
     from jcs_viewer.pipeline.noise import noise_hu
 
@@ -241,7 +242,7 @@ def blurred_slices(volume: Volume, slices: np.ndarray) -> np.ndarray:
     moving during a sharp study), each read by :func:`~jcs_viewer.pipeline.sharpness.slice_blur_mm`; none for
     studies whose blur is not measured (:func:`edge_blur`)."""
     out = np.zeros(len(volume.array), dtype=bool)
-    if not _blur_measurable(volume) or not np.any(slices):
+    if not _quality_measurable(volume) or not np.any(slices):
         return out
     from jcs_viewer.pipeline.sharpness import slice_blur_mm
 
