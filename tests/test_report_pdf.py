@@ -219,6 +219,21 @@ def test_the_image_row_gives_the_blur_its_edges_show(tmp_path):
     result.edge_blur_mm = 0.64  # as the analysis measures it (jcs_viewer.pipeline.assess.edge_blur)
     text = re.sub(r"\s+", " ", pdf_text(write_report(result, volume, tmp_path / "report.pdf")))
     assert "2.50 mm, edges blurred 0.6 mm (sd)" in text, text[:600]
+    result.noise_hu = 18.4  # as assess.image_noise measures it
+    text = re.sub(r"\s+", " ", pdf_text(write_report(result, volume, tmp_path / "noise.pdf")))
+    assert "noise 18 HU (sd)" in text, text[:600]
+
+
+@needs_poppler
+def test_a_single_slice_report_promises_no_patient_rule(tmp_path):
+    """One slice: "not assessable", and the box said "called positive when more than 0 slices are flagged"."""
+    volume, result = make_study(tmp_path, n_slices=1, size=48)
+    result.decision = "not assessable"
+    result.decision_reason = "A single slice cannot be judged."
+    text = re.sub(r"\s+", " ", pdf_text(write_report(result, volume, tmp_path / "one.pdf")))
+    assert "of 1 slice flagged" in text and "a single slice has no patient rule" in text, text[:1200]
+    assert "more than 0 slices" not in text and "(threshold 0)" not in text and "1 slice of 48 x 48" in text
+    assert "The slice is at" in text and "slice 1 at" not in text
 
 
 def test_estimated_hu_are_called_estimates_and_each_message_is_listed_once(tmp_path):

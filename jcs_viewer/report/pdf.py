@@ -172,6 +172,15 @@ def _intensity_note(volume) -> str:
     return " (HU estimated from its grey levels)" if volume.hu_estimated else ""
 
 
+def _patient_rule(result: StudyResult) -> str:
+    """When the study is called positive, in words (a single slice has no patient rule)."""
+    if int(result.n_slices) <= 1:
+        return "a single slice has no patient rule: one slice cannot speak for the lungs"
+    threshold = int(result.threshold)
+    flagged = "slice is flagged" if threshold == 1 else "slices are flagged"
+    return f"the study is called positive when more than {threshold} {flagged}"
+
+
 def _blur_note(result: StudyResult) -> str:
     """The blur the study's own edges show and the noise of its soft tissue, where they were measured (HU studies
     with a voxel size)."""
@@ -215,7 +224,8 @@ def _header(volume: Volume, result: StudyResult, anonymize: bool, st: dict[str, 
          p(" ".join(x for x in (info.modality, info.manufacturer) if x))],
     ]
     study_rows += [
-        [b("Image"), p(f"{nz} slices of {ny} x {nx}, voxel {sx:.2f} x {sy:.2f} x {sz:.2f} mm{_blur_note(result)}"),
+        [b("Image"), p(f"{counted(nz, 'slice')} of {ny} x {nx}, voxel {sx:.2f} x {sy:.2f} x {sz:.2f} mm"
+                       f"{_blur_note(result)}"),
          b("Source"), p(volume.source_format + _intensity_note(volume))],
     ]
     uid_row = None
@@ -257,9 +267,8 @@ def _decision(result: StudyResult, content: ReportContent, st: dict[str, Paragra
         [[Paragraph(f"AI decision: {verdict}", st["decision"])],
          *why,
          [Paragraph(
-             f"{int(result.positive_slices)} of {int(result.n_slices)} slices flagged (slice score "
-             f"{fonts.ge()} {float(result.slice_cutoff):.2f}); the study is called positive when more than "
-             f"{int(result.threshold)} slices are flagged.", st["base"])],
+             f"{int(result.positive_slices)} of {counted(int(result.n_slices), 'slice')} flagged (slice score "
+             f"{fonts.ge()} {float(result.slice_cutoff):.2f}); {_patient_rule(result)}.", st["base"])],
          *([[Paragraph(escape(note), st["base"])]] if note else []),
          [Paragraph(f"<i>Slice score:</i> {escape(_slice_rule(result))} <i>Threshold rule:</i> "
                     f"{escape(str(result.threshold_rule))}", st["small"])]],
@@ -306,7 +315,8 @@ def _summary(
     b = lambda text: Paragraph(escape(text), st["cellb"])  # noqa: E731
     value = (lambda x: x) if measured else (lambda x: None)  # noqa: E731
     more = [
-        [b("Flagged slices"), f"{int(result.positive_slices)} (threshold {int(result.threshold)})",
+        [b("Flagged slices"), f"{int(result.positive_slices)} ("
+         f"{'no threshold' if int(result.n_slices) <= 1 else f'threshold {int(result.threshold)}'})",
          b("Lesion count (3-D)"), str(int(q.lesion_count)) if measured else "n/a"],
         [b("Craniocaudal extent"), _fmt(value(q.extent_mm), 0, "mm"), b("Mean lesion density"),
          _fmt(value(q.mean_hu), 0, "HU")],
@@ -362,8 +372,10 @@ def _plot_section(result: StudyResult, content: ReportContent, st: dict[str, Par
         ge=fonts.ge(),
     )
     pos = content.positions_mm
-    caption = (f"Slice 1 is at {pos[0]:.1f} mm and slice {len(pos)} at {pos[-1]:.1f} mm along the slice normal "
-               f"(patient z). Lesion area is per slice, from the {'edited' if content.edited else 'AI'} lesion mask.")
+    where = (f"The slice is at {pos[0]:.1f} mm" if len(pos) == 1
+             else f"Slice 1 is at {pos[0]:.1f} mm and slice {len(pos)} at {pos[-1]:.1f} mm")
+    caption = (f"{where} along the slice normal (patient z). Lesion area is per slice, from the "
+               f"{'edited' if content.edited else 'AI'} lesion mask.")
     return [KeepTogether([Paragraph("Per-slice score", st["h2"]), drawing, Paragraph(caption, st["small"])])]
 
 
