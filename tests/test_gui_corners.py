@@ -99,6 +99,7 @@ def test_a_short_study_gets_whole_slice_numbers_on_the_score_strip(window):
     assert axis._tickLevels == [[(1, "1")]]  # the ticks drawn (pyqtgraph keeps set ticks there)
     summary = window.summary_panel.browser.toPlainText()
     assert "no patient threshold (a single slice)" in summary and "more than 0 slices" not in summary
+    assert " of 1 slice positive" in summary
     many, lung, lesion = synthetic_volume(n_slices=40, size=64, seed=1)
     window.state.set_volume(many)
     assert axis._tickLevels is None  # a longer study: pyqtgraph's own whole-number spacing

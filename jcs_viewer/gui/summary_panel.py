@@ -80,7 +80,8 @@ def summary_html(result: StudyResult, volume: Volume | None = None, review: Revi
         f"<p style='font-size:14pt; margin-top:0'><b>Decision: <span style='color:{color}'>"
         f"{html.escape(decision.upper() or '—')}</span></b></p>",
         *([f"<p style='color:{color}'><b>{html.escape(reason)}</b></p>"] if reason else []),
-        f"<p><b>{positive}</b> of {n} slices positive (cutoff {_num(_get(result, 'slice_cutoff', 0.5), '{:.2f}')})"
+        f"<p><b>{positive}</b> of {n} slice{'' if n == 1 else 's'} positive "
+        f"(cutoff {_num(_get(result, 'slice_cutoff', 0.5), '{:.2f}')})"
         f"; {_threshold_phrase(threshold, n)}.</p>",
         *_review_line(review),
         *([f"<p style='color:#b06000'><b>{html.escape(blurred)}</b></p>"] if blurred else []),
