@@ -156,7 +156,7 @@ def coarse_reason(volume: Volume, lung_mask: np.ndarray | None = None, blur: flo
     here when not given).
     """
     if getattr(volume, "has_voxel_size", True):
-        pixel_mm = max(float(volume.spacing[1]), float(volume.spacing[2]))
+        pixel_mm = max(_pixel_mm(volume))
         if pixel_mm > MAX_PIXEL_MM:
             return (f"The pixels are {pixel_mm:.1f} mm wide, too coarse to tell a lesion from a vessel; the models "
                     f"read chest CT with pixels of {MAX_PIXEL_MM:g} mm or finer, so no slice was scored.")
@@ -177,6 +177,11 @@ def _quality_measurable(volume: Volume) -> bool:
     return bool(getattr(volume, "is_hu", True)) and bool(getattr(volume, "has_voxel_size", True))
 
 
+def _pixel_mm(volume: Volume) -> tuple[float, float]:
+    """The in-plane pixel size ``(y, x)`` in mm."""
+    return float(volume.spacing[1]), float(volume.spacing[2])
+
+
 def edge_blur(volume: Volume) -> float | None:
     """The blur an HU study's own edges show (mm, :func:`~jcs_viewer.pipeline.sharpness.edge_blur_mm`), or None:
     grey levels (the steps are found by their HU), images without a voxel size (no mm) and studies without a body
@@ -185,7 +190,7 @@ def edge_blur(volume: Volume) -> float | None:
         return None
     from jcs_viewer.pipeline.sharpness import edge_blur_mm
 
-    return edge_blur_mm(volume.array, (float(volume.spacing[1]), float(volume.spacing[2])))
+    return edge_blur_mm(volume.array, _pixel_mm(volume))
 
 
 def blur_reason(volume: Volume, blur: float | None | EllipsisType = ...) -> str | None:
@@ -195,7 +200,7 @@ def blur_reason(volume: Volume, blur: float | None | EllipsisType = ...) -> str 
     """
     if blur is ...:
         blur = edge_blur(volume)
-    pixel_mm = max(float(volume.spacing[1]), float(volume.spacing[2]))
+    pixel_mm = max(_pixel_mm(volume))
     if blur is None or blur <= blur_limit_mm(volume):
         return None
     return (f"The image is blurrier than its {pixel_mm:.1f} mm pixels: its edges are spread by a blur of {blur:.1f} mm "
@@ -211,7 +216,7 @@ def image_noise(volume: Volume) -> float | None:
         return None
     from jcs_viewer.pipeline.noise import noise_hu
 
-    return noise_hu(volume.array, (float(volume.spacing[1]), float(volume.spacing[2])))
+    return noise_hu(volume.array, _pixel_mm(volume))
 
 
 def noise_reason(volume: Volume, noise: float | None | EllipsisType = ...) -> str | None:
@@ -246,7 +251,7 @@ def blurred_slices(volume: Volume, slices: np.ndarray) -> np.ndarray:
         return out
     from jcs_viewer.pipeline.sharpness import slice_blur_mm
 
-    blur = slice_blur_mm(volume.array, (float(volume.spacing[1]), float(volume.spacing[2])), np.flatnonzero(slices))
+    blur = slice_blur_mm(volume.array, _pixel_mm(volume), np.flatnonzero(slices))
     with np.errstate(invalid="ignore"):
         return blur > blur_limit_mm(volume)  # NaN (too few steps to tell) is not blurred
 

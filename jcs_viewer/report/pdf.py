@@ -181,7 +181,7 @@ def _patient_rule(result: StudyResult) -> str:
     return f"the study is called positive when more than {threshold} {flagged}"
 
 
-def _blur_note(result: StudyResult) -> str:
+def _quality_note(result: StudyResult) -> str:
     """The blur the study's own edges show and the noise of its soft tissue, where they were measured (HU studies
     with a voxel size)."""
     blur, noise = getattr(result, "edge_blur_mm", None), getattr(result, "noise_hu", None)
@@ -225,7 +225,7 @@ def _header(volume: Volume, result: StudyResult, anonymize: bool, st: dict[str, 
     ]
     study_rows += [
         [b("Image"), p(f"{counted(nz, 'slice')} of {ny} x {nx}, voxel {sx:.2f} x {sy:.2f} x {sz:.2f} mm"
-                       f"{_blur_note(result)}"),
+                       f"{_quality_note(result)}"),
          b("Source"), p(volume.source_format + _intensity_note(volume))],
     ]
     uid_row = None
