@@ -226,10 +226,12 @@ def test_the_image_row_gives_the_blur_its_edges_show(tmp_path):
 
 @needs_poppler
 def test_a_single_slice_report_promises_no_patient_rule(tmp_path):
-    """One slice: "not assessable", and the box said "called positive when more than 0 slices are flagged"."""
+    """One slice: "not assessable", and the box and the thresholds table said "positive when more than 0 slices are
+    flagged"."""
     volume, result = make_study(tmp_path, n_slices=1, size=48)
     result.decision = "not assessable"
     result.decision_reason = "A single slice cannot be judged."
+    result.threshold = 0  # as decision.slice_threshold gives a single slice
     text = re.sub(r"\s+", " ", pdf_text(write_report(result, volume, tmp_path / "one.pdf")))
     assert "of 1 slice flagged" in text and "a single slice has no patient rule" in text, text[:1200]
     assert "more than 0 slices" not in text and "(threshold 0)" not in text and "1 slice of 48 x 48" in text

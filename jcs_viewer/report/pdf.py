@@ -479,7 +479,7 @@ def _technical_section(result: StudyResult, volume: Volume, content: ReportConte
         out.append(_table(rows, [25 * mm, w - 25 * mm - HASH_COL_W, HASH_COL_W], fonts=fonts))
     thresholds = [
         ["Slice score", _slice_rule(result)],
-        ["Patient threshold", f"positive when more than {int(result.threshold)} slices are flagged"],
+        ["Patient threshold", _patient_rule(result)],
         ["Lesion count", f"3-D components of at least {int(getattr(content.quant, 'min_lesion_voxels', 1))} voxels"],
         ["Software", f"JCS Viewer {__version__}"],
     ]
