@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import pytest
 
 pytest.importorskip("pytestqt")
@@ -94,12 +95,18 @@ def test_a_short_study_gets_whole_slice_numbers_on_the_score_strip(window):
     """Item 7: a one-slice study was labelled 0.6 ... 1.4."""
     volume, lung, lesion = synthetic_volume(n_slices=1, size=64, seed=1)
     window.state.set_volume(volume)
-    window.state.set_result(synthetic_result(volume, lung, lesion, cam_size=8))
+    result = synthetic_result(volume, lung, lesion, cam_size=8)
+    result.slice_score, result.classifier_probability = "joint", result.slice_probability * 0.5
+    window.state.set_result(result)
     axis = window.score_strip.getPlotItem().getAxis("bottom")
     assert axis._tickLevels == [[(1, "1")]]  # the ticks drawn (pyqtgraph keeps set ticks there)
     summary = window.summary_panel.browser.toPlainText()
     assert "no patient threshold (a single slice)" in summary and "more than 0 slices" not in summary
     assert " of 1 slice positive" in summary
+    # Its score and the classifier's probability are dots: a line through one point draws nothing.
+    dots = np.array(sorted(tuple(spot.pos()) for spot in window.score_strip.lone.points()))
+    expected = sorted([(1.0, float(result.slice_probability[0])), (1.0, float(result.classifier_probability[0]))])
+    assert dots.shape == (2, 2) and np.allclose(dots, expected)
     many, lung, lesion = synthetic_volume(n_slices=40, size=64, seed=1)
     window.state.set_volume(many)
     assert axis._tickLevels is None  # a longer study: pyqtgraph's own whole-number spacing
@@ -123,3 +130,11 @@ def test_a_grey_level_export_read_back_in_hu_says_its_hu_are_estimated(window, t
     assert "(estimated HU)" in _shown(window)["bottom_right"]
     window.slice_view.scene().sigMouseMoved.emit(window.slice_view.voxel_to_scene(64, 64))
     assert f"est. HU {int(volume.array[window.state.z, 64, 64])}" in window.cursor_label.text()
+
+
+def test_a_scored_slice_between_slices_without_lung_is_a_dot():
+    from jcs_viewer.gui.score_strip import lone_points
+
+    values = np.array([np.nan, 0.3, np.nan, 0.5, 0.6, np.nan, 0.2])
+    assert lone_points(values).tolist() == [False, True, False, False, False, False, True]
+    assert not lone_points(np.zeros(0)).any() and lone_points(np.array([0.7])).tolist() == [True]

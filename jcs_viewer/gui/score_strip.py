@@ -36,6 +36,15 @@ def _unscored_as_gap(result: StudyResult, values: Any) -> np.ndarray:
     return out
 
 
+def lone_points(values: np.ndarray) -> np.ndarray:
+    """``bool``: the finite values with no finite neighbour, which a line joining neighbours cannot draw (a single
+    slice, a scored slice between slices without lung)."""
+    finite = np.isfinite(np.asarray(values, dtype=float))
+    before = np.concatenate(([False], finite[:-1]))
+    after = np.concatenate((finite[1:], [False]))
+    return finite & ~before & ~after
+
+
 def flagged_runs(positive: np.ndarray) -> list[tuple[int, int]]:
     """``(first, last)`` slice index of each run of consecutive True values."""
     p = np.asarray(positive, dtype=bool).astype(np.int8)
@@ -104,7 +113,9 @@ class ScoreStrip(pg.PlotWidget):
         self.cutoff_line = pg.InfiniteLine(pos=0.5, angle=0, pen=pg.mkPen((255, 200, 0), style=Qt.PenStyle.DashLine))
         self.marker = pg.InfiniteLine(pos=0, angle=90, pen=pg.mkPen((255, 255, 255), width=2))
         self.ticks = pg.ScatterPlotItem(size=9, symbol="t1", pen=None)
-        for item in (self.cutoff_line, self.marker, self.ticks):
+        # The lone points of both curves as dots, each in its curve's colour.
+        self.lone = pg.ScatterPlotItem(symbol="o", pen=None)
+        for item in (self.cutoff_line, self.marker, self.ticks, self.lone):
             plot.addItem(item)
         self.cutoff_line.setZValue(5)
         self.marker.setZValue(10)
@@ -129,20 +140,19 @@ class ScoreStrip(pg.PlotWidget):
         joint = result is not None and getattr(result, "slice_score", "classifier") == "joint"
         plot.setLabel("left", "P(COVID)" if result is not None and not joint else "score")
         plot.setLabel("bottom", JOINT_LEGEND if joint else STRIP_LEGEND)
-        if joint:
-            classifier = _unscored_as_gap(result, result.classifier_probability)
-            self.classifier_curve.setData(np.arange(1, len(classifier) + 1), classifier, connect="finite")
-        else:
-            self.classifier_curve.setData([], [])
+        classifier = _unscored_as_gap(result, result.classifier_probability) if joint else np.zeros(0)
+        self.classifier_curve.setData(np.arange(1, len(classifier) + 1), classifier, connect="finite")
         if result is None:
             self.curve.setData([], [])
             self.area_curve.setData([], [])
+            self.lone.setData([], [])
             self.cutoff_line.hide()
             self._update_ticks()
             return
         # Slices without lung have no score: a gap in the curve, not a zero.
         prob = _unscored_as_gap(result, result.slice_probability)
         self.curve.setData(np.arange(1, len(prob) + 1), prob, connect="finite")
+        self._draw_lone_points(prob, classifier)
         self._draw_area()
         self.cutoff_line.setValue(float(getattr(result, "slice_cutoff", 0.5)))
         self.cutoff_line.show()
@@ -153,6 +163,13 @@ class ScoreStrip(pg.PlotWidget):
             plot.addItem(region)
             self._regions.append(region)
         self._update_ticks()
+
+    def _draw_lone_points(self, score: np.ndarray, classifier: np.ndarray) -> None:
+        spots = []
+        for values, colour, size in ((classifier, (180, 180, 255, 200), 6), (score, (90, 170, 255), 9)):
+            for z in np.flatnonzero(lone_points(values)):
+                spots.append({"pos": (z + 1, values[z]), "brush": pg.mkBrush(*colour), "size": size})
+        self.lone.setData(spots)
 
     def _draw_area(self) -> None:
         """Per-slice lesion area of the shown (edited) mask, as a red filled curve scaled to 0..1."""
