@@ -159,6 +159,21 @@ def test_chest_crop_in_thick_slices_is_not_called_covid(tmp_path, slab):
     assert doc["lesion_volume_ml"]["total"] <= 3.0, doc["lesion_volume_ml"]
 
 
+@pytest.mark.parametrize("slab", [4, 5])
+def test_chest_crop_in_6_and_7_5_mm_slices_is_not_flagged_for_smeared_vessels(tmp_path, slab):
+    """Averaged into 6 and 7.5 mm slices, the lesion-free chest was called positive (3 and 4 slices flagged,
+    threshold 2): each for one faint smudge of 45-90 mm² by a hilum or in the periphery, a vessel the slab cut
+    obliquely. The lesion evidence of thick slices asks for a square twice the thickness
+    (jcs_viewer.pipeline.slice_score.evidence_window_mm)."""
+    image, hu = _chest_crop()
+    n = len(hu) // slab * slab
+    thick = hu[:n].reshape(n // slab, slab, *hu.shape[1:]).mean(axis=1)
+    doc = _analyze_variant(tmp_path, thick, image.GetSpacing()[:2] + (image.GetSpacing()[2] * slab,), image)
+    assert doc["decision"] == "negative", (doc["decision"], doc["positive_slices"], doc["threshold"])
+    assert doc["positive_slices"] <= 1 and f"{2 * 1.5 * slab:g} mm square" in doc["slice_rule"]
+    assert_lesion_free_verdict(doc)
+
+
 def test_chest_crop_made_to_look_like_a_sharp_lung_kernel_is_not_called_covid(tmp_path):
     """The lesion-free crop at 0.75 mm pixels (cubic), an unsharp mask (amount 1, 1 mm) as a lung kernel's edge
     enhancement, and 30 HU of fine noise: positive with 21 of 112 slices and 6.3 mL before the nets read HU slices

@@ -49,3 +49,19 @@ def test_evidence_of_a_strided_view_and_of_no_slices():
     np.testing.assert_array_equal(lesion_evidence(view, None, (1.0, 2.0)),
                                   lesion_evidence(np.ascontiguousarray(view), None, (1.0, 2.0)))
     assert lesion_evidence(np.zeros((0, 8, 8), np.uint8), None, (1.0, 1.0)).shape == (0,)
+
+
+def test_thick_slices_ask_for_a_lesion_wider_than_a_smeared_vessel():
+    """A slab averages a vessel it cuts obliquely into a ground-glass smudge about as long as the slab is thick:
+    the evidence square is twice the slice thickness (8 mm at least, 16 mm at most)."""
+    from jcs_viewer.pipeline.slice_score import evidence_window_mm, rule
+
+    assert [evidence_window_mm(t) for t in (None, 0.0, 1.25, 4.0, 5.0, 7.5, 40.0)] == [8, 8, 8, 8, 10, 15, 16]
+    prob = np.zeros((1, 64, 64), dtype=np.uint8)
+    prob[0, 20:28, 30:38] = 255  # an 8 x 8 mm smudge at 1 mm pixels
+    assert lesion_evidence(prob, None, (1.0, 1.0), evidence_window_mm(1.0))[0] == pytest.approx(1.0)
+    assert lesion_evidence(prob, None, (1.0, 1.0), evidence_window_mm(6.0))[0] == pytest.approx(64 / 144)
+    prob[0, 10:40, 10:40] = 255  # a 30 mm opacity fills either square
+    assert lesion_evidence(prob, None, (1.0, 1.0), evidence_window_mm(6.0))[0] == pytest.approx(1.0)
+    assert "8 mm square of lung)" in rule("joint", 0.5, evidence_window_mm(1.0))
+    assert "12 mm square of lung, 2 x the slice thickness" in rule("joint", 0.5, evidence_window_mm(6.0))

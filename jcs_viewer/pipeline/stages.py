@@ -23,7 +23,7 @@ from jcs_viewer.pipeline.options import AnalysisOptions
 from jcs_viewer.pipeline.progress import ANALYSIS_STAGES, CancelToken, ProgressEvent
 from jcs_viewer.pipeline.quantify import quantify
 from jcs_viewer.pipeline.result import StudyResult
-from jcs_viewer.pipeline.slice_score import combine, lesion_evidence
+from jcs_viewer.pipeline.slice_score import combine, evidence_window_mm, lesion_evidence
 from jcs_viewer.pipeline.slice_score import rule as slice_rule
 
 if TYPE_CHECKING:
@@ -62,6 +62,9 @@ class AnalysisRun:
         self.image = volume.array
         self.is_hu = bool(volume.is_hu)
         self.pixel_mm = (float(volume.spacing[1]), float(volume.spacing[2]))
+        # the scanner's slice thickness where the header gives it (a 1 mm slice every 10 mm is thin), else the spacing
+        thickness = getattr(getattr(volume, "info", None), "slice_thickness", None) or float(volume.spacing[0])
+        self.evidence_window_mm = evidence_window_mm(thickness)
         self._started = time.perf_counter()
 
     # ------------------------------------------------------------------ plumbing
@@ -217,7 +220,7 @@ class AnalysisRun:
                                            self.pixel_mm)
             lesion_prob[idx] = to_uint8(out[:, 0])
             if evidence is not None:
-                evidence[idx] = lesion_evidence(lesion_prob[idx], region[idx], self.pixel_mm)
+                evidence[idx] = lesion_evidence(lesion_prob[idx], region[idx], self.pixel_mm, self.evidence_window_mm)
             found = lesion_prob[idx] >= cut
             if gate is not None:
                 found &= gate
@@ -283,7 +286,7 @@ class AnalysisRun:
             classifier_probability=self.probs,
             lesion_evidence=self.evidence,
             slice_score=options.slice_score,
-            slice_rule=slice_rule(options.slice_score, options.slice_cutoff),
+            slice_rule=slice_rule(options.slice_score, options.slice_cutoff, self.evidence_window_mm),
             slice_cutoff=float(options.slice_cutoff),
             slice_positive=self.slice_positive,
             positive_slices=self.positive_slices,
