@@ -56,7 +56,10 @@ def test_non_axial_slices_are_not_assessable(direction, word):
 def test_single_slice_is_not_assessable():
     lungs = _lungs(1, [0], 80.0)
     reason = not_assessable_reason(_volume(n=1), lungs, np.ones(1, bool), 0)
-    assert reason is not None and "single slice" in reason.lower()
+    assert reason is not None and "single slice" in reason.lower() and "no lung" not in reason
+    # an abdominal slice (NY-SBU A027284, A058062 and A062055 hold one each) is named as holding no lung
+    reason = not_assessable_reason(_volume(n=1), np.zeros_like(lungs), np.zeros(1, bool), 0)
+    assert reason.startswith("A single slice cannot be judged, and this one shows no lung:"), reason
 
 
 def test_no_lung_and_too_little_lung():

@@ -305,10 +305,12 @@ def not_assessable_reason(volume: Volume, lung_mask: np.ndarray, scored: np.ndar
         unreadable = unreadable_reason(volume, lung_mask, coarse)
     if unreadable and unreadable != coarse:  # not axial, or clipped to black: these explain a missing lung
         return unreadable
-    if n <= 1:
-        return "A single slice cannot be judged: the patient rule counts positive slices across the lungs."
     voxel_ml = float(np.prod(volume.spacing)) / 1000.0
     lung_ml = float(np.count_nonzero(lung_mask)) * voxel_ml
+    if n <= 1:
+        # a slice below or above the chest (an abdominal slice of the same series) is worth naming as such
+        shows = ", and this one shows no lung" if lung_ml == 0.0 else ""
+        return f"A single slice cannot be judged{shows}: the patient rule counts positive slices across the lungs."
     is_hu = bool(getattr(volume, "is_hu", True))
     if lung_ml == 0.0:
         if is_hu and not looks_like_hu(volume.array):  # e.g. a CT stored with its 1024 offset and no intercept
