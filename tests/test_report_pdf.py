@@ -70,6 +70,8 @@ def test_report_is_valid_and_states_decision_volumes_and_patient(study, tmp_path
     assert "1947-03-12" in text and PATIENT["accession"] in text
     assert "Dr. Ada Reader" in text
     assert result.models["classifier"]["sha256"] in text.replace("\n", "").replace(" ", "")
+    # a consolidated slice read consolidation p 0.38: the attributes say what they are beside the measured densities
+    assert "reading of each whole slice" in re.sub(r"\s+", " ", text)
     pages = n_pages(path)
     assert pages >= 2
     for page in range(1, pages + 1):

@@ -125,7 +125,8 @@ def summary_html(result: StudyResult, volume: Volume | None = None, review: Revi
         if flagged.any():  # attributes describe lesions: shown for flagged slices only
             study_level = att[flagged].mean(axis=0)
             rows = [(name, f"{study_level[i]:.2f}") for i, name in enumerate(ATTRIBUTE_TITLES[: att.shape[1]])]
-            parts.append("<p><b>Lesion attributes (mean over flagged slices)</b></p>" + _table(rows))
+            parts.append("<p><b>Lesion attributes</b> (the classifier's reading of the whole slice, mean over flagged "
+                         "slices)</p>" + _table(rows))
 
     models = _get(result, "models", {}) or {}
     if models:
