@@ -63,7 +63,7 @@ def test_classifier_score_segments_only_its_positive_slices(volume):
 
 
 def test_joint_score_averages_the_classifier_and_the_lesion_evidence(volume):
-    from jcs_viewer.pipeline.slice_score import lesion_evidence
+    from jcs_viewer.pipeline.slice_score import evidence_window_mm, lesion_evidence
 
     result = analyze(volume, AnalysisOptions(device="cpu"), models=tiny_models())
     assert result.slice_score == "joint" and np.array_equal(result.segmented_slices, result.scored_slices)
@@ -74,10 +74,27 @@ def test_joint_score_averages_the_classifier_and_the_lesion_evidence(volume):
     from jcs_viewer.pipeline.lungs import restrict_region
 
     region = restrict_region(result.lung_mask, volume.spacing, 5.0)
-    again = lesion_evidence(result.lesion_probability, region, volume.spacing[1:])
+    # 40 mm slices and no SliceThickness: the square is 16 mm (the widest)
+    again = lesion_evidence(result.lesion_probability, region, volume.spacing[1:], evidence_window_mm(40.0))
     # include_lesions may grow the stored lung mask, so the recomputed evidence can only be larger.
     assert (again >= result.lesion_evidence - 1e-6).all()
-    assert "segmenter's lesion evidence" in result.slice_rule
+    assert "segmenter's lesion evidence" in result.slice_rule and "16 mm square" in result.slice_rule
+
+
+def test_the_evidence_square_follows_the_slice_thickness_not_the_gap_between_slices(volume):
+    """1 mm slices every 40 mm (a sampled high-resolution series) are thin: the 8 mm square; without a thickness
+    the spacing stands for it."""
+    import dataclasses
+
+    from jcs_viewer.pipeline.slice_score import evidence_window_mm, lesion_evidence
+    from jcs_viewer.pipeline.lungs import restrict_region
+
+    sampled = dataclasses.replace(volume, info=dataclasses.replace(volume.info, slice_thickness=1.0))
+    result = analyze(sampled, AnalysisOptions(device="cpu"), models=tiny_models())
+    assert "8 mm square of lung)" in result.slice_rule and "thickness" not in result.slice_rule
+    region = restrict_region(result.lung_mask, volume.spacing, 5.0)
+    again = lesion_evidence(result.lesion_probability, region, volume.spacing[1:], evidence_window_mm(1.0))
+    assert (again >= result.lesion_evidence - 1e-6).all()
 
 
 def test_cancel_after_first_batch_raises_and_returns_nothing(volume):
