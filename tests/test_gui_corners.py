@@ -94,6 +94,7 @@ def test_grey_level_studies_say_so_and_missing_fields_leave_no_blank_lines():
 def test_a_short_study_gets_whole_slice_numbers_on_the_score_strip(window):
     """Item 7: a one-slice study was labelled 0.6 ... 1.4."""
     volume, lung, lesion = synthetic_volume(n_slices=1, size=64, seed=1)
+    lesion[0, 28:36, 20:28] = 1  # a lesion on the slice
     window.state.set_volume(volume)
     result = synthetic_result(volume, lung, lesion, cam_size=8)
     result.slice_score, result.classifier_probability = "joint", result.slice_probability * 0.5
@@ -107,6 +108,8 @@ def test_a_short_study_gets_whole_slice_numbers_on_the_score_strip(window):
     dots = np.array(sorted(tuple(spot.pos()) for spot in window.score_strip.lone.points()))
     expected = sorted([(1.0, float(result.slice_probability[0])), (1.0, float(result.classifier_probability[0]))])
     assert dots.shape == (2, 2) and np.allclose(dots, expected)
+    edges, area = window.score_strip.area_curve.getData()  # the lesion area: a bar one slice wide
+    assert list(edges) == [0.5, 1.5] and list(area) == [1.0]
     many, lung, lesion = synthetic_volume(n_slices=40, size=64, seed=1)
     window.state.set_volume(many)
     assert axis._tickLevels is None  # a longer study: pyqtgraph's own whole-number spacing

@@ -103,8 +103,9 @@ class ScoreStrip(pg.PlotWidget):
         plot.setYRange(0.0, 1.12, padding=0.0)
         plot.getAxis("left").setTicks([[(0.0, "0"), (0.5, "0.5"), (1.0, "1")]])
         # Lesion area per slice (the edited mask, live), scaled to its largest slice, drawn under the curve.
+        # Steps a slice wide: a slice's area is its own (a line between slices drew nothing for a single slice).
         self.area_curve = plot.plot([], [], pen=pg.mkPen((255, 90, 90, 170), width=1), fillLevel=0.0,
-                                    brush=pg.mkBrush(255, 60, 60, 50))
+                                    brush=pg.mkBrush(255, 60, 60, 50), stepMode="center")
         self.area_curve.setZValue(-5)
         # With the joint score, the classifier's own probability as a faint dotted line under the score.
         self.classifier_curve = plot.plot([], [], pen=pg.mkPen((180, 180, 255, 150), width=1,
@@ -180,7 +181,8 @@ class ScoreStrip(pg.PlotWidget):
             return
         area = np.asarray(area, dtype=float)
         peak = float(area.max())
-        self.area_curve.setData(np.arange(1, len(area) + 1), area / peak if peak > 0 else area)
+        # slice k (numbered from 1) spans k - 0.5 .. k + 0.5
+        self.area_curve.setData(np.arange(len(area) + 1) + 0.5, area / peak if peak > 0 else area)
 
     def _update_ticks(self) -> None:
         decisions = self.viewer.review.decisions()
