@@ -158,3 +158,26 @@ def test_trachea_and_main_bronchi_are_not_lung(phantom):
     flipped = np.diag([1.0, 1.0, -1.0])
     found = find_airways(phantom.hu[::-1], ((phantom.hu < -320) & body)[::-1], phantom.spacing, flipped)
     assert found is not None and np.array_equal(found[::-1], airways)
+
+
+def test_air_components_are_numbered_as_itk_relabels_them():
+    """_inner_air_components reads ITK's 32-bit labels in place and numbers them itself (largest first, ties in
+    label order, border components dropped, at most 250): the same labels as ITK's own relabelling did."""
+    import SimpleITK as sitk
+
+    from jcs_viewer.pipeline.lungs import _inner_air_components, remove_labels_on_border
+
+    rng = np.random.default_rng(11)
+    for trial in range(40):
+        air = rng.random((int(rng.integers(1, 6)), int(rng.integers(4, 40)), int(rng.integers(4, 40)))) < 0.45
+        for keep_border in (False, True):
+            labels, sizes = _inner_air_components(air, per_slice=False, min_voxels=3, keep_border=keep_border)
+            image = sitk.ConnectedComponent(sitk.GetImageFromArray(air.astype(np.uint8)), False)
+            if not keep_border:
+                image = remove_labels_on_border(image)
+            relabel = sitk.RelabelComponentImageFilter()
+            relabel.SetMinimumObjectSize(3)
+            relabel.SetSortByObjectSize(True)
+            expected = sitk.GetArrayFromImage(sitk.Threshold(relabel.Execute(image), 0, 250, 0))
+            assert np.array_equal(labels, expected), trial
+            assert sizes == [int(v) for v in relabel.GetSizeOfObjectsInPixels()][:250]

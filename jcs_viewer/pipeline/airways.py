@@ -89,9 +89,8 @@ def _component_holding(mask: np.ndarray, seed: np.ndarray) -> np.ndarray | None:
     """The 3-D connected component(s) of ``mask`` that touch ``seed``."""
     import SimpleITK as sitk
 
-    labels = sitk.GetArrayFromImage(sitk.ConnectedComponent(sitk.GetImageFromArray(mask.astype(np.uint8))))
+    image = sitk.ConnectedComponent(sitk.GetImageFromArray(mask.view(np.uint8)))
+    labels = sitk.GetArrayViewFromImage(image)  # read in place (``image`` alive): no copy of 32-bit labels
     hit = np.unique(labels[seed & mask])
     hit = hit[hit != 0]
-    if hit.size == 0:
-        return None
-    return np.isin(labels, hit)
+    return np.isin(labels, hit) if hit.size else None

@@ -35,7 +35,15 @@ from typing import Any
 
 import numpy as np
 
-from jcs_viewer.pipeline.morphology import bounding_box, close_xy, components_touching, dilate_xy, fill_holes_xy
+from jcs_viewer.pipeline.morphology import (
+    CHUNK_SLICES,
+    bounding_box,
+    close_xy,
+    components_touching,
+    dilate_xy,
+    fill_holes_xy,
+    label_sizes,
+)
 
 AIR_HU = -320
 MIN_LUNG_ML = 20.0
@@ -387,15 +395,21 @@ def include_lesions(lung_mask: np.ndarray, lesion_mask: np.ndarray, spacing, mar
     component touches a lung; the rest stay outside. Returns a new mask; ``lung_mask`` is not modified.
     """
     out = lung_mask.copy()
-    extra = lesion_mask.astype(bool) & (lung_mask == 0)
-    if not extra.any():
-        return out
     radius = max(1, int(round(margin_mm / min(float(spacing[1]), float(spacing[2])))))
-    for lab in (RIGHT, LEFT):
-        near = dilate_xy(lung_mask == lab, radius)
-        take = extra & near
-        out[take] = lab
-        extra &= ~take
+    # Lesion still outside after the margin, one byte a voxel; the rest is done a few slices at a time (all of it
+    # in-plane), so no whole-volume temporary is held at the analysis's last stage.
+    extra = np.zeros(lung_mask.shape, dtype=bool)
+    for z0 in range(0, lung_mask.shape[0], CHUNK_SLICES):
+        span = slice(z0, z0 + CHUNK_SLICES)
+        lung = lung_mask[span]
+        left_out = (lesion_mask[span] != 0) & (lung == 0)
+        if not left_out.any():
+            continue
+        for lab in (RIGHT, LEFT):
+            take = left_out & dilate_xy(lung == lab, radius)
+            out[span][take] = lab
+            left_out &= ~take
+        extra[span] = left_out
     if extra.any():
         _add_dense_lung(out, extra, None)
     return out
@@ -435,16 +449,22 @@ def _inner_air_components(
         spaced[::2] = air
         inner = remove_labels_on_border(sitk.ConnectedComponent(sitk.GetImageFromArray(spaced), False))
         air = sitk.GetArrayViewFromImage(inner)[::2] > 0
-    labels = sitk.ConnectedComponent(sitk.GetImageFromArray(air.view(np.uint8)), False)
+    image = sitk.ConnectedComponent(sitk.GetImageFromArray(air.view(np.uint8)), False)
+    found = sitk.GetArrayViewFromImage(image)  # 32-bit labels: read in place, never copied whole
+    size = label_sizes(found)
     if not keep_border:
-        labels = remove_labels_on_border(labels)
-    relabel = sitk.RelabelComponentImageFilter()
-    relabel.SetMinimumObjectSize(int(max(1, min_voxels)))
-    relabel.SetSortByObjectSize(True)
-    labels = relabel.Execute(labels)
-    sizes = [int(v) for v in relabel.GetSizeOfObjectsInPixels()][:250]
-    labels = sitk.Threshold(labels, 0, 250, 0)  # uint8 below; lung-sized components are never that many
-    return sitk.GetArrayFromImage(sitk.Cast(labels, sitk.sitkUInt8)), sizes
+        size[_border_labels(found)] = 0
+    size[0] = 0
+    # Largest first, ties in label order (as ITK's relabelling sorts); lung-sized components are never 250.
+    order = np.lexsort((np.arange(size.size), -size))
+    order = order[size[order] >= max(1, min_voxels)][:250]
+    relabel = np.zeros(size.size, dtype=np.uint8)
+    relabel[order] = np.arange(1, order.size + 1, dtype=np.uint8)
+    labels = np.empty(found.shape, dtype=np.uint8)
+    for z in range(0, found.shape[0], CHUNK_SLICES):  # a few slices at a time: the indices are 64-bit
+        labels[z : z + CHUNK_SLICES] = relabel[found[z : z + CHUNK_SLICES]]
+    del found, image
+    return labels, [int(v) for v in size[order]]
 
 
 def remove_labels_on_border(labels):

@@ -28,6 +28,8 @@ from typing import Any
 
 import numpy as np
 
+from jcs_viewer.pipeline.morphology import CHUNK_SLICES, count_components
+
 GGO_HU = (-750, -300)
 CONSOLIDATION_HU = (-300, 100)
 DEFAULT_MIN_LESION_VOXELS = 10
@@ -146,18 +148,14 @@ def quantify(
     voxel_ml = dz * dy * dx / 1000.0
     lesion = lesion_mask.astype(bool, copy=False)
 
-    right = lung_mask == RIGHT
-    left = lung_mask == LEFT
-    lung_ml = {
-        "right": float(np.count_nonzero(right)) * voxel_ml,
-        "left": float(np.count_nonzero(left)) * voxel_ml,
-    }
+    tally = slice_tallies(lung_mask, lesion)  # per slice: no whole-volume temporary
+    lung_ml = {"right": float(tally["right"].sum()) * voxel_ml, "left": float(tally["left"].sum()) * voxel_ml}
     lung_ml["total"] = lung_ml["right"] + lung_ml["left"]
     les_ml = {
-        "right": float(np.count_nonzero(lesion & right)) * voxel_ml,
-        "left": float(np.count_nonzero(lesion & left)) * voxel_ml,
+        "right": float(tally["lesion_right"].sum()) * voxel_ml,
+        "left": float(tally["lesion_left"].sum()) * voxel_ml,
     }
-    n_lesion = int(np.count_nonzero(lesion))
+    n_lesion = int(tally["lesion"].sum())
     les_ml["total"] = n_lesion * voxel_ml
     outside_ml = les_ml["total"] - les_ml["right"] - les_ml["left"]
 
@@ -170,13 +168,18 @@ def quantify(
         "total": pct(les_ml["right"] + les_ml["left"], lung_ml["total"]),
     }
 
-    per_slice_pixels = lesion.reshape(lesion.shape[0], -1).sum(axis=1)
+    per_slice_pixels = tally["lesion"]
     per_slice_area = per_slice_pixels.astype(np.float64) * dy * dx
     lesion_slices = np.flatnonzero(per_slice_pixels)
     extent = float((lesion_slices[-1] - lesion_slices[0] + 1) * dz) if lesion_slices.size else 0.0
 
     count, per_slice_count = _count_components(lesion, lesion_slices, min_lesion_voxels)
-    zones = _zone_volumes(lesion, lung_mask, voxel_ml, direction)
+    # Direction column 2 is the z index axis in LPS; its S component > 0 means z ascends to the head.
+    head_is_high_z = float(direction[2, 2]) >= 0.0
+    zones = {"upper": 0.0, "middle": 0.0, "lower": 0.0}
+    for side in ("right", "left"):
+        for zone, voxels in lung_thirds(tally[f"lesion_{side}"], zone_edges(tally[side]), head_is_high_z).items():
+            zones[zone] += voxels * voxel_ml
 
     mean_hu = ggo = consolidation = None
     if is_hu and n_lesion:
@@ -213,49 +216,48 @@ def _count_components(
     per_slice = np.zeros(lesion.shape[0], dtype=np.int32)
     if lesion_slices.size == 0:
         return 0, per_slice
-    import SimpleITK as sitk
-
     # Work on the lesions' bounding box only: cheap when the reader edits a small region.
     ys, xs = np.nonzero(lesion[lesion_slices].any(axis=0))
     z0, z1 = int(lesion_slices[0]), int(lesion_slices[-1]) + 1
-    y0, y1, x0, x1 = int(ys.min()), int(ys.max()) + 1, int(xs.min()), int(xs.max()) + 1
-    box = np.ascontiguousarray(lesion[z0:z1, y0:y1, x0:x1], dtype=np.uint8)
-
-    def n_components(arr: np.ndarray, minimum: int) -> int:
-        labels = sitk.ConnectedComponent(sitk.GetImageFromArray(arr), True)
-        relabel = sitk.RelabelComponentImageFilter()
-        relabel.SetMinimumObjectSize(int(max(1, minimum)))
-        relabel.Execute(labels)
-        return int(relabel.GetNumberOfObjects())
-
-    count = n_components(box, min_voxels)
+    box = lesion[z0:z1, int(ys.min()) : int(ys.max()) + 1, int(xs.min()) : int(xs.max()) + 1]
+    count = count_components(box, min_voxels)
     for z in lesion_slices:
-        per_slice[z] = n_components(box[z - z0], MIN_SLICE_PIXELS)
+        per_slice[z] = count_components(box[z - z0], MIN_SLICE_PIXELS)
     return count, per_slice
 
 
-def _zone_volumes(
-    lesion: np.ndarray, lung_mask: np.ndarray, voxel_ml: float, direction: np.ndarray
-) -> dict[str, float]:
-    """Lesion mL in the upper/middle/lower third of each lung's own slice range."""
-    zones = {"upper": 0.0, "middle": 0.0, "lower": 0.0}
-    # Direction column 2 is the z index axis in LPS; its S component > 0 means z ascends to the head.
-    head_is_high_z = float(direction[2, 2]) >= 0.0
-    lung_per_slice = {lab: (lung_mask == lab).reshape(lung_mask.shape[0], -1).any(axis=1) for lab in (RIGHT, LEFT)}
-    for lab, present in lung_per_slice.items():
-        zs = np.flatnonzero(present)
-        if zs.size == 0:
-            continue
-        in_lung = (lesion & (lung_mask == lab)).reshape(lesion.shape[0], -1).sum(axis=1)
-        lo, hi = int(zs[0]), int(zs[-1]) + 1
-        edges = np.linspace(lo, hi, 4)
-        thirds = [in_lung[int(round(edges[i])) : int(round(edges[i + 1]))].sum() for i in range(3)]
-        low, mid, high = (float(t) * voxel_ml for t in thirds)
-        zones["middle"] += mid
-        if head_is_high_z:
-            zones["upper"] += high
-            zones["lower"] += low
-        else:
-            zones["upper"] += low
-            zones["lower"] += high
-    return zones
+def slice_tallies(lung_mask: np.ndarray, lesion: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Per slice, ``int64 (z,)``: the voxels of the right and the left lung (``"right"``, ``"left"``) and, given a
+    lesion mask, of lesion in each (``"lesion_right"``, ``"lesion_left"``) and anywhere (``"lesion"``). Counted a
+    few slices at a time: no whole-volume temporary."""
+    n = lung_mask.shape[0]
+    keys = ("right", "left") if lesion is None else ("right", "left", "lesion_right", "lesion_left", "lesion")
+    tally = {key: np.zeros(n, dtype=np.int64) for key in keys}
+    for z0 in range(0, n, CHUNK_SLICES):
+        lung = lung_mask[z0 : z0 + CHUNK_SLICES].reshape(min(CHUNK_SLICES, n - z0), -1)
+        span = slice(z0, z0 + lung.shape[0])
+        found = None if lesion is None else np.asarray(lesion[span], dtype=bool).reshape(lung.shape)
+        for side, label in (("right", RIGHT), ("left", LEFT)):
+            own = lung == label
+            tally[side][span] = np.count_nonzero(own, axis=1)
+            if found is not None:
+                tally[f"lesion_{side}"][span] = np.count_nonzero(own & found, axis=1)
+        if found is not None:
+            tally["lesion"][span] = np.count_nonzero(found, axis=1)
+    return tally
+
+
+def zone_edges(lung_per_slice: np.ndarray) -> list[int] | None:
+    """The four slice indices that cut one lung's own slice range into thirds (None: the lung is absent)."""
+    zs = np.flatnonzero(lung_per_slice)
+    if zs.size == 0:
+        return None
+    return [int(round(e)) for e in np.linspace(int(zs[0]), int(zs[-1]) + 1, 4)]
+
+
+def lung_thirds(lesion_per_slice: np.ndarray, edges: list[int] | None, head_is_high_z: bool) -> dict[str, int]:
+    """One lung's lesion voxels in its upper, middle and lower third (``upper`` the cranial one)."""
+    if edges is None:
+        return {"upper": 0, "middle": 0, "lower": 0}
+    low, mid, high = (int(lesion_per_slice[edges[i] : edges[i + 1]].sum()) for i in range(3))
+    return {"upper": high if head_is_high_z else low, "middle": mid, "lower": low if head_is_high_z else high}

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from jcs_viewer.io.export import normalise_review, slice_positions_mm
-from jcs_viewer.pipeline.quantify import LEFT, RIGHT, quantify
+from jcs_viewer.pipeline.quantify import lung_thirds, quantify, slice_tallies, zone_edges
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -82,20 +82,12 @@ def lesion_table_by_lung_and_zone(
     dz, dy, dx = (float(s) for s in volume.spacing)
     voxel_ml = dz * dy * dx / 1000.0
     head_is_high_z = float(np.asarray(volume.direction, dtype=float).reshape(3, 3)[2, 2]) >= 0.0
-    lesion = np.asarray(lesion_mask) > 0
+    tally = slice_tallies(np.asarray(lung_mask), np.asarray(lesion_mask) > 0)
     table = {zone: {"right": 0.0, "left": 0.0, "total": 0.0} for zone in ("upper", "middle", "lower")}
-    n = lesion.shape[0]
-    for side, label in (("right", RIGHT), ("left", LEFT)):
-        in_lung = np.asarray(lung_mask) == label
-        present = np.flatnonzero(in_lung.reshape(n, -1).any(axis=1))
-        if present.size == 0:
-            continue
-        per_slice = (lesion & in_lung).reshape(n, -1).sum(axis=1)
-        edges = np.linspace(int(present[0]), int(present[-1]) + 1, 4)
-        low, mid, high = (float(per_slice[int(round(edges[i])) : int(round(edges[i + 1]))].sum()) * voxel_ml
-                          for i in range(3))
-        table["middle"][side] = mid
-        table["upper"][side], table["lower"][side] = (high, low) if head_is_high_z else (low, high)
+    for side in ("right", "left"):
+        thirds = lung_thirds(tally[f"lesion_{side}"], zone_edges(tally[side]), head_is_high_z)
+        for zone, voxels in thirds.items():
+            table[zone][side] = voxels * voxel_ml
     for row in table.values():
         row["total"] = row["right"] + row["left"]
     return table

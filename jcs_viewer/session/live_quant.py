@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable
 
 import numpy as np
 
+from jcs_viewer.pipeline.morphology import count_components
 from jcs_viewer.pipeline.quantify import (
     CONSOLIDATION_HU,
     DEFAULT_MIN_LESION_VOXELS,
@@ -25,28 +26,20 @@ from jcs_viewer.pipeline.quantify import (
     MIN_SLICE_PIXELS,
     RIGHT,
     Quantification,
+    lung_thirds,
+    slice_tallies,
+    zone_edges,
 )
 
-# Voxels in the lesions' bounding box up to which the 3-D count runs inline (about 30 ms).
+# Voxels in the lesions' bounding box up to which the 3-D count runs inline (about 40 ms).
 INLINE_COUNT_VOXELS = 4_000_000
-
-
-def _components(arr: np.ndarray, minimum: int) -> int:
-    """Connected components (full connectivity) of at least ``minimum`` pixels/voxels."""
-    import SimpleITK as sitk
-
-    labels = sitk.ConnectedComponent(sitk.GetImageFromArray(np.ascontiguousarray(arr, dtype=np.uint8)), True)
-    relabel = sitk.RelabelComponentImageFilter()
-    relabel.SetMinimumObjectSize(int(max(1, minimum)))
-    relabel.Execute(labels)
-    return int(relabel.GetNumberOfObjects())
 
 
 def count_lesions(mask_box: np.ndarray, min_voxels: int = DEFAULT_MIN_LESION_VOXELS) -> int:
     """3-D lesion count (26-connected, components under ``min_voxels`` ignored), as ``quantify``."""
     if not mask_box.size or not mask_box.any():
         return 0
-    return _components(mask_box > 0, min_voxels)
+    return count_components(mask_box > 0, min_voxels)
 
 
 class LiveQuantifier:
@@ -73,17 +66,11 @@ class LiveQuantifier:
         direction = np.eye(3) if direction is None else np.asarray(direction, dtype=float).reshape(3, 3)
         self.head_is_high_z = float(direction[2, 2]) >= 0.0
         n = image.shape[0]
-        per_slice = lung_mask.reshape(n, -1)
-        self.lung_ml = {"right": float(np.count_nonzero(per_slice == RIGHT)) * self.voxel_ml,
-                        "left": float(np.count_nonzero(per_slice == LEFT)) * self.voxel_ml}
+        lungs = slice_tallies(lung_mask)
+        self.lung_ml = {side: float(lungs[side].sum()) * self.voxel_ml for side in ("right", "left")}
         self.lung_ml["total"] = self.lung_ml["right"] + self.lung_ml["left"]
-        # Each lung's slice range cut into thirds, exactly as quantify's _zone_volumes.
-        self.zone_edges: dict[int, list[int]] = {}
-        for lab in (RIGHT, LEFT):
-            zs = np.flatnonzero((per_slice == lab).any(axis=1))
-            if zs.size:
-                edges = np.linspace(int(zs[0]), int(zs[-1]) + 1, 4)
-                self.zone_edges[lab] = [int(round(e)) for e in edges]
+        # Each lung's slice range cut into thirds, as quantify's zones are.
+        self.zone_edges = {RIGHT: zone_edges(lungs["right"]), LEFT: zone_edges(lungs["left"])}
         # Per-slice sums (int64: sums of integers stay exact).
         self.n_total = np.zeros(n, np.int64)
         self.n_lung = {RIGHT: np.zeros(n, np.int64), LEFT: np.zeros(n, np.int64)}
@@ -123,7 +110,7 @@ class LiveQuantifier:
         r0, r1 = int(where[0].min()), int(where[0].max()) + 1
         c0, c1 = int(where[1].min()), int(where[1].max()) + 1
         self.extent_yx[z] = (r0, r1, c0, c1)
-        self.count2d[z] = _components(m[r0:r1, c0:c1], MIN_SLICE_PIXELS)
+        self.count2d[z] = count_components(m[r0:r1, c0:c1], MIN_SLICE_PIXELS)
 
     def lesion_box(self) -> tuple[slice, slice, slice] | None:
         """Bounding box of all lesion voxels (from the per-slice boxes), or None."""
@@ -175,11 +162,8 @@ class LiveQuantifier:
         extent = float((lesion_slices[-1] - lesion_slices[0] + 1) * self.dz) if lesion_slices.size else 0.0
         zones = {"upper": 0.0, "middle": 0.0, "lower": 0.0}
         for lab, edges in self.zone_edges.items():
-            in_lung = self.n_lung[lab]
-            low, mid, high = (float(in_lung[edges[i] : edges[i + 1]].sum()) * vml for i in range(3))
-            zones["middle"] += mid
-            zones["upper"] += high if self.head_is_high_z else low
-            zones["lower"] += low if self.head_is_high_z else high
+            for zone, voxels in lung_thirds(self.n_lung[lab], edges, self.head_is_high_z).items():
+                zones[zone] += voxels * vml
         mean_hu = ggo = cons = None
         if self.is_hu and n_total:
             mean_hu = float(int(self.hu_sum.sum()) / n_total)
