@@ -111,32 +111,19 @@ def components_touching(candidates: np.ndarray, seeds: np.ndarray, min_share: fl
     ``seeds`` voxel, whole; seeds outside ``candidates`` join the components they touch.
 
     ``min_share``: keep only the components (seeds included) of which at least this share is seeds.
-    """
-    candidates, seeds = np.asarray(candidates, dtype=bool), np.asarray(seeds, dtype=bool)
-    out = np.zeros(candidates.shape, dtype=bool)
-    # Each slice is its own: only the slices that hold a candidate can keep anything.
-    zs = np.flatnonzero(candidates.reshape(candidates.shape[0], -1).any(axis=1))
-    if zs.size == 0:
-        return out
-    span = slice(int(zs[0]), int(zs[-1]) + 1)
-    out[span] = _components_touching(candidates[span], seeds[span], min_share)
-    return out
-
-
-def _components_touching(candidates: np.ndarray, seeds: np.ndarray, min_share: float) -> np.ndarray:
-    """:func:`components_touching` on boolean arrays, slice by slice.
 
     One slice's labels at a time: labelling the whole stack at once (its slices spaced apart) held 32-bit labels
     of twice the volume and their 64-bit indices, the lung stage's peak memory.
     """
     import cv2
 
+    candidates, seeds = np.asarray(candidates, dtype=bool), np.asarray(seeds, dtype=bool)
     out = np.zeros(candidates.shape, dtype=bool)
     for z in range(candidates.shape[0]):
-        crop = candidates[z] | seeds[z]
-        if not crop.any():
+        if not candidates[z].any():  # only a slice that holds a candidate can keep anything
             continue
-        n, labels = cv2.connectedComponents(crop.view(np.uint8), connectivity=8, ltype=cv2.CV_32S)
+        n, labels = cv2.connectedComponents((candidates[z] | seeds[z]).view(np.uint8), connectivity=8,
+                                            ltype=cv2.CV_32S)
         size = np.bincount(labels.ravel(), minlength=n)
         seeded = np.bincount(labels[seeds[z]], minlength=n)
         keep = (seeded > 0) & (seeded >= min_share * size)
